@@ -1,0 +1,135 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The link: one peer's view of a shared region and of the doorbells of the
+ * other peers.  Backends: host (a peer of an ivshmem server: ivlink-server or
+ * QEMU's), local (in process, for tests and simulations); guest (the ivshmem
+ * PCI device) comes later.  Code written against this API runs on all.
+ *
+ * The library runs no loop: ivl_link_get_fd() is readable when
+ * ivl_link_process() has something to report; ivl_link_wait() blocks.
+ *
+ * Thread safety: a link is used by one thread at a time, except
+ * ivl_link_ring() and ivl_link_broadcast(), which may be called from any
+ * thread concurrently with everything but ivl_link_free().
+ */
+#ifndef IVLINK_LINK_H
+#define IVLINK_LINK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <ivlink/proto.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct ivl_link;
+
+enum ivl_link_event_type {
+	IVL_LINK_JOIN = 1,  /* .peer joined (its vectors are ringable) */
+	IVL_LINK_LEAVE,     /* .peer left */
+	IVL_LINK_DOORBELL,  /* my .vector was rung (.count >= 1 coalesced) */
+	IVL_LINK_DOWN,      /* the server went away; only free() is left */
+};
+
+struct ivl_link_event {
+	enum ivl_link_event_type type;
+	uint16_t peer;
+	uint16_t vector;
+	uint32_t count;
+};
+
+struct ivl_link_host_opts {
+	const char *socket_path; /* NULL: /tmp/ivshmem_socket */
+	unsigned vectors;        /* vectors kept per peer; 0: all the server
+				  * offers (up to 64) */
+	const char *name;        /* sent in the hello (ivlink servers only) */
+	bool no_hello;           /* never send the hello */
+	int timeout_ms;          /* handshake bound; 0: 5000, -1: forever */
+};
+
+/*
+ * Connect to an ivshmem server and complete the handshake (blocking, bounded
+ * by timeout_ms), map the region, and, on an ivlink server, validate the
+ * header and send the hello.  Against QEMU's server (no header) the end of
+ * the handshake is the first moment the socket has nothing more to read
+ * after my own vectors arrived.
+ * Errors: -ENOENT / -ECONNREFUSED (no server), -ENAMETOOLONG, -ETIMEDOUT,
+ * -EPROTONOSUPPORT (server version), -EPROTO (protocol violation or bad
+ * region), -ECONNRESET (server closed: full, refused), -ENOMEM, -errno.
+ */
+int ivl_link_host_new(struct ivl_link **out, const struct ivl_link_host_opts *opts);
+
+/* ---- local backend: several links inside one process ------------------- */
+
+struct ivl_local_hub;
+
+/* A memfd region of @size bytes (power of two), formatted with an ivlink
+ * header for @max_peers peers of @vectors vectors each.  Thread safety: the
+ * hub and its links may be used from different threads; join and free
+ * serialize on an internal mutex. */
+int ivl_local_hub_new(struct ivl_local_hub **out, uint64_t size, unsigned max_peers,
+		      unsigned vectors);
+/* A new peer on the hub (lowest free ID).  Other links see IVL_LINK_JOIN;
+ * freeing the link makes them see IVL_LINK_LEAVE.  -ENOSPC when full. */
+int ivl_local_hub_join(struct ivl_local_hub *hub, const char *name, struct ivl_link **out);
+/* Free the hub: every remaining link sees IVL_LINK_DOWN.  The links must
+ * still be freed by their owners.  NULL is a no-op. */
+void ivl_local_hub_free(struct ivl_local_hub *hub);
+
+/* ---- the peer API ------------------------------------------------------ */
+
+/* My peer ID (0..65535). */
+int ivl_link_id(const struct ivl_link *l);
+/* Vectors per peer this link uses. */
+unsigned ivl_link_vectors(const struct ivl_link *l);
+
+/* The whole shared region. */
+void *ivl_link_region(const struct ivl_link *l, uint64_t *size);
+/* The application area: after the ivlink header, or the whole region when
+ * there is none. */
+void *ivl_link_app_area(const struct ivl_link *l, uint64_t *size);
+/* The validated header, or NULL for a raw region. */
+const struct ivl_shm_header *ivl_link_header(const struct ivl_link *l);
+
+/* The IDs of the peers currently known (me excluded), ascending; returns the
+ * count (which may exceed @max: then only @max are stored). */
+int ivl_link_peers(const struct ivl_link *l, uint16_t *ids, size_t max);
+/* Number of ringable vectors of @peer; 0 if unknown. */
+unsigned ivl_link_peer_vectors(const struct ivl_link *l, uint16_t peer);
+/* The name @peer gave in its hello ("" if none or unknown); returns a
+ * pointer into a buffer of @l that stays valid until the next call. */
+const char *ivl_link_peer_name(struct ivl_link *l, uint16_t peer);
+
+/*
+ * Ring @vector of @peer (my own ID is allowed: a self-ring).
+ * Errors: -ENOENT (no such peer), -ERANGE (no such vector), -errno.
+ */
+int ivl_link_ring(struct ivl_link *l, uint16_t peer, uint16_t vector);
+/* Ring @vector of every other peer; returns how many were rung or -errno. */
+int ivl_link_broadcast(struct ivl_link *l, uint16_t vector);
+
+/* Readable when ivl_link_process() has events.  Owned by the link. */
+int ivl_link_get_fd(const struct ivl_link *l);
+
+/*
+ * Without blocking, collect up to @max events.  Returns the number stored
+ * (0: nothing now), or -errno.  After IVL_LINK_DOWN, further calls return
+ * -ENOTCONN.
+ */
+int ivl_link_process(struct ivl_link *l, struct ivl_link_event *ev, size_t max);
+
+/* As ivl_link_process(), but block up to @timeout_ms (-1: forever) for at
+ * least one event.  Returns the count (0 on time-out) or -errno (-EINTR
+ * when a signal arrived). */
+int ivl_link_wait(struct ivl_link *l, struct ivl_link_event *ev, size_t max, int timeout_ms);
+
+/* Leave and free.  NULL is a no-op. */
+void ivl_link_free(struct ivl_link *l);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

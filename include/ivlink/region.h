@@ -1,0 +1,87 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Shared-memory regions: POSIX shm objects, memfds, files (hugetlbfs
+ * included), or an fd received from a peer.  A region is one fd plus one
+ * MAP_SHARED read/write mapping of its whole size.
+ *
+ * Thread safety: a region handle may be read (base, size, fd) from any
+ * thread; ivl_region_unlink() and ivl_region_free() need exclusive access.
+ */
+#ifndef IVLINK_REGION_H
+#define IVLINK_REGION_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct ivl_region;
+
+enum ivl_region_kind {
+	IVL_REGION_SHM = 1, /* POSIX shm_open(name); name without '/' ok */
+	IVL_REGION_MEMFD,   /* anonymous memfd; name is only a label */
+	IVL_REGION_FILE,    /* a file path (e.g. on hugetlbfs) */
+	IVL_REGION_DIR,     /* a new unlinked file in directory name (QEMU -m) */
+};
+
+/* Flags for ivl_region_opts.flags. */
+#define IVL_REGION_CREATE (1u << 0)   /* create if missing (SHM, FILE) */
+#define IVL_REGION_EXCL (1u << 1)     /* fail with -EEXIST if it exists */
+#define IVL_REGION_ROUND_UP (1u << 2) /* round size up to a power of two
+				       * instead of refusing it */
+#define IVL_REGION_HUGETLB (1u << 3)  /* MEMFD: MFD_HUGETLB */
+#define IVL_REGION_NO_RESIZE (1u << 4) /* existing object: keep its size;
+					* -EINVAL if it differs from size */
+
+struct ivl_region_opts {
+	enum ivl_region_kind kind;
+	const char *name; /* shm name, path, directory, or memfd label */
+	uint64_t size;    /* bytes; a power of two unless ROUND_UP */
+	unsigned flags;
+	mode_t mode; /* for created objects; 0 means 0600 */
+};
+
+/*
+ * Create or open a region and map it whole.  Sizes beyond 1 GiB and up to
+ * 2^40 are fine; memory is allocated lazily (sparse).
+ * Errors: -EINVAL bad options or size (0, not a power of two without
+ * ROUND_UP, > 2^40), -EEXIST (EXCL), -ENOENT, -EACCES, -ENAMETOOLONG,
+ * -ENOMEM/-ENOSPC, and other -errno from the system calls.
+ * On success *out owns the fd and the mapping.
+ */
+int ivl_region_open(struct ivl_region **out, const struct ivl_region_opts *opts);
+
+/*
+ * Wrap an fd received from a peer (or anywhere): fstat() gives the size,
+ * which must be a nonzero power of two no larger than 2^40 (-EINVAL), then
+ * map it read/write.  Takes ownership of @fd in all cases (closed on error).
+ */
+int ivl_region_from_fd(struct ivl_region **out, int fd);
+
+void *ivl_region_base(const struct ivl_region *r);
+uint64_t ivl_region_size(const struct ivl_region *r);
+/* The region's fd, still owned by the region. */
+int ivl_region_fd(const struct ivl_region *r);
+/* A short description, e.g. "shm:/ivshmem" or "memfd:demo". */
+const char *ivl_region_describe(const struct ivl_region *r);
+
+/* Remove the region's name from the file system (shm_unlink / unlink) if it
+ * has one; the mapping stays valid.  Returns 0, or -errno. */
+int ivl_region_unlink(struct ivl_region *r);
+
+/* Unmap and close.  NULL is a no-op. */
+void ivl_region_free(struct ivl_region *r);
+
+/* Helpers shared with the tools. */
+/* 1 if @v is a nonzero power of two. */
+int ivl_is_pow2(uint64_t v);
+/* Parse "4M", "1G", "65536", "8GiB" (K/M/G/T, binary multiples, optional
+ * "iB" or "B").  Returns 0 or -EINVAL / -ERANGE. */
+int ivl_parse_size(const char *s, uint64_t *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

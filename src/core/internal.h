@@ -1,0 +1,40 @@
+/* SPDX-License-Identifier: MIT */
+/* Internal helpers shared by every layer: export marker, logging, misc. */
+#ifndef IVL_CORE_INTERNAL_H
+#define IVL_CORE_INTERNAL_H
+
+#include <errno.h>
+#include <stddef.h>
+#include <unistd.h>
+
+#include <ivlink/log.h>
+
+/* Public functions are defined with IVL_EXPORT; everything else is hidden. */
+#define IVL_EXPORT __attribute__((visibility("default")))
+
+#define IVL_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/* printf-like logging through the installed callback; cheap when off. */
+void ivl__log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+#define ivl__err(...) ivl__log(IVL_LOG_ERR, __VA_ARGS__)
+#define ivl__warn(...) ivl__log(IVL_LOG_WARNING, __VA_ARGS__)
+#define ivl__notice(...) ivl__log(IVL_LOG_NOTICE, __VA_ARGS__)
+#define ivl__info(...) ivl__log(IVL_LOG_INFO, __VA_ARGS__)
+#define ivl__debug(...) ivl__log(IVL_LOG_DEBUG, __VA_ARGS__)
+
+/* close() that keeps errno and ignores fd < 0; returns -1 for "fd = ...". */
+static inline int ivl__close(int fd)
+{
+	if (fd >= 0) {
+		int saved = errno;
+		close(fd);
+		errno = saved;
+	}
+	return -1;
+}
+
+/* Copy a NUL-padded name of IVL_NAME_LEN bytes into @dst (len+1 bytes),
+ * replacing non-printable bytes with '?': names come from peers. */
+void ivl__sanitize_name(char *dst, const char *src, size_t len);
+
+#endif
