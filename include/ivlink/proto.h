@@ -119,11 +119,20 @@ enum ivl_peer_state {
 	IVL_PEER_LEAVING = 3, /* disconnected, leave being announced */
 };
 
+/* Who needs a real doorbell (§3).  The server writes NONE at every join, so a
+ * receiver that does not take part in coalescing (a QEMU guest with its own
+ * driver, QEMU's ivshmem-client) always gets one. */
+enum ivl_waiting {
+	IVL_WAITING_NONE = 0,   /* not coalescing: always ring */
+	IVL_WAITING_AWAKE = 1,  /* coalescing, running or polling: set pending only */
+	IVL_WAITING_ASLEEP = 2, /* coalescing, blocked: pending + doorbell */
+};
+
 struct ivl_shm_peer {
 	_Atomic uint32_t state;      /* 0x00 enum ivl_peer_state */
 	_Atomic uint32_t generation; /* 0x04 +1 on every join of this ID */
 	_Atomic uint64_t pending;    /* 0x08 bit v: vector v rung, unhandled */
-	_Atomic uint32_t waiting;    /* 0x10 nonzero: asleep, needs a doorbell */
+	_Atomic uint32_t waiting;    /* 0x10 enum ivl_waiting (§3) */
 	uint32_t vectors;            /* 0x14 this peer's vector count */
 	uint32_t pid;                /* 0x18 from SO_PEERCRED, 0 if unknown */
 	uint32_t uid;                /* 0x1c from SO_PEERCRED */
