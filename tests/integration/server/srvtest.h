@@ -1,0 +1,71 @@
+/* SPDX-License-Identifier: MIT */
+/* Client-side helpers for the server integration tests: a raw ivshmem peer
+ * that reads messages with bounded waits. */
+#ifndef IVL_SRVTEST_H
+#define IVL_SRVTEST_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "testutil.h"
+#include <ivlink/ivshmem.h>
+
+#define ST_TIMEOUT 5000 /* ms, for anything that should happen at once */
+
+struct st_peer {
+	int sock;
+	struct ivl_msg_reader r;
+	int id;
+	int shm_fd; /* from the handshake, or -1 */
+};
+
+/* Connect (non-blocking socket); asserts success. */
+void st_connect(struct st_peer *p, const char *sock);
+void st_close(struct st_peer *p);
+
+/* Next message within @timeout_ms: 1 (in *m, fd owned by the caller), 0 on
+ * timeout, -ECONNRESET at end of stream, other -errno. */
+int st_recv(struct st_peer *p, struct ivl_msg *m, int timeout_ms);
+
+/* Assert that the next message is @value, with an fd iff @with_fd; the fd
+ * is closed unless @keep_fd, in which case it is returned. */
+int st_expect(struct st_peer *p, int64_t value, bool with_fd, bool keep_fd);
+
+/*
+ * Read a whole handshake (§1) and check it: version 0, an ID, the shm fd,
+ * then @vectors fds for each ID in @others (in order), then @vectors fds
+ * for the own ID.  The shm fd is kept in p->shm_fd.  Returns the ID.
+ */
+int st_handshake(struct st_peer *p, unsigned vectors, const int *others, size_t n_others);
+
+/* The connection must be closed by the server without any message. */
+void st_expect_refused(struct st_peer *p);
+
+/* Nothing more arrives within @ms (used only where the server has already
+ * had every chance to send: e.g. after a later message was seen). */
+void st_expect_quiet(struct st_peer *p, int ms);
+
+/* Unique names for this test process. */
+const char *st_shm_name(const char *tag);
+const char *st_sock(const char *tag);
+/* True once /dev/shm/<name> is gone. */
+bool st_shm_exists(const char *name);
+
+/* Spawn the server on @sock with @args (NULL terminated), logging to @log
+ * (required), with a hard RLIMIT_NOFILE of @nofile if nonzero; wait until it
+ * logged that it serves (<= 10 s). */
+pid_t st_start(const char *sock, const char *log, unsigned nofile, char *const args[]);
+
+/* The same, running the server as @uid (and gid @uid) when root. */
+pid_t st_start_as(const char *sock, const char *log, unsigned nofile, uid_t uid,
+		  char *const args[]);
+
+/* Stop @pid (SIGTERM, then SIGKILL) at exit if it is still running:
+ * st_start() does this for its servers. */
+void st_track(pid_t pid);
+
+/* SIGTERM the server and check that it exits 0 within bounds. */
+void st_stop(pid_t pid);
+
+#endif
