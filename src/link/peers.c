@@ -1,0 +1,297 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The link's bookkeeping shared by the backends: the event queue and the
+ * sparse table of peer vector fds (see link-internal.h).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <ivlink/notify.h>
+
+#include "core/internal.h"
+#include "link/link-internal.h"
+
+/* ---- event queue ------------------------------------------------------ */
+
+int ivl__evq_init(struct ivl__evq *q)
+{
+	int ret;
+
+	memset(q, 0, sizeof(*q));
+	q->efd = ivl_eventfd_new();
+	if (q->efd < 0)
+		return q->efd;
+	ret = pthread_mutex_init(&q->lock, NULL);
+	if (ret) {
+		q->efd = ivl__close(q->efd);
+		return -ret;
+	}
+	return 0;
+}
+
+void ivl__evq_fini(struct ivl__evq *q)
+{
+	pthread_mutex_destroy(&q->lock);
+	free(q->ev);
+	q->ev = NULL;
+	q->efd = ivl__close(q->efd);
+}
+
+static int evq_grow(struct ivl__evq *q)
+{
+	size_t cap = q->cap ? q->cap * 2 : 16, i;
+	struct ivl_link_event *ev;
+
+	if (cap > SIZE_MAX / sizeof(*ev))
+		return -ENOMEM;
+	ev = malloc(cap * sizeof(*ev));
+	if (!ev)
+		return -ENOMEM;
+	for (i = 0; i < q->len; i++)
+		ev[i] = q->ev[(q->head + i) % q->cap];
+	free(q->ev);
+	q->ev = ev;
+	q->cap = cap;
+	q->head = 0;
+	return 0;
+}
+
+int ivl__evq_push(struct ivl__evq *q, enum ivl_link_event_type type, uint16_t peer, uint16_t vector,
+		  uint32_t count)
+{
+	int ret = 0;
+
+	pthread_mutex_lock(&q->lock);
+	if (q->closed)
+		goto out;
+	if (q->len == q->cap) {
+		ret = evq_grow(q);
+		if (ret < 0)
+			goto out;
+	}
+	q->ev[(q->head + q->len) % q->cap] = (struct ivl_link_event){
+	    .type = type,
+	    .peer = peer,
+	    .vector = vector,
+	    .count = count,
+	};
+	if (q->len++ == 0)
+		ivl_eventfd_ring(q->efd);
+	if (type == IVL_LINK_DOWN)
+		q->closed = true;
+out:
+	pthread_mutex_unlock(&q->lock);
+	return ret;
+}
+
+size_t ivl__evq_pop(struct ivl__evq *q, struct ivl_link_event *ev, size_t max)
+{
+	size_t n = 0;
+
+	pthread_mutex_lock(&q->lock);
+	while (n < max && q->len) {
+		ev[n++] = q->ev[q->head];
+		q->head = (q->head + 1) % q->cap;
+		q->len--;
+	}
+	/* Under the lock, so a concurrent push cannot ring in between and
+	 * lose its wake-up. */
+	if (n && !q->len)
+		ivl_eventfd_drain(q->efd, NULL);
+	pthread_mutex_unlock(&q->lock);
+	return n;
+}
+
+size_t ivl__evq_len(struct ivl__evq *q)
+{
+	size_t n;
+
+	pthread_mutex_lock(&q->lock);
+	n = q->len;
+	pthread_mutex_unlock(&q->lock);
+	return n;
+}
+
+/* ---- peer table ------------------------------------------------------- */
+
+#define PAGE_SLOTS 256u
+
+int ivl__pt_init(struct ivl__peer_table *t)
+{
+	memset(t, 0, sizeof(*t));
+	return -pthread_rwlock_init(&t->lock, NULL);
+}
+
+static void peer_close(struct ivl__peer *p)
+{
+	for (unsigned v = 0; v < p->nfds; v++)
+		ivl__close(p->fds[v]);
+}
+
+void ivl__pt_fini(struct ivl__peer_table *t)
+{
+	for (unsigned pg = 0; pg < 256; pg++) {
+		if (!t->pages[pg])
+			continue;
+		for (unsigned i = 0; i < PAGE_SLOTS; i++) {
+			struct ivl__peer *p = t->pages[pg][i];
+			if (p) {
+				peer_close(p);
+				free(p);
+			}
+		}
+		free(t->pages[pg]);
+		t->pages[pg] = NULL;
+	}
+	t->count = 0;
+	pthread_rwlock_destroy(&t->lock);
+}
+
+static struct ivl__peer *lookup(const struct ivl__peer_table *t, uint16_t id)
+{
+	struct ivl__peer **page = t->pages[id >> 8];
+
+	return page ? page[id & 0xff] : NULL;
+}
+
+int ivl__pt_add(struct ivl__peer_table *t, uint16_t peer, uint16_t vector, int fd)
+{
+	struct ivl__peer **page, *p;
+	int ret;
+
+	pthread_rwlock_wrlock(&t->lock);
+	page = t->pages[peer >> 8];
+	if (!page) {
+		page = calloc(PAGE_SLOTS, sizeof(*page));
+		if (!page) {
+			ret = -ENOMEM;
+			goto fail;
+		}
+		t->pages[peer >> 8] = page;
+	}
+	p = page[peer & 0xff];
+	if (vector != (p ? p->nfds : 0) || vector >= IVL_MAX_VECTORS) {
+		ret = -EPROTO;
+		goto fail;
+	}
+	if (!p) {
+		p = calloc(1, sizeof(*p));
+		if (!p) {
+			ret = -ENOMEM;
+			goto fail;
+		}
+		page[peer & 0xff] = p;
+		t->count++;
+	}
+	p->fds[p->nfds++] = fd;
+	ret = (int)p->nfds;
+	pthread_rwlock_unlock(&t->lock);
+	return ret;
+fail:
+	pthread_rwlock_unlock(&t->lock);
+	ivl__close(fd);
+	return ret;
+}
+
+int ivl__pt_remove(struct ivl__peer_table *t, uint16_t peer)
+{
+	struct ivl__peer *p;
+	int ret;
+
+	pthread_rwlock_wrlock(&t->lock);
+	p = lookup(t, peer);
+	if (!p) {
+		pthread_rwlock_unlock(&t->lock);
+		return -ENOENT;
+	}
+	t->pages[peer >> 8][peer & 0xff] = NULL;
+	t->count--;
+	pthread_rwlock_unlock(&t->lock);
+	/* Unreachable for readers now: close outside the lock. */
+	ret = p->joined ? 1 : 0;
+	peer_close(p);
+	free(p);
+	return ret;
+}
+
+int ivl__pt_mark_joined(struct ivl__peer_table *t, uint16_t peer, unsigned need)
+{
+	struct ivl__peer *p;
+	int ret = 0;
+
+	/* Only the owner writes the flag; readers of it take the read lock. */
+	pthread_rwlock_wrlock(&t->lock);
+	p = lookup(t, peer);
+	if (p && !p->joined && p->nfds >= need && p->nfds > 0) {
+		p->joined = true;
+		ret = 1;
+	}
+	pthread_rwlock_unlock(&t->lock);
+	return ret;
+}
+
+int ivl__pt_ring(struct ivl__peer_table *t, uint16_t peer, uint16_t vector)
+{
+	struct ivl__peer *p;
+	int ret;
+
+	pthread_rwlock_rdlock(&t->lock);
+	p = lookup(t, peer);
+	if (!p)
+		ret = -ENOENT;
+	else if (vector >= p->nfds)
+		ret = -ERANGE;
+	else
+		ret = ivl_eventfd_ring(p->fds[vector]);
+	pthread_rwlock_unlock(&t->lock);
+	return ret;
+}
+
+int ivl__pt_list(struct ivl__peer_table *t, int skip, uint16_t *ids, size_t max)
+{
+	size_t n = 0;
+
+	pthread_rwlock_rdlock(&t->lock);
+	for (unsigned pg = 0; pg < 256; pg++) {
+		if (!t->pages[pg])
+			continue;
+		for (unsigned i = 0; i < PAGE_SLOTS; i++) {
+			struct ivl__peer *p = t->pages[pg][i];
+			unsigned id = pg * PAGE_SLOTS + i;
+			if (!p || !p->joined || (int)id == skip)
+				continue;
+			if (n < max)
+				ids[n] = (uint16_t)id;
+			n++;
+		}
+	}
+	pthread_rwlock_unlock(&t->lock);
+	return (int)n;
+}
+
+unsigned ivl__pt_vectors(struct ivl__peer_table *t, uint16_t peer)
+{
+	struct ivl__peer *p;
+	unsigned n;
+
+	pthread_rwlock_rdlock(&t->lock);
+	p = lookup(t, peer);
+	n = p ? p->nfds : 0;
+	pthread_rwlock_unlock(&t->lock);
+	return n;
+}
+
+void ivl__pt_foreach(struct ivl__peer_table *t,
+		     void (*fn)(void *ctx, uint16_t id, struct ivl__peer *p), void *ctx)
+{
+	pthread_rwlock_wrlock(&t->lock);
+	for (unsigned pg = 0; pg < 256; pg++) {
+		if (!t->pages[pg])
+			continue;
+		for (unsigned i = 0; i < PAGE_SLOTS; i++)
+			if (t->pages[pg][i])
+				fn(ctx, (uint16_t)(pg * PAGE_SLOTS + i), t->pages[pg][i]);
+	}
+	pthread_rwlock_unlock(&t->lock);
+}
