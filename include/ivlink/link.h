@@ -79,6 +79,31 @@ int ivl_local_hub_join(struct ivl_local_hub *hub, const char *name, struct ivl_l
  * still be freed by their owners.  NULL is a no-op. */
 void ivl_local_hub_free(struct ivl_local_hub *hub);
 
+/* ---- guest backend: the ivshmem PCI device inside a VM (docs/guest.md) -- */
+
+struct ivl_link_guest_opts {
+	const char *device; /* NULL or "auto": the first 1af4:1110 device; or a
+			     * PCI address "0000:00:02.0" */
+	bool no_vfio;       /* map sysfs resource0/2 and poll even if the device
+			     * is bound to vfio-pci */
+	int timeout_ms;     /* bound for IVPosition to become valid and the
+			     * header READY; 0: 5000 */
+};
+
+/*
+ * Open the ivshmem device: through VFIO when it is bound to vfio-pci (MSI-X
+ * eventfds are my vectors), otherwise through sysfs (no interrupts: waits
+ * poll).  My ID is IVPosition; ring() writes the Doorbell register.  The peer
+ * set comes from the ivlink header's peer table, rescanned every 20 ms
+ * (JOIN/LEAVE events; a new generation is LEAVE then JOIN).  Without a header
+ * (a raw server) there is no peer set: peers() returns 0, ring() accepts any
+ * ID, and peer_vectors() returns the device's vector count for every ID.
+ * An ivshmem-plain device maps memory but ring() fails with -ENOTSUP.
+ * Errors: -ENODEV (no ivshmem device), -EINVAL (bad address), -EACCES (no
+ * permission), -ETIMEDOUT (IVPosition never valid), -ENOMEM, -errno.
+ */
+int ivl_link_guest_new(struct ivl_link **out, const struct ivl_link_guest_opts *opts);
+
 /* ---- the peer API ------------------------------------------------------ */
 
 /* My peer ID (0..65535). */
@@ -125,6 +150,57 @@ int ivl_link_process(struct ivl_link *l, struct ivl_link_event *ev, size_t max);
  * least one event.  Returns the count (0 on time-out) or -errno (-EINTR
  * when a signal arrived). */
 int ivl_link_wait(struct ivl_link *l, struct ivl_link_event *ev, size_t max, int timeout_ms);
+
+/* ---- wait modes and coalescing (docs/protocol.md §3) ------------------- */
+
+enum ivl_wait_mode {
+	/* Block in the kernel (eventfd / MSI-X eventfd) for every wait. */
+	IVL_WAIT_INTERRUPT = 0,
+	/* Spin on my pending bits in the shared header: no system call, no
+	 * VM exit, one CPU busy while waiting. */
+	IVL_WAIT_POLL,
+	/* Spin for spin_ns, then publish "asleep", re-check, and block. */
+	IVL_WAIT_ADAPTIVE,
+};
+
+/*
+ * Choose how ivl_link_wait() waits; @spin_ns is the adaptive budget (0: the
+ * default, IVL_SPIN_DEFAULT_NS).  May be called at any time by the owning
+ * thread.  POLL and ADAPTIVE turn coalescing on (below).  In those modes the
+ * link counts as busy between two ivl_link_wait() calls, so senders only set
+ * bits: an application that blocks on ivl_link_get_fd() in its own loop must
+ * use INTERRUPT mode (switching back to it publishes "asleep" at once).
+ * Without a header (raw region) every ring is a real doorbell and
+ * POLL/ADAPTIVE spin on the eventfds instead.  Errors: -EINVAL.
+ */
+int ivl_link_set_wait_mode(struct ivl_link *l, enum ivl_wait_mode mode, uint32_t spin_ns);
+
+/*
+ * Take part in doorbell coalescing as a receiver (off by default).  When on,
+ * senders that use ivlink set my pending bit and make a real doorbell only
+ * if the bit was clear and I may be asleep; a DOORBELL event's count then
+ * means "at least once" (and, rarely, a ring racing with the drain is
+ * reported twice) instead of the exact eventfd count.  Senders outside
+ * ivlink (QEMU guests with other drivers) are unaffected: they always ring.
+ * Errors: -EINVAL; -ENOTSUP when there is no header or my ID is beyond its
+ * peer table (on), or when the backend has no interrupts (off).
+ */
+int ivl_link_set_coalescing(struct ivl_link *l, bool on);
+enum ivl_wait_mode ivl_link_wait_mode(const struct ivl_link *l);
+
+#define IVL_SPIN_DEFAULT_NS 50000u
+
+struct ivl_link_stats {
+	uint64_t rings;     /* ivl_link_ring() calls that succeeded (broadcast counts each peer) */
+	uint64_t doorbells; /* of those, real doorbells (eventfd or register writes) */
+	uint64_t coalesced; /* rings that needed no doorbell */
+	uint64_t wakeups;   /* times a wait blocked in the kernel */
+	uint64_t spins;     /* waits satisfied while spinning */
+};
+
+/* Counters since the link was created; any thread (values may be torn
+ * across fields, each one is exact). */
+void ivl_link_get_stats(const struct ivl_link *l, struct ivl_link_stats *st);
 
 /* Leave and free.  NULL is a no-op. */
 void ivl_link_free(struct ivl_link *l);

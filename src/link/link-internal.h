@@ -131,6 +131,19 @@ struct ivl_link {
 	atomic_bool dead;
 	/* DOWN was returned: process() says -ENOTCONN from now on. */
 	bool down;
+	/* Wait mode and coalescing (docs/protocol.md §3), owned by link.c. */
+	enum ivl_wait_mode mode;
+	uint32_t spin_ns;
+	/* The backend has no interrupts at all (a guest without VFIO): my
+	 * entry stays AWAKE so senders set pending bits, and waits poll. */
+	bool no_irq;
+	/* Coalescing was asked for (set_coalescing, or a spinning mode). */
+	bool want_coalesce;
+	/* I published a waiting state in my entry (set by link.c). */
+	bool coalescing;
+	struct {
+		_Atomic uint64_t rings, doorbells, coalesced, wakeups, spins;
+	} st;
 	char name_buf[IVL_NAME_LEN + 1];
 };
 

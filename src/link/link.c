@@ -25,6 +25,13 @@ int ivl__link_init(struct ivl_link *l, const struct ivl__link_ops *ops)
 
 	l->ops = ops;
 	l->id = -1;
+	l->mode = IVL_WAIT_INTERRUPT;
+	l->spin_ns = IVL_SPIN_DEFAULT_NS;
+	atomic_init(&l->st.rings, 0);
+	atomic_init(&l->st.doorbells, 0);
+	atomic_init(&l->st.coalesced, 0);
+	atomic_init(&l->st.wakeups, 0);
+	atomic_init(&l->st.spins, 0);
 	l->epfd = -1;
 	for (unsigned v = 0; v < IVL_MAX_VECTORS; v++)
 		l->own_fds[v] = -1;
@@ -160,6 +167,46 @@ IVL_EXPORT const char *ivl_link_peer_name(struct ivl_link *l, uint16_t peer)
 	return l->name_buf;
 }
 
+/* My entry in the live peer table, or NULL (raw region, ID beyond it). */
+static struct ivl_shm_peer *entry_of(const struct ivl_link *l, int id)
+{
+	if (!l->has_header || id < 0)
+		return NULL;
+	return ivl_shm_peer(l->base, &l->hdr, (uint32_t)id);
+}
+
+/*
+ * One ring with coalescing (docs/protocol.md §3): set the target's pending
+ * bit and make the real doorbell only when the target may be asleep and the
+ * bit was clear.  The peer and vector are checked first so that no bit is
+ * set for an absent peer.
+ */
+static int ring_one(struct ivl_link *l, uint16_t peer, uint16_t vector)
+{
+	struct ivl_shm_peer *e = entry_of(l, peer);
+	int ret;
+
+	if (e) {
+		unsigned nv = l->ops->peer_vectors(l, peer);
+
+		if (!nv)
+			return -ENOENT;
+		if (vector >= nv)
+			return -ERANGE;
+		if (!ivl_coalesce_mark(e, vector)) {
+			atomic_fetch_add_explicit(&l->st.rings, 1, memory_order_relaxed);
+			atomic_fetch_add_explicit(&l->st.coalesced, 1, memory_order_relaxed);
+			return 0;
+		}
+	}
+	ret = l->ops->ring(l, peer, vector);
+	if (ret == 0) {
+		atomic_fetch_add_explicit(&l->st.rings, 1, memory_order_relaxed);
+		atomic_fetch_add_explicit(&l->st.doorbells, 1, memory_order_relaxed);
+	}
+	return ret;
+}
+
 IVL_EXPORT int ivl_link_ring(struct ivl_link *l, uint16_t peer, uint16_t vector)
 {
 	if (!l)
@@ -168,7 +215,7 @@ IVL_EXPORT int ivl_link_ring(struct ivl_link *l, uint16_t peer, uint16_t vector)
 		return -ENOTCONN;
 	if (vector >= IVL_MAX_VECTORS)
 		return -ERANGE;
-	return l->ops->ring(l, peer, vector);
+	return ring_one(l, peer, vector);
 }
 
 IVL_EXPORT int ivl_link_broadcast(struct ivl_link *l, uint16_t vector)
@@ -193,7 +240,7 @@ IVL_EXPORT int ivl_link_broadcast(struct ivl_link *l, uint16_t vector)
 			n = m;
 	}
 	for (int i = 0; i < n; i++) {
-		int r = l->ops->ring(l, ids[i], vector);
+		int r = ring_one(l, ids[i], vector);
 		if (r == 0)
 			rung++;
 		else if (r != -ENOENT && !ret)
@@ -210,16 +257,52 @@ IVL_EXPORT int ivl_link_get_fd(const struct ivl_link *l)
 	return l ? l->epfd : -EINVAL;
 }
 
-/* Drain my own vectors that epoll reports ready, let the backend read its
- * input, and queue what they produce. */
+/*
+ * My entry while I take part in coalescing, else NULL.  On the first call
+ * after opting in, publish my resting state: ASLEEP (senders ring the real
+ * doorbell when my bit was clear, so the fd the caller polls becomes
+ * readable), or AWAKE for a backend without interrupts (senders only set
+ * bits, which every wait polls).  Until then my entry says NONE (the server
+ * resets it at every join) and every ring is a real doorbell, with eventfd
+ * counts that add up exactly, as with QEMU.
+ */
+static struct ivl_shm_peer *self_entry(struct ivl_link *l)
+{
+	struct ivl_shm_peer *me;
+
+	if (!l->want_coalesce && !l->no_irq)
+		return NULL;
+	me = entry_of(l, l->id);
+	if (me && !l->coalescing) {
+		l->coalescing = true;
+		if (l->no_irq)
+			ivl_coalesce_wake(me);
+		else
+			atomic_store_explicit(&me->waiting, IVL_WAITING_ASLEEP,
+					      memory_order_seq_cst);
+	}
+	return me;
+}
+
+/*
+ * Drain my own vectors that epoll reports ready, let the backend read its
+ * input, then take my pending bits, and queue what they produce.  The order
+ * matters: eventfds are drained *before* the bits are taken, so a sender
+ * whose eventfd write we consumed has its bit taken too (the reverse order
+ * could consume the write of a bit still set, and strand it).  A ring that
+ * races between the two may show up once more on the next call: doorbells
+ * are "at least once" hints (docs/protocol.md §3).
+ */
 static void collect(struct ivl_link *l)
 {
 	struct epoll_event es[IVL_MAX_VECTORS + 4];
+	uint32_t counts[IVL_MAX_VECTORS] = { 0 };
+	struct ivl_shm_peer *me = self_entry(l);
 	int n = epoll_wait(l->epfd, es, IVL_ARRAY_SIZE(es), 0);
+	uint64_t bits;
 
 	for (int i = 0; i < n; i++) {
 		uint64_t tag = es[i].data.u64, count;
-		int r;
 
 		if (tag == IVL__TAG_INPUT) {
 			if (l->ops->input)
@@ -228,11 +311,17 @@ static void collect(struct ivl_link *l)
 		}
 		if (tag >= IVL_MAX_VECTORS || l->own_fds[tag] < 0)
 			continue;
-		r = ivl_eventfd_drain(l->own_fds[tag], &count);
-		if (r > 0)
+		if (ivl_eventfd_drain(l->own_fds[tag], &count) > 0)
+			counts[tag] = count > UINT32_MAX ? UINT32_MAX : (uint32_t)count;
+	}
+	bits = me ? ivl_coalesce_take(me) : 0;
+	for (unsigned v = 0; v < IVL_MAX_VECTORS; v++) {
+		/* Bits beyond my vectors are some peer's scribbles. */
+		if (v < l->vectors && (bits & (1ull << v)) && !counts[v])
+			counts[v] = 1;
+		if (counts[v])
 			ivl__evq_push(&l->q, IVL_LINK_DOORBELL, (uint16_t)(l->id < 0 ? 0 : l->id),
-				      (uint16_t)tag,
-				      count > UINT32_MAX ? UINT32_MAX : (uint32_t)count);
+				      (uint16_t)v, counts[v]);
 	}
 }
 
@@ -256,44 +345,208 @@ IVL_EXPORT int ivl_link_process(struct ivl_link *l, struct ivl_link_event *ev, s
 	return (int)n;
 }
 
-static int64_t now_ms(void)
+static int64_t now_ns(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ volatile("yield");
+#endif
+}
+
+/* How often a spinning wait also looks at the fds (non-coalescing senders,
+ * joins and leaves), in spin iterations. */
+#define SPIN_FD_CHECK 256
+/* A blocked wait re-checks at least this often (ms; -1: never): a hostile
+ * peer may have rewritten my waiting state so that nobody rings me.  Not
+ * static: the race test turns it off, as it would hide a lost wakeup. */
+int ivl__sleep_slice_ms = 100;
+
+/*
+ * Spin until work shows up or @until_ns passes.  Returns > 0 (events), 0
+ * (nothing by then), or -errno.
+ */
+static int spin(struct ivl_link *l, struct ivl_shm_peer *me, struct ivl_link_event *ev,
+		size_t max, int64_t until_ns)
+{
+	unsigned i = 0;
+
+	if (me && !l->no_irq)
+		ivl_coalesce_wake(me);
+	for (;;) {
+		bool look = ++i % SPIN_FD_CHECK == 0;
+
+		if (look || (me && atomic_load_explicit(&me->pending, memory_order_relaxed))) {
+			int r = ivl_link_process(l, ev, max);
+			if (r != 0) {
+				if (r > 0)
+					atomic_fetch_add_explicit(&l->st.spins, 1,
+								  memory_order_relaxed);
+				return r;
+			}
+			if (look && now_ns() >= until_ns)
+				return 0;
+		}
+		cpu_relax();
+	}
+}
+
+/* Block on the fd (or, without interrupts, nap) until work, @until_ns
+ * (< 0: forever), or a signal. */
+static int block(struct ivl_link *l, struct ivl_shm_peer *me, struct ivl_link_event *ev,
+		 size_t max, int64_t until_ns)
+{
+	for (;;) {
+		struct pollfd p = { .fd = l->epfd, .events = POLLIN };
+		int64_t left_ms = until_ns < 0 ? -1 : (until_ns - now_ns() + 999999) / 1000000;
+		int slice, r;
+
+		if (me && !l->no_irq) {
+			/* Publish ASLEEP, then re-check (Dekker, see coalesce.c).
+			 * Bits the re-check took go back for collect() to take:
+			 * only this thread consumes them. */
+			uint64_t bits = ivl_coalesce_sleep(me);
+			if (bits)
+				atomic_fetch_or_explicit(&me->pending, bits, memory_order_relaxed);
+		}
+		r = ivl_link_process(l, ev, max);
+		if (r != 0)
+			return r;
+		if (until_ns >= 0 && left_ms <= 0)
+			return 0;
+		if (l->no_irq) {
+			/* No interrupt will come: nap and look again. */
+			struct timespec ts = { 0, 50000 };
+			nanosleep(&ts, NULL);
+			continue;
+		}
+		slice = me ? ivl__sleep_slice_ms : -1;
+		if (left_ms >= 0 && (slice < 0 || left_ms < slice))
+			slice = (int)(left_ms > INT32_MAX ? INT32_MAX : left_ms);
+		r = poll(&p, 1, slice);
+		if (r < 0)
+			return -errno;
+		if (r > 0)
+			atomic_fetch_add_explicit(&l->st.wakeups, 1, memory_order_relaxed);
+	}
 }
 
 IVL_EXPORT int ivl_link_wait(struct ivl_link *l, struct ivl_link_event *ev, size_t max,
 			     int timeout_ms)
 {
-	int64_t end = timeout_ms >= 0 ? now_ms() + timeout_ms : 0;
+	int64_t start = now_ns(), until;
+	struct ivl_shm_peer *me;
+	int r;
 
 	if (!l || !ev || !max || timeout_ms < -1)
 		return -EINVAL;
-	for (;;) {
-		struct pollfd p = {.fd = l->epfd, .events = POLLIN};
-		int left = -1, r;
-
-		r = ivl_link_process(l, ev, max);
-		if (r != 0)
+	r = ivl_link_process(l, ev, max);
+	if (r != 0)
+		return r;
+	until = timeout_ms < 0 ? -1 : start + (int64_t)timeout_ms * 1000000;
+	me = self_entry(l);
+	switch (l->mode) {
+	case IVL_WAIT_POLL:
+		return spin(l, me, ev, max, until < 0 ? INT64_MAX : until);
+	case IVL_WAIT_ADAPTIVE: {
+		int64_t budget = start + (int64_t)l->spin_ns;
+		r = spin(l, me, ev, max, until >= 0 && until < budget ? until : budget);
+		if (r != 0 || (until >= 0 && now_ns() >= until))
 			return r;
-		if (timeout_ms >= 0) {
-			int64_t d = end - now_ms();
-			if (d <= 0)
-				return 0;
-			left = d > INT32_MAX ? INT32_MAX : (int)d;
-		}
-		r = poll(&p, 1, left);
-		if (r < 0)
-			return -errno;
-		if (r == 0 && timeout_ms >= 0 && end - now_ms() <= 0)
-			return 0;
+		return block(l, me, ev, max, until);
 	}
+	case IVL_WAIT_INTERRUPT:
+	default:
+		return block(l, me, ev, max, until);
+	}
+}
+
+IVL_EXPORT int ivl_link_set_wait_mode(struct ivl_link *l, enum ivl_wait_mode mode,
+				      uint32_t spin_ns)
+{
+	struct ivl_shm_peer *me;
+
+	if (!l || (mode != IVL_WAIT_INTERRUPT && mode != IVL_WAIT_POLL &&
+		   mode != IVL_WAIT_ADAPTIVE))
+		return -EINVAL;
+	l->mode = mode;
+	l->spin_ns = spin_ns ? spin_ns : IVL_SPIN_DEFAULT_NS;
+	/* Spinning pays off only if senders stop making system calls. */
+	if (mode != IVL_WAIT_INTERRUPT)
+		l->want_coalesce = true;
+	me = self_entry(l);
+	/* Back to interrupts: be ASLEEP at once, so that a caller who now
+	 * blocks on the fd in its own loop is rung. */
+	if (me && mode == IVL_WAIT_INTERRUPT && !l->no_irq)
+		atomic_store_explicit(&me->waiting, IVL_WAITING_ASLEEP, memory_order_seq_cst);
+	return 0;
+}
+
+IVL_EXPORT int ivl_link_set_coalescing(struct ivl_link *l, bool on)
+{
+	struct ivl_shm_peer *me;
+	uint64_t bits;
+
+	if (!l)
+		return -EINVAL;
+	if (on) {
+		l->want_coalesce = true;
+		return self_entry(l) ? 0 : -ENOTSUP;
+	}
+	if (l->no_irq)
+		return -ENOTSUP; /* bits are all such a backend can receive */
+	me = l->coalescing ? entry_of(l, l->id) : NULL;
+	l->want_coalesce = false;
+	l->coalescing = false;
+	if (!me)
+		return 0;
+	ivl_coalesce_off(me);
+	/* Marks made before the store above may have skipped the doorbell:
+	 * deliver them now. */
+	bits = ivl_coalesce_take(me);
+	for (unsigned v = 0; v < l->vectors && v < IVL_MAX_VECTORS; v++)
+		if (bits & (1ull << v))
+			ivl__evq_push(&l->q, IVL_LINK_DOORBELL, (uint16_t)l->id, (uint16_t)v, 1);
+	return 0;
+}
+
+IVL_EXPORT enum ivl_wait_mode ivl_link_wait_mode(const struct ivl_link *l)
+{
+	return l ? l->mode : IVL_WAIT_INTERRUPT;
+}
+
+IVL_EXPORT void ivl_link_get_stats(const struct ivl_link *l, struct ivl_link_stats *st)
+{
+	if (!st)
+		return;
+	memset(st, 0, sizeof(*st));
+	if (!l)
+		return;
+	st->rings = atomic_load_explicit(&l->st.rings, memory_order_relaxed);
+	st->doorbells = atomic_load_explicit(&l->st.doorbells, memory_order_relaxed);
+	st->coalesced = atomic_load_explicit(&l->st.coalesced, memory_order_relaxed);
+	st->wakeups = atomic_load_explicit(&l->st.wakeups, memory_order_relaxed);
+	st->spins = atomic_load_explicit(&l->st.spins, memory_order_relaxed);
 }
 
 IVL_EXPORT void ivl_link_free(struct ivl_link *l)
 {
-	if (l)
-		l->ops->destroy(l);
+	struct ivl_shm_peer *me;
+
+	if (!l)
+		return;
+	/* Senders that still see my ID ring for real from now on: cheap,
+	 * and a successor on this ID starts from the server's reset anyway. */
+	me = l->coalescing ? entry_of(l, l->id) : NULL;
+	if (me)
+		ivl_coalesce_off(me);
+	l->ops->destroy(l);
 }

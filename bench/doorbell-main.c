@@ -1,0 +1,194 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The doorbell suite: runs every measurement of doorbell.c and the raw
+ * primitives in one process and reports ratios (table or JSON).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "doorbell.h"
+#include "primitives.h"
+
+static const char usage[] =
+	"Usage: bench_doorbell [--iters N] [--burst N] [--idle-ms MS] [--spin-ns NS] [--json]\n"
+	"\n"
+	"Round-trip latency (p50/p99) of the raw wake-up primitives and of ivlink links\n"
+	"in each wait mode, burst throughput of doorbells to a busy receiver with\n"
+	"eventfd writes per doorbell, and an idle receiver's CPU use; all in one run,\n"
+	"reported as ratios to the primitives.\n";
+
+static const char *mode_name[] = { "interrupt", "poll", "adaptive" };
+
+struct lat {
+	const char *name;
+	double p50_us, p99_us;
+	int err;
+};
+
+static int measure_prim(const struct bench_prim *p, unsigned iters, uint64_t *buf, struct lat *out)
+{
+	out->name = p->name;
+	out->err = bench_prim_run(p, iters, buf);
+	if (out->err < 0)
+		return out->err;
+	out->p50_us = bench_percentile(buf, iters, 50) / 1e3;
+	out->p99_us = bench_percentile(buf, iters, 99) / 1e3;
+	return 0;
+}
+
+static double find_p50(const struct lat *l, size_t n, const char *name)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(l[i].name, name) && !l[i].err)
+			return l[i].p50_us;
+	return 0;
+}
+
+int bench_doorbell_main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "iters", required_argument, NULL, 'i' }, { "burst", required_argument, NULL, 'b' },
+		{ "idle-ms", required_argument, NULL, 'd' }, { "spin-ns", required_argument, NULL, 's' },
+		{ "json", no_argument, NULL, 'j' },          { "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	unsigned iters = 20000, burst = 1000000, idle_ms = 2000, spin_ns = IVL_SPIN_DEFAULT_NS;
+	struct lat lats[16];
+	size_t nl = 0;
+	struct bench_burst_result br[3];
+	uint64_t raw_ns = 0, *buf;
+	double idle[3] = { 0 };
+	int json = 0, c, ret = 0;
+	struct utsname un;
+	char name[64];
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		char *end;
+		unsigned long v = 0;
+
+		if (c == 'j') {
+			json = 1;
+			continue;
+		}
+		if (c == 'h') {
+			fputs(usage, stdout);
+			return 0;
+		}
+		if (c == '?')
+			return 2;
+		v = strtoul(optarg, &end, 10);
+		if (*end || !v || v > 100000000) {
+			fprintf(stderr, "bench_doorbell: bad number '%s'\n", optarg);
+			return 2;
+		}
+		if (c == 'i')
+			iters = (unsigned)v;
+		else if (c == 'b')
+			burst = (unsigned)v;
+		else if (c == 'd')
+			idle_ms = (unsigned)v;
+		else if (c == 's')
+			spin_ns = (unsigned)v;
+	}
+	buf = calloc(iters, sizeof(*buf));
+	if (!buf)
+		return 1;
+
+	/* (a) latency: primitives first, links after, same process. */
+	for (const struct bench_prim *p = bench_prims; p->name; p++)
+		measure_prim(p, iters, buf, &lats[nl++]);
+	for (int m = 0; m < 3; m++) {
+		struct lat *l = &lats[nl++];
+		snprintf(name, sizeof(name), "link-%s", mode_name[m]);
+		l->name = strdup(name);
+		l->err = bench_link_roundtrip((enum ivl_wait_mode)m, spin_ns, iters, buf);
+		if (!l->err) {
+			l->p50_us = bench_percentile(buf, iters, 50) / 1e3;
+			l->p99_us = bench_percentile(buf, iters, 99) / 1e3;
+		} else {
+			ret = 1;
+		}
+	}
+	/* (b) burst */
+	if (bench_raw_burst(burst, &raw_ns) < 0)
+		ret = 1;
+	for (int m = 0; m < 3; m++)
+		if (bench_link_burst((enum ivl_wait_mode)m, spin_ns, burst, &br[m]) < 0)
+			ret = 1;
+	/* (c) idle CPU */
+	for (int m = 0; m < 3; m++)
+		if (bench_link_idle((enum ivl_wait_mode)m, spin_ns, idle_ms, &idle[m]) < 0)
+			ret = 1;
+
+	double efd = find_p50(lats, nl, "eventfd"), pol = find_p50(lats, nl, "polled-cache-line");
+	double raw_rate = raw_ns ? burst / (raw_ns / 1e9) : 0;
+	uname(&un);
+
+	if (json) {
+		json_t *root = json_object(), *jl = json_array(), *jb = json_array(), *ji = json_array();
+		json_object_set_new(root, "machine", json_sprintf("%s %s, %ld CPUs", un.sysname,
+								  un.release, sysconf(_SC_NPROCESSORS_ONLN)));
+		json_object_set_new(root, "iters", json_integer(iters));
+		json_object_set_new(root, "spin_ns", json_integer(spin_ns));
+		for (size_t i = 0; i < nl; i++)
+			json_array_append_new(jl, json_pack("{s:s, s:f, s:f, s:f, s:f, s:i}", "name",
+							    lats[i].name, "p50_us", lats[i].p50_us,
+							    "p99_us", lats[i].p99_us,
+							    "x_eventfd", efd ? lats[i].p50_us / efd : 0,
+							    "x_polled", pol ? lats[i].p50_us / pol : 0,
+							    "error", lats[i].err));
+		json_object_set_new(root, "latency", jl);
+		json_object_set_new(root, "raw_eventfd_burst_per_s", json_real(raw_rate));
+		for (int m = 0; m < 3; m++) {
+			double rate = br[m].ns ? br[m].rings / (br[m].ns / 1e9) : 0;
+			json_array_append_new(
+				jb, json_pack("{s:s, s:f, s:f, s:f, s:I}", "mode", mode_name[m],
+					      "doorbells_per_s", rate, "x_raw", raw_rate ? rate / raw_rate : 0,
+					      "eventfd_writes_per_doorbell",
+					      br[m].rings ? (double)br[m].eventfd_writes / br[m].rings : 0,
+					      "received_count", (json_int_t)br[m].received));
+			json_array_append_new(ji, json_pack("{s:s, s:f}", "mode", mode_name[m],
+							    "cpu_percent", idle[m]));
+		}
+		json_object_set_new(root, "burst", jb);
+		json_object_set_new(root, "idle", ji);
+		json_dumpf(root, stdout, JSON_INDENT(2));
+		putchar('\n');
+		json_decref(root);
+	} else {
+		printf("doorbell benchmark: %s %s, %ld CPUs; %u round trips each, spin budget %u ns\n\n",
+		       un.sysname, un.release, sysconf(_SC_NPROCESSORS_ONLN), iters, spin_ns);
+		printf("(a) round trip            p50 us    p99 us   x eventfd  x polled\n");
+		for (size_t i = 0; i < nl; i++) {
+			if (lats[i].err) {
+				printf("    %-20s  error %d\n", lats[i].name, lats[i].err);
+				continue;
+			}
+			printf("    %-20s %8.2f  %8.2f  %9.2f  %8.2f\n", lats[i].name, lats[i].p50_us,
+			       lats[i].p99_us, efd ? lats[i].p50_us / efd : 0,
+			       pol ? lats[i].p50_us / pol : 0);
+		}
+		printf("\n(b) burst of %u doorbells to a busy receiver\n", burst);
+		printf("    %-20s %12.0f /s   1.00 x   1.0000 eventfd writes/doorbell\n",
+		       "raw eventfd", raw_rate);
+		for (int m = 0; m < 3; m++) {
+			double rate = br[m].ns ? br[m].rings / (br[m].ns / 1e9) : 0;
+			printf("    link-%-15s %12.0f /s %6.2f x   %.4f eventfd writes/doorbell\n",
+			       mode_name[m], rate, raw_rate ? rate / raw_rate : 0,
+			       br[m].rings ? (double)br[m].eventfd_writes / br[m].rings : 0);
+		}
+		printf("\n(c) idle receiver, %u ms without traffic\n", idle_ms);
+		for (int m = 0; m < 3; m++)
+			printf("    link-%-15s %6.3f %% of a CPU\n", mode_name[m], idle[m]);
+	}
+	free(buf);
+	return ret;
+}

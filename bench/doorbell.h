@@ -1,0 +1,29 @@
+/* SPDX-License-Identifier: MIT */
+/* The doorbell benchmark's measurements, shared by bench_doorbell and
+ * `ivlink bench`. */
+#ifndef IVL_BENCH_DOORBELL_H
+#define IVL_BENCH_DOORBELL_H
+
+#include <stdint.h>
+
+#include <ivlink/link.h>
+
+struct bench_burst_result {
+	uint64_t rings, ns, eventfd_writes, received, doorbells_before;
+};
+
+/* Round trips between two local links in @mode; samples[i] in ns. */
+int bench_link_roundtrip(enum ivl_wait_mode mode, uint32_t spin_ns, unsigned iters,
+			 uint64_t *samples);
+/* @rings doorbells as fast as possible to a receiver in @mode. */
+int bench_link_burst(enum ivl_wait_mode mode, uint32_t spin_ns, unsigned rings,
+		     struct bench_burst_result *res);
+/* The same with one eventfd write per doorbell. */
+int bench_raw_burst(unsigned rings, uint64_t *ns);
+/* CPU share (percent of one CPU) of a receiver waiting @ms with no traffic. */
+int bench_link_idle(enum ivl_wait_mode mode, uint32_t spin_ns, unsigned ms, double *cpu_pct);
+
+/* The whole suite: prints a table, or JSON when @json.  0 or -errno. */
+int bench_doorbell_main(int argc, char **argv);
+
+#endif

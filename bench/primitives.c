@@ -1,0 +1,284 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Raw wake-up primitives, measured as round trips between two threads:
+ * the yardsticks every ivlink doorbell number is divided by.
+ */
+#include <errno.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "primitives.h"
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ volatile("yield");
+#endif
+}
+
+/* ---- a generic two-thread ping-pong driver ---------------------------- */
+
+struct pp {
+	const struct bench_prim *prim;
+	void *ctx;
+	unsigned iters;
+	uint64_t *samples; /* ns per round trip */
+};
+
+static void *pong_thread(void *p)
+{
+	struct pp *pp = p;
+
+	bench_pin_self(1);
+	for (unsigned i = 0; i < pp->iters; i++) {
+		pp->prim->wait(pp->ctx, 1);
+		pp->prim->signal(pp->ctx, 0);
+	}
+	return NULL;
+}
+
+int bench_prim_run(const struct bench_prim *prim, unsigned iters, uint64_t *samples)
+{
+	struct pp pp = { prim, NULL, iters, samples };
+	pthread_t th;
+	int ret;
+
+	ret = prim->setup(&pp.ctx);
+	if (ret < 0)
+		return ret;
+	if (pthread_create(&th, NULL, pong_thread, &pp) != 0) {
+		prim->teardown(pp.ctx);
+		return -EAGAIN;
+	}
+	bench_pin_self(0);
+	for (unsigned i = 0; i < iters; i++) {
+		uint64_t t0 = bench_now_ns();
+		prim->signal(pp.ctx, 1);
+		prim->wait(pp.ctx, 0);
+		samples[i] = bench_now_ns() - t0;
+	}
+	pthread_join(th, NULL);
+	prim->teardown(pp.ctx);
+	return 0;
+}
+
+/* ---- eventfd ----------------------------------------------------------- */
+
+struct efd_ctx {
+	int fd[2];
+};
+
+static int efd_setup(void **out)
+{
+	struct efd_ctx *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return -ENOMEM;
+	c->fd[0] = eventfd(0, EFD_CLOEXEC);
+	c->fd[1] = eventfd(0, EFD_CLOEXEC);
+	if (c->fd[0] < 0 || c->fd[1] < 0) {
+		close(c->fd[0]);
+		close(c->fd[1]);
+		free(c);
+		return -errno;
+	}
+	*out = c;
+	return 0;
+}
+
+static void efd_signal(void *p, int side)
+{
+	struct efd_ctx *c = p;
+	uint64_t one = 1;
+
+	if (write(c->fd[side], &one, sizeof(one)) < 0)
+		abort();
+}
+
+static void efd_wait(void *p, int side)
+{
+	struct efd_ctx *c = p;
+	uint64_t v;
+
+	if (read(c->fd[side], &v, sizeof(v)) < 0)
+		abort();
+}
+
+static void efd_teardown(void *p)
+{
+	struct efd_ctx *c = p;
+
+	close(c->fd[0]);
+	close(c->fd[1]);
+	free(c);
+}
+
+/* ---- futex ------------------------------------------------------------- */
+
+struct futex_ctx {
+	_Atomic uint32_t word[2];
+};
+
+static int futex_setup(void **out)
+{
+	struct futex_ctx *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return -ENOMEM;
+	*out = c;
+	return 0;
+}
+
+static void futex_signal(void *p, int side)
+{
+	struct futex_ctx *c = p;
+
+	atomic_store_explicit(&c->word[side], 1, memory_order_release);
+	syscall(SYS_futex, &c->word[side], FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+static void futex_wait(void *p, int side)
+{
+	struct futex_ctx *c = p;
+
+	while (!atomic_exchange_explicit(&c->word[side], 0, memory_order_acquire))
+		syscall(SYS_futex, &c->word[side], FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0);
+}
+
+static void futex_teardown(void *p)
+{
+	free(p);
+}
+
+/* ---- pipe -------------------------------------------------------------- */
+
+struct pipe_ctx {
+	int p[2][2];
+};
+
+static int pipe_setup(void **out)
+{
+	struct pipe_ctx *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return -ENOMEM;
+	if (pipe2(c->p[0], O_CLOEXEC) < 0 || pipe2(c->p[1], O_CLOEXEC) < 0) {
+		free(c);
+		return -errno;
+	}
+	*out = c;
+	return 0;
+}
+
+static void pipe_signal(void *p, int side)
+{
+	struct pipe_ctx *c = p;
+	char b = 1;
+
+	if (write(c->p[side][1], &b, 1) != 1)
+		abort();
+}
+
+static void pipe_wait(void *p, int side)
+{
+	struct pipe_ctx *c = p;
+	char b;
+
+	if (read(c->p[side][0], &b, 1) != 1)
+		abort();
+}
+
+static void pipe_teardown(void *p)
+{
+	struct pipe_ctx *c = p;
+
+	for (int i = 0; i < 2; i++) {
+		close(c->p[i][0]);
+		close(c->p[i][1]);
+	}
+	free(c);
+}
+
+/* ---- UNIX stream socket ------------------------------------------------ */
+
+static int unix_setup(void **out)
+{
+	struct pipe_ctx *c = calloc(1, sizeof(*c));
+	int sv[2];
+
+	if (!c)
+		return -ENOMEM;
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+		free(c);
+		return -errno;
+	}
+	/* side 1 reads sv[1] (written through sv[0]) and vice versa */
+	c->p[1][0] = sv[1];
+	c->p[1][1] = sv[0];
+	c->p[0][0] = sv[0];
+	c->p[0][1] = sv[1];
+	*out = c;
+	return 0;
+}
+
+static void unix_teardown(void *p)
+{
+	struct pipe_ctx *c = p;
+
+	close(c->p[0][0]);
+	close(c->p[0][1]);
+	free(c);
+}
+
+/* ---- polled cache line --------------------------------------------------- */
+
+struct poll_ctx {
+	_Alignas(64) _Atomic uint32_t flag[2];
+	char pad[56];
+};
+
+static int poll_setup(void **out)
+{
+	struct poll_ctx *c = aligned_alloc(64, sizeof(*c));
+
+	if (!c)
+		return -ENOMEM;
+	memset(c, 0, sizeof(*c));
+	*out = c;
+	return 0;
+}
+
+static void poll_signal(void *p, int side)
+{
+	struct poll_ctx *c = p;
+
+	atomic_store_explicit(&c->flag[side], 1, memory_order_release);
+}
+
+static void poll_wait(void *p, int side)
+{
+	struct poll_ctx *c = p;
+
+	while (!atomic_load_explicit(&c->flag[side], memory_order_acquire))
+		cpu_relax();
+	atomic_store_explicit(&c->flag[side], 0, memory_order_relaxed);
+}
+
+const struct bench_prim bench_prims[] = {
+	{ "eventfd", efd_setup, efd_signal, efd_wait, efd_teardown },
+	{ "futex", futex_setup, futex_signal, futex_wait, futex_teardown },
+	{ "pipe", pipe_setup, pipe_signal, pipe_wait, pipe_teardown },
+	{ "unix-socket", unix_setup, pipe_signal, pipe_wait, unix_teardown },
+	{ "polled-cache-line", poll_setup, poll_signal, poll_wait, futex_teardown },
+	{ NULL, NULL, NULL, NULL, NULL },
+};
