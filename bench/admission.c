@@ -572,7 +572,7 @@ int main(int argc, char **argv)
 	}
 	signal(SIGPIPE, SIG_IGN);
 	/* One socket per peer here, plus the fds of one message in flight. */
-	lim = bu_raise_nofile();
+	lim = ivl_raise_nofile();
 	if (lim < 0 || (unsigned long)lim < o.peers + 64ul) {
 		fprintf(stderr, "bench: RLIMIT_NOFILE %ld is too low for %u peers\n", lim, o.peers);
 		return 1;

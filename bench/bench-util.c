@@ -316,20 +316,6 @@ const char *bu_cpu_model(void)
 	return model;
 }
 
-long bu_raise_nofile(void)
-{
-	struct rlimit rl;
-
-	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
-		return -errno;
-	if (rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
-			return -errno;
-	}
-	return rl.rlim_cur > (rlim_t)LONG_MAX ? LONG_MAX : (long)rl.rlim_cur;
-}
-
 double bu_loadavg(void)
 {
 	double l = -1;

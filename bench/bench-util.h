@@ -67,9 +67,6 @@ const char *bu_kernel(void);
 long bu_nproc(void);
 const char *bu_cpu_model(void);
 
-/* Raise RLIMIT_NOFILE's soft limit to the hard limit; the new soft limit
- * or -errno.  (The library's ivl_raise_nofile() does the same for servers.) */
-long bu_raise_nofile(void);
 
 /* The 1-minute load average (/proc/loadavg), or -1: a busy machine makes
  * wall-clock numbers meaningless, so reports show it. */

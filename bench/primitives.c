@@ -15,16 +15,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "core/internal.h"
 #include "primitives.h"
-
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#elif defined(__aarch64__)
-	__asm__ volatile("yield");
-#endif
-}
 
 /* ---- a generic two-thread ping-pong driver ---------------------------- */
 
@@ -270,7 +262,7 @@ static void poll_wait(void *p, int side)
 	struct poll_ctx *c = p;
 
 	while (!atomic_load_explicit(&c->flag[side], memory_order_acquire))
-		cpu_relax();
+		ivl__cpu_relax();
 	atomic_store_explicit(&c->flag[side], 0, memory_order_relaxed);
 }
 

@@ -33,6 +33,16 @@ static inline int ivl__close(int fd)
 	return -1;
 }
 
+/* The spin-wait hint of the CPU (pause/yield). */
+static inline void ivl__cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ volatile("yield");
+#endif
+}
+
 /* Copy a NUL-padded name of IVL_NAME_LEN bytes into @dst (len+1 bytes),
  * replacing non-printable bytes with '?': names come from peers. */
 void ivl__sanitize_name(char *dst, const char *src, size_t len);

@@ -184,7 +184,7 @@ static struct ivl_shm_peer *entry_of(const struct ivl_link *l, int id)
 static int ring_one(struct ivl_link *l, uint16_t peer, uint16_t vector)
 {
 	struct ivl_shm_peer *e = entry_of(l, peer);
-	int ret;
+	_Atomic uint64_t *kind = &l->st.doorbells;
 
 	if (e) {
 		unsigned nv = l->ops->peer_vectors(l, peer);
@@ -193,18 +193,17 @@ static int ring_one(struct ivl_link *l, uint16_t peer, uint16_t vector)
 			return -ENOENT;
 		if (vector >= nv)
 			return -ERANGE;
-		if (!ivl_coalesce_mark(e, vector)) {
-			atomic_fetch_add_explicit(&l->st.rings, 1, memory_order_relaxed);
-			atomic_fetch_add_explicit(&l->st.coalesced, 1, memory_order_relaxed);
-			return 0;
-		}
+		if (!ivl_coalesce_mark(e, vector))
+			kind = &l->st.coalesced;
 	}
-	ret = l->ops->ring(l, peer, vector);
-	if (ret == 0) {
-		atomic_fetch_add_explicit(&l->st.rings, 1, memory_order_relaxed);
-		atomic_fetch_add_explicit(&l->st.doorbells, 1, memory_order_relaxed);
+	if (kind == &l->st.doorbells) {
+		int ret = l->ops->ring(l, peer, vector);
+		if (ret < 0)
+			return ret;
 	}
-	return ret;
+	atomic_fetch_add_explicit(&l->st.rings, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(kind, 1, memory_order_relaxed);
+	return 0;
 }
 
 IVL_EXPORT int ivl_link_ring(struct ivl_link *l, uint16_t peer, uint16_t vector)
@@ -353,15 +352,6 @@ static int64_t now_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#elif defined(__aarch64__)
-	__asm__ volatile("yield");
-#endif
-}
-
 /* How often a spinning wait also looks at the fds (non-coalescing senders,
  * joins and leaves), in spin iterations. */
 #define SPIN_FD_CHECK 256
@@ -395,7 +385,7 @@ static int spin(struct ivl_link *l, struct ivl_shm_peer *me, struct ivl_link_eve
 			if (look && now_ns() >= until_ns)
 				return 0;
 		}
-		cpu_relax();
+		ivl__cpu_relax();
 	}
 }
 
