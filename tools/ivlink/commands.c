@@ -43,6 +43,11 @@ MEM_CHECK(dump)
 MEM_CHECK(peek)
 MEM_CHECK(poke)
 
+/* ivlink sdm (cmd_sdm.c). */
+extern const char sdm_usage[];
+int sdm_main(struct cli_global *g, int argc, char **argv);
+int sdm_check(struct cli_global *g, int argc, char **argv);
+
 static int help_check(struct cli_global *g, int argc, char **argv)
 {
 	const char *name;
@@ -62,6 +67,8 @@ static const struct command commands[] = {
      poke_check},
     {"demo", "run a server and three peers in this process and show them talk", demo_usage,
      demo_main, simple_parse},
+    {"sdm", "run or drive a Signal Distribution Module master or slave", sdm_usage, sdm_main,
+     sdm_check},
     {"help", "show help for a command", help_usage, help_main, help_check},
 };
 
@@ -76,7 +83,8 @@ const struct command *find_command(const char *name)
 int print_command_help(const struct command *c)
 {
 	fputs(c->usage, stdout);
-	fputs("\nCommon options: -S/--socket PATH, --shm NAME, --file PATH, --json, "
+	fputs("\nCommon options: -S/--socket PATH, --device auto|BDF, --shm NAME, --file PATH, "
+	      "--json, "
 	      "-v/--verbose, -h/--help\n",
 	      stdout);
 	return fflush(stdout) == EOF ? EXIT_FAIL : EXIT_OK;
@@ -92,6 +100,8 @@ void print_main_help(void)
 	       "  -S, --socket PATH  server socket (default: $IVLINK_SOCKET or %s)\n"
 	       "      --shm NAME     map the POSIX shm object NAME instead of connecting\n"
 	       "      --file PATH    map the file PATH instead of connecting\n"
+	       "      --device DEV   in a guest: use the ivshmem PCI device DEV (auto, or an\n"
+	       "                     address like 0000:00:03.0; default: $IVLINK_DEVICE)\n"
 	       "      --json         print data as JSON\n"
 	       "  -v, --verbose      log what the library does to stderr\n"
 	       "  -h, --help         show this help\n"

@@ -15,6 +15,7 @@ const struct opt cli_common_opts[] = {
     {"socket", 'S', OPT_ARG, OPT_C_SOCKET},
     {"shm", 0, OPT_ARG, OPT_C_SHM},
     {"file", 0, OPT_ARG, OPT_C_FILE},
+    {"device", 0, OPT_ARG, OPT_C_DEVICE},
     {"verbose", 'v', OPT_FLAG, OPT_C_VERBOSE},
     {0},
 };
@@ -133,6 +134,8 @@ int cli_common_apply(struct cli_global *g, int id, const char *val)
 		if (!*val)
 			return cli_usage_error(g->cmd, "empty socket path");
 		g->socket = val;
+		/* The last of -S and --device wins; -S also beats $IVLINK_DEVICE. */
+		g->device = NULL;
 		return 0;
 	case OPT_C_SHM:
 		if (!*val)
@@ -143,6 +146,11 @@ int cli_common_apply(struct cli_global *g, int id, const char *val)
 		if (!*val)
 			return cli_usage_error(g->cmd, "empty file path");
 		g->file = val;
+		return 0;
+	case OPT_C_DEVICE:
+		if (!*val)
+			return cli_usage_error(g->cmd, "empty device (auto or a PCI address)");
+		g->device = val;
 		return 0;
 	case OPT_C_VERBOSE:
 		g->verbose++;

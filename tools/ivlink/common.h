@@ -31,6 +31,9 @@ struct cli_global {
 	const char *socket; /* -S; default from $IVLINK_SOCKET */
 	const char *shm;    /* --shm NAME: map an shm object, no server */
 	const char *file;   /* --file PATH: map a file, no server */
+	const char *device; /* --device auto|BDF: the ivshmem PCI device (in a
+			     * guest); default from $IVLINK_DEVICE; the last
+			     * of -S and --device wins */
 	bool json;
 	int verbose;
 	const char *cmd; /* the running subcommand, for messages */
@@ -54,6 +57,7 @@ enum {
 	OPT_C_SOCKET,
 	OPT_C_SHM,
 	OPT_C_FILE,
+	OPT_C_DEVICE,
 	OPT_C_VERBOSE,
 	OPT_C_VERSION, /* only before the command */
 };

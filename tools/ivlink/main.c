@@ -14,6 +14,9 @@ int main(int argc, char **argv)
 	int idx, r;
 
 	g.socket = env && *env ? env : CLI_DEFAULT_SOCKET;
+	env = getenv("IVLINK_DEVICE");
+	if (env && *env)
+		g.device = env;
 	r = cli_parse_global(&g, argc, argv, &idx);
 	if (r == -2)
 		return EXIT_USAGE;

@@ -11,6 +11,39 @@
 
 #include "common.h"
 
+/* In a guest: the ivshmem PCI device instead of a server socket. */
+static int guest_connect(const struct cli_global *g, struct ivl_link **out)
+{
+	struct ivl_link_guest_opts o = {.device = g->device, .timeout_ms = 5000};
+	int r = ivl_link_guest_new(out, &o);
+
+	if (r >= 0)
+		return 0;
+	switch (r) {
+	case -ENODEV:
+		cli_err(g, "no ivshmem device%s%s (PCI 1af4:1110; is this a guest with "
+			   "-device ivshmem-doorbell?)",
+			strcmp(g->device, "auto") ? " at " : "",
+			strcmp(g->device, "auto") ? g->device : "");
+		break;
+	case -EINVAL:
+		cli_err(g, "invalid device '%s' (auto, or a PCI address like 0000:00:03.0)",
+			g->device);
+		break;
+	case -EACCES:
+		cli_err(g, "device %s: permission denied (run as root)", g->device);
+		break;
+	case -ETIMEDOUT:
+		cli_err(g, "device %s: no peer ID (IVPosition): is QEMU's chardev connected to "
+			   "a server?",
+			g->device);
+		break;
+	default:
+		cli_err(g, "cannot open device %s: %s", g->device, strerror(-r));
+	}
+	return r;
+}
+
 int cli_connect(const struct cli_global *g, const char *name, struct ivl_link **out)
 {
 	struct ivl_link_host_opts o = {
@@ -18,7 +51,11 @@ int cli_connect(const struct cli_global *g, const char *name, struct ivl_link **
 	    .name = name,
 	    .timeout_ms = 5000,
 	};
-	int r = ivl_link_host_new(out, &o);
+	int r;
+
+	if (g->device)
+		return guest_connect(g, out);
+	r = ivl_link_host_new(out, &o);
 
 	if (r >= 0)
 		return 0;
@@ -170,6 +207,10 @@ int target_open(const struct cli_global *g, struct target *t)
 		t->header_note = "raw (no ivlink header)";
 		t->app_off = 0;
 		t->app_size = t->size;
+	}
+	if (g->device) {
+		snprintf(t->desc, sizeof(t->desc), "device:%s", g->device);
+		return 0;
 	}
 	d = g->socket;
 	snprintf(t->desc, sizeof(t->desc), "server:%s", d);

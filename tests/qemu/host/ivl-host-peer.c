@@ -48,7 +48,8 @@ static int range_ok(uint64_t size, long long off, size_t len)
 static void usage(void)
 {
 	fputs("usage: ivl-host-peer -S SOCKET [-i ID] [-w OFF] [-c OFF] [-n LEN]\n"
-	      "          [-p WSEED] [-q CSEED] [-e VEC]... [-r PEER:VEC]... [-t MS]\n",
+	      "          [-p WSEED] [-q CSEED] [-e VEC]... [-r PEER:VEC]... [-t MS]\n"
+	      "          [-f FILE: ring only once FILE exists]\n",
 	      stderr);
 }
 
@@ -64,12 +65,13 @@ int main(int argc, char **argv)
 	uint32_t rings[MAX_ITEMS];
 	int nrings = 0, c, rc, bad = 0;
 	uint64_t size, app_size;
+	const char *go_file = NULL;
 	uint8_t *mem;
 	void *app;
 	long long app_off;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	while ((c = getopt(argc, argv, "S:i:w:c:n:p:q:e:r:t:h")) != -1) {
+	while ((c = getopt(argc, argv, "S:i:w:c:n:p:q:e:r:t:f:h")) != -1) {
 		char *end = NULL;
 		unsigned long peer, vec;
 
@@ -115,6 +117,9 @@ int main(int argc, char **argv)
 			break;
 		case 't':
 			lo.timeout_ms = (int)strtol(optarg, &end, 0);
+			break;
+		case 'f':
+			go_file = optarg;
 			break;
 		default:
 			usage();
@@ -229,6 +234,19 @@ int main(int argc, char **argv)
 		}
 	}
 
+	/* -f: ring only once the script created the file (bounded by -t). */
+	while (go_file && access(go_file, F_OK) != 0) {
+		struct ivl_link_event ev[16];
+
+		if (now_ms() >= deadline) {
+			printf("HOST-CHECK-FAIL %s never appeared\n", go_file);
+			goto out_fail;
+		}
+		if (ivl_link_wait(l, ev, 16, 50) < 0) {
+			printf("HOST-ERROR wait while waiting for %s\n", go_file);
+			goto out_fail;
+		}
+	}
 	for (int i = 0; i < nrings; i++) {
 		rc = ivl_link_ring(l, (uint16_t)(rings[i] >> 16), (uint16_t)(rings[i] & 0xffff));
 		if (rc) {

@@ -1,0 +1,243 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The Signal Distribution Module (SDM): master/slave inter-processor signals
+ * (IRQ, BOOT, RESET with a 64-bit payload) over a local bus, UNIX or TCP
+ * sockets.  PROTOCOLS.md §5 describes the model; docs/sdm.md is the
+ * normative wire format and handshake.
+ *
+ * Model: one master (ID 0) and up to max_slaves slaves (IDs 1..max_slaves).
+ * The master may signal any connected slave; a slave may signal only the
+ * master.  Routing is enforced by the sender (ivl_sdm_send() refuses) and by
+ * the receiver (a frame whose `slave` field does not match the connection it
+ * arrived on is dropped and counted in stats.dropped_forged).
+ *
+ * No event loop: ivl_sdm_get_fd() returns one pollable fd (readable when
+ * there is work); call ivl_sdm_process() when it is readable, or at least
+ * every ivl_sdm_timeout_ms() milliseconds (keepalives, dead peer detection
+ * and reconnection are driven from there).  Handlers and actions run inside
+ * ivl_sdm_process(), on the caller's thread.
+ *
+ * Thread safety: one ivl_sdm object must be used by one thread at a time.
+ * Different objects, including objects attached to one ivl_sdm_bus, may be
+ * used from different threads (the bus has its own lock).  Handlers must
+ * not call ivl_sdm_free() on the object they are running for.
+ *
+ * Errors: every fallible call returns -errno (>= 0 on success).
+ */
+#ifndef IVLINK_SDM_H
+#define IVLINK_SDM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Signal types (PROTOCOLS.md §5: the seed's enum order, RESET added). */
+enum ivl_sdm_type {
+	IVL_SDM_IRQ = 0,
+	IVL_SDM_BOOT = 1,
+	IVL_SDM_RESET = 2,
+};
+#define IVL_SDM_NTYPES 3u
+
+/* The master's ID; slaves are 1..max_slaves. */
+#define IVL_SDM_MASTER 0u
+/* Largest max_slaves this implementation accepts (the wire field is 16 bits). */
+#define IVL_SDM_MAX_SLAVES 1024u
+/* Size of a pre-shared key. */
+#define IVL_SDM_KEY_LEN 32u
+
+/* A signal in host byte order (on every wire: 16 bytes, 4 x le32). */
+struct ivl_sdm_signal {
+	uint32_t type;	/* enum ivl_sdm_type */
+	uint32_t slave; /* destination when sent by the master, 0 from a slave */
+	uint32_t payload[2];
+};
+
+/* The device configuration of PROTOCOLS.md §5. */
+struct ivl_sdm_config {
+	bool master;
+	uint16_t max_slaves;
+	uint16_t current_slaves; /* master: connected slaves, exact; slave: 0 */
+};
+
+enum ivl_sdm_channel {
+	IVL_SDM_CHAN_LOCAL = 0, /* objects of one process on an ivl_sdm_bus */
+	IVL_SDM_CHAN_UNIX = 1,	/* master listens on a UNIX socket path */
+	IVL_SDM_CHAN_TCP = 2,	/* master listens on host:port */
+	IVL_SDM_CHAN_LINK = 3,	/* mailboxes in an ivlink link's app area */
+};
+
+struct ivl_sdm;
+struct ivl_sdm_bus;
+struct ivl_link;
+
+/* Options of ivl_sdm_new().  Zero-initialise, then set what you need. */
+struct ivl_sdm_options {
+	bool master;
+	/* Master: initial max_slaves, 1..IVL_SDM_MAX_SLAVES. */
+	uint16_t max_slaves;
+	/* Slave: the ID asked for (0: any free ID).  After a welcome the
+	 * assigned ID is asked for again on every reconnection. */
+	uint16_t id;
+	enum ivl_sdm_channel channel;
+	/* LOCAL: the bus (borrowed; must outlive the object). */
+	struct ivl_sdm_bus *bus;
+	/* UNIX: the socket path.  A master unlinks a stale socket first. */
+	const char *path;
+	/* TCP: host (numeric or name) and port; a master may pass port 0 and
+	 * read the bound port with ivl_sdm_tcp_port(). */
+	const char *host;
+	uint16_t port;
+	/* UNIX/TCP: pre-shared key (IVL_SDM_KEY_LEN bytes, copied), or NULL.
+	 * With a key every connection is mutually authenticated and every
+	 * frame encrypted and authenticated.  On TCP a key is required unless
+	 * the address is loopback or @insecure is set (else -EPERM). */
+	const uint8_t *key;
+	bool insecure;
+	/* Keepalive period (default 1000 ms); a peer silent for 3 periods is
+	 * dead.  Slaves reconnect with exponential backoff from
+	 * reconnect_min_ms (default 50) to reconnect_max_ms (default 2000). */
+	uint32_t keepalive_ms;
+	uint32_t reconnect_min_ms, reconnect_max_ms;
+	/* LINK: the link (borrowed; must outlive the object, and the SDM
+	 * takes over its events: do not call ivl_link_process() on it), the
+	 * offset of the SDM area in the link's app area (multiple of 8; the
+	 * master formats it), and, for a slave, the master's link peer ID.
+	 * The area holds 16 + 536 * (capacity + 1) bytes; a master needs
+	 * capacity >= max_slaves (else -ENOSPC) and max_slaves can later be
+	 * raised only up to the capacity (-ERANGE).  Liveness comes from the
+	 * link's join/leave events (no keepalive), there is no key: the link's
+	 * memory is as trusted as its peers. */
+	struct ivl_link *link;
+	uint64_t link_offset;
+	uint16_t link_master;
+};
+
+/* Counters (monotonic, per object). */
+struct ivl_sdm_stats {
+	uint64_t sent;		  /* signals accepted by ivl_sdm_send() */
+	uint64_t received;	  /* signals delivered (handler or not) */
+	uint64_t dropped_forged;  /* routing violated by the remote end */
+	uint64_t dropped_invalid; /* unknown type */
+	uint64_t dropped_action;  /* an action returned < 0 */
+	uint64_t conn_accepted;	  /* master: slaves welcomed */
+	uint64_t conn_refused;	  /* master: refusals sent */
+	uint64_t conn_dropped;	  /* malformed/unauthenticated/dead connections */
+	uint64_t keepalive_timeouts;
+	uint64_t reconnects; /* slave: successful welcomes after the first */
+};
+
+/*
+ * Handler: runs in ivl_sdm_process() for each delivered signal of its type.
+ * @from is the sender's ID (0 for the master).  @sig is valid only during
+ * the call.
+ */
+typedef void (*ivl_sdm_handler)(struct ivl_sdm *sdm, const struct ivl_sdm_signal *sig,
+				uint16_t from, void *opaque);
+/*
+ * Action: for BOOT and RESET, runs before the handler ("do the hardware
+ * action, then forward the signal").  Return 0 to forward the signal to the
+ * handler, < 0 to drop it (counted in dropped_action).
+ */
+typedef int (*ivl_sdm_action)(struct ivl_sdm *sdm, const struct ivl_sdm_signal *sig, uint16_t from,
+			      void *opaque);
+
+/* ---- local bus ---------------------------------------------------------- */
+
+/* A bus for LOCAL objects of one process.  Errors: -ENOMEM.  Free it only
+ * after every object on it. ivl_sdm_bus_free(NULL) is a no-op. */
+int ivl_sdm_bus_new(struct ivl_sdm_bus **out);
+void ivl_sdm_bus_free(struct ivl_sdm_bus *bus);
+
+/* ---- objects ------------------------------------------------------------ */
+
+/*
+ * Create a master or a slave.  A master listens (UNIX/TCP) or registers on
+ * the bus at once.  A LOCAL slave registers at once; a UNIX/TCP slave
+ * connects in the background (ivl_sdm_state() tells when it is welcome).
+ * Errors: -EINVAL (bad options), -ERANGE (max_slaves/id out of range),
+ * -EPERM (TCP without key on a non-loopback address and not insecure),
+ * -EEXIST (LOCAL: the bus already has a master), -ENOENT (LOCAL slave: no
+ * master), -EUSERS (LOCAL slave: max_slaves reached), -EADDRINUSE (LOCAL
+ * slave: ID taken; or the socket address), -ENOMEM, socket errors.
+ * On success *out is owned by the caller (ivl_sdm_free()).
+ */
+int ivl_sdm_new(struct ivl_sdm **out, const struct ivl_sdm_options *opt);
+/* Close connections, leave the bus, remove a master's UNIX socket.  NULL ok. */
+void ivl_sdm_free(struct ivl_sdm *sdm);
+
+/* The pollable fd (owned by the object; do not close).  Readable when
+ * ivl_sdm_process() has work. */
+int ivl_sdm_get_fd(const struct ivl_sdm *sdm);
+/* Milliseconds until ivl_sdm_process() must run even if the fd is quiet. */
+int ivl_sdm_timeout_ms(const struct ivl_sdm *sdm);
+
+/*
+ * Do all pending work without blocking: accept and handshake, read frames,
+ * run actions and handlers, keepalives, dead peer detection, reconnection.
+ * Returns the number of signals delivered (>= 0), or a fatal error:
+ * -EACCES (slave: authentication failed), -EPROTONOSUPPORT (slave: the
+ * master speaks another version).  Per-connection errors are not fatal: the
+ * connection is dropped and counted.
+ */
+int ivl_sdm_process(struct ivl_sdm *sdm);
+
+/*
+ * Send a signal (copied).  Routing: a master sends to sig->slave in
+ * 1..IVL_SDM_MAX_SLAVES; a slave must set sig->slave = 0.
+ * Errors: -EINVAL (type >= IVL_SDM_NTYPES, master to ID 0 or beyond the
+ * limit), -EPERM (a slave addressing anything but the master), -ENOENT
+ * (master: that slave is not connected), -ENOTCONN (slave: not registered
+ * with a master), -EAGAIN (the connection's send buffer is full), -EPIPE.
+ * A signal is never silently dropped by the sender.
+ */
+int ivl_sdm_send(struct ivl_sdm *sdm, const struct ivl_sdm_signal *sig);
+
+/* Install (or with NULL remove) the handler of @type.  Errors: -EINVAL. */
+int ivl_sdm_set_handler(struct ivl_sdm *sdm, uint32_t type, ivl_sdm_handler fn, void *opaque);
+/* Install the action of BOOT or RESET.  Errors: -EINVAL (IRQ or unknown). */
+int ivl_sdm_set_action(struct ivl_sdm *sdm, uint32_t type, ivl_sdm_action fn, void *opaque);
+
+int ivl_sdm_get_config(const struct ivl_sdm *sdm, struct ivl_sdm_config *cfg);
+/*
+ * Master only (-EINVAL on a slave; -ERANGE outside 1..IVL_SDM_MAX_SLAVES).
+ * Lowering it below current_slaves keeps the connected slaves but refuses
+ * new ones (and IDs above the new value) until there is room again.
+ */
+int ivl_sdm_set_max_slaves(struct ivl_sdm *sdm, uint16_t max_slaves);
+
+/* Own ID: 0 for a master, the assigned ID of a welcomed slave, -ENOTCONN. */
+int ivl_sdm_id(const struct ivl_sdm *sdm);
+/* Master: whether slave @id is connected. */
+bool ivl_sdm_slave_present(const struct ivl_sdm *sdm, uint16_t id);
+/*
+ * Connection state: 0 when usable (a master always, a welcomed slave),
+ * else why not: -EINPROGRESS (connecting), -ENOTCONN (lost, will retry),
+ * -EUSERS (refused: master full; retrying), -EADDRINUSE (refused: ID
+ * taken; retrying), -EACCES (authentication failed; fatal),
+ * -EPROTONOSUPPORT (version; fatal).
+ */
+int ivl_sdm_state(const struct ivl_sdm *sdm);
+int ivl_sdm_get_stats(const struct ivl_sdm *sdm, struct ivl_sdm_stats *st);
+/* TCP master: the bound port (useful with port 0); -EINVAL otherwise. */
+int ivl_sdm_tcp_port(const struct ivl_sdm *sdm);
+
+/* "irq", "boot", "reset" or NULL; and the reverse (-EINVAL if unknown). */
+const char *ivl_sdm_type_name(uint32_t type);
+int ivl_sdm_type_from_name(const char *name);
+
+/*
+ * Read a key file: exactly 32 bytes of binary, or 64 hex digits with an
+ * optional trailing newline.  Errors: -EINVAL (wrong format), -EPERM (the
+ * file is readable by group or others), open/read errors.
+ */
+int ivl_sdm_load_key(const char *path, uint8_t key[IVL_SDM_KEY_LEN]);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

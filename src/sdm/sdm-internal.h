@@ -1,0 +1,228 @@
+/* SPDX-License-Identifier: MIT */
+/* SDM internals shared by the core, the channels, the codec and the crypto. */
+#ifndef IVL_SDM_INTERNAL_H
+#define IVL_SDM_INTERNAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <sodium.h>
+
+#include <ivlink/sdm.h>
+
+/* ---- wire format (docs/sdm.md) ------------------------------------------ */
+
+#define IVL__SDM_VERSION 1u
+#define IVL__SDM_HDR_LEN 4u
+/* Largest plaintext payload of any frame; larger lengths drop the link. */
+#define IVL__SDM_MAX_PAYLOAD 128u
+#define IVL__SDM_SIGNAL_LEN 16u
+#define IVL__SDM_SEAL_OVERHEAD crypto_secretstream_xchacha20poly1305_ABYTES
+#define IVL__SDM_MAX_SEALED (IVL__SDM_HDR_LEN + IVL__SDM_MAX_PAYLOAD + IVL__SDM_SEAL_OVERHEAD)
+#define IVL__SDM_MAX_FRAME (IVL__SDM_HDR_LEN + IVL__SDM_MAX_SEALED)
+
+enum ivl__sdm_frame_type {
+	IVL__SDM_F_HELLO = 1,	  /* slave -> master: version, requested ID */
+	IVL__SDM_F_WELCOME = 2,	  /* master -> slave: assigned ID, config */
+	IVL__SDM_F_REFUSE = 3,	  /* master -> slave: reason, then close */
+	IVL__SDM_F_SIGNAL = 4,	  /* either way: struct ivl_sdm_signal, LE */
+	IVL__SDM_F_PING = 5,	  /* either way: keepalive, empty */
+	IVL__SDM_F_KX_HELLO = 16, /* secure: client ephemeral key */
+	IVL__SDM_F_KX_REPLY = 17, /* secure: server key, proof, stream header */
+	IVL__SDM_F_KX_AUTH = 18,  /* secure: client proof, stream header */
+	IVL__SDM_F_SEALED = 19,	  /* secure: one encrypted inner frame */
+};
+
+enum ivl__sdm_refusal {
+	IVL__SDM_R_FULL = 1,
+	IVL__SDM_R_ID_TAKEN = 2,
+	IVL__SDM_R_BAD_VERSION = 3,
+	IVL__SDM_R_UNAUTHENTICATED = 4,
+	IVL__SDM_R_BAD_ID = 5,
+};
+
+#define IVL__SDM_HELLO_LEN 8u	 /* le16 version, le16 id, le32 flags (0) */
+#define IVL__SDM_WELCOME_LEN 12u /* le16 version, le16 id, le16 max, le16 0, le32 ka */
+#define IVL__SDM_REFUSE_LEN 4u	 /* le16 version, le16 reason */
+#define IVL__SDM_KX_HELLO_LEN (4u + crypto_kx_PUBLICKEYBYTES)
+#define IVL__SDM_MAC_LEN 32u
+#define IVL__SDM_SSHDR_LEN crypto_secretstream_xchacha20poly1305_HEADERBYTES
+#define IVL__SDM_KX_REPLY_LEN (crypto_kx_PUBLICKEYBYTES + IVL__SDM_MAC_LEN + IVL__SDM_SSHDR_LEN)
+#define IVL__SDM_KX_AUTH_LEN (IVL__SDM_MAC_LEN + IVL__SDM_SSHDR_LEN)
+
+struct ivl__sdm_frame {
+	uint8_t type;
+	uint16_t len;
+	const uint8_t *payload; /* points into the parsed buffer */
+};
+
+struct ivl__sdm_hello {
+	uint16_t version, id;
+};
+struct ivl__sdm_welcome {
+	uint16_t version, id, max_slaves;
+	uint32_t keepalive_ms;
+};
+
+/* Encode a frame header + payload into @out (room for HDR + len).  Returns
+ * the total length or -EMSGSIZE. */
+int ivl__sdm_frame_encode(uint8_t *out, size_t room, uint8_t type, const void *payload, size_t len);
+/* Parse one frame from @buf.  Returns its total length, 0 if more bytes are
+ * needed, -EBADMSG if malformed (flags != 0, length over the limit of its
+ * type, unknown type).  @secure_outer: the limits of the outer (sealed)
+ * layer apply. */
+int ivl__sdm_frame_decode(const uint8_t *buf, size_t len, struct ivl__sdm_frame *f);
+void ivl__sdm_signal_encode(uint8_t out[IVL__SDM_SIGNAL_LEN], const struct ivl_sdm_signal *s);
+int ivl__sdm_signal_decode(const struct ivl__sdm_frame *f, struct ivl_sdm_signal *s);
+void ivl__sdm_hello_encode(uint8_t out[IVL__SDM_HELLO_LEN], uint16_t id);
+int ivl__sdm_hello_decode(const struct ivl__sdm_frame *f, struct ivl__sdm_hello *h);
+void ivl__sdm_welcome_encode(uint8_t out[IVL__SDM_WELCOME_LEN], const struct ivl__sdm_welcome *w);
+int ivl__sdm_welcome_decode(const struct ivl__sdm_frame *f, struct ivl__sdm_welcome *w);
+void ivl__sdm_refuse_encode(uint8_t out[IVL__SDM_REFUSE_LEN], uint16_t reason);
+int ivl__sdm_refuse_decode(const struct ivl__sdm_frame *f, uint16_t *reason);
+/* A refusal reason as the -errno a slave reports. */
+int ivl__sdm_refusal_errno(uint16_t reason);
+const char *ivl__sdm_refusal_name(uint16_t reason);
+
+/* ---- secure channel (secure.c) -------------------------------------------- */
+
+struct ivl__sdm_sec {
+	uint8_t psk[IVL_SDM_KEY_LEN];
+	uint8_t pk[crypto_kx_PUBLICKEYBYTES], sk[crypto_kx_SECRETKEYBYTES];
+	uint8_t peer_pk[crypto_kx_PUBLICKEYBYTES];
+	crypto_secretstream_xchacha20poly1305_state tx, rx;
+	bool ready; /* both streams initialised */
+};
+
+/* Client: fresh ephemeral key; fills the KX_HELLO payload. */
+int ivl__sdm_sec_client_hello(struct ivl__sdm_sec *s, uint8_t out[IVL__SDM_KX_HELLO_LEN]);
+/* Server: check a KX_HELLO, derive keys, fill the KX_REPLY payload.
+ * -EPROTONOSUPPORT (version), -EBADMSG. */
+int ivl__sdm_sec_server_reply(struct ivl__sdm_sec *s, const struct ivl__sdm_frame *hello,
+			      uint8_t out[IVL__SDM_KX_REPLY_LEN]);
+/* Client: verify the server's proof, derive keys, fill KX_AUTH.  -EACCES. */
+int ivl__sdm_sec_client_auth(struct ivl__sdm_sec *s, const struct ivl__sdm_frame *reply,
+			     uint8_t out[IVL__SDM_KX_AUTH_LEN]);
+/* Server: verify the client's proof.  -EACCES. */
+int ivl__sdm_sec_server_finish(struct ivl__sdm_sec *s, const struct ivl__sdm_frame *auth);
+/* Seal a plaintext inner frame into a SEALED frame in @out.  Returns its
+ * length or -errno. */
+int ivl__sdm_sec_seal(struct ivl__sdm_sec *s, const uint8_t *in, size_t len, uint8_t *out,
+		      size_t room);
+/* Open a SEALED frame's payload into @out (>= IVL__SDM_HDR_LEN +
+ * IVL__SDM_MAX_PAYLOAD).  Returns the plaintext length; -EBADMSG on any
+ * forgery, replay, reordering or truncation (the stream is then dead). */
+int ivl__sdm_sec_open(struct ivl__sdm_sec *s, const struct ivl__sdm_frame *f, uint8_t *out,
+		      size_t room);
+void ivl__sdm_sec_wipe(struct ivl__sdm_sec *s);
+
+/* ---- the object ------------------------------------------------------------ */
+
+#define IVL__SDM_RXBUF (2 * IVL__SDM_MAX_FRAME)
+#define IVL__SDM_TXBUF 65536u
+#define IVL__SDM_MAX_PENDING 64u
+#define IVL__SDM_INBOX 1024u
+
+enum ivl__sdm_conn_state {
+	IVL__C_CONNECTING, /* client: non-blocking connect in flight */
+	IVL__C_KX_REPLY,   /* client: waiting for KX_REPLY */
+	IVL__C_WELCOME,	   /* client: HELLO sent, waiting for WELCOME */
+	IVL__C_KX_HELLO,   /* server: waiting for KX_HELLO */
+	IVL__C_KX_AUTH,	   /* server: waiting for KX_AUTH */
+	IVL__C_HELLO,	   /* server: waiting for HELLO */
+	IVL__C_UP,	   /* registered */
+};
+
+struct ivl__sdm_conn {
+	int fd;
+	enum ivl__sdm_conn_state state;
+	uint16_t id; /* the slave's ID once registered (master side) */
+	bool secure;
+	bool dead; /* to be closed by the owner */
+	int64_t last_rx_ms, last_tx_ms, born_ms;
+	size_t rx_len, tx_len;
+	uint8_t rx[IVL__SDM_RXBUF];
+	uint8_t tx[IVL__SDM_TXBUF];
+	struct ivl__sdm_sec sec;
+};
+
+struct ivl__sdm_msg {
+	struct ivl_sdm_signal sig;
+	uint16_t from;
+};
+
+struct ivl_sdm {
+	bool master;
+	enum ivl_sdm_channel channel;
+	uint16_t max_slaves, current_slaves;
+	uint16_t id;	  /* slave: assigned ID (0 = none yet) */
+	uint16_t want_id; /* slave: ID to ask for */
+	int state;	  /* see ivl_sdm_state() */
+	int epfd;	  /* the pollable fd */
+	int timerfd;	  /* periodic tick for keepalive and reconnection */
+	struct ivl_sdm_stats st;
+	struct {
+		ivl_sdm_handler fn;
+		void *opaque;
+	} handler[IVL_SDM_NTYPES];
+	struct {
+		ivl_sdm_action fn;
+		void *opaque;
+	} action[IVL_SDM_NTYPES];
+
+	/* LOCAL */
+	struct ivl_sdm_bus *bus;
+	int evfd;		    /* inbox doorbell */
+	struct ivl__sdm_msg *inbox; /* ring, under bus->lock */
+	size_t inbox_head, inbox_count;
+
+	/* UNIX/TCP */
+	bool have_key, insecure;
+	uint8_t key[IVL_SDM_KEY_LEN];
+	uint32_t keepalive_ms, rc_min_ms, rc_max_ms, rc_delay_ms;
+	int64_t next_connect_ms;
+	int lfd; /* master: listening socket */
+	char *path;
+	char *host;
+	uint16_t port;
+	struct ivl__sdm_conn **conns; /* master: every connection */
+	size_t nconns;
+	struct ivl__sdm_conn **slaves; /* master: by ID, registered only */
+	struct ivl__sdm_conn *up;      /* slave: the connection */
+	bool ever_welcomed;
+
+	/* LINK */
+	struct ivl_link *link; /* borrowed */
+	void *link_area;       /* shared: hostile */
+	uint16_t link_self, link_master, link_capacity, link_slot;
+	uint32_t *link_peer; /* master: by ID, link peer + 1 of registered slaves */
+};
+
+int64_t ivl__sdm_now_ms(void);
+/* Routing + action + handler for a received signal (from: connection ID). */
+int ivl__sdm_deliver(struct ivl_sdm *sdm, const struct ivl_sdm_signal *sig, uint16_t from);
+
+/* local.c */
+int ivl__sdm_local_attach(struct ivl_sdm *sdm, struct ivl_sdm_bus *bus);
+void ivl__sdm_local_detach(struct ivl_sdm *sdm);
+int ivl__sdm_local_send(struct ivl_sdm *sdm, const struct ivl_sdm_signal *sig);
+int ivl__sdm_local_process(struct ivl_sdm *sdm);
+bool ivl__sdm_local_present(const struct ivl_sdm *sdm, uint16_t id);
+int ivl__sdm_local_count(const struct ivl_sdm *sdm);
+
+/* link.c */
+int ivl__sdm_link_start(struct ivl_sdm *sdm, const struct ivl_sdm_options *opt);
+void ivl__sdm_link_stop(struct ivl_sdm *sdm);
+int ivl__sdm_link_send(struct ivl_sdm *sdm, const struct ivl_sdm_signal *sig);
+int ivl__sdm_link_process(struct ivl_sdm *sdm);
+int ivl__sdm_link_set_max(struct ivl_sdm *sdm, uint16_t max);
+
+/* sock.c */
+int ivl__sdm_sock_start(struct ivl_sdm *sdm, const struct ivl_sdm_options *opt);
+void ivl__sdm_sock_stop(struct ivl_sdm *sdm);
+int ivl__sdm_sock_send(struct ivl_sdm *sdm, const struct ivl_sdm_signal *sig);
+int ivl__sdm_sock_process(struct ivl_sdm *sdm);
+
+#endif

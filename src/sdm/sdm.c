@@ -1,0 +1,400 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The SDM object: options, routing rules (PROTOCOLS.md §5), the action and
+ * handler tables, configuration and counters.  Channels (local.c, sock.c)
+ * only move signals; everything a signal must obey is decided here.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/stat.h>
+#include <sys/timerfd.h>
+#include <time.h>
+
+#include "core/internal.h"
+#include "sdm-internal.h"
+
+int64_t ivl__sdm_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+IVL_EXPORT const char *ivl_sdm_type_name(uint32_t type)
+{
+	static const char *const names[IVL_SDM_NTYPES] = {"irq", "boot", "reset"};
+
+	return type < IVL_SDM_NTYPES ? names[type] : NULL;
+}
+
+IVL_EXPORT int ivl_sdm_type_from_name(const char *name)
+{
+	if (!name)
+		return -EINVAL;
+	for (uint32_t t = 0; t < IVL_SDM_NTYPES; t++)
+		if (!strcasecmp(name, ivl_sdm_type_name(t)))
+			return (int)t;
+	return -EINVAL;
+}
+
+static int check_options(const struct ivl_sdm_options *o)
+{
+	if (o->master) {
+		if (o->max_slaves < 1 || o->max_slaves > IVL_SDM_MAX_SLAVES)
+			return -ERANGE;
+	} else if (o->id > IVL_SDM_MAX_SLAVES) {
+		return -ERANGE;
+	}
+	switch (o->channel) {
+	case IVL_SDM_CHAN_LOCAL:
+		return o->bus ? 0 : -EINVAL;
+	case IVL_SDM_CHAN_UNIX:
+		return o->path && *o->path ? 0 : -EINVAL;
+	case IVL_SDM_CHAN_TCP:
+		return o->host && *o->host && (o->port || o->master) ? 0 : -EINVAL;
+	case IVL_SDM_CHAN_LINK:
+		return o->link ? 0 : -EINVAL;
+	default:
+		return -EINVAL;
+	}
+}
+
+IVL_EXPORT int ivl_sdm_new(struct ivl_sdm **out, const struct ivl_sdm_options *opt)
+{
+	struct ivl_sdm *s;
+	int r;
+
+	if (!out || !opt)
+		return -EINVAL;
+	*out = NULL;
+	r = check_options(opt);
+	if (r)
+		return r;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->master = opt->master;
+	s->channel = opt->channel;
+	s->max_slaves = opt->master ? opt->max_slaves : 0;
+	s->want_id = opt->master ? 0 : opt->id;
+	s->state = opt->master ? 0 : -EINPROGRESS;
+	s->evfd = s->timerfd = s->lfd = -1;
+	s->keepalive_ms = opt->keepalive_ms ? opt->keepalive_ms : 1000;
+	s->rc_min_ms = opt->reconnect_min_ms ? opt->reconnect_min_ms : 50;
+	s->rc_max_ms = opt->reconnect_max_ms ? opt->reconnect_max_ms : 2000;
+	if (s->rc_max_ms < s->rc_min_ms)
+		s->rc_max_ms = s->rc_min_ms;
+	s->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (s->epfd < 0) {
+		r = -errno;
+		goto fail;
+	}
+	if (opt->channel == IVL_SDM_CHAN_LOCAL) {
+		r = ivl__sdm_local_attach(s, opt->bus);
+		if (r)
+			goto fail;
+	} else {
+		struct itimerspec its = {0};
+		long tick = s->keepalive_ms / 4 ? s->keepalive_ms / 4 : 1;
+
+		/* Slaves also need it for the reconnection backoff. */
+		if (!s->master && tick > (long)s->rc_min_ms)
+			tick = (long)s->rc_min_ms;
+		s->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+		if (s->timerfd < 0) {
+			r = -errno;
+			goto fail;
+		}
+		/* A periodic tick drives keepalives, dead-peer detection and
+		 * reconnection without the caller computing deadlines. */
+		its.it_interval.tv_sec = tick / 1000;
+		its.it_interval.tv_nsec = (tick % 1000) * 1000000L;
+		its.it_value = its.it_interval;
+		if (timerfd_settime(s->timerfd, 0, &its, NULL) < 0 ||
+		    epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->timerfd,
+			      &(struct epoll_event){.events = EPOLLIN, .data.ptr = NULL}) < 0) {
+			r = -errno;
+			goto fail;
+		}
+		if (opt->channel == IVL_SDM_CHAN_LINK)
+			r = ivl__sdm_link_start(s, opt);
+		else
+			r = ivl__sdm_sock_start(s, opt);
+		if (r)
+			goto fail;
+	}
+	*out = s;
+	return 0;
+fail:
+	ivl_sdm_free(s);
+	return r;
+}
+
+IVL_EXPORT void ivl_sdm_free(struct ivl_sdm *s)
+{
+	if (!s)
+		return;
+	if (s->channel == IVL_SDM_CHAN_LOCAL)
+		ivl__sdm_local_detach(s);
+	else if (s->channel == IVL_SDM_CHAN_LINK)
+		ivl__sdm_link_stop(s);
+	else
+		ivl__sdm_sock_stop(s);
+	ivl__close(s->timerfd);
+	ivl__close(s->epfd);
+	sodium_memzero(s->key, sizeof(s->key));
+	free(s);
+}
+
+IVL_EXPORT int ivl_sdm_get_fd(const struct ivl_sdm *s)
+{
+	return s ? s->epfd : -EINVAL;
+}
+
+IVL_EXPORT int ivl_sdm_timeout_ms(const struct ivl_sdm *s)
+{
+	if (!s)
+		return -EINVAL;
+	/* LOCAL has no timers; the sockets' tick is in the epoll set already,
+	 * this is only a safety net for callers that poll with a timeout. */
+	return s->channel == IVL_SDM_CHAN_LOCAL ? -1 : (int)s->keepalive_ms;
+}
+
+IVL_EXPORT int ivl_sdm_process(struct ivl_sdm *s)
+{
+	if (!s)
+		return -EINVAL;
+	if (s->channel == IVL_SDM_CHAN_LOCAL)
+		return ivl__sdm_local_process(s);
+	if (s->channel == IVL_SDM_CHAN_LINK)
+		return ivl__sdm_link_process(s);
+	return ivl__sdm_sock_process(s);
+}
+
+/* Sender-side routing: a slave signals only the master, the master only a
+ * slave ID in range. */
+static int route_check(const struct ivl_sdm *s, const struct ivl_sdm_signal *sig)
+{
+	if (sig->type >= IVL_SDM_NTYPES)
+		return -EINVAL;
+	if (!s->master)
+		return sig->slave == IVL_SDM_MASTER ? 0 : -EPERM;
+	if (sig->slave == IVL_SDM_MASTER || sig->slave > IVL_SDM_MAX_SLAVES)
+		return -EINVAL;
+	return 0;
+}
+
+IVL_EXPORT int ivl_sdm_send(struct ivl_sdm *s, const struct ivl_sdm_signal *sig)
+{
+	int r;
+
+	if (!s || !sig)
+		return -EINVAL;
+	r = route_check(s, sig);
+	if (r)
+		return r;
+	if (s->channel == IVL_SDM_CHAN_LOCAL)
+		r = ivl__sdm_local_send(s, sig);
+	else if (s->channel == IVL_SDM_CHAN_LINK)
+		r = ivl__sdm_link_send(s, sig);
+	else
+		r = ivl__sdm_sock_send(s, sig);
+	if (r == 0)
+		s->st.sent++;
+	return r;
+}
+
+int ivl__sdm_deliver(struct ivl_sdm *s, const struct ivl_sdm_signal *sig, uint16_t from)
+{
+	/* Receiver-side routing: a slave's signal must name the master; the
+	 * master's signal must name us.  Anything else is forged. */
+	if ((s->master && sig->slave != IVL_SDM_MASTER) ||
+	    (!s->master && (from != IVL_SDM_MASTER || sig->slave != s->id))) {
+		s->st.dropped_forged++;
+		ivl__debug("sdm: dropped a forged signal from %u to %u", from, sig->slave);
+		return 0;
+	}
+	if (sig->type >= IVL_SDM_NTYPES) {
+		s->st.dropped_invalid++;
+		return 0;
+	}
+	if (s->action[sig->type].fn &&
+	    s->action[sig->type].fn(s, sig, from, s->action[sig->type].opaque) < 0) {
+		s->st.dropped_action++;
+		return 0;
+	}
+	s->st.received++;
+	if (s->handler[sig->type].fn)
+		s->handler[sig->type].fn(s, sig, from, s->handler[sig->type].opaque);
+	return 1;
+}
+
+IVL_EXPORT int ivl_sdm_set_handler(struct ivl_sdm *s, uint32_t type, ivl_sdm_handler fn,
+				   void *opaque)
+{
+	if (!s || type >= IVL_SDM_NTYPES)
+		return -EINVAL;
+	s->handler[type].fn = fn;
+	s->handler[type].opaque = opaque;
+	return 0;
+}
+
+IVL_EXPORT int ivl_sdm_set_action(struct ivl_sdm *s, uint32_t type, ivl_sdm_action fn, void *opaque)
+{
+	if (!s || (type != IVL_SDM_BOOT && type != IVL_SDM_RESET))
+		return -EINVAL;
+	s->action[type].fn = fn;
+	s->action[type].opaque = opaque;
+	return 0;
+}
+
+IVL_EXPORT int ivl_sdm_get_config(const struct ivl_sdm *s, struct ivl_sdm_config *cfg)
+{
+	if (!s || !cfg)
+		return -EINVAL;
+	cfg->master = s->master;
+	cfg->max_slaves = s->max_slaves;
+	if (!s->master)
+		cfg->current_slaves = 0;
+	else if (s->channel == IVL_SDM_CHAN_LOCAL)
+		cfg->current_slaves = (uint16_t)ivl__sdm_local_count(s);
+	else
+		cfg->current_slaves = s->current_slaves;
+	return 0;
+}
+
+IVL_EXPORT int ivl_sdm_set_max_slaves(struct ivl_sdm *s, uint16_t max_slaves)
+{
+	if (!s || !s->master)
+		return -EINVAL;
+	if (max_slaves < 1 || max_slaves > IVL_SDM_MAX_SLAVES)
+		return -ERANGE;
+	if (s->channel == IVL_SDM_CHAN_LINK) {
+		int r = ivl__sdm_link_set_max(s, max_slaves);
+
+		if (r)
+			return r;
+	}
+	/* Connected slaves stay (even above the new limit): admission alone
+	 * looks at max_slaves. */
+	s->max_slaves = max_slaves;
+	return 0;
+}
+
+IVL_EXPORT int ivl_sdm_id(const struct ivl_sdm *s)
+{
+	if (!s)
+		return -EINVAL;
+	if (s->master)
+		return 0;
+	return s->state == 0 ? s->id : -ENOTCONN;
+}
+
+IVL_EXPORT bool ivl_sdm_slave_present(const struct ivl_sdm *s, uint16_t id)
+{
+	if (!s || !s->master || id == 0 || id > IVL_SDM_MAX_SLAVES)
+		return false;
+	if (s->channel == IVL_SDM_CHAN_LOCAL)
+		return ivl__sdm_local_present(s, id);
+	if (s->channel == IVL_SDM_CHAN_LINK)
+		return id <= s->link_capacity && s->link_peer[id] != 0;
+	return s->slaves[id] != NULL;
+}
+
+IVL_EXPORT int ivl_sdm_state(const struct ivl_sdm *s)
+{
+	return s ? s->state : -EINVAL;
+}
+
+IVL_EXPORT int ivl_sdm_get_stats(const struct ivl_sdm *s, struct ivl_sdm_stats *st)
+{
+	if (!s || !st)
+		return -EINVAL;
+	*st = s->st;
+	return 0;
+}
+
+IVL_EXPORT int ivl_sdm_tcp_port(const struct ivl_sdm *s)
+{
+	if (!s || !s->master || s->channel != IVL_SDM_CHAN_TCP)
+		return -EINVAL;
+	return s->port;
+}
+
+static int hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+IVL_EXPORT int ivl_sdm_load_key(const char *path, uint8_t key[IVL_SDM_KEY_LEN])
+{
+	uint8_t buf[2 * IVL_SDM_KEY_LEN + 3];
+	struct stat sb;
+	ssize_t n;
+	size_t len = 0;
+	int fd, r = 0;
+
+	if (!path || !key)
+		return -EINVAL;
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &sb) < 0) {
+		r = -errno;
+		goto out;
+	}
+	if (!S_ISREG(sb.st_mode)) {
+		r = -EINVAL;
+		goto out;
+	}
+	/* A secret readable by others is not a secret. */
+	if (sb.st_mode & (S_IRWXG | S_IRWXO)) {
+		r = -EPERM;
+		goto out;
+	}
+	while (len < sizeof(buf)) {
+		n = read(fd, buf + len, sizeof(buf) - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			r = -errno;
+			goto out;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	if (len == IVL_SDM_KEY_LEN) {
+		memcpy(key, buf, IVL_SDM_KEY_LEN);
+	} else {
+		if (len > 2 * IVL_SDM_KEY_LEN && buf[2 * IVL_SDM_KEY_LEN] == '\n')
+			len--;
+		if (len != 2 * IVL_SDM_KEY_LEN) {
+			r = -EINVAL;
+			goto out;
+		}
+		for (size_t i = 0; i < IVL_SDM_KEY_LEN; i++) {
+			int hi = hexval(buf[2 * i]), lo = hexval(buf[2 * i + 1]);
+
+			if (hi < 0 || lo < 0) {
+				r = -EINVAL;
+				goto out;
+			}
+			key[i] = (uint8_t)(hi << 4 | lo);
+		}
+	}
+out:
+	sodium_memzero(buf, sizeof(buf));
+	ivl__close(fd);
+	return r;
+}

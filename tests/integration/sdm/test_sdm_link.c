@@ -1,0 +1,235 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * SDM over the LINK channel, on a local hub: a master and three slaves
+ * (boot, IRQ with payload both ways, reset, slave-to-slave refused,
+ * max_slaves exceeded, a slave's link gone and back with its ID), plus a
+ * hostile slave writing the shared mailboxes directly (forged signal,
+ * impossible ring indices).
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#include "testutil.h"
+#include "sdm/sdm-internal.h"
+#include <ivlink/link.h>
+
+#define REGION (1u << 18)
+
+struct rec {
+	unsigned n[IVL_SDM_NTYPES];
+	struct ivl_sdm_signal last;
+	uint16_t from;
+	unsigned actions;
+};
+
+static void on_sig(struct ivl_sdm *s, const struct ivl_sdm_signal *sig, uint16_t from, void *op)
+{
+	struct rec *r = op;
+
+	(void)s;
+	r->n[sig->type]++;
+	r->last = *sig;
+	r->from = from;
+}
+
+static int on_action(struct ivl_sdm *s, const struct ivl_sdm_signal *sig, uint16_t from, void *op)
+{
+	(void)s, (void)sig, (void)from;
+	((struct rec *)op)->actions++;
+	return 0;
+}
+
+struct world {
+	struct ivl_local_hub *hub;
+	struct ivl_link *ml, *sl[6];
+	struct ivl_sdm *m, *s[6];
+	struct rec rm, rs[6];
+};
+
+static void pump_once(struct world *w)
+{
+	struct pollfd p[7];
+	int n = 0;
+
+	p[n++] = (struct pollfd){.fd = ivl_sdm_get_fd(w->m), .events = POLLIN};
+	for (int i = 0; i < 6; i++)
+		if (w->s[i])
+			p[n++] = (struct pollfd){.fd = ivl_sdm_get_fd(w->s[i]), .events = POLLIN};
+	poll(p, (nfds_t)n, 5);
+	ivl_sdm_process(w->m);
+	for (int i = 0; i < 6; i++)
+		if (w->s[i])
+			ivl_sdm_process(w->s[i]);
+}
+
+#define PUMP_UNTIL(w, cond)                                                                        \
+	({                                                                                         \
+		int64_t end_ = tu_now_ms() + 5000;                                                 \
+		while (!(cond) && tu_now_ms() < end_)                                              \
+			pump_once(w);                                                              \
+		(cond);                                                                            \
+	})
+
+static uint16_t current(struct world *w)
+{
+	struct ivl_sdm_config c;
+
+	ivl_sdm_get_config(w->m, &c);
+	return c.current_slaves;
+}
+
+static void add_slave(struct world *w, int i, uint16_t id)
+{
+	struct ivl_sdm_options o = {
+	    .channel = IVL_SDM_CHAN_LINK, .id = id, .reconnect_min_ms = 10, .reconnect_max_ms = 50};
+
+	assert_int_equal(ivl_local_hub_join(w->hub, "slave", &w->sl[i]), 0);
+	o.link = w->sl[i];
+	o.link_master = (uint16_t)ivl_link_id(w->ml);
+	assert_int_equal(ivl_sdm_new(&w->s[i], &o), 0);
+	for (uint32_t t = 0; t < IVL_SDM_NTYPES; t++)
+		ivl_sdm_set_handler(w->s[i], t, on_sig, &w->rs[i]);
+	ivl_sdm_set_action(w->s[i], IVL_SDM_BOOT, on_action, &w->rs[i]);
+	ivl_sdm_set_action(w->s[i], IVL_SDM_RESET, on_action, &w->rs[i]);
+}
+
+static void del_slave(struct world *w, int i)
+{
+	ivl_sdm_free(w->s[i]);
+	ivl_link_free(w->sl[i]);
+	w->s[i] = NULL;
+	w->sl[i] = NULL;
+}
+
+static void link_channel(void **state)
+{
+	struct ivl_sdm_options o = {.master = true, .max_slaves = 3, .channel = IVL_SDM_CHAN_LINK};
+	struct world w;
+	struct ivl_sdm_signal sig;
+	struct ivl_sdm_stats st;
+
+	(void)state;
+	memset(&w, 0, sizeof(w));
+	assert_int_equal(ivl_local_hub_new(&w.hub, REGION, 8, 1), 0);
+	assert_int_equal(ivl_local_hub_join(w.hub, "master", &w.ml), 0);
+	o.link = w.ml;
+	o.max_slaves = 3;
+	assert_int_equal(ivl_sdm_new(&w.m, &o), 0);
+	ivl_sdm_set_handler(w.m, IVL_SDM_IRQ, on_sig, &w.rm);
+	for (int i = 0; i < 3; i++)
+		add_slave(&w, i, 0);
+	assert_true(PUMP_UNTIL(&w, current(&w) == 3 && !ivl_sdm_state(w.s[0]) &&
+				       !ivl_sdm_state(w.s[1]) && !ivl_sdm_state(w.s[2])));
+
+	/* Boot everyone; the action runs. */
+	for (int i = 0; i < 3; i++) {
+		sig = (struct ivl_sdm_signal){
+		    IVL_SDM_BOOT, (uint32_t)ivl_sdm_id(w.s[i]), {0x1000u + (uint32_t)i, 0}};
+		assert_int_equal(ivl_sdm_send(w.m, &sig), 0);
+	}
+	assert_true(PUMP_UNTIL(&w, w.rs[0].n[1] && w.rs[1].n[1] && w.rs[2].n[1]));
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(w.rs[i].actions, 1);
+		assert_int_equal(w.rs[i].last.payload[0], 0x1000u + (uint32_t)i);
+	}
+	/* IRQ both ways. */
+	sig = (struct ivl_sdm_signal){IVL_SDM_IRQ, (uint32_t)ivl_sdm_id(w.s[1]), {11, 12}};
+	assert_int_equal(ivl_sdm_send(w.m, &sig), 0);
+	assert_true(PUMP_UNTIL(&w, w.rs[1].n[0] == 1));
+	assert_int_equal(w.rs[1].last.payload[1], 12);
+	assert_int_equal(w.rs[0].n[0] + w.rs[2].n[0], 0);
+	sig = (struct ivl_sdm_signal){IVL_SDM_IRQ, 0, {21, 22}};
+	assert_int_equal(ivl_sdm_send(w.s[2], &sig), 0);
+	assert_true(PUMP_UNTIL(&w, w.rm.n[0] == 1));
+	assert_int_equal(w.rm.from, ivl_sdm_id(w.s[2]));
+	assert_int_equal(w.rm.last.payload[0], 21);
+	/* More than a ring's worth, with the consumer keeping up. */
+	for (int k = 0; k < 40; k++) {
+		int r;
+
+		while ((r = ivl_sdm_send(w.s[0], &sig)) == -EAGAIN)
+			pump_once(&w);
+		assert_int_equal(r, 0);
+	}
+	assert_true(PUMP_UNTIL(&w, w.rm.n[0] == 41));
+	/* Reset. */
+	sig = (struct ivl_sdm_signal){IVL_SDM_RESET, (uint32_t)ivl_sdm_id(w.s[0]), {0, 0}};
+	assert_int_equal(ivl_sdm_send(w.m, &sig), 0);
+	assert_true(PUMP_UNTIL(&w, w.rs[0].n[2] == 1));
+	/* Slave to slave refused. */
+	sig = (struct ivl_sdm_signal){IVL_SDM_IRQ, 2, {0, 0}};
+	assert_int_equal(ivl_sdm_send(w.s[0], &sig), -EPERM);
+
+	/* Fourth slave: refused, full. */
+	add_slave(&w, 3, 0);
+	assert_true(PUMP_UNTIL(&w, ivl_sdm_state(w.s[3]) == -EUSERS));
+	assert_int_equal(current(&w), 3);
+	del_slave(&w, 3);
+
+	/* A slave's link goes away; it comes back with the same ID. */
+	{
+		int id = ivl_sdm_id(w.s[1]);
+
+		del_slave(&w, 1);
+		assert_true(PUMP_UNTIL(&w, current(&w) == 2));
+		sig = (struct ivl_sdm_signal){IVL_SDM_IRQ, (uint32_t)id, {0, 0}};
+		assert_int_equal(ivl_sdm_send(w.m, &sig), -ENOENT);
+		add_slave(&w, 1, (uint16_t)id);
+		assert_true(PUMP_UNTIL(&w, current(&w) == 3 && ivl_sdm_id(w.s[1]) == id));
+		assert_int_equal(ivl_sdm_send(w.m, &sig), 0);
+		assert_true(PUMP_UNTIL(&w, w.rs[1].n[0] == 1));
+	}
+
+	/* Hostile: slave 3's mailbox is written directly with a forged
+	 * destination, then with impossible indices. */
+	{
+		uint64_t size;
+		uint8_t *area = ivl_link_app_area(w.sl[2], &size);
+		int id = ivl_sdm_id(w.s[2]);
+		/* Layout of docs/sdm.md §5: 16-byte header, 536-byte slots;
+		 * slot: owner, status, m2s ring (264), s2m ring (264). */
+		uint8_t *s2m = area + 16 + 536 * (size_t)id + 8 + 264;
+		_Atomic uint32_t *head = (_Atomic uint32_t *)s2m;
+		struct ivl_sdm_signal forged = {IVL_SDM_IRQ, 1, {66, 66}};
+		uint32_t h = atomic_load(head);
+
+		ivl_sdm_get_stats(w.m, &st);
+		ivl__sdm_signal_encode(s2m + 8 + 16 * (h % 16), &forged);
+		atomic_store(head, h + 1);
+		ivl_link_ring(w.sl[2], (uint16_t)ivl_link_id(w.ml), 0);
+		{
+			uint64_t before = st.dropped_forged;
+
+			assert_true(PUMP_UNTIL(
+			    &w, (ivl_sdm_get_stats(w.m, &st), st.dropped_forged == before + 1)));
+		}
+		assert_int_equal(w.rm.n[0], 41);
+		atomic_store(head, atomic_load(head) + 1000);
+		ivl_link_ring(w.sl[2], (uint16_t)ivl_link_id(w.ml), 0);
+		assert_true(PUMP_UNTIL(&w, current(&w) == 2));
+		ivl_sdm_get_stats(w.m, &st);
+		assert_true(st.conn_dropped >= 1);
+	}
+
+	/* Config: raising max_slaves beyond what the area holds fails. */
+	assert_int_equal(ivl_sdm_set_max_slaves(w.m, IVL_SDM_MAX_SLAVES), -ERANGE);
+	assert_int_equal(ivl_sdm_set_max_slaves(w.m, 5), 0);
+
+	for (int i = 0; i < 6; i++)
+		if (w.s[i])
+			del_slave(&w, i);
+	ivl_sdm_free(w.m);
+	ivl_link_free(w.ml);
+	ivl_local_hub_free(w.hub);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(link_channel),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
