@@ -11,5 +11,7 @@
 #include <ivlink/notify.h>
 #include <ivlink/ivshmem.h>
 #include <ivlink/link.h>
+#include <ivlink/sdm.h>
+#include <ivlink/virtio.h>
 
 #endif

@@ -1,0 +1,574 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Split virtqueues (virtio 1.x §2.7) in a window of a shared region, with the
+ * layouts of <linux/virtio_ring.h>.  Every address in a ring is a byte offset
+ * into the window.  The device side reads the rings as hostile input: each
+ * descriptor is copied once before it is checked (the driver may rewrite it
+ * concurrently), chain walks are bounded, and any violation breaks the queue
+ * for good, as a device that sets DEVICE_NEEDS_RESET.
+ *
+ * The driver keeps its own free list and chain lengths in private memory, so
+ * a device that scribbles on the descriptor table cannot corrupt them.
+ */
+#include <endian.h>
+#include <errno.h>
+#include <limits.h>
+#include <linux/virtio_ring.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/internal.h"
+#include <ivlink/virtio.h>
+
+_Static_assert(sizeof(struct vring_desc) == 16, "virtio descriptor is 16 bytes");
+_Static_assert(sizeof(struct vring_used_elem) == 8, "virtio used element is 8 bytes");
+_Static_assert(offsetof(struct vring_avail, ring) == 4, "avail ring after flags, idx");
+_Static_assert(offsetof(struct vring_used, ring) == 4, "used ring after flags, idx");
+
+#define MAX_INDIRECT 65535u
+
+struct ivl_virtq {
+	enum ivl_virtq_role role;
+	unsigned num;
+	bool event_idx;
+	bool indirect;
+	int broken;
+	bool notify_on; /* we asked to be notified */
+	char *win;
+	uint64_t win_size;
+	struct vring_desc *desc;
+	struct vring_avail *avail;
+	struct vring_used *used;
+	_Atomic uint16_t *used_event;  /* in the avail area, written by the driver */
+	_Atomic uint16_t *avail_event; /* in the used area, written by the device */
+
+	/* driver */
+	struct vring_desc *ind; /* indirect tables: indirect_max per head */
+	unsigned indirect_max;
+	uint16_t avail_idx;  /* our copy of avail->idx */
+	uint16_t kicked_idx; /* avail_idx at the last need_notify */
+	uint16_t last_used;
+	uint16_t used_shadow; /* used->idx as last read */
+	unsigned free_head;
+	unsigned num_free;
+	uint16_t *next;	 /* private chain links (mirror of desc[].next) */
+	uint16_t *ndesc; /* descriptors used by each in-flight head */
+	void **tokens;
+
+	/* device */
+	uint16_t last_avail;
+	uint16_t avail_shadow;	 /* avail->idx as last read */
+	uint16_t used_idx;	 /* including entries not yet flushed */
+	uint16_t flushed_idx;	 /* last value stored to used->idx */
+	uint16_t signalled_used; /* flushed_idx at the last need_notify */
+	unsigned inflight;
+};
+
+static _Atomic uint16_t *a16(void *p)
+{
+	return (_Atomic uint16_t *)p;
+}
+
+static uint64_t align_up(uint64_t v, uint64_t a)
+{
+	return (v + a - 1) & ~(a - 1);
+}
+
+static bool valid_num(unsigned num)
+{
+	return num >= 1 && num <= IVL_VIRTQ_MAX_SIZE && (num & (num - 1)) == 0;
+}
+
+/* Is [off, off+len) inside the window?  Overflow-safe. */
+static bool in_window(const struct ivl_virtq *q, uint64_t off, uint64_t len)
+{
+	return off <= q->win_size && len <= q->win_size - off;
+}
+
+/* virtio 1.x §2.7.10: notify when the event index lies in (old, new]. */
+static bool need_event(uint16_t event, uint16_t new_idx, uint16_t old)
+{
+	return (uint16_t)(new_idx - event - 1) < (uint16_t)(new_idx - old);
+}
+
+static int break_queue(struct ivl_virtq *q, int err, const char *why)
+{
+	if (!q->broken) {
+		q->broken = err;
+		ivl__warn("virtq: %s ring broken: %s",
+			  q->role == IVL_VIRTQ_DEVICE ? "device" : "driver", why);
+	}
+	return err;
+}
+
+IVL_EXPORT uint64_t ivl_virtq_layout_default(unsigned num, unsigned indirect_max, uint64_t offset,
+					     struct ivl_virtq_layout *out)
+{
+	if (!valid_num(num) || (offset & 15) || indirect_max > MAX_INDIRECT || !out)
+		return 0;
+	uint64_t o = offset;
+	out->desc = o;
+	o += 16ull * num;
+	out->avail = o;
+	o += 6 + 2ull * num;
+	/* The used ring is written by the other side: its own cache lines. */
+	o = align_up(o, 64);
+	out->used = o;
+	o += 6 + 8ull * num;
+	o = align_up(o, 64);
+	out->indirect = indirect_max ? o : 0;
+	o += 16ull * num * indirect_max;
+	return o - offset;
+}
+
+static int check_part(const struct ivl_virtq *q, uint64_t off, uint64_t len, unsigned align)
+{
+	if (!in_window(q, off, len))
+		return -EFAULT;
+	if (((uintptr_t)q->win + off) % align)
+		return -EFAULT;
+	return 0;
+}
+
+IVL_EXPORT int ivl_virtq_new(struct ivl_virtq **out, void *window, uint64_t window_size,
+			     const struct ivl_virtq_opts *o)
+{
+	if (!out || !window || !o)
+		return -EINVAL;
+	*out = NULL;
+	if (!valid_num(o->num) || (o->role != IVL_VIRTQ_DRIVER && o->role != IVL_VIRTQ_DEVICE) ||
+	    (o->features & ~(IVL_VIRTQ_F_INDIRECT_DESC | IVL_VIRTQ_F_EVENT_IDX)) ||
+	    o->indirect_max > MAX_INDIRECT)
+		return -EINVAL;
+
+	struct ivl_virtq *q = calloc(1, sizeof(*q));
+	if (!q)
+		return -ENOMEM;
+	q->role = o->role;
+	q->num = o->num;
+	q->event_idx = o->features & IVL_VIRTQ_F_EVENT_IDX;
+	q->indirect = o->features & IVL_VIRTQ_F_INDIRECT_DESC;
+	q->win = window;
+	q->win_size = window_size;
+	q->notify_on = true;
+
+	const struct ivl_virtq_layout *l = &o->layout;
+	int r = check_part(q, l->desc, 16ull * q->num, 16);
+	if (!r)
+		r = check_part(q, l->avail, 6 + 2ull * q->num, 2);
+	if (!r)
+		r = check_part(q, l->used, 6 + 8ull * q->num, 4);
+	if (!r && o->role == IVL_VIRTQ_DRIVER && q->indirect && o->indirect_max) {
+		r = check_part(q, l->indirect, 16ull * q->num * o->indirect_max, 16);
+		q->ind = (struct vring_desc *)(q->win + l->indirect);
+		q->indirect_max = o->indirect_max;
+	}
+	if (r) {
+		free(q);
+		return r;
+	}
+	q->desc = (struct vring_desc *)(q->win + l->desc);
+	q->avail = (struct vring_avail *)(q->win + l->avail);
+	q->used = (struct vring_used *)(q->win + l->used);
+	q->used_event = a16(&q->avail->ring[q->num]);
+	q->avail_event = a16(&q->used->ring[q->num]);
+	q->avail_idx = q->kicked_idx = q->last_used = q->used_shadow = o->start_idx;
+	q->last_avail = q->avail_shadow = q->used_idx = q->flushed_idx = q->signalled_used =
+	    o->start_idx;
+
+	if (o->role == IVL_VIRTQ_DRIVER) {
+		q->next = calloc(q->num, sizeof(*q->next));
+		q->ndesc = calloc(q->num, sizeof(*q->ndesc));
+		q->tokens = calloc(q->num, sizeof(*q->tokens));
+		if (!q->next || !q->ndesc || !q->tokens) {
+			ivl_virtq_free(q);
+			return -ENOMEM;
+		}
+		for (unsigned i = 0; i < q->num; i++)
+			q->next[i] = (uint16_t)(i + 1);
+		q->num_free = q->num;
+		if (o->init) {
+			memset(q->desc, 0, 16ull * q->num);
+			memset(q->avail, 0, 6 + 2ull * q->num);
+			memset(q->used, 0, 6 + 8ull * q->num);
+			atomic_store_explicit(a16(&q->avail->idx), htole16(o->start_idx),
+					      memory_order_relaxed);
+			atomic_store_explicit(a16(&q->used->idx), htole16(o->start_idx),
+					      memory_order_relaxed);
+			atomic_store_explicit(q->used_event, htole16(o->start_idx),
+					      memory_order_relaxed);
+			atomic_store_explicit(q->avail_event, htole16(o->start_idx),
+					      memory_order_relaxed);
+			/* Publication of the initialized rings to the device is the
+			 * caller's handshake (QueueReady, a doorbell, a futex). */
+			atomic_thread_fence(memory_order_release);
+		}
+	}
+	*out = q;
+	return 0;
+}
+
+IVL_EXPORT void ivl_virtq_free(struct ivl_virtq *q)
+{
+	if (!q)
+		return;
+	free(q->next);
+	free(q->ndesc);
+	free(q->tokens);
+	free(q);
+}
+
+IVL_EXPORT unsigned ivl_virtq_num(const struct ivl_virtq *q)
+{
+	return q ? q->num : 0;
+}
+
+IVL_EXPORT int ivl_virtq_broken(const struct ivl_virtq *q)
+{
+	return q ? q->broken : -EINVAL;
+}
+
+/* ---- driver ---------------------------------------------------------- */
+
+static void put_desc(struct vring_desc *d, uint64_t addr, uint32_t len, uint16_t flags,
+		     uint16_t next)
+{
+	d->addr = htole64(addr);
+	d->len = htole32(len);
+	d->flags = htole16(flags);
+	d->next = htole16(next);
+}
+
+static int piece(const struct ivl_virtq *q, const struct iovec *v, uint64_t *off)
+{
+	uintptr_t b = (uintptr_t)v->iov_base, w = (uintptr_t)q->win;
+	if (b < w || v->iov_len > UINT32_MAX || !in_window(q, b - w, v->iov_len))
+		return -EFAULT;
+	*off = b - w;
+	return 0;
+}
+
+IVL_EXPORT int ivl_virtq_add(struct ivl_virtq *q, const struct iovec *out, unsigned nout,
+			     const struct iovec *in, unsigned nin, void *token)
+{
+	if (!q || q->role != IVL_VIRTQ_DRIVER || !token || (nout && !out) || (nin && !in))
+		return -EINVAL;
+	if (q->broken)
+		return -EIO;
+	if (nout > UINT16_MAX || nin > UINT16_MAX || nout + nin == 0)
+		return -EINVAL;
+	unsigned n = nout + nin;
+	uint64_t off;
+	for (unsigned i = 0; i < n; i++)
+		if (piece(q, i < nout ? &out[i] : &in[i - nout], &off))
+			return -EFAULT;
+
+	bool use_ind = q->ind && n > 1 && n <= q->indirect_max;
+	unsigned need = use_ind ? 1 : n;
+	if (q->num_free < need)
+		return -ENOSPC;
+
+	uint16_t head = (uint16_t)q->free_head;
+	if (use_ind) {
+		struct vring_desc *t = q->ind + (size_t)head * q->indirect_max;
+		for (unsigned i = 0; i < n; i++) {
+			const struct iovec *v = i < nout ? &out[i] : &in[i - nout];
+			uint16_t fl = (i >= nout ? VRING_DESC_F_WRITE : 0) |
+				      (i + 1 < n ? VRING_DESC_F_NEXT : 0);
+			piece(q, v, &off);
+			put_desc(&t[i], off, (uint32_t)v->iov_len, fl,
+				 (uint16_t)(i + 1 < n ? i + 1 : 0));
+		}
+		put_desc(&q->desc[head], (uint64_t)((char *)t - q->win), (uint32_t)(16 * n),
+			 VRING_DESC_F_INDIRECT, 0);
+		q->free_head = q->next[head];
+	} else {
+		unsigned i = head, last = head;
+		for (unsigned k = 0; k < n; k++) {
+			const struct iovec *v = k < nout ? &out[k] : &in[k - nout];
+			uint16_t fl = (k >= nout ? VRING_DESC_F_WRITE : 0) |
+				      (k + 1 < n ? VRING_DESC_F_NEXT : 0);
+			piece(q, v, &off);
+			put_desc(&q->desc[i], off, (uint32_t)v->iov_len, fl, q->next[i]);
+			last = i;
+			i = q->next[i];
+		}
+		q->free_head = q->next[last];
+	}
+	q->num_free -= need;
+	q->ndesc[head] = (uint16_t)need;
+	q->tokens[head] = token;
+
+	q->avail->ring[q->avail_idx & (q->num - 1)] = htole16(head);
+	q->avail_idx++;
+	/* Release: the descriptors and the ring entry above become visible
+	 * before the new index; pairs with the load-acquire of avail->idx in
+	 * ivl_virtq_pop(). */
+	atomic_store_explicit(a16(&q->avail->idx), htole16(q->avail_idx), memory_order_release);
+	return head;
+}
+
+IVL_EXPORT int ivl_virtq_get_used(struct ivl_virtq *q, void **token, uint32_t *len)
+{
+	if (!q || q->role != IVL_VIRTQ_DRIVER || !token)
+		return -EINVAL;
+	if (q->broken)
+		return -EIO;
+	if (q->used_shadow == q->last_used) {
+		/* Acquire: pairs with the store-release of used->idx in
+		 * ivl_virtq_flush(): every element before it is complete.  The
+		 * index is re-read only when we caught up, so its cache line
+		 * moves once per batch rather than once per buffer. */
+		uint16_t uidx =
+		    le16toh(atomic_load_explicit(a16(&q->used->idx), memory_order_acquire));
+		if ((uint16_t)(uidx - q->last_used) > q->num)
+			return break_queue(q, -EPROTO, "used index jumped");
+		q->used_shadow = uidx;
+		if (uidx == q->last_used)
+			return 0;
+	}
+	struct vring_used_elem e;
+	memcpy(&e, &q->used->ring[q->last_used & (q->num - 1)], sizeof(e));
+	uint32_t id = le32toh(e.id);
+	if (id >= q->num || !q->tokens[id])
+		return break_queue(q, -EPROTO, "used id not in flight");
+	*token = q->tokens[id];
+	if (len)
+		*len = le32toh(e.len);
+	q->tokens[id] = NULL;
+	unsigned tail = id;
+	for (unsigned k = 1; k < q->ndesc[id]; k++)
+		tail = q->next[tail];
+	q->next[tail] = (uint16_t)q->free_head;
+	q->free_head = id;
+	q->num_free += q->ndesc[id];
+	q->last_used++;
+	if (q->event_idx && q->notify_on)
+		/* Keep the event just ahead of what we consumed; ordered by the
+		 * fence in need_notify on the device side. */
+		atomic_store_explicit(q->used_event, htole16(q->last_used), memory_order_relaxed);
+	return 1;
+}
+
+/* ---- both roles: notification suppression ---------------------------- */
+
+IVL_EXPORT int ivl_virtq_need_notify(struct ivl_virtq *q)
+{
+	if (!q)
+		return -EINVAL;
+	if (q->broken)
+		return -EIO;
+	uint16_t old, cur;
+	if (q->role == IVL_VIRTQ_DRIVER) {
+		old = q->kicked_idx;
+		cur = q->kicked_idx = q->avail_idx;
+	} else {
+		old = q->signalled_used;
+		cur = q->signalled_used = q->flushed_idx;
+	}
+	if (old == cur)
+		return 0; /* nothing published since the last answer */
+	/* Full fence: our index store (add / flush) must be globally visible
+	 * before we read the peer's suppression state, and the peer's
+	 * enable_notify fences between its state store and its index re-check;
+	 * one of the two sides always sees the other (virtio 1.x §2.7.10). */
+	atomic_thread_fence(memory_order_seq_cst);
+	if (q->event_idx) {
+		_Atomic uint16_t *ev = q->role == IVL_VIRTQ_DRIVER ? q->avail_event : q->used_event;
+		uint16_t e = le16toh(atomic_load_explicit(ev, memory_order_relaxed));
+		return need_event(e, cur, old);
+	}
+	uint16_t fl = le16toh(atomic_load_explicit(
+	    a16(q->role == IVL_VIRTQ_DRIVER ? &q->used->flags : &q->avail->flags),
+	    memory_order_relaxed));
+	return q->role == IVL_VIRTQ_DRIVER ? !(fl & VRING_USED_F_NO_NOTIFY)
+					   : !(fl & VRING_AVAIL_F_NO_INTERRUPT);
+}
+
+IVL_EXPORT int ivl_virtq_enable_notify(struct ivl_virtq *q)
+{
+	if (!q)
+		return -EINVAL;
+	if (q->broken)
+		return -EIO;
+	bool drv = q->role == IVL_VIRTQ_DRIVER;
+	q->notify_on = true;
+	if (q->event_idx)
+		atomic_store_explicit(drv ? q->used_event : q->avail_event,
+				      htole16(drv ? q->last_used : q->last_avail),
+				      memory_order_relaxed);
+	else
+		atomic_store_explicit(a16(drv ? &q->avail->flags : &q->used->flags), 0,
+				      memory_order_relaxed);
+	/* Full fence: pairs with the fence in the peer's need_notify (see
+	 * there): the request above is visible before we re-check the index. */
+	atomic_thread_fence(memory_order_seq_cst);
+	uint16_t idx = le16toh(
+	    atomic_load_explicit(a16(drv ? &q->used->idx : &q->avail->idx), memory_order_acquire));
+	return idx != (drv ? q->last_used : q->last_avail);
+}
+
+IVL_EXPORT void ivl_virtq_disable_notify(struct ivl_virtq *q)
+{
+	if (!q || q->broken)
+		return;
+	q->notify_on = false;
+	if (q->event_idx)
+		return; /* the event index simply stays behind */
+	bool drv = q->role == IVL_VIRTQ_DRIVER;
+	atomic_store_explicit(a16(drv ? &q->avail->flags : &q->used->flags),
+			      htole16(drv ? VRING_AVAIL_F_NO_INTERRUPT : VRING_USED_F_NO_NOTIFY),
+			      memory_order_relaxed);
+}
+
+/* ---- device ---------------------------------------------------------- */
+
+/* Walk the chain at @head; fill e->iov up to iov_max but validate it whole.
+ * Returns 0, -ENOBUFS (valid but too long for the caller), or a hostile-ring
+ * error (the caller breaks the queue). */
+static int walk(struct ivl_virtq *q, uint16_t head, struct ivl_virtq_elem *e, const char **why)
+{
+	/* Bytes, not descriptors: an indirect table may be misaligned. */
+	const char *table = (const char *)q->desc;
+	unsigned tnum = q->num, i = head, count = 0, n = 0;
+	bool indirect = false;
+	uint64_t total = 0;
+
+	e->head = head;
+	e->out_num = e->in_num = 0;
+	e->out_len = e->in_len = 0;
+	for (;;) {
+		struct vring_desc d;
+		if (++count > tnum) {
+			*why =
+			    indirect ? "indirect chain longer than its table" : "descriptor loop";
+			return -ELOOP;
+		}
+		/* One copy: the driver may rewrite the descriptor meanwhile. */
+		memcpy(&d, table + 16 * (size_t)i, sizeof(d));
+		uint64_t addr = le64toh(d.addr);
+		uint32_t len = le32toh(d.len);
+		uint16_t fl = le16toh(d.flags);
+
+		if (fl & VRING_DESC_F_INDIRECT) {
+			*why = "bad indirect descriptor";
+			if (!q->indirect || indirect || (fl & VRING_DESC_F_NEXT))
+				return -EPROTO;
+			if (len == 0 || len % 16)
+				return -EPROTO;
+			if (!in_window(q, addr, len)) {
+				*why = "indirect table outside the window";
+				return -EFAULT;
+			}
+			table = q->win + addr;
+			tnum = len / 16;
+			indirect = true;
+			count = 0;
+			i = 0;
+			continue;
+		}
+		if (!in_window(q, addr, len)) {
+			*why = "buffer outside the window";
+			return -EFAULT;
+		}
+		if (fl & VRING_DESC_F_WRITE) {
+			e->in_num++;
+			e->in_len += len;
+		} else {
+			if (e->in_num) {
+				*why = "readable descriptor after a writable one";
+				return -EPROTO;
+			}
+			e->out_num++;
+			e->out_len += len;
+		}
+		total += len;
+		if (total > UINT32_MAX) {
+			*why = "chain length overflows";
+			return -EMSGSIZE;
+		}
+		if (n < e->iov_max) {
+			e->iov[n].iov_base = q->win + addr;
+			e->iov[n].iov_len = len;
+		}
+		n++;
+		if (!(fl & VRING_DESC_F_NEXT))
+			break;
+		i = le16toh(d.next);
+		if (i >= tnum) {
+			*why = "next index out of range";
+			return -ERANGE;
+		}
+	}
+	return n > e->iov_max ? -ENOBUFS : 0;
+}
+
+IVL_EXPORT int ivl_virtq_pop(struct ivl_virtq *q, struct ivl_virtq_elem *e)
+{
+	if (!q || q->role != IVL_VIRTQ_DEVICE || !e || (e->iov_max && !e->iov))
+		return -EINVAL;
+	if (q->broken)
+		return -EIO;
+	if (q->avail_shadow == q->last_avail) {
+		/* Acquire: pairs with the store-release of avail->idx in
+		 * ivl_virtq_add(): every ring entry and descriptor before it is
+		 * written.  Re-read only when caught up (one cache-line move per
+		 * batch). */
+		uint16_t aidx =
+		    le16toh(atomic_load_explicit(a16(&q->avail->idx), memory_order_acquire));
+		if ((uint16_t)(aidx - q->last_avail) > q->num)
+			return break_queue(q, -EOVERFLOW, "avail index jumped past the ring size");
+		q->avail_shadow = aidx;
+		if (aidx == q->last_avail)
+			return 0;
+	}
+	uint16_t head =
+	    le16toh(*(volatile uint16_t *)&q->avail->ring[q->last_avail & (q->num - 1)]);
+	if (head >= q->num)
+		return break_queue(q, -ERANGE, "head index out of range");
+	const char *why = "";
+	int r = walk(q, head, e, &why);
+	if (r == -ENOBUFS)
+		return r;
+	if (r < 0)
+		return break_queue(q, r, why);
+	q->last_avail++;
+	q->inflight++;
+	if (q->event_idx && q->notify_on)
+		/* Ordered against the driver by the fences of need_notify /
+		 * enable_notify; a stale value only costs an extra kick. */
+		atomic_store_explicit(q->avail_event, htole16(q->last_avail), memory_order_relaxed);
+	return 1;
+}
+
+IVL_EXPORT int ivl_virtq_push(struct ivl_virtq *q, uint16_t head, uint32_t len)
+{
+	if (!q || q->role != IVL_VIRTQ_DEVICE)
+		return -EINVAL;
+	if (q->broken)
+		return -EIO;
+	if (head >= q->num || q->inflight == 0)
+		return -EINVAL;
+	struct vring_used_elem ue = {.id = htole32(head), .len = htole32(len)};
+	memcpy(&q->used->ring[q->used_idx & (q->num - 1)], &ue, sizeof(ue));
+	q->used_idx++;
+	q->inflight--;
+	return 0;
+}
+
+IVL_EXPORT int ivl_virtq_flush(struct ivl_virtq *q)
+{
+	if (!q || q->role != IVL_VIRTQ_DEVICE)
+		return -EINVAL;
+	if (q->broken)
+		return -EIO;
+	if (q->flushed_idx == q->used_idx)
+		return 0;
+	q->flushed_idx = q->used_idx;
+	/* Release: the used elements and the data written into the buffers
+	 * are visible before the index; pairs with the load-acquire in
+	 * ivl_virtq_get_used(). */
+	atomic_store_explicit(a16(&q->used->idx), htole16(q->used_idx), memory_order_release);
+	return 0;
+}

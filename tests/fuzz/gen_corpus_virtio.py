@@ -1,0 +1,134 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""Write the seed corpora of fuzz_virtq and fuzz_mmio (deterministic).
+
+virtq inputs: [log2 num][flags: bit0 INDIRECT, bit1 EVENT_IDX, bits 2.. iov_max-1]
+[start idx le16] then the window from offset 0 with the default layout
+(descriptors, avail, used on the next 64-byte line).
+mmio inputs: [mode: bit0 MSI, bit1 sharing] then 8-byte operations
+[kind][offset le16][size][value le32]; kind 0/1 read, 2/3 write, 4 poke the
+window, 5 serve a queue, 6 config change, 7 needs reset.
+"""
+import os
+import struct
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+NEXT, WRITE, INDIRECT = 1, 2, 4
+
+
+def layout(num):
+    desc = 0
+    avail = 16 * num
+    used = (avail + 6 + 2 * num + 63) & ~63
+    return desc, avail, used
+
+
+def ring(lognum, flags, start, descs, heads, extra=(), avail_idx=None):
+    num = 1 << lognum
+    desc, avail, used = layout(num)
+    win = bytearray(8192)
+    for i, (addr, ln, fl, nx) in enumerate(descs):
+        struct.pack_into('<QIHH', win, desc + 16 * i, addr, ln, fl, nx)
+    for k, h in enumerate(heads):
+        struct.pack_into('<H', win, avail + 4 + 2 * ((start + k) % num), h)
+    idx = (start + len(heads)) & 0xffff if avail_idx is None else avail_idx
+    struct.pack_into('<H', win, avail + 2, idx)
+    struct.pack_into('<H', win, used + 2, start)
+    for off, data in extra:
+        win[off:off + len(data)] = data
+    return bytes([lognum, flags]) + struct.pack('<H', start) + bytes(win)
+
+
+def table(entries):
+    return b''.join(struct.pack('<QIHH', *e) for e in entries)
+
+
+def virtq_seeds():
+    yield 'one', ring(3, 0x3c, 0, [(4096, 64, 0, 0)], [0])
+    yield 'chain', ring(3, 0x3c, 0, [(4096, 8, NEXT, 1), (4104, 8, NEXT, 2),
+                                     (4112, 16, WRITE, 0)], [0])
+    yield 'wrap', ring(2, 0x3e, 65534, [(4096, 8, 0, 0), (4104, 8, WRITE, 0),
+                                        (4112, 8, 0, 0)], [0, 1, 2])
+    yield 'indirect', ring(3, 0x3d, 0, [(2048, 48, INDIRECT, 0)], [0], extra=[
+        (2048, table([(4096, 8, NEXT, 1), (4104, 8, NEXT, 2), (4112, 8, WRITE, 0)]))])
+    yield 'ind_in_ind', ring(3, 0x3d, 0, [(2048, 32, INDIRECT, 0)], [0], extra=[
+        (2048, table([(4096, 8, NEXT, 1), (2048, 16, INDIRECT, 0)]))])
+    yield 'ind_last_next', ring(3, 0x3d, 0, [(2048, 32, INDIRECT, 0)], [0], extra=[
+        (2048, table([(4096, 8, NEXT, 1), (4104, 8, NEXT, 0)]))])
+    yield 'loop', ring(3, 0x3c, 0, [(4096, 8, NEXT, 1), (4104, 8, NEXT, 0)], [0])
+    yield 'next_range', ring(3, 0x3c, 0, [(4096, 8, NEXT, 9)], [0])
+    yield 'head_range', ring(3, 0x3c, 0, [(4096, 8, 0, 0)], [8])
+    yield 'avail_jump', ring(3, 0x3c, 0, [(4096, 8, 0, 0)], [0], avail_idx=9)
+    yield 'outside', ring(3, 0x3c, 0, [(65530, 64, 0, 0)], [0])
+    yield 'wrap_addr', ring(3, 0x3c, 0, [(2**64 - 8, 64, 0, 0)], [0])
+    yield 'read_after_write', ring(3, 0x3c, 0, [(4096, 8, WRITE | NEXT, 1),
+                                                (4104, 8, 0, 0)], [0])
+    yield 'iov_small', ring(3, 0x00, 0, [(4096, 8, NEXT, 1), (4104, 8, 0, 0)], [0])
+    yield 'used_back', ring(3, 0x3c, 0, [(4096, 8, 0, 0)], [0],
+                            extra=[(192, struct.pack('<HHII', 0, 1, 0, 8))])
+
+
+def op(kind, off, value=0, size=4):
+    return struct.pack('<BHBI', kind, off, size, value & 0xffffffff)
+
+
+def wr(off, v, size=4):
+    return op(2, off, v, size)
+
+
+def rd(off, size=4):
+    return op(0, off, 0, size)
+
+
+def init(features_hi=1, features_lo=(1 << 28) | (1 << 29)):
+    s = wr(0x70, 0) + wr(0x70, 1) + wr(0x70, 3)
+    s += wr(0x14, 0) + rd(0x10) + wr(0x14, 1) + rd(0x10)
+    s += wr(0x24, 0) + wr(0x20, features_lo) + wr(0x24, 1) + wr(0x20, features_hi)
+    s += wr(0x70, 11) + rd(0x70)
+    # queue 0: 8 entries, desc at 0x10000 (window offset 0), avail 0x10080,
+    # used 0x100c0
+    s += wr(0x30, 0) + rd(0x34) + wr(0x38, 8) + wr(0x80, 0x10000) + wr(0x84, 0)
+    s += wr(0x90, 0x10080) + wr(0x94, 0) + wr(0xa0, 0x100c0) + wr(0xa4, 0) + wr(0x44, 1)
+    s += wr(0x70, 15)
+    return s
+
+
+def msi_setup(n):
+    s = b''
+    for v in range(n):
+        s += wr(0xd0, v) + wr(0xd4, 100 + v) + wr(0xd8, 0) + wr(0xdc, v) + wr(0xc8, 3)
+    return s + wr(0xc8, 1)
+
+
+def buffer():
+    # one descriptor, avail ring entry 0, avail idx 1
+    return op(4, 0, 0x1000) + op(4, 8, 64) + op(4, 0x84, 0) + op(4, 0x80, 1 << 16)
+
+
+def mmio_seeds():
+    yield 'init_intx', bytes([0]) + init() + buffer() + op(2, 0x50, 0) + op(5, 0) + \
+        rd(0x60) + wr(0x64, 1) + op(6, 0) + rd(0x60) + rd(0xfc)
+    yield 'msi_fixed', bytes([1]) + init() + msi_setup(3) + rd(0xc4) + buffer() + \
+        op(5, 0) + wr(0xd0, 1) + wr(0xc8, 4) + op(6, 0) + wr(0xc8, 5) + wr(0xc8, 7)
+    yield 'msi_shared', bytes([3]) + init() + msi_setup(2) + wr(0xd0, 1) + \
+        wr(0xc8, 6) + wr(0x30, 0) + wr(0xc8, 7) + buffer() + op(5, 0) + \
+        wr(0xd0, 0xffffffff) + wr(0xc8, 6) + op(6, 0) + wr(0x70, 0) + rd(0xc4)
+    yield 'config', bytes([0]) + op(0, 0x100, 0, 1) + op(0, 0x102, 0, 2) + \
+        wr(0x104, 0xdeadbeef) + op(0, 0x116, 0, 4) + op(0, 0x100, 0, 8)
+    yield 'bad_sizes', bytes([1]) + rd(0, 2) + rd(1) + rd(0x1ff, 4) + wr(0, 1) + \
+        wr(0x70, 1, 1) + wr(0xc8, 99) + op(7, 0)
+    yield 'hostile_queue', bytes([1]) + init() + op(4, 0, 0xfff0) + op(4, 12, 1) + \
+        op(4, 14, 0) + op(4, 0x80, 1 << 16) + op(5, 0) + rd(0x70)
+
+
+def main():
+    for name, gen in (('virtq', virtq_seeds), ('mmio', mmio_seeds)):
+        d = os.path.join(HERE, 'corpus', name)
+        os.makedirs(d, exist_ok=True)
+        for fname, data in gen():
+            with open(os.path.join(d, fname), 'wb') as f:
+                f.write(data)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,570 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Split virtqueues, both ends in one window: round trips, 16-bit index
+ * wrap-around, indirect descriptors, EVENT_IDX suppression, and a table of
+ * hostile rings, each of which must give its documented error, break the
+ * queue, and never crash.
+ */
+#include <errno.h>
+#include <linux/virtio_ring.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "testutil.h"
+#include <ivlink/virtio.h>
+
+#define WIN (1u << 20)
+
+struct pair {
+	char *win;
+	struct ivl_virtq_layout lay;
+	struct ivl_virtq *drv, *dev;
+	unsigned num;
+};
+
+static void pair_open(struct pair *p, unsigned num, uint64_t features, unsigned ind_max,
+		      uint16_t start)
+{
+	p->win = aligned_alloc(4096, WIN);
+	assert_non_null(p->win);
+	memset(p->win, 0xa5, WIN);
+	p->num = num;
+	uint64_t total = ivl_virtq_layout_default(num, ind_max, 0, &p->lay);
+	assert_true(total > 0 && total < WIN / 2);
+	struct ivl_virtq_opts o = {.role = IVL_VIRTQ_DRIVER,
+				   .num = num,
+				   .features = features,
+				   .layout = p->lay,
+				   .indirect_max = ind_max,
+				   .start_idx = start,
+				   .init = true};
+	assert_int_equal(ivl_virtq_new(&p->drv, p->win, WIN, &o), 0);
+	o.role = IVL_VIRTQ_DEVICE;
+	o.init = false;
+	assert_int_equal(ivl_virtq_new(&p->dev, p->win, WIN, &o), 0);
+}
+
+static void pair_close(struct pair *p)
+{
+	ivl_virtq_free(p->drv);
+	ivl_virtq_free(p->dev);
+	free(p->win);
+}
+
+/* Buffers live in the upper half of the window. */
+static char *buf(struct pair *p, unsigned i)
+{
+	return p->win + WIN / 2 + (size_t)i * 256;
+}
+
+/* Device: pop one, check it holds @tag, answer with tag+1 in the in-piece. */
+static int serve_one(struct pair *p)
+{
+	struct iovec iov[16];
+	struct ivl_virtq_elem e = {.iov = iov, .iov_max = 16};
+	int r = ivl_virtq_pop(p->dev, &e);
+	if (r <= 0)
+		return r;
+	assert_true(e.out_num >= 1 && e.in_num >= 1);
+	uint32_t tag;
+	memcpy(&tag, iov[0].iov_base, 4);
+	tag++;
+	memcpy(iov[e.out_num].iov_base, &tag, 4);
+	assert_int_equal(ivl_virtq_push(p->dev, e.head, 4), 0);
+	return 1;
+}
+
+static void round_trips(unsigned num, uint16_t start, uint64_t features, unsigned ind_max,
+			unsigned rounds)
+{
+	struct pair p;
+	pair_open(&p, num, features, ind_max, start);
+	uint32_t next_tag = 1, want = 1;
+	for (unsigned round = 0; round < rounds; round++) {
+		unsigned batch = 1 + round % num, added = 0;
+		for (unsigned k = 0; k < batch; k++) {
+			unsigned slot = (next_tag % 512) * 2;
+			memcpy(buf(&p, slot), &next_tag, 4);
+			struct iovec out = {buf(&p, slot), 4}, in = {buf(&p, slot + 1), 4};
+			int r = ivl_virtq_add(p.drv, &out, 1, &in, 1, (void *)(uintptr_t)next_tag);
+			if (r == -ENOSPC)
+				break;
+			assert_true(r >= 0 && (unsigned)r < num);
+			next_tag++;
+			added++;
+		}
+		assert_true(added >= 1);
+		int served = 0, r;
+		while ((r = serve_one(&p)) == 1)
+			served++;
+		assert_int_equal(r, 0);
+		assert_int_equal(served, (int)added);
+		assert_int_equal(ivl_virtq_flush(p.dev), 0);
+		void *tok;
+		uint32_t len;
+		for (unsigned k = 0; k < added; k++) {
+			assert_int_equal(ivl_virtq_get_used(p.drv, &tok, &len), 1);
+			assert_int_equal((uintptr_t)tok, want);
+			assert_int_equal(len, 4);
+			uint32_t reply;
+			unsigned slot = (want % 512) * 2;
+			memcpy(&reply, buf(&p, slot + 1), 4);
+			assert_int_equal(reply, want + 1);
+			want++;
+		}
+		assert_int_equal(ivl_virtq_get_used(p.drv, &tok, &len), 0);
+	}
+	assert_int_equal(ivl_virtq_broken(p.drv), 0);
+	assert_int_equal(ivl_virtq_broken(p.dev), 0);
+	pair_close(&p);
+}
+
+static void test_round_trip(void **state)
+{
+	round_trips(8, 0, 0, 0, 2000);
+	round_trips(1, 0, IVL_VIRTQ_F_INDIRECT_DESC, 2, 100);
+	round_trips(256, 0, IVL_VIRTQ_F_EVENT_IDX, 0, 300);
+}
+
+static void test_wrap(void **state)
+{
+	/* Start just below 65535 so every index wraps in the first rounds. */
+	round_trips(4, 65530, 0, 0, 200);
+	round_trips(8, 65535, IVL_VIRTQ_F_EVENT_IDX, 0, 200);
+	round_trips(16, 65500, IVL_VIRTQ_F_INDIRECT_DESC | IVL_VIRTQ_F_EVENT_IDX, 4, 300);
+}
+
+static void test_full(void **state)
+{
+	struct pair p;
+	pair_open(&p, 4, 0, 0, 0);
+	struct iovec v[3] = {{buf(&p, 0), 8}, {buf(&p, 1), 8}, {buf(&p, 2), 8}};
+	assert_true(ivl_virtq_add(p.drv, v, 3, NULL, 0, &p) >= 0);
+	assert_int_equal(ivl_virtq_add(p.drv, v, 2, NULL, 0, &p), -ENOSPC);
+	assert_true(ivl_virtq_add(p.drv, v, 1, NULL, 0, &p) >= 0);
+	/* Bad arguments. */
+	struct iovec outside = {p.win + WIN - 4, 8};
+	assert_int_equal(ivl_virtq_add(p.drv, &outside, 1, NULL, 0, &p), -EFAULT);
+	char stack;
+	struct iovec foreign = {&stack, 1};
+	assert_int_equal(ivl_virtq_add(p.drv, &foreign, 1, NULL, 0, &p), -EFAULT);
+	assert_int_equal(ivl_virtq_add(p.drv, v, 1, NULL, 0, NULL), -EINVAL);
+	assert_int_equal(ivl_virtq_add(p.drv, NULL, 0, NULL, 0, &p), -EINVAL);
+	assert_int_equal(ivl_virtq_add(p.dev, v, 1, NULL, 0, &p), -EINVAL);
+	/* A chain longer than the caller's iovec array: -ENOBUFS, not broken,
+	 * and still there for a bigger array. */
+	struct iovec iov[3];
+	struct ivl_virtq_elem e = {.iov = iov, .iov_max = 2};
+	assert_int_equal(ivl_virtq_pop(p.dev, &e), -ENOBUFS);
+	assert_int_equal(ivl_virtq_broken(p.dev), 0);
+	e.iov_max = 3;
+	assert_int_equal(ivl_virtq_pop(p.dev, &e), 1);
+	assert_int_equal(e.out_num, 3);
+	assert_int_equal(e.out_len, 24);
+	assert_ptr_equal(iov[2].iov_base, buf(&p, 2));
+	/* A push needs a popped chain. */
+	assert_int_equal(ivl_virtq_push(p.dev, e.head, 0), 0);
+	assert_int_equal(ivl_virtq_pop(p.dev, &e), 1);
+	assert_int_equal(ivl_virtq_push(p.dev, e.head, 0), 0);
+	assert_int_equal(ivl_virtq_push(p.dev, e.head, 0), -EINVAL);
+	assert_int_equal(ivl_virtq_push(p.dev, 4, 0), -EINVAL);
+	pair_close(&p);
+}
+
+static void test_indirect(void **state)
+{
+	struct pair p;
+	pair_open(&p, 4, IVL_VIRTQ_F_INDIRECT_DESC, 8, 0);
+	/* 4 heads of 5 pieces each fit a ring of 4 only with indirect tables. */
+	for (unsigned h = 0; h < 4; h++) {
+		struct iovec out[3], in[2];
+		for (unsigned i = 0; i < 3; i++)
+			out[i] = (struct iovec){buf(&p, h * 8 + i), 10 + i};
+		for (unsigned i = 0; i < 2; i++)
+			in[i] = (struct iovec){buf(&p, h * 8 + 3 + i), 100};
+		assert_true(ivl_virtq_add(p.drv, out, 3, in, 2, (void *)(uintptr_t)(h + 1)) >= 0);
+	}
+	struct iovec one = {buf(&p, 100), 1};
+	assert_int_equal(ivl_virtq_add(p.drv, &one, 1, NULL, 0, &p), -ENOSPC);
+	for (unsigned h = 0; h < 4; h++) {
+		struct iovec iov[8];
+		struct ivl_virtq_elem e = {.iov = iov, .iov_max = 8};
+		assert_int_equal(ivl_virtq_pop(p.dev, &e), 1);
+		assert_int_equal(e.out_num, 3);
+		assert_int_equal(e.in_num, 2);
+		assert_int_equal(e.out_len, 33);
+		assert_int_equal(e.in_len, 200);
+		assert_ptr_equal(iov[4].iov_base, buf(&p, h * 8 + 4));
+		assert_int_equal(ivl_virtq_push(p.dev, e.head, 7), 0);
+	}
+	assert_int_equal(ivl_virtq_flush(p.dev), 0);
+	for (unsigned h = 0; h < 4; h++) {
+		void *tok;
+		uint32_t len;
+		assert_int_equal(ivl_virtq_get_used(p.drv, &tok, &len), 1);
+		assert_int_equal((uintptr_t)tok, h + 1);
+		assert_int_equal(len, 7);
+	}
+	/* Too many pieces for a table: falls back to a direct chain. */
+	struct iovec many[9];
+	for (unsigned i = 0; i < 9; i++)
+		many[i] = (struct iovec){buf(&p, i), 1};
+	assert_int_equal(ivl_virtq_add(p.drv, many, 9, NULL, 0, &p), -ENOSPC);
+	assert_true(ivl_virtq_add(p.drv, many, 4, NULL, 0, &p) >= 0);
+	pair_close(&p);
+}
+
+static void add1(struct pair *p, void *tok)
+{
+	struct iovec v = {buf(p, 0), 4};
+	assert_true(ivl_virtq_add(p->drv, &v, 1, NULL, 0, tok) >= 0);
+}
+
+static void pop_push(struct pair *p, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++) {
+		struct iovec iov[4];
+		struct ivl_virtq_elem e = {.iov = iov, .iov_max = 4};
+		assert_int_equal(ivl_virtq_pop(p->dev, &e), 1);
+		assert_int_equal(ivl_virtq_push(p->dev, e.head, 0), 0);
+	}
+}
+
+static void test_event_idx(void **state)
+{
+	struct pair p;
+	pair_open(&p, 16, IVL_VIRTQ_F_EVENT_IDX, 0, 0);
+	/* Kicks: the device asks once (avail_event = 0), then the driver adds
+	 * 10 buffers while the device sleeps: one kick only. */
+	assert_int_equal(ivl_virtq_enable_notify(p.dev), 0);
+	int kicks = 0;
+	for (int i = 0; i < 10; i++) {
+		add1(&p, &p);
+		kicks += ivl_virtq_need_notify(p.drv);
+	}
+	assert_int_equal(kicks, 1);
+	/* While the device keeps popping, its avail_event follows: adding
+	 * after it drained wakes it again. */
+	pop_push(&p, 10);
+	add1(&p, &p);
+	assert_int_equal(ivl_virtq_need_notify(p.drv), 1);
+	/* Device disabled notifications: avail_event stays behind. */
+	ivl_virtq_disable_notify(p.dev);
+	pop_push(&p, 1);
+	add1(&p, &p);
+	add1(&p, &p);
+	assert_int_equal(ivl_virtq_need_notify(p.drv), 0);
+	/* Re-enabling reports the work that arrived meanwhile. */
+	assert_int_equal(ivl_virtq_enable_notify(p.dev), 1);
+	pop_push(&p, 2);
+
+	/* Interrupts: the driver arms used_event; 13 used buffers flushed one
+	 * by one give one interrupt until the driver consumes. */
+	assert_int_equal(ivl_virtq_flush(p.dev), 0);
+	/* used_event is still 0 from the init: 13 entries pass it. */
+	assert_int_equal(ivl_virtq_need_notify(p.dev), 1);
+	void *tok;
+	uint32_t len;
+	while (ivl_virtq_get_used(p.drv, &tok, &len) == 1)
+		;
+	assert_int_equal(ivl_virtq_enable_notify(p.drv), 0);
+	int irqs = 0;
+	for (int i = 0; i < 8; i++) {
+		add1(&p, &p);
+		pop_push(&p, 1);
+		ivl_virtq_flush(p.dev);
+		irqs += ivl_virtq_need_notify(p.dev);
+	}
+	assert_int_equal(irqs, 1);
+	assert_int_equal(ivl_virtq_get_used(p.drv, &tok, &len), 1);
+	add1(&p, &p);
+	pop_push(&p, 1);
+	ivl_virtq_flush(p.dev);
+	/* used_event moved to the next entry by get_used: but 7 are still
+	 * unconsumed, so the event index lies in the past: no interrupt
+	 * until the driver catches up. */
+	assert_int_equal(ivl_virtq_need_notify(p.dev), 0);
+	while (ivl_virtq_get_used(p.drv, &tok, &len) == 1)
+		;
+	add1(&p, &p);
+	pop_push(&p, 1);
+	ivl_virtq_flush(p.dev);
+	assert_int_equal(ivl_virtq_need_notify(p.dev), 1);
+	pair_close(&p);
+}
+
+static void test_flags(void **state)
+{
+	struct pair p;
+	pair_open(&p, 8, 0, 0, 0);
+	add1(&p, &p);
+	assert_int_equal(ivl_virtq_need_notify(p.drv), 1);
+	assert_int_equal(ivl_virtq_need_notify(p.drv), 0); /* nothing new */
+	ivl_virtq_disable_notify(p.dev);
+	add1(&p, &p);
+	assert_int_equal(ivl_virtq_need_notify(p.drv), 0);
+	assert_int_equal(ivl_virtq_enable_notify(p.dev), 1);
+	add1(&p, &p);
+	assert_int_equal(ivl_virtq_need_notify(p.drv), 1);
+	pop_push(&p, 3);
+	ivl_virtq_flush(p.dev);
+	assert_int_equal(ivl_virtq_need_notify(p.dev), 1);
+	ivl_virtq_disable_notify(p.drv);
+	pop_push(&p, 0);
+	add1(&p, &p);
+	pop_push(&p, 1);
+	ivl_virtq_flush(p.dev);
+	assert_int_equal(ivl_virtq_need_notify(p.dev), 0);
+	pair_close(&p);
+}
+
+/* ---- hostile rings ---------------------------------------------------- */
+
+enum corrupt {
+	C_AVAIL_JUMP,
+	C_HEAD_RANGE,
+	C_NEXT_RANGE,
+	C_LOOP2,
+	C_SELF_LOOP,
+	C_ADDR_OUTSIDE,
+	C_ADDR_WRAP,
+	C_LEN_OVERFLOW,
+	C_IND_NO_FEATURE,
+	C_IND_IN_IND,
+	C_IND_NEXT,
+	C_IND_LEN0,
+	C_IND_LEN_ODD,
+	C_IND_OUTSIDE,
+	C_IND_LAST_NEXT_LOOP,
+	C_IND_LAST_NEXT_RANGE,
+	C_WRITE_THEN_READ,
+};
+
+static const struct {
+	enum corrupt what;
+	int err;
+	const char *name;
+} hostile[] = {
+    {C_AVAIL_JUMP, -EOVERFLOW, "avail idx jump"},
+    {C_HEAD_RANGE, -ERANGE, "head >= num"},
+    {C_NEXT_RANGE, -ERANGE, "next >= num"},
+    {C_LOOP2, -ELOOP, "two-descriptor loop"},
+    {C_SELF_LOOP, -ELOOP, "self loop"},
+    {C_ADDR_OUTSIDE, -EFAULT, "buffer past the window"},
+    {C_ADDR_WRAP, -EFAULT, "addr + len wraps"},
+    {C_LEN_OVERFLOW, -EMSGSIZE, "total length > 4 GiB"},
+    {C_IND_NO_FEATURE, -EPROTO, "indirect not negotiated"},
+    {C_IND_IN_IND, -EPROTO, "indirect in indirect"},
+    {C_IND_NEXT, -EPROTO, "INDIRECT|NEXT"},
+    {C_IND_LEN0, -EPROTO, "indirect len 0"},
+    {C_IND_LEN_ODD, -EPROTO, "indirect len % 16"},
+    {C_IND_OUTSIDE, -EFAULT, "indirect table outside"},
+    {C_IND_LAST_NEXT_LOOP, -ELOOP, "NEXT on last indirect entry (loop)"},
+    {C_IND_LAST_NEXT_RANGE, -ERANGE, "NEXT on last indirect entry (range)"},
+    {C_WRITE_THEN_READ, -EPROTO, "readable after writable"},
+};
+
+static void put(struct vring_desc *d, uint64_t addr, uint32_t len, uint16_t flags, uint16_t next)
+{
+	d->addr = addr;
+	d->len = len;
+	d->flags = flags;
+	d->next = next;
+}
+
+static void run_hostile(enum corrupt what, int err, const char *name)
+{
+	/* A window far larger than the memory behind it: pop never touches
+	 * buffers, only the rings (at the start), so huge lengths can pass
+	 * the window check and reach the length-overflow check. */
+	const unsigned num = 8;
+	uint64_t winsz = what == C_LEN_OVERFLOW ? (1ull << 40) : WIN;
+	char *win = aligned_alloc(4096, WIN);
+	assert_non_null(win);
+	memset(win, 0, WIN);
+	struct ivl_virtq_layout lay;
+	assert_true(ivl_virtq_layout_default(num, 0, 0, &lay) > 0);
+	struct vring_desc *d = (struct vring_desc *)(win + lay.desc);
+	struct vring_avail *av = (struct vring_avail *)(win + lay.avail);
+	struct vring_desc *ind = (struct vring_desc *)(win + 8192);
+	struct vring_desc *ind2 = (struct vring_desc *)(win + 12288);
+	uint16_t head = 0, idx = 1;
+	uint64_t feat = what == C_IND_NO_FEATURE ? 0 : IVL_VIRTQ_F_INDIRECT_DESC;
+
+	put(&d[0], 65536, 64, 0, 0);
+	switch (what) {
+	case C_AVAIL_JUMP:
+		idx = num + 1;
+		break;
+	case C_HEAD_RANGE:
+		head = num;
+		break;
+	case C_NEXT_RANGE:
+		put(&d[0], 65536, 64, VRING_DESC_F_NEXT, num);
+		break;
+	case C_LOOP2:
+		put(&d[0], 65536, 64, VRING_DESC_F_NEXT, 1);
+		put(&d[1], 65536, 64, VRING_DESC_F_NEXT, 0);
+		break;
+	case C_SELF_LOOP:
+		put(&d[0], 65536, 64, VRING_DESC_F_NEXT, 0);
+		break;
+	case C_ADDR_OUTSIDE:
+		put(&d[0], WIN - 32, 64, 0, 0);
+		break;
+	case C_ADDR_WRAP:
+		put(&d[0], UINT64_MAX - 8, 64, 0, 0);
+		break;
+	case C_LEN_OVERFLOW:
+		put(&d[0], 0, 0x80000000u, VRING_DESC_F_NEXT, 1);
+		put(&d[1], 0, 0x80000000u, 0, 0);
+		break;
+	case C_IND_NO_FEATURE:
+		put(&d[0], 8192, 16, VRING_DESC_F_INDIRECT, 0);
+		break;
+	case C_IND_IN_IND:
+		put(&d[0], 8192, 32, VRING_DESC_F_INDIRECT, 0);
+		put(&ind[0], 65536, 8, VRING_DESC_F_NEXT, 1);
+		put(&ind[1], 12288, 16, VRING_DESC_F_INDIRECT, 0);
+		put(&ind2[0], 65536, 8, 0, 0);
+		break;
+	case C_IND_NEXT:
+		put(&d[0], 8192, 16, VRING_DESC_F_INDIRECT | VRING_DESC_F_NEXT, 1);
+		put(&ind[0], 65536, 8, 0, 0);
+		break;
+	case C_IND_LEN0:
+		put(&d[0], 8192, 0, VRING_DESC_F_INDIRECT, 0);
+		break;
+	case C_IND_LEN_ODD:
+		put(&d[0], 8192, 24, VRING_DESC_F_INDIRECT, 0);
+		break;
+	case C_IND_OUTSIDE:
+		put(&d[0], WIN - 16, 32, VRING_DESC_F_INDIRECT, 0);
+		break;
+	case C_IND_LAST_NEXT_LOOP:
+	case C_IND_LAST_NEXT_RANGE:
+		put(&d[0], 8192, 32, VRING_DESC_F_INDIRECT, 0);
+		put(&ind[0], 65536, 8, VRING_DESC_F_NEXT, 1);
+		put(&ind[1], 65536, 8, VRING_DESC_F_NEXT, what == C_IND_LAST_NEXT_LOOP ? 0 : 2);
+		break;
+	case C_WRITE_THEN_READ:
+		put(&d[0], 65536, 8, VRING_DESC_F_WRITE | VRING_DESC_F_NEXT, 1);
+		put(&d[1], 65536, 8, 0, 0);
+		break;
+	}
+	av->ring[0] = head;
+	av->idx = idx;
+
+	struct ivl_virtq_opts o = {
+	    .role = IVL_VIRTQ_DEVICE, .num = num, .features = feat, .layout = lay};
+	struct ivl_virtq *q;
+	assert_int_equal(ivl_virtq_new(&q, win, winsz, &o), 0);
+	struct iovec iov[64];
+	struct ivl_virtq_elem e = {.iov = iov, .iov_max = 64};
+	int r = ivl_virtq_pop(q, &e);
+	if (r != err)
+		fail_msg("%s: pop gave %d, want %d", name, r, err);
+	assert_int_equal(ivl_virtq_broken(q), err);
+	assert_int_equal(ivl_virtq_pop(q, &e), -EIO);
+	assert_int_equal(ivl_virtq_push(q, 0, 0), -EIO);
+	assert_int_equal(ivl_virtq_flush(q), -EIO);
+	assert_int_equal(ivl_virtq_need_notify(q), -EIO);
+	ivl_virtq_free(q);
+	free(win);
+}
+
+static void test_hostile(void **state)
+{
+	for (size_t i = 0; i < sizeof(hostile) / sizeof(hostile[0]); i++)
+		run_hostile(hostile[i].what, hostile[i].err, hostile[i].name);
+}
+
+static void test_hostile_device(void **state)
+{
+	/* The driver checks what the device hands back, too. */
+	struct pair p;
+	pair_open(&p, 8, 0, 0, 0);
+	struct vring_used *u = (struct vring_used *)(p.win + p.lay.used);
+	add1(&p, &p);
+	u->ring[0].id = 5; /* never added */
+	u->idx = 1;
+	void *tok;
+	uint32_t len;
+	assert_int_equal(ivl_virtq_get_used(p.drv, &tok, &len), -EPROTO);
+	assert_int_equal(ivl_virtq_broken(p.drv), -EPROTO);
+	assert_int_equal(ivl_virtq_add(p.drv, &(struct iovec){buf(&p, 0), 1}, 1, NULL, 0, &p),
+			 -EIO);
+	pair_close(&p);
+
+	pair_open(&p, 8, 0, 0, 0);
+	u = (struct vring_used *)(p.win + p.lay.used);
+	add1(&p, &p);
+	u->idx = 9;
+	assert_int_equal(ivl_virtq_get_used(p.drv, &tok, &len), -EPROTO);
+	pair_close(&p);
+
+	/* Twice the same id: the second is not in flight any more. */
+	pair_open(&p, 8, 0, 0, 0);
+	u = (struct vring_used *)(p.win + p.lay.used);
+	add1(&p, &p);
+	u->ring[0].id = 0;
+	u->ring[1].id = 0;
+	u->idx = 2;
+	assert_int_equal(ivl_virtq_get_used(p.drv, &tok, &len), 1);
+	assert_int_equal(ivl_virtq_get_used(p.drv, &tok, &len), -EPROTO);
+	pair_close(&p);
+}
+
+static void test_layout(void **state)
+{
+	struct ivl_virtq_layout l;
+	assert_int_equal(ivl_virtq_layout_default(0, 0, 0, &l), 0);
+	assert_int_equal(ivl_virtq_layout_default(3, 0, 0, &l), 0);
+	assert_int_equal(ivl_virtq_layout_default(65536, 0, 0, &l), 0);
+	assert_int_equal(ivl_virtq_layout_default(8, 0, 8, &l), 0);
+	uint64_t t = ivl_virtq_layout_default(32768, 0, 4096, &l);
+	assert_true(t > 0);
+	assert_int_equal(l.desc, 4096);
+	assert_int_equal(l.avail, 4096 + 16 * 32768);
+	assert_int_equal(l.used % 64, 0);
+	assert_true(l.used >= l.avail + 6 + 2 * 32768);
+	assert_true(4096 + t >= l.used + 6 + 8 * 32768);
+
+	char *win = aligned_alloc(4096, WIN);
+	assert_non_null(win);
+	struct ivl_virtq *q;
+	struct ivl_virtq_opts o = {.role = IVL_VIRTQ_DEVICE, .num = 256};
+	ivl_virtq_layout_default(256, 0, 0, &o.layout);
+	assert_int_equal(ivl_virtq_new(&q, win, 4096, &o), -EFAULT);
+	o.layout.used = WIN - 8;
+	assert_int_equal(ivl_virtq_new(&q, win, WIN, &o), -EFAULT);
+	ivl_virtq_layout_default(256, 0, 0, &o.layout);
+	o.layout.desc = 8; /* misaligned */
+	assert_int_equal(ivl_virtq_new(&q, win, WIN, &o), -EFAULT);
+	ivl_virtq_layout_default(256, 0, 0, &o.layout);
+	o.layout.avail = UINT64_MAX - 1;
+	assert_int_equal(ivl_virtq_new(&q, win, WIN, &o), -EFAULT);
+	ivl_virtq_layout_default(256, 0, 0, &o.layout);
+	o.num = 100;
+	assert_int_equal(ivl_virtq_new(&q, win, WIN, &o), -EINVAL);
+	o.num = 256;
+	o.features = 1;
+	assert_int_equal(ivl_virtq_new(&q, win, WIN, &o), -EINVAL);
+	o.features = 0;
+	o.role = 0;
+	assert_int_equal(ivl_virtq_new(&q, win, WIN, &o), -EINVAL);
+	free(win);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_layout),	   cmocka_unit_test(test_round_trip),
+	    cmocka_unit_test(test_wrap),	   cmocka_unit_test(test_full),
+	    cmocka_unit_test(test_indirect),	   cmocka_unit_test(test_event_idx),
+	    cmocka_unit_test(test_flags),	   cmocka_unit_test(test_hostile),
+	    cmocka_unit_test(test_hostile_device),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
