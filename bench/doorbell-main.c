@@ -43,6 +43,12 @@ static int measure_prim(const struct bench_prim *p, unsigned iters, uint64_t *bu
 	return 0;
 }
 
+static int report(int err, const char *what, const char *mode)
+{
+	fprintf(stderr, "bench_doorbell: %s %s: %s\n", what, mode, strerror(-err));
+	return 1;
+}
+
 static double find_p50(const struct lat *l, size_t n, const char *name)
 {
 	for (size_t i = 0; i < n; i++)
@@ -67,7 +73,6 @@ int bench_doorbell_main(int argc, char **argv)
 	double idle[3] = { 0 };
 	int json = 0, c, ret = 0;
 	struct utsname un;
-	char name[64];
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -105,28 +110,28 @@ int bench_doorbell_main(int argc, char **argv)
 	/* (a) latency: primitives first, links after, same process. */
 	for (const struct bench_prim *p = bench_prims; p->name; p++)
 		measure_prim(p, iters, buf, &lats[nl++]);
+	static const char *link_name[] = { "link-interrupt", "link-poll", "link-adaptive" };
 	for (int m = 0; m < 3; m++) {
 		struct lat *l = &lats[nl++];
-		snprintf(name, sizeof(name), "link-%s", mode_name[m]);
-		l->name = strdup(name);
+		l->name = link_name[m];
 		l->err = bench_link_roundtrip((enum ivl_wait_mode)m, spin_ns, iters, buf);
 		if (!l->err) {
 			l->p50_us = bench_percentile(buf, iters, 50) / 1e3;
 			l->p99_us = bench_percentile(buf, iters, 99) / 1e3;
 		} else {
-			ret = 1;
+			ret = report(l->err, "round trip", mode_name[m]);
 		}
 	}
 	/* (b) burst */
-	if (bench_raw_burst(burst, &raw_ns) < 0)
-		ret = 1;
+	if ((c = bench_raw_burst(burst, &raw_ns)) < 0)
+		ret = report(c, "raw burst", "");
 	for (int m = 0; m < 3; m++)
-		if (bench_link_burst((enum ivl_wait_mode)m, spin_ns, burst, &br[m]) < 0)
-			ret = 1;
+		if ((c = bench_link_burst((enum ivl_wait_mode)m, spin_ns, burst, &br[m])) < 0)
+			ret = report(c, "burst", mode_name[m]);
 	/* (c) idle CPU */
 	for (int m = 0; m < 3; m++)
-		if (bench_link_idle((enum ivl_wait_mode)m, spin_ns, idle_ms, &idle[m]) < 0)
-			ret = 1;
+		if ((c = bench_link_idle((enum ivl_wait_mode)m, spin_ns, idle_ms, &idle[m])) < 0)
+			ret = report(c, "idle", mode_name[m]);
 
 	double efd = find_p50(lats, nl, "eventfd"), pol = find_p50(lats, nl, "polled-cache-line");
 	double raw_rate = raw_ns ? burst / (raw_ns / 1e9) : 0;
