@@ -18,6 +18,30 @@
 #include "core/internal.h"
 #include "primitives.h"
 
+static cpu_set_t startup_cpus;
+
+__attribute__((constructor)) static void save_startup_cpus(void)
+{
+	if (sched_getaffinity(0, sizeof(startup_cpus), &startup_cpus) != 0)
+		CPU_ZERO(&startup_cpus);
+}
+
+void bench_pin_self(int cpu)
+{
+	int n = 0, count = CPU_COUNT(&startup_cpus);
+	cpu_set_t one;
+
+	if (!count)
+		return;
+	for (int i = 0; i < CPU_SETSIZE; i++)
+		if (CPU_ISSET(i, &startup_cpus) && n++ == cpu % count) {
+			CPU_ZERO(&one);
+			CPU_SET(i, &one);
+			sched_setaffinity(0, sizeof(one), &one);
+			return;
+		}
+}
+
 /* ---- a generic two-thread ping-pong driver ---------------------------- */
 
 struct pp {

@@ -32,22 +32,11 @@ static inline uint64_t bench_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* Pin the calling thread to @cpu modulo the CPUs we may use; best effort. */
-static inline void bench_pin_self(int cpu)
-{
-	cpu_set_t set;
-	int n = 0, i;
-
-	if (sched_getaffinity(0, sizeof(set), &set) != 0)
-		return;
-	for (i = 0; i < CPU_SETSIZE; i++)
-		if (CPU_ISSET(i, &set) && n++ == cpu % CPU_COUNT(&set)) {
-			CPU_ZERO(&set);
-			CPU_SET(i, &set);
-			sched_setaffinity(0, sizeof(set), &set);
-			return;
-		}
-}
+/* Pin the calling thread to the @cpu-th CPU (modulo their number) of the
+ * CPUs the process was allowed at start-up; best effort.  (Not the calling
+ * thread's current mask: a thread created by a pinned thread inherits its
+ * single CPU, and both ends of a ping-pong would share it.) */
+void bench_pin_self(int cpu);
 
 static int bench_cmp_u64(const void *a, const void *b)
 {

@@ -30,22 +30,21 @@ IVL_EXPORT int ivl_eventfd_ring(int fd)
 
 IVL_EXPORT int ivl_eventfd_drain(int fd, uint64_t *count)
 {
-	uint64_t v, total = 0;
+	uint64_t v = 0;
 	ssize_t n;
 
-	for (;;) {
+	/* One read takes the whole counter and zeroes it (not a semaphore
+	 * eventfd); a write after it keeps the fd readable for next time. */
+	do {
 		n = read(fd, &v, sizeof(v));
-		if (n == sizeof(v)) {
-			total = (total + v < total) ? UINT64_MAX : total + v;
-			continue;
-		}
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && errno == EAGAIN)
-			break;
-		return n < 0 ? -errno : -EIO;
-	}
+	} while (n < 0 && errno == EINTR);
+	if (n < 0 && errno != EAGAIN)
+		return -errno;
+	if (n >= 0 && n != sizeof(v))
+		return -EIO;
+	if (n < 0)
+		v = 0;
 	if (count)
-		*count = total;
-	return total ? 1 : 0;
+		*count = v;
+	return v ? 1 : 0;
 }

@@ -283,24 +283,66 @@ static struct ivl_shm_peer *self_entry(struct ivl_link *l)
 	return me;
 }
 
-/*
- * Drain my own vectors that epoll reports ready, let the backend read its
- * input, then take my pending bits, and queue what they produce.  The order
- * matters: eventfds are drained *before* the bits are taken, so a sender
- * whose eventfd write we consumed has its bit taken too (the reverse order
- * could consume the write of a bit still set, and strand it).  A ring that
- * races between the two may show up once more on the next call: doorbells
- * are "at least once" hints (docs/protocol.md §3).
- */
-static void collect(struct ivl_link *l)
+/* The ID doorbell events carry: mine (eventfds do not say who rang). */
+static uint16_t event_peer(const struct ivl_link *l)
 {
-	struct epoll_event es[IVL_MAX_VECTORS + 4];
+	return (uint16_t)(l->id < 0 ? 0 : l->id);
+}
+
+/* Store DOORBELL events for @counts after the @n events already in @ev, up
+ * to @max; the rest go to the queue.  Returns the new count. */
+static size_t emit_doorbells(struct ivl_link *l, const uint32_t *counts, struct ivl_link_event *ev,
+			     size_t n, size_t max)
+{
+	for (unsigned v = 0; v < IVL_MAX_VECTORS; v++) {
+		if (!counts[v])
+			continue;
+		if (n < max)
+			ev[n++] = (struct ivl_link_event){ .type = IVL_LINK_DOORBELL,
+							   .peer = event_peer(l),
+							   .vector = (uint16_t)v,
+							   .count = counts[v] };
+		else
+			ivl__evq_push(&l->q, IVL_LINK_DOORBELL, event_peer(l), (uint16_t)v,
+				      counts[v]);
+	}
+	return n;
+}
+
+/* Bits beyond my vectors are some peer's scribbles. */
+static void merge_bits(const struct ivl_link *l, uint64_t bits, uint32_t *counts)
+{
+	for (unsigned v = 0; v < l->vectors && v < IVL_MAX_VECTORS; v++)
+		if ((bits & (1ull << v)) && !counts[v])
+			counts[v] = 1;
+}
+
+/*
+ * Gather what is ready: the backend's input, my own vectors (from @es, the
+ * result of an epoll_wait() the caller made, or from a non-blocking one),
+ * my pending bits, and queued events; store up to @max events.  Doorbells
+ * go straight into @ev after the queued events, so the common case touches
+ * no queue and no extra system call.
+ *
+ * The order matters: eventfds are drained *before* the bits are taken, so a
+ * sender whose eventfd write we consumed has its bit taken too (the reverse
+ * order could consume the write of a bit still set, and strand it).  A ring
+ * that races between the two may show up once more on the next call:
+ * doorbells are "at least once" hints (docs/protocol.md §3).
+ */
+static int gather(struct ivl_link *l, const struct epoll_event *es, int nes,
+		  struct ivl_link_event *ev, size_t max)
+{
+	struct epoll_event local[IVL_MAX_VECTORS + 4];
 	uint32_t counts[IVL_MAX_VECTORS] = { 0 };
 	struct ivl_shm_peer *me = self_entry(l);
-	int n = epoll_wait(l->epfd, es, IVL_ARRAY_SIZE(es), 0);
-	uint64_t bits;
+	size_t n;
 
-	for (int i = 0; i < n; i++) {
+	if (!es) {
+		nes = epoll_wait(l->epfd, local, IVL_ARRAY_SIZE(local), 0);
+		es = local;
+	}
+	for (int i = 0; i < nes; i++) {
 		uint64_t tag = es[i].data.u64, count;
 
 		if (tag == IVL__TAG_INPUT) {
@@ -313,15 +355,14 @@ static void collect(struct ivl_link *l)
 		if (ivl_eventfd_drain(l->own_fds[tag], &count) > 0)
 			counts[tag] = count > UINT32_MAX ? UINT32_MAX : (uint32_t)count;
 	}
-	bits = me ? ivl_coalesce_take(me) : 0;
-	for (unsigned v = 0; v < IVL_MAX_VECTORS; v++) {
-		/* Bits beyond my vectors are some peer's scribbles. */
-		if (v < l->vectors && (bits & (1ull << v)) && !counts[v])
-			counts[v] = 1;
-		if (counts[v])
-			ivl__evq_push(&l->q, IVL_LINK_DOORBELL, (uint16_t)(l->id < 0 ? 0 : l->id),
-				      (uint16_t)v, counts[v]);
+	if (me)
+		merge_bits(l, ivl_coalesce_take(me), counts);
+	n = ivl__evq_pop(&l->q, ev, max);
+	if (n && ev[n - 1].type == IVL_LINK_DOWN) {
+		l->down = true; /* DOWN is the last event, whatever is ready */
+		return (int)n;
 	}
+	return (int)emit_doorbells(l, counts, ev, n, max);
 }
 
 IVL_EXPORT int ivl_link_process(struct ivl_link *l, struct ivl_link_event *ev, size_t max)
@@ -337,7 +378,7 @@ IVL_EXPORT int ivl_link_process(struct ivl_link *l, struct ivl_link_event *ev, s
 	/* Fetch more only when the queue cannot fill @ev by itself: keeps the
 	 * queue bounded however slowly the caller takes events. */
 	if (ivl__evq_len(&l->q) < max)
-		collect(l);
+		return gather(l, NULL, 0, ev, max);
 	n = ivl__evq_pop(&l->q, ev, max);
 	if (n && ev[n - 1].type == IVL_LINK_DOWN)
 		l->down = true;
@@ -362,7 +403,8 @@ int ivl__sleep_slice_ms = 100;
 
 /*
  * Spin until work shows up or @until_ns passes.  Returns > 0 (events), 0
- * (nothing by then), or -errno.
+ * (nothing by then), or -errno.  The fast path sees my pending bits and
+ * turns them into events without a system call.
  */
 static int spin(struct ivl_link *l, struct ivl_shm_peer *me, struct ivl_link_event *ev,
 		size_t max, int64_t until_ns)
@@ -372,60 +414,76 @@ static int spin(struct ivl_link *l, struct ivl_shm_peer *me, struct ivl_link_eve
 	if (me && !l->no_irq)
 		ivl_coalesce_wake(me);
 	for (;;) {
-		bool look = ++i % SPIN_FD_CHECK == 0;
+		int r = 0;
 
-		if (look || (me && atomic_load_explicit(&me->pending, memory_order_relaxed))) {
-			int r = ivl_link_process(l, ev, max);
-			if (r != 0) {
-				if (r > 0)
-					atomic_fetch_add_explicit(&l->st.spins, 1,
-								  memory_order_relaxed);
-				return r;
-			}
-			if (look && now_ns() >= until_ns)
+		if (++i % SPIN_FD_CHECK == 0) {
+			r = ivl_link_process(l, ev, max);
+			if (r == 0 && now_ns() >= until_ns)
 				return 0;
+		} else if (me && atomic_load_explicit(&me->pending, memory_order_relaxed)) {
+			uint32_t counts[IVL_MAX_VECTORS] = { 0 };
+
+			merge_bits(l, ivl_coalesce_take(me), counts);
+			r = (int)emit_doorbells(l, counts, ev, 0, max);
+		}
+		if (r != 0) {
+			if (r > 0)
+				atomic_fetch_add_explicit(&l->st.spins, 1, memory_order_relaxed);
+			return r;
 		}
 		ivl__cpu_relax();
 	}
 }
 
 /* Block on the fd (or, without interrupts, nap) until work, @until_ns
- * (< 0: forever), or a signal. */
+ * (< 0: forever), or a signal.  The blocking epoll_wait() itself tells what
+ * is ready, so a wake-up costs it and one read per rung vector. */
 static int block(struct ivl_link *l, struct ivl_shm_peer *me, struct ivl_link_event *ev,
 		 size_t max, int64_t until_ns)
 {
+	struct epoll_event es[IVL_MAX_VECTORS + 4];
+
 	for (;;) {
-		struct pollfd p = { .fd = l->epfd, .events = POLLIN };
 		int64_t left_ms = until_ns < 0 ? -1 : (until_ns - now_ns() + 999999) / 1000000;
 		int slice, r;
 
 		if (me && !l->no_irq) {
 			/* Publish ASLEEP, then re-check (Dekker, see coalesce.c).
-			 * Bits the re-check took go back for collect() to take:
+			 * Bits the re-check took go back for gather() to take:
 			 * only this thread consumes them. */
 			uint64_t bits = ivl_coalesce_sleep(me);
-			if (bits)
+			if (bits) {
 				atomic_fetch_or_explicit(&me->pending, bits, memory_order_relaxed);
+				if ((r = gather(l, NULL, 0, ev, max)) != 0)
+					return r;
+			}
 		}
-		r = ivl_link_process(l, ev, max);
-		if (r != 0)
-			return r;
-		if (until_ns >= 0 && left_ms <= 0)
-			return 0;
 		if (l->no_irq) {
-			/* No interrupt will come: nap and look again. */
+			/* No interrupt will come: look, nap, look again. */
 			struct timespec ts = { 0, 50000 };
+
+			if ((r = ivl_link_process(l, ev, max)) != 0)
+				return r;
+			if (until_ns >= 0 && left_ms <= 0)
+				return 0;
 			nanosleep(&ts, NULL);
 			continue;
 		}
 		slice = me ? ivl__sleep_slice_ms : -1;
 		if (left_ms >= 0 && (slice < 0 || left_ms < slice))
 			slice = (int)(left_ms > INT32_MAX ? INT32_MAX : left_ms);
-		r = poll(&p, 1, slice);
+		r = epoll_wait(l->epfd, es, IVL_ARRAY_SIZE(es), slice);
 		if (r < 0)
 			return -errno;
 		if (r > 0)
 			atomic_fetch_add_explicit(&l->st.wakeups, 1, memory_order_relaxed);
+		/* Also after a time-out: my bits may have been set by senders
+		 * a hostile peer fooled into not ringing. */
+		r = r > 0 ? gather(l, es, r, ev, max) : ivl_link_process(l, ev, max);
+		if (r != 0)
+			return r;
+		if (until_ns >= 0 && now_ns() >= until_ns)
+			return 0;
 	}
 }
 
@@ -438,11 +496,14 @@ IVL_EXPORT int ivl_link_wait(struct ivl_link *l, struct ivl_link_event *ev, size
 
 	if (!l || !ev || !max || timeout_ms < -1)
 		return -EINVAL;
-	r = ivl_link_process(l, ev, max);
-	if (r != 0)
-		return r;
+	if (l->down)
+		return -ENOTCONN;
 	until = timeout_ms < 0 ? -1 : start + (int64_t)timeout_ms * 1000000;
 	me = self_entry(l);
+	/* Queued events first (the blocking paths would see them too, but the
+	 * spinning ones only now and then). */
+	if (ivl__evq_len(&l->q) && (r = ivl_link_process(l, ev, max)) != 0)
+		return r;
 	switch (l->mode) {
 	case IVL_WAIT_POLL:
 		return spin(l, me, ev, max, until < 0 ? INT64_MAX : until);
