@@ -69,6 +69,8 @@ static const struct command commands[] = {
      demo_main, simple_parse},
     {"sdm", "run or drive a Signal Distribution Module master or slave", sdm_usage, sdm_main,
      sdm_check},
+    {"bench", "measure doorbell latency, coalescing and idle cost on this machine", bench_usage,
+     bench_main, bench_parse},
     {"help", "show help for a command", help_usage, help_main, help_check},
 };
 

@@ -188,6 +188,8 @@ DECLARE_CMD(dump);
 DECLARE_CMD(peek);
 DECLARE_CMD(poke);
 DECLARE_CMD(demo);
+DECLARE_CMD(bench);
+int bench_parse(struct cli_global *g, int argc, char **argv);
 
 /* Parse layers (no side effects beyond *g and *args). */
 struct ring_args {
