@@ -248,6 +248,11 @@ wait_for_line() {
 GUEST_OFF=0x80000
 HOST_OFF=0xc0000
 
+# The whole application area: everything after the 20 KiB ivlink header of
+# the server's default 256-entry peer table, to the end of the 1 MiB region.
+APP_OFF=0x5000
+APP_LEN=$((0x100000 - 0x5000))
+
 # --- (c-e) boot test ----------------------------------------------------------
 run_boot() {
 	local serial=$work/boot-serial.log t rc
@@ -255,7 +260,7 @@ run_boot() {
 	start_server "$work/boot-server.log" || return 1
 	t=$(date +%s.%N)
 	boot_guest "$serial" \
-		"ivl.run=/bin/ivshmem-probe,-i,0,-s,1048576,-w,$GUEST_OFF,-n,65536,-p,3,-c,$GUEST_OFF"
+		"ivl.run=/bin/ivshmem-probe,-i,0,-s,1048576,-w,$APP_OFF,-n,$APP_LEN,-p,3,-c,$APP_OFF"
 	wait_qemu
 	rc=$?
 	log "boot: QEMU exited with $rc after $(elapsed "$t") s (boot to init: $(grep -a -m1 -o 'uptime [0-9.]* s' "$serial" | head -n1))"
@@ -265,8 +270,8 @@ run_boot() {
 	check boot.bar2 "$serial" '^IVL-BAR2 1048576$'
 	check boot.guest-verify "$serial" '^IVL-VERIFY-OK'
 	# The region outlives the guest while the server runs: a host peer
-	# must see what the guest wrote through BAR2.
-	timeout 20 "$host_peer" -S "$sockdir/sock" -c "$GUEST_OFF" -n 65536 -q 3 -t 5000 \
+	# must see what the guest wrote through BAR2, over the whole app area.
+	timeout 20 "$host_peer" -S "$sockdir/sock" -c "$APP_OFF" -n "$APP_LEN" -q 3 -t 5000 \
 		>"$work/boot-host.log" 2>&1
 	check boot.host-sees-guest-write "$work/boot-host.log" '^HOST-VERIFY-OK'
 	stop "$server_pid"
