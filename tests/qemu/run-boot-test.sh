@@ -274,6 +274,18 @@ run_boot() {
 	timeout 20 "$host_peer" -S "$sockdir/sock" -c "$APP_OFF" -n "$APP_LEN" -q 3 -t 5000 \
 		>"$work/boot-host.log" 2>&1
 	check boot.host-sees-guest-write "$work/boot-host.log" '^HOST-VERIFY-OK'
+	# And the other way: a host peer fills the whole app area with another
+	# pattern and leaves; a second guest boot (IDs are given out
+	# round-robin: guest 0, host peers 1 and 2, this guest 3) must read it
+	# all through BAR2.
+	timeout 20 "$host_peer" -S "$sockdir/sock" -w "$APP_OFF" -n "$APP_LEN" -p 5 -t 5000 \
+		>"$work/boot-host-write.log" 2>&1
+	check boot.host-wrote "$work/boot-host-write.log" '^HOST-ID '
+	boot_guest "$work/boot2-serial.log" \
+		"ivl.run=/bin/ivshmem-probe,-i,3,-s,1048576,-n,$APP_LEN,-p,5,-c,$APP_OFF"
+	wait_qemu
+	check boot.guest-sees-host-write "$work/boot2-serial.log" '^IVL-VERIFY-OK'
+	check boot2.result "$work/boot2-serial.log" '^IVL-RESULT: PASS'
 	stop "$server_pid"
 	server_pid=
 }
