@@ -190,12 +190,14 @@ else
 	for f in "$repo"/tools/ivlink/*.c; do
 		case $f in */fuzz_argv.c) ;; *) cli_src="$cli_src $f" ;; esac
 	done
+	# `ivlink bench` runs the doorbell benchmark of bench/
+	cli_src="$cli_src $repo/bench/primitives.c $repo/bench/doorbell.c $repo/bench/doorbell-main.c"
 	jansson_a=$(ls /usr/lib/*/libjansson.a /usr/lib/libjansson.a 2>/dev/null | head -n1)
 	# `ivlink sdm` needs libsodium
 	sodium_a=$(ls /usr/lib/*/libsodium.a /usr/lib/libsodium.a 2>/dev/null | head -n1)
 	# shellcheck disable=SC2086
 	if [ -z "$jansson_a" ] || ! $cc -static -O2 -std=gnu11 -I"$repo/include" -I"$build" \
-		-D_GNU_SOURCE -I"$repo/src" -o "$gcli" $cli_src "$build/src/libivlink_internal.a" "$jansson_a" $sodium_a \
+		-D_GNU_SOURCE -I"$repo/src" -I"$repo/bench" -o "$gcli" $cli_src "$build/src/libivlink_internal.a" "$jansson_a" $sodium_a \
 		-lpthread -lrt >>"$work/build-guest.log" 2>&1; then
 		cat "$work/build-guest.log"
 		log "FAIL: building a static ivlink (libjansson.a: '${jansson_a}')"
