@@ -141,6 +141,10 @@ struct ivl_link {
 	bool want_coalesce;
 	/* I published a waiting state in my entry (set by link.c). */
 	bool coalescing;
+	/* My vectors are watched edge-triggered (coalescing); edges[v] counts
+	 * the edges seen, to read the counter now and then. */
+	bool edge;
+	uint32_t edges[IVL_MAX_VECTORS];
 	struct {
 		_Atomic uint64_t rings, doorbells, coalesced, wakeups, spins;
 	} st;

@@ -73,15 +73,34 @@ void ivl__link_unwatch(struct ivl_link *l, int fd)
 
 int ivl__link_add_own(struct ivl_link *l, unsigned v, int fd)
 {
-	int ret;
+	struct epoll_event e = { .events = EPOLLIN | (l->edge ? EPOLLET : 0), .data.u64 = v };
 
 	if (v >= IVL_MAX_VECTORS || l->own_fds[v] >= 0)
 		return -EINVAL;
-	ret = ivl__link_watch(l, fd, v);
-	if (ret < 0)
-		return ret;
+	if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, fd, &e) < 0)
+		return -errno;
 	l->own_fds[v] = fd;
 	return 0;
+}
+
+/*
+ * With coalescing, a doorbell means "at least once" and its count does not
+ * matter: my vectors are then watched edge-triggered (every eventfd write is
+ * one edge), and a wake-up needs no read() of the eventfd.  The counters are
+ * still read now and then (EDGE_READ_EVERY edges) so they never come near
+ * saturation, where writes would stop producing edges.
+ */
+#define EDGE_READ_EVERY 1024u
+
+static void set_edge(struct ivl_link *l, bool on)
+{
+	for (unsigned v = 0; v < IVL_MAX_VECTORS; v++) {
+		struct epoll_event e = { .events = EPOLLIN | (on ? EPOLLET : 0), .data.u64 = v };
+
+		if (l->own_fds[v] >= 0)
+			epoll_ctl(l->epfd, EPOLL_CTL_MOD, l->own_fds[v], &e);
+	}
+	l->edge = on;
 }
 
 void ivl__link_set_down(struct ivl_link *l)
@@ -274,11 +293,13 @@ static struct ivl_shm_peer *self_entry(struct ivl_link *l)
 	me = entry_of(l, l->id);
 	if (me && !l->coalescing) {
 		l->coalescing = true;
-		if (l->no_irq)
+		if (l->no_irq) {
 			ivl_coalesce_wake(me);
-		else
+		} else {
+			set_edge(l, true);
 			atomic_store_explicit(&me->waiting, IVL_WAITING_ASLEEP,
 					      memory_order_seq_cst);
+		}
 	}
 	return me;
 }
@@ -352,8 +373,14 @@ static int gather(struct ivl_link *l, const struct epoll_event *es, int nes,
 		}
 		if (tag >= IVL_MAX_VECTORS || l->own_fds[tag] < 0)
 			continue;
+		if (l->edge && ++l->edges[tag] % EDGE_READ_EVERY) {
+			counts[tag] = 1;
+			continue;
+		}
 		if (ivl_eventfd_drain(l->own_fds[tag], &count) > 0)
 			counts[tag] = count > UINT32_MAX ? UINT32_MAX : (uint32_t)count;
+		else if (l->edge)
+			counts[tag] = 1; /* the edge was a ring; a read raced it */
 	}
 	if (me)
 		merge_bits(l, ivl_coalesce_take(me), counts);
@@ -560,12 +587,20 @@ IVL_EXPORT int ivl_link_set_coalescing(struct ivl_link *l, bool on)
 	if (!me)
 		return 0;
 	ivl_coalesce_off(me);
+	/* Back to exact counts: level-triggered, and what the edge mode left
+	 * unread is reported now (as "at least once", the mode it came in). */
+	set_edge(l, false);
 	/* Marks made before the store above may have skipped the doorbell:
 	 * deliver them now. */
 	bits = ivl_coalesce_take(me);
-	for (unsigned v = 0; v < l->vectors && v < IVL_MAX_VECTORS; v++)
-		if (bits & (1ull << v))
+	for (unsigned v = 0; v < IVL_MAX_VECTORS; v++) {
+		bool rung = v < l->vectors && (bits & (1ull << v));
+
+		if (l->own_fds[v] >= 0 && ivl_eventfd_drain(l->own_fds[v], NULL) > 0)
+			rung = true;
+		if (rung)
 			ivl__evq_push(&l->q, IVL_LINK_DOORBELL, (uint16_t)l->id, (uint16_t)v, 1);
+	}
 	return 0;
 }
 
