@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -87,13 +88,23 @@ const char *tu_cli_bin(void)
 	return bin_from_env("IVL_CLI_BIN");
 }
 
+void tu_child_init(pid_t parent)
+{
+	/* Kept across execve; checked after, in case the parent is gone. */
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() != parent)
+		_exit(127);
+}
+
 pid_t tu_spawn(char *const argv[], const char *log)
 {
+	pid_t parent = getpid();
 	pid_t pid = fork();
 
 	if (pid < 0)
 		return -errno;
 	if (pid == 0) {
+		tu_child_init(parent);
 		int fd = open("/dev/null", O_RDONLY);
 		if (fd >= 0)
 			dup2(fd, 0);
@@ -252,7 +263,7 @@ int tu_run(char *const argv[], int timeout_ms, char **out, char **err)
 {
 	int op[2], ep[2], status, ret;
 	int64_t end = tu_now_ms() + timeout_ms;
-	pid_t pid;
+	pid_t parent = getpid(), pid;
 
 	if (pipe2(op, O_CLOEXEC | O_NONBLOCK) < 0)
 		return -errno;
@@ -268,6 +279,7 @@ int tu_run(char *const argv[], int timeout_ms, char **out, char **err)
 		return ret;
 	}
 	if (pid == 0) {
+		tu_child_init(parent);
 		int fd = open("/dev/null", O_RDONLY);
 		if (fd >= 0)
 			dup2(fd, 0);

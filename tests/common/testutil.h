@@ -25,6 +25,10 @@ const char *tu_path(const char *dir, const char *name);
 const char *tu_server_bin(void);
 const char *tu_cli_bin(void);
 
+/* In a freshly forked child of @parent: die with the parent (SIGKILL), so a
+ * test that crashes or is killed leaves no server or peer behind. */
+void tu_child_init(pid_t parent);
+
 /* fork+exec argv (NULL terminated) with stdin from /dev/null and stdout and
  * stderr appended to @log (NULL: inherit).  Returns the pid or -errno. */
 pid_t tu_spawn(char *const argv[], const char *log);

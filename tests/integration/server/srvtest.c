@@ -185,10 +185,15 @@ pid_t st_start_as(const char *sock, const char *log, unsigned nofile, uid_t uid,
 	while (args && *args && n < 63)
 		argv[n++] = *args++;
 	argv[n] = NULL;
+	pid_t parent = getpid();
+
 	pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
-		int fd = open("/dev/null", O_RDONLY);
+		int fd;
+
+		tu_child_init(parent);
+		fd = open("/dev/null", O_RDONLY);
 		if (fd >= 0)
 			dup2(fd, 0);
 		{
