@@ -72,55 +72,12 @@ cleanup() {
 trap 'cleanup' EXIT
 trap 'log "interrupted"; exit 130' INT TERM
 
-check() {
-	# check NAME FILE REGEX: pass when FILE has a line matching REGEX
-	local name=$1 file=$2 re=$3 line
-	# the serial console ends lines with CR LF
-	line=$(tr -d '\r' <"$file" 2>/dev/null | grep -a -m1 -E "$re")
-	if [ -n "$line" ]; then
-		npass=$((npass + 1))
-		log "PASS $name: $line"
-	else
-		nfail=$((nfail + 1))
-		failed="$failed $name"
-		log "FAIL $name: no line matching /$re/ in ${file#"$work"/}"
-	fi
-}
 
-check_absent() {
-	local name=$1 file=$2 re=$3 line
-	# the serial console ends lines with CR LF
-	line=$(tr -d '\r' <"$file" 2>/dev/null | grep -a -m1 -E "$re")
-	if [ -z "$line" ]; then
-		npass=$((npass + 1))
-		log "PASS $name"
-	else
-		nfail=$((nfail + 1))
-		failed="$failed $name"
-		log "FAIL $name: $line"
-	fi
-}
 
 log "work dir: $work"
 
 # --- (a) setup --------------------------------------------------------------
-if [ "${IVL_QEMU_SKIP_SETUP:-0}" != 1 ]; then
-	if ! "$here/setup.sh" >"$work/setup.log" 2>&1; then
-		cat "$work/setup.log"
-		log "SKIP: setup.sh failed (see $work/setup.log)"
-		exit 77
-	fi
-fi
-cache=${IVL_QEMU_CACHE:-$here/cache}
-# shellcheck disable=SC1091
-. "$cache/kernel.env" || {
-	log "SKIP: no kernel in $cache"
-	exit 77
-}
-command -v qemu-system-x86_64 >/dev/null || {
-	log "SKIP: qemu-system-x86_64 missing"
-	exit 77
-}
+qemu_prereqs
 [ -x "$server_bin" ] || {
 	log "FAIL: ivlink-server not found at $server_bin (set IVL_SERVER_BIN or IVL_BUILD_DIR)"
 	exit 1
@@ -175,10 +132,8 @@ start_server() {
 		alive "$server_pid" || break
 		sleep 0.1
 	done
-	log "FAIL: ivlink-server did not listen on $sockdir/sock (see ${1#"$work"/})"
 	cat "$1"
-	nfail=$((nfail + 1))
-	failed="$failed server-start"
+	fail server-start "ivlink-server did not listen on $sockdir/sock (see ${1#"$work"/})"
 	return 1
 }
 
@@ -211,17 +166,6 @@ wait_qemu() {
 	return $rc
 }
 
-wait_for_line() {
-	# wait_for_line FILE REGEX SECONDS: bounded poll of a growing log
-	local n=$(($3 * 10))
-	while [ "$n" -gt 0 ]; do
-		n=$((n - 1))
-		grep -aqE "$2" "$1" 2>/dev/null && return 0
-		[ -n "$qemu_pid" ] && ! alive "$qemu_pid" && return 1
-		sleep 0.1
-	done
-	return 1
-}
 
 # Offsets stay clear of the ivlink header at the start of the region.
 GUEST_OFF=0x80000
@@ -281,10 +225,8 @@ run_doorbell() {
 	args="$args,-n,4096,-p,2,-w,$GUEST_OFF,-m,$HOST_OFF,-v,4,-t,60000"
 	for v in 0 1 2 3; do args="$args,-r,1:$v,-e,$v"; done
 	boot_guest "$serial" "$args"
-	if ! wait_for_line "$serial" '^IVL-RUN:' "$qemu_timeout"; then
-		log "FAIL: guest did not reach its test program"
-		nfail=$((nfail + 1))
-		failed="$failed doorbell.boot"
+	if ! wait_for_line "$serial" '^IVL-RUN:' "$qemu_timeout" "$qemu_pid"; then
+		fail doorbell.boot "guest did not reach its test program"
 		stop "$qemu_pid"
 		qemu_pid=
 		check_absent doorbell.no-kernel-panic "$serial" 'Kernel panic'

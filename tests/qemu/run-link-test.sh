@@ -73,60 +73,14 @@ cleanup() {
 trap 'cleanup' EXIT
 trap 'log "interrupted"; exit 130' INT TERM
 
-pass() {
-	npass=$((npass + 1))
-	log "PASS $*"
-}
-fail() {
-	nfail=$((nfail + 1))
-	failed="$failed $1"
-	log "FAIL $*"
-}
 
-check() {
-	local name=$1 file=$2 re=$3 line
-	line=$(tr -d '\r' <"$file" 2>/dev/null | grep -a -m1 -E "$re")
-	if [ -n "$line" ]; then pass "$name: $line"; else fail "$name" "no line matching /$re/ in ${file#"$work"/}"; fi
-}
 
-check_absent() {
-	local name=$1 file=$2 re=$3 line
-	line=$(tr -d '\r' <"$file" 2>/dev/null | grep -a -m1 -E "$re")
-	if [ -z "$line" ]; then pass "$name"; else fail "$name" "$line"; fi
-}
 
-wait_for_line() {
-	# wait_for_line FILE REGEX SECONDS [PID]: bounded poll of a growing log
-	local n=$(($3 * 10))
-	while [ "$n" -gt 0 ]; do
-		n=$((n - 1))
-		[ -f "$1" ] && tr -d "\r" <"$1" 2>/dev/null | grep -aqE "$2" && return 0
-		[ -n "${4:-}" ] && ! alive "$4" && return 1
-		sleep 0.1
-	done
-	return 1
-}
 
 log "work dir: $work"
 
 # --- setup ---------------------------------------------------------------------
-if [ "${IVL_QEMU_SKIP_SETUP:-0}" != 1 ]; then
-	if ! "$here/setup.sh" >"$work/setup.log" 2>&1; then
-		cat "$work/setup.log"
-		log "SKIP: setup.sh failed (see $work/setup.log)"
-		exit 77
-	fi
-fi
-cache=${IVL_QEMU_CACHE:-$here/cache}
-# shellcheck disable=SC1091
-. "$cache/kernel.env" || {
-	log "SKIP: no kernel in $cache"
-	exit 77
-}
-command -v qemu-system-x86_64 >/dev/null || {
-	log "SKIP: qemu-system-x86_64 missing"
-	exit 77
-}
+qemu_prereqs
 command -v python3 >/dev/null || {
 	log "SKIP: python3 missing (raw protocol peer)"
 	exit 77
