@@ -11,35 +11,11 @@
 #include <stdatomic.h>
 #include <string.h>
 
-#include "testutil.h"
-#include "sdm/sdm-internal.h"
+#include "sdmtest.h"
 #include <ivlink/link.h>
 
 #define REGION (1u << 18)
 
-struct rec {
-	unsigned n[IVL_SDM_NTYPES];
-	struct ivl_sdm_signal last;
-	uint16_t from;
-	unsigned actions;
-};
-
-static void on_sig(struct ivl_sdm *s, const struct ivl_sdm_signal *sig, uint16_t from, void *op)
-{
-	struct rec *r = op;
-
-	(void)s;
-	r->n[sig->type]++;
-	r->last = *sig;
-	r->from = from;
-}
-
-static int on_action(struct ivl_sdm *s, const struct ivl_sdm_signal *sig, uint16_t from, void *op)
-{
-	(void)s, (void)sig, (void)from;
-	((struct rec *)op)->actions++;
-	return 0;
-}
 
 struct world {
 	struct ivl_local_hub *hub;
@@ -50,27 +26,9 @@ struct world {
 
 static void pump_once(struct world *w)
 {
-	struct pollfd p[7];
-	int n = 0;
-
-	p[n++] = (struct pollfd){.fd = ivl_sdm_get_fd(w->m), .events = POLLIN};
-	for (int i = 0; i < 6; i++)
-		if (w->s[i])
-			p[n++] = (struct pollfd){.fd = ivl_sdm_get_fd(w->s[i]), .events = POLLIN};
-	poll(p, (nfds_t)n, 5);
-	ivl_sdm_process(w->m);
-	for (int i = 0; i < 6; i++)
-		if (w->s[i])
-			ivl_sdm_process(w->s[i]);
+	sdm_pump(w->m, w->s, 6, 5);
 }
 
-#define PUMP_UNTIL(w, cond)                                                                        \
-	({                                                                                         \
-		int64_t end_ = tu_now_ms() + 5000;                                                 \
-		while (!(cond) && tu_now_ms() < end_)                                              \
-			pump_once(w);                                                              \
-		(cond);                                                                            \
-	})
 
 static uint16_t current(struct world *w)
 {

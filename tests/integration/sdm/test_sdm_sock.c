@@ -14,36 +14,10 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "testutil.h"
-#include "sdm/sdm-internal.h"
+#include "sdmtest.h"
 
 #define KA_MS 200
 
-struct rec {
-	unsigned n[IVL_SDM_NTYPES];
-	struct ivl_sdm_signal last;
-	uint16_t from;
-	unsigned actions;
-};
-
-static void on_sig(struct ivl_sdm *s, const struct ivl_sdm_signal *sig, uint16_t from, void *op)
-{
-	struct rec *r = op;
-
-	(void)s;
-	r->n[sig->type]++;
-	r->last = *sig;
-	r->from = from;
-}
-
-static int on_action(struct ivl_sdm *s, const struct ivl_sdm_signal *sig, uint16_t from, void *op)
-{
-	(void)s;
-	(void)sig;
-	(void)from;
-	((struct rec *)op)->actions++;
-	return 0;
-}
 
 struct world {
 	int chan;
@@ -57,28 +31,9 @@ struct world {
 
 static void pump_once(struct world *w)
 {
-	struct pollfd p[9];
-	int n = 0;
-
-	p[n++] = (struct pollfd){.fd = ivl_sdm_get_fd(w->m), .events = POLLIN};
-	for (int i = 0; i < 8; i++)
-		if (w->s[i])
-			p[n++] = (struct pollfd){.fd = ivl_sdm_get_fd(w->s[i]), .events = POLLIN};
-	poll(p, (nfds_t)n, 10);
-	ivl_sdm_process(w->m);
-	for (int i = 0; i < 8; i++)
-		if (w->s[i])
-			ivl_sdm_process(w->s[i]);
+	sdm_pump(w->m, w->s, 8, 10);
 }
 
-/* Pump until cond() or 5 s; returns cond(). */
-#define PUMP_UNTIL(w, cond)                                                                        \
-	({                                                                                         \
-		int64_t end_ = tu_now_ms() + 5000;                                                 \
-		while (!(cond) && tu_now_ms() < end_)                                              \
-			pump_once(w);                                                              \
-		(cond);                                                                            \
-	})
 
 static void pump_for(struct world *w, int ms)
 {
