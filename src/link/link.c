@@ -464,7 +464,8 @@ static int spin(struct ivl_link *l, struct ivl_shm_peer *me, struct ivl_link_eve
 
 /* Block on the fd (or, without interrupts, nap) until work, @until_ns
  * (< 0: forever), or a signal.  The blocking epoll_wait() itself tells what
- * is ready, so a wake-up costs it and one read per rung vector. */
+ * is ready, so a wake-up costs it alone while coalescing (edge-triggered
+ * vectors), else it and one read per rung vector. */
 static int block(struct ivl_link *l, struct ivl_shm_peer *me, struct ivl_link_event *ev,
 		 size_t max, int64_t until_ns)
 {
