@@ -99,6 +99,10 @@ struct ivl_link_guest_opts {
  * (a raw server) there is no peer set: peers() returns 0, ring() accepts any
  * ID, and peer_vectors() returns the device's vector count for every ID.
  * An ivshmem-plain device maps memory but ring() fails with -ENOTSUP.
+ * A JOIN means the peer is READY in the table, not that this guest's QEMU
+ * has read the peer's eventfds yet: until it has, the device drops doorbells
+ * to that peer without an error, so first contact needs an acknowledgement
+ * in shared memory (docs/guest.md).
  * Errors: -ENODEV (no ivshmem device), -EINVAL (bad address), -EACCES (no
  * permission), -ETIMEDOUT (IVPosition never valid), -ENOMEM, -errno.
  */

@@ -6,10 +6,16 @@
  * check passed.
  *
  * usage: ivl-guest-test MODE [-d DEV] [-i ID] [-s SIZE] [-v VECTORS]
- *                      [-P PEER]... [-t MS] [-N]
+ *                      [-P PEER]... [-t MS] [-N] [-A ACK-OFF]
  *   link     wait for each -P peer to JOIN (peer table), ring each on all
  *            its vectors, wait for a doorbell on each of my vectors, then
- *            wait for each -P peer to LEAVE;
+ *            wait for each -P peer to LEAVE.  With -A, a peer acknowledges
+ *            each vector it got (ivl-host-peer -a: bit VEC of the 64-bit
+ *            word at application offset ACK-OFF + 8 * its ID) and what is
+ *            not acknowledged is rung again every 250 ms: a peer's entry
+ *            turns READY before this guest's QEMU has read the peer's
+ *            eventfds from the server, and the device drops a doorbell to a
+ *            vector it has no eventfd for yet;
  *   pair     as link without the LEAVE wait (two guests ringing each other);
  *   raw      a server with --raw: no header, no peers, peer_vectors(any) =
  *            the device's vectors, and the whole region still zero;
@@ -103,6 +109,34 @@ struct plist {
 	int want_joined;
 };
 
+/* Ring every vector of every -P peer not yet acknowledged (all with !acks). */
+static int ring_unacked(struct state *s, const struct plist *pl, const volatile uint64_t *acks,
+			int *rings)
+{
+	int unacked = 0;
+
+	for (int i = 0; i < pl->n; i++) {
+		unsigned nv = ivl_link_peer_vectors(s->l, (uint16_t)pl->ids[i]);
+		uint64_t got = acks ? __atomic_load_n(&acks[pl->ids[i]], __ATOMIC_ACQUIRE) : 0;
+
+		for (unsigned v = 0; v < nv && v < 64; v++) {
+			int rr;
+
+			if (got >> v & 1)
+				continue;
+			unacked++;
+			rr = ivl_link_ring(s->l, (uint16_t)pl->ids[i], (uint16_t)v);
+			if (!*rings || rr)
+				printf("GUEST-RING %u %u -> %d\n", pl->ids[i], v, rr);
+			if (rr)
+				failures++;
+		}
+	}
+	(*rings)++;
+	fflush(stdout);
+	return unacked;
+}
+
 static int peers_done(struct state *s, const void *arg)
 {
 	const struct plist *p = arg;
@@ -164,7 +198,8 @@ int main(int argc, char **argv)
 	struct plist pl = {0};
 	long expect_id = -1, expect_vec = -1;
 	unsigned long long expect_size = 0;
-	int timeout = 60000, c, r;
+	int timeout = 60000, c, r = 0;
+	long long ack_off = -1;
 	const char *mode;
 	long long deadline;
 	uint64_t size;
@@ -176,7 +211,7 @@ int main(int argc, char **argv)
 	}
 	mode = argv[1];
 	optind = 2;
-	while ((c = getopt(argc, argv, "d:i:s:v:P:t:N")) != -1) {
+	while ((c = getopt(argc, argv, "d:i:s:v:P:t:NA:")) != -1) {
 		switch (c) {
 		case 'd':
 			o.device = optarg;
@@ -199,6 +234,9 @@ int main(int argc, char **argv)
 			break;
 		case 'N':
 			o.no_vfio = true;
+			break;
+		case 'A':
+			ack_off = strtoll(optarg, NULL, 0);
 			break;
 		default:
 			return 2;
@@ -276,16 +314,41 @@ int main(int argc, char **argv)
 		} else {
 			if (!strcmp(mode, "pair"))
 				r = ready_handshake(&s, &pl, deadline);
-			for (int i = 0; i < pl.n && r == 0; i++) {
-				unsigned nv = ivl_link_peer_vectors(s.l, (uint16_t)pl.ids[i]);
+			if (r == 0) {
+				const volatile uint64_t *acks = NULL;
+				int rounds = 0;
 
-				for (unsigned v = 0; v < nv; v++) {
-					int rr =
-					    ivl_link_ring(s.l, (uint16_t)pl.ids[i], (uint16_t)v);
-					printf("GUEST-RING %u %u -> %d\n", pl.ids[i], v, rr);
-					if (rr)
-						failures++;
+				if (ack_off >= 0) {
+					uint64_t asz;
+					uint8_t *app = ivl_link_app_area(s.l, &asz);
+
+					if (app && ack_off % 8 == 0 &&
+					    (uint64_t)ack_off + 8 * 65536 <= asz)
+						acks = (const volatile uint64_t *)(app + ack_off);
+					else
+						check(0, "ack-offset-in-app-area");
 				}
+				while (ring_unacked(&s, &pl, acks, &rounds) && acks) {
+					long long slice = now_ms() + 250;
+
+					if (slice > deadline)
+						slice = deadline;
+					r = pump(&s, slice, vectors_done, &mine);
+					if (r != -ETIMEDOUT && r != 0)
+						break;
+					if (now_ms() >= deadline)
+						break;
+					if (r == 0) {
+						/* mine all rung: wait for the acks */
+						struct ivl_link_event ev[16];
+						int n = ivl_link_wait(s.l, ev, 16, 50);
+
+						for (int k = 0; k < n; k++)
+							note(&s, &ev[k]);
+					}
+				}
+				if (acks)
+					printf("GUEST-RING-ROUNDS %d\n", rounds);
 			}
 			fflush(stdout);
 			r = pump(&s, deadline, vectors_done, &mine);

@@ -8,6 +8,9 @@
  *   1. connect to the server (-S), print "HOST-ID <n>", check -i;
  *   2. write a pattern at -w OFF (the guest polls for it: "host is ready");
  *   3. wait until every vector given with -e has been rung (bounded by -t);
+ *      with -a OFF, acknowledge each one as it arrives: set bit VEC of the
+ *      64-bit word at application-area offset OFF + 8 * my ID (the guest
+ *      re-rings what is not acknowledged: see ivl-guest-test -A);
  *   4. verify the guest's pattern at -c OFF;
  *   5. ring every PEER:VEC given with -r.
  * Exit status 0 when every requested check passed.
@@ -49,7 +52,7 @@ static void usage(void)
 {
 	fputs("usage: ivl-host-peer -S SOCKET [-i ID] [-w OFF] [-c OFF] [-n LEN]\n"
 	      "          [-p WSEED] [-q CSEED] [-e VEC]... [-r PEER:VEC]... [-t MS]\n"
-	      "          [-f FILE: ring only once FILE exists]\n",
+	      "          [-a ACK-OFF] [-f FILE: ring only once FILE exists]\n",
 	      stderr);
 }
 
@@ -57,7 +60,7 @@ int main(int argc, char **argv)
 {
 	struct ivl_link_host_opts lo = { .name = "qemu-test-host", .timeout_ms = 5000 };
 	struct ivl_link *l = NULL;
-	long long woff = -1, coff = -1, deadline;
+	long long woff = -1, coff = -1, aoff = -1, deadline;
 	long expect_id = -1;
 	size_t len = 4096;
 	unsigned wseed = 2, cseed = 3;
@@ -71,7 +74,7 @@ int main(int argc, char **argv)
 	long long app_off;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	while ((c = getopt(argc, argv, "S:i:w:c:n:p:q:e:r:t:f:h")) != -1) {
+	while ((c = getopt(argc, argv, "S:i:w:c:n:p:q:e:r:t:a:f:h")) != -1) {
 		char *end = NULL;
 		unsigned long peer, vec;
 
@@ -118,6 +121,9 @@ int main(int argc, char **argv)
 		case 't':
 			lo.timeout_ms = (int)strtol(optarg, &end, 0);
 			break;
+		case 'a':
+			aoff = strtoll(optarg, &end, 0);
+			break;
 		case 'f':
 			go_file = optarg;
 			break;
@@ -149,6 +155,11 @@ int main(int argc, char **argv)
 	printf("HOST-APP off=%lld size=%" PRIu64 "\n", app_off, app_size);
 	if ((woff >= 0 && woff < app_off) || (coff >= 0 && coff < app_off)) {
 		printf("HOST-ERROR offsets must be >= the application area (%lld)\n", app_off);
+		goto out_fail;
+	}
+	if (aoff >= 0 && (aoff % 8 || !range_ok(app_size, aoff, 8 * 65536))) {
+		printf("HOST-ERROR ack offset %lld: not 8-aligned or past the application area\n",
+		       aoff);
 		goto out_fail;
 	}
 	if (expect_id >= 0 && ivl_link_id(l) != expect_id) {
@@ -206,6 +217,10 @@ int main(int argc, char **argv)
 				       ev[i].count);
 				if (ev[i].vector < 64)
 					seen[ev[i].vector] += (int)ev[i].count;
+				if (aoff >= 0 && ev[i].vector < 64)
+					__atomic_fetch_or((uint64_t *)((uint8_t *)app + aoff) +
+							      ivl_link_id(l),
+							  1ull << ev[i].vector, __ATOMIC_RELEASE);
 				break;
 			case IVL_LINK_DOWN:
 				printf("HOST-ERROR server went away\n");
