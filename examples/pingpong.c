@@ -58,7 +58,7 @@ int main(int argc, char **argv)
 	_Atomic uint64_t *ball;
 	uint64_t size;
 	struct timespec t0, t1;
-	int other = -1, early_ball = 0, r;
+	int other = -1, rung = 0, first, r;
 
 	if (argc < 2) {
 		fprintf(stderr, "usage: pingpong SOCKET [ROUNDS] [interrupt|poll|adaptive]\n");
@@ -84,22 +84,33 @@ int main(int argc, char **argv)
 				other = ev[i].peer;
 			/* The other side may serve as soon as it sees us. */
 			if (ev[i].type == IVL_LINK_DOORBELL && ev[i].vector == 0)
-				early_ball = 1;
+				rung = 1;
 		}
 	}
 	printf("I am peer %d, playing with peer %d (%s)\n", ivl_link_id(l), other,
 	       ivl_link_peer_name(l, (uint16_t)other));
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	if (ivl_link_id(l) < other) {
+	/*
+	 * The ball's value says whose turn it is: in round i the lower ID moves
+	 * it from 2i to 2i+1, the other from 2i+1 to 2i+2.  A doorbell only
+	 * means "look again": doorbells are delivered at least once (a wait
+	 * mode that polls the pending bits can report one twice), so the value
+	 * in shared memory, not the count of doorbells, decides.
+	 */
+	first = ivl_link_id(l) < other;
+	if (first)
 		atomic_store(ball, 0);
-		ivl_link_ring(l, (uint16_t)other, 0);
-	}
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (unsigned long i = 0; i < rounds; i++) {
-		if (early_ball)
-			early_ball = 0;
-		else if ((r = wait_ball(l, &other)) < 0)
-			return fail("waiting for the ball", r);
-		atomic_fetch_add(ball, 1);
+		uint64_t want = 2 * (uint64_t)i + (first ? 0 : 1);
+
+		/* The second player's first look waits for a doorbell: the
+		 * value left by an earlier game means nothing before that. */
+		while ((i == 0 && !first && !rung) || atomic_load(ball) != want) {
+			rung = 1;
+			if ((r = wait_ball(l, &other)) < 0)
+				return fail("waiting for the ball", r);
+		}
+		atomic_store(ball, want + 1);
 		if ((r = ivl_link_ring(l, (uint16_t)other, 0)) < 0)
 			return fail("ring", r);
 	}

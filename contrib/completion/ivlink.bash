@@ -15,12 +15,12 @@ _ivlink()
 	fi
 
 	local commands="peers info ring listen dump peek poke demo help"
-	local global_opts="-S --socket --shm --file --json -v --verbose -h --help --version"
-	local common_opts="-S --socket --shm --file --json -v --verbose -h --help"
+	local global_opts="-S --socket --shm --file --plain --json -v --verbose -h --help --version"
+	local common_opts="-S --socket --shm --file --plain --json -v --verbose -h --help"
 
 	# Values of options that take one.
 	case $prev in
-	-S | --socket | --file)
+	-S | --socket | --file | --plain)
 		if declare -F _filedir >/dev/null; then
 			_filedir
 		else
@@ -51,7 +51,7 @@ _ivlink()
 	local i cmd="" cmd_index=0
 	for ((i = 1; i < cword; i++)); do
 		case ${words[i]} in
-		-S | --socket | --shm | --file)
+		-S | --socket | --shm | --file | --plain)
 			((i++))
 			;;
 		-*) ;;

@@ -98,7 +98,9 @@ struct ivl_link_guest_opts {
  * (JOIN/LEAVE events; a new generation is LEAVE then JOIN).  Without a header
  * (a raw server) there is no peer set: peers() returns 0, ring() accepts any
  * ID, and peer_vectors() returns the device's vector count for every ID.
- * An ivshmem-plain device maps memory but ring() fails with -ENOTSUP.
+ * An ivshmem-plain device maps memory; ring() then reaches only a target
+ * that polls its pending bits (myself included) and fails with -ENOTSUP for
+ * one that sleeps on an interrupt.
  * A JOIN means the peer is READY in the table, not that this guest's QEMU
  * has read the peer's eventfds yet: until it has, the device drops doorbells
  * to that peer without an error, so first contact needs an acknowledgement
@@ -107,6 +109,28 @@ struct ivl_link_guest_opts {
  * permission), -ETIMEDOUT (IVPosition never valid), -ENOMEM, -errno.
  */
 int ivl_link_guest_new(struct ivl_link **out, const struct ivl_link_guest_opts *opts);
+
+/* ---- plain backend: a serverless region (docs/plain.md) ----------------- */
+
+struct ivl_plain_opts;
+
+/*
+ * Open the region as ivl_plain_open() does (create or open, claim and
+ * format, or wait for READY), then register in its peer table: the lowest
+ * free entry becomes my ID, READY with @name (may be NULL).  Other plain
+ * links see me JOIN (table rescanned every 20 ms), and LEAVE when I am
+ * freed; an entry of a peer that crashed stays until the object is
+ * recreated.  One vector per peer and no doorbells: ring() sets the
+ * target's pending bit, which its ivl_link_wait() polls (no_irq, as a guest
+ * without VFIO), and fails with -ENOTSUP for a target that does not poll.
+ * ivl_link_get_fd() wakes only for JOIN/LEAVE, so receive rings with
+ * ivl_link_wait().
+ * Errors: those of ivl_plain_open(), -EPROTO also when the header was
+ * formatted by a server (no IVL_FEAT_PLAIN: its peer table is the server's),
+ * -ENOSPC (peer table full), -ENOMEM.
+ */
+int ivl_link_plain_new(struct ivl_link **out, const struct ivl_plain_opts *opts,
+		       const char *name);
 
 /* ---- the peer API ------------------------------------------------------ */
 

@@ -79,6 +79,7 @@ _Static_assert(offsetof(struct ivl_wire_hello, name) == 16, "hello.name");
 /* Feature bits (hello, welcome, header). */
 #define IVL_FEAT_HELLO (1u << 0) /* the server reads hellos */
 #define IVL_FEAT_NAMES (1u << 1) /* the peer table carries names */
+#define IVL_FEAT_PLAIN (1u << 2) /* serverless: formatted by a peer (docs/plain.md) */
 
 /* ---- 4. ivlink shared-memory header, layout version 1 ------------------ */
 

@@ -74,6 +74,18 @@ struct ivl__guest_dev {
 int ivl__link_guest_new_with_regs(struct ivl_link **out, const struct ivl__guest_dev *dev,
 				  int timeout_ms);
 
+/*
+ * A guest link whose device is the ivshmem model (src/link/devmodel.c)
+ * backed by @backing: MSI mode with MSI-X enabled, one eventfd per vector as
+ * VFIO would give.  *ld_out is the model: the caller hands it the DOORBELL
+ * events of @backing (ivl_link_dev_deliver()) and must stop doing so before
+ * ivl_link_free(*out), which frees the model too.  Errors as
+ * ivl__link_guest_new_with_regs(), and -EINVAL.
+ */
+struct ivl_link_dev;
+int ivl__link_guest_over_model(struct ivl_link **out, struct ivl_link_dev **ld_out,
+			       struct ivl_link *backing, int timeout_ms);
+
 /* ---- the peer-table scanner (pure; unit-tested) --------------------------- */
 
 /*

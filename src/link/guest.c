@@ -12,7 +12,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -218,11 +217,8 @@ static unsigned guest_peer_vectors(const struct ivl_link *l, uint16_t peer)
 static void guest_input(struct ivl_link *l)
 {
 	struct guest_link *g = to_guest(l);
-	uint64_t expirations;
 
-	/* Nonblocking; EAGAIN just means a spurious wakeup. */
-	if (read(g->tfd, &expirations, sizeof(expirations)) < 0 && errno != EAGAIN)
-		ivl__debug("link: guest rescan timer: %s", strerror(errno));
+	ivl__link_timer_drain(g->tfd);
 	ivl__guest_scan_run(&g->scan, l->base, &l->hdr, push_event, l);
 }
 
@@ -296,17 +292,12 @@ static void find_header(struct guest_link *g, int64_t deadline)
 
 static int arm_timer(struct guest_link *g)
 {
-	struct itimerspec it = {
-	    .it_interval = {.tv_nsec = SCAN_MS * 1000000L},
-	    .it_value = {.tv_nsec = SCAN_MS * 1000000L},
-	};
+	int fd = ivl__link_watch_timer(&g->l, SCAN_MS);
 
-	g->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-	if (g->tfd < 0)
-		return -errno;
-	if (timerfd_settime(g->tfd, 0, &it, NULL) < 0)
-		return -errno;
-	return ivl__link_watch(&g->l, g->tfd, IVL__TAG_INPUT);
+	if (fd < 0)
+		return fd;
+	g->tfd = fd;
+	return 0;
 }
 
 int ivl__link_guest_new_with_regs(struct ivl_link **out, const struct ivl__guest_dev *dev,

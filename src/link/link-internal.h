@@ -157,6 +157,11 @@ void ivl__link_fini(struct ivl_link *l);
 /* Watch @fd in the link's epoll set with @tag. */
 int ivl__link_watch(struct ivl_link *l, int fd, uint32_t tag);
 void ivl__link_unwatch(struct ivl_link *l, int fd);
+/* A periodic timerfd of @period_ms (nonzero) watched with IVL__TAG_INPUT, for
+ * backends that rescan the peer table; returns the fd (owned by the caller)
+ * or -errno.  ivl__link_timer_drain() reads its expirations. */
+int ivl__link_watch_timer(struct ivl_link *l, unsigned period_ms);
+void ivl__link_timer_drain(int fd);
 /* Register my own vector @v's fd (borrowed) and watch it. */
 int ivl__link_add_own(struct ivl_link *l, unsigned v, int fd);
 /* Queue DOWN once and mark the link dead. */

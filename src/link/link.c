@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/timerfd.h>
 #include <time.h>
 
 #include <ivlink/ivshmem.h>
@@ -64,6 +65,38 @@ int ivl__link_watch(struct ivl_link *l, int fd, uint32_t tag)
 	struct epoll_event e = {.events = EPOLLIN, .data.u64 = tag};
 
 	return epoll_ctl(l->epfd, EPOLL_CTL_ADD, fd, &e) < 0 ? -errno : 0;
+}
+
+int ivl__link_watch_timer(struct ivl_link *l, unsigned period_ms)
+{
+	struct itimerspec it = {
+	    .it_interval = {.tv_sec = period_ms / 1000,
+			    .tv_nsec = (long)(period_ms % 1000) * 1000000L},
+	};
+	int fd, ret;
+
+	it.it_value = it.it_interval;
+	fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (timerfd_settime(fd, 0, &it, NULL) < 0)
+		ret = -errno;
+	else
+		ret = ivl__link_watch(l, fd, IVL__TAG_INPUT);
+	if (ret < 0) {
+		ivl__close(fd);
+		return ret;
+	}
+	return fd;
+}
+
+void ivl__link_timer_drain(int fd)
+{
+	uint64_t expirations;
+
+	/* Nonblocking; EAGAIN just means a spurious wakeup. */
+	if (read(fd, &expirations, sizeof(expirations)) < 0 && errno != EAGAIN)
+		ivl__debug("link: rescan timer: %s", strerror(errno));
 }
 
 void ivl__link_unwatch(struct ivl_link *l, int fd)

@@ -89,27 +89,15 @@ command -v python3 >/dev/null || {
 	log "FAIL: ivlink-server not found at $server_bin"
 	exit 1
 }
-# Static guest programs cannot link a sanitized library (no static ASan).
-sanitize=$(python3 -c 'import json,sys
-for o in json.load(open(sys.argv[1])):
-    if o["name"] == "b_sanitize": print(o["value"])' \
-	"$build/meson-info/intro-buildoptions.json" 2>/dev/null)
-case ${sanitize:-none} in none | "[]") ;; *)
-	log "SKIP: $build is a sanitizer build (b_sanitize=$sanitize); static guest programs need a plain build"
-	exit 77
-	;;
-esac
-[ -f "$build/src/libivlink_internal.a" ] || {
-	log "FAIL: $build/src/libivlink_internal.a missing (build first)"
-	exit 1
-}
+static_guest_prereqs
 
 # --- guest programs (static), initramfs, host peer ---------------------------------
 t0=$(date +%s.%N)
 mkdir -p "$work/guest"
 gtest=$work/guest/ivl-guest-test
 if ! $cc -static -O2 -std=gnu11 -Wall -Wextra -Werror -I"$repo/include" -o "$gtest" \
-	"$here/guest-link/ivl-guest-test.c" "$build/src/libivlink_internal.a" -lpthread -lrt \
+	"$here/guest-link/ivl-guest-test.c" "$here/guest-link/scenario.c" \
+	"$build/src/libivlink_internal.a" -lpthread -lrt \
 	>"$work/build-guest.log" 2>&1; then
 	cat "$work/build-guest.log"
 	log "FAIL: building ivl-guest-test"
@@ -230,17 +218,6 @@ boot_guest() {
 		>"$serial" 2>&1 </dev/null &
 	qemu_pid=$!
 	pids+=("$qemu_pid")
-}
-
-wait_pid() {
-	# wait_pid PID SECONDS: bounded wait for a child; kills it past the bound
-	local n=$(($2 * 10))
-	while [ "$n" -gt 0 ] && alive "$1"; do
-		n=$((n - 1))
-		sleep 0.1
-	done
-	alive "$1" && stop "$1"
-	wait "$1" 2>/dev/null
 }
 
 guest_checks() {

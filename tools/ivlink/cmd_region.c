@@ -171,8 +171,8 @@ static int mem_parse(struct cli_global *g, int argc, char **argv, struct mem_arg
 				return r;
 		}
 	}
-	if (g->shm && g->file)
-		return cli_usage_error(g->cmd, "--shm and --file exclude each other");
+	if (cli_check_mapped(g))
+		return -2;
 	if (a->force && !a->absolute)
 		return cli_usage_error(g->cmd, "--force only makes sense with --absolute");
 	if (have_count && !a->width)

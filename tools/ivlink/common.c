@@ -15,6 +15,7 @@ const struct opt cli_common_opts[] = {
     {"socket", 'S', OPT_ARG, OPT_C_SOCKET},
     {"shm", 0, OPT_ARG, OPT_C_SHM},
     {"file", 0, OPT_ARG, OPT_C_FILE},
+    {"plain", 0, OPT_ARG, OPT_C_PLAIN},
     {"device", 0, OPT_ARG, OPT_C_DEVICE},
     {"verbose", 'v', OPT_FLAG, OPT_C_VERBOSE},
     {0},
@@ -147,6 +148,15 @@ int cli_common_apply(struct cli_global *g, int id, const char *val)
 			return cli_usage_error(g->cmd, "empty file path");
 		g->file = val;
 		return 0;
+	case OPT_C_PLAIN: {
+		char path[4096];
+		uint64_t size;
+
+		if (cli_plain_split(val, path, sizeof(path), &size) < 0)
+			return cli_usage_error(g->cmd, "invalid --plain '%s' (PATH[:SIZE])", val);
+		g->plain = val;
+		return 0;
+	}
 	case OPT_C_DEVICE:
 		if (!*val)
 			return cli_usage_error(g->cmd, "empty device (auto or a PCI address)");
@@ -176,9 +186,7 @@ int simple_parse(struct cli_global *g, int argc, char **argv)
 		if (r)
 			return r;
 	}
-	if (g->shm && g->file)
-		return cli_usage_error(g->cmd, "--shm and --file exclude each other");
-	return 0;
+	return cli_check_mapped(g);
 }
 
 /* ---- numbers ------------------------------------------------------------- */

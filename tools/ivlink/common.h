@@ -31,6 +31,7 @@ struct cli_global {
 	const char *socket; /* -S; default from $IVLINK_SOCKET */
 	const char *shm;    /* --shm NAME: map an shm object, no server */
 	const char *file;   /* --file PATH: map a file, no server */
+	const char *plain;  /* --plain PATH[:SIZE]: serverless mode (docs/plain.md) */
 	const char *device; /* --device auto|BDF: the ivshmem PCI device (in a
 			     * guest); default from $IVLINK_DEVICE; the last
 			     * of -S and --device wins */
@@ -60,6 +61,7 @@ enum {
 	OPT_C_DEVICE,
 	OPT_C_VERBOSE,
 	OPT_C_VERSION, /* only before the command */
+	OPT_C_PLAIN,
 };
 
 struct optparse {
@@ -132,6 +134,12 @@ struct target {
 	uint64_t app_off, app_size;
 	char desc[4200];
 };
+
+/* Split --plain's PATH[:SIZE] (SIZE as ivl_parse_size(); 0 when absent)
+ * into @path.  Returns 0 or -EINVAL / -ENAMETOOLONG / -ERANGE. */
+int cli_plain_split(const char *spec, char *path, size_t len, uint64_t *size);
+/* At most one of --shm, --file and --plain; else a usage error (-2). */
+int cli_check_mapped(const struct cli_global *g);
 
 /* Connect to the server as a host peer named @name. */
 int cli_connect(const struct cli_global *g, const char *name, struct ivl_link **out);

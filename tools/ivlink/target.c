@@ -44,6 +44,25 @@ static int guest_connect(const struct cli_global *g, struct ivl_link **out)
 	return r;
 }
 
+/* Serverless: register in the region's peer table (docs/plain.md). */
+static int plain_connect(const struct cli_global *g, const char *name, struct ivl_link **out)
+{
+	struct ivl_plain_opts o = {.kind = IVL_REGION_FILE};
+	char path[4096];
+	int r;
+
+	if (cli_plain_split(g->plain, path, sizeof(path), &o.size) < 0) {
+		cli_err(g, "invalid --plain '%s' (PATH[:SIZE])", g->plain);
+		return -EINVAL;
+	}
+	o.name = path;
+	r = ivl_link_plain_new(out, &o, name);
+	if (r < 0)
+		cli_err(g, "cannot join plain:%s: %s%s", path, strerror(-r),
+			r == -ENOSPC ? " (peer table full)" : "");
+	return r;
+}
+
 int cli_connect(const struct cli_global *g, const char *name, struct ivl_link **out)
 {
 	struct ivl_link_host_opts o = {
@@ -55,6 +74,8 @@ int cli_connect(const struct cli_global *g, const char *name, struct ivl_link **
 
 	if (g->device)
 		return guest_connect(g, out);
+	if (g->plain)
+		return plain_connect(g, name, out);
 	r = ivl_link_host_new(out, &o);
 
 	if (r >= 0)
@@ -186,11 +207,78 @@ static int open_mapped(const struct cli_global *g, struct target *t)
 	return 0;
 }
 
+int cli_plain_split(const char *spec, char *path, size_t len, uint64_t *size)
+{
+	const char *colon = strrchr(spec, ':');
+	size_t n = strlen(spec);
+	int r;
+
+	*size = 0;
+	/* "PATH:SIZE" when what follows the last colon is a size; a path may
+	 * itself contain colons. */
+	if (colon) {
+		r = ivl_parse_size(colon + 1, size);
+		if (r == -ERANGE)
+			return r;
+		if (r == 0)
+			n = (size_t)(colon - spec);
+	}
+	if (!n)
+		return -EINVAL;
+	if (n >= len)
+		return -ENAMETOOLONG;
+	memcpy(path, spec, n);
+	path[n] = '\0';
+	return 0;
+}
+
+int cli_check_mapped(const struct cli_global *g)
+{
+	if (!!g->shm + !!g->file + !!g->plain > 1)
+		return cli_usage_error(g->cmd, "--shm, --file and --plain exclude each other");
+	return 0;
+}
+
+/* Serverless mode: create or open, format or wait (docs/plain.md).  The
+ * library's log line names the sizes or the claimer when it fails. */
+static int open_plain(const struct cli_global *g, struct target *t)
+{
+	struct ivl_plain_opts o = {.kind = IVL_REGION_FILE};
+	char path[4096];
+	int r;
+
+	if (cli_plain_split(g->plain, path, sizeof(path), &o.size) < 0) {
+		cli_err(g, "invalid --plain '%s' (PATH[:SIZE])", g->plain);
+		return EXIT_FAIL;
+	}
+	o.name = path;
+	snprintf(t->desc, sizeof(t->desc), "plain:%s", path);
+	r = ivl_plain_open(&t->region, &o, &t->hdr);
+	if (r < 0) {
+		cli_err(g, "cannot open %s: %s%s", t->desc, strerror(-r),
+			r == -ENOENT && !o.size ? " (give PATH:SIZE to create it)" : "");
+		return EXIT_FAIL;
+	}
+	if (g->verbose)
+		fprintf(stderr, "ivlink: %s: %s%s\n", t->desc,
+			r & IVL_PLAIN_CREATED ? "created, " : "",
+			r & IVL_PLAIN_FORMATTED ? "formatted the header" : "header was ready");
+	t->base = ivl_region_base(t->region);
+	t->size = ivl_region_size(t->region);
+	t->has_header = true;
+	t->header_note = "ready";
+	t->app_off = t->hdr.header_size;
+	t->app_size = t->size - t->hdr.header_size;
+	return 0;
+}
+
 int target_open(const struct cli_global *g, struct target *t)
 {
 	const char *d;
 
 	memset(t, 0, sizeof(*t));
+	if (g->plain)
+		return open_plain(g, t);
 	if (g->shm || g->file)
 		return open_mapped(g, t);
 	if (cli_connect(g, CLI_PEER_NAME, &t->link) < 0)
