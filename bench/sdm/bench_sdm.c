@@ -1,17 +1,35 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * SDM benchmark: round-trip latency (master IRQ -> slave, slave IRQ ->
- * master) and one-way signals per second on each channel (local, link on a
- * local hub, unix, tcp, with and without a key), next to a raw ping-pong / stream of the same frame
- * size on a socketpair and on TCP loopback, measured in the same run.
- * Single thread: both ends are driven by this loop, so the numbers are the
- * cost of the code path, not of scheduling between processes.
+ * SDM benchmark: round-trip latency and one-way batched signals per second
+ * on each channel, next to a raw socket ping-pong / stream with frames of
+ * the same size, measured in the same run and interleaved with it (raw,
+ * then SDM, per case and per run), so that both see the same machine load.
  *
- * Usage: bench_sdm [--iters N] [--count N]
+ * Two threads pinned to two CPUs (bench_pin_self): the master in the main
+ * thread, the slave in a second one.  Both wait the same way as the raw
+ * baseline they are compared with: "block" sleeps in poll() (SDM) or
+ * read() (raw), "spin" calls ivl_sdm_process() (SDM) or recv(MSG_DONTWAIT)
+ * (raw) in a loop.
+ *   rtt:   the master sends an IRQ, the slave's handler answers with an
+ *          IRQ, the master waits for it; median over --iters round trips.
+ *   rate:  the master sends --count IRQs with ivl_sdm_send_batch() in
+ *          batches of --batch; time until the slave has handled the last
+ *          one.  Raw: write() of --batch frames at a time, the reader
+ *          reads what is there.
+ * Each figure is the median over --runs runs; a ratio is the median of the
+ * per-run ratios SDM / raw.  Frame sizes: 20 bytes (a plaintext SIGNAL
+ * frame) and 41 bytes (a sealed one, for the keyed channels).  local and
+ * link have no socket: they are shown against the raw UNIX numbers.
+ *
+ * Usage: bench_sdm [--runs N] [--iters N] [--count N] [--batch N]
+ *                  [--wait block|spin|both] [--case NAME] [--json]
  */
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,39 +41,82 @@
 #include <sodium.h>
 
 #include "../bench-util.h"
+#include "primitives.h"
 
-static unsigned got_m, got_s;
+#define MAX_RUNS 64
+#define MAX_BATCH 1024
+#define DEADLINE_NS 20000000000LL
 
-static void on_m(struct ivl_sdm *s, const struct ivl_sdm_signal *g, uint16_t f, void *o)
-{
-	(void)s, (void)g, (void)f, (void)o;
-	got_m++;
-}
+static unsigned iters = 2000, count = 200000, batch = 64, runs = 5;
+static bool json;
 
-static void on_s(struct ivl_sdm *s, const struct ivl_sdm_signal *g, uint16_t f, void *o)
-{
-	(void)s, (void)g, (void)f, (void)o;
-	got_s++;
-}
+/* ---- SDM pairs ------------------------------------------------------------ */
 
-/* Spin on process() with a generous bound; -ETIMEDOUT if it never comes. */
-static int until(struct ivl_sdm *sdm, unsigned *ctr, unsigned want)
-{
-	int64_t end = bu_now_ns() + 5000000000LL;
-
-	while (*ctr < want) {
-		if (ivl_sdm_process(sdm) < 0 || bu_now_ns() > end)
-			return -ETIMEDOUT;
-	}
-	return 0;
-}
+struct side {
+	struct ivl_sdm *sdm;
+	unsigned got;
+	bool reply, stop;
+	int err;
+};
 
 struct pair {
 	struct ivl_sdm_bus *bus;
 	struct ivl_local_hub *hub;
 	struct ivl_link *ml, *sl;
-	struct ivl_sdm *m, *s;
+	struct side m, s;
+	enum ivl_sdm_channel ch;
+	bool spin;
+	unsigned want; /* rate: the slave stops after this many */
+	atomic_bool ready, done;
+	int64_t t_end;
 };
+
+static void on_irq_m(struct ivl_sdm *sdm, const struct ivl_sdm_signal *g, uint16_t f, void *o)
+{
+	(void)sdm, (void)g, (void)f;
+	((struct side *)o)->got++;
+}
+
+static void on_irq_s(struct ivl_sdm *sdm, const struct ivl_sdm_signal *g, uint16_t f, void *o)
+{
+	struct side *s = o;
+	struct ivl_sdm_signal back = {IVL_SDM_IRQ, 0, {g->payload[0], 0}};
+	int r;
+
+	(void)f;
+	s->got++;
+	if (s->reply && (r = ivl_sdm_send(sdm, &back)) < 0)
+		s->err = r;
+}
+
+static void on_reset_s(struct ivl_sdm *sdm, const struct ivl_sdm_signal *g, uint16_t f, void *o)
+{
+	(void)sdm, (void)g, (void)f;
+	((struct side *)o)->stop = true;
+}
+
+/* Process until *ctr >= want or *stop; block in poll() unless spinning. */
+static int drive(struct ivl_sdm *sdm, bool spin, const unsigned *ctr, unsigned want,
+		 const bool *stop)
+{
+	struct pollfd pf = {.fd = ivl_sdm_get_fd(sdm), .events = POLLIN};
+	int64_t end = bu_now_ns() + DEADLINE_NS;
+
+	/* The loop of an application: wait for the fd, then process. */
+	for (;;) {
+		int r;
+
+		if (*ctr >= want || (stop && *stop))
+			return 0;
+		if (bu_now_ns() > end)
+			return -ETIMEDOUT;
+		if (!spin && poll(&pf, 1, 100) < 0 && errno != EINTR)
+			return -errno;
+		r = ivl_sdm_process(sdm);
+		if (r < 0)
+			return r;
+	}
+}
 
 static int make_pair(struct pair *p, enum ivl_sdm_channel ch, const char *path, const uint8_t *key)
 {
@@ -68,6 +129,7 @@ static int make_pair(struct pair *p, enum ivl_sdm_channel ch, const char *path, 
 	int r;
 
 	memset(p, 0, sizeof(*p));
+	p->ch = ch;
 	if (ch == IVL_SDM_CHAN_LOCAL && (r = ivl_sdm_bus_new(&p->bus)))
 		return r;
 	o.bus = p->bus;
@@ -79,90 +141,174 @@ static int make_pair(struct pair *p, enum ivl_sdm_channel ch, const char *path, 
 		o.link = p->ml;
 		o.link_master = (uint16_t)ivl_link_id(p->ml);
 	}
-	if ((r = ivl_sdm_new(&p->m, &o)))
+	if ((r = ivl_sdm_new(&p->m.sdm, &o)))
 		return r;
 	if (ch == IVL_SDM_CHAN_TCP)
-		o.port = (uint16_t)ivl_sdm_tcp_port(p->m);
+		o.port = (uint16_t)ivl_sdm_tcp_port(p->m.sdm);
 	o.master = false;
 	o.link = p->sl;
-	if ((r = ivl_sdm_new(&p->s, &o)))
+	if ((r = ivl_sdm_new(&p->s.sdm, &o)))
 		return r;
-	ivl_sdm_set_handler(p->m, IVL_SDM_IRQ, on_m, NULL);
-	ivl_sdm_set_handler(p->s, IVL_SDM_IRQ, on_s, NULL);
-	for (int64_t end = bu_now_ns() + 5000000000LL; ivl_sdm_state(p->s) != 0;) {
-		ivl_sdm_process(p->m);
-		ivl_sdm_process(p->s);
+	ivl_sdm_set_handler(p->m.sdm, IVL_SDM_IRQ, on_irq_m, &p->m);
+	ivl_sdm_set_handler(p->s.sdm, IVL_SDM_IRQ, on_irq_s, &p->s);
+	ivl_sdm_set_handler(p->s.sdm, IVL_SDM_RESET, on_reset_s, &p->s);
+	for (int64_t end = bu_now_ns() + 5000000000LL; ivl_sdm_state(p->s.sdm) != 0;) {
+		ivl_sdm_process(p->m.sdm);
+		ivl_sdm_process(p->s.sdm);
 		if (bu_now_ns() > end)
 			return -ETIMEDOUT;
 	}
 	return 0;
 }
 
+/* What a failed measurement leaves behind, to tell a stall from a drop. */
+static void explain(const struct pair *p, const char *what)
+{
+	struct ivl_sdm_stats m = {0}, s = {0};
+
+	ivl_sdm_get_stats(p->m.sdm, &m);
+	ivl_sdm_get_stats(p->s.sdm, &s);
+	fprintf(stderr,
+		"bench_sdm: %s failed: master got %u, sent %llu, dropped %llu, keepalive %llu; "
+		"slave got %u, state %d, sent %llu, dropped %llu, keepalive %llu, err %d\n",
+		what, p->m.got, (unsigned long long)m.sent, (unsigned long long)m.conn_dropped,
+		(unsigned long long)m.keepalive_timeouts, p->s.got, ivl_sdm_state(p->s.sdm),
+		(unsigned long long)s.sent, (unsigned long long)s.conn_dropped,
+		(unsigned long long)s.keepalive_timeouts, p->s.err);
+}
+
 static void free_pair(struct pair *p)
 {
-	ivl_sdm_free(p->s);
-	ivl_sdm_free(p->m);
+	ivl_sdm_free(p->s.sdm);
+	ivl_sdm_free(p->m.sdm);
 	ivl_sdm_bus_free(p->bus);
 	ivl_link_free(p->sl);
 	ivl_link_free(p->ml);
 	ivl_local_hub_free(p->hub);
 }
 
-static int sdm_rtt(struct pair *p, unsigned iters, double *ns)
+static void *slave_thread(void *arg)
+{
+	struct pair *p = arg;
+
+	bench_pin_self(1);
+	atomic_store(&p->ready, true);
+	p->s.err = drive(p->s.sdm, p->spin, &p->s.got, p->want, &p->s.stop);
+	p->t_end = bu_now_ns();
+	atomic_store(&p->done, true);
+	return NULL;
+}
+
+static int start_slave(struct pair *p, pthread_t *th, bool spin, bool reply, unsigned want)
+{
+	p->spin = spin;
+	p->s.reply = reply;
+	p->s.stop = false;
+	p->s.got = p->m.got = 0;
+	p->want = want;
+	atomic_store(&p->ready, false);
+	atomic_store(&p->done, false);
+	if (pthread_create(th, NULL, slave_thread, p))
+		return -EAGAIN;
+	while (!atomic_load(&p->ready))
+		sched_yield();
+	return 0;
+}
+
+static int sdm_rtt(struct pair *p, bool spin, double *ns)
 {
 	double *v = calloc(iters, sizeof(double));
-	struct ivl_sdm_signal to_s = {IVL_SDM_IRQ, 1, {1, 2}}, to_m = {IVL_SDM_IRQ, 0, {3, 4}};
-	int r = 0;
+	struct ivl_sdm_signal to_s = {IVL_SDM_IRQ, 1, {0, 2}};
+	struct ivl_sdm_signal stop = {IVL_SDM_RESET, 1, {0, 0}};
+	pthread_t th;
+	int r;
 
 	if (!v)
 		return -ENOMEM;
+	r = start_slave(p, &th, spin, true, ~0u);
+	if (r)
+		return free(v), r;
 	for (unsigned i = 0; i < iters && !r; i++) {
 		int64_t t0 = bu_now_ns();
 
-		r = ivl_sdm_send(p->m, &to_s);
+		to_s.payload[0] = i;
+		r = ivl_sdm_send(p->m.sdm, &to_s);
 		if (!r)
-			r = until(p->s, &got_s, got_s + 1);
-		if (!r)
-			r = ivl_sdm_send(p->s, &to_m);
-		if (!r)
-			r = until(p->m, &got_m, got_m + 1);
+			r = drive(p->m.sdm, spin, &p->m.got, i + 1, NULL);
 		v[i] = (double)(bu_now_ns() - t0);
 	}
+	if (ivl_sdm_send(p->m.sdm, &stop) < 0)
+		p->s.stop = true; /* racy but only on a failure path: the slave times out */
+	pthread_join(th, NULL);
 	*ns = bu_median(v, iters);
 	free(v);
-	return r;
+	return r ? r : p->s.err;
 }
 
-static int sdm_rate(struct pair *p, unsigned count, double *per_s)
+static int sdm_rate(struct pair *p, bool spin, double *per_s)
 {
-	struct ivl_sdm_signal sig = {IVL_SDM_IRQ, 1, {1, 2}};
-	unsigned target = got_s + count, sent = 0;
-	int64_t t0 = bu_now_ns(), end = t0 + 20000000000LL;
+	static struct ivl_sdm_signal sigs[MAX_BATCH];
+	unsigned sent = 0;
+	pthread_t th;
+	int64_t t0;
+	int r;
 
-	while (got_s < target) {
-		while (sent < count) {
-			int r = ivl_sdm_send(p->m, &sig);
+	for (unsigned i = 0; i < batch; i++)
+		sigs[i] = (struct ivl_sdm_signal){IVL_SDM_IRQ, 1, {i, 0}};
+	r = start_slave(p, &th, spin, false, count);
+	if (r)
+		return r;
+	t0 = bu_now_ns();
+	while (sent < count && !r) {
+		unsigned n = count - sent < batch ? count - sent : batch;
 
-			if (r == -EAGAIN)
-				break;
-			if (r)
-				return r;
-			sent++;
+		r = ivl_sdm_send_batch(p->m.sdm, sigs, n);
+		if (r > 0) {
+			sent += (unsigned)r;
+			r = 0;
+		} else if (r == -EAGAIN) {
+			/* Full.  A socket's fd becomes readable when it can take
+			 * more (process() then flushes); a link ring has no such
+			 * wake-up, so wait for the slave to drain it. */
+			if (p->ch == IVL_SDM_CHAN_LINK || p->ch == IVL_SDM_CHAN_LOCAL || spin)
+				sched_yield();
+			else
+				poll(&(struct pollfd){.fd = ivl_sdm_get_fd(p->m.sdm),
+						      .events = POLLIN},
+				     1, 100);
+			r = ivl_sdm_process(p->m.sdm);
+			r = r < 0 ? r : 0;
 		}
-		ivl_sdm_process(p->m); /* flushes what the socket refused */
-		ivl_sdm_process(p->s);
-		if (bu_now_ns() > end)
-			return -ETIMEDOUT;
 	}
-	*per_s = count / ((double)(bu_now_ns() - t0) / 1e9);
-	return 0;
+	/* What the socket has not taken yet goes out from process(). */
+	while (!r && !atomic_load(&p->done)) {
+		if (!spin)
+			poll(&(struct pollfd){.fd = ivl_sdm_get_fd(p->m.sdm), .events = POLLIN}, 1,
+			     10);
+		r = ivl_sdm_process(p->m.sdm);
+		r = r < 0 ? r : 0;
+	}
+	pthread_join(th, NULL);
+	*per_s = count / ((double)(p->t_end - t0) / 1e9);
+	return r ? r : p->s.err;
 }
+
+/* ---- raw baselines ---------------------------------------------------------- */
+
+struct raw {
+	int fd[2];
+	bool spin;
+	size_t fs; /* frame size */
+	atomic_bool ready;
+	int64_t t_end;
+	int err;
+};
 
 static int raw_pair(bool tcp, int fd[2])
 {
 	struct sockaddr_in in = {.sin_family = AF_INET};
 	socklen_t len = sizeof(in);
-	int l;
+	int l, r = 0;
 
 	if (!tcp)
 		return socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fd) ? -errno : 0;
@@ -173,19 +319,24 @@ static int raw_pair(bool tcp, int fd[2])
 		return -errno;
 	fd[0] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (connect(fd[0], (struct sockaddr *)&in, sizeof(in)))
-		return -errno;
+		r = -errno;
 	fd[1] = accept4(l, NULL, NULL, SOCK_CLOEXEC);
 	close(l);
+	if (r || fd[1] < 0)
+		return r ? r : -errno;
 	setsockopt(fd[0], IPPROTO_TCP, TCP_NODELAY, &(int){1}, sizeof(int));
 	setsockopt(fd[1], IPPROTO_TCP, TCP_NODELAY, &(int){1}, sizeof(int));
-	return fd[1] < 0 ? -errno : 0;
+	return 0;
 }
 
-static int readn(int fd, void *buf, size_t n)
+/* Read exactly @n bytes, blocking or spinning. */
+static int readn(int fd, bool spin, void *buf, size_t n)
 {
 	for (size_t off = 0; off < n;) {
-		ssize_t r = read(fd, (char *)buf + off, n - off);
+		ssize_t r = recv(fd, (char *)buf + off, n - off, spin ? MSG_DONTWAIT : 0);
 
+		if (r < 0 && (errno == EAGAIN || errno == EINTR))
+			continue;
 		if (r <= 0)
 			return -EIO;
 		off += (size_t)r;
@@ -193,113 +344,310 @@ static int readn(int fd, void *buf, size_t n)
 	return 0;
 }
 
-/* 20 bytes, the size of a plaintext SIGNAL frame, each way. */
-static int raw_rtt(bool tcp, unsigned iters, double *ns)
+static int writen(int fd, const void *buf, size_t n)
 {
-	double *v = calloc(iters, sizeof(double));
-	char b[20] = {0};
-	int fd[2], r = raw_pair(tcp, fd);
+	for (size_t off = 0; off < n;) {
+		ssize_t r = send(fd, (const char *)buf + off, n - off, MSG_NOSIGNAL);
 
-	if (!v || r)
-		return free(v), r ? r : -ENOMEM;
-	for (unsigned i = 0; i < iters && !r; i++) {
-		int64_t t0 = bu_now_ns();
-
-		if (write(fd[0], b, 20) != 20 || readn(fd[1], b, 20) || write(fd[1], b, 20) != 20 ||
-		    readn(fd[0], b, 20))
-			r = -EIO;
-		v[i] = (double)(bu_now_ns() - t0);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return -EIO;
+		off += (size_t)r;
 	}
-	*ns = bu_median(v, iters);
+	return 0;
+}
+
+static void *raw_echo(void *arg)
+{
+	struct raw *w = arg;
+	char b[64] = {0};
+
+	bench_pin_self(1);
+	atomic_store(&w->ready, true);
+	for (;;) {
+		if ((w->err = readn(w->fd[1], w->spin, b, w->fs)) || b[0] == 'R')
+			break;
+		if ((w->err = writen(w->fd[1], b, w->fs)))
+			break;
+	}
+	return NULL;
+}
+
+static void *raw_sink(void *arg)
+{
+	struct raw *w = arg;
+	static char b[65536];
+	size_t want = (size_t)count * w->fs;
+
+	bench_pin_self(1);
+	atomic_store(&w->ready, true);
+	for (size_t got = 0; got < want;) {
+		ssize_t r = recv(w->fd[1], b, sizeof(b) < want - got ? sizeof(b) : want - got,
+				 w->spin ? MSG_DONTWAIT : 0);
+
+		if (r < 0 && (errno == EAGAIN || errno == EINTR))
+			continue;
+		if (r <= 0) {
+			w->err = -EIO;
+			break;
+		}
+		got += (size_t)r;
+	}
+	w->t_end = bu_now_ns();
+	return NULL;
+}
+
+static int raw_run(bool tcp, bool spin, size_t fs, bool rate, double *out)
+{
+	struct raw w = {.spin = spin, .fs = fs};
+	static char b[MAX_BATCH * 64];
+	double *v = rate ? NULL : calloc(iters, sizeof(double));
+	pthread_t th;
+	int r = raw_pair(tcp, w.fd);
+	int64_t t0;
+
+	if (r || (!rate && !v))
+		return free(v), r ? r : -ENOMEM;
+	memset(b, 0, sizeof(b));
+	if (pthread_create(&th, NULL, rate ? raw_sink : raw_echo, &w)) {
+		r = -EAGAIN;
+		goto out;
+	}
+	while (!atomic_load(&w.ready))
+		sched_yield();
+	t0 = bu_now_ns();
+	if (rate) {
+		for (unsigned sent = 0; sent < count && !r; sent += batch) {
+			unsigned n = count - sent < batch ? count - sent : batch;
+
+			r = writen(w.fd[0], b, n * fs);
+		}
+	} else {
+		for (unsigned i = 0; i < iters && !r; i++) {
+			int64_t t = bu_now_ns();
+
+			r = writen(w.fd[0], b, fs);
+			if (!r)
+				r = readn(w.fd[0], spin, b, fs);
+			v[i] = (double)(bu_now_ns() - t);
+		}
+		b[0] = 'R';
+		if (writen(w.fd[0], b, fs) < 0)
+			shutdown(w.fd[0], SHUT_RDWR);
+		b[0] = 0;
+	}
+	pthread_join(th, NULL);
+	if (!r)
+		r = w.err;
+	*out = rate ? count / ((double)(w.t_end - t0) / 1e9) : bu_median(v, iters);
+out:
 	free(v);
-	close(fd[0]);
-	close(fd[1]);
+	close(w.fd[0]);
+	close(w.fd[1]);
 	return r;
 }
 
-static int raw_rate(bool tcp, unsigned count, double *per_s)
+/* ---- the table ---------------------------------------------------------------- */
+
+static const struct bcase {
+	const char *name;
+	enum ivl_sdm_channel ch;
+	bool keyed, tcp;
+} cases[] = {
+    {"local", IVL_SDM_CHAN_LOCAL, false, false},
+    {"link", IVL_SDM_CHAN_LINK, false, false},
+    {"unix", IVL_SDM_CHAN_UNIX, false, false},
+    {"unix+key", IVL_SDM_CHAN_UNIX, true, false},
+    {"tcp", IVL_SDM_CHAN_TCP, false, true},
+    {"tcp+key", IVL_SDM_CHAN_TCP, true, true},
+};
+#define NCASES (sizeof(cases) / sizeof(cases[0]))
+
+/* Per case: [0] SDM, [1] raw, [2] ratio; rtt and rate; one value per run. */
+struct result {
+	double rtt[3][MAX_RUNS], rate[3][MAX_RUNS];
+	bool ok;
+};
+
+/* A fresh pair for one measurement (a pair's counters start at zero). */
+static int with_pair(const struct bcase *c, bool spin, const char *path, const uint8_t *key,
+		     int (*fn)(struct pair *, bool, double *), const char *what, double *out)
 {
-	char b[20 * 64] = {0}, in[20 * 64];
-	int fd[2], r = raw_pair(tcp, fd);
-	int64_t t0 = bu_now_ns();
+	struct pair p;
+	int r = make_pair(&p, c->ch, path, c->keyed ? key : NULL);
 
 	if (r)
-		return r;
-	for (unsigned done = 0; done < count && !r; done += 64)
-		if (write(fd[0], b, sizeof(b)) != (ssize_t)sizeof(b) ||
-		    readn(fd[1], in, sizeof(in)))
-			r = -EIO;
-	*per_s = (count + 63) / 64 * 64 / ((double)(bu_now_ns() - t0) / 1e9);
-	close(fd[0]);
-	close(fd[1]);
+		fprintf(stderr, "bench_sdm: %s: setup failed\n", c->name);
+	else if ((r = fn(&p, spin, out)))
+		explain(&p, what);
+	free_pair(&p);
 	return r;
+}
+
+static int run_case(const struct bcase *c, bool spin, const char *path, const uint8_t *key,
+		    struct result *res, unsigned run)
+{
+	size_t fs = c->keyed ? 41 : 20;
+	int r;
+
+	if ((r = raw_run(c->tcp, spin, fs, false, &res->rtt[1][run])) ||
+	    (r = raw_run(c->tcp, spin, fs, true, &res->rate[1][run])) ||
+	    (r = with_pair(c, spin, path, key, sdm_rtt, "round trip", &res->rtt[0][run])) ||
+	    (r = with_pair(c, spin, path, key, sdm_rate, "one-way", &res->rate[0][run])))
+		return r;
+	res->rtt[2][run] = res->rtt[0][run] / res->rtt[1][run];
+	res->rate[2][run] = res->rate[0][run] / res->rate[1][run];
+	return 0;
+}
+
+static double med(const double *v, unsigned n)
+{
+	double tmp[MAX_RUNS];
+
+	memcpy(tmp, v, n * sizeof(double));
+	return bu_median(tmp, n);
+}
+
+/* The same medians as the table, one JSON object per wait mode. */
+static int report_json(bool spin, const struct result *res)
+{
+	static bool first = true;
+	bool first_case = true;
+
+	printf("%s{\"wait\": \"%s\", \"cases\": [", first ? "" : ", ", spin ? "spin" : "block");
+	first = false;
+	for (size_t i = 0; i < NCASES; i++) {
+		if (!res[i].ok)
+			continue;
+		printf("%s{\"name\": \"%s\", \"frame\": %u, \"rtt_ns\": %.0f, \"raw_rtt_ns\": %.0f, "
+		       "\"rtt_ratio\": %.3f, \"signals_per_s\": %.0f, \"raw_per_s\": %.0f, "
+		       "\"rate_ratio\": %.3f}",
+		       first_case ? "" : ", ", cases[i].name, cases[i].keyed ? 41 : 20,
+		       med(res[i].rtt[0], runs), med(res[i].rtt[1], runs), med(res[i].rtt[2], runs),
+		       med(res[i].rate[0], runs), med(res[i].rate[1], runs),
+		       med(res[i].rate[2], runs));
+		first_case = false;
+	}
+	printf("]}");
+	return 0;
+}
+
+static int report(bool spin, const char *path, const uint8_t *key, const char *only)
+{
+	static struct result res[NCASES];
+	int fail = 0;
+
+	for (size_t i = 0; i < NCASES; i++)
+		res[i].ok = !only || !strcmp(only, cases[i].name);
+	for (unsigned run = 0; run < runs; run++)
+		for (size_t i = 0; i < NCASES; i++) {
+			int r;
+
+			if (!res[i].ok)
+				continue;
+			r = run_case(&cases[i], spin, path, key, &res[i], run);
+			if (r) {
+				fprintf(stderr, "bench_sdm: %s (%s): %s\n", cases[i].name,
+					spin ? "spin" : "block", strerror(-r));
+				res[i].ok = false;
+				fail = 1;
+			}
+		}
+	if (json)
+		return report_json(spin, res) | fail;
+	printf("\nwait=%s: %u run(s), medians; ratios are medians of per-run SDM/raw\n",
+	       spin ? "spin" : "block", runs);
+	printf("%-9s %3s %9s %9s %7s  %12s %12s %7s\n", "channel", "B", "rtt ns", "raw ns",
+	       "x raw", "signals/s", "raw/s", "/ raw");
+	for (size_t i = 0; i < NCASES; i++) {
+		if (!res[i].ok)
+			continue;
+		printf("%-9s %3u %9.0f %9.0f %7.2f  %12.0f %12.0f %7.2f\n", cases[i].name,
+		       cases[i].keyed ? 41 : 20, med(res[i].rtt[0], runs), med(res[i].rtt[1], runs),
+		       med(res[i].rtt[2], runs), med(res[i].rate[0], runs),
+		       med(res[i].rate[1], runs), med(res[i].rate[2], runs));
+	}
+	/* The targets of the SDM issue, judged on these medians. */
+	for (size_t i = 0; i < NCASES; i++) {
+		if (!res[i].ok)
+			continue;
+		if (!strcmp(cases[i].name, "unix") || !strcmp(cases[i].name, "tcp"))
+			printf("target rtt <= 1.3 x raw on %s: %.2f x, %s\n", cases[i].name,
+			       med(res[i].rtt[2], runs),
+			       med(res[i].rtt[2], runs) <= 1.3 ? "met" : "NOT met");
+		if (!strcmp(cases[i].name, "unix"))
+			printf("target >= 1M signals/s one-way on unix (batch %u): %.2f M/s, %s\n",
+			       batch, med(res[i].rate[0], runs) / 1e6,
+			       med(res[i].rate[0], runs) >= 1e6 ? "met" : "NOT met");
+	}
+	return fail;
 }
 
 int main(int argc, char **argv)
 {
-	unsigned iters = 2000, count = 100000;
+	const char *wait = "both", *only = NULL;
 	char dir[256], path[300];
 	uint8_t key[IVL_SDM_KEY_LEN];
-	double raw_unix_rtt, raw_tcp_rtt, raw_unix_rate, raw_tcp_rate;
-	static const struct {
-		const char *name;
-		enum ivl_sdm_channel ch;
-		bool keyed, tcp;
-	} cases[] = {
-	    {"local", IVL_SDM_CHAN_LOCAL, false, false},
-	    {"link", IVL_SDM_CHAN_LINK, false, false},
-	    {"unix", IVL_SDM_CHAN_UNIX, false, false},
-	    {"unix+key", IVL_SDM_CHAN_UNIX, true, false},
-	    {"tcp", IVL_SDM_CHAN_TCP, false, true},
-	    {"tcp+key", IVL_SDM_CHAN_TCP, true, true},
-	};
-	int r, fail = 0;
+	int fail = 0;
 
-	for (int i = 1; i + 1 < argc; i += 2) {
-		if (!strcmp(argv[i], "--iters"))
+	for (int i = 1; i < argc; i += 2) {
+		if (!strcmp(argv[i], "--json")) {
+			json = true;
+			i--;
+		} else if (i + 1 >= argc) {
+			iters = 0;
+		} else if (!strcmp(argv[i], "--iters"))
 			iters = (unsigned)strtoul(argv[i + 1], NULL, 0);
 		else if (!strcmp(argv[i], "--count"))
 			count = (unsigned)strtoul(argv[i + 1], NULL, 0);
+		else if (!strcmp(argv[i], "--batch"))
+			batch = (unsigned)strtoul(argv[i + 1], NULL, 0);
+		else if (!strcmp(argv[i], "--runs"))
+			runs = (unsigned)strtoul(argv[i + 1], NULL, 0);
+		else if (!strcmp(argv[i], "--wait"))
+			wait = argv[i + 1];
+		else if (!strcmp(argv[i], "--case"))
+			only = argv[i + 1];
+		else
+			iters = 0;
 	}
-	if (!iters || !count || sodium_init() < 0) {
-		fprintf(stderr, "bench_sdm: bad arguments\n");
+	if (!iters || !count || !batch || batch > MAX_BATCH || !runs || runs > MAX_RUNS ||
+	    (strcmp(wait, "block") && strcmp(wait, "spin") && strcmp(wait, "both")) ||
+	    sodium_init() < 0) {
+		fprintf(stderr, "usage: bench_sdm [--runs 1..%u] [--iters N] [--count N] "
+				"[--batch 1..%u] [--wait block|spin|both] [--case NAME] [--json]\n",
+			MAX_RUNS, MAX_BATCH);
 		return 2;
 	}
 	randombytes_buf(key, sizeof(key));
 	if (bu_mkdtemp(dir, sizeof(dir), "bench-sdm") < 0)
 		return 1;
 	snprintf(path, sizeof(path), "%s/sdm.sock", dir);
-	if (raw_rtt(false, iters, &raw_unix_rtt) || raw_rtt(true, iters, &raw_tcp_rtt) ||
-	    raw_rate(false, count, &raw_unix_rate) || raw_rate(true, count, &raw_tcp_rate)) {
-		fprintf(stderr, "bench_sdm: raw baseline failed\n");
-		bu_rmdir(dir);
-		return 1;
+	bench_pin_self(0);
+	if (json) {
+		printf("{\"cpu\": ");
+		bu_json_str(stdout, bu_cpu_model());
+		printf(", \"cpus\": %ld, \"kernel\": ", bu_nproc());
+		bu_json_str(stdout, bu_kernel());
+		printf(", \"load_start\": %.2f, \"runs\": %u, \"iters\": %u, \"count\": %u, "
+		       "\"batch\": %u, \"modes\": [",
+		       bu_loadavg(), runs, iters, count, batch);
+	} else {
+		printf("SDM vs raw sockets: %s, %ld CPUs, kernel %s, load average %.2f\n",
+		       bu_cpu_model(), bu_nproc(), bu_kernel(), bu_loadavg());
+		printf("two threads on two CPUs; %u round trips, %u signals in batches of %u\n",
+		       iters, count, batch);
 	}
-	printf("SDM, one thread driving both ends; %u round trips, %u signals\n", iters, count);
-	printf(
-	    "raw 20-byte ping-pong: unix %.0f ns, tcp %.0f ns; stream: unix %.0f/s, tcp %.0f/s\n",
-	    raw_unix_rtt, raw_tcp_rtt, raw_unix_rate, raw_tcp_rate);
-	printf("%-9s %12s %8s %14s %8s\n", "channel", "rtt ns", "x raw", "signals/s", "/ raw");
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		struct pair p;
-		double rtt = 0, rate = 0;
-		double base_rtt = cases[i].tcp ? raw_tcp_rtt : raw_unix_rtt;
-		double base_rate = cases[i].tcp ? raw_tcp_rate : raw_unix_rate;
-
-		r = make_pair(&p, cases[i].ch, path, cases[i].keyed ? key : NULL);
-		if (!r)
-			r = sdm_rtt(&p, iters, &rtt);
-		if (!r)
-			r = sdm_rate(&p, count, &rate);
-		free_pair(&p);
-		if (r) {
-			fprintf(stderr, "bench_sdm: %s: %s\n", cases[i].name, strerror(-r));
-			fail = 1;
-			continue;
-		}
-		printf("%-9s %12.0f %8.2f %14.0f %8.2f\n", cases[i].name, rtt, rtt / base_rtt, rate,
-		       rate / base_rate);
-	}
+	if (strcmp(wait, "spin"))
+		fail |= report(false, path, key, only);
+	if (strcmp(wait, "block"))
+		fail |= report(true, path, key, only);
+	if (json)
+		printf("], \"load_end\": %.2f, \"ok\": %s}\n", bu_loadavg(),
+		       fail ? "false" : "true");
+	else
+		printf("load average at the end %.2f\n", bu_loadavg());
 	bu_rmdir(dir);
 	return fail;
 }

@@ -181,7 +181,10 @@ int ivl_sdm_timeout_ms(const struct ivl_sdm *sdm);
  * Returns the number of signals delivered (>= 0), or a fatal error:
  * -EACCES (slave: authentication failed), -EPROTONOSUPPORT (slave: the
  * master speaks another version).  Per-connection errors are not fatal: the
- * connection is dropped and counted.
+ * connection is dropped and counted.  With a single connection (a slave, a
+ * master with one slave) a call that finds signals on it may handle only
+ * those; the rest (accept, timers, pending output) then waits for the next
+ * call, at most keepalive_ms / 4 later, and the fd stays readable for it.
  */
 int ivl_sdm_process(struct ivl_sdm *sdm);
 
@@ -195,6 +198,20 @@ int ivl_sdm_process(struct ivl_sdm *sdm);
  * A signal is never silently dropped by the sender.
  */
 int ivl_sdm_send(struct ivl_sdm *sdm, const struct ivl_sdm_signal *sig);
+
+/*
+ * Send @n signals (copied) in order, with the same rules and errors as
+ * ivl_sdm_send() for each, but batched: on UNIX and TCP the frames of a run
+ * of signals to one destination leave in one send() (a batch costs about
+ * one system call, not one per signal); on LINK one doorbell per run.
+ * Returns how many signals were accepted, from the first: @n, or fewer if
+ * signal k failed (signals k.. are not sent: typically -EAGAIN, call
+ * ivl_sdm_process() when the fd is readable and send the rest again).
+ * If the first one fails, returns its error.  -EINVAL if @sigs is NULL or
+ * @n is 0 or above INT_MAX; -EPIPE if the connection broke while the batch
+ * was written (the signals of this call may or may not have arrived).
+ */
+int ivl_sdm_send_batch(struct ivl_sdm *sdm, const struct ivl_sdm_signal *sigs, size_t n);
 
 /* Install (or with NULL remove) the handler of @type.  Errors: -EINVAL. */
 int ivl_sdm_set_handler(struct ivl_sdm *sdm, uint32_t type, ivl_sdm_handler fn, void *opaque);

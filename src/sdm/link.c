@@ -342,6 +342,7 @@ int ivl__sdm_link_start(struct ivl_sdm *s, const struct ivl_sdm_options *o)
 	s->link_area = (uint8_t *)base + o->link_offset;
 	s->link_master = o->master ? (uint16_t)self : o->link_master;
 	s->rc_delay_ms = s->rc_min_ms;
+	s->link_ring_peer = -1;
 	/* Capacity: what the area holds, at most the protocol limit. */
 	if (size < area_size(1))
 		return -ENOSPC;
@@ -387,7 +388,21 @@ void ivl__sdm_link_stop(struct ivl_sdm *s)
 	s->link_peer = NULL;
 }
 
-int ivl__sdm_link_send(struct ivl_sdm *s, const struct ivl_sdm_signal *sig)
+/* Ring a batch's pending doorbell (one per run of signals to one peer:
+ * the receiver drains its whole ring on any doorbell). */
+int ivl__sdm_link_flush(struct ivl_sdm *s)
+{
+	int32_t peer = s->link_ring_peer;
+	int r;
+
+	if (peer < 0)
+		return 0;
+	s->link_ring_peer = -1;
+	r = ivl_link_ring(s->link, (uint16_t)peer, 0);
+	return r == -ENOENT ? (s->master ? -ENOENT : -ENOTCONN) : r;
+}
+
+int ivl__sdm_link_send(struct ivl_sdm *s, const struct ivl_sdm_signal *sig, bool more)
 {
 	struct area *a = area_of(s);
 	uint16_t peer;
@@ -404,12 +419,14 @@ int ivl__sdm_link_send(struct ivl_sdm *s, const struct ivl_sdm_signal *sig)
 		peer = s->link_master;
 		r = ring_push(&a->slot[s->link_slot].s2m, sig);
 	}
+	if (s->link_ring_peer >= 0 && s->link_ring_peer != peer)
+		ivl__sdm_link_flush(s);
 	if (r == -EPROTO)
 		return -EPIPE;
 	if (r)
 		return r;
-	r = ivl_link_ring(s->link, peer, 0);
-	return r == -ENOENT ? (s->master ? -ENOENT : -ENOTCONN) : r;
+	s->link_ring_peer = peer;
+	return more ? 0 : ivl__sdm_link_flush(s);
 }
 
 int ivl__sdm_link_process(struct ivl_sdm *s)

@@ -120,7 +120,10 @@ void ivl__sdm_sec_wipe(struct ivl__sdm_sec *s);
 
 /* ---- the object ------------------------------------------------------------ */
 
-#define IVL__SDM_RXBUF (2 * IVL__SDM_MAX_FRAME)
+/* Receive buffer: many frames per recv() (a burst of signals costs one
+ * system call per buffer, not one per frame); at least two maximal frames. */
+#define IVL__SDM_RXBUF 16384u
+_Static_assert(IVL__SDM_RXBUF >= 2 * IVL__SDM_MAX_FRAME, "rx buffer holds a frame");
 #define IVL__SDM_TXBUF 65536u
 #define IVL__SDM_MAX_PENDING 64u
 #define IVL__SDM_INBOX 1024u
@@ -140,7 +143,8 @@ struct ivl__sdm_conn {
 	enum ivl__sdm_conn_state state;
 	uint16_t id; /* the slave's ID once registered (master side) */
 	bool secure;
-	bool dead; /* to be closed by the owner */
+	bool dead;     /* to be closed by the owner */
+	bool want_out; /* EPOLLOUT is in the epoll set (tx_len > 0) */
 	int64_t last_rx_ms, last_tx_ms, born_ms;
 	size_t rx_len, tx_len;
 	uint8_t rx[IVL__SDM_RXBUF];
@@ -183,6 +187,9 @@ struct ivl_sdm {
 	uint8_t key[IVL_SDM_KEY_LEN];
 	uint32_t keepalive_ms, rc_min_ms, rc_max_ms, rc_delay_ms;
 	int64_t next_connect_ms;
+	int64_t next_full_ms; /* process() runs its full path at the latest then */
+	int64_t timer_t0_ns, tick_ns; /* the timerfd expires at t0 + k * tick, k >= 1 */
+	uint64_t timer_seen;	      /* expirations read from it so far */
 	int lfd; /* master: listening socket */
 	char *path;
 	char *host;
@@ -191,6 +198,7 @@ struct ivl_sdm {
 	size_t nconns;
 	struct ivl__sdm_conn **slaves; /* master: by ID, registered only */
 	struct ivl__sdm_conn *up;      /* slave: the connection */
+	struct ivl__sdm_conn *dirty;   /* frames queued by a batch, not yet flushed */
 	bool ever_welcomed;
 
 	/* LINK */
@@ -198,8 +206,10 @@ struct ivl_sdm {
 	void *link_area;       /* shared: hostile */
 	uint16_t link_self, link_master, link_capacity, link_slot;
 	uint32_t *link_peer; /* master: by ID, link peer + 1 of registered slaves */
+	int32_t link_ring_peer; /* a batch's doorbell still to ring, or -1 */
 };
 
+int64_t ivl__sdm_now_ns(void);
 int64_t ivl__sdm_now_ms(void);
 /* Routing + action + handler for a received signal (from: connection ID). */
 int ivl__sdm_deliver(struct ivl_sdm *sdm, const struct ivl_sdm_signal *sig, uint16_t from);
@@ -215,14 +225,20 @@ int ivl__sdm_local_count(const struct ivl_sdm *sdm);
 /* link.c */
 int ivl__sdm_link_start(struct ivl_sdm *sdm, const struct ivl_sdm_options *opt);
 void ivl__sdm_link_stop(struct ivl_sdm *sdm);
-int ivl__sdm_link_send(struct ivl_sdm *sdm, const struct ivl_sdm_signal *sig);
+/* @more: further signals of one batch follow; the doorbell may wait for
+ * ivl__sdm_link_flush(). */
+int ivl__sdm_link_send(struct ivl_sdm *sdm, const struct ivl_sdm_signal *sig, bool more);
+int ivl__sdm_link_flush(struct ivl_sdm *sdm);
 int ivl__sdm_link_process(struct ivl_sdm *sdm);
 int ivl__sdm_link_set_max(struct ivl_sdm *sdm, uint16_t max);
 
 /* sock.c */
 int ivl__sdm_sock_start(struct ivl_sdm *sdm, const struct ivl_sdm_options *opt);
 void ivl__sdm_sock_stop(struct ivl_sdm *sdm);
-int ivl__sdm_sock_send(struct ivl_sdm *sdm, const struct ivl_sdm_signal *sig);
+/* @more: further signals of one batch follow; the frame may stay queued
+ * until ivl__sdm_sock_flush() (one send() for the whole batch). */
+int ivl__sdm_sock_send(struct ivl_sdm *sdm, const struct ivl_sdm_signal *sig, bool more);
+int ivl__sdm_sock_flush(struct ivl_sdm *sdm);
 int ivl__sdm_sock_process(struct ivl_sdm *sdm);
 
 #endif

@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -16,12 +17,17 @@
 #include "core/internal.h"
 #include "sdm-internal.h"
 
-int64_t ivl__sdm_now_ms(void)
+int64_t ivl__sdm_now_ns(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int64_t ivl__sdm_now_ms(void)
+{
+	return ivl__sdm_now_ns() / 1000000;
 }
 
 IVL_EXPORT const char *ivl_sdm_type_name(uint32_t type)
@@ -114,6 +120,10 @@ IVL_EXPORT int ivl_sdm_new(struct ivl_sdm **out, const struct ivl_sdm_options *o
 		its.it_interval.tv_sec = tick / 1000;
 		its.it_interval.tv_nsec = (tick % 1000) * 1000000L;
 		its.it_value = its.it_interval;
+		/* Taken before the kernel's start: our idea of the next expiry
+		 * is never later than the real one (sock.c, timer_due()). */
+		s->tick_ns = (int64_t)tick * 1000000;
+		s->timer_t0_ns = ivl__sdm_now_ns();
 		if (timerfd_settime(s->timerfd, 0, &its, NULL) < 0 ||
 		    epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->timerfd,
 			      &(struct epoll_event){.events = EPOLLIN, .data.ptr = NULL}) < 0) {
@@ -188,24 +198,52 @@ static int route_check(const struct ivl_sdm *s, const struct ivl_sdm_signal *sig
 	return 0;
 }
 
+/* @more: another signal of the same batch follows (see the channels). */
+static int chan_send(struct ivl_sdm *s, const struct ivl_sdm_signal *sig, bool more)
+{
+	if (s->channel == IVL_SDM_CHAN_LOCAL)
+		return ivl__sdm_local_send(s, sig);
+	if (s->channel == IVL_SDM_CHAN_LINK)
+		return ivl__sdm_link_send(s, sig, more);
+	return ivl__sdm_sock_send(s, sig, more);
+}
+
+static int chan_flush(struct ivl_sdm *s)
+{
+	if (s->channel == IVL_SDM_CHAN_LINK)
+		return ivl__sdm_link_flush(s);
+	if (s->channel != IVL_SDM_CHAN_LOCAL)
+		return ivl__sdm_sock_flush(s);
+	return 0;
+}
+
 IVL_EXPORT int ivl_sdm_send(struct ivl_sdm *s, const struct ivl_sdm_signal *sig)
 {
-	int r;
+	int r = ivl_sdm_send_batch(s, sig, 1);
 
-	if (!s || !sig)
+	return r < 0 ? r : 0;
+}
+
+IVL_EXPORT int ivl_sdm_send_batch(struct ivl_sdm *s, const struct ivl_sdm_signal *sigs, size_t n)
+{
+	size_t i;
+	int r = 0, f;
+
+	if (!s || !sigs || n == 0 || n > INT_MAX)
 		return -EINVAL;
-	r = route_check(s, sig);
-	if (r)
-		return r;
-	if (s->channel == IVL_SDM_CHAN_LOCAL)
-		r = ivl__sdm_local_send(s, sig);
-	else if (s->channel == IVL_SDM_CHAN_LINK)
-		r = ivl__sdm_link_send(s, sig);
-	else
-		r = ivl__sdm_sock_send(s, sig);
-	if (r == 0)
-		s->st.sent++;
-	return r;
+	for (i = 0; i < n; i++) {
+		r = route_check(s, &sigs[i]);
+		if (!r)
+			r = chan_send(s, &sigs[i], i + 1 < n);
+		if (r)
+			break;
+	}
+	/* Whatever was queued goes out now, in one write per destination. */
+	f = chan_flush(s);
+	if (f < 0 && i > 0)
+		return f;
+	s->st.sent += i;
+	return i > 0 ? (int)i : r;
 }
 
 int ivl__sdm_deliver(struct ivl_sdm *s, const struct ivl_sdm_signal *sig, uint16_t from)

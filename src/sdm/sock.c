@@ -77,8 +77,10 @@ static struct ivl__sdm_conn *conn_new(struct ivl_sdm *s, int fd, enum ivl__sdm_c
 	c->fd = fd;
 	c->state = st;
 	c->born_ms = c->last_rx_ms = c->last_tx_ms = ivl__sdm_now_ms();
-	if (st == IVL__C_CONNECTING)
+	if (st == IVL__C_CONNECTING) {
 		ev.events |= EPOLLOUT;
+		c->want_out = true;
+	}
 	ev.data.ptr = c;
 	memcpy(c->sec.psk, s->key, sizeof(c->sec.psk));
 	if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
@@ -93,6 +95,8 @@ static void conn_free(struct ivl_sdm *s, struct ivl__sdm_conn *c)
 {
 	epoll_ctl(s->epfd, EPOLL_CTL_DEL, c->fd, NULL);
 	ivl__close(c->fd);
+	if (s->dirty == c)
+		s->dirty = NULL;
 	if (s->master && c->state == IVL__C_UP && s->slaves[c->id] == c) {
 		s->slaves[c->id] = NULL;
 		s->current_slaves--;
@@ -112,16 +116,25 @@ static void conn_kill(struct ivl_sdm *s, struct ivl__sdm_conn *c, const char *wh
 	}
 }
 
+/* Only a change costs a system call: the data path (everything sent at
+ * once) never touches the epoll set. */
 static void set_out_interest(struct ivl_sdm *s, struct ivl__sdm_conn *c, bool want)
 {
 	struct epoll_event ev = {.events = EPOLLIN | (want ? EPOLLOUT : 0), .data.ptr = c};
 
-	epoll_ctl(s->epfd, EPOLL_CTL_MOD, c->fd, &ev);
+	if (c->want_out == want)
+		return;
+	if (epoll_ctl(s->epfd, EPOLL_CTL_MOD, c->fd, &ev) == 0)
+		c->want_out = want;
 }
 
+/* Send what is queued with as few send() calls as the socket allows. */
 static int flush(struct ivl_sdm *s, struct ivl__sdm_conn *c)
 {
 	size_t off = 0;
+
+	if (c->tx_len == 0)
+		return 0;
 
 	while (off < c->tx_len) {
 		ssize_t n = send(c->fd, c->tx + off, c->tx_len - off, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -136,15 +149,18 @@ static int flush(struct ivl_sdm *s, struct ivl__sdm_conn *c)
 		}
 		off += (size_t)n;
 	}
-	memmove(c->tx, c->tx + off, c->tx_len - off);
-	c->tx_len -= off;
+	if (off) {
+		memmove(c->tx, c->tx + off, c->tx_len - off);
+		c->tx_len -= off;
+		c->last_tx_ms = ivl__sdm_now_ms();
+	}
 	set_out_interest(s, c, c->tx_len > 0);
 	return 0;
 }
 
-/* Queue one frame (sealed once the secure stream is up) and flush. */
-static int conn_send(struct ivl_sdm *s, struct ivl__sdm_conn *c, uint8_t type, const void *p,
-		     size_t len)
+/* Queue one frame (sealed once the secure stream is up) without sending. */
+static int conn_queue(struct ivl_sdm *s, struct ivl__sdm_conn *c, uint8_t type, const void *p,
+		      size_t len)
 {
 	uint8_t plain[IVL__SDM_HDR_LEN + IVL__SDM_MAX_PAYLOAD];
 	int n;
@@ -153,8 +169,13 @@ static int conn_send(struct ivl_sdm *s, struct ivl__sdm_conn *c, uint8_t type, c
 		return -EPIPE;
 	/* Check room before sealing: a sealed frame that is not sent would
 	 * desynchronise the stream. */
-	if (IVL__SDM_TXBUF - c->tx_len < IVL__SDM_MAX_FRAME)
-		return -EAGAIN;
+	if (IVL__SDM_TXBUF - c->tx_len < IVL__SDM_MAX_FRAME) {
+		n = flush(s, c);
+		if (n < 0)
+			return n;
+		if (IVL__SDM_TXBUF - c->tx_len < IVL__SDM_MAX_FRAME)
+			return -EAGAIN;
+	}
 	if (c->sec.ready) {
 		n = ivl__sdm_frame_encode(plain, sizeof(plain), type, p, len);
 		if (n < 0)
@@ -168,8 +189,16 @@ static int conn_send(struct ivl_sdm *s, struct ivl__sdm_conn *c, uint8_t type, c
 	if (n < 0)
 		return n;
 	c->tx_len += (size_t)n;
-	c->last_tx_ms = ivl__sdm_now_ms();
-	return flush(s, c);
+	return 0;
+}
+
+/* Queue one frame and send it at once. */
+static int conn_send(struct ivl_sdm *s, struct ivl__sdm_conn *c, uint8_t type, const void *p,
+		     size_t len)
+{
+	int r = conn_queue(s, c, type, p, len);
+
+	return r < 0 ? r : flush(s, c);
 }
 
 static void refuse(struct ivl_sdm *s, struct ivl__sdm_conn *c, uint16_t reason)
@@ -443,12 +472,19 @@ static int one_frame(struct ivl_sdm *s, struct ivl__sdm_conn *c, const struct iv
 	return inner_frame(s, c, &in);
 }
 
-static int conn_read(struct ivl_sdm *s, struct ivl__sdm_conn *c)
+/*
+ * Read and handle every complete frame.  The epoll set is level-triggered,
+ * so a read that does not fill the buffer ends the loop: what arrives later
+ * makes the fd readable again, and the common case (one burst) costs one
+ * recv() instead of a second one that only says EAGAIN.
+ */
+static int conn_read(struct ivl_sdm *s, struct ivl__sdm_conn *c, bool *got)
 {
 	int delivered = 0;
 
 	while (!c->dead) {
-		ssize_t n = recv(c->fd, c->rx + c->rx_len, sizeof(c->rx) - c->rx_len, MSG_DONTWAIT);
+		size_t room = sizeof(c->rx) - c->rx_len;
+		ssize_t n = recv(c->fd, c->rx + c->rx_len, room, MSG_DONTWAIT);
 		size_t off = 0;
 
 		if (n < 0 && errno == EINTR)
@@ -461,6 +497,7 @@ static int conn_read(struct ivl_sdm *s, struct ivl__sdm_conn *c)
 		}
 		c->rx_len += (size_t)n;
 		c->last_rx_ms = ivl__sdm_now_ms();
+		*got = true;
 		while (!c->dead) {
 			struct ivl__sdm_frame f;
 			int len = ivl__sdm_frame_decode(c->rx + off, c->rx_len - off, &f);
@@ -474,6 +511,8 @@ static int conn_read(struct ivl_sdm *s, struct ivl__sdm_conn *c)
 		}
 		memmove(c->rx, c->rx + off, c->rx_len - off);
 		c->rx_len -= off;
+		if ((size_t)n < room)
+			break;
 	}
 	return delivered;
 }
@@ -677,10 +716,19 @@ void ivl__sdm_sock_stop(struct ivl_sdm *s)
 	free(s->host);
 }
 
-int ivl__sdm_sock_send(struct ivl_sdm *s, const struct ivl_sdm_signal *sig)
+int ivl__sdm_sock_flush(struct ivl_sdm *s)
+{
+	struct ivl__sdm_conn *c = s->dirty;
+
+	s->dirty = NULL;
+	return c ? flush(s, c) : 0;
+}
+
+int ivl__sdm_sock_send(struct ivl_sdm *s, const struct ivl_sdm_signal *sig, bool more)
 {
 	struct ivl__sdm_conn *c;
 	uint8_t p[IVL__SDM_SIGNAL_LEN];
+	int r;
 
 	if (s->master) {
 		c = s->slaves[sig->slave];
@@ -691,8 +739,19 @@ int ivl__sdm_sock_send(struct ivl_sdm *s, const struct ivl_sdm_signal *sig)
 		if (!c || c->dead || c->state != IVL__C_UP)
 			return -ENOTCONN;
 	}
+	/* A batch to several slaves: one send() per run of the same slave. */
+	if (s->dirty && s->dirty != c)
+		ivl__sdm_sock_flush(s);
 	ivl__sdm_signal_encode(p, sig);
-	return conn_send(s, c, IVL__SDM_F_SIGNAL, p, sizeof(p));
+	r = conn_queue(s, c, IVL__SDM_F_SIGNAL, p, sizeof(p));
+	if (r < 0)
+		return r;
+	if (more) {
+		s->dirty = c;
+		return 0;
+	}
+	s->dirty = NULL;
+	return flush(s, c);
 }
 
 /* Keepalives, dead peers, handshake deadlines. */
@@ -712,7 +771,9 @@ static void conn_tick(struct ivl_sdm *s, struct ivl__sdm_conn *c, int64_t now)
 		conn_kill(s, c, "keepalive timeout");
 		return;
 	}
-	if (now - c->last_tx_ms >= s->keepalive_ms)
+	/* last_tx_ms moves when bytes leave: frames still queued will tell the
+	 * peer we are alive once it reads, a PING would only queue behind. */
+	if (c->tx_len == 0 && now - c->last_tx_ms >= s->keepalive_ms)
 		conn_send(s, c, IVL__SDM_F_PING, NULL, 0);
 }
 
@@ -739,12 +800,55 @@ static void reap(struct ivl_sdm *s)
 	}
 }
 
+/* Whether the timerfd has expired (or is about to) more often than we
+ * have read it: computed from the clock, without a system call. */
+static bool timer_due(const struct ivl_sdm *s)
+{
+	int64_t since = ivl__sdm_now_ns() - s->timer_t0_ns;
+
+	return s->tick_ns <= 0 || since < 0 || (uint64_t)(since / s->tick_ns) > s->timer_seen;
+}
+
+/* The only connection, registered, with nothing left to send: see
+ * ivl__sdm_sock_process(). */
+static struct ivl__sdm_conn *sole_conn(struct ivl_sdm *s)
+{
+	struct ivl__sdm_conn *c = s->master ? (s->nconns == 1 ? s->conns[0] : NULL) : s->up;
+
+	return c && c->state == IVL__C_UP && !c->dead && c->tx_len == 0 ? c : NULL;
+}
+
 int ivl__sdm_sock_process(struct ivl_sdm *s)
 {
 	struct epoll_event ev[32];
-	int64_t now;
+	struct ivl__sdm_conn *sole = sole_conn(s);
+	int64_t now = ivl__sdm_now_ms();
+	bool got = false;
 	int n, delivered = 0;
 
+	/*
+	 * Fast path for one connection (a slave; a master with one slave):
+	 * read it directly instead of asking epoll which fd is ready, which
+	 * saves a system call per signal.  Only when it brought data and the
+	 * periodic work is not due: an empty read, a closed connection, the
+	 * timer, new connections and pending output all take the full path
+	 * below, at the latest one tick later (the epoll fd stays readable
+	 * for them meanwhile).
+	 */
+	if (sole && now < s->next_full_ms) {
+		delivered = conn_read(s, sole, &got);
+		if (got && !sole->dead)
+			return delivered;
+		/*
+		 * A slave's epoll set holds only this connection and the
+		 * timer: with nothing read, nothing to send and the timer not
+		 * due, epoll has nothing to tell.  (A master's also holds the
+		 * listening socket, so it always asks.)
+		 */
+		if (!s->master && !sole->dead && !timer_due(s))
+			return delivered;
+	}
+	s->next_full_ms = now + (s->keepalive_ms / 4 ? s->keepalive_ms / 4 : 1);
 	n = epoll_wait(s->epfd, ev, IVL_ARRAY_SIZE(ev), 0);
 	if (n < 0 && errno != EINTR)
 		return -errno;
@@ -753,8 +857,12 @@ int ivl__sdm_sock_process(struct ivl_sdm *s)
 		uint64_t ticks;
 
 		if (!c) {
-			if (read(s->timerfd, &ticks, sizeof(ticks)) < 0 && errno != EAGAIN)
+			ssize_t r = read(s->timerfd, &ticks, sizeof(ticks));
+
+			if (r < 0 && errno != EAGAIN)
 				return -errno;
+			if (r == sizeof(ticks))
+				s->timer_seen += ticks;
 			continue;
 		}
 		if (ev[i].data.ptr == s) {
@@ -778,7 +886,7 @@ int ivl__sdm_sock_process(struct ivl_sdm *s)
 		if (ev[i].events & EPOLLOUT)
 			flush(s, c);
 		if (ev[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR))
-			delivered += conn_read(s, c);
+			delivered += conn_read(s, c, &got);
 	}
 	now = ivl__sdm_now_ms();
 	for (size_t i = 0; i < s->nconns; i++)

@@ -112,6 +112,19 @@ static void link_channel(void **state)
 		assert_int_equal(r, 0);
 	}
 	assert_true(PUMP_UNTIL(&w, w.rm.n[0] == 41));
+	/* A batch fills the ring at most (16 entries), one doorbell. */
+	{
+		struct ivl_sdm_signal v[40];
+		int r;
+
+		for (int k = 0; k < 40; k++)
+			v[k] = sig;
+		r = ivl_sdm_send_batch(w.s[0], v, 40);
+		/* Single-threaded: nobody drains before the ring is full. */
+		assert_int_equal(r, 16);
+		assert_int_equal(ivl_sdm_send_batch(w.s[0], v, 40), -EAGAIN);
+		assert_true(PUMP_UNTIL(&w, w.rm.n[0] == 41u + 16u));
+	}
 	/* Reset. */
 	sig = (struct ivl_sdm_signal){IVL_SDM_RESET, (uint32_t)ivl_sdm_id(w.s[0]), {0, 0}};
 	assert_int_equal(ivl_sdm_send(w.m, &sig), 0);
@@ -163,7 +176,7 @@ static void link_channel(void **state)
 			assert_true(PUMP_UNTIL(
 			    &w, (ivl_sdm_get_stats(w.m, &st), st.dropped_forged == before + 1)));
 		}
-		assert_int_equal(w.rm.n[0], 41);
+		assert_int_equal(w.rm.n[0], 41 + 16);
 		atomic_store(head, atomic_load(head) + 1000);
 		ivl_link_ring(w.sl[2], (uint16_t)ivl_link_id(w.ml), 0);
 		assert_true(PUMP_UNTIL(&w, current(&w) == 2));

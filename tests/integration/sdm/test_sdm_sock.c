@@ -434,16 +434,133 @@ static void hostile_keyed(struct world *w)
 	pump_for(w, 20);
 }
 
+/* Checks that payload[0] counts up from 0: signals arrive in order. */
+struct seq {
+	unsigned n, bad;
+};
+
+static void on_seq(struct ivl_sdm *s, const struct ivl_sdm_signal *sig, uint16_t from, void *op)
+{
+	struct seq *q = op;
+
+	(void)s, (void)from;
+	if (sig->payload[0] != q->n)
+		q->bad++;
+	q->n++;
+}
+
+/* ivl_sdm_send_batch(): the rules of ivl_sdm_send() per signal, a prefix
+ * sent on error, runs to several slaves, back-pressure, order. */
+static void batching(struct world *w)
+{
+	static struct ivl_sdm_signal v[512];
+	struct seq q = {0};
+	uint32_t id0 = (uint32_t)ivl_sdm_id(w->s[0]), id1 = (uint32_t)ivl_sdm_id(w->s[1]);
+	unsigned n1 = w->rs[1].n[IVL_SDM_IRQ], nm = w->rm.n[IVL_SDM_IRQ];
+	unsigned sent = 0, total = 5000;
+	int r;
+
+	ivl_sdm_set_handler(w->s[0], IVL_SDM_IRQ, on_seq, &q);
+	/* The scenario replaced the master. */
+	ivl_sdm_set_handler(w->m, IVL_SDM_IRQ, on_sig, &w->rm);
+	assert_int_equal(ivl_sdm_send_batch(w->m, v, 0), -EINVAL);
+	assert_int_equal(ivl_sdm_send_batch(w->m, NULL, 1), -EINVAL);
+	/* The master addressing ID 0 stops the batch; what precedes is sent. */
+	v[0] = (struct ivl_sdm_signal){IVL_SDM_IRQ, id0, {0, 0}};
+	v[1] = (struct ivl_sdm_signal){IVL_SDM_IRQ, 0, {1, 0}};
+	v[2] = (struct ivl_sdm_signal){IVL_SDM_IRQ, id0, {1, 0}};
+	assert_int_equal(ivl_sdm_send_batch(w->m, v, 3), 1);
+	assert_int_equal(ivl_sdm_send_batch(w->m, v + 1, 2), -EINVAL);
+	/* Runs to two slaves in one batch. */
+	v[0] = (struct ivl_sdm_signal){IVL_SDM_IRQ, id0, {1, 0}};
+	v[1] = (struct ivl_sdm_signal){IVL_SDM_IRQ, id1, {77, 0}};
+	v[2] = (struct ivl_sdm_signal){IVL_SDM_IRQ, id0, {2, 0}};
+	assert_int_equal(ivl_sdm_send_batch(w->m, v, 3), 3);
+	assert_true(PUMP_UNTIL(w, q.n == 3 && w->rs[1].n[IVL_SDM_IRQ] == n1 + 1));
+	assert_int_equal(q.bad, 0);
+	assert_int_equal(w->rs[1].last.payload[0], 77);
+	/* Thousands in batches: more than the buffers hold, so the sender
+	 * meets -EAGAIN or a short count; nothing lost, nothing reordered. */
+	while (sent < total) {
+		unsigned k = total - sent < 512 ? total - sent : 512;
+
+		for (unsigned i = 0; i < k; i++)
+			v[i] = (struct ivl_sdm_signal){IVL_SDM_IRQ, id0, {3 + sent + i, 0}};
+		r = ivl_sdm_send_batch(w->m, v, k);
+		if (r == -EAGAIN) {
+			pump_once(w);
+			continue;
+		}
+		assert_true(r > 0 && (unsigned)r <= k);
+		sent += (unsigned)r;
+	}
+	assert_true(PUMP_UNTIL(w, q.n == 3 + total));
+	assert_int_equal(q.bad, 0);
+	/* A slave's batch: to the master only. */
+	v[0] = (struct ivl_sdm_signal){IVL_SDM_IRQ, 0, {5, 0}};
+	v[1] = (struct ivl_sdm_signal){IVL_SDM_IRQ, 0, {6, 0}};
+	v[2] = (struct ivl_sdm_signal){IVL_SDM_IRQ, 2, {7, 0}};
+	assert_int_equal(ivl_sdm_send_batch(w->s[1], v, 3), 2);
+	assert_int_equal(ivl_sdm_send_batch(w->s[1], v + 2, 1), -EPERM);
+	assert_true(PUMP_UNTIL(w, w->rm.n[IVL_SDM_IRQ] == nm + 2));
+	assert_int_equal(w->rm.last.payload[0], 6);
+	ivl_sdm_set_handler(w->s[0], IVL_SDM_IRQ, on_sig, &w->rs[0]);
+}
+
+/* Count how often @sdm's fd wakes a poll() loop in @ms with no traffic. */
+static unsigned idle_wakeups(struct ivl_sdm *sdm, int ms)
+{
+	struct pollfd p = {.fd = ivl_sdm_get_fd(sdm), .events = POLLIN};
+	int64_t end = tu_now_ms() + ms;
+	unsigned n = 0;
+
+	while (tu_now_ms() < end) {
+		if (poll(&p, 1, 20) > 0)
+			n++;
+		assert_true(ivl_sdm_process(sdm) >= 0);
+	}
+	return n;
+}
+
+/* An idle object's fd is readable only for its periodic tick (every
+ * keepalive / 4 = 50 ms here), never continuously: the single-connection
+ * fast path must not leave work behind that keeps poll() spinning. */
+static void idle(struct world *w)
+{
+	struct ivl_sdm_signal sig = {IVL_SDM_IRQ, (uint32_t)ivl_sdm_id(w->s[0]), {1, 2}};
+	struct ivl_sdm *one[1];
+	unsigned wm, ws;
+
+	/* A master with one slave and that slave: both take the fast path. */
+	for (int i = 1; i < 8; i++) {
+		ivl_sdm_free(w->s[i]);
+		w->s[i] = NULL;
+	}
+	one[0] = w->s[0];
+	assert_true(PUMP_UNTIL(w, current(w) == 1));
+	assert_int_equal(ivl_sdm_send(w->m, &sig), 0);
+	for (int k = 0; k < 20; k++)
+		sdm_pump(w->m, one, 1, 5);
+	/* 400 ms hold 8 ticks each, plus PINGs; a spinning fd wakes thousands
+	 * of times. */
+	wm = idle_wakeups(w->m, 400);
+	ws = idle_wakeups(w->s[0], 400);
+	assert_true(wm < 60);
+	assert_true(ws < 60);
+}
+
 static void run(int chan, bool keyed)
 {
 	struct world w;
 
 	setup_world(&w, chan, keyed);
 	scenario(&w);
+	batching(&w);
 	if (keyed)
 		hostile_keyed(&w);
 	else
 		hostile_plain(&w);
+	idle(&w);
 	teardown_world(&w);
 }
 
