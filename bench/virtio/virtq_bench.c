@@ -1,24 +1,36 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * One-way virtqueue throughput between two polling threads, against the raw
- * primitives measured in the same run (in the spirit of Linux
- * tools/virtio/ringtest): a minimal SPSC ring of the same slot count and
- * message size, and plain memcpy of the same size.
+ * One-way virtqueue throughput between two pinned threads, against the raw
+ * primitives measured in the same run, interleaved round by round: a minimal
+ * SPSC ring with the same data handling, and memcpy.
  *
- * Every message is really transferred: the producer copies it into a
- * buffer in the shared region, the consumer copies it out to private memory
- * and checks its sequence number.  The virtqueue producer reclaims used
- * buffers and asks need_notify once per batch (the consumer polls with
- * notifications disabled, so the answer is "no", as in a polling device).
+ * What each contender does per message of S bytes (docs/PERFORMANCE.md):
+ *  - producer (virtq driver / raw ring producer): writes the sequence number
+ *    into its private S-byte message and copies the message into a free
+ *    buffer of the pool in the shared window (one memcpy of S bytes), then
+ *    publishes it (virtq: add + need_notify once per batch);
+ *  - consumer (virtq device / raw ring consumer): consumes the buffer in
+ *    place, zero copy: sums every 64-bit word and checks the sum and the
+ *    sequence number, then returns the buffer (virtq: push, flush once per
+ *    batch).  --consume copy copies it out to a private buffer instead (a
+ *    second memcpy; the reference stays one copy); --consume first reads
+ *    only the sequence number (a diagnostic: the data never moves);
+ *  - memcpy: one thread writes the sequence number into the same private
+ *    message and copies it into the next buffer of the same pool (one memcpy
+ *    of S bytes per message, the same source and destination working set).
  *
- * Usage: bench_virtq [--ms N] [--reps N] [--sizes 64,65536] [--pool-kib N]
- *                    [--consume copy|read] [--pin]
- * The buffer pool (shared by all three contenders) holds up to 256 messages
- * and at most --pool-kib KiB (default 2048), i.e. 32 buffers of 64 KiB.
- * Output: two lines per size (median and best of the runs) with messages/s
- * and GB/s of each contender and the ratios; targets (docs/virtio.md): virtq >= 25 % of the raw ring's rate
- * at 64 B, >= 70 % of memcpy bandwidth at 64 KiB.  Exit 1 on a wrong
- * message, never on timing.
+ * Modes of the virtqueue: poll (the device never asks for kicks, both sides
+ * spin) and adaptive (EVENT_IDX; a side that runs dry arms its event index
+ * and waits on its link in IVL_WAIT_ADAPTIVE: spin 50 us, then sleep on a
+ * doorbell; the other side rings through ivl_virtq_notify_link()).  The raw
+ * ring always polls: it is the best a ring can do.
+ *
+ * Both rings publish (avail / head, used / tail) every min(32, pool / 4)
+ * messages unless --batch says otherwise.
+ *
+ *   bench_virtq [--ms N] [--reps N] [--sizes 64,65536] [--pool-kib N]
+ *               [--batch N] [--consume sum|copy|first] [--no-pin]
+ * Exit 1 on a wrong message or a broken queue, never on timing.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -28,37 +40,28 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
-#include <ivlink/region.h>
+#include <ivlink/link.h>
 #include <ivlink/virtio.h>
+
+#include "bench-util.h"
+#include "primitives.h"
 
 #define NUM 256
 #define BATCH 32
 #define MAXREPS 64
+#define RING_BYTES 65536 /* window bytes before the buffer pool */
 
-static int run_ms = 300, reps = 3, pool_kib = 2048;
-static bool pin;
-
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static void pin_to(int cpu)
-{
-	/* Off by default: on a shared VM a pinned thread cannot escape a CPU
-	 * that another job occupies. */
-	if (!pin || sysconf(_SC_NPROCESSORS_ONLN) < 2)
-		return;
-	cpu_set_t s;
-	CPU_ZERO(&s);
-	CPU_SET(cpu, &s);
-	pthread_setaffinity_np(pthread_self(), sizeof(s), &s);
-}
+static int run_ms = 200, reps = 7, pool_kib = 2048, batch_opt;
+static bool pin = true;
+/* What the consumer does with a message (--consume). */
+static enum { C_SUM, C_COPY, C_FIRST } consume_how;
+static const char *const consume_desc[] = {
+    "reads the buffer in place, checks seq + sum of all words (1 memcpy per message)",
+    "copies the buffer out, checks seq + sum of all words (2 memcpy per message)",
+    "DIAGNOSTIC: reads only the first word (seq), the rest of the data never moves",
+};
 
 static void die(const char *what)
 {
@@ -68,7 +71,7 @@ static void die(const char *what)
 
 /* An empty poll: after a while give the CPU away, so that on an
  * oversubscribed machine the thread we wait for can run (same policy for
- * both contenders). */
+ * every polling contender). */
 static void idle(unsigned *spins)
 {
 	if (++*spins >= 256) {
@@ -77,18 +80,27 @@ static void idle(unsigned *spins)
 	}
 }
 
-/* ---- shared by the two contenders -------------------------------------- */
+static void pin_to(int cpu)
+{
+	if (pin)
+		bench_pin_self(cpu);
+}
+
+enum kind { VQ_POLL, VQ_ADAPT, RAW, MEMCPY, NKINDS };
+static const char *const kind_name[NKINDS] = {"virtq-poll", "virtq-adaptive", "raw-ring", "memcpy"};
 
 struct run {
 	char *win;
 	uint64_t win_size;
 	size_t msg;
-	char *slots; /* nslots slots of msg bytes in the window, then the payload */
+	char *slots; /* the buffer pool: nslots buffers of msg bytes */
 	unsigned nslots;
+	uint64_t base_sum; /* sum of the message's words after the first */
 	_Atomic bool stop;
 	_Atomic uint64_t consumed;
 	uint64_t produced;
-	/* virtq */
+	bool adaptive;
+	struct ivl_link *la, *lb; /* driver's and device's links */
 	struct ivl_virtq *drv, *dev;
 	/* raw ring: indices on their own cache lines */
 	_Alignas(64) _Atomic uint64_t head;
@@ -96,37 +108,77 @@ struct run {
 	_Alignas(64) char pad;
 };
 
-static void fill(char *dst, size_t n, uint64_t seq)
+/* Both sides of both rings publish (avail / head, used / tail) after at most
+ * BATCH messages and a quarter of the pool, so that large messages
+ * pipeline instead of filling the pool first. */
+static unsigned pub_batch(const struct run *r)
 {
-	memset(dst + 8, (int)(seq & 0xff), n > 64 ? 56 : n - 8);
-	memcpy(dst, &seq, 8);
+	if (batch_opt)
+		return batch_opt < (int)r->nslots ? (unsigned)batch_opt : r->nslots;
+	unsigned b = r->nslots / 4 < BATCH ? r->nslots / 4 : BATCH;
+	return b ? b : 1;
 }
 
-/* The consumer's work on one message: copy it out (default), or read every
- * cache line in place (--consume read: zero copy, as a device that parses
- * the buffer where it lies).  Returns the sequence number. */
-static bool consume_read;
-static volatile uint64_t sink;
+/* ---- the data handling shared by every contender ------------------------ */
 
-static uint64_t consume(char *priv, const char *src, size_t n)
+/* Producer: stamp the private message, copy it into the buffer (1 memcpy). */
+static void produce(char *dst, char *msg, size_t n, uint64_t seq)
 {
+	memcpy(msg, &seq, 8);
+	memcpy(dst, msg, n);
+}
+
+/* Two 64-bit lanes (SSE2, the x86-64 baseline); may_alias: the buffer is
+ * plain bytes. */
+typedef uint64_t u64x2 __attribute__((vector_size(16), aligned(8), may_alias));
+
+/* Sum of the message's 64-bit words (n is a multiple of 32, the buffer
+ * 8-byte aligned), in SIMD lanes so that reading, not adding, is what
+ * costs. */
+static uint64_t sum_words(const char *p, size_t n)
+{
+	u64x2 a = {0, 0}, b = {0, 0};
+	for (size_t i = 0; i < n; i += 32) {
+		a += *(const u64x2 *)(p + i);
+		b += *(const u64x2 *)(p + i + 16);
+	}
+	a += b;
+	return a[0] + a[1];
+}
+
+/* Consumer: read the whole buffer once (in place, or by copying it out),
+ * check the sequence number and the sum of every word. */
+static void consume(const struct run *r, char *priv, const char *buf, uint64_t expect)
+{
+	const char *p = buf;
+	if (consume_how == C_FIRST) {
+		uint64_t seq;
+		memcpy(&seq, buf, 8);
+		if (seq != expect)
+			die("wrong message");
+		return;
+	}
+	if (consume_how == C_COPY) {
+		memcpy(priv, buf, r->msg);
+		p = priv;
+	}
 	uint64_t seq;
-	if (!consume_read) {
-		memcpy(priv, src, n);
-		memcpy(&seq, priv, 8);
-		return seq;
-	}
-	uint64_t acc = 0, w;
-	for (size_t i = 0; i < n; i += 64) {
-		memcpy(&w, src + i, 8);
-		acc += w;
-	}
-	sink = acc;
-	memcpy(&seq, src, 8);
-	return seq;
+	memcpy(&seq, p, 8);
+	if (seq != expect || sum_words(p, r->msg) != r->base_sum + seq)
+		die("wrong message");
 }
 
-/* ---- virtqueue ------------------------------------------------------------ */
+/* ---- virtqueue -------------------------------------------------------------- */
+
+/* A side that ran dry waits for the other's doorbell (adaptive mode). */
+static void vq_sleep(struct ivl_virtq *q, struct ivl_link *l)
+{
+	struct ivl_link_event ev[8];
+	int r = ivl_virtq_enable_notify(q);
+	if (r == 0 && ivl_link_wait(l, ev, 8, 10) < 0)
+		die("link wait");
+	ivl_virtq_disable_notify(q);
+}
 
 static void *vq_consumer(void *arg)
 {
@@ -135,20 +187,18 @@ static void *vq_consumer(void *arg)
 	char *priv = aligned_alloc(64, r->msg);
 	uint64_t expect = 0;
 	struct iovec iov[2];
-	/* Return buffers after at most a quarter of the pool (as the raw
-	 * ring publishes), so large messages pipeline. */
-	int batch = r->nslots / 4 < BATCH ? (int)r->nslots / 4 : BATCH;
-	if (batch == 0)
-		batch = 1;
+	unsigned batch = pub_batch(r);
 	unsigned spins = 0;
+	uint16_t ida = (uint16_t)ivl_link_id(r->la);
 	ivl_virtq_disable_notify(r->dev);
 	while (!atomic_load_explicit(&r->stop, memory_order_relaxed)) {
-		int n = 0, k;
+		unsigned n = 0;
+		int k;
 		struct ivl_virtq_elem e = {.iov = iov, .iov_max = 2};
 		while (n < batch && (k = ivl_virtq_pop(r->dev, &e)) == 1) {
-			uint64_t seq = consume(priv, iov[0].iov_base, r->msg);
-			if (seq != expect || iov[0].iov_len != r->msg)
-				die("virtq: wrong message");
+			if (iov[0].iov_len != r->msg || e.out_num != 1)
+				die("virtq: wrong chain");
+			consume(r, priv, iov[0].iov_base, expect);
 			expect++;
 			ivl_virtq_push(r->dev, e.head, 0);
 			n++;
@@ -156,7 +206,11 @@ static void *vq_consumer(void *arg)
 		if (n) {
 			ivl_virtq_flush(r->dev);
 			atomic_store_explicit(&r->consumed, expect, memory_order_relaxed);
+			if (r->adaptive && ivl_virtq_notify_link(r->dev, r->lb, ida, 0) < 0)
+				die("virtq: interrupt");
 			spins = 0;
+		} else if (r->adaptive) {
+			vq_sleep(r->dev, r->lb);
 		} else {
 			idle(&spins);
 		}
@@ -165,38 +219,52 @@ static void *vq_consumer(void *arg)
 	return NULL;
 }
 
-static void vq_producer(struct run *r, int64_t end)
+static void vq_producer(struct run *r, char *msg, int64_t end)
 {
+	/* Free buffers in a FIFO: the one returned longest ago is reused
+	 * first (as the raw ring does by construction). */
 	int freelist[NUM], nfree = (int)r->nslots;
+	unsigned fhead = 0, ftail = r->nslots;
 	for (int i = 0; i < nfree; i++)
 		freelist[i] = i;
 	uint64_t seq = 0;
 	unsigned iter = 0, spins = 0;
+	uint16_t idb = (uint16_t)ivl_link_id(r->lb);
+	unsigned batch = pub_batch(r);
+	if (r->adaptive)
+		ivl_virtq_disable_notify(r->drv);
 	for (;;) {
 		void *tok;
 		uint32_t len;
 		while (ivl_virtq_get_used(r->drv, &tok, &len) == 1)
-			freelist[nfree++] = (int)(uintptr_t)tok - 1;
-		if (nfree == 0)
-			idle(&spins);
-		for (int k = 0; k < BATCH && nfree > 0; k++) {
-			int s = freelist[--nfree];
+			freelist[ftail++ % NUM] = (int)(uintptr_t)tok - 1, nfree++;
+		if (nfree == 0) {
+			if (r->adaptive)
+				vq_sleep(r->drv, r->la);
+			else
+				idle(&spins);
+		}
+		for (unsigned k = 0; k < batch && nfree > 0; k++) {
+			int s = freelist[fhead++ % NUM];
+			nfree--;
 			char *b = r->slots + (size_t)s * r->msg;
-			memcpy(b, r->slots + (size_t)r->nslots * r->msg, r->msg); /* the payload */
-			fill(b, r->msg, seq);
+			produce(b, msg, r->msg, seq);
 			struct iovec v = {b, r->msg};
 			if (ivl_virtq_add(r->drv, &v, 1, NULL, 0, (void *)(uintptr_t)(s + 1)) < 0)
 				die("virtq: add failed");
 			seq++;
 		}
-		(void)ivl_virtq_need_notify(r->drv);
-		if ((++iter & 63) == 0 && now_ns() >= end)
+		/* Publish the batch (one avail->idx store), and kick if the
+		 * device asked for it (never in poll mode). */
+		if (ivl_virtq_notify_link(r->drv, r->la, idb, 0) < 0)
+			die("virtq: kick");
+		if ((++iter & 63) == 0 && bu_now_ns() >= end)
 			break;
 	}
 	r->produced = seq;
 }
 
-/* ---- raw SPSC ring --------------------------------------------------------- */
+/* ---- raw SPSC ring ---------------------------------------------------------- */
 
 static void *raw_consumer(void *arg)
 {
@@ -204,19 +272,18 @@ static void *raw_consumer(void *arg)
 	pin_to(1);
 	char *priv = aligned_alloc(64, r->msg);
 	uint64_t t = 0, h = 0;
-	unsigned spins = 0;
+	unsigned spins = 0, batch = pub_batch(r);
 	while (!atomic_load_explicit(&r->stop, memory_order_relaxed)) {
-		/* Acquire: pairs with the producer's release of head. */
-		h = atomic_load_explicit(&r->head, memory_order_acquire);
+		/* Acquire: pairs with the producer's release of head.  Re-read
+		 * only when caught up (as ivl_virtq_pop). */
+		if (h == t)
+			h = atomic_load_explicit(&r->head, memory_order_acquire);
 		if (h == t) {
 			idle(&spins);
 			continue;
 		}
-		while (t != h) {
-			uint64_t seq =
-			    consume(priv, r->slots + (size_t)(t % r->nslots) * r->msg, r->msg);
-			if (seq != t)
-				die("raw: wrong message");
+		for (unsigned n = 0; t != h && n < batch; n++) {
+			consume(r, priv, r->slots + (size_t)(t % r->nslots) * r->msg, t);
 			t++;
 		}
 		/* Release: the slots are read before the producer reuses them;
@@ -228,65 +295,57 @@ static void *raw_consumer(void *arg)
 	return NULL;
 }
 
-static void raw_producer(struct run *r, int64_t end)
+static void raw_producer(struct run *r, char *msg, int64_t end)
 {
 	uint64_t h = 0, t = 0;
 	unsigned iter = 0, spins = 0;
+	unsigned batch = pub_batch(r);
 	for (;;) {
-		/* Publish at most a quarter of the pool at once, so that large
-		 * messages pipeline instead of filling the pool first. */
-		unsigned batch = r->nslots / 4 < BATCH ? r->nslots / 4 : BATCH;
-		if (batch == 0)
-			batch = 1;
 		if (r->nslots - (h - t) < batch)
 			t = atomic_load_explicit(&r->tail, memory_order_acquire);
 		unsigned k = 0;
 		while (k < batch && h - t < r->nslots) {
-			char *b = r->slots + (size_t)(h % r->nslots) * r->msg;
-			memcpy(b, r->slots + (size_t)r->nslots * r->msg, r->msg);
-			fill(b, r->msg, h);
+			produce(r->slots + (size_t)(h % r->nslots) * r->msg, msg, r->msg, h);
 			h++;
 			k++;
 		}
 		if (k == 0)
 			idle(&spins);
 		atomic_store_explicit(&r->head, h, memory_order_release);
-		if ((++iter & 63) == 0 && now_ns() >= end)
+		if ((++iter & 63) == 0 && bu_now_ns() >= end)
 			break;
 	}
 	r->produced = h;
 }
 
-/* ---- one measurement ------------------------------------------------------- */
+/* ---- one measurement -------------------------------------------------------- */
 
-enum kind { VQ, RAW, MEMCPY };
-
-static double measure(struct run *r, enum kind k)
+/* Messages per second of contender @k over one --ms interval. */
+static double measure(struct run *r, char *msg, enum kind k)
 {
-	memset(r->win, 0, r->win_size < 1 << 20 ? r->win_size : 1 << 20);
 	atomic_store(&r->stop, false);
 	atomic_store(&r->consumed, 0);
 	atomic_store(&r->head, 0);
 	atomic_store(&r->tail, 0);
+	pin_to(0);
 	if (k == MEMCPY) {
-		/* One thread, one copy per message, from the same payload into
-		 * the same slots as the rings (same cache footprint): the
-		 * bandwidth a one-way transfer cannot beat without zero copy. */
-		pin_to(0);
 		uint64_t n = 0;
-		int64_t t0 = now_ns(), end = t0 + (int64_t)run_ms * 1000000;
+		int64_t t0 = bu_now_ns(), end = t0 + (int64_t)run_ms * 1000000;
 		for (;;) {
-			memcpy(r->slots + (n % r->nslots) * r->msg,
-			       r->slots + (size_t)r->nslots * r->msg, r->msg);
+			produce(r->slots + (n % r->nslots) * r->msg, msg, r->msg, n);
 			n++;
-			if ((n & 63) == 0 && now_ns() >= end)
+			if ((n & 63) == 0 && bu_now_ns() >= end)
 				break;
 		}
-		int64_t t1 = now_ns();
+		int64_t t1 = bu_now_ns();
 		return (double)n / ((double)(t1 - t0) / 1e9);
 	}
-	struct ivl_virtq_opts o = {.role = IVL_VIRTQ_DRIVER, .num = NUM, .init = true};
-	if (k == VQ) {
+	r->adaptive = k == VQ_ADAPT;
+	if (k != RAW) {
+		struct ivl_virtq_opts o = {
+		    .role = IVL_VIRTQ_DRIVER, .num = NUM, .init = true, .defer_publish = true};
+		if (r->adaptive)
+			o.features = IVL_VIRTQ_F_EVENT_IDX;
 		ivl_virtq_layout_default(NUM, 0, 0, &o.layout);
 		if (ivl_virtq_new(&r->drv, r->win, r->win_size, &o) < 0)
 			die("virtq_new driver");
@@ -296,20 +355,21 @@ static double measure(struct run *r, enum kind k)
 			die("virtq_new device");
 	}
 	pthread_t th;
-	if (pthread_create(&th, NULL, k == VQ ? vq_consumer : raw_consumer, r))
+	if (pthread_create(&th, NULL, k == RAW ? raw_consumer : vq_consumer, r))
 		die("pthread_create");
-	pin_to(0);
-	int64_t t0 = now_ns(), end = t0 + (int64_t)run_ms * 1000000;
-	if (k == VQ)
-		vq_producer(r, end);
+	int64_t t0 = bu_now_ns(), end = t0 + (int64_t)run_ms * 1000000;
+	if (k == RAW)
+		raw_producer(r, msg, end);
 	else
-		raw_producer(r, end);
+		vq_producer(r, msg, end);
 	/* Count what the consumer got within the interval. */
 	uint64_t got = atomic_load(&r->consumed);
-	int64_t t1 = now_ns();
+	int64_t t1 = bu_now_ns();
 	atomic_store(&r->stop, true);
+	if (ivl_link_ring(r->la, (uint16_t)ivl_link_id(r->lb), 0) < 0)
+		die("link ring");
 	pthread_join(th, NULL);
-	if (k == VQ) {
+	if (k != RAW) {
 		if (ivl_virtq_broken(r->drv) || ivl_virtq_broken(r->dev))
 			die("virtq broken");
 		ivl_virtq_free(r->drv);
@@ -319,16 +379,97 @@ static double measure(struct run *r, enum kind k)
 	return (double)got / ((double)(t1 - t0) / 1e9);
 }
 
-static int cmp(const void *a, const void *b)
+/* ---- set-up and report ------------------------------------------------------ */
+
+static void setup_links(struct ivl_local_hub **hub, struct run *r, uint64_t need)
 {
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
+	uint64_t size = 1 << 20, app = 0;
+	for (;;) {
+		struct ivl_link_event ev[8];
+		if (ivl_local_hub_new(hub, size, 2, 1) < 0 ||
+		    ivl_local_hub_join(*hub, "driver", &r->la) < 0 ||
+		    ivl_local_hub_join(*hub, "device", &r->lb) < 0)
+			die("local hub");
+		r->win = ivl_link_app_area(r->la, &app);
+		if (app >= need) {
+			while (ivl_link_process(r->la, ev, 8) > 0 ||
+			       ivl_link_process(r->lb, ev, 8) > 0)
+				;
+			if (ivl_link_set_wait_mode(r->la, IVL_WAIT_ADAPTIVE, 0) < 0 ||
+			    ivl_link_set_wait_mode(r->lb, IVL_WAIT_ADAPTIVE, 0) < 0)
+				die("wait mode");
+			r->win_size = app;
+			return;
+		}
+		ivl_link_free(r->la);
+		ivl_link_free(r->lb);
+		ivl_local_hub_free(*hub);
+		size <<= 1;
+	}
 }
 
-static double median(double *v, int n)
+static void bench_size(size_t msgsz)
 {
-	qsort(v, (size_t)n, sizeof(*v), cmp);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+	struct run *r = aligned_alloc(64, sizeof(*r));
+	if (!r)
+		die("out of memory");
+	memset(r, 0, sizeof(*r));
+	r->msg = msgsz;
+	/* The buffer pool: up to one buffer per ring entry, at most
+	 * --pool-kib in all (the same pool for every contender). */
+	r->nslots = NUM;
+	while (r->nslots > 1 && (uint64_t)r->nslots * msgsz > (uint64_t)pool_kib * 1024)
+		r->nslots /= 2;
+	struct ivl_local_hub *hub;
+	setup_links(&hub, r, RING_BYTES + (uint64_t)r->nslots * msgsz);
+	r->slots = r->win + RING_BYTES;
+	memset(r->slots, 0, (size_t)r->nslots * msgsz);
+	/* The producer's private message: a pattern, its first word the
+	 * sequence number. */
+	char *msg = aligned_alloc(64, msgsz);
+	if (!msg)
+		die("out of memory");
+	for (size_t i = 0; i < msgsz; i++)
+		msg[i] = (char)(i * 7 + 3);
+	r->base_sum = sum_words(msg, msgsz);
+	uint64_t w0;
+	memcpy(&w0, msg, 8);
+	r->base_sum -= w0;
+
+	double v[NKINDS][MAXREPS], ratio[4][MAXREPS];
+	/* Interleaved, so that drift in machine load hits every contender. */
+	for (int i = 0; i < reps; i++) {
+		for (int k = 0; k < NKINDS; k++)
+			v[k][i] = measure(r, msg, (enum kind)k);
+		ratio[0][i] = v[VQ_POLL][i] / v[RAW][i];
+		ratio[1][i] = v[VQ_ADAPT][i] / v[RAW][i];
+		ratio[2][i] = v[VQ_POLL][i] / v[MEMCPY][i];
+		ratio[3][i] = v[VQ_ADAPT][i] / v[MEMCPY][i];
+	}
+	printf("\n%zu B messages, pool %u x %zu B = %zu KiB, publish every %u\n", msgsz, r->nslots,
+	       msgsz, (size_t)r->nslots * msgsz / 1024, pub_batch(r));
+	printf("  %-15s %14s %10s %12s %12s %10s %10s\n", "contender", "msg/s median", "GB/s",
+	       "min msg/s", "max msg/s", "/ raw", "/ memcpy");
+	for (int k = 0; k < NKINDS; k++) {
+		double s[MAXREPS], lo = v[k][0], hi = v[k][0];
+		for (int i = 0; i < reps; i++) {
+			s[i] = v[k][i];
+			lo = v[k][i] < lo ? v[k][i] : lo;
+			hi = v[k][i] > hi ? v[k][i] : hi;
+		}
+		double m = bu_median(s, (size_t)reps);
+		printf("  %-15s %14.0f %10.2f %12.0f %12.0f", kind_name[k], m, m * msgsz / 1e9, lo,
+		       hi);
+		if (k == VQ_POLL || k == VQ_ADAPT)
+			printf(" %9.0f%% %9.1f%%", 100 * bu_median(ratio[k], (size_t)reps),
+			       100 * bu_median(ratio[k + 2], (size_t)reps));
+		printf("\n");
+	}
+	ivl_link_free(r->la);
+	ivl_link_free(r->lb);
+	ivl_local_hub_free(hub);
+	free(msg);
+	free(r);
 }
 
 int main(int argc, char **argv)
@@ -342,10 +483,19 @@ int main(int argc, char **argv)
 			reps = atoi(argv[++i]);
 		else if (!strcmp(argv[i], "--pool-kib") && i + 1 < argc)
 			pool_kib = atoi(argv[++i]);
-		else if (!strcmp(argv[i], "--consume") && i + 1 < argc)
-			consume_read = !strcmp(argv[++i], "read");
-		else if (!strcmp(argv[i], "--pin"))
-			pin = true;
+		else if (!strcmp(argv[i], "--batch") && i + 1 < argc)
+			batch_opt = atoi(argv[++i]);
+		else if (!strcmp(argv[i], "--consume") && i + 1 < argc &&
+			 !strcmp(argv[i + 1], "copy"))
+			consume_how = C_COPY, i++;
+		else if (!strcmp(argv[i], "--consume") && i + 1 < argc &&
+			 !strcmp(argv[i + 1], "first"))
+			consume_how = C_FIRST, i++;
+		else if (!strcmp(argv[i], "--consume") && i + 1 < argc &&
+			 !strcmp(argv[i + 1], "sum"))
+			consume_how = C_SUM, i++;
+		else if (!strcmp(argv[i], "--no-pin"))
+			pin = false;
 		else if (!strcmp(argv[i], "--sizes") && i + 1 < argc) {
 			nsizes = 0;
 			for (char *s = strtok(argv[++i], ","); s && nsizes < 8;
@@ -353,79 +503,29 @@ int main(int argc, char **argv)
 				sizes[nsizes++] = strtoul(s, NULL, 0);
 		} else {
 			fprintf(stderr, "usage: bench_virtq [--ms N] [--reps N] [--sizes a,b] "
-					"[--pool-kib N] [--consume copy|read] [--pin]\n");
+					"[--pool-kib N] [--batch N] [--consume sum|copy|first] "
+					"[--no-pin]\n");
 			return 2;
 		}
 	}
-	if (run_ms < 1 || reps < 1 || reps > MAXREPS || pool_kib < 1)
-		die("bad --ms or --reps");
-	double load[3] = {0};
-	FILE *la = fopen("/proc/loadavg", "re");
-	if (la) {
-		if (fscanf(la, "%lf %lf %lf", &load[0], &load[1], &load[2]) != 3)
-			load[0] = -1;
-		fclose(la);
-	}
-	printf(
-	    "# bench_virtq: ring %d, batch %d, pool <= %d KiB, consumer %s, %d x %d ms, %ld cpus, "
-	    "load %.2f\n",
-	    NUM, BATCH, pool_kib, consume_read ? "reads" : "copies", reps, run_ms,
-	    sysconf(_SC_NPROCESSORS_ONLN), load[0]);
-	printf("# %-7s %14s %14s %14s %10s %10s %10s %8s %8s\n", "size", "virtq msg/s", "raw msg/s",
-	       "memcpy msg/s", "virtq GB/s", "raw GB/s", "mcpy GB/s", "vq/raw", "vq/mcpy");
-	for (int si = 0; si < nsizes; si++) {
-		size_t msg = sizes[si];
-		if (msg < 64 || msg > (1u << 20))
-			die("sizes must be 64..1048576");
-		struct run *r = aligned_alloc(64, sizeof(*r));
-		memset(r, 0, sizeof(*r));
-		uint64_t need = 65536 + (uint64_t)(NUM + 1) * msg, size = 1;
-		while (size < need)
-			size <<= 1;
-		struct ivl_region *reg;
-		struct ivl_region_opts ro = {
-		    .kind = IVL_REGION_MEMFD, .name = "bench-virtq", .size = size};
-		if (ivl_region_open(&reg, &ro) < 0)
-			die("region");
-		r->win = ivl_region_base(reg);
-		r->win_size = size;
-		r->msg = msg;
-		r->slots = r->win + 65536;
-		/* The buffer pool: up to one per ring entry, at most pool_kib
-		 * in all (the same pool for all three contenders). */
-		r->nslots = NUM;
-		while (r->nslots > 1 && (uint64_t)r->nslots * msg > (uint64_t)pool_kib * 1024)
-			r->nslots /= 2;
-		memset(r->slots + (size_t)r->nslots * msg, 0x5a, msg);
-		double v[3][MAXREPS];
-		/* Interleaved, so that drift in machine load hits all three. */
-		for (int k = 0; k < reps; k++) {
-			v[VQ][k] = measure(r, VQ);
-			v[RAW][k] = measure(r, RAW);
-			v[MEMCPY][k] = measure(r, MEMCPY);
-		}
-		/* Interference from other load only ever slows a run down, so
-		 * the best run is the least disturbed one; the median shows how
-		 * noisy the machine was. */
-		double best[3];
-		for (int k = 0; k < 3; k++) {
-			best[k] = 0;
-			for (int j = 0; j < reps; j++)
-				if (v[k][j] > best[k])
-					best[k] = v[k][j];
-		}
-		double vq = median(v[VQ], reps), raw = median(v[RAW], reps),
-		       mc = median(v[MEMCPY], reps);
-		printf(
-		    "  %-7zu %14.0f %14.0f %14.0f %10.2f %10.2f %10.2f %7.0f%% %7.0f%%  median\n",
-		    msg, vq, raw, mc, vq * msg / 1e9, raw * msg / 1e9, mc * msg / 1e9,
-		    100 * vq / raw, 100 * vq / mc);
-		printf("  %-7zu %14.0f %14.0f %14.0f %10.2f %10.2f %10.2f %7.0f%% %7.0f%%  best\n",
-		       msg, best[VQ], best[RAW], best[MEMCPY], best[VQ] * msg / 1e9,
-		       best[RAW] * msg / 1e9, best[MEMCPY] * msg / 1e9, 100 * best[VQ] / best[RAW],
-		       100 * best[VQ] / best[MEMCPY]);
-		ivl_region_free(reg);
-		free(r);
-	}
+	if (run_ms < 1 || reps < 1 || reps > MAXREPS || pool_kib < 1 || nsizes < 1 || batch_opt < 0)
+		die("bad --ms, --reps, --pool-kib, --batch or --sizes");
+	for (int i = 0; i < nsizes; i++)
+		if (sizes[i] < 64 || sizes[i] > (1u << 20) || sizes[i] % 32)
+			die("sizes must be multiples of 32 in 64..1048576");
+	printf("# bench_virtq: %s, %ld cpus, %s, load %.2f\n", bu_cpu_model(), bu_nproc(),
+	       bu_kernel(), bu_loadavg());
+	printf("# ring %d, %d rounds x %d ms interleaved, threads %s\n", NUM, reps, run_ms,
+	       pin ? "pinned to 2 cpus" : "not pinned");
+	printf("# producer: stamps seq into its private message, 1 memcpy into a pool buffer\n"
+	       "# consumer: %s\n"
+	       "# memcpy:   1 thread, the same stamp + 1 memcpy into the next buffer of the same\n"
+	       "#           pool (same source, same destination working set)\n"
+	       "# virtq-poll: no notifications; virtq-adaptive: EVENT_IDX + link doorbells,\n"
+	       "#           spin 50 us then sleep; raw-ring: always polls\n"
+	       "# ratios: median over rounds of (virtq / contender of the same round)\n",
+	       consume_desc[consume_how]);
+	for (int i = 0; i < nsizes; i++)
+		bench_size(sizes[i]);
 	return 0;
 }

@@ -74,6 +74,10 @@ struct ivl_virtq_opts {
 	bool init;	       /* driver: zero the rings and write the
 				* start index (do it before the device
 				* attaches, as before QueueReady) */
+	bool defer_publish;    /* driver: ivl_virtq_add() does not store
+				* avail->idx; ivl_virtq_publish() or
+				* ivl_virtq_need_notify() does, once for
+				* a whole batch of adds */
 };
 
 struct ivl_virtq;
@@ -102,7 +106,9 @@ int ivl_virtq_broken(const struct ivl_virtq *q);
  * one indirect table when INDIRECT_DESC is negotiated, indirect_max > 0 and
  * 1 < nout + nin <= indirect_max, else a chain of direct descriptors.
  * @token (not NULL) comes back from ivl_virtq_get_used().  The avail index is
- * published at once (store-release).
+ * published at once (store-release), unless the queue was made with
+ * defer_publish: then the device sees the buffer after ivl_virtq_publish()
+ * or ivl_virtq_need_notify().
  * Errors: -EINVAL (no pieces, NULL token, wrong role), -EFAULT (a piece
  * outside the window), -ENOSPC (not enough free descriptors), -EIO (broken).
  */
@@ -115,12 +121,21 @@ int ivl_virtq_add(struct ivl_virtq *q, const struct iovec *out, unsigned nout,
  * breaks), -EIO (broken).
  */
 int ivl_virtq_get_used(struct ivl_virtq *q, void **token, uint32_t *len);
+/*
+ * Driver: store-release avail->idx so that the device sees every buffer
+ * added so far (needed only with defer_publish; a no-op when nothing is
+ * new).  One store per batch instead of one per add: the device, polling
+ * the index, pulls its cache line once per batch.  Returns 0, -EINVAL
+ * (wrong role), -EIO (broken).
+ */
+int ivl_virtq_publish(struct ivl_virtq *q);
 
 /*
  * Both roles: must the other side be notified about what was published
  * since the last call?  Driver: a kick after add (honours avail_event /
- * VRING_USED_F_NO_NOTIFY).  Device: an interrupt after flush (honours
- * used_event / VRING_AVAIL_F_NO_INTERRUPT).  Returns 1, 0, or -EIO.
+ * VRING_USED_F_NO_NOTIFY); publishes deferred adds first.  Device: an
+ * interrupt after flush (honours used_event / VRING_AVAIL_F_NO_INTERRUPT).
+ * Returns 1, 0, or -EIO.
  */
 int ivl_virtq_need_notify(struct ivl_virtq *q);
 /*

@@ -46,11 +46,14 @@ struct ivl_virtq {
 	/* driver */
 	struct vring_desc *ind; /* indirect tables: indirect_max per head */
 	unsigned indirect_max;
-	uint16_t avail_idx;  /* our copy of avail->idx */
-	uint16_t kicked_idx; /* avail_idx at the last need_notify */
+	bool defer_publish;	/* add leaves avail->idx to publish() */
+	uint16_t avail_idx;	/* entries added */
+	uint16_t published_idx; /* last value stored to avail->idx */
+	uint16_t kicked_idx;	/* published_idx at the last need_notify */
 	uint16_t last_used;
 	uint16_t used_shadow; /* used->idx as last read */
-	unsigned free_head;
+	unsigned free_head; /* oldest free descriptor (valid if num_free) */
+	unsigned free_tail; /* newest free descriptor (valid if num_free) */
 	unsigned num_free;
 	uint16_t *next;	 /* private chain links (mirror of desc[].next) */
 	uint16_t *ndesc; /* descriptors used by each in-flight head */
@@ -173,7 +176,9 @@ IVL_EXPORT int ivl_virtq_new(struct ivl_virtq **out, void *window, uint64_t wind
 	q->used = (struct vring_used *)(q->win + l->used);
 	q->used_event = a16(&q->avail->ring[q->num]);
 	q->avail_event = a16(&q->used->ring[q->num]);
-	q->avail_idx = q->kicked_idx = q->last_used = q->used_shadow = o->start_idx;
+	q->defer_publish = o->role == IVL_VIRTQ_DRIVER && o->defer_publish;
+	q->avail_idx = q->published_idx = q->kicked_idx = q->last_used = q->used_shadow =
+	    o->start_idx;
 	q->last_avail = q->avail_shadow = q->used_idx = q->flushed_idx = q->signalled_used =
 	    o->start_idx;
 
@@ -188,6 +193,7 @@ IVL_EXPORT int ivl_virtq_new(struct ivl_virtq **out, void *window, uint64_t wind
 		for (unsigned i = 0; i < q->num; i++)
 			q->next[i] = (uint16_t)(i + 1);
 		q->num_free = q->num;
+		q->free_tail = q->num - 1;
 		if (o->init) {
 			memset(q->desc, 0, 16ull * q->num);
 			memset(q->avail, 0, 6 + 2ull * q->num);
@@ -231,13 +237,41 @@ IVL_EXPORT int ivl_virtq_broken(const struct ivl_virtq *q)
 
 /* ---- driver ---------------------------------------------------------- */
 
+/*
+ * Shared ring entries the other side only reads are written only when they
+ * change.  Buffers recycled in the same order get the same descriptors,
+ * avail entries and used elements again; skipping the identical store keeps
+ * the cache line shared by both CPUs instead of taking it back from the
+ * reader for every message.  A peer that scribbled on an entry makes it
+ * differ, so it is rewritten: what the peer sees is the same either way.
+ */
 static void put_desc(struct vring_desc *d, uint64_t addr, uint32_t len, uint16_t flags,
 		     uint16_t next)
 {
-	d->addr = htole64(addr);
-	d->len = htole32(len);
-	d->flags = htole16(flags);
-	d->next = htole16(next);
+	struct vring_desc n = {.addr = htole64(addr),
+			       .len = htole32(len),
+			       .flags = htole16(flags),
+			       .next = htole16(next)};
+	if (memcmp(d, &n, sizeof(n)))
+		memcpy(d, &n, sizeof(n));
+}
+
+static void put16(uint16_t *p, uint16_t v)
+{
+	if (*p != v)
+		*p = v;
+}
+
+/* Driver: make every added entry visible to the device. */
+static void publish(struct ivl_virtq *q)
+{
+	if (q->published_idx == q->avail_idx)
+		return;
+	q->published_idx = q->avail_idx;
+	/* Release: the descriptors and ring entries written by add become
+	 * visible before the new index; pairs with the load-acquire of
+	 * avail->idx in ivl_virtq_pop(). */
+	atomic_store_explicit(a16(&q->avail->idx), htole16(q->avail_idx), memory_order_release);
 }
 
 static int piece(const struct ivl_virtq *q, const struct iovec *v, uint64_t *off)
@@ -276,7 +310,7 @@ IVL_EXPORT int ivl_virtq_add(struct ivl_virtq *q, const struct iovec *out, unsig
 			const struct iovec *v = i < nout ? &out[i] : &in[i - nout];
 			uint16_t fl = (i >= nout ? VRING_DESC_F_WRITE : 0) |
 				      (i + 1 < n ? VRING_DESC_F_NEXT : 0);
-			piece(q, v, &off);
+			off = (uint64_t)((const char *)v->iov_base - q->win); /* checked above */
 			put_desc(&t[i], off, (uint32_t)v->iov_len, fl,
 				 (uint16_t)(i + 1 < n ? i + 1 : 0));
 		}
@@ -289,8 +323,12 @@ IVL_EXPORT int ivl_virtq_add(struct ivl_virtq *q, const struct iovec *out, unsig
 			const struct iovec *v = k < nout ? &out[k] : &in[k - nout];
 			uint16_t fl = (k >= nout ? VRING_DESC_F_WRITE : 0) |
 				      (k + 1 < n ? VRING_DESC_F_NEXT : 0);
-			piece(q, v, &off);
-			put_desc(&q->desc[i], off, (uint32_t)v->iov_len, fl, q->next[i]);
+			off = (uint64_t)((const char *)v->iov_base - q->win); /* checked above */
+			/* next only when NEXT is set: the last one's link is
+			 * our free list's business, and a constant 0 lets an
+			 * unchanged descriptor stay unwritten. */
+			put_desc(&q->desc[i], off, (uint32_t)v->iov_len, fl,
+				 k + 1 < n ? q->next[i] : 0);
 			last = i;
 			i = q->next[i];
 		}
@@ -300,13 +338,21 @@ IVL_EXPORT int ivl_virtq_add(struct ivl_virtq *q, const struct iovec *out, unsig
 	q->ndesc[head] = (uint16_t)need;
 	q->tokens[head] = token;
 
-	q->avail->ring[q->avail_idx & (q->num - 1)] = htole16(head);
+	put16(&q->avail->ring[q->avail_idx & (q->num - 1)], htole16(head));
 	q->avail_idx++;
-	/* Release: the descriptors and the ring entry above become visible
-	 * before the new index; pairs with the load-acquire of avail->idx in
-	 * ivl_virtq_pop(). */
-	atomic_store_explicit(a16(&q->avail->idx), htole16(q->avail_idx), memory_order_release);
+	if (!q->defer_publish)
+		publish(q);
 	return head;
+}
+
+IVL_EXPORT int ivl_virtq_publish(struct ivl_virtq *q)
+{
+	if (!q || q->role != IVL_VIRTQ_DRIVER)
+		return -EINVAL;
+	if (q->broken)
+		return -EIO;
+	publish(q);
+	return 0;
 }
 
 IVL_EXPORT int ivl_virtq_get_used(struct ivl_virtq *q, void **token, uint32_t *len)
@@ -340,8 +386,14 @@ IVL_EXPORT int ivl_virtq_get_used(struct ivl_virtq *q, void **token, uint32_t *l
 	unsigned tail = id;
 	for (unsigned k = 1; k < q->ndesc[id]; k++)
 		tail = q->next[tail];
-	q->next[tail] = (uint16_t)q->free_head;
-	q->free_head = id;
+	/* Freed descriptors join the end of the free list: in-order
+	 * completions then reuse heads in ring order, so avail entries (and
+	 * the descriptors of buffers recycled in order) keep their values. */
+	if (q->num_free)
+		q->next[q->free_tail] = (uint16_t)id;
+	else
+		q->free_head = id;
+	q->free_tail = tail;
 	q->num_free += q->ndesc[id];
 	q->last_used++;
 	if (q->event_idx && q->notify_on)
@@ -361,8 +413,9 @@ IVL_EXPORT int ivl_virtq_need_notify(struct ivl_virtq *q)
 		return -EIO;
 	uint16_t old, cur;
 	if (q->role == IVL_VIRTQ_DRIVER) {
+		publish(q); /* a kick announces what the device can see */
 		old = q->kicked_idx;
-		cur = q->kicked_idx = q->avail_idx;
+		cur = q->kicked_idx = q->published_idx;
 	} else {
 		old = q->signalled_used;
 		cur = q->signalled_used = q->flushed_idx;
@@ -551,7 +604,9 @@ IVL_EXPORT int ivl_virtq_push(struct ivl_virtq *q, uint16_t head, uint32_t len)
 	if (head >= q->num || q->inflight == 0)
 		return -EINVAL;
 	struct vring_used_elem ue = {.id = htole32(head), .len = htole32(len)};
-	memcpy(&q->used->ring[q->used_idx & (q->num - 1)], &ue, sizeof(ue));
+	struct vring_used_elem *u = &q->used->ring[q->used_idx & (q->num - 1)];
+	if (memcmp(u, &ue, sizeof(ue))) /* see put_desc() */
+		memcpy(u, &ue, sizeof(ue));
 	q->used_idx++;
 	q->inflight--;
 	return 0;
