@@ -10,8 +10,11 @@
 #include <ivlink/region.h>
 #include <ivlink/notify.h>
 #include <ivlink/ivshmem.h>
+#include <ivlink/ivshmem-dev.h>
+#include <ivlink/plain.h>
 #include <ivlink/link.h>
 #include <ivlink/sdm.h>
 #include <ivlink/virtio.h>
+#include <ivlink/transport.h>
 
 #endif

@@ -66,6 +66,17 @@ wait_for_line() {
 	return 1
 }
 
+wait_pid() {
+	# wait_pid PID SECONDS: bounded wait for a child; kills it past the bound
+	local n=$(($2 * 10))
+	while [ "$n" -gt 0 ] && alive "$1"; do
+		n=$((n - 1))
+		sleep 0.1
+	done
+	alive "$1" && stop "$1"
+	wait "$1" 2>/dev/null
+}
+
 qemu_prereqs() {
 	# Set up the machine (tests/qemu/setup.sh) and load the kernel's
 	# paths; exit 77 (meson: SKIP) when this machine cannot run guests.
@@ -86,4 +97,41 @@ qemu_prereqs() {
 		log "SKIP: qemu-system-x86_64 missing"
 		exit 77
 	}
+}
+
+static_guest_prereqs() {
+	# Static guest programs link $build/src/libivlink_internal.a: exit 77
+	# (SKIP) for a sanitizer build (no static ASan), 1 when it is missing.
+	local sanitize
+	sanitize=$(python3 -c 'import json,sys
+for o in json.load(open(sys.argv[1])):
+    if o["name"] == "b_sanitize": print(o["value"])' \
+		"$build/meson-info/intro-buildoptions.json" 2>/dev/null)
+	case ${sanitize:-none} in none | "[]") ;; *)
+		log "SKIP: $build is a sanitizer build (b_sanitize=$sanitize); static guest programs need a plain build"
+		exit 77
+		;;
+	esac
+	[ -f "$build/src/libivlink_internal.a" ] || {
+		log "FAIL: $build/src/libivlink_internal.a missing (build first)"
+		exit 1
+	}
+}
+
+qemu_finish() {
+	# Print the totals and exit: 0 when every check passed (the logs are
+	# removed unless IVL_QEMU_KEEP=1 or IVL_QEMU_WORK was given), else 1.
+	log "--- $npass passed, $nfail failed; total wall time $(elapsed "$t_start") s"
+	[ -n "$failed" ] && log "failed:$failed"
+	if [ "$nfail" -eq 0 ] && [ "$npass" -gt 0 ]; then
+		if [ "${IVL_QEMU_KEEP:-0}" != 1 ] && [ -z "${IVL_QEMU_WORK:-}" ]; then
+			rm -rf "$work"
+			echo "(logs removed: all passed; IVL_QEMU_KEEP=1 keeps them)"
+		else
+			echo "logs kept in $work"
+		fi
+		exit 0
+	fi
+	log "logs kept in $work"
+	exit 1
 }

@@ -32,9 +32,12 @@ const char demo_usage[] =
     "connect three host peers (alice, bob, carol) and show them: see each other\n"
     "join, ring doorbells both ways on every vector (alice -> bob, bob -> alice,\n"
     "carol -> everyone), pass a message through the shared region, see carol\n"
-    "leave, then shut down and remove the socket directory.  Each step is\n"
-    "verified; exit 0 only if every expected event was observed.  --json prints\n"
-    "a summary object instead of the narration.\n";
+    "leave, run the Signal Distribution Module on the same link (a master boots\n"
+    "two slaves, interrupts them with mailbox payloads and is interrupted back;\n"
+    "a slave addressing a slave is refused), then shut down and remove the\n"
+    "socket directory.  Each step is verified; exit 0 only if every expected\n"
+    "event was observed.  --json prints a summary object instead of the\n"
+    "narration.\n";
 
 #define NPEERS 3
 #define DEMO_VECTORS 2
@@ -65,6 +68,7 @@ struct demo {
 	struct demo_peer p[NPEERS];
 	json_t *missing; /* array of strings */
 	json_t *steps;	 /* array of step summaries */
+	json_t *sdm;	 /* what the sdm step observed, or NULL */
 	unsigned events;
 	int64_t deadline; /* of the whole demo, monotonic ms */
 };
@@ -515,9 +519,311 @@ static int step_shutdown(struct demo *d)
 	return 0;
 }
 
+/* ---- SDM over the link ---------------------------------------------------- */
+
+/* Offset of the SDM mailboxes in the app area: past the message step's. */
+#define DEMO_SDM_OFFSET 4096u
+#define DEMO_SDM_SLAVES 2
+
+struct demo_sdm_node {
+	struct ivl_link *link;
+	struct ivl_sdm *sdm;
+	unsigned actions;	   /* BOOT actions run */
+	bool boot_after_action;	   /* the BOOT handler found its action done */
+	unsigned irqs;		   /* IRQs delivered */
+	uint16_t from[DEMO_SDM_SLAVES + 1];
+	struct ivl_sdm_signal last;
+};
+
+struct demo_sdm {
+	struct demo_sdm_node n[DEMO_SDM_SLAVES + 1]; /* [0] the master */
+};
+
+static int demo_sdm_boot_action(struct ivl_sdm *sdm, const struct ivl_sdm_signal *sig,
+				uint16_t from, void *opaque)
+{
+	struct demo_sdm_node *n = opaque;
+
+	(void)sdm, (void)sig, (void)from;
+	n->actions++;
+	return 0;
+}
+
+static void demo_sdm_on_boot(struct ivl_sdm *sdm, const struct ivl_sdm_signal *sig, uint16_t from,
+			     void *opaque)
+{
+	struct demo_sdm_node *n = opaque;
+
+	(void)sdm, (void)from;
+	n->boot_after_action = n->actions > 0;
+	n->last = *sig;
+}
+
+static void demo_sdm_on_irq(struct ivl_sdm *sdm, const struct ivl_sdm_signal *sig, uint16_t from,
+			    void *opaque)
+{
+	struct demo_sdm_node *n = opaque;
+
+	(void)sdm;
+	if (n->irqs < DEMO_SDM_SLAVES + 1)
+		n->from[n->irqs] = from;
+	n->irqs++;
+	n->last = *sig;
+}
+
+/* Process the SDM objects until @done holds or the step's time is up. */
+static bool demo_sdm_pump(struct demo *d, struct demo_sdm *x,
+			  bool (*done)(const struct demo_sdm *x))
+{
+	int64_t end = now_ms() + STEP_TIMEOUT_MS;
+
+	if (end > d->deadline)
+		end = d->deadline;
+	for (;;) {
+		struct pollfd pf[DEMO_SDM_SLAVES + 1];
+
+		for (int i = 0; i <= DEMO_SDM_SLAVES; i++) {
+			ivl_sdm_process(x->n[i].sdm);
+			pf[i] = (struct pollfd){.fd = ivl_sdm_get_fd(x->n[i].sdm), .events = POLLIN};
+		}
+		if (done(x))
+			return true;
+		if (now_ms() >= end)
+			return false;
+		if (poll(pf, DEMO_SDM_SLAVES + 1, 20) < 0 && errno != EINTR)
+			return false;
+	}
+}
+
+static bool demo_sdm_registered(const struct demo_sdm *x)
+{
+	struct ivl_sdm_config c;
+
+	for (int i = 1; i <= DEMO_SDM_SLAVES; i++)
+		if (ivl_sdm_state(x->n[i].sdm) != 0)
+			return false;
+	return ivl_sdm_get_config(x->n[0].sdm, &c) == 0 && c.current_slaves == DEMO_SDM_SLAVES;
+}
+
+static bool demo_sdm_booted(const struct demo_sdm *x)
+{
+	for (int i = 1; i <= DEMO_SDM_SLAVES; i++)
+		if (x->n[i].last.type != IVL_SDM_BOOT)
+			return false;
+	return true;
+}
+
+static bool demo_sdm_slaves_irq(const struct demo_sdm *x)
+{
+	for (int i = 1; i <= DEMO_SDM_SLAVES; i++)
+		if (!x->n[i].irqs)
+			return false;
+	return true;
+}
+
+static bool demo_sdm_master_irq(const struct demo_sdm *x)
+{
+	return x->n[0].irqs >= DEMO_SDM_SLAVES;
+}
+
+static int demo_sdm_nodes(struct demo *d, struct demo_sdm *x)
+{
+	static const char *const names[] = {"sdm-master", "sdm-slave1", "sdm-slave2"};
+	struct ivl_sdm_options o = {.master = true,
+				    .max_slaves = DEMO_SDM_SLAVES,
+				    .channel = IVL_SDM_CHAN_LINK,
+				    .link_offset = DEMO_SDM_OFFSET};
+
+	for (int i = 0; i <= DEMO_SDM_SLAVES; i++) {
+		struct ivl_link_host_opts lo = {
+		    .socket_path = d->sock, .name = names[i], .timeout_ms = STEP_TIMEOUT_MS};
+		struct demo_sdm_node *n = &x->n[i];
+		int r = ivl_link_host_new(&n->link, &lo);
+
+		if (r < 0) {
+			n->link = NULL;
+			missing(d, "%s cannot join the server: %s", names[i], strerror(-r));
+			return r;
+		}
+		o.link = n->link;
+		o.id = (uint16_t)i;
+		if (i == 0)
+			o.link_master = (uint16_t)ivl_link_id(n->link);
+		r = ivl_sdm_new(&n->sdm, &o);
+		if (r < 0) {
+			missing(d, "%s: cannot start SDM on the link: %s", names[i], strerror(-r));
+			return r;
+		}
+		o.master = false;
+		ivl_sdm_set_handler(n->sdm, IVL_SDM_IRQ, demo_sdm_on_irq, n);
+		if (i > 0) {
+			ivl_sdm_set_action(n->sdm, IVL_SDM_BOOT, demo_sdm_boot_action, n);
+			ivl_sdm_set_handler(n->sdm, IVL_SDM_BOOT, demo_sdm_on_boot, n);
+		}
+	}
+	return 0;
+}
+
+static void demo_sdm_free(struct demo_sdm *x)
+{
+	/* The SDM objects borrow the links: free them first. */
+	for (int i = 0; i <= DEMO_SDM_SLAVES; i++)
+		ivl_sdm_free(x->n[i].sdm);
+	for (int i = 0; i <= DEMO_SDM_SLAVES; i++)
+		ivl_link_free(x->n[i].link);
+}
+
+/* A master and two slaves on the link channel: BOOT (action first), IRQ
+ * with payload both ways, a slave addressing a slave refused locally. */
+static int step_sdm(struct demo *d)
+{
+	struct demo_sdm x = {0};
+	struct ivl_sdm_stats st;
+	struct ivl_sdm_config cfg = {0};
+	json_t *j = json_object(), *acts = json_array();
+	int ok = 0, r;
+
+	d->sdm = j;
+	json_object_set_new(j, "channel", json_string("link"));
+	json_object_set_new(j, "offset", json_integer(DEMO_SDM_OFFSET));
+	if (demo_sdm_nodes(d, &x) < 0)
+		goto out;
+	say(d, "sdm: a master (link peer %d) and two slaves join the link; mailboxes at app "
+	       "offset %u",
+	    ivl_link_id(x.n[0].link), DEMO_SDM_OFFSET);
+	if (!demo_sdm_pump(d, &x, demo_sdm_registered)) {
+		missing(d, "the SDM slaves did not both register");
+		goto out;
+	}
+	ivl_sdm_get_config(x.n[0].sdm, &cfg);
+	say(d, "  slaves %d and %d registered, current_slaves %u", ivl_sdm_id(x.n[1].sdm),
+	    ivl_sdm_id(x.n[2].sdm), cfg.current_slaves);
+	json_object_set_new(j, "current_slaves", json_integer(cfg.current_slaves));
+	ok++;
+
+	for (uint32_t i = 1; i <= DEMO_SDM_SLAVES; i++) {
+		struct ivl_sdm_signal boot = {IVL_SDM_BOOT, i, {0x80000000u, 0}};
+
+		say(d, "sdm master boots slave %u at 0x%08x", i, boot.payload[0]);
+		if ((r = ivl_sdm_send(x.n[0].sdm, &boot)) < 0)
+			missing(d, "the master could not boot slave %u: %s", i, strerror(-r));
+	}
+	if (demo_sdm_pump(d, &x, demo_sdm_booted)) {
+		for (int i = 1; i <= DEMO_SDM_SLAVES; i++) {
+			if (!x.n[i].boot_after_action || x.n[i].actions != 1 ||
+			    x.n[i].last.payload[0] != 0x80000000u)
+				missing(d, "slave %d: the boot action did not run first", i);
+			else
+				say(d, "  slave %d: boot action ran, then the handler (entry 0x%08x)",
+				    i, x.n[i].last.payload[0]);
+		}
+		ok++;
+	} else {
+		missing(d, "a BOOT signal did not arrive");
+	}
+
+	for (uint32_t i = 1; i <= DEMO_SDM_SLAVES; i++) {
+		struct ivl_sdm_signal irq = {IVL_SDM_IRQ, i, {3, 16 + i}};
+
+		say(d, "sdm master interrupts slave %u, mailbox payload %u %u", i, irq.payload[0],
+		    irq.payload[1]);
+		if ((r = ivl_sdm_send(x.n[0].sdm, &irq)) < 0)
+			missing(d, "the master could not interrupt slave %u: %s", i, strerror(-r));
+	}
+	if (demo_sdm_pump(d, &x, demo_sdm_slaves_irq)) {
+		for (uint32_t i = 1; i <= DEMO_SDM_SLAVES; i++) {
+			const struct ivl_sdm_signal *g = &x.n[i].last;
+
+			if (x.n[i].from[0] != IVL_SDM_MASTER || g->payload[0] != 3 ||
+			    g->payload[1] != 16 + i)
+				missing(d, "slave %u: wrong IRQ (from %u, payload %u %u)", i,
+					x.n[i].from[0], g->payload[0], g->payload[1]);
+			else
+				say(d, "  slave %u: irq from the master, payload %u %u", i,
+				    g->payload[0], g->payload[1]);
+		}
+		ok++;
+	} else {
+		missing(d, "an IRQ to a slave did not arrive");
+	}
+
+	for (uint32_t i = 1; i <= DEMO_SDM_SLAVES; i++) {
+		struct ivl_sdm_signal irq = {IVL_SDM_IRQ, IVL_SDM_MASTER, {i, 0xabc}};
+
+		say(d, "sdm slave %u interrupts the master, payload %u 0x%x", i, irq.payload[0],
+		    irq.payload[1]);
+		if ((r = ivl_sdm_send(x.n[i].sdm, &irq)) < 0)
+			missing(d, "slave %u could not interrupt the master: %s", i, strerror(-r));
+	}
+	if (demo_sdm_pump(d, &x, demo_sdm_master_irq)) {
+		unsigned seen = 0;
+
+		for (int k = 0; k < DEMO_SDM_SLAVES; k++)
+			if (x.n[0].from[k] >= 1 && x.n[0].from[k] <= DEMO_SDM_SLAVES)
+				seen |= 1u << x.n[0].from[k];
+		if (seen != 0x6u || x.n[0].last.payload[1] != 0xabc)
+			missing(d, "the master's IRQs did not come from slaves 1 and 2");
+		else
+			say(d, "  master: irq from slave %u and from slave %u", x.n[0].from[0],
+			    x.n[0].from[1]);
+		ok++;
+	} else {
+		missing(d, "an IRQ to the master did not arrive");
+	}
+
+	/* Routing: a slave signals only the master, refused before any wire. */
+	r = ivl_sdm_send(x.n[1].sdm, &(struct ivl_sdm_signal){IVL_SDM_IRQ, 2, {0, 0}});
+	if (r != -EPERM) {
+		missing(d, "slave 1 -> slave 2 was not refused (%d)", r);
+	} else {
+		say(d, "sdm slave 1 -> slave 2: refused locally (%s)", strerror(-r));
+		json_object_set_new(j, "slave_to_slave", json_string("refused"));
+		ok++;
+	}
+	if (ivl_sdm_get_stats(x.n[0].sdm, &st) == 0) {
+		json_object_set_new(j, "master_received", json_integer((json_int_t)st.received));
+		json_object_set_new(j, "master_sent", json_integer((json_int_t)st.sent));
+		json_object_set_new(j, "dropped_forged",
+				    json_integer((json_int_t)st.dropped_forged));
+		if (st.sent != 2 * DEMO_SDM_SLAVES || st.received != DEMO_SDM_SLAVES ||
+		    st.dropped_forged)
+			missing(d, "master counters: sent %llu, received %llu, forged %llu",
+				(unsigned long long)st.sent, (unsigned long long)st.received,
+				(unsigned long long)st.dropped_forged);
+	}
+	for (int i = 1; i <= DEMO_SDM_SLAVES; i++)
+		json_array_append_new(acts, json_integer(x.n[i].actions));
+out:
+	json_object_set_new(j, "boot_actions", acts);
+	json_object_set_new(j, "checks_passed", json_integer(ok));
+	demo_sdm_free(&x);
+	return 0;
+}
+
+/* ---- a managed virtio console (cmd_dev.c) ----------------------------------- */
+
+/* The management area: past the message and the SDM mailboxes. */
+#define DEMO_DEV_OFFSET (256u << 10)
+#define DEMO_DEV_SIZE (256u << 10)
+
+int dev_demo_console(const char *sock, uint64_t offset, uint64_t size, FILE *out, char *why,
+		     size_t why_len);
+
+static int step_console(struct demo *d)
+{
+	char why[256] = "";
+
+	if (dev_demo_console(d->sock, DEMO_DEV_OFFSET, DEMO_DEV_SIZE, d->g->json ? NULL : stdout,
+			     why, sizeof(why)) < 0)
+		missing(d, "managed console: %s", why);
+	return 0;
+}
+
 static const struct demo_step demo_steps[] = {
     {"server", step_server},   {"join", step_join},   {"doorbells", step_doorbells},
     {"message", step_message}, {"leave", step_leave},
+    {"sdm", step_sdm},
+    {"console", step_console},
 };
 
 int demo_main(struct cli_global *g, int argc, char **argv)
@@ -569,6 +875,8 @@ int demo_main(struct cli_global *g, int argc, char **argv)
 			      "vectors", DEMO_VECTORS, "region_size", DEMO_REGION, "events",
 			      (json_int_t)d.events, "steps", d.steps, "missing", d.missing);
 		d.steps = NULL;
+		if (d.sdm)
+			json_object_set(summary, "sdm", d.sdm);
 		if (json_print(summary, false))
 			n = n ? n : 1;
 	} else if (!n) {
@@ -578,5 +886,6 @@ int demo_main(struct cli_global *g, int argc, char **argv)
 		cli_err(g, "missing: %s", json_string_value(json_array_get(d.missing, i)));
 	json_decref(d.steps);
 	json_decref(d.missing);
+	json_decref(d.sdm);
 	return n ? EXIT_FAIL : EXIT_OK;
 }

@@ -48,6 +48,13 @@ extern const char sdm_usage[];
 int sdm_main(struct cli_global *g, int argc, char **argv);
 int sdm_check(struct cli_global *g, int argc, char **argv);
 
+/* ivlink dev, ivlink console (cmd_dev.c). */
+extern const char dev_usage[], console_usage[];
+int dev_main(struct cli_global *g, int argc, char **argv);
+int dev_check(struct cli_global *g, int argc, char **argv);
+int console_main(struct cli_global *g, int argc, char **argv);
+int console_check(struct cli_global *g, int argc, char **argv);
+
 static int help_check(struct cli_global *g, int argc, char **argv)
 {
 	const char *name;
@@ -71,6 +78,10 @@ static const struct command commands[] = {
      sdm_check},
     {"bench", "measure doorbell latency, coalescing and idle cost on this machine", bench_usage,
      bench_main, bench_parse},
+    {"dev", "serve managed virtio devices, or create, list and destroy them", dev_usage,
+     dev_main, dev_check},
+    {"console", "attach the terminal to a managed console", console_usage, console_main,
+     console_check},
     {"help", "show help for a command", help_usage, help_main, help_check},
 };
 
@@ -86,6 +97,7 @@ int print_command_help(const struct command *c)
 {
 	fputs(c->usage, stdout);
 	fputs("\nCommon options: -S/--socket PATH, --device auto|BDF, --shm NAME, --file PATH, "
+	      "--plain PATH[:SIZE], "
 	      "--json, "
 	      "-v/--verbose, -h/--help\n",
 	      stdout);
@@ -102,6 +114,8 @@ void print_main_help(void)
 	       "  -S, --socket PATH  server socket (default: $IVLINK_SOCKET or %s)\n"
 	       "      --shm NAME     map the POSIX shm object NAME instead of connecting\n"
 	       "      --file PATH    map the file PATH instead of connecting\n"
+	       "      --plain PATH[:SIZE]  serverless: create or open the file PATH, format\n"
+	       "                     its ivlink header once (docs/plain.md)\n"
 	       "      --device DEV   in a guest: use the ivshmem PCI device DEV (auto, or an\n"
 	       "                     address like 0000:00:03.0; default: $IVLINK_DEVICE)\n"
 	       "      --json         print data as JSON\n"

@@ -1,0 +1,277 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The transport virtqueue over a link (local backend): a device host in a
+ * thread, drivers on other links of the same hub.  Commands travel on the
+ * transport virtqueue, interrupts are MSI messages delivered as doorbells,
+ * two drivers take turns on the queue, a managed console loops bytes back
+ * and a managed SDM master talks to an SDM slave on the local bus.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#include "testutil.h"
+#include <ivlink/link.h>
+#include <ivlink/sdm.h>
+#include <ivlink/transport.h>
+#include <ivlink/virtio.h>
+
+#define AREA_OFF 65536u
+
+struct host {
+	struct ivl_link *link;
+	struct ivl_mgmt_host *h;
+	atomic_bool stop;
+	int err;
+};
+
+static void *host_main(void *arg)
+{
+	struct host *hs = arg;
+	struct pollfd p = {.fd = ivl_mgmt_host_get_fd(hs->h), .events = POLLIN};
+	while (!atomic_load(&hs->stop)) {
+		int t = ivl_mgmt_host_timeout_ms(hs->h);
+		poll(&p, 1, t < 0 || t > 20 ? 20 : t);
+		int r = ivl_mgmt_host_process(hs->h);
+		if (r < 0) {
+			hs->err = r;
+			break;
+		}
+	}
+	return NULL;
+}
+
+/* Wait (bounded) for a used buffer of @q, reading doorbells meanwhile. */
+static int wait_used(struct ivl_link *l, struct ivl_virtq *q, void **tok, uint32_t *len)
+{
+	int64_t end = tu_now_ms() + 5000;
+	while (tu_now_ms() < end) {
+		int r = ivl_virtq_get_used(q, tok, len);
+		if (r != 0)
+			return r;
+		struct ivl_link_event ev[8];
+		ivl_link_wait(l, ev, 8, 20);
+	}
+	return -ETIMEDOUT;
+}
+
+struct world {
+	struct ivl_local_hub *hub;
+	struct ivl_sdm_bus *bus;
+	struct host host;
+	pthread_t thr;
+	struct ivl_link *l1, *l2;
+	struct ivl_tdrv *d1, *d2;
+};
+
+static void world_up(struct world *w)
+{
+	memset(w, 0, sizeof(*w));
+	assert_int_equal(ivl_local_hub_new(&w->hub, 4 << 20, 4, 4), 0);
+	assert_int_equal(ivl_sdm_bus_new(&w->bus), 0);
+	assert_int_equal(ivl_local_hub_join(w->hub, "host", &w->host.link), 0);
+	assert_int_equal(ivl_local_hub_join(w->hub, "drv1", &w->l1), 0);
+	assert_int_equal(ivl_local_hub_join(w->hub, "drv2", &w->l2), 0);
+	struct ivl_mgmt_host_opts o = {.area_offset = AREA_OFF, .area_size = 2 << 20, .vector = 1};
+	o.dev.sdm_bus = w->bus;
+	assert_int_equal(ivl_mgmt_host_new(&w->host.h, w->host.link, &o), 0);
+	assert_int_equal(pthread_create(&w->thr, NULL, host_main, &w->host), 0);
+	struct ivl_tdrv_opts d = {.area_offset = AREA_OFF, .area_size = 2 << 20, .vector = 2};
+	assert_int_equal(ivl_tdrv_new(&w->d1, w->l1, &d), 0);
+	d.vector = 3;
+	assert_int_equal(ivl_tdrv_new(&w->d2, w->l2, &d), 0);
+}
+
+static void world_down(struct world *w)
+{
+	atomic_store(&w->host.stop, true);
+	pthread_join(w->thr, NULL);
+	assert_int_equal(w->host.err, 0);
+	ivl_tdrv_free(w->d1);
+	ivl_tdrv_free(w->d2);
+	ivl_mgmt_host_free(w->host.h);
+	ivl_link_free(w->host.link);
+	ivl_link_free(w->l1);
+	ivl_link_free(w->l2);
+	ivl_sdm_bus_free(w->bus);
+	ivl_local_hub_free(w->hub);
+}
+
+static void test_no_host(void **state)
+{
+	(void)state;
+	struct ivl_local_hub *hub;
+	struct ivl_link *l;
+	struct ivl_tdrv *d;
+	assert_int_equal(ivl_local_hub_new(&hub, 1 << 20, 2, 2), 0);
+	assert_int_equal(ivl_local_hub_join(hub, "x", &l), 0);
+	struct ivl_tdrv_opts o = {.timeout_ms = 100};
+	assert_int_equal(ivl_tdrv_new(&d, l, &o), -ENODEV);
+	o.vector = 9;
+	assert_int_equal(ivl_tdrv_new(&d, l, &o), -EINVAL);
+	ivl_link_free(l);
+	ivl_local_hub_free(hub);
+}
+
+static void test_console(void **state)
+{
+	(void)state;
+	struct world w;
+	world_up(&w);
+	struct ivl_tp_create c = {.virtio_id = IVL_TP_VIRTIO_CONSOLE};
+	struct ivl_tp_info info;
+	uint32_t reason = 0;
+	assert_int_equal(ivl_tdrv_create(w.d1, &c, &info, &reason), 0);
+	assert_int_equal(info.device_id, 1);
+	assert_string_equal(info.backend, "loop");
+	/* An invalid command is ERR with a reason, through the queue. */
+	c.virtio_id = 99;
+	assert_int_equal(ivl_tdrv_create(w.d2, &c, NULL, &reason), -EREMOTEIO);
+	assert_int_equal(reason, IVL_TP_E_VIRTIO_ID);
+	assert_int_equal(ivl_tdrv_query(w.d1, 5, NULL, &reason), -EREMOTEIO);
+	assert_int_equal(reason, IVL_TP_E_NO_DEVICE);
+
+	struct ivl_virtq *q[4] = {0};
+	unsigned nq;
+	void *bufv;
+	uint64_t bsz;
+	assert_int_equal(ivl_tdrv_setup(w.d1, 1, 32, q, 4, &nq, &bufv, &bsz, &reason), 0);
+	assert_int_equal(nq, 2);
+	assert_true(bsz >= 8192);
+	uint8_t *buf = bufv;
+	/* 200 round trips of varying sizes through the loop backend. */
+	uint32_t total = 0;
+	for (int i = 0; i < 200; i++) {
+		size_t n = 1 + (size_t)(i * 37) % 1000;
+		for (size_t k = 0; k < n; k++)
+			buf[4096 + k] = (uint8_t)(i + k);
+		struct iovec rx = {buf, 2048}, tx = {buf + 4096, n};
+		assert_true(ivl_virtq_add(q[0], NULL, 0, &rx, 1, (void *)1) >= 0);
+		assert_true(ivl_virtq_add(q[1], &tx, 1, NULL, 0, (void *)2) >= 0);
+		assert_true(ivl_tdrv_kick(w.d1, q[0]) >= 0);
+		assert_true(ivl_tdrv_kick(w.d1, q[1]) >= 0);
+		void *tok;
+		uint32_t len;
+		assert_int_equal(wait_used(w.l1, q[1], &tok, &len), 1);
+		assert_int_equal(wait_used(w.l1, q[0], &tok, &len), 1);
+		assert_int_equal(len, n);
+		for (size_t k = 0; k < n; k++)
+			assert_int_equal(buf[k], (uint8_t)(i + k));
+		total += len;
+	}
+	assert_true(total > 0);
+	/* The other driver takes its turn on the queue: list and destroy. */
+	struct ivl_tp_list_entry e[4];
+	assert_int_equal(ivl_tdrv_list(w.d2, e, 4, &reason), 1);
+	assert_int_equal(e[0].device_id, 1);
+	assert_int_equal(e[0].status, 15);
+	assert_int_equal(ivl_tdrv_destroy(w.d2, 1, &reason), 0);
+	assert_int_equal(ivl_tdrv_list(w.d1, e, 4, &reason), 0);
+	assert_int_equal(ivl_tdrv_destroy(w.d1, 1, &reason), -EREMOTEIO);
+	assert_int_equal(reason, IVL_TP_E_NO_DEVICE);
+	ivl_virtq_free(q[0]);
+	ivl_virtq_free(q[1]);
+	world_down(&w);
+}
+
+static struct ivl_sdm_signal got;
+static int got_n;
+
+static void on_sig(struct ivl_sdm *s, const struct ivl_sdm_signal *sig, uint16_t from, void *o)
+{
+	(void)s;
+	(void)from;
+	(void)o;
+	got = *sig;
+	got_n++;
+}
+
+static void test_sdm(void **state)
+{
+	(void)state;
+	struct world w;
+	world_up(&w);
+	struct ivl_tp_create c = {.virtio_id = IVL_TP_VIRTIO_SDM, .param = {IVL_TP_SDM_MASTER, 4}};
+	struct ivl_tp_info info;
+	uint32_t reason = 0;
+	assert_int_equal(ivl_tdrv_create(w.d1, &c, &info, &reason), 0);
+	struct ivl_virtq *q[2];
+	unsigned nq;
+	void *bufv;
+	uint64_t bsz;
+	assert_int_equal(ivl_tdrv_setup(w.d1, info.device_id, 16, q, 2, &nq, &bufv, &bsz, &reason),
+			 0);
+	uint8_t *buf = bufv;
+	/* A slave on the same local bus. */
+	struct ivl_sdm *slave;
+	struct ivl_sdm_options so = {.channel = IVL_SDM_CHAN_LOCAL, .bus = w.bus, .id = 1};
+	assert_int_equal(ivl_sdm_new(&slave, &so), 0);
+	assert_int_equal(ivl_sdm_set_handler(slave, IVL_SDM_IRQ, on_sig, NULL), 0);
+	/* config: current_slaves = 1. */
+	uint8_t cfg[8];
+	struct ivl_tp_config_rw rw = {0, 6};
+	assert_int_equal(ivl_tdrv_cmd(w.d1, info.device_id, IVL_TP_CLASS_CONFIG, IVL_TP_CONFIG_READ,
+				      &rw, 8, cfg, sizeof(cfg), &reason),
+			 6);
+	assert_int_equal(cfg[0], 1);
+	assert_int_equal(cfg[2], 4);
+	assert_int_equal(cfg[4], 1);
+	/* Driver -> gh_vq -> master -> slave 1. */
+	uint32_t sig[4] = {IVL_SDM_IRQ, 1, 0xabc, 0xdef};
+	memcpy(buf, sig, 16);
+	struct iovec out = {buf, 16}, res = {buf + 64, 4};
+	assert_true(ivl_virtq_add(q[1], &out, 1, &res, 1, (void *)1) >= 0);
+	assert_true(ivl_tdrv_kick(w.d1, q[1]) >= 0);
+	void *tok;
+	uint32_t len;
+	assert_int_equal(wait_used(w.l1, q[1], &tok, &len), 1);
+	assert_int_equal(len, 4);
+	int32_t rc;
+	memcpy(&rc, buf + 64, 4);
+	assert_int_equal(rc, 0);
+	int64_t end = tu_now_ms() + 5000;
+	while (got_n == 0 && tu_now_ms() < end) {
+		struct pollfd p = {.fd = ivl_sdm_get_fd(slave), .events = POLLIN};
+		poll(&p, 1, 20);
+		ivl_sdm_process(slave);
+	}
+	assert_int_equal(got_n, 1);
+	assert_int_equal(got.payload[0], 0xabc);
+	/* A signal to an absent slave: the result says so. */
+	sig[1] = 3;
+	memcpy(buf, sig, 16);
+	assert_true(ivl_virtq_add(q[1], &out, 1, &res, 1, (void *)1) >= 0);
+	assert_true(ivl_tdrv_kick(w.d1, q[1]) >= 0);
+	assert_int_equal(wait_used(w.l1, q[1], &tok, &len), 1);
+	memcpy(&rc, buf + 64, 4);
+	assert_int_equal(rc, -ENOENT);
+	/* Slave -> master -> hg_vq -> driver, with the sender's ID. */
+	struct iovec in = {buf + 128, 16};
+	assert_true(ivl_virtq_add(q[0], NULL, 0, &in, 1, (void *)2) >= 0);
+	assert_true(ivl_tdrv_kick(w.d1, q[0]) >= 0);
+	struct ivl_sdm_signal up = {.type = IVL_SDM_BOOT, .slave = 0, .payload = {7, 8}};
+	assert_int_equal(ivl_sdm_send(slave, &up), 0);
+	assert_int_equal(wait_used(w.l1, q[0], &tok, &len), 1);
+	assert_int_equal(len, 16);
+	memcpy(sig, buf + 128, 16);
+	assert_int_equal(sig[0], IVL_SDM_BOOT);
+	assert_int_equal(sig[1], 1);
+	assert_int_equal(sig[2], 7);
+	assert_int_equal(sig[3], 8);
+	ivl_sdm_free(slave);
+	ivl_virtq_free(q[0]);
+	ivl_virtq_free(q[1]);
+	world_down(&w);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_no_host),
+	    cmocka_unit_test(test_console),
+	    cmocka_unit_test(test_sdm),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
