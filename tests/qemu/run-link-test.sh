@@ -400,19 +400,4 @@ all)
 	;;
 esac
 
-log "--- $npass passed, $nfail failed; total wall time $(elapsed "$t_start") s"
-[ -n "$failed" ] && log "failed:$failed"
-if [ "$nfail" -eq 0 ] && [ "$npass" -gt 0 ]; then
-	# Logs are kept on failure, or when asked for (IVL_QEMU_KEEP=1 or an
-	# explicit IVL_QEMU_WORK).
-	if [ "${IVL_QEMU_KEEP:-0}" != 1 ] && [ -z "${IVL_QEMU_WORK:-}" ]; then
-		rm -rf "$work"
-		log_done="(logs removed: all passed; IVL_QEMU_KEEP=1 keeps them)"
-	else
-		log_done="logs kept in $work"
-	fi
-	echo "$log_done"
-	exit 0
-fi
-log "logs kept in $work"
-exit 1
+qemu_finish

@@ -241,16 +241,4 @@ all)
 	;;
 esac
 
-log "--- $npass passed, $nfail failed; total wall time $(elapsed "$t_start") s"
-[ -n "$failed" ] && log "failed:$failed"
-if [ "$nfail" -eq 0 ] && [ "$npass" -gt 0 ]; then
-	if [ "${IVL_QEMU_KEEP:-0}" != 1 ] && [ -z "${IVL_QEMU_WORK:-}" ]; then
-		rm -rf "$work"
-		echo "(logs removed: all passed; IVL_QEMU_KEEP=1 keeps them)"
-	else
-		echo "logs kept in $work"
-	fi
-	exit 0
-fi
-log "logs kept in $work"
-exit 1
+qemu_finish
