@@ -16,15 +16,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "common.h"
+#include "dev.h"
 
-/* From cmd_dev.c. */
-extern volatile sig_atomic_t dev_stop;
-void dev_catch_stop(void);
-int dev_fail(struct cli_global *g, const char *what, int r, uint32_t reason);
-int console_attach(struct cli_global *g, struct ivl_link *l, struct ivl_tdrv *d, uint64_t id);
-int dev_demo_console(const char *sock, uint64_t offset, uint64_t size, FILE *out, char *why,
-		     size_t why_len);
 
 /* ---- ivlink console ------------------------------------------------------------ */
 

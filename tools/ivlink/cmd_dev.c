@@ -13,17 +13,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "common.h"
+#include "dev.h"
 
 int dev_main(struct cli_global *g, int argc, char **argv);
 int dev_check(struct cli_global *g, int argc, char **argv);
 int console_main(struct cli_global *g, int argc, char **argv);
 int console_check(struct cli_global *g, int argc, char **argv);
-/* Shared with cmd_console.c. */
-extern volatile sig_atomic_t dev_stop;
-void dev_catch_stop(void);
-int dev_fail(struct cli_global *g, const char *what, int r, uint32_t reason);
-int console_attach(struct cli_global *g, struct ivl_link *l, struct ivl_tdrv *d, uint64_t id);
 
 #define AREA_OPTS                                                                                  \
 	"      --offset N         the management area's offset in the application area\n"          \
