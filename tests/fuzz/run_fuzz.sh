@@ -11,4 +11,7 @@ shift 3
 rm -rf "$work"
 mkdir -p "$work/corpus" "$work/artifacts"
 cp "$seeds"/* "$work/corpus/"
-exec "$harness" -artifact_prefix="$work/artifacts/" -print_final_stats=1 "$@" "$work/corpus"
+# libFuzzer's own default exit code for a finding is 77, which meson reads
+# as "skipped": a crash, a leak or a timeout must fail the test instead.
+exec "$harness" -artifact_prefix="$work/artifacts/" -print_final_stats=1 \
+	-error_exitcode=1 -timeout_exitcode=1 "$@" "$work/corpus"
