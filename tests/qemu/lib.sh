@@ -118,6 +118,33 @@ for o in json.load(open(sys.argv[1])):
 	}
 }
 
+qemu_start() {
+	# qemu_start SERIAL-LOG KERNEL-ARGS QEMU-ARGS...: boot the guest kernel
+	# and $work/initrd.gz in the background under $qemu_timeout; sets
+	# $qemu_pid.  no_timer_check: on a loaded host the emulated timer can
+	# miss the kernel's boot-time check, which panics ("timer doesn't work
+	# through Interrupt-remapped IO-APIC").
+	local serial=$1 kargs=$2
+	shift 2
+	timeout -k 5 "$qemu_timeout" qemu-system-x86_64 \
+		-M q35 -m 256 -smp 1 -nographic -no-reboot -net none \
+		-kernel "$IVL_VMLINUZ" -initrd "$work/initrd.gz" \
+		-append "console=ttyS0 no_timer_check panic=-1 quiet $kargs" \
+		"$@" >"$serial" 2>&1 </dev/null &
+	qemu_pid=$!
+}
+
+qemu_start_doorbell() {
+	# qemu_start_doorbell SERIAL-LOG SOCKET VECTORS KERNEL-ARGS: an
+	# ivshmem-doorbell device on the server at SOCKET.  intel-iommu must
+	# precede the device, and intremap=on gives vfio_iommu_type1 the
+	# interrupt remapping it insists on, so the guest can bind vfio-pci.
+	qemu_start "$1" "intel_iommu=on $4" \
+		-device intel-iommu,intremap=on \
+		-chardev socket,path="$2",id=iv0 \
+		-device ivshmem-doorbell,chardev=iv0,vectors="$3"
+}
+
 qemu_finish() {
 	# Print the totals and exit: 0 when every check passed (the logs are
 	# removed unless IVL_QEMU_KEEP=1 or IVL_QEMU_WORK was given), else 1.

@@ -141,20 +141,7 @@ boot_guest() {
 	# boot_guest SERIAL-LOG KERNEL-ARGS...: start QEMU in the background.
 	local serial=$1
 	shift
-	# intel-iommu must precede the device; intremap=on gives vfio_iommu_type1
-	# the interrupt remapping it insists on (TCG needs no split irqchip).
-	# no_timer_check: on a loaded host the emulated timer can miss the
-	# kernel's boot-time check through the remapped IO-APIC, which panics
-	# ("timer doesn't work through Interrupt-remapped IO-APIC").
-	timeout -k 5 "$qemu_timeout" qemu-system-x86_64 \
-		-M q35 -m 256 -smp 1 -nographic -no-reboot -net none \
-		-kernel "$IVL_VMLINUZ" -initrd "$work/initrd.gz" \
-		-append "console=ttyS0 intel_iommu=on no_timer_check panic=-1 quiet $*" \
-		-device intel-iommu,intremap=on \
-		-chardev socket,path="$sockdir/sock",id=iv0 \
-		-device ivshmem-doorbell,chardev=iv0,vectors=4 \
-		>"$serial" 2>&1 </dev/null &
-	qemu_pid=$!
+	qemu_start_doorbell "$serial" "$sockdir/sock" 4 "$*"
 }
 
 wait_qemu() {

@@ -208,15 +208,7 @@ boot_guest() {
 	# boot_guest SERIAL-LOG KERNEL-ARGS...: QEMU in the background ($qemu_pid)
 	local serial=$1
 	shift
-	timeout -k 5 "$qemu_timeout" qemu-system-x86_64 \
-		-M q35 -m 256 -smp 1 -nographic -no-reboot -net none \
-		-kernel "$IVL_VMLINUZ" -initrd "$work/initrd.gz" \
-		-append "console=ttyS0 intel_iommu=on no_timer_check panic=-1 quiet $*" \
-		-device intel-iommu,intremap=on \
-		-chardev socket,path="$sockdir/sock",id=iv0 \
-		-device ivshmem-doorbell,chardev=iv0,vectors=4 \
-		>"$serial" 2>&1 </dev/null &
-	qemu_pid=$!
+	qemu_start_doorbell "$serial" "$sockdir/sock" 4 "$*"
 	pids+=("$qemu_pid")
 }
 

@@ -98,14 +98,9 @@ boot_guest() {
 	# boot_guest SERIAL FILE GUEST-ARGS: QEMU in the background ($qemu_pid)
 	# with an ivshmem-plain device on FILE; GUEST-ARGS comma separated
 	local serial=$1 file=$2 gargs=$3
-	timeout -k 5 "$qemu_timeout" qemu-system-x86_64 \
-		-M q35 -m 256 -smp 1 -nographic -no-reboot -net none \
-		-kernel "$IVL_VMLINUZ" -initrd "$work/initrd.gz" \
-		-append "console=ttyS0 no_timer_check panic=-1 quiet ivl.timeout=60 ivl.run=/bin/ivl-plain-guest,-s,1048576,-t,40000,$gargs" \
+	qemu_start "$serial" "ivl.timeout=60 ivl.run=/bin/ivl-plain-guest,-s,1048576,-t,40000,$gargs" \
 		-object memory-backend-file,id=m0,share=on,mem-path="$file",size=1M \
-		-device ivshmem-plain,memdev=m0 \
-		>"$serial" 2>&1 </dev/null &
-	qemu_pid=$!
+		-device ivshmem-plain,memdev=m0
 	pids+=("$qemu_pid")
 }
 

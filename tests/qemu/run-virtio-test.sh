@@ -98,15 +98,7 @@ if ! wait_for_line "$work/host.log" '^serving on peer' 10 "$host_pid"; then
 fi
 serial=$work/serial.log
 t=$(date +%s.%N)
-timeout -k 5 "$qemu_timeout" qemu-system-x86_64 \
-	-M q35 -m 256 -smp 1 -nographic -no-reboot -net none \
-	-kernel "$IVL_VMLINUZ" -initrd "$work/initrd.gz" \
-	-append "console=ttyS0 intel_iommu=on no_timer_check panic=-1 quiet ivl.vfio=1 ivl.timeout=90 ivl.run=/bin/ivl-virtio-guest,-t,80000" \
-	-device intel-iommu,intremap=on \
-	-chardev socket,path="$sock",id=iv0 \
-	-device ivshmem-doorbell,chardev=iv0,vectors=2 \
-	>"$serial" 2>&1 </dev/null &
-qemu_pid=$!
+qemu_start_doorbell "$serial" "$sock" 2 "ivl.vfio=1 ivl.timeout=90 ivl.run=/bin/ivl-virtio-guest,-t,80000"
 pids+=("$qemu_pid")
 
 # The console's UNIX side: read the guest's line, answer it.
