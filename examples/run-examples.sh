@@ -37,7 +37,10 @@ for mode in interrupt adaptive; do
 	p1=$!
 	timeout 60 "$pingpong" "$dir/sock" 2000 $mode >"$dir/pp2.log" 2>&1 || fail "pingpong ($mode) exited $?"
 	wait $p1 || fail "the first pingpong ($mode) exited $?"
-	grep -q '^2000 rounds, ball at ' "$dir/pp2.log" || fail "pingpong ($mode) did not finish its rounds"
+	for f in pp1 pp2; do
+		grep -q '^2000 rounds, ball at 4000, ' "$dir/$f.log" ||
+			fail "pingpong ($mode, $f) did not play the whole game"
+	done
 	echo "pingpong $mode: $(tail -n 1 "$dir/pp2.log")"
 done
 

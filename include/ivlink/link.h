@@ -171,6 +171,28 @@ int ivl_link_get_fd(const struct ivl_link *l);
  * Without blocking, collect up to @max events.  Returns the number stored
  * (0: nothing now), or -errno.  After IVL_LINK_DOWN, further calls return
  * -ENOTCONN.
+ *
+ * Event order (docs/protocol.md §4).  Doorbells carry no sender; JOIN and
+ * LEAVE come by another path.  Events are handed out so that, per peer:
+ *  - every doorbell a peer rang before it left is delivered before its
+ *    LEAVE, on every backend (exact counts where the backend counts: host
+ *    and local without coalescing); a LEAVE is the last word of a peer.
+ *    One exception: on the guest backend a doorbell that exists only as an
+ *    interrupt still in flight in the VMM (coalescing off, or a sender that
+ *    does not set pending bits, e.g. QEMU's own ivshmem peers) may come
+ *    after the LEAVE; with coalescing on, ivlink senders' rings are
+ *    pending bits, which are covered;
+ *  - a peer's JOIN is delivered before its doorbells on the local backend,
+ *    and on the host backend when ivlink-server could write the JOIN to this
+ *    peer's socket before the newcomer finished its handshake (a receiver
+ *    so far behind that the server queues its messages may see a
+ *    newcomer's doorbell first).  On the guest and plain backends the peer
+ *    table is scanned every 20 ms, so a newcomer's first doorbells can come
+ *    before its JOIN.  First contact with a newcomer should therefore be
+ *    acknowledged through shared memory (docs/guest.md);
+ *  - JOIN and LEAVE of one ID alternate, and DOWN is the last event.
+ * A LEAVE may be held back for one more collection of my vectors, so it can
+ * come one call later than the doorbells that precede it.
  */
 int ivl_link_process(struct ivl_link *l, struct ivl_link_event *ev, size_t max);
 

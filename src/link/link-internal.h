@@ -32,28 +32,53 @@
 #define IVL__TAG_QUEUE 0x10000u
 #define IVL__TAG_INPUT 0x10001u
 
-/* ---- event queue ------------------------------------------------------ */
+/* ---- event queue (evq.c) --------------------------------------------- */
 
 /*
  * FIFO of events, pushed by the owner's process() or by other threads (the
  * local hub announcing joins), popped by the owner.  efd is readable while
  * the queue is not empty, so a queued event keeps the link's fd readable.
  * Once DOWN is pushed, nothing else is accepted: DOWN is always the last.
+ *
+ * Event order (evq.c, docs/protocol.md §4): the owner brackets every
+ * collection of its vectors (eventfds and pending bits) with
+ * ivl__evq_drain_begin() and ivl__evq_drain_done(), and hands the doorbells
+ * it collected to ivl__evq_take(), which puts them after the queued JOINs
+ * and before the queued LEAVEs, and holds back each LEAVE until a drain
+ * begun after it was pushed has completed.
  */
+struct ivl__evq_item {
+	struct ivl_link_event ev;
+	uint32_t gen; /* drains begun when pushed */
+};
+
 struct ivl__evq {
 	pthread_mutex_t lock;
-	struct ivl_link_event *ev;
+	struct ivl__evq_item *it;
 	size_t head, len, cap;
+	atomic_size_t alen;    /* len, for a look without the lock */
+	_Atomic uint32_t begun; /* drains begun */
+	uint32_t done;         /* last drain completed (owner only) */
 	int efd;
 	bool closed;
 };
 
 int ivl__evq_init(struct ivl__evq *q);
 void ivl__evq_fini(struct ivl__evq *q);
-/* -ENOMEM, or 0 (also when dropped because DOWN was queued). */
+/* -ENOMEM, or 0 (also when dropped because DOWN was queued).  Any thread. */
 int ivl__evq_push(struct ivl__evq *q, enum ivl_link_event_type type, uint16_t peer, uint16_t vector,
 		  uint32_t count);
+/* Owner only: a collection of my vectors begins (returns its number) and
+ * is complete.  What was pushed before the begin and rang before it is in
+ * the collection. */
+uint32_t ivl__evq_drain_begin(struct ivl__evq *q);
+void ivl__evq_drain_done(struct ivl__evq *q, uint32_t drain);
+/* Owner only: insert @ndb doorbells (may be 0) at their place, then pop up
+ * to @max events that may be delivered now. */
+size_t ivl__evq_take(struct ivl__evq *q, const struct ivl_link_event *db, size_t ndb,
+		     struct ivl_link_event *ev, size_t max);
 size_t ivl__evq_pop(struct ivl__evq *q, struct ivl_link_event *ev, size_t max);
+/* Queued events (deliverable or held); lock-free. */
 size_t ivl__evq_len(struct ivl__evq *q);
 
 /* ---- peer table ------------------------------------------------------- */

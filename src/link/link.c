@@ -343,26 +343,6 @@ static uint16_t event_peer(const struct ivl_link *l)
 	return (uint16_t)(l->id < 0 ? 0 : l->id);
 }
 
-/* Store DOORBELL events for @counts after the @n events already in @ev, up
- * to @max; the rest go to the queue.  Returns the new count. */
-static size_t emit_doorbells(struct ivl_link *l, const uint32_t *counts, struct ivl_link_event *ev,
-			     size_t n, size_t max)
-{
-	for (unsigned v = 0; v < IVL_MAX_VECTORS; v++) {
-		if (!counts[v])
-			continue;
-		if (n < max)
-			ev[n++] = (struct ivl_link_event){ .type = IVL_LINK_DOORBELL,
-							   .peer = event_peer(l),
-							   .vector = (uint16_t)v,
-							   .count = counts[v] };
-		else
-			ivl__evq_push(&l->q, IVL_LINK_DOORBELL, event_peer(l), (uint16_t)v,
-				      counts[v]);
-	}
-	return n;
-}
-
 /* Bits beyond my vectors are some peer's scribbles. */
 static void merge_bits(const struct ivl_link *l, uint64_t bits, uint32_t *counts)
 {
@@ -372,25 +352,58 @@ static void merge_bits(const struct ivl_link *l, uint64_t bits, uint32_t *counts
 }
 
 /*
- * Gather what is ready: the backend's input, my own vectors (from @es, the
- * result of an epoll_wait() the caller made, or from a non-blocking one),
- * my pending bits, and queued events; store up to @max events.  Doorbells
- * go straight into @ev after the queued events, so the common case touches
- * no queue and no extra system call.
- *
- * The order matters: eventfds are drained *before* the bits are taken, so a
- * sender whose eventfd write we consumed has its bit taken too (the reverse
- * order could consume the write of a bit still set, and strand it).  A ring
- * that races between the two may show up once more on the next call:
- * doorbells are "at least once" hints (docs/protocol.md §3).
+ * Deliver the doorbells in @counts into @ev (up to @max), in order with the
+ * queued events (evq.c).  The common case, nothing queued, touches no lock:
+ * a JOIN pushed after the look belongs to a peer that could not have rung
+ * before it, and a LEAVE pushed after it comes after these doorbells anyway.
+ * Returns the count.
  */
-static int gather(struct ivl_link *l, const struct epoll_event *es, int nes,
-		  struct ivl_link_event *ev, size_t max)
+static int deliver(struct ivl_link *l, const uint32_t *counts, struct ivl_link_event *ev,
+		   size_t max)
+{
+	struct ivl_link_event db[IVL_MAX_VECTORS];
+	size_t n = 0;
+
+	for (unsigned v = 0; v < IVL_MAX_VECTORS; v++)
+		if (counts[v])
+			db[n++] = (struct ivl_link_event){ .type = IVL_LINK_DOORBELL,
+							   .peer = event_peer(l),
+							   .vector = (uint16_t)v,
+							   .count = counts[v] };
+	if (n <= max && !ivl__evq_len(&l->q)) {
+		memcpy(ev, db, n * sizeof(*ev));
+		return (int)n;
+	}
+	n = ivl__evq_take(&l->q, db, n, ev, max);
+	if (n && ev[n - 1].type == IVL_LINK_DOWN)
+		l->down = true; /* DOWN is the last event */
+	return (int)n;
+}
+
+/*
+ * Gather what is ready: my own vectors (from @es, the result of an
+ * epoll_wait() the caller made after beginning drain @drain, or from a
+ * non-blocking one), my pending bits, then the backend's input; store up to
+ * @max events.  Doorbells go straight into @ev when nothing is queued, so
+ * the common case touches no queue and no extra system call.
+ *
+ * The order matters twice.  Eventfds are drained *before* the bits are
+ * taken, so a sender whose eventfd write we consumed has its bit taken too
+ * (the reverse order could consume the write of a bit still set, and
+ * strand it); a ring that races between the two may show up once more on
+ * the next call: doorbells are "at least once" hints (docs/protocol.md §3).
+ * And the backend's input (JOIN, LEAVE) is read *after* the collection, so
+ * that a JOIN written before a ring we collected is read now and delivered
+ * ahead of it, while a LEAVE read now waits for the next collection, which
+ * holds every ring of that peer (evq.c).
+ */
+static int gather_drain(struct ivl_link *l, uint32_t drain, const struct epoll_event *es, int nes,
+			struct ivl_link_event *ev, size_t max)
 {
 	struct epoll_event local[IVL_MAX_VECTORS + 4];
 	uint32_t counts[IVL_MAX_VECTORS] = { 0 };
 	struct ivl_shm_peer *me = self_entry(l);
-	size_t n;
+	bool input = false;
 
 	if (!es) {
 		nes = epoll_wait(l->epfd, local, IVL_ARRAY_SIZE(local), 0);
@@ -400,8 +413,7 @@ static int gather(struct ivl_link *l, const struct epoll_event *es, int nes,
 		uint64_t tag = es[i].data.u64, count;
 
 		if (tag == IVL__TAG_INPUT) {
-			if (l->ops->input)
-				l->ops->input(l);
+			input = true;
 			continue;
 		}
 		if (tag >= IVL_MAX_VECTORS || l->own_fds[tag] < 0)
@@ -417,12 +429,15 @@ static int gather(struct ivl_link *l, const struct epoll_event *es, int nes,
 	}
 	if (me)
 		merge_bits(l, ivl_coalesce_take(me), counts);
-	n = ivl__evq_pop(&l->q, ev, max);
-	if (n && ev[n - 1].type == IVL_LINK_DOWN) {
-		l->down = true; /* DOWN is the last event, whatever is ready */
-		return (int)n;
-	}
-	return (int)emit_doorbells(l, counts, ev, n, max);
+	ivl__evq_drain_done(&l->q, drain);
+	if (input && l->ops->input)
+		l->ops->input(l);
+	return deliver(l, counts, ev, max);
+}
+
+static int gather(struct ivl_link *l, struct ivl_link_event *ev, size_t max)
+{
+	return gather_drain(l, ivl__evq_drain_begin(&l->q), NULL, 0, ev, max);
 }
 
 IVL_EXPORT int ivl_link_process(struct ivl_link *l, struct ivl_link_event *ev, size_t max)
@@ -438,9 +453,11 @@ IVL_EXPORT int ivl_link_process(struct ivl_link *l, struct ivl_link_event *ev, s
 	/* Fetch more only when the queue cannot fill @ev by itself: keeps the
 	 * queue bounded however slowly the caller takes events. */
 	if (ivl__evq_len(&l->q) < max)
-		return gather(l, NULL, 0, ev, max);
+		return gather(l, ev, max);
 	n = ivl__evq_pop(&l->q, ev, max);
-	if (n && ev[n - 1].type == IVL_LINK_DOWN)
+	if (!n) /* a LEAVE at the head waits for a collection */
+		return gather(l, ev, max);
+	if (ev[n - 1].type == IVL_LINK_DOWN)
 		l->down = true;
 	return (int)n;
 }
@@ -484,7 +501,7 @@ static int spin(struct ivl_link *l, struct ivl_shm_peer *me, struct ivl_link_eve
 			uint32_t counts[IVL_MAX_VECTORS] = { 0 };
 
 			merge_bits(l, ivl_coalesce_take(me), counts);
-			r = (int)emit_doorbells(l, counts, ev, 0, max);
+			r = deliver(l, counts, ev, max);
 		}
 		if (r != 0) {
 			if (r > 0)
@@ -506,6 +523,7 @@ static int block(struct ivl_link *l, struct ivl_shm_peer *me, struct ivl_link_ev
 
 	for (;;) {
 		int64_t left_ms = until_ns < 0 ? -1 : (until_ns - now_ns() + 999999) / 1000000;
+		uint32_t drain;
 		int slice, r;
 
 		if (me && !l->no_irq) {
@@ -515,7 +533,7 @@ static int block(struct ivl_link *l, struct ivl_shm_peer *me, struct ivl_link_ev
 			uint64_t bits = ivl_coalesce_sleep(me);
 			if (bits) {
 				atomic_fetch_or_explicit(&me->pending, bits, memory_order_relaxed);
-				if ((r = gather(l, NULL, 0, ev, max)) != 0)
+				if ((r = gather(l, ev, max)) != 0)
 					return r;
 			}
 		}
@@ -533,6 +551,9 @@ static int block(struct ivl_link *l, struct ivl_shm_peer *me, struct ivl_link_ev
 		slice = me ? ivl__sleep_slice_ms : -1;
 		if (left_ms >= 0 && (slice < 0 || left_ms < slice))
 			slice = (int)(left_ms > INT32_MAX ? INT32_MAX : left_ms);
+		/* The collection begins before the wait: edges it reports are
+		 * part of it (evq.c). */
+		drain = ivl__evq_drain_begin(&l->q);
 		r = epoll_wait(l->epfd, es, IVL_ARRAY_SIZE(es), slice);
 		if (r < 0)
 			return -errno;
@@ -540,7 +561,7 @@ static int block(struct ivl_link *l, struct ivl_shm_peer *me, struct ivl_link_ev
 			atomic_fetch_add_explicit(&l->st.wakeups, 1, memory_order_relaxed);
 		/* Also after a time-out: my bits may have been set by senders
 		 * a hostile peer fooled into not ringing. */
-		r = r > 0 ? gather(l, es, r, ev, max) : ivl_link_process(l, ev, max);
+		r = r > 0 ? gather_drain(l, drain, es, r, ev, max) : ivl_link_process(l, ev, max);
 		if (r != 0)
 			return r;
 		if (until_ns >= 0 && now_ns() >= until_ns)

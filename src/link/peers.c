@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The link's bookkeeping shared by the backends: the event queue and the
- * sparse table of peer vector fds (see link-internal.h).
+ * The sparse table of peer vector fds the backends share (see
+ * link-internal.h).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -11,107 +11,6 @@
 
 #include "core/internal.h"
 #include "link/link-internal.h"
-
-/* ---- event queue ------------------------------------------------------ */
-
-int ivl__evq_init(struct ivl__evq *q)
-{
-	int ret;
-
-	memset(q, 0, sizeof(*q));
-	q->efd = ivl_eventfd_new();
-	if (q->efd < 0)
-		return q->efd;
-	ret = pthread_mutex_init(&q->lock, NULL);
-	if (ret) {
-		q->efd = ivl__close(q->efd);
-		return -ret;
-	}
-	return 0;
-}
-
-void ivl__evq_fini(struct ivl__evq *q)
-{
-	pthread_mutex_destroy(&q->lock);
-	free(q->ev);
-	q->ev = NULL;
-	q->efd = ivl__close(q->efd);
-}
-
-static int evq_grow(struct ivl__evq *q)
-{
-	size_t cap = q->cap ? q->cap * 2 : 16, i;
-	struct ivl_link_event *ev;
-
-	if (cap > SIZE_MAX / sizeof(*ev))
-		return -ENOMEM;
-	ev = malloc(cap * sizeof(*ev));
-	if (!ev)
-		return -ENOMEM;
-	for (i = 0; i < q->len; i++)
-		ev[i] = q->ev[(q->head + i) % q->cap];
-	free(q->ev);
-	q->ev = ev;
-	q->cap = cap;
-	q->head = 0;
-	return 0;
-}
-
-int ivl__evq_push(struct ivl__evq *q, enum ivl_link_event_type type, uint16_t peer, uint16_t vector,
-		  uint32_t count)
-{
-	int ret = 0;
-
-	pthread_mutex_lock(&q->lock);
-	if (q->closed)
-		goto out;
-	if (q->len == q->cap) {
-		ret = evq_grow(q);
-		if (ret < 0)
-			goto out;
-	}
-	q->ev[(q->head + q->len) % q->cap] = (struct ivl_link_event){
-	    .type = type,
-	    .peer = peer,
-	    .vector = vector,
-	    .count = count,
-	};
-	if (q->len++ == 0)
-		ivl_eventfd_ring(q->efd);
-	if (type == IVL_LINK_DOWN)
-		q->closed = true;
-out:
-	pthread_mutex_unlock(&q->lock);
-	return ret;
-}
-
-size_t ivl__evq_pop(struct ivl__evq *q, struct ivl_link_event *ev, size_t max)
-{
-	size_t n = 0;
-
-	pthread_mutex_lock(&q->lock);
-	while (n < max && q->len) {
-		ev[n++] = q->ev[q->head];
-		q->head = (q->head + 1) % q->cap;
-		q->len--;
-	}
-	/* Under the lock, so a concurrent push cannot ring in between and
-	 * lose its wake-up. */
-	if (n && !q->len)
-		ivl_eventfd_drain(q->efd, NULL);
-	pthread_mutex_unlock(&q->lock);
-	return n;
-}
-
-size_t ivl__evq_len(struct ivl__evq *q)
-{
-	size_t n;
-
-	pthread_mutex_lock(&q->lock);
-	n = q->len;
-	pthread_mutex_unlock(&q->lock);
-	return n;
-}
 
 /* ---- peer table ------------------------------------------------------- */
 

@@ -15,6 +15,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <ivlink/ivshmem-dev.h>
+#include <ivlink/link.h>
+
 #include "testutil.h"
 
 int64_t tu_now_ms(void)
@@ -342,4 +345,30 @@ int tu_count_fds(void)
 			n++;
 	closedir(d);
 	return n - 1; /* the DIR's own fd */
+}
+
+static void *pump_main(void *arg)
+{
+	struct tu_pump *p = arg;
+	struct ivl_link_event ev[16];
+
+	while (!atomic_load(&p->stop)) {
+		int n = ivl_link_wait(p->backing, ev, 16, 20);
+
+		if (n > 0)
+			ivl_link_dev_deliver(p->ld, ev, (size_t)n);
+	}
+	return NULL;
+}
+
+int tu_pump_start(struct tu_pump *p)
+{
+	atomic_init(&p->stop, false);
+	return -pthread_create(&p->thread, NULL, pump_main, p);
+}
+
+void tu_pump_stop(struct tu_pump *p)
+{
+	atomic_store(&p->stop, true);
+	pthread_join(p->thread, NULL);
 }

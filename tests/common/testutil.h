@@ -6,6 +6,9 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 #include <cmocka.h>
@@ -57,5 +60,19 @@ char *tu_read_file(const char *path);
 
 /* Count open fds of this process. */
 int tu_count_fds(void);
+
+/* A thread that hands a backing link's doorbells to an ivshmem device model,
+ * as QEMU's main loop does for a real device (ivl_link_dev_deliver()). */
+struct ivl_link;
+struct ivl_link_dev;
+struct tu_pump {
+	struct ivl_link *backing;
+	struct ivl_link_dev *ld;
+	atomic_bool stop;
+	pthread_t thread;
+};
+/* Start pumping (@p->backing and @p->ld set); 0 or -errno. */
+int tu_pump_start(struct tu_pump *p);
+void tu_pump_stop(struct tu_pump *p);
 
 #endif

@@ -34,30 +34,14 @@
 /* ---- one guest: backing host link + model + guest link ---------------------- */
 
 struct guest {
-	struct ivl_link *backing; /* the device's server connection */
-	struct ivl_link_dev *ld;  /* the model */
-	struct ivl_link *l;	  /* the guest driver's link over the model */
-	pthread_t pump;
-	atomic_bool stop;
+	struct tu_pump pump; /* the model (.ld) and the device's server
+			      * connection (.backing) */
+	struct ivl_link *l;  /* the guest driver's link over the model */
 	char *out; /* the scenario's GUEST-* lines */
 	size_t outlen;
 	struct scn_opts so;
 	int failures;
 };
-
-static void *pump_main(void *arg)
-{
-	struct guest *g = arg;
-	struct ivl_link_event ev[16];
-
-	while (!atomic_load(&g->stop)) {
-		int n = ivl_link_wait(g->backing, ev, 16, 20);
-
-		if (n > 0)
-			ivl_link_dev_deliver(g->ld, ev, (size_t)n);
-	}
-	return NULL;
-}
 
 /* Open guest @id (the ID it must get) for scenario @mode. */
 static void guest_open(struct guest *g, const char *sock, const char *mode, long id)
@@ -66,10 +50,10 @@ static void guest_open(struct guest *g, const char *sock, const char *mode, long
 	    .socket_path = sock, .vectors = VECTORS, .name = "model", .timeout_ms = 5000};
 
 	memset(g, 0, sizeof(*g));
-	assert_int_equal(ivl_link_host_new(&g->backing, &ho), 0);
-	assert_int_equal(ivl__link_guest_over_model(&g->l, &g->ld, g->backing, 5000), 0);
-	atomic_init(&g->stop, false);
-	assert_int_equal(pthread_create(&g->pump, NULL, pump_main, g), 0);
+	assert_int_equal(ivl_link_host_new(&g->pump.backing, &ho), 0);
+	assert_int_equal(
+	    ivl__link_guest_over_model(&g->l, &g->pump.ld, g->pump.backing, 5000), 0);
+	assert_int_equal(tu_pump_start(&g->pump), 0);
 	scn_opts_init(&g->so);
 	g->so.mode = mode;
 	g->so.expect_id = id;
@@ -94,10 +78,9 @@ static void *guest_run(void *arg)
 
 static void guest_close(struct guest *g)
 {
-	atomic_store(&g->stop, true);
-	pthread_join(g->pump, NULL);
+	tu_pump_stop(&g->pump);
 	ivl_link_free(g->l); /* frees the model too */
-	ivl_link_free(g->backing);
+	ivl_link_free(g->pump.backing);
 	free(g->out);
 }
 
@@ -286,7 +269,7 @@ static void scenario_link(void **state)
 	expect(&g, "GUEST-CHECK-OK peers-left");
 	/* The device did the work: register writes became doorbells, and
 	 * doorbells became MSI-X vectors. */
-	ivl_ivshmem_dev_get_stats(ivl_link_dev_device(g.ld), &st);
+	ivl_ivshmem_dev_get_stats(ivl_link_dev_device(g.pump.ld), &st);
 	assert_true(st.rings >= 4);
 	assert_true(st.msi_raised >= 4);
 	assert_int_equal(st.bad_size + st.bad_offset + st.write_read_only, 0);
@@ -316,7 +299,7 @@ static void scenario_raw(void **state)
 	expect(&g, "GUEST-CHECK-OK raw-ring-absent-id");
 	expect(&g, "GUEST-CHECK-OK raw-region-untouched");
 	/* The driver accepted the ring to absent ID 9; the device dropped it. */
-	ivl_ivshmem_dev_get_stats(ivl_link_dev_device(g.ld), &st);
+	ivl_ivshmem_dev_get_stats(ivl_link_dev_device(g.pump.ld), &st);
 	assert_int_equal(st.drop_peer, 1);
 	assert_int_equal(st.rings, 0);
 	guest_close(&g);

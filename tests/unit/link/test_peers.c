@@ -90,11 +90,66 @@ static void event_queue(void **state)
 	ivl__evq_fini(&q);
 }
 
+/* The order evq.c promises, step by step. */
+static void event_order(void **state)
+{
+	struct ivl__evq q;
+	struct ivl_link_event ev[16];
+	const struct ivl_link_event db[2] = {
+	    {.type = IVL_LINK_DOORBELL, .vector = 0, .count = 3},
+	    {.type = IVL_LINK_DOORBELL, .vector = 1, .count = 1},
+	};
+	uint32_t d;
+
+	(void)state;
+	assert_int_equal(ivl__evq_init(&q), 0);
+	/* Pushed before any collection: a LEAVE waits for one. */
+	assert_int_equal(ivl__evq_push(&q, IVL_LINK_JOIN, 5, 0, 0), 0);
+	assert_int_equal(ivl__evq_push(&q, IVL_LINK_LEAVE, 5, 0, 0), 0);
+	assert_int_equal(ivl__evq_pop(&q, ev, 16), 1);
+	assert_int_equal(ev[0].type, IVL_LINK_JOIN);
+	assert_int_equal(ivl__evq_pop(&q, ev, 16), 0);
+	assert_int_equal(ivl__evq_len(&q), 1);
+	/* A collection begun after it releases it, behind what it found;
+	 * a JOIN of another peer queued behind the LEAVE is hoisted ahead of
+	 * the doorbells, a JOIN of the same ID (reused) is not. */
+	d = ivl__evq_drain_begin(&q);
+	assert_int_equal(ivl__evq_push(&q, IVL_LINK_JOIN, 7, 0, 0), 0);
+	assert_int_equal(ivl__evq_push(&q, IVL_LINK_JOIN, 5, 0, 0), 0);
+	ivl__evq_drain_done(&q, d);
+	assert_int_equal(ivl__evq_take(&q, db, 2, ev, 16), 5);
+	assert_int_equal(ev[0].type, IVL_LINK_JOIN);
+	assert_int_equal(ev[0].peer, 7);
+	assert_int_equal(ev[1].type, IVL_LINK_DOORBELL);
+	assert_int_equal(ev[1].count, 3);
+	assert_int_equal(ev[2].type, IVL_LINK_DOORBELL);
+	assert_int_equal(ev[3].type, IVL_LINK_LEAVE);
+	assert_int_equal(ev[3].peer, 5);
+	assert_int_equal(ev[4].type, IVL_LINK_JOIN);
+	assert_int_equal(ev[4].peer, 5);
+	/* A LEAVE pushed during a collection waits for the next one. */
+	d = ivl__evq_drain_begin(&q);
+	assert_int_equal(ivl__evq_push(&q, IVL_LINK_LEAVE, 7, 0, 0), 0);
+	ivl__evq_drain_done(&q, d);
+	assert_int_equal(ivl__evq_take(&q, db, 1, ev, 16), 1);
+	assert_int_equal(ev[0].type, IVL_LINK_DOORBELL);
+	/* Popped a little at a time, the rest keeps its place. */
+	d = ivl__evq_drain_begin(&q);
+	ivl__evq_drain_done(&q, d);
+	assert_int_equal(ivl__evq_take(&q, db, 2, ev, 1), 1);
+	assert_int_equal(ev[0].vector, 0);
+	assert_int_equal(ivl__evq_pop(&q, ev, 16), 2);
+	assert_int_equal(ev[0].vector, 1);
+	assert_int_equal(ev[1].type, IVL_LINK_LEAVE);
+	assert_int_equal(ivl__evq_len(&q), 0);
+	ivl__evq_fini(&q);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(sparse_table),
-	    cmocka_unit_test(event_queue),
+	    cmocka_unit_test(event_queue), cmocka_unit_test(event_order),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
