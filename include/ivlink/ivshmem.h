@@ -162,6 +162,10 @@ struct ivl_server_opts {
 	size_t n_allow_gids;
 	size_t max_queue;          /* queued messages per peer before it is
 				    * dropped as unresponsive; 0: default */
+	size_t max_queue_fds;      /* fds queued per peer beyond its handshake
+				    * before it is dropped; 0: default
+				    * (vectors * max_peers, which a live peer
+				    * never reaches) */
 };
 
 /*

@@ -47,6 +47,8 @@ struct ivl__speer {
 	struct ivl__smsg *q;
 	size_t qcap, qhead, qlen;
 	size_t qlimit;
+	size_t qfds;	  /* messages in the queue that carry an fd */
+	size_t qfdlimit;
 	size_t handshake_left; /* messages of the initial handshake not sent */
 	bool want_out;	       /* EPOLLOUT armed */
 	bool blocked;	       /* -ETOOMANYREFS: waiting for the retry timer */
@@ -89,6 +91,7 @@ struct ivl_server {
 	struct ivl__speer **peers; /* indexed by ID */
 	unsigned npeers;
 	size_t max_queue;
+	size_t max_queue_fds;
 
 	uid_t *allow_uids;
 	size_t n_allow_uids;

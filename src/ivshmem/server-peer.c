@@ -116,9 +116,17 @@ static void enqueue(struct ivl_server *s, struct ivl__speer *p, int64_t value, s
 	if (p->doomed)
 		return;
 	if (p->qlen >= p->qlimit) {
-		ivl__warn("peer %u: %zu messages queued and not read: dropping it", p->id, p->qlen);
+		ivl__warn("peer %u (pid %ld%s%s): %zu messages queued and not read: dropping it",
+			  p->id, (long)p->pid, p->name[0] ? ", " : "", p->name, p->qlen);
 		s->dropped++;
 		ivl__peer_doom(s, p, "output queue full");
+		return;
+	}
+	if (f && p->qfds >= p->qfdlimit) {
+		ivl__warn("peer %u (pid %ld%s%s): %zu fds queued and not read: dropping it", p->id,
+			  (long)p->pid, p->name[0] ? ", " : "", p->name, p->qfds);
+		s->dropped++;
+		ivl__peer_doom(s, p, "fd budget exceeded");
 		return;
 	}
 	if (p->qlen == p->qcap) {
@@ -143,6 +151,7 @@ static void enqueue(struct ivl_server *s, struct ivl__speer *p, int64_t value, s
 	}
 	p->q[(p->qhead + p->qlen) % p->qcap] = (struct ivl__smsg){value, sfd_ref(f)};
 	p->qlen++;
+	p->qfds += f != NULL;
 	mark_dirty(s, p);
 }
 
@@ -199,6 +208,7 @@ static void flush(struct ivl_server *s, struct ivl__speer *p)
 				       ret == -EPIPE || ret == -ECONNRESET ? NULL : "send failed");
 			return;
 		}
+		p->qfds -= m->fd != NULL;
 		ivl__sfd_unref(s, m->fd);
 		m->fd = NULL;
 		p->qhead = (p->qhead + 1) % p->qcap;
@@ -295,6 +305,7 @@ int ivl__peer_join(struct ivl_server *s, int sock, pid_t pid, uid_t uid, gid_t g
 	 * with the number of peers. */
 	hs = 3 + (size_t)s->vectors * (s->npeers + 1);
 	p->qlimit = hs + s->max_queue;
+	p->qfdlimit = 1 + (size_t)s->vectors * (s->npeers + 1) + s->max_queue_fds;
 	p->handshake_left = hs;
 	s->peers[id] = p;
 	s->npeers++;
@@ -348,7 +359,51 @@ void ivl__peer_free(struct ivl_server *s, struct ivl__speer *p)
 	free(p);
 }
 
-/* Departure (§1): announce the ID without fd to everyone left. */
+static bool is_vector_of(const struct ivl__speer *p, const struct ivl__sfd *f)
+{
+	unsigned v;
+
+	for (v = 0; f && v < p->nvec; v++)
+		if (p->vec[v] == f)
+			return true;
+	return false;
+}
+
+/*
+ * Remove from @o's queue, not yet sent, every message that passes one of
+ * @gone's eventfds.  Returns how many were removed: all of @gone's vectors
+ * means @o never heard of @gone, so its departure need not be announced
+ * either.  No queue keeps an fd of a peer that left (issue: a peer that
+ * never reads pinned the server's fds until nobody could join).
+ */
+static unsigned cancel_join(struct ivl_server *s, struct ivl__speer *o,
+			    const struct ivl__speer *gone)
+{
+	size_t i, kept = 0, hs = o->handshake_left;
+	unsigned removed = 0;
+
+	if (!o->qfds)
+		return 0;
+	for (i = 0; i < o->qlen; i++) {
+		struct ivl__smsg *m = &o->q[(o->qhead + i) % o->qcap];
+
+		if (is_vector_of(gone, m->fd)) {
+			if (i < hs)
+				o->handshake_left--;
+			o->qfds--;
+			ivl__sfd_unref(s, m->fd);
+			removed++;
+			continue;
+		}
+		o->q[(o->qhead + kept) % o->qcap] = *m;
+		kept++;
+	}
+	o->qlen = kept;
+	return removed;
+}
+
+/* Departure (§1): announce the ID without fd to everyone left that heard of
+ * the peer. */
 static void peer_leave(struct ivl_server *s, struct ivl__speer *p)
 {
 	struct ivl_shm_peer *e = shm_entry(s, p->id);
@@ -361,9 +416,12 @@ static void peer_leave(struct ivl_server *s, struct ivl__speer *p)
 	ivl__peer_set_state(s, p, IVL_PEER_LEAVING);
 	s->peers[p->id] = NULL;
 	s->npeers--;
-	for (i = 0; i < s->id_limit; i++)
-		if (s->peers[i])
-			enqueue(s, s->peers[i], p->id, NULL);
+	for (i = 0; i < s->id_limit; i++) {
+		struct ivl__speer *o = s->peers[i];
+
+		if (o && cancel_join(s, o, p) < p->nvec)
+			enqueue(s, o, p->id, NULL);
+	}
 	if (e) {
 		atomic_store_explicit(&e->pending, 0, memory_order_relaxed);
 		atomic_store_explicit(&e->waiting, 0, memory_order_relaxed);

@@ -152,6 +152,11 @@ static int copy_opts(struct ivl_server *s, const struct ivl_server_opts *o)
 	s->vectors = o->vectors;
 	s->max_peers = o->max_peers ? o->max_peers : DEFAULT_MAX_PEERS;
 	s->max_queue = o->max_queue ? o->max_queue : DEFAULT_MAX_QUEUE;
+	/* Join announcements of peers that left are cancelled, so a queue
+	 * holds at most one set of vectors per live peer: the default is a
+	 * bound no live peer reaches, however slow. */
+	s->max_queue_fds = o->max_queue_fds ? o->max_queue_fds
+					    : (size_t)o->vectors * s->max_peers;
 	s->raw = o->raw;
 	if (s->vectors < 1 || s->vectors > IVL_MAX_VECTORS) {
 		ivl__err("vectors must be 1..%d, not %u", IVL_MAX_VECTORS, o->vectors);

@@ -53,6 +53,7 @@ enum {
 	OPT_ALLOW_UID,
 	OPT_ALLOW_GID,
 	OPT_MAX_QUEUE,
+	OPT_MAX_QUEUE_FDS,
 	OPT_ROUND_UP,
 };
 
@@ -77,6 +78,7 @@ static const struct option long_opts[] = {
     {"allow-uid", required_argument, NULL, OPT_ALLOW_UID},
     {"allow-gid", required_argument, NULL, OPT_ALLOW_GID},
     {"max-queue", required_argument, NULL, OPT_MAX_QUEUE},
+    {"max-queue-fds", required_argument, NULL, OPT_MAX_QUEUE_FDS},
     {"round-up", no_argument, NULL, OPT_ROUND_UP},
     {NULL, 0, NULL, 0},
 };
@@ -96,6 +98,7 @@ static void usage(FILE *f)
 		   "  -n, --vectors N       doorbell vectors per peer, 1..64 (default 1)\n"
 		   "      --max-peers N     admission limit and peer table size (default 256)\n"
 		   "      --max-queue N     messages queued to a peer before it is dropped\n"
+		   "      --max-queue-fds N fds queued to a peer before it is dropped\n"
 		   "      --raw             leave the region untouched (no ivlink header)\n"
 		   "      --force           reuse an existing shared memory object\n"
 		   "      --mode OCTAL      socket permissions (default 0600)\n"
@@ -260,6 +263,11 @@ static int parse_args(struct config *c, int argc, char **argv)
 			if (parse_ulong(optarg, 1, 1ul << 30, 10, &v) < 0)
 				return usage_error(optarg, "--max-queue must be 1..2^30");
 			c->so.max_queue = v;
+			break;
+		case OPT_MAX_QUEUE_FDS:
+			if (parse_ulong(optarg, 1, 1ul << 30, 10, &v) < 0)
+				return usage_error(optarg, "--max-queue-fds must be 1..2^30");
+			c->so.max_queue_fds = v;
 			break;
 		case OPT_RAW:
 			c->so.raw = true;
