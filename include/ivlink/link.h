@@ -158,7 +158,10 @@ const char *ivl_link_peer_name(struct ivl_link *l, uint16_t peer);
 
 /*
  * Ring @vector of @peer (my own ID is allowed: a self-ring).
- * Errors: -ENOENT (no such peer), -ERANGE (no such vector), -errno.
+ * Errors: -ENOENT (no such peer), -ERANGE (no such vector), -EIO (host
+ * backend: the doorbell was rung, but another process shrank the shared
+ * memory, whose lost pages now read as zeros here; see ivl_region_check()),
+ * -errno.
  */
 int ivl_link_ring(struct ivl_link *l, uint16_t peer, uint16_t vector);
 /* Ring @vector of every other peer; returns how many were rung or -errno. */

@@ -67,6 +67,25 @@ int ivl_region_fd(const struct ivl_region *r);
 /* A short description, e.g. "shm:/ivshmem" or "memfd:demo". */
 const char *ivl_region_describe(const struct ivl_region *r);
 
+/*
+ * Shrink safety.  Our memfds are sealed (F_SEAL_SHRINK | F_SEAL_GROW |
+ * F_SEAL_SEAL): nobody can change their size.  A POSIX shm object, a file or
+ * a received fd that is not sealed can be shrunk by any process that may
+ * open it; an access beyond its new end would raise SIGBUS.  Such mappings
+ * are guarded: the library installs a SIGBUS handler (once per process; a
+ * SIGBUS outside a guarded mapping goes to the handler installed before it,
+ * or kills the process as usual) that replaces the lost pages with private
+ * zero pages, so the access completes and the process lives on.
+ *
+ * ivl_region_check() returns 0 while the region is intact, -EIO once pages
+ * of it were lost to a shrink (they read as zeros and writes to them reach
+ * nobody; the loss is final for this mapping), -EINVAL for NULL.
+ * ivl_region_sealed() returns 1 if the object's size is sealed, else 0.
+ * Both are async-signal-safe and may be called from any thread.
+ */
+int ivl_region_check(const struct ivl_region *r);
+int ivl_region_sealed(const struct ivl_region *r);
+
 /* Remove the region's name from the file system (shm_unlink / unlink) if it
  * has one; the mapping stays valid.  Returns 0, or -errno. */
 int ivl_region_unlink(struct ivl_region *r);

@@ -4,6 +4,7 @@
 #define IVL_CORE_INTERNAL_H
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <unistd.h>
 
@@ -40,11 +41,27 @@ static inline void ivl__cpu_relax(void)
 	__builtin_ia32_pause();
 #elif defined(__aarch64__)
 	__asm__ volatile("yield");
+/* guard.c: keep a SIGBUS in a mapping of an object that a peer can shrink
+ * from killing the process.  add() returns a slot (>= 0) or -errno; lost()
+ * tells whether pages of the mapping were replaced by zero pages after a
+ * shrink; del() before munmap(). */
+int ivl__guard_add(void *base, size_t size);
+bool ivl__guard_lost(int slot);
+void ivl__guard_del(int slot);
+
 #endif
 }
 
 /* Copy a NUL-padded name of IVL_NAME_LEN bytes into @dst (len+1 bytes),
  * replacing non-printable bytes with '?': names come from peers. */
 void ivl__sanitize_name(char *dst, const char *src, size_t len);
+
+/* guard.c: keep a SIGBUS in a mapping of an object that a peer can shrink
+ * from killing the process.  add() returns a slot (>= 0) or -errno; lost()
+ * tells whether pages of the mapping were replaced by zero pages after a
+ * shrink; del() before munmap(). */
+int ivl__guard_add(void *base, size_t size);
+bool ivl__guard_lost(int slot);
+void ivl__guard_del(int slot);
 
 #endif

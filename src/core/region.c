@@ -26,6 +26,7 @@ struct ivl_region {
 	uint64_t size;
 	enum ivl_region_kind kind;
 	char *unlink_name; /* shm name or path we may unlink, or NULL */
+	int guard;	   /* guard.c slot if the object can shrink, or -1 */
 	char desc[256];
 };
 
@@ -97,6 +98,7 @@ static int check_size(uint64_t *size, unsigned flags)
 static int map_region(struct ivl_region *r)
 {
 	void *p;
+	int seals;
 
 	if (r->size > SIZE_MAX)
 		return -EFBIG;
@@ -104,7 +106,21 @@ static int map_region(struct ivl_region *r)
 	if (p == MAP_FAILED)
 		return -errno;
 	r->base = p;
+	/* Sealed against shrinking (our memfds): no SIGBUS possible.  Else a
+	 * peer may ftruncate() the object under us: guard the mapping. */
+	seals = fcntl(r->fd, F_GET_SEALS);
+	if (seals < 0 || !(seals & F_SEAL_SHRINK))
+		r->guard = ivl__guard_add(p, (size_t)r->size);
 	return 0;
+}
+
+/* A memfd of ours: its size is final, and nobody may change that or undo
+ * the seals (F_SEAL_SEAL).  A memfd made without MFD_ALLOW_SEALING (old
+ * kernels) stays unsealed and is guarded like a shm object. */
+static void seal_memfd(struct ivl_region *r)
+{
+	if (fcntl(r->fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0)
+		ivl__debug("cannot seal %s: %s", r->desc, strerror(errno));
 }
 
 /* Give the object its size: grow/shrink a fresh one, check an existing one. */
@@ -239,6 +255,7 @@ IVL_EXPORT int ivl_region_open(struct ivl_region **out, const struct ivl_region_
 	if (!(r = calloc(1, sizeof(*r))))
 		return -ENOMEM;
 	r->fd = -1;
+	r->guard = -1;
 	r->kind = o->kind;
 	r->size = o->size;
 	ret = check_size(&r->size, o->flags);
@@ -250,6 +267,8 @@ IVL_EXPORT int ivl_region_open(struct ivl_region **out, const struct ivl_region_
 	ret = size_object(r, created, o->flags);
 	if (ret < 0)
 		goto fail;
+	if (o->kind == IVL_REGION_MEMFD)
+		seal_memfd(r);
 	ret = map_region(r);
 	if (ret < 0) {
 		ivl__err("cannot map %s (%llu bytes): %s", r->desc,
@@ -295,6 +314,7 @@ IVL_EXPORT int ivl_region_from_fd(struct ivl_region **out, int fd)
 		return -ENOMEM;
 	}
 	r->fd = fd;
+	r->guard = -1;
 	r->size = (uint64_t)st.st_size;
 	snprintf(r->desc, sizeof(r->desc), "fd:%d", fd);
 	ret = map_region(r);
@@ -328,6 +348,23 @@ IVL_EXPORT const char *ivl_region_describe(const struct ivl_region *r)
 	return r ? r->desc : "";
 }
 
+IVL_EXPORT int ivl_region_check(const struct ivl_region *r)
+{
+	if (!r)
+		return -EINVAL;
+	return ivl__guard_lost(r->guard) ? -EIO : 0;
+}
+
+IVL_EXPORT int ivl_region_sealed(const struct ivl_region *r)
+{
+	int seals;
+
+	if (!r)
+		return -EINVAL;
+	seals = fcntl(r->fd, F_GET_SEALS);
+	return seals >= 0 && (seals & F_SEAL_SHRINK) && (seals & F_SEAL_GROW);
+}
+
 IVL_EXPORT int ivl_region_unlink(struct ivl_region *r)
 {
 	int ret = 0;
@@ -348,8 +385,10 @@ IVL_EXPORT void ivl_region_free(struct ivl_region *r)
 {
 	if (!r)
 		return;
-	if (r->base)
+	if (r->base) {
+		ivl__guard_del(r->guard);
 		munmap(r->base, (size_t)r->size);
+	}
 	ivl__close(r->fd);
 	free(r->unlink_name);
 	free(r);

@@ -80,6 +80,7 @@ struct ivl_server {
 	enum ivl_region_kind reused_kind;
 	bool reused_forced; /* --force, not stale */
 	bool raw;
+	bool region_lost; /* shrunk under us: logged once */
 	struct ivl_shm_header valid; /* validated copy after formatting */
 	struct ivl__sfd *shm;
 

@@ -43,7 +43,7 @@ static int probe_existing(const struct ivl_region_opts *ro, char **name, pid_t *
 	struct ivl_shm_header h;
 	struct stat st;
 	void *p;
-	int fd, ret;
+	int fd, ret, guard;
 
 	*owner = 0;
 	fd = open_name(ro, name);
@@ -61,9 +61,12 @@ static int probe_existing(const struct ivl_region_opts *ro, char **name, pid_t *
 	ivl__close(fd);
 	if (p == MAP_FAILED)
 		return 0;
+	/* Whoever has it open may shrink it while we look. */
+	guard = ivl__guard_add(p, (size_t)st.st_size);
 	ret = ivl_shm_validate(p, (uint64_t)st.st_size, &h);
 	if (ret == 0 || ret == -ESHUTDOWN)
 		*owner = (pid_t)((const struct ivl_shm_header *)p)->server_pid;
+	ivl__guard_del(guard);
 	munmap(p, (size_t)st.st_size);
 	if (ret == -ESHUTDOWN)
 		return 1;

@@ -441,6 +441,17 @@ IVL_EXPORT int ivl_server_process(struct ivl_server *s)
 		}
 	}
 	ivl__server_settle(s);
+	if (!s->region_lost && ivl_region_check(s->region) < 0) {
+		struct stat st;
+
+		s->region_lost = true;
+		ivl__warn("%s was shrunk by another process (now %lld bytes): its lost pages "
+			  "read as zeros in the server; doorbells keep working, newcomers "
+			  "cannot map it",
+			  ivl_region_describe(s->region),
+			  fstat(ivl_region_fd(s->region), &st) == 0 ? (long long)st.st_size
+								       : -1ll);
+	}
 	return 0;
 }
 

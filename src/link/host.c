@@ -44,6 +44,7 @@ struct host_link {
 	unsigned peer_vecs; /* most vectors seen for another peer */
 	bool hello_sent;
 	bool welcomed;
+	bool lost_logged;
 };
 
 static struct host_link *to_host(const struct ivl_link *l)
@@ -338,6 +339,20 @@ static int handshake(struct host_link *h, const struct ivl_link_host_opts *o, in
 	return 0;
 }
 
+/* Someone shrank the region under us (see ivl_region_check()): say it
+ * once; doorbells still ring, but the shared memory is gone. */
+static int region_lost(struct host_link *h)
+{
+	if (!h->region || ivl_region_check(h->region) == 0)
+		return 0;
+	if (!h->lost_logged) {
+		ivl__warn("link: the shared memory was shrunk by another process; "
+			  "its lost pages read as zeros here");
+		h->lost_logged = true;
+	}
+	return -EIO;
+}
+
 static void host_input(struct ivl_link *l)
 {
 	struct host_link *h = to_host(l);
@@ -347,6 +362,7 @@ static void host_input(struct ivl_link *l)
 
 	if (h->sock < 0)
 		return;
+	region_lost(h);
 	for (int i = 0; i < INPUT_BUDGET; i++) {
 		r = ivl_msg_recv(h->sock, &h->rd, &msg);
 		if (r == -EAGAIN)
@@ -381,7 +397,9 @@ static void host_input(struct ivl_link *l)
 
 static int host_ring(struct ivl_link *l, uint16_t peer, uint16_t vector)
 {
-	return ivl__pt_ring(&to_host(l)->pt, peer, vector);
+	int ret = ivl__pt_ring(&to_host(l)->pt, peer, vector);
+
+	return ret < 0 ? ret : region_lost(to_host(l));
 }
 
 static int host_peers(const struct ivl_link *l, uint16_t *ids, size_t max)
