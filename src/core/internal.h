@@ -46,6 +46,13 @@ static inline void ivl__cpu_relax(void)
  * tells whether pages of the mapping were replaced by zero pages after a
  * shrink; del() before munmap(). */
 int ivl__guard_add(void *base, size_t size);
+/* region.c: liveness from locks.  A running ivlink-server holds an OFD
+ * write lock on the region (and on "<socket>.lock") for its whole life.
+ * lock_fd() takes it without waiting: 0, -EADDRINUSE (held by another open
+ * file description), -errno.  fd_locked() tells whether anyone holds it:
+ * 1, 0, or -errno. */
+int ivl__lock_fd(int fd);
+int ivl__fd_locked(int fd);
 bool ivl__guard_lost(int slot);
 void ivl__guard_del(int slot);
 
@@ -61,6 +68,13 @@ void ivl__sanitize_name(char *dst, const char *src, size_t len);
  * tells whether pages of the mapping were replaced by zero pages after a
  * shrink; del() before munmap(). */
 int ivl__guard_add(void *base, size_t size);
+/* region.c: liveness from locks.  A running ivlink-server holds an OFD
+ * write lock on the region (and on "<socket>.lock") for its whole life.
+ * lock_fd() takes it without waiting: 0, -EADDRINUSE (held by another open
+ * file description), -errno.  fd_locked() tells whether anyone holds it:
+ * 1, 0, or -errno. */
+int ivl__lock_fd(int fd);
+int ivl__fd_locked(int fd);
 bool ivl__guard_lost(int slot);
 void ivl__guard_del(int slot);
 

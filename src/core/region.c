@@ -348,6 +348,24 @@ IVL_EXPORT const char *ivl_region_describe(const struct ivl_region *r)
 	return r ? r->desc : "";
 }
 
+int ivl__lock_fd(int fd)
+{
+	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+
+	if (fcntl(fd, F_OFD_SETLK, &fl) == 0)
+		return 0;
+	return errno == EACCES || errno == EAGAIN ? -EADDRINUSE : -errno;
+}
+
+int ivl__fd_locked(int fd)
+{
+	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+
+	if (fcntl(fd, F_OFD_GETLK, &fl) < 0)
+		return -errno;
+	return fl.l_type != F_UNLCK;
+}
+
 IVL_EXPORT int ivl_region_check(const struct ivl_region *r)
 {
 	if (!r)

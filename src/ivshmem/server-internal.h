@@ -76,6 +76,9 @@ struct ivl_server {
 	bool listen_paused;
 
 	struct ivl_region *region;
+	int region_lock; /* own description of the region, OFD-locked */
+	int sock_lock;	 /* "<socket>.lock", OFD-locked */
+	char *sock_lock_path;
 	char *reused_name; /* shm name / path we took over (unlinked on free) */
 	enum ivl_region_kind reused_kind;
 	bool reused_forced; /* --force, not stale */
@@ -118,6 +121,7 @@ struct ivl_server {
 /* server-region.c: create or take over the region; write the header. */
 int ivl__server_open_region(struct ivl_server *s, const struct ivl_server_opts *o);
 int ivl__server_format(struct ivl_server *s);
+int ivl__server_lock_region(struct ivl_server *s);
 
 /* server-peer.c */
 struct ivl__sfd *ivl__sfd_new(struct ivl_server *s, int fd);

@@ -6,7 +6,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,111 +21,149 @@
 static int open_name(const struct ivl_region_opts *ro, char **name)
 {
 	const char *n = ro->name;
+	int fd;
 
 	if (ro->kind == IVL_REGION_SHM) {
 		if (asprintf(name, "/%s", n + (n[0] == '/')) < 0)
 			return -ENOMEM;
-		return shm_open(*name, O_RDONLY | O_CLOEXEC, 0);
+		fd = shm_open(*name, O_RDWR | O_CLOEXEC, 0);
+	} else {
+		if (!(*name = strdup(n)))
+			return -ENOMEM;
+		fd = open(n, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
 	}
-	if (!(*name = strdup(n)))
-		return -ENOMEM;
-	return open(n, O_RDONLY | O_CLOEXEC);
+	return fd < 0 ? -errno : fd;
 }
 
 /*
- * An existing object: stale if it carries an ivlink header of a server that
- * has stopped (CLOSED) or whose process is gone.  Returns 1 (stale), 0 (in
- * use or not ours to judge), or -errno (-ENOENT: it does not exist).
+ * An existing object: who holds it is told by its lock, never by its bytes
+ * (any peer can write those).  Opens it and tries to take the lock a
+ * running server holds for its whole life.  Returns the locked fd (the
+ * object is free: stale if it is ours), -EADDRINUSE (a running server holds
+ * it), or -errno (-ENOENT: it does not exist).  *@ours tells whether it
+ * carries an ivlink header: that identifies the object as ours, it does not
+ * say whether it is alive.  An object being created by another server has
+ * no header until that server holds the lock and formats it.
  */
-static int probe_existing(const struct ivl_region_opts *ro, char **name, pid_t *owner)
+static int probe_existing(const struct ivl_region_opts *ro, char **name, bool *ours,
+			  off_t *size)
 {
-	struct ivl_shm_header h;
+	uint64_t magic = 0;
 	struct stat st;
-	void *p;
-	int fd, ret, guard;
+	int fd, ret;
 
-	*owner = 0;
+	*ours = false;
 	fd = open_name(ro, name);
 	if (fd < 0) {
-		ret = fd == -ENOMEM ? fd : -errno;
 		free(*name);
 		*name = NULL;
+		return fd;
+	}
+	ret = ivl__lock_fd(fd);
+	if (ret < 0 || fstat(fd, &st) < 0) {
+		ret = ret < 0 ? ret : -errno;
+		ivl__close(fd);
 		return ret;
 	}
-	if (fstat(fd, &st) < 0 || st.st_size < (off_t)IVL_SHM_PAGE * 2) {
-		ivl__close(fd);
-		return 0;
-	}
-	p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
-	ivl__close(fd);
-	if (p == MAP_FAILED)
-		return 0;
-	/* Whoever has it open may shrink it while we look. */
-	guard = ivl__guard_add(p, (size_t)st.st_size);
-	ret = ivl_shm_validate(p, (uint64_t)st.st_size, &h);
-	if (ret == 0 || ret == -ESHUTDOWN)
-		*owner = (pid_t)((const struct ivl_shm_header *)p)->server_pid;
-	ivl__guard_del(guard);
-	munmap(p, (size_t)st.st_size);
-	if (ret == -ESHUTDOWN)
-		return 1;
-	if (ret < 0)
-		return 0;
-	if (*owner <= 0 || (kill(*owner, 0) < 0 && errno == ESRCH))
-		return 1;
-	return 0;
+	*size = st.st_size;
+	/* pread, not a mapping: a peer may shrink it while we look. */
+	if (pread(fd, &magic, sizeof(magic), 0) == (ssize_t)sizeof(magic))
+		*ours = magic == IVL_SHM_MAGIC;
+	return fd;
 }
 
 int ivl__server_open_region(struct ivl_server *s, const struct ivl_server_opts *o)
 {
 	struct ivl_region_opts ro = o->region;
+	struct stat a, b;
 	char *name = NULL;
-	pid_t owner;
-	bool stale;
-	int ret;
+	off_t size = 0;
+	bool ours;
+	int ret, fd;
 
 	if (ro.kind != IVL_REGION_SHM && ro.kind != IVL_REGION_FILE)
 		return ivl_region_open(&s->region, &ro);
 	if (!ro.name || !*ro.name)
 		return -EINVAL;
-	ret = probe_existing(&ro, &name, &owner);
-	if (ret == -ENOENT) {
+	fd = probe_existing(&ro, &name, &ours, &size);
+	if (fd == -ENOENT) {
 		ro.flags |= IVL_REGION_CREATE | IVL_REGION_EXCL;
 		return ivl_region_open(&s->region, &ro);
 	}
-	if (ret < 0) {
-		ivl__err("cannot open %s: %s", ro.name, strerror(-ret));
-		return ret;
+	if (fd == -EADDRINUSE) {
+		ivl__err("%s is in use by a running server (it holds its lock)", ro.name);
+		free(name);
+		return -EEXIST;
 	}
-	stale = ret == 1;
-	if (stale) {
-		ivl__notice("%s is left over from a server that stopped (pid %ld): reusing it",
-			    ro.name, (long)owner);
+	if (fd < 0) {
+		ivl__err("cannot open %s: %s", ro.name, strerror(-fd));
+		free(name);
+		return fd;
+	}
+	if (ours) {
+		ivl__notice("%s is left over from a server that stopped: reusing it", ro.name);
 		ro.flags &= ~(IVL_REGION_CREATE | IVL_REGION_EXCL | IVL_REGION_NO_RESIZE);
 	} else if (o->force) {
 		ivl__warn("%s exists; reusing it as forced", ro.name);
-		/* Its current users may have it mapped: never resize it. */
+		/* Its current users may have it mapped: never resize it,
+		 * unless it is empty (a shrunk leftover nobody can use). */
 		ro.flags &= ~(IVL_REGION_CREATE | IVL_REGION_EXCL);
-		ro.flags |= IVL_REGION_NO_RESIZE;
+		if (size)
+			ro.flags |= IVL_REGION_NO_RESIZE;
 	} else {
-		if (owner > 0)
-			ivl__err("%s is in use by a running server (pid %ld)", ro.name,
-				 (long)owner);
-		else
-			ivl__err("%s already exists (not made by a running ivlink-server?); "
-				 "remove it or force its reuse",
-				 ro.name);
+		ivl__err("%s already exists (%lld bytes, no ivlink header, no server holds it); "
+			 "remove it or force its reuse",
+			 ro.name, (long long)size);
+		ivl__close(fd);
 		free(name);
 		return -EEXIST;
 	}
 	ret = ivl_region_open(&s->region, &ro);
+	if (ret == 0 && (fstat(fd, &a) < 0 || fstat(ivl_region_fd(s->region), &b) < 0 ||
+			 a.st_dev != b.st_dev || a.st_ino != b.st_ino)) {
+		ivl__err("%s was replaced while the server started", ro.name);
+		ret = -EAGAIN;
+	}
 	if (ret < 0) {
+		ivl__close(fd);
 		free(name);
 		return ret;
 	}
+	s->region_lock = fd;
+	s->nfds++;
 	s->reused_name = name;
 	s->reused_kind = ro.kind;
-	s->reused_forced = !stale;
+	s->reused_forced = !ours;
+	return 0;
+}
+
+/* Hold the region's lock for the server's life, on an open file description
+ * of its own (the fd passed to peers shares its description with them, and
+ * a lock on it would outlive the server in every QEMU that keeps it). */
+int ivl__server_lock_region(struct ivl_server *s)
+{
+	char path[64];
+	int fd, ret;
+
+	if (s->region_lock >= 0)
+		return 0;
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", ivl_region_fd(s->region));
+	fd = open(path, O_RDWR | O_CLOEXEC);
+	if (fd < 0) {
+		ret = -errno;
+		ivl__err("cannot reopen %s to lock it: %s", ivl_region_describe(s->region),
+			 strerror(-ret));
+		return ret;
+	}
+	ret = ivl__lock_fd(fd);
+	if (ret < 0) {
+		ivl__err("%s: %s", ivl_region_describe(s->region),
+			 ret == -EADDRINUSE ? "locked by another server" : strerror(-ret));
+		ivl__close(fd);
+		return ret == -EADDRINUSE ? -EEXIST : ret;
+	}
+	s->region_lock = fd;
+	s->nfds++;
 	return 0;
 }
 

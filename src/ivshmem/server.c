@@ -90,12 +90,59 @@ static int claim_socket_path(const char *path)
 	return 0;
 }
 
+/*
+ * "<socket>.lock", OFD-locked for the server's life: two servers started at
+ * once on one path are serialized here, before either probes, unlinks or
+ * binds the socket.  The lock file is removed by its holder on exit; a
+ * server that locked a file unlinked meanwhile tries again.
+ */
+static int lock_socket_path(struct ivl_server *s, const char *path)
+{
+	struct stat a, b;
+	int tries, fd, ret;
+
+	if (asprintf(&s->sock_lock_path, "%s.lock", path) < 0) {
+		s->sock_lock_path = NULL;
+		return -ENOMEM;
+	}
+	for (tries = 0; tries < 16; tries++) {
+		mode_t old = umask(0077);
+
+		fd = open(s->sock_lock_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+		umask(old);
+		if (fd < 0) {
+			ret = -errno;
+			ivl__err("cannot open %s: %s", s->sock_lock_path, strerror(-ret));
+			return ret;
+		}
+		ret = ivl__lock_fd(fd);
+		if (ret < 0) {
+			ivl__close(fd);
+			if (ret == -EADDRINUSE)
+				ivl__err("%s is in use: another server is running (it holds %s)",
+					 path, s->sock_lock_path);
+			return ret;
+		}
+		if (fstat(fd, &a) == 0 && stat(s->sock_lock_path, &b) == 0 &&
+		    a.st_dev == b.st_dev && a.st_ino == b.st_ino) {
+			s->sock_lock = fd;
+			s->nfds++;
+			return 0;
+		}
+		ivl__close(fd); /* removed by the server that held it: again */
+	}
+	return -EAGAIN;
+}
+
 static int bind_socket(struct ivl_server *s, const char *path, mode_t mode)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	mode_t old;
 	int fd, ret;
 
+	ret = lock_socket_path(s, path);
+	if (ret < 0)
+		return ret;
 	ret = claim_socket_path(path);
 	if (ret < 0)
 		return ret;
@@ -216,7 +263,7 @@ IVL_EXPORT int ivl_server_new(struct ivl_server **out, const struct ivl_server_o
 		ivl__close(lfd);
 		return -ENOMEM;
 	}
-	s->epfd = s->tfd = s->reserve_fd = -1;
+	s->epfd = s->tfd = s->reserve_fd = s->region_lock = s->sock_lock = -1;
 	s->lfd = lfd;
 	if (s->lfd >= 0)
 		s->nfds++;
@@ -252,6 +299,9 @@ IVL_EXPORT int ivl_server_new(struct ivl_server **out, const struct ivl_server_o
 	if (ret < 0)
 		goto fail;
 	s->nfds++; /* the region's own fd */
+	ret = ivl__server_lock_region(s);
+	if (ret < 0)
+		goto fail;
 	if (!s->raw) {
 		ret = ivl__server_format(s);
 		if (ret < 0)
@@ -540,6 +590,13 @@ IVL_EXPORT void ivl_server_free(struct ivl_server *s)
 	free(s->reused_name);
 	if (s->bound && s->sock_path)
 		unlink(s->sock_path);
+	/* Unlinked while still held: a server waiting on this path finds
+	 * the file gone and makes a new one. */
+	if (s->sock_lock >= 0)
+		unlink(s->sock_lock_path);
+	free(s->sock_lock_path);
+	ivl__close(s->sock_lock);
+	ivl__close(s->region_lock);
 	ivl__close(s->lfd);
 	ivl__close(s->epfd);
 	ivl__close(s->tfd);

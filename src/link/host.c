@@ -190,6 +190,15 @@ static int on_shm(struct host_link *h, int fd, const struct ivl_link_host_opts *
 	ret = ivl_shm_validate(h->l.base, h->l.size, &h->l.hdr);
 	switch (ret) {
 	case 0:
+		/* Liveness from the lock, never from the header's bytes: an
+		 * ivlink-server that died left its header behind, and the
+		 * server we talk to now (QEMU's, say) would drop us for a
+		 * hello.  Such a header is not ours to trust. */
+		if (ivl__fd_locked(ivl_region_fd(h->region)) == 0) {
+			ivl__info("link: the region's ivlink header is stale (no ivlink server "
+				  "holds it): using it as a raw region");
+			return 0;
+		}
 		h->l.has_header = true;
 		if ((h->l.hdr.features & IVL_FEAT_HELLO) && !o->no_hello)
 			return send_hello(h, o->name, deadline);

@@ -25,7 +25,8 @@
 #include <ivlink/notify.h>
 
 enum fdkind { F_NONE, F_EVENTFD, F_MEMFD };
-enum hdrkind { H_RAW, H_GOOD, H_GARBAGE, H_CLOSED, H_NOHELLO };
+/* H_STALE: a good header nobody holds the lock of (its server died). */
+enum hdrkind { H_RAW, H_GOOD, H_GARBAGE, H_CLOSED, H_NOHELLO, H_STALE };
 
 struct step {
 	int64_t value;
@@ -49,6 +50,7 @@ struct fake {
 	struct ivl_wire_hello hello;
 	pthread_t th;
 	bool joined;
+	int lockfd; /* the region lock a live ivlink-server holds */
 };
 
 static int send_msg(int sock, int64_t value, int fd)
@@ -71,7 +73,7 @@ static int send_msg(int sock, int64_t value, int fd)
 	return sendmsg(sock, &mh, MSG_NOSIGNAL) == sizeof(value) ? 0 : -errno;
 }
 
-static int make_memfd(uint64_t size, enum hdrkind hdr)
+static int make_memfd(struct fake *f, uint64_t size, enum hdrkind hdr)
 {
 	int fd = memfd_create("fake", MFD_CLOEXEC);
 	void *base;
@@ -80,6 +82,17 @@ static int make_memfd(uint64_t size, enum hdrkind hdr)
 		abort();
 	if (hdr == H_RAW)
 		return fd;
+	if (hdr != H_STALE && f->lockfd < 0) {
+		/* As ivlink-server: an OFD write lock on a description of
+		 * its own, held while it serves. */
+		struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+		char path[64];
+
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+		f->lockfd = open(path, O_RDWR | O_CLOEXEC);
+		if (f->lockfd < 0 || fcntl(f->lockfd, F_OFD_SETLK, &fl) < 0)
+			abort();
+	}
 	base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (base == MAP_FAILED)
 		abort();
@@ -123,7 +136,7 @@ static void *fake_main(void *arg)
 		if (s->fd == F_EVENTFD)
 			fd = ivl_eventfd_new();
 		else if (s->fd == F_MEMFD)
-			fd = make_memfd(s->size, s->hdr);
+			fd = make_memfd(f, s->size, s->hdr);
 		send_msg(f->conn, s->value, fd);
 		if (s->fd == F_EVENTFD && f->keep && f->nkept < 256)
 			f->kept[f->nkept++] = fd;
@@ -187,6 +200,7 @@ static void fake_start(struct fake *f, const char *path)
 {
 	f->lfd = listen_on(path);
 	f->conn = -1;
+	f->lockfd = -1;
 	assert_int_equal(pthread_create(&f->th, NULL, fake_main, f), 0);
 }
 
@@ -207,6 +221,9 @@ static void fake_stop(struct fake *f)
 	if (f->conn >= 0)
 		close(f->conn);
 	f->conn = -1;
+	if (f->lockfd >= 0)
+		close(f->lockfd);
+	f->lockfd = -1;
 	close(f->lfd);
 }
 
@@ -654,13 +671,41 @@ static void random_servers(void **state)
 	assert_true(created > 0);
 }
 
+/* A header left by an ivlink-server that died, served now by a server that
+ * knows nothing of it (QEMU's after a crash of ours): no server holds the
+ * region's lock, so the header is not trusted and no hello is written (QEMU's
+ * server would drop us for it); the region is used raw. */
+static void stale_header_is_raw(void **state)
+{
+	static const struct step hs[] = {ID(0), ID(4), SHM(1 << 20, H_STALE), VEC(4)};
+	struct fake f = {.steps = hs, .n = 4, .keep = true};
+	struct ivl_link_host_opts o = {.timeout_ms = 5000, .name = "x"};
+	struct ivl_link *l;
+	char buf[8];
+	int fds;
+
+	(void)state;
+	o.socket_path = sock_path();
+	fake_start(&f, o.socket_path);
+	fds = tu_count_fds();
+	assert_int_equal(ivl_link_host_new(&l, &o), 0);
+	fake_join(&f);
+	assert_null(ivl_link_header(l));
+	assert_int_equal(ivl_link_id(l), 4);
+	assert_int_equal(recv(f.conn, buf, sizeof(buf), MSG_DONTWAIT), -1);
+	assert_int_equal(errno, EAGAIN);
+	ivl_link_free(l);
+	fake_stop(&f);
+	assert_int_equal(tu_count_fds(), fds - 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(hostile_servers),	      cmocka_unit_test(no_server),
 	    cmocka_unit_test(silent_server),	      cmocka_unit_test(raw_server_works_silently),
 	    cmocka_unit_test(hello_on_ivlink_header), cmocka_unit_test(no_hello_option),
-	    cmocka_unit_test(random_servers),
+	    cmocka_unit_test(random_servers),	      cmocka_unit_test(stale_header_is_raw),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
