@@ -166,6 +166,10 @@ struct ivl_server_opts {
 				    * before it is dropped; 0: default
 				    * (vectors * max_peers, which a live peer
 				    * never reaches) */
+	bool keep_data;            /* a stale object taken over keeps its
+				    * bytes; default: zeroed (a new object is
+				    * zero anyway; a forced one is never
+				    * zeroed) */
 };
 
 /*

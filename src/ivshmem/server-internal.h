@@ -122,6 +122,8 @@ struct ivl_server {
 int ivl__server_open_region(struct ivl_server *s, const struct ivl_server_opts *o);
 int ivl__server_format(struct ivl_server *s);
 int ivl__server_lock_region(struct ivl_server *s);
+/* Zero the whole region (a stale object taken over starts as a new one). */
+void ivl__server_zero(struct ivl_server *s);
 
 /* server-peer.c */
 struct ivl__sfd *ivl__sfd_new(struct ivl_server *s, int fd);

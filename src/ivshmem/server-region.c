@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/falloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -165,6 +166,25 @@ int ivl__server_lock_region(struct ivl_server *s)
 	s->region_lock = fd;
 	s->nfds++;
 	return 0;
+}
+
+void ivl__server_zero(struct ivl_server *s)
+{
+	uint64_t size = ivl_region_size(s->region);
+
+	/* Punching a hole zeroes without shrinking (whoever still maps it
+	 * sees zeros, no SIGBUS) and gives the memory back, so a sparse
+	 * region stays sparse.  tmpfs, hugetlbfs and most file systems do
+	 * it; elsewhere write the zeros. */
+	if (fallocate(ivl_region_fd(s->region), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0,
+		      (off_t)size) == 0) {
+		ivl__info("%s: zeroed (--keep-data keeps it)", ivl_region_describe(s->region));
+		return;
+	}
+	ivl__debug("cannot punch a hole in %s (%s): writing zeros",
+		   ivl_region_describe(s->region), strerror(errno));
+	memset(ivl_region_base(s->region), 0, (size_t)size);
+	ivl__info("%s: zeroed (--keep-data keeps it)", ivl_region_describe(s->region));
 }
 
 int ivl__server_format(struct ivl_server *s)

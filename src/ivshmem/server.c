@@ -302,6 +302,8 @@ IVL_EXPORT int ivl_server_new(struct ivl_server **out, const struct ivl_server_o
 	ret = ivl__server_lock_region(s);
 	if (ret < 0)
 		goto fail;
+	if (s->reused_name && !s->reused_forced && !o->keep_data)
+		ivl__server_zero(s);
 	if (!s->raw) {
 		ret = ivl__server_format(s);
 		if (ret < 0)

@@ -54,6 +54,8 @@ enum {
 	OPT_ALLOW_GID,
 	OPT_MAX_QUEUE,
 	OPT_MAX_QUEUE_FDS,
+	OPT_KEEP_DATA,
+	OPT_HEADER,
 	OPT_ROUND_UP,
 };
 
@@ -79,6 +81,8 @@ static const struct option long_opts[] = {
     {"allow-gid", required_argument, NULL, OPT_ALLOW_GID},
     {"max-queue", required_argument, NULL, OPT_MAX_QUEUE},
     {"max-queue-fds", required_argument, NULL, OPT_MAX_QUEUE_FDS},
+    {"keep-data", no_argument, NULL, OPT_KEEP_DATA},
+    {"header", no_argument, NULL, OPT_HEADER},
     {"round-up", no_argument, NULL, OPT_ROUND_UP},
     {NULL, 0, NULL, 0},
 };
@@ -99,7 +103,12 @@ static void usage(FILE *f)
 		   "      --max-peers N     admission limit and peer table size (default 256)\n"
 		   "      --max-queue N     messages queued to a peer before it is dropped\n"
 		   "      --max-queue-fds N fds queued to a peer before it is dropped\n"
-		   "      --raw             leave the region untouched (no ivlink header)\n"
+		   "      --raw             leave the region untouched (no ivlink header;\n"
+		   "                        the default when run as ivshmem-server)\n"
+		   "      --header          write the ivlink header (the default as\n"
+		   "                        ivlink-server)\n"
+		   "      --keep-data       keep the bytes of a stale object taken over\n"
+		   "                        (default: zeroed)\n"
 		   "      --force           reuse an existing shared memory object\n"
 		   "      --mode OCTAL      socket permissions (default 0600)\n"
 		   "      --allow-uid USER  admit only these users (repeatable)\n"
@@ -192,6 +201,15 @@ static int absolute(const char **path)
 	return 0;
 }
 
+/* Invoked as "ivshmem-server" (the symlink meson install makes)? */
+static bool drop_in(const char *argv0)
+{
+	const char *base = argv0 ? strrchr(argv0, '/') : NULL;
+
+	base = base ? base + 1 : argv0;
+	return base && !strcmp(base, "ivshmem-server");
+}
+
 /* Returns -1 to go on, or the exit status. */
 static int parse_args(struct config *c, int argc, char **argv)
 {
@@ -207,6 +225,14 @@ static int parse_args(struct config *c, int argc, char **argv)
 	c->so.vectors = 1;
 	c->so.allow_uids = c->uids;
 	c->so.allow_gids = c->gids;
+	if (drop_in(argv[0])) {
+		/* A drop-in for QEMU's ivshmem-server: its defaults, which
+		 * leave the whole region, offset 0 included, to the guests;
+		 * and it detaches unless -F. */
+		c->so.raw = true;
+		c->so.max_peers = IVL_MAX_PEER_ID + 1;
+		c->daemonize = true;
+	}
 	while ((opt = getopt_long(argc, argv, "hVvFDp:S:M:m:l:n:", long_opts, NULL)) != -1) {
 		ret = 0;
 		switch (opt) {
@@ -271,6 +297,12 @@ static int parse_args(struct config *c, int argc, char **argv)
 			break;
 		case OPT_RAW:
 			c->so.raw = true;
+			break;
+		case OPT_HEADER:
+			c->so.raw = false;
+			break;
+		case OPT_KEEP_DATA:
+			c->so.keep_data = true;
 			break;
 		case OPT_FORCE:
 			c->so.force = true;
