@@ -58,7 +58,9 @@ struct ivl_link_host_opts {
  * after my own vectors arrived.
  * Errors: -ENOENT / -ECONNREFUSED (no server), -ENAMETOOLONG, -ETIMEDOUT,
  * -EPROTONOSUPPORT (server version), -EPROTO (protocol violation or bad
- * region), -ECONNRESET (server closed: full, refused), -ENOMEM, -errno.
+ * region), -ECONNRESET (server closed: full, refused), -EUSERS (refused:
+ * the server is full), -EACCES (refused: this user is not allowed), -EMFILE
+ * (refused: the server is out of file descriptors), -ENOMEM, -errno.
  */
 int ivl_link_host_new(struct ivl_link **out, const struct ivl_link_host_opts *opts);
 

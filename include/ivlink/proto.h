@@ -33,8 +33,10 @@ extern "C" {
 #define IVL_MAX_VECTORS 64     /* per peer; one pending bit each (§3) */
 
 /*
- * ivlink extension messages, server -> peer.  Only ever sent to a peer that
- * sent an ivl_wire_hello first, so QEMU never sees one.  Encoded as a negative
+ * ivlink extension messages, server -> peer.  Sent to a peer that sent an
+ * ivl_wire_hello first, with one exception: a newcomer the server refuses
+ * gets IVL_EXT_REFUSED in place of its ID, then the connection closes (QEMU,
+ * refused either way, reports a bad ID instead of a closed connection).  Encoded as a negative
  * value below -1: the top 16 bits are IVL_EXT_TAG, then a 16-bit opcode and a
  * 32-bit argument.
  */
@@ -51,7 +53,8 @@ enum {
 	 * feature bits (bits 16..31).  Always arrives after the whole initial
 	 * handshake, so it also marks the handshake's end. */
 	IVL_EXT_WELCOME = 1,
-	/* The hello was refused: arg = positive errno. The server closes. */
+	/* Refused: arg = positive errno (EUSERS: full, EACCES: not allowed,
+	 * EMFILE: the server is out of fds).  The server closes. */
 	IVL_EXT_REFUSED = 2,
 };
 

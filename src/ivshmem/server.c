@@ -389,6 +389,17 @@ static void refuse_at_emfile(struct ivl_server *s, int err)
 	}
 }
 
+/* Tell a refused newcomer why (PROTOCOLS.md §1.5): the version, then
+ * IVL_EXT_REFUSED in place of its ID.  Its socket is new and empty, so the
+ * two messages fit; a failure only loses the reason. */
+static void refuse(struct ivl_server *s, int fd, int why)
+{
+	s->refused++;
+	if (ivl_msg_send(fd, IVL_PROTOCOL_VERSION, -1) == 0)
+		ivl_msg_send(fd, IVL_EXT_MSG(IVL_EXT_REFUSED, (uint32_t)why), -1);
+	ivl__close(fd);
+}
+
 static void admit(struct ivl_server *s, int fd)
 {
 	struct ucred cr = {0, (uid_t)-1, (gid_t)-1};
@@ -397,24 +408,26 @@ static void admit(struct ivl_server *s, int fd)
 
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0) {
 		ivl__warn("refusing a peer: no credentials: %s", strerror(errno));
-		goto refuse;
+		refuse(s, fd, EACCES);
+		return;
 	}
 	if (!allowed(s, &cr)) {
 		ivl__warn("refusing peer pid %ld: uid %ld / gid %ld not allowed", (long)cr.pid,
 			  (long)cr.uid, (long)cr.gid);
-		goto refuse;
+		refuse(s, fd, EACCES);
+		return;
 	}
 	if (s->npeers >= s->max_peers) {
 		ivl__warn("refusing peer pid %ld: %u peers connected, the maximum", (long)cr.pid,
 			  s->npeers);
-		goto refuse;
+		refuse(s, fd, EUSERS);
+		return;
 	}
 	ret = ivl__peer_join(s, fd, cr.pid, cr.uid, cr.gid);
 	if (ret == 0)
 		return;
-refuse:
-	s->refused++;
-	ivl__close(fd);
+	/* peer_join() said why in the log: no free ID, no eventfd, ... */
+	refuse(s, fd, ret == -EUSERS ? EUSERS : ret == -ENOMEM ? ENOMEM : EMFILE);
 }
 
 static void do_accept(struct ivl_server *s)

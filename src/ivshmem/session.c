@@ -106,6 +106,23 @@ static int on_leave(struct ivl_client_session *cs, uint16_t id, struct ivl_cs_ev
 	return 1;
 }
 
+/* The server said why it refused us (untrusted: only known reasons pass,
+ * anything else is a plain refusal). */
+static int refused(struct ivl_client_session *cs, uint32_t why)
+{
+	switch (why) {
+	case EUSERS:  /* full: --max-peers, or no free ID */
+	case EACCES:  /* --allow-uid / --allow-gid */
+	case EMFILE:  /* the server is out of file descriptors */
+	case ENOMEM:
+		ivl__warn("ivshmem: the server refused this peer: %s", strerror((int)why));
+		return fail(cs, -1, -(int)why);
+	default:
+		ivl__warn("ivshmem: the server refused this peer (reason %u)", why);
+		return fail(cs, -1, -ECONNREFUSED);
+	}
+}
+
 static int on_extension(struct ivl_client_session *cs, int64_t value, int fd,
 			struct ivl_cs_event *ev)
 {
@@ -130,8 +147,7 @@ static int on_extension(struct ivl_client_session *cs, int64_t value, int fd,
 		return 1;
 	}
 	case IVL_EXT_REFUSED:
-		ivl__warn("ivshmem: the server refused us (errno %u)", arg);
-		return fail(cs, -1, -ECONNREFUSED);
+		return refused(cs, arg);
 	default:
 		ivl__warn("ivshmem: unknown extension message %u", IVL_EXT_OP(value));
 		return fail(cs, -1, -EPROTO);
@@ -172,6 +188,8 @@ IVL_EXPORT int ivl_cs_input(struct ivl_client_session *cs, struct ivl_msg *msg,
 		cs->state = CS_WANT_ID;
 		return 0;
 	case CS_WANT_ID:
+		if (IVL_EXT_IS(v) && v < IVL_MSG_SHM && IVL_EXT_OP(v) == IVL_EXT_REFUSED && fd < 0)
+			return refused(cs, IVL_EXT_ARG(v));
 		if (v < 0 || v > IVL_MAX_PEER_ID || fd >= 0) {
 			ivl__warn("ivshmem: bad peer ID message %lld", (long long)v);
 			return fail(cs, fd, -EPROTO);

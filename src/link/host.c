@@ -327,6 +327,9 @@ static int handshake(struct host_link *h, const struct ivl_link_host_opts *o, in
 			return r;
 		r = ivl_cs_input(h->cs, &msg, &ev);
 		if (r < 0)
+			/* A refusal with a known reason keeps it (-EUSERS,
+			 * -EACCES, -EMFILE, -ENOMEM); any other refusal is
+			 * a closed connection to our callers. */
 			return r == -ECONNREFUSED ? -ECONNRESET : r;
 		if (r == 0)
 			continue;

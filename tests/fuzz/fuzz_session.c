@@ -88,7 +88,8 @@ static void check_event(struct model *m, int ret, const struct ivl_cs_event *ev)
 		return;
 	}
 	if (ret < 0) {
-		FUZZ_CHECK(ret == -EPROTO || ret == -EPROTONOSUPPORT || ret == -ECONNREFUSED);
+		FUZZ_CHECK(ret == -EPROTO || ret == -EPROTONOSUPPORT || ret == -ECONNREFUSED ||
+			   ret == -EUSERS || ret == -EACCES || ret == -EMFILE || ret == -ENOMEM);
 		FUZZ_CHECK(ev->fd == -1);
 		m->dead = ret;
 		return;

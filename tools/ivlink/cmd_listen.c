@@ -13,13 +13,15 @@ const char listen_usage[] =
     "\n"
     "Connect to the server as a peer and print one line per event (join, leave,\n"
     "doorbell with its vector and coalesced count, down), flushed at once; with\n"
-    "--json one JSON object per line.  Runs until N events were printed, SEC\n"
-    "seconds passed, or SIGINT/SIGTERM arrived (exit 0 in all three cases).\n"
+    "--json one JSON object per line.  The first line, \"self peer ID\" (event\n"
+    "\"self\"), gives this peer's own ID; it is not counted by --count.  Runs\n"
+    "until N events were printed, SEC seconds passed, or SIGINT/SIGTERM arrived\n"
+    "(exit 0 in all three cases).\n"
     "\n"
     "Options:\n"
     "  -n, --count N       stop after N printed events (1..1000000000)\n"
     "  -t, --timeout SEC   stop after SEC seconds (decimals allowed: 0.5)\n"
-    "      --type TYPES    print only these: comma-separated join, leave,\n"
+    "      --type TYPES    print only these: comma-separated self, join, leave,\n"
     "                      doorbell, down (default: all)\n"
     "      --name NAME     the peer name sent to the server (default " CLI_PEER_NAME ")\n";
 
@@ -43,6 +45,7 @@ static int parse_types(const char *s, unsigned *out)
 	    {"leave", LISTEN_LEAVE},
 	    {"doorbell", LISTEN_DOORBELL},
 	    {"down", LISTEN_DOWN},
+	    {"self", LISTEN_SELF},
 	};
 	unsigned mask = 0;
 
@@ -72,7 +75,7 @@ int listen_parse(struct cli_global *g, int argc, char **argv, struct listen_args
 	int id, r;
 
 	memset(a, 0, sizeof(*a));
-	a->types = LISTEN_JOIN | LISTEN_LEAVE | LISTEN_DOORBELL | LISTEN_DOWN;
+	a->types = LISTEN_JOIN | LISTEN_LEAVE | LISTEN_DOORBELL | LISTEN_DOWN | LISTEN_SELF;
 	a->name = CLI_PEER_NAME;
 	optparse_init(&p, argc, argv, g->cmd);
 	while ((id = opt_next(&p, listen_opts, cli_common_opts, &val)) != -1) {
@@ -186,6 +189,15 @@ static int print_event(const struct cli_global *g, struct ivl_link *l,
 	return fflush(stdout) == EOF ? EXIT_FAIL : EXIT_OK;
 }
 
+static int print_self(const struct cli_global *g, struct ivl_link *l)
+{
+	if (g->json)
+		return json_print(json_pack("{s:s, s:i}", "event", "self", "peer", ivl_link_id(l)),
+				  true);
+	printf("self peer %d\n", ivl_link_id(l));
+	return fflush(stdout) == EOF ? EXIT_FAIL : EXIT_OK;
+}
+
 static int run(const struct cli_global *g, const struct listen_args *a, struct ivl_link *l)
 {
 	int64_t end = a->timeout_ms ? now_ms() + (int64_t)a->timeout_ms : 0;
@@ -253,7 +265,9 @@ int listen_main(struct cli_global *g, int argc, char **argv)
 	if (g->verbose)
 		fprintf(stderr, "ivlink: listen: listening as peer %d on %s\n", ivl_link_id(l),
 			g->socket);
-	r = run(g, &a, l);
+	r = a.types & LISTEN_SELF ? print_self(g, l) : EXIT_OK;
+	if (r == EXIT_OK)
+		r = run(g, &a, l);
 	ivl_link_free(l);
 	return r;
 }

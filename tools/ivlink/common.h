@@ -207,7 +207,7 @@ struct ring_args {
 };
 int ring_parse(struct cli_global *g, int argc, char **argv, struct ring_args *a);
 
-enum { LISTEN_JOIN = 1, LISTEN_LEAVE = 2, LISTEN_DOORBELL = 4, LISTEN_DOWN = 8 };
+enum { LISTEN_JOIN = 1, LISTEN_LEAVE = 2, LISTEN_DOORBELL = 4, LISTEN_DOWN = 8, LISTEN_SELF = 16 };
 struct listen_args {
 	uint64_t count;	     /* 0: unlimited */
 	uint64_t timeout_ms; /* 0: none */

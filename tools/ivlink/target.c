@@ -90,6 +90,17 @@ int cli_connect(const struct cli_global *g, const char *name, struct ivl_link **
 		cli_err(g, "%s: the server closed the connection (full, or refused this peer)",
 			g->socket);
 		break;
+	case -EUSERS:
+		cli_err(g, "%s: the server refused this peer: it is full", g->socket);
+		break;
+	case -EACCES:
+		cli_err(g, "%s: the server refused this peer: this user is not allowed",
+			g->socket);
+		break;
+	case -EMFILE:
+		cli_err(g, "%s: the server refused this peer: it is out of file descriptors",
+			g->socket);
+		break;
 	case -ETIMEDOUT:
 		cli_err(g, "%s: the server did not complete the handshake in time", g->socket);
 		break;

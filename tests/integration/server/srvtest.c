@@ -96,14 +96,26 @@ int st_handshake(struct st_peer *p, unsigned vectors, const int *others, size_t 
 	return p->id;
 }
 
-void st_expect_refused(struct st_peer *p)
+int st_expect_refused(struct st_peer *p)
 {
 	struct ivl_msg m;
-	int ret = st_recv(p, &m, ST_TIMEOUT);
+	int ret = st_recv(p, &m, ST_TIMEOUT), why = 0;
 
+	/* The version, then the reason in place of the ID (§1.5); or, out
+	 * of fds at accept(), nothing at all. */
+	if (ret == 1 && m.value == IVL_PROTOCOL_VERSION && m.fd < 0) {
+		ret = st_recv(p, &m, ST_TIMEOUT);
+		if (ret != 1 || !IVL_EXT_IS(m.value) || IVL_EXT_OP(m.value) != IVL_EXT_REFUSED ||
+		    m.fd >= 0)
+			fail_msg("expected a refusal with its reason, got %d / %lld", ret,
+				 (long long)m.value);
+		why = (int)IVL_EXT_ARG(m.value);
+		ret = st_recv(p, &m, ST_TIMEOUT);
+	}
 	if (ret == 1)
 		fail_msg("expected a refusal, got message %lld", (long long)m.value);
 	assert_int_equal(ret, -ECONNRESET);
+	return why;
 }
 
 void st_expect_quiet(struct st_peer *p, int ms)

@@ -39,8 +39,10 @@ int st_expect(struct st_peer *p, int64_t value, bool with_fd, bool keep_fd);
  */
 int st_handshake(struct st_peer *p, unsigned vectors, const int *others, size_t n_others);
 
-/* The connection must be closed by the server without any message. */
-void st_expect_refused(struct st_peer *p);
+/* The server must refuse the connection: the version and IVL_EXT_REFUSED,
+ * then EOF (returns the reason, a positive errno), or EOF alone (out of fds
+ * at accept(); returns 0). */
+int st_expect_refused(struct st_peer *p);
 
 /* Nothing more arrives within @ms (used only where the server has already
  * had every chance to send: e.g. after a later message was seen). */

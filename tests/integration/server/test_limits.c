@@ -186,10 +186,18 @@ static void exhaust(const char *tag, unsigned nofile, unsigned vectors)
 		}
 		assert_int_equal(ret, 1);
 		assert_true(m.value == 0 && m.fd < 0);
-		/* Rest of the handshake: ID, shm, then the others. */
+		/* Rest of the handshake: ID, shm, then the others; or the
+		 * reason of a refusal in place of the ID. */
 		{
 			unsigned v;
 			assert_int_equal(st_recv(&p[n], &m, ST_TIMEOUT), 1);
+			if (IVL_EXT_IS(m.value)) {
+				assert_int_equal(IVL_EXT_OP(m.value), IVL_EXT_REFUSED);
+				assert_int_equal(IVL_EXT_ARG(m.value), EMFILE);
+				refused = true;
+				st_close(&p[n]);
+				break;
+			}
 			p[n].id = ids[n] = (int)m.value;
 			p[n].shm_fd = st_expect(&p[n], -1, true, true);
 			for (i = 0; i < n; i++)

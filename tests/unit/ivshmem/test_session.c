@@ -356,9 +356,20 @@ static void extensions(void **state)
 	assert_int_equal(in(cs, IVL_EXT_MSG(IVL_EXT_WELCOME, 4), -1, &ev), -EPROTO);
 	ivl_cs_free(cs);
 
+	/* A known reason is kept, any other is a plain refusal. */
 	cs = handshake(4, 2);
-	assert_int_equal(in(cs, IVL_EXT_MSG(IVL_EXT_REFUSED, EACCES), -1, &ev), -ECONNREFUSED);
+	assert_int_equal(in(cs, IVL_EXT_MSG(IVL_EXT_REFUSED, EACCES), -1, &ev), -EACCES);
+	assert_dead(cs, -EACCES);
+	ivl_cs_free(cs);
+	cs = handshake(4, 2);
+	assert_int_equal(in(cs, IVL_EXT_MSG(IVL_EXT_REFUSED, EINVAL), -1, &ev), -ECONNREFUSED);
 	assert_dead(cs, -ECONNREFUSED);
+	ivl_cs_free(cs);
+	/* In place of the ID: a refused newcomer. */
+	assert_int_equal(ivl_cs_new(&cs, 4), 0);
+	assert_int_equal(in(cs, IVL_PROTOCOL_VERSION, -1, &ev), 0);
+	assert_int_equal(in(cs, IVL_EXT_MSG(IVL_EXT_REFUSED, EUSERS), -1, &ev), -EUSERS);
+	assert_dead(cs, -EUSERS);
 	ivl_cs_free(cs);
 
 	/* Welcome with an impossible vector count. */
