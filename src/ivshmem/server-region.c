@@ -156,7 +156,11 @@ int ivl__server_lock_region(struct ivl_server *s)
 			 strerror(-ret));
 		return ret;
 	}
-	ret = ivl__lock_fd(fd);
+	/* We just created it.  Another server probing it holds the lock for
+	 * the few system calls of its probe (then refuses it: no header yet):
+	 * wait that out, briefly. */
+	for (int i = 0; (ret = ivl__lock_fd(fd)) == -EADDRINUSE && i < 100; i++)
+		usleep(1000);
 	if (ret < 0) {
 		ivl__err("%s: %s", ivl_region_describe(s->region),
 			 ret == -EADDRINUSE ? "locked by another server" : strerror(-ret));
