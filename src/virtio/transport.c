@@ -26,6 +26,9 @@ struct ivl_mgmt {
 	uint64_t next_id;
 	int epfd;
 	uint16_t caller; /* peer of the command being executed */
+	/* The management device's own negotiation (device_id 0). */
+	uint64_t self_features;
+	uint32_t self_status;
 };
 
 static const struct ivl__tdev_type *const types[] = {&ivl__console_type, &ivl__sdm_type};
@@ -324,9 +327,14 @@ IVL_EXPORT size_t ivl_mgmt_exec(struct ivl_mgmt *m, const void *cmd, size_t cmd_
 	else if (cls == IVL_TP_CLASS_MGMT && (c == IVL_TP_MGMT_CREATE || c == IVL_TP_MGMT_LIST) &&
 		 id != 0)
 		ivl__ans_err(&a, IVL_TP_E_DEVICE_ID);
-	else if (!(cls == IVL_TP_CLASS_MGMT &&
-		   (c == IVL_TP_MGMT_CREATE || c == IVL_TP_MGMT_LIST)) &&
-		 id == 0)
+	else if (id == 0 && (cls == IVL_TP_CLASS_FEATURES || cls == IVL_TP_CLASS_STATUS)) {
+		if (ivl__le32(p + 12))
+			ivl__ans_err(&a, IVL_TP_E_RESERVED);
+		else
+			ivl__tp_self_cmd(&m->self_features, &m->self_status, cls, c, out, len, &a);
+	} else if (!(cls == IVL_TP_CLASS_MGMT &&
+		     (c == IVL_TP_MGMT_CREATE || c == IVL_TP_MGMT_LIST)) &&
+		   id == 0)
 		ivl__ans_err(&a, IVL_TP_E_DEVICE_ID);
 	else if (id != 0 && !(d = dev_find(m, id, &slot)))
 		ivl__ans_err(&a, IVL_TP_E_NO_DEVICE);

@@ -177,7 +177,9 @@ static void test_mgmt_errors(void **state)
 	ERR(IVL_TP_E_DEVICE_ID, e, id, IVL_TP_CLASS_MGMT, IVL_TP_MGMT_CREATE, &c, sizeof(c));
 	ERR(IVL_TP_E_DEVICE_ID, e, id, IVL_TP_CLASS_MGMT, IVL_TP_MGMT_LIST, NULL, 0);
 	ERR(IVL_TP_E_DEVICE_ID, e, 0, IVL_TP_CLASS_MGMT, IVL_TP_MGMT_DESTROY, NULL, 0);
-	ERR(IVL_TP_E_DEVICE_ID, e, 0, IVL_TP_CLASS_STATUS, IVL_TP_STATUS_GET, NULL, 0);
+	ERR(IVL_TP_E_DEVICE_ID, e, 0, IVL_TP_CLASS_QUEUE, IVL_TP_QUEUE_GET_MAX, &c, 4);
+	ERR(IVL_TP_E_DEVICE_ID, e, 0, IVL_TP_CLASS_CONFIG, IVL_TP_CONFIG_GENERATION, NULL, 0);
+	ERR(IVL_TP_E_DEVICE_ID, e, 0, IVL_TP_CLASS_MSI, IVL_TP_MSI_GET_NUM, NULL, 0);
 	ERR(IVL_TP_E_NO_DEVICE, e, 99, IVL_TP_CLASS_MGMT, IVL_TP_MGMT_DESTROY, NULL, 0);
 	ERR(IVL_TP_E_NO_DEVICE, e, UINT64_MAX, IVL_TP_CLASS_MSI, IVL_TP_MSI_ENABLE, NULL, 0);
 	assert_int_equal(run_hdr(e, 0, IVL_TP_CLASS_MGMT, IVL_TP_MGMT_LIST, 1, NULL, 0), 1);
@@ -276,6 +278,10 @@ static void test_features_status(void **state)
 	OK(e, id, IVL_TP_CLASS_STATUS, IVL_TP_STATUS_GET, NULL, 0);
 	memcpy(&st, e->in, 4);
 	assert_int_equal(st, 15);
+	/* Seed 002: no legacy interrupts; MSI cannot be turned off under a
+	 * live device (its interrupts would vanish). */
+	ERR(IVL_TP_E_STATE, e, id, IVL_TP_CLASS_MSI, IVL_TP_MSI_DISABLE, NULL, 0);
+	OK(e, id, IVL_TP_CLASS_STATUS, IVL_TP_STATUS_GET, NULL, 0);
 	ERR(IVL_TP_E_LENGTH, e, id, IVL_TP_CLASS_STATUS, IVL_TP_STATUS_SET, &st, 2);
 	ERR(IVL_TP_E_LENGTH, e, id, IVL_TP_CLASS_STATUS, IVL_TP_STATUS_RESET, &st, 4);
 	ERR(IVL_TP_E_COMMAND, e, id, IVL_TP_CLASS_STATUS, 9, NULL, 0);
@@ -648,11 +654,69 @@ static void test_console_loop(void **state)
 	}
 }
 
+/* Seed 002: "The management device MUST offer feature bit
+ * VIRTIO_F_TRANSPT_VQ".  Device 0 negotiates features and status like any
+ * device (without MSI: its interrupt is the control block's doorbell); its
+ * reset leaves the managed devices alone. */
+static void test_mgmt_self(void **state)
+{
+	struct env *e = *state;
+	struct ivl_tp_info a;
+	uint64_t id = create(e, IVL_TP_VIRTIO_CONSOLE, 0, &a), f;
+	uint8_t b[8];
+	uint32_t st;
+
+	OK(e, 0, IVL_TP_CLASS_FEATURES, IVL_TP_FEAT_GET_DEVICE, NULL, 0);
+	assert_int_equal(e->in_len, 8);
+	memcpy(&f, e->in, 8);
+	assert_true(f & IVL_TP_F_TRANSPT_VQ);
+	assert_true(f & (1ull << 32)); /* VERSION_1 */
+	OK(e, 0, IVL_TP_CLASS_STATUS, IVL_TP_STATUS_GET, NULL, 0);
+	memcpy(&st, e->in, 4);
+	assert_int_equal(st, 0);
+	/* Not offered: refused; too short: refused. */
+	f = 1;
+	ERR(IVL_TP_E_VALUE, e, 0, IVL_TP_CLASS_FEATURES, IVL_TP_FEAT_SET_DRIVER, &f, 8);
+	ERR(IVL_TP_E_LENGTH, e, 0, IVL_TP_CLASS_FEATURES, IVL_TP_FEAT_SET_DRIVER, &f, 4);
+	ERR(IVL_TP_E_COMMAND, e, 0, IVL_TP_CLASS_FEATURES, 9, NULL, 0);
+	/* FEATURES_OK needs VERSION_1 accepted. */
+	f = IVL_TP_F_TRANSPT_VQ;
+	OK(e, 0, IVL_TP_CLASS_FEATURES, IVL_TP_FEAT_SET_DRIVER, &f, 8);
+	st = 1 | 2 | 8;
+	ERR(IVL_TP_E_VALUE, e, 0, IVL_TP_CLASS_STATUS, IVL_TP_STATUS_SET, &st, 4);
+	f = IVL_TP_F_TRANSPT_VQ | (1ull << 32);
+	OK(e, 0, IVL_TP_CLASS_FEATURES, IVL_TP_FEAT_SET_DRIVER, &f, 8);
+	st = 1 | 2 | 4;
+	ERR(IVL_TP_E_STATE, e, 0, IVL_TP_CLASS_STATUS, IVL_TP_STATUS_SET, &st, 4);
+	st = 1 | 2 | 8 | 4; /* no MSI needed for device 0 */
+	OK(e, 0, IVL_TP_CLASS_STATUS, IVL_TP_STATUS_SET, &st, 4);
+	OK(e, 0, IVL_TP_CLASS_FEATURES, IVL_TP_FEAT_GET_DRIVER, NULL, 0);
+	assert_memory_equal(e->in, &f, 8);
+	ERR(IVL_TP_E_STATE, e, 0, IVL_TP_CLASS_FEATURES, IVL_TP_FEAT_SET_DRIVER, &f, 8);
+	st = 1;
+	ERR(IVL_TP_E_STATE, e, 0, IVL_TP_CLASS_STATUS, IVL_TP_STATUS_SET, &st, 4);
+	assert_int_equal(run_hdr(e, 0, IVL_TP_CLASS_STATUS, IVL_TP_STATUS_GET, 1, NULL, 0), 1);
+	assert_int_equal(e->reason, IVL_TP_E_RESERVED);
+	/* Reset: device 0's own state only. */
+	OK(e, 0, IVL_TP_CLASS_STATUS, IVL_TP_STATUS_RESET, NULL, 0);
+	OK(e, 0, IVL_TP_CLASS_STATUS, IVL_TP_STATUS_GET, NULL, 0);
+	memcpy(b, e->in, 4);
+	assert_int_equal(b[0], 0);
+	OK(e, 0, IVL_TP_CLASS_FEATURES, IVL_TP_FEAT_GET_DRIVER, NULL, 0);
+	assert_int_equal(e->in[0] | e->in[7], 0);
+	OK(e, id, IVL_TP_CLASS_MGMT, IVL_TP_MGMT_QUERY, NULL, 0);
+	/* A managed device does not offer it (it has no transport queue). */
+	OK(e, id, IVL_TP_CLASS_FEATURES, IVL_TP_FEAT_GET_DEVICE, NULL, 0);
+	memcpy(&f, e->in, 8);
+	assert_false(f & IVL_TP_F_TRANSPT_VQ);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_mgmt, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_mgmt_errors, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_mgmt_self, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_features_status, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_queue, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_config, setup, teardown),

@@ -82,6 +82,19 @@ static void world_up(struct world *w)
 	assert_int_equal(ivl_tdrv_new(&w->d1, w->l1, &d), 0);
 	d.vector = 3;
 	assert_int_equal(ivl_tdrv_new(&w->d2, w->l2, &d), 0);
+	/* Both drivers negotiated with device 0: TRANSPT_VQ accepted, DRIVER_OK. */
+	{
+		uint8_t b[8];
+
+		assert_int_equal(ivl_tdrv_cmd(w->d2, 0, IVL_TP_CLASS_STATUS, IVL_TP_STATUS_GET,
+					      NULL, 0, b, 8, NULL),
+				 4);
+		assert_int_equal(b[0], 1 | 2 | 4 | 8);
+		assert_int_equal(ivl_tdrv_cmd(w->d1, 0, IVL_TP_CLASS_FEATURES,
+					      IVL_TP_FEAT_GET_DRIVER, NULL, 0, b, 8, NULL),
+				 8);
+		assert_int_equal(b[7], 0x80); /* bit 63 */
+	}
 }
 
 static void world_down(struct world *w)
@@ -113,6 +126,106 @@ static void test_no_host(void **state)
 	assert_int_equal(ivl_tdrv_new(&d, l, &o), -EINVAL);
 	ivl_link_free(l);
 	ivl_local_hub_free(hub);
+}
+
+/* A host from before VIRTIO_F_TRANSPT_VQ was offered: it publishes the
+ * control block and serves the transport queue, but answers FEATURES on
+ * device 0 with ERR device-id (or, with @no_bit, OK without the bit). */
+struct oldhost {
+	struct ivl_link *link;
+	uint8_t *area;
+	bool no_bit;
+	atomic_bool stop;
+	int answered;
+};
+
+static void *oldhost_main(void *arg)
+{
+	struct oldhost *o = arg;
+	struct ivl_tp_ctl *ctl = (struct ivl_tp_ctl *)o->area;
+	struct ivl_virtq *q = NULL;
+	uint32_t gen = 0;
+
+	while (!atomic_load(&o->stop)) {
+		struct ivl_link_event ev[8];
+		struct iovec iov[4];
+		struct ivl_virtq_elem e = {.iov = iov, .iov_max = 4};
+		uint32_t g = __atomic_load_n(&ctl->generation, __ATOMIC_ACQUIRE);
+
+		ivl_link_wait(o->link, ev, 8, 10);
+		if (g && g != gen) {
+			struct ivl_virtq_opts vo = {.role = IVL_VIRTQ_DEVICE, .num = IVL_TP_RING_NUM};
+
+			ivl_virtq_layout_default(IVL_TP_RING_NUM, 0, 0, &vo.layout);
+			ivl_virtq_free(q);
+			q = NULL;
+			gen = g;
+			assert_int_equal(
+			    ivl_virtq_new(&q, o->area + IVL_TP_RING_OFF, IVL_TP_TQ_WINDOW, &vo), 0);
+		}
+		while (q && ivl_virtq_pop(q, &e) == 1) {
+			uint8_t ans[12] = {0};
+			uint32_t n = 8;
+
+			assert_int_equal(e.out_num, 1);
+			assert_int_equal(e.in_num, 1);
+			if (o->no_bit) {
+				uint64_t f = 1ull << 32; /* VERSION_1 only */
+
+				memcpy(ans + 4, &f, 8);
+				n = 12;
+			} else {
+				ans[0] = IVL_TP_ERR;
+				ans[4] = IVL_TP_E_DEVICE_ID;
+			}
+			memcpy(iov[1].iov_base, ans, n);
+			assert_int_equal(ivl_virtq_push(q, e.head, n), 0);
+			o->answered++;
+		}
+		if (q && ivl_virtq_flush(q) == 0)
+			ivl_virtq_notify_link(q, o->link, ctl->driver_peer, ctl->driver_vector);
+	}
+	ivl_virtq_free(q);
+	return NULL;
+}
+
+/* Seed 002: a management device MUST offer VIRTIO_F_TRANSPT_VQ; the
+ * driver refuses one that does not. */
+static void test_refuses_old_host(void **state)
+{
+	(void)state;
+	for (int no_bit = 0; no_bit < 2; no_bit++) {
+		struct ivl_local_hub *hub;
+		struct ivl_link *drv;
+		struct ivl_tdrv *d = NULL;
+		struct oldhost o = {.no_bit = no_bit};
+		pthread_t t;
+		uint64_t size;
+		struct ivl_tp_ctl *ctl;
+
+		assert_int_equal(ivl_local_hub_new(&hub, 4 << 20, 4, 4), 0);
+		assert_int_equal(ivl_local_hub_join(hub, "old", &o.link), 0);
+		assert_int_equal(ivl_local_hub_join(hub, "drv", &drv), 0);
+		o.area = (uint8_t *)ivl_link_app_area(o.link, &size) + AREA_OFF;
+		ctl = (struct ivl_tp_ctl *)o.area;
+		memset(ctl, 0, sizeof(*ctl));
+		ctl->version = IVL_TP_VERSION;
+		ctl->host_peer = (uint16_t)ivl_link_id(o.link);
+		ctl->host_vector = 1;
+		ctl->area_size = 2 << 20;
+		__atomic_store_n(&ctl->magic, IVL_TP_MAGIC, __ATOMIC_RELEASE);
+		assert_int_equal(pthread_create(&t, NULL, oldhost_main, &o), 0);
+		struct ivl_tdrv_opts dopt = {
+		    .area_offset = AREA_OFF, .area_size = 2 << 20, .vector = 2};
+		assert_int_equal(ivl_tdrv_new(&d, drv, &dopt), -EOPNOTSUPP);
+		assert_null(d);
+		atomic_store(&o.stop, true);
+		pthread_join(t, NULL);
+		assert_int_equal(o.answered, 1);
+		ivl_link_free(drv);
+		ivl_link_free(o.link);
+		ivl_local_hub_free(hub);
+	}
 }
 
 static void test_console(void **state)
@@ -270,6 +383,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_no_host),
+	    cmocka_unit_test(test_refuses_old_host),
 	    cmocka_unit_test(test_console),
 	    cmocka_unit_test(test_sdm),
 	};
