@@ -296,7 +296,11 @@ static int cmd_msi(struct ivl__tdev *d, uint16_t c, const uint8_t *out, size_t l
 	bool any_vec = c == IVL_TP_MSI_MAP_CONFIG || c == IVL_TP_MSI_MAP_QUEUE;
 	if (len && vec >= ivl_msi_num(d->msi) && !(any_vec && vec == IVL_MSI_NO_VECTOR))
 		return ivl__ans_err(a, IVL_TP_E_VECTOR);
-	if (any_vec && !ivl_msi_sharing(d->msi))
+	/* Non-sharing tables take only NO_VECTOR (unmap, seed 004) or the
+	 * event's fixed vector (map it back). */
+	if (c == IVL_TP_MSI_MAP_CONFIG && ivl_msi_map_config(d->msi, vec) == -EPERM)
+		return ivl__ans_err(a, IVL_TP_E_NOT_SHARING);
+	if (c == IVL_TP_MSI_MAP_QUEUE && ivl_msi_map_queue(d->msi, ivl__le16(out), vec) == -EPERM)
 		return ivl__ans_err(a, IVL_TP_E_NOT_SHARING);
 	struct ivl_msi_vector mv;
 	switch (c) {
@@ -320,11 +324,8 @@ static int cmd_msi(struct ivl__tdev *d, uint16_t c, const uint8_t *out, size_t l
 	case IVL_TP_MSI_PENDING:
 		ivl_msi_get(d->msi, vec, &mv);
 		return ivl__ans_ok32(a, mv.pending);
-	case IVL_TP_MSI_MAP_CONFIG:
-		ivl_msi_map_config(d->msi, vec);
-		return ivl__ans_ok(a, 0);
+	case IVL_TP_MSI_MAP_CONFIG: /* done above */
 	case IVL_TP_MSI_MAP_QUEUE:
-		ivl_msi_map_queue(d->msi, ivl__le16(out), vec);
 		return ivl__ans_ok(a, 0);
 	case IVL_TP_MSI_ENABLE:
 		ivl_msi_enable(d->msi);

@@ -232,7 +232,10 @@ static int cmd_create(struct ivl_mgmt *m, const uint8_t *out, size_t len, struct
 		return ivl__ans_err(a, IVL_TP_E_VALUE);
 	wsz = (wsz + IVL_TP_GRANULE - 1) / IVL_TP_GRANULE * IVL_TP_GRANULE;
 	unsigned nvec = c.msi_vectors ? c.msi_vectors : t->nqueues + 1;
-	if (nvec > 2048)
+	bool sharing = c.flags & IVL_TP_CREATE_F_MSI_SHARING;
+	/* Seed 004's counts: non-sharing needs a vector per event (more than
+	 * the queues), sharing at least 2 (ivl_msi_new() enforces the same). */
+	if (nvec > 2048 || (sharing ? nvec < 2 : nvec <= t->nqueues))
 		return ivl__ans_err(a, IVL_TP_E_VALUE);
 	unsigned slot = IVL_TP_MAX_DEVICES;
 	for (unsigned i = 0; i < IVL_TP_MAX_DEVICES && slot == IVL_TP_MAX_DEVICES; i++)

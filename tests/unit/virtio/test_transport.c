@@ -448,15 +448,22 @@ static void test_msi_isolation(void **state)
 	struct ivl_tp_create c = {.virtio_id = IVL_TP_VIRTIO_CONSOLE,
 				  .flags = IVL_TP_CREATE_F_MSI_SHARING,
 				  .msi_vectors = 1};
+	/* Seed 004's counts: sharing needs 2 vectors, non-sharing one per
+	 * event (console: 2 queues + config). */
+	ERR(IVL_TP_E_VALUE, e, 0, IVL_TP_CLASS_MGMT, IVL_TP_MGMT_CREATE, &c, sizeof(c));
+	c.flags = 0;
+	c.msi_vectors = 2;
+	ERR(IVL_TP_E_VALUE, e, 0, IVL_TP_CLASS_MGMT, IVL_TP_MGMT_CREATE, &c, sizeof(c));
+	c.flags = IVL_TP_CREATE_F_MSI_SHARING;
 	OK(e, 0, IVL_TP_CLASS_MGMT, IVL_TP_MGMT_CREATE, &c, sizeof(c));
 	memcpy(&b, e->in, sizeof(b));
 	uint64_t idb = b.device_id;
-	assert_int_equal(b.msi_vectors, 1);
+	assert_int_equal(b.msi_vectors, 2);
 	OK(e, idb, IVL_TP_CLASS_MSI, IVL_TP_MSI_GET_NUM, NULL, 0);
 	uint32_t n;
 	memcpy(&n, e->in, 4);
-	assert_int_equal(n, 1);
-	/* A's vectors 0..2 exist; B has only vector 0: B cannot name A's. */
+	assert_int_equal(n, 2);
+	/* A's vectors 0..2 exist; B has only 0..1: B cannot name A's. */
 	struct ivl_tp_msi_cfg cfg = {.vector = 2, .data = 1, .address = 5};
 	OK(e, ida, IVL_TP_CLASS_MSI, IVL_TP_MSI_CONFIGURE, &cfg, sizeof(cfg));
 	ERR(IVL_TP_E_VECTOR, e, idb, IVL_TP_CLASS_MSI, IVL_TP_MSI_CONFIGURE, &cfg, sizeof(cfg));
@@ -477,9 +484,21 @@ static void test_msi_isolation(void **state)
 	ERR(IVL_TP_E_LENGTH, e, idb, IVL_TP_CLASS_MSI, IVL_TP_MSI_ENABLE, &cfg, 4);
 	ERR(IVL_TP_E_COMMAND, e, idb, IVL_TP_CLASS_MSI, 10, NULL, 0);
 	ERR(IVL_TP_E_COMMAND, e, idb, IVL_TP_CLASS_MSI, 0, NULL, 0);
-	/* Sharing maps on B; A is non-sharing. */
-	v.vector = 0;
+	/* Sharing maps on B; A is non-sharing: it may only unmap an event
+	 * (seed 004) or map it back to its fixed vector. */
+	v.vector = 1;
 	ERR(IVL_TP_E_NOT_SHARING, e, ida, IVL_TP_CLASS_MSI, IVL_TP_MSI_MAP_CONFIG, &v, 4);
+	v.vector = IVL_MSI_NO_VECTOR;
+	OK(e, ida, IVL_TP_CLASS_MSI, IVL_TP_MSI_MAP_CONFIG, &v, 4);
+	v.vector = 0;
+	OK(e, ida, IVL_TP_CLASS_MSI, IVL_TP_MSI_MAP_CONFIG, &v, 4);
+	{
+		struct ivl_tp_queue_val uq = {.queue = 1, .value = IVL_MSI_NO_VECTOR};
+
+		OK(e, ida, IVL_TP_CLASS_MSI, IVL_TP_MSI_MAP_QUEUE, &uq, sizeof(uq));
+		uq.value = 2;
+		OK(e, ida, IVL_TP_CLASS_MSI, IVL_TP_MSI_MAP_QUEUE, &uq, sizeof(uq));
+	}
 	OK(e, idb, IVL_TP_CLASS_MSI, IVL_TP_MSI_MAP_CONFIG, &v, 4);
 	struct ivl_tp_queue_val mq = {.queue = 1, .value = 0};
 	OK(e, idb, IVL_TP_CLASS_MSI, IVL_TP_MSI_MAP_QUEUE, &mq, sizeof(mq));
@@ -491,6 +510,7 @@ static void test_msi_isolation(void **state)
 	mq.reserved = 1;
 	ERR(IVL_TP_E_RESERVED, e, idb, IVL_TP_CLASS_MSI, IVL_TP_MSI_MAP_QUEUE, &mq, sizeof(mq));
 	mq.reserved = 0;
+	mq.value = 0; /* queue 0's fixed vector is 1 */
 	ERR(IVL_TP_E_NOT_SHARING, e, ida, IVL_TP_CLASS_MSI, IVL_TP_MSI_MAP_QUEUE, &mq, sizeof(mq));
 	/* Mask / pending / unmask per device. */
 	OK(e, idb, IVL_TP_CLASS_MSI, IVL_TP_MSI_MASK, &v, 4);
