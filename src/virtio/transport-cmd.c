@@ -269,11 +269,16 @@ static int cmd_config(struct ivl__tdev *d, uint16_t c, const uint8_t *out, size_
 		memcpy(a->buf + 4, d->config + off, n);
 		return ivl__ans_ok(a, n);
 	}
-	if (!d->type->config_writable || !d->type->config_writable(off, n))
+	if (!d->type->config_writable || !d->type->config_writable(d, off, n))
 		return ivl__ans_err(a, IVL_TP_E_VALUE);
 	memcpy(d->config + off, out + 8, n);
-	if (d->type->config_write)
-		d->type->config_write(d, off, n);
+	if (d->type->config_write && d->type->config_write(d, off, n) < 0) {
+		/* Refused, never ignored: the driver hears it, the config
+		 * space shows the value in effect. */
+		if (d->type->config_read)
+			d->type->config_read(d);
+		return ivl__ans_err(a, IVL_TP_E_VALUE);
+	}
 	return ivl__ans_ok(a, 0);
 }
 

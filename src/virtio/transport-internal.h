@@ -44,11 +44,14 @@ struct ivl__tdev_type {
 	/* Serve queues and backend without blocking; buffers served. */
 	int (*serve)(struct ivl__tdev *d);
 	int (*timeout_ms)(struct ivl__tdev *d); /* NULL: -1 */
-	/* Before a config read / after a config write. */
+	/* Before a config read / after a config write.  config_write returns
+	 * 0, or -errno when the device refuses the value (the command then
+	 * answers IVL_TP_E_VALUE and config_read restores the bytes). */
 	void (*config_read)(struct ivl__tdev *d);
-	void (*config_write)(struct ivl__tdev *d, uint32_t off, uint32_t len);
-	/* Which config bytes the driver may write (others: IVL_TP_E_VALUE). */
-	bool (*config_writable)(uint32_t off, uint32_t len);
+	int (*config_write)(struct ivl__tdev *d, uint32_t off, uint32_t len);
+	/* Which config bytes the driver may write now (others:
+	 * IVL_TP_E_VALUE). */
+	bool (*config_writable)(const struct ivl__tdev *d, uint32_t off, uint32_t len);
 };
 
 struct ivl__tqueue {

@@ -435,9 +435,26 @@ static void test_config(void **state)
 	OK(e, sdm, IVL_TP_CLASS_CONFIG, IVL_TP_CONFIG_READ, &rw, sizeof(rw));
 	memcpy(&sc, e->in, 6);
 	assert_int_equal(sc.max_slaves, 3);
+	/* A value the SDM refuses answers ERR (it used to answer OK and keep
+	 * the old value), and the config shows the value in effect. */
+	ms = 0;
+	memcpy(w + 8, &ms, 2);
+	ERR(IVL_TP_E_VALUE, e, sdm, IVL_TP_CLASS_CONFIG, IVL_TP_CONFIG_WRITE, w, 10);
+	ms = IVL_SDM_MAX_SLAVES + 1;
+	memcpy(w + 8, &ms, 2);
+	ERR(IVL_TP_E_VALUE, e, sdm, IVL_TP_CLASS_CONFIG, IVL_TP_CONFIG_WRITE, w, 10);
+	OK(e, sdm, IVL_TP_CLASS_CONFIG, IVL_TP_CONFIG_READ, &rw, sizeof(rw));
+	memcpy(&sc, e->in, 6);
+	assert_int_equal(sc.max_slaves, 3);
 	wr.offset = 4; /* current_slaves is read-only */
 	memcpy(w, &wr, 8);
 	ERR(IVL_TP_E_VALUE, e, sdm, IVL_TP_CLASS_CONFIG, IVL_TP_CONFIG_WRITE, w, 10);
+	/* emerg_wr only once VIRTIO_CONSOLE_F_EMERG_WRITE was negotiated. */
+	wr.offset = 8;
+	wr.length = 4;
+	memcpy(w, &wr, 8);
+	w[8] = 'x';
+	ERR(IVL_TP_E_VALUE, e, con, IVL_TP_CLASS_CONFIG, IVL_TP_CONFIG_WRITE, w, 12);
 }
 
 static void test_msi_isolation(void **state)

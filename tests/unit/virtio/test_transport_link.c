@@ -360,7 +360,29 @@ static void test_sdm(void **state)
 	assert_int_equal(wait_used(w.l1, q[1], &tok, &len), 1);
 	memcpy(&rc, buf + 64, 4);
 	assert_int_equal(rc, -ENOENT);
-	/* Slave -> master -> hg_vq -> driver, with the sender's ID. */
+	/* Broadcast through the device (seed 000's mailbox): the result is
+	 * the number of slaves reached. */
+	got_n = 0;
+	sig[0] = IVL_SDM_IRQ;
+	sig[1] = IVL_SDM_ALL;
+	sig[2] = 0x55;
+	memcpy(buf, sig, 16);
+	assert_true(ivl_virtq_add(q[1], &out, 1, &res, 1, (void *)1) >= 0);
+	assert_true(ivl_tdrv_kick(w.d1, q[1]) >= 0);
+	assert_int_equal(wait_used(w.l1, q[1], &tok, &len), 1);
+	memcpy(&rc, buf + 64, 4);
+	assert_int_equal(rc, 1);
+	end = tu_now_ms() + 5000;
+	while (got_n == 0 && tu_now_ms() < end) {
+		struct pollfd p = {.fd = ivl_sdm_get_fd(slave), .events = POLLIN};
+		poll(&p, 1, 20);
+		ivl_sdm_process(slave);
+	}
+	assert_int_equal(got_n, 1);
+	assert_int_equal(got.slave, 1);
+	assert_int_equal(got.payload[0], 0x55);
+	/* Slave -> master -> hg_vq -> driver: `slave` as the seed says (0:
+	 * the source is a slave); a 20-byte buffer also gets the sender. */
 	struct iovec in = {buf + 128, 16};
 	assert_true(ivl_virtq_add(q[0], NULL, 0, &in, 1, (void *)2) >= 0);
 	assert_true(ivl_tdrv_kick(w.d1, q[0]) >= 0);
@@ -370,9 +392,138 @@ static void test_sdm(void **state)
 	assert_int_equal(len, 16);
 	memcpy(sig, buf + 128, 16);
 	assert_int_equal(sig[0], IVL_SDM_BOOT);
-	assert_int_equal(sig[1], 1);
+	assert_int_equal(sig[1], 0);
 	assert_int_equal(sig[2], 7);
 	assert_int_equal(sig[3], 8);
+	in.iov_len = 20;
+	assert_true(ivl_virtq_add(q[0], NULL, 0, &in, 1, (void *)2) >= 0);
+	assert_true(ivl_tdrv_kick(w.d1, q[0]) >= 0);
+	assert_int_equal(ivl_sdm_send(slave, &up), 0);
+	assert_int_equal(wait_used(w.l1, q[0], &tok, &len), 1);
+	assert_int_equal(len, 20);
+	{
+		uint32_t from;
+
+		memcpy(&from, buf + 128 + 16, 4);
+		assert_int_equal(from, 1);
+	}
+
+	/* No IPI is lost (virtio-SDM): with no hg_vq buffer the device holds
+	 * the signals and, once its hold is busy, stops reading the channel:
+	 * the slave's sends fail with -EAGAIN (backpressure).  Every signal
+	 * the slave sent then reaches the driver, in order. */
+	{
+		struct ivl_sdm_signal seq = {.type = IVL_SDM_IRQ, .slave = 0};
+		uint32_t sent = 0, seen = 0;
+		int r = 0;
+
+		for (unsigned tries = 0; tries < 2000000u; tries++) {
+			seq.payload[0] = sent;
+			r = ivl_sdm_send(slave, &seq);
+			if (r == -EAGAIN)
+				break;
+			assert_int_equal(r, 0);
+			sent++;
+		}
+		assert_int_equal(r, -EAGAIN);
+		assert_true(sent > 64); /* the old device dropped beyond 64 */
+		while (seen < sent) {
+			struct iovec ins[16];
+			unsigned k = 0;
+
+			for (; k < 16; k++) {
+				ins[k] = (struct iovec){buf + 1024 + 32 * k, 20};
+				assert_true(ivl_virtq_add(q[0], NULL, 0, &ins[k], 1,
+							  (void *)(uintptr_t)(k + 1)) >= 0);
+			}
+			assert_true(ivl_tdrv_kick(w.d1, q[0]) >= 0);
+			for (unsigned j = 0; j < k && seen < sent; j++) {
+				uint32_t v[5];
+
+				assert_int_equal(wait_used(w.l1, q[0], &tok, &len), 1);
+				assert_int_equal(len, 20);
+				memcpy(v, ins[(uintptr_t)tok - 1].iov_base, 20);
+				assert_int_equal(v[2], seen);
+				assert_int_equal(v[4], 1);
+				seen++;
+			}
+			if (seen == sent)
+				break;
+		}
+		assert_int_equal(seen, sent);
+		/* The channel is read again: the next signal goes through. */
+		seq.payload[0] = sent;
+		assert_int_equal(ivl_sdm_send(slave, &seq), 0);
+	}
+
+	/* A config write the device does not take answers ERR: max_slaves 0
+	 * on the master, anything on a slave device. */
+	{
+		uint8_t wr[10] = {2, 0, 0, 0, 2, 0, 0, 0, 0, 0};
+
+		reason = 0;
+		assert_int_equal(ivl_tdrv_cmd(w.d1, info.device_id, IVL_TP_CLASS_CONFIG,
+					      IVL_TP_CONFIG_WRITE, wr, 10, NULL, 0, &reason),
+				 -EREMOTEIO);
+		assert_int_equal(reason, IVL_TP_E_VALUE);
+		assert_int_equal(ivl_tdrv_cmd(w.d1, info.device_id, IVL_TP_CLASS_CONFIG,
+					      IVL_TP_CONFIG_READ, &rw, 8, cfg, sizeof(cfg), &reason),
+				 6);
+		assert_int_equal(cfg[2], 4); /* unchanged */
+		wr[8] = 6;
+		assert_int_equal(ivl_tdrv_cmd(w.d1, info.device_id, IVL_TP_CLASS_CONFIG,
+					      IVL_TP_CONFIG_WRITE, wr, 10, NULL, 0, &reason),
+				 0);
+	}
+
+	/* A managed slave device (ID 2): the seed's `slave` is its own ID. */
+	{
+		struct ivl_tp_create cs = {.virtio_id = IVL_TP_VIRTIO_SDM,
+					   .param = {IVL_TP_SDM_SLAVE, 2}};
+		struct ivl_tp_info si;
+		struct ivl_virtq *sq[2];
+		void *sbufv;
+		uint64_t sbsz;
+		uint8_t wr[10] = {2, 0, 0, 0, 2, 0, 0, 0, 8, 0};
+
+		assert_int_equal(ivl_tdrv_create(w.d2, &cs, &si, &reason), 0);
+		assert_int_equal(ivl_tdrv_setup(w.d2, si.device_id, 16, sq, 2, &nq, &sbufv, &sbsz,
+						&reason),
+				 0);
+		uint8_t *sbuf = sbufv;
+		assert_int_equal(ivl_tdrv_cmd(w.d2, si.device_id, IVL_TP_CLASS_CONFIG,
+					      IVL_TP_CONFIG_WRITE, wr, 10, NULL, 0, &reason),
+				 -EREMOTEIO);
+		assert_int_equal(reason, IVL_TP_E_VALUE);
+		struct iovec sin = {sbuf + 128, 20};
+		assert_true(ivl_virtq_add(sq[0], NULL, 0, &sin, 1, (void *)3) >= 0);
+		assert_true(ivl_tdrv_kick(w.d2, sq[0]) >= 0);
+		uint32_t down[4] = {IVL_SDM_IRQ, 2, 0x77, 0x88};
+		memcpy(buf, down, 16);
+		assert_true(ivl_virtq_add(q[1], &out, 1, &res, 1, (void *)1) >= 0);
+		assert_true(ivl_tdrv_kick(w.d1, q[1]) >= 0);
+		/* The slave device registers in the background: retry -ENOENT. */
+		for (int k = 0; k < 250; k++) {
+			assert_int_equal(wait_used(w.l1, q[1], &tok, &len), 1);
+			memcpy(&rc, buf + 64, 4);
+			if (rc != -ENOENT)
+				break;
+			poll(NULL, 0, 20);
+			assert_true(ivl_virtq_add(q[1], &out, 1, &res, 1, (void *)1) >= 0);
+			assert_true(ivl_tdrv_kick(w.d1, q[1]) >= 0);
+		}
+		assert_int_equal(rc, 0);
+		assert_int_equal(wait_used(w.l2, sq[0], &tok, &len), 1);
+		assert_int_equal(len, 20);
+		uint32_t v[5];
+		memcpy(v, sbuf + 128, 20);
+		assert_int_equal(v[0], IVL_SDM_IRQ);
+		assert_int_equal(v[1], 2); /* before: 0, the sender */
+		assert_int_equal(v[2], 0x77);
+		assert_int_equal(v[4], 0);
+		ivl_virtq_free(sq[0]);
+		ivl_virtq_free(sq[1]);
+	}
 	ivl_sdm_free(slave);
 	ivl_virtq_free(q[0]);
 	ivl_virtq_free(q[1]);
