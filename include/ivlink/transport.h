@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The transport virtqueue (PROTOCOLS.md §7, seed 002; normative description:
+ * The transport virtqueue (seed 002; normative description:
  * docs/transport.md).  A *management device* (device_id 0) on a device host
  * serves commands on a transport virtqueue; with them a driver creates,
  * configures and destroys *managed devices* (console, SDM), each with its
@@ -268,7 +268,7 @@ _Static_assert(sizeof(struct ivl_tp_msi_cfg) == 16, "msi_cfg size");
 #define IVL_TP_VIRTIO_CONSOLE 3u
 #define IVL_TP_VIRTIO_SDM 21u
 
-/* SDM configuration space (PROTOCOLS.md §5), little-endian. */
+/* SDM configuration space (seed 000, docs/sdm.md), little-endian. */
 struct ivl_tp_sdm_config {
 	uint8_t master;
 	uint8_t reserved;

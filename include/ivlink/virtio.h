@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * virtio over ivlink (docs/virtio.md, PROTOCOLS.md §6 and §8):
+ * virtio over ivlink (docs/virtio.md; seed 004 for MSI):
  *
  *  - ivl_virtq: split virtqueues (virtio 1.x, the layouts of
  *    <linux/virtio_ring.h>) inside a *window* of a shared region.  Ring and
@@ -190,7 +190,7 @@ int ivl_virtq_push(struct ivl_virtq *q, uint16_t head, uint32_t len);
 /* Device: publish every pushed entry (store-release of used->idx). */
 int ivl_virtq_flush(struct ivl_virtq *q);
 
-/* ---- MSI vectors and the event map (PROTOCOLS.md §6) --------------------- */
+/* ---- MSI vectors and the event map (seed 004, docs/virtio.md §3) -------- */
 
 #define IVL_MSI_NO_VECTOR 0xffffffffu
 

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The management device (PROTOCOLS.md §7, docs/transport.md): the device
+ * The management device (seed 002, docs/transport.md): the device
  * table, window allocation, per-device MSI tables, the management class
  * and the entry of the command decoder (the other classes are in
  * transport-cmd.c).  Every command is hostile data: it is checked in the

@@ -3,7 +3,7 @@
  * Conformance of the virtio-mmio v2 model: the driver sequences of virtio
  * 1.x §3.1 and §4.2.3 (initialization, feature negotiation with the
  * FEATURES_OK re-read, queue setup, notifications, the single interrupt with
- * InterruptStatus/ACK) and the MSI registers of PROTOCOLS.md §6 in both
+ * InterruptStatus/ACK) and the MSI registers of seed 004 (docs/virtio.md §4) in both
  * modes.  Invalid accesses must be ignored and counted.
  */
 #include <errno.h>

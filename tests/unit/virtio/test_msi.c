@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* The MSI vector table and event map on its own (PROTOCOLS.md §6). */
+/* The MSI vector table and event map on its own (seed 004, docs/virtio.md §3). */
 #include <errno.h>
 #include <string.h>
 
