@@ -51,20 +51,18 @@ struct held {
 struct sdmdev {
 	struct ivl_sdm *sdm;
 	bool master, reading;
-	uint16_t id; /* slave: own ID (the seed's `slave` on delivery) */
 	char chan[80];
 	struct held *hold;
 	unsigned head, count;
-	uint64_t lost_total;
 	uint64_t *lost; /* by source ID, IVL_SDM_MAX_SLAVES + 1 */
 };
 
 static void lose(struct ivl__tdev *d, uint16_t from, const char *why)
 {
 	struct sdmdev *s = d->priv;
-	uint64_t n = ++s->lost[from];
+	/* The library's IDs are <= IVL_SDM_MAX_SLAVES; stay in bounds anyway. */
+	uint64_t n = ++s->lost[from <= IVL_SDM_MAX_SLAVES ? from : 0];
 
-	s->lost_total++;
 	/* 1, 2, 4, 8...: every source is reported, a flood does not flood
 	 * the log. */
 	if ((n & (n - 1)) == 0)
@@ -201,9 +199,20 @@ static int sdm_init(struct ivl__tdev *d, const struct ivl_tp_create *c,
 static void sdm_reset(struct ivl__tdev *d)
 {
 	struct sdmdev *s = d->priv;
-	for (; s->count; s->count--, s->head = (s->head + 1) % HOLD)
-		lose(d, s->hold[s->head].from, "dropped by a device reset");
+	uint32_t drop[IVL_SDM_MAX_SLAVES + 1] = {0};
+	for (; s->count; s->count--, s->head = (s->head + 1) % HOLD) {
+		uint16_t from = s->hold[s->head].from;
+		from = from <= IVL_SDM_MAX_SLAVES ? from : 0;
+		drop[from]++;
+		s->lost[from]++;
+	}
 	s->head = 0;
+	for (unsigned id = 0; id <= IVL_SDM_MAX_SLAVES; id++)
+		if (drop[id])
+			ivl__warn("transport: SDM device %llu: reset: %u signal%s from %u dropped "
+				  "(%llu lost from it so far)",
+				  (unsigned long long)d->id, drop[id], drop[id] == 1 ? "" : "s", id,
+				  (unsigned long long)s->lost[id]);
 }
 
 static int sdm_serve(struct ivl__tdev *d)
@@ -218,8 +227,6 @@ static int sdm_serve(struct ivl__tdev *d)
 	 * see as this SDM leaving). */
 	if (s->reading)
 		(void)ivl_sdm_process(s->sdm);
-	if (!s->master && s->id == 0 && ivl_sdm_id(s->sdm) > 0)
-		s->id = (uint16_t)ivl_sdm_id(s->sdm);
 	while (ivl__tdev_pop(d, GHQ, &e) == 1) {
 		uint8_t w[16];
 		int32_t res = -EINVAL;

@@ -6,10 +6,12 @@
  * the rings driven in-process.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "testutil.h"
+#include <ivlink/log.h>
 #include <ivlink/sdm.h>
 #include <ivlink/transport.h>
 #include <ivlink/virtio.h>
@@ -748,12 +750,45 @@ static void test_mgmt_self(void **state)
 	assert_false(f & IVL_TP_F_TRANSPT_VQ);
 }
 
+static char last_warning[512];
+
+static void grab(void *opaque, int level, const char *msg)
+{
+	(void)opaque;
+	if (level == IVL_LOG_WARNING)
+		snprintf(last_warning, sizeof(last_warning), "%s", msg);
+}
+
+/* Signals still held for hg_vq when the driver resets the SDM device are
+ * not silently gone: counted per source and reported. */
+static void test_sdm_reset_losses(void **state)
+{
+	struct env *e = *state;
+	struct ivl_tp_info a;
+	uint64_t id = create(e, IVL_TP_VIRTIO_SDM, IVL_TP_SDM_MASTER, &a);
+	struct ivl_sdm_options so = {.channel = IVL_SDM_CHAN_LOCAL, .bus = e->bus, .id = 3};
+	struct ivl_sdm *slave;
+	struct ivl_sdm_signal sig = {.type = IVL_SDM_IRQ};
+
+	assert_int_equal(ivl_sdm_new(&slave, &so), 0);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(ivl_sdm_send(slave, &sig), 0);
+	ivl_mgmt_process(e->m); /* the device takes them: no hg_vq buffer */
+	last_warning[0] = '\0';
+	ivl_log_set(grab, NULL, IVL_LOG_WARNING);
+	OK(e, id, IVL_TP_CLASS_STATUS, IVL_TP_STATUS_RESET, NULL, 0);
+	ivl_log_set(NULL, NULL, 0);
+	assert_non_null(strstr(last_warning, "3 signals from 3 dropped"));
+	ivl_sdm_free(slave);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_mgmt, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_mgmt_errors, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_mgmt_self, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_sdm_reset_losses, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_features_status, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_queue, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_config, setup, teardown),
