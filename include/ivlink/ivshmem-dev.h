@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The ivshmem PCI device as a library component (docs/device.md): the BAR0
- * register block (IntrMask, IntrStatus, IVPosition, Doorbell; PROTOCOLS.md
- * §2), the BAR2 memory, and pin or MSI-X interrupts, for a VMM, an emulator
- * or a processor simulator that needs its own ivshmem-doorbell device.
+ * register block (IntrMask, IntrStatus, IVPosition, Doorbell; seed 001),
+ * the BAR2 memory, and pin or MSI-X interrupts, for a VMM, an emulator or a
+ * processor simulator that needs its own ivshmem-doorbell device.
  *
  * The model owns no fds and runs no loop.  The embedder
  *  - routes the guest's BAR0 accesses to ivl_ivshmem_dev_read() / _write();

@@ -2,8 +2,8 @@
 /*
  * The Signal Distribution Module (SDM): master/slave inter-processor signals
  * (IRQ, BOOT, RESET with a 64-bit payload) over a local bus, UNIX or TCP
- * sockets.  PROTOCOLS.md §5 describes the model; docs/sdm.md is the
- * normative wire format and handshake.
+ * sockets or a link.  docs/sdm.md describes the model, the normative wire
+ * format and handshake.
  *
  * Model: one master (ID 0) and up to max_slaves slaves (IDs 1..max_slaves).
  * The master may signal any connected slave; a slave may signal only the
@@ -34,7 +34,7 @@
 extern "C" {
 #endif
 
-/* Signal types (PROTOCOLS.md §5: the seed's enum order, RESET added). */
+/* Signal types (docs/sdm.md: the seed's enum order, RESET added). */
 enum ivl_sdm_type {
 	IVL_SDM_IRQ = 0,
 	IVL_SDM_BOOT = 1,
@@ -44,6 +44,10 @@ enum ivl_sdm_type {
 
 /* The master's ID; slaves are 1..max_slaves. */
 #define IVL_SDM_MASTER 0u
+/* Reserved destination of a broadcast (master only): every registered slave
+ * (the seed's mailbox use case, docs/sdm.md "Broadcast").  Never on a wire:
+ * each slave receives an ordinary signal whose `slave` is its own ID. */
+#define IVL_SDM_ALL 0xffffffffu
 /* Largest max_slaves this implementation accepts (the wire field is 16 bits). */
 #define IVL_SDM_MAX_SLAVES 1024u
 /* Size of a pre-shared key. */
@@ -56,7 +60,7 @@ struct ivl_sdm_signal {
 	uint32_t payload[2];
 };
 
-/* The device configuration of PROTOCOLS.md §5. */
+/* The device configuration of the seed (docs/sdm.md). */
 struct ivl_sdm_config {
 	bool master;
 	uint16_t max_slaves;
@@ -190,18 +194,33 @@ int ivl_sdm_process(struct ivl_sdm *sdm);
 
 /*
  * Send a signal (copied).  Routing: a master sends to sig->slave in
- * 1..IVL_SDM_MAX_SLAVES; a slave must set sig->slave = 0.
+ * 1..IVL_SDM_MAX_SLAVES, or to IVL_SDM_ALL; a slave must set sig->slave = 0.
+ * Returns 0 (unicast), or for IVL_SDM_ALL the number of slaves the signal
+ * was queued for (0 when none is registered).
  * Errors: -EINVAL (type >= IVL_SDM_NTYPES, master to ID 0 or beyond the
- * limit), -EPERM (a slave addressing anything but the master), -ENOENT
- * (master: that slave is not connected), -ENOTCONN (slave: not registered
- * with a master), -EAGAIN (the connection's send buffer is full), -EPIPE.
- * A signal is never silently dropped by the sender.
+ * limit), -EPERM (a slave addressing anything but the master, including
+ * IVL_SDM_ALL), -ENOENT (master: that slave is not connected), -ENOTCONN
+ * (slave: not registered with a master), -EAGAIN (the connection's send
+ * buffer is full), -EPIPE.  A signal is never silently dropped by the
+ * sender.
+ *
+ * Broadcast (IVL_SDM_ALL): all or nothing with respect to backpressure.
+ * The set of destinations is the slaves registered when the call starts;
+ * if any of them has no room for one more signal the call returns -EAGAIN
+ * and sends nothing, else every one of them gets exactly one signal (one
+ * frame per connection, one send() per connection on UNIX/TCP, one
+ * doorbell per slave on LINK), with `slave` set to its own ID and `from`
+ * 0, like any signal of the master.  A slave that leaves during the call
+ * does not get it (and is not counted); a slave that registers during the
+ * call does not get it either (on LOCAL, where another thread may join
+ * concurrently, it gets it only if it was registered when the set was
+ * taken).  One broadcast counts as one signal in stats.sent.
  */
 int ivl_sdm_send(struct ivl_sdm *sdm, const struct ivl_sdm_signal *sig);
 
 /*
  * Send @n signals (copied) in order, with the same rules and errors as
- * ivl_sdm_send() for each, but batched: on UNIX and TCP the frames of a run
+ * ivl_sdm_send() for each (a broadcast is one signal), but batched: on UNIX and TCP the frames of a run
  * of signals to one destination leave in one send() (a batch costs about
  * one system call, not one per signal); on LINK one doorbell per run.
  * Returns how many signals were accepted, from the first: @n, or fewer if

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The transport virtqueue (PROTOCOLS.md §7, seed 002; normative description:
+ * The transport virtqueue (seed 002; normative description:
  * docs/transport.md).  A *management device* (device_id 0) on a device host
  * serves commands on a transport virtqueue; with them a driver creates,
  * configures and destroys *managed devices* (console, SDM), each with its
@@ -72,6 +72,13 @@ _Static_assert(offsetof(struct ivl_tp_ctl, owner) == 24, "ivl_tp_ctl owner");
 
 /* ---- commands (docs/transport.md §3) ------------------------------------- */
 
+/* VIRTIO_F_TRANSPT_VQ (seed 002: "The management device MUST offer feature
+ * bit VIRTIO_F_TRANSPT_VQ"): offered by device_id 0 (FEATURES GET_DEVICE on
+ * device 0).  The seed assigns no number; ivlink uses bit 63, outside the
+ * transport range of every virtio version (24..41) and not used by the
+ * management device for anything else (docs/transport.md §3.1). */
+#define IVL_TP_F_TRANSPT_VQ (1ull << 63)
+
 /* Driver-written header; the class's structure follows. */
 struct ivl_tp_cmd {
 	uint64_t device_id;
@@ -101,7 +108,8 @@ enum ivl_tp_reason {
 	IVL_TP_E_COMMAND = 3,	    /* unknown command in the class */
 	IVL_TP_E_NO_DEVICE = 4,	    /* no managed device with that ID */
 	IVL_TP_E_DEVICE_ID = 5,	    /* wrong ID kind: 0 where a managed device
-				     * is needed, or != 0 for CREATE/LIST */
+				     * is needed (DESTROY, QUERY, QUEUE, CONFIG,
+				     * MSI), or != 0 for CREATE/LIST */
 	IVL_TP_E_VIRTIO_ID = 6,	    /* device type not offered by this host */
 	IVL_TP_E_NO_SPACE = 7,	    /* no free device slot or window space */
 	IVL_TP_E_QUEUE = 8,	    /* queue index >= the device's queues */
@@ -260,7 +268,7 @@ _Static_assert(sizeof(struct ivl_tp_msi_cfg) == 16, "msi_cfg size");
 #define IVL_TP_VIRTIO_CONSOLE 3u
 #define IVL_TP_VIRTIO_SDM 21u
 
-/* SDM configuration space (PROTOCOLS.md §5), little-endian. */
+/* SDM configuration space (seed 000, docs/sdm.md), little-endian. */
 struct ivl_tp_sdm_config {
 	uint8_t master;
 	uint8_t reserved;
@@ -377,7 +385,12 @@ struct ivl_tdrv_opts {
  * command takes the transport queue's lock for its duration (a dead
  * owner's lock is taken over) and re-initialises the ring when another
  * driver used it meanwhile, so drivers in several processes take turns.
- * Errors: -ENODEV (no host serves the area), -ETIMEDOUT, -EINVAL, -ENOMEM.
+ * Then it negotiates with the management device (device_id 0): it must
+ * offer IVL_TP_F_TRANSPT_VQ and VERSION_1 (else -EOPNOTSUPP: not a
+ * management device), the driver accepts both and sets its status to
+ * DRIVER_OK (skipped when another driver did it already).
+ * Errors: -ENODEV (no host serves the area), -EOPNOTSUPP, -EPROTO,
+ * -ETIMEDOUT, -EBUSY, -EINVAL, -ENOMEM.
  */
 int ivl_tdrv_new(struct ivl_tdrv **out, struct ivl_link *link, const struct ivl_tdrv_opts *opts);
 /* Managed devices stay.  NULL ok. */

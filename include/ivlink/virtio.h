@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * virtio over ivlink (docs/virtio.md, PROTOCOLS.md §6 and §8):
+ * virtio over ivlink (docs/virtio.md; seed 004 for MSI):
  *
  *  - ivl_virtq: split virtqueues (virtio 1.x, the layouts of
  *    <linux/virtio_ring.h>) inside a *window* of a shared region.  Ring and
@@ -190,7 +190,7 @@ int ivl_virtq_push(struct ivl_virtq *q, uint16_t head, uint32_t len);
 /* Device: publish every pushed entry (store-release of used->idx). */
 int ivl_virtq_flush(struct ivl_virtq *q);
 
-/* ---- MSI vectors and the event map (PROTOCOLS.md §6) --------------------- */
+/* ---- MSI vectors and the event map (seed 004, docs/virtio.md §3) -------- */
 
 #define IVL_MSI_NO_VECTOR 0xffffffffu
 
@@ -211,8 +211,13 @@ struct ivl_msi;
 /*
  * A table of @nvec vectors (1..2048) for a device with @nqueues queues.
  * Non-sharing (@sharing false): vector 0 is the configuration change, vector
- * n is queue n-1, fixed.  Sharing: every event starts unmapped (NO_VECTOR).
- * Starts disabled, every vector unmasked, zero.  Errors: -EINVAL, -ENOMEM.
+ * n is queue n-1, fixed, so @nvec must exceed @nqueues (seed 004: "a number
+ * of vectors greater than the maximum number of virtqueues"; fewer would
+ * leave queues without an interrupt, so it is refused, never accepted and
+ * silently lossy).  Sharing: every event starts unmapped (NO_VECTOR) and
+ * @nvec must be at least 2 (seed 004).  Starts disabled, every vector
+ * unmasked, zero.  Errors: -EINVAL (including those vector counts),
+ * -ENOMEM.
  */
 int ivl_msi_new(struct ivl_msi **out, unsigned nvec, unsigned nqueues, bool sharing,
 		ivl_msi_deliver_fn *deliver, void *opaque);
@@ -224,7 +229,8 @@ bool ivl_msi_enabled(const struct ivl_msi *m);
 void ivl_msi_enable(struct ivl_msi *m);
 /* Disabling keeps the table (and pending bits). */
 void ivl_msi_disable(struct ivl_msi *m);
-/* Device reset: disabled, table zeroed, sharing map cleared. */
+/* Device reset: disabled, table zeroed, maps back to their start (sharing:
+ * all unmapped; non-sharing: the fixed map). */
 void ivl_msi_reset(struct ivl_msi *m);
 
 /* Errors of the per-vector calls: -EINVAL (vector >= num). */
@@ -237,13 +243,18 @@ int ivl_msi_get(const struct ivl_msi *m, uint32_t vector, struct ivl_msi_vector 
 
 /*
  * A ready-made ivl_msi_deliver_fn for @opaque = a struct ivl_link *: rings
- * doorbell @data of peer @address (PROTOCOLS.md §6).  Errors: -EINVAL
+ * doorbell @data of peer @address (docs/virtio.md, MSI).  Errors: -EINVAL
  * (address or data beyond 16 bits), and those of ivl_link_ring().
  */
 int ivl_msi_link_deliver(void *opaque, uint32_t vector, uint64_t address, uint32_t data);
 
-/* Sharing mode only (-EPERM in non-sharing mode).  @vector < num or
- * IVL_MSI_NO_VECTOR (unmap), else -EINVAL; @queue < nqueues, else -EINVAL. */
+/* Map an event to a vector.  @vector < num or IVL_MSI_NO_VECTOR (unmap),
+ * else -EINVAL; @queue < nqueues, else -EINVAL.  Sharing mode: any vector.
+ * Non-sharing mode (seed 004: "Device MUST support unmapping any event
+ * type"): only IVL_MSI_NO_VECTOR (unmap) or the event's fixed vector (map it
+ * back); any other vector is -EPERM.  An unmapped event raises nothing
+ * (ivl_msi_raise_*() return -ENOENT): the driver asked not to be
+ * interrupted for it. */
 int ivl_msi_map_config(struct ivl_msi *m, uint32_t vector);
 int ivl_msi_map_queue(struct ivl_msi *m, unsigned queue, uint32_t vector);
 /* The vector of an event, or IVL_MSI_NO_VECTOR. */

@@ -3,7 +3,7 @@
  * The ivshmem device model (include/ivlink/ivshmem-dev.h, docs/device.md):
  * BAR0's four registers, pin and MSI-X interrupts.  Everything a guest
  * writes is data: any offset, size and value is answered, counted when it is
- * not what PROTOCOLS.md §2 describes, and never trusted as an index.
+ * not what docs/device.md describes, and never trusted as an index.
  *
  * Locking: one mutex guards IntrMask, IntrStatus, the pin level, the MSI-X
  * enable, mask and pending bits, so the pin level is always a function of

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The ivlink shared-memory header (PROTOCOLS.md §4, layout in proto.h).
+ * The ivlink shared-memory header (docs/protocol.md §2, layout in proto.h).
  *
  * The server writes it once, state last; everybody else maps memory that any
  * peer (or a guest) can scribble on at any time, so a reader takes one copy,

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The ivshmem message codec (PROTOCOLS.md §1): 8-byte little-endian signed
+ * The ivshmem message codec (docs/protocol.md §1): 8-byte little-endian signed
  * values on a UNIX stream socket, each optionally carrying one fd.
  *
  * The stream is byte-oriented, so a message can arrive in pieces and its fd

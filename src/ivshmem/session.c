@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The peer side of the ivshmem server protocol (PROTOCOLS.md §1) as a pure
+ * The peer side of the ivshmem server protocol (docs/protocol.md §1) as a pure
  * state machine: decoded messages in, events out, no I/O.
  *
  * Every message comes from the server, which we do not trust: anything out

@@ -429,6 +429,21 @@ int ivl__sdm_link_send(struct ivl_sdm *s, const struct ivl_sdm_signal *sig, bool
 	return more ? 0 : ivl__sdm_link_flush(s);
 }
 
+int ivl__sdm_link_room(struct ivl_sdm *s, uint16_t id)
+{
+	struct ring *r;
+
+	if (id > s->link_capacity || !s->link_peer[id])
+		return -ENOENT;
+	r = &area_of(s)->slot[id].m2s;
+	/* Only we push; the slave only pops: the room seen stays. */
+	return atomic_load_explicit(&r->head, memory_order_relaxed) -
+			       atomic_load_explicit(&r->tail, memory_order_acquire) ==
+		       RING_LEN
+		   ? -EAGAIN
+		   : 0;
+}
+
 int ivl__sdm_link_process(struct ivl_sdm *s)
 {
 	struct ivl_link_event ev[32];

@@ -220,3 +220,34 @@ int ivl__sdm_local_count(const struct ivl_sdm *s)
 	pthread_mutex_unlock(&b->lock);
 	return r;
 }
+
+size_t ivl__sdm_local_ids(const struct ivl_sdm *s, uint16_t *ids)
+{
+	struct ivl_sdm_bus *b = s->bus;
+	size_t n = 0;
+
+	if (!b)
+		return 0;
+	pthread_mutex_lock(&b->lock);
+	for (uint16_t id = 1; id <= IVL_SDM_MAX_SLAVES; id++)
+		if (b->slaves[id])
+			ids[n++] = id;
+	pthread_mutex_unlock(&b->lock);
+	return n;
+}
+
+int ivl__sdm_local_room(const struct ivl_sdm *s, uint16_t id)
+{
+	struct ivl_sdm_bus *b = s->bus;
+	int r;
+
+	if (!b)
+		return -ENOENT;
+	pthread_mutex_lock(&b->lock);
+	if (!b->slaves[id])
+		r = -ENOENT;
+	else
+		r = b->slaves[id]->inbox_count < IVL__SDM_INBOX ? 0 : -EAGAIN;
+	pthread_mutex_unlock(&b->lock);
+	return r;
+}

@@ -221,6 +221,10 @@ int ivl__sdm_local_send(struct ivl_sdm *sdm, const struct ivl_sdm_signal *sig);
 int ivl__sdm_local_process(struct ivl_sdm *sdm);
 bool ivl__sdm_local_present(const struct ivl_sdm *sdm, uint16_t id);
 int ivl__sdm_local_count(const struct ivl_sdm *sdm);
+/* Master: the registered slaves' IDs into @ids (IVL_SDM_MAX_SLAVES). */
+size_t ivl__sdm_local_ids(const struct ivl_sdm *sdm, uint16_t *ids);
+/* Master: 0 if slave @id can take one more signal, -EAGAIN, -ENOENT. */
+int ivl__sdm_local_room(const struct ivl_sdm *sdm, uint16_t id);
 
 /* link.c */
 int ivl__sdm_link_start(struct ivl_sdm *sdm, const struct ivl_sdm_options *opt);
@@ -231,6 +235,8 @@ int ivl__sdm_link_send(struct ivl_sdm *sdm, const struct ivl_sdm_signal *sig, bo
 int ivl__sdm_link_flush(struct ivl_sdm *sdm);
 int ivl__sdm_link_process(struct ivl_sdm *sdm);
 int ivl__sdm_link_set_max(struct ivl_sdm *sdm, uint16_t max);
+/* Master: 0 if slave @id's mailbox has room for one signal, -EAGAIN, -ENOENT. */
+int ivl__sdm_link_room(struct ivl_sdm *sdm, uint16_t id);
 
 /* sock.c */
 int ivl__sdm_sock_start(struct ivl_sdm *sdm, const struct ivl_sdm_options *opt);
@@ -240,5 +246,8 @@ void ivl__sdm_sock_stop(struct ivl_sdm *sdm);
 int ivl__sdm_sock_send(struct ivl_sdm *sdm, const struct ivl_sdm_signal *sig, bool more);
 int ivl__sdm_sock_flush(struct ivl_sdm *sdm);
 int ivl__sdm_sock_process(struct ivl_sdm *sdm);
+/* Master: 0 if slave @id's send buffer has room for one frame (after
+ * trying to flush it), -EAGAIN, -ENOENT (not connected, or it broke). */
+int ivl__sdm_sock_room(struct ivl_sdm *sdm, uint16_t id);
 
 #endif

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The SDM object: options, routing rules (PROTOCOLS.md §5), the action and
- * handler tables, configuration and counters.  Channels (local.c, sock.c)
- * only move signals; everything a signal must obey is decided here.
+ * The SDM object: options, routing rules (docs/sdm.md), the action and
+ * handler tables, configuration and counters, and the broadcast.  Channels
+ * (local.c, sock.c, link.c) only move signals; everything a signal must
+ * obey is decided here.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -193,6 +194,8 @@ static int route_check(const struct ivl_sdm *s, const struct ivl_sdm_signal *sig
 		return -EINVAL;
 	if (!s->master)
 		return sig->slave == IVL_SDM_MASTER ? 0 : -EPERM;
+	if (sig->slave == IVL_SDM_ALL)
+		return 0;
 	if (sig->slave == IVL_SDM_MASTER || sig->slave > IVL_SDM_MAX_SLAVES)
 		return -EINVAL;
 	return 0;
@@ -217,11 +220,85 @@ static int chan_flush(struct ivl_sdm *s)
 	return 0;
 }
 
+/* Master: the IDs of the registered slaves, ascending; returns how many. */
+static size_t slave_ids(struct ivl_sdm *s, uint16_t *ids)
+{
+	size_t n = 0;
+
+	if (s->channel == IVL_SDM_CHAN_LOCAL)
+		return ivl__sdm_local_ids(s, ids);
+	for (uint16_t id = 1; id <= IVL_SDM_MAX_SLAVES; id++)
+		if (ivl_sdm_slave_present(s, id))
+			ids[n++] = id;
+	return n;
+}
+
+/* Room for one more signal to slave @id: 0, -EAGAIN (full), -ENOENT (gone). */
+static int chan_room(struct ivl_sdm *s, uint16_t id)
+{
+	if (s->channel == IVL_SDM_CHAN_LOCAL)
+		return ivl__sdm_local_room(s, id);
+	if (s->channel == IVL_SDM_CHAN_LINK)
+		return ivl__sdm_link_room(s, id);
+	return ivl__sdm_sock_room(s, id);
+}
+
+/*
+ * IVL_SDM_ALL (docs/sdm.md "Broadcast"): the destinations are the slaves
+ * registered now; room is checked for all of them before anything is
+ * queued, so backpressure makes the whole broadcast fail (-EAGAIN) rather
+ * than reach half of them.  Only the master queues signals towards its
+ * slaves, so the room seen here is still there when we queue (the slaves
+ * only drain).  A slave gone in between is skipped.  Returns how many
+ * slaves it was queued for.
+ */
+static int broadcast(struct ivl_sdm *s, const struct ivl_sdm_signal *sig, bool more)
+{
+	uint16_t ids[IVL_SDM_MAX_SLAVES];
+	size_t n = slave_ids(s, ids), k = 0;
+	int reached = 0, r;
+
+	for (size_t i = 0; i < n; i++) {
+		r = chan_room(s, ids[i]);
+		if (r == -EAGAIN)
+			return r;
+		if (r == 0)
+			ids[k++] = ids[i];
+	}
+	for (size_t i = 0; i < k; i++) {
+		struct ivl_sdm_signal one = *sig;
+
+		one.slave = ids[i];
+		/* One frame per slave; the channel sends each connection's
+		 * frames in one write when it moves to the next one. */
+		r = chan_send(s, &one, more || i + 1 < k);
+		if (r == 0)
+			reached++;
+		else if (r != -ENOENT && r != -EPIPE)
+			ivl__warn("sdm: broadcast to slave %u failed: %d", ids[i], r);
+	}
+	return reached;
+}
+
 IVL_EXPORT int ivl_sdm_send(struct ivl_sdm *s, const struct ivl_sdm_signal *sig)
 {
-	int r = ivl_sdm_send_batch(s, sig, 1);
+	int r, f;
 
-	return r < 0 ? r : 0;
+	if (!s || !sig)
+		return -EINVAL;
+	if (sig->slave != IVL_SDM_ALL) {
+		r = ivl_sdm_send_batch(s, sig, 1);
+		return r < 0 ? r : 0;
+	}
+	r = route_check(s, sig);
+	if (r)
+		return r;
+	r = broadcast(s, sig, false);
+	f = chan_flush(s);
+	if (r < 0)
+		return r;
+	s->st.sent++;
+	return f < 0 && r == 0 ? f : r;
 }
 
 IVL_EXPORT int ivl_sdm_send_batch(struct ivl_sdm *s, const struct ivl_sdm_signal *sigs, size_t n)
@@ -233,7 +310,9 @@ IVL_EXPORT int ivl_sdm_send_batch(struct ivl_sdm *s, const struct ivl_sdm_signal
 		return -EINVAL;
 	for (i = 0; i < n; i++) {
 		r = route_check(s, &sigs[i]);
-		if (!r)
+		if (!r && sigs[i].slave == IVL_SDM_ALL)
+			r = broadcast(s, &sigs[i], i + 1 < n) < 0 ? -EAGAIN : 0;
+		else if (!r)
 			r = chan_send(s, &sigs[i], i + 1 < n);
 		if (r)
 			break;

@@ -754,6 +754,19 @@ int ivl__sdm_sock_send(struct ivl_sdm *s, const struct ivl_sdm_signal *sig, bool
 	return flush(s, c);
 }
 
+int ivl__sdm_sock_room(struct ivl_sdm *s, uint16_t id)
+{
+	struct ivl__sdm_conn *c = s->slaves[id];
+
+	if (!c || c->dead)
+		return -ENOENT;
+	if (IVL__SDM_TXBUF - c->tx_len >= IVL__SDM_MAX_FRAME)
+		return 0;
+	if (flush(s, c) < 0)
+		return -ENOENT;
+	return IVL__SDM_TXBUF - c->tx_len >= IVL__SDM_MAX_FRAME ? 0 : -EAGAIN;
+}
+
 /* Keepalives, dead peers, handshake deadlines. */
 static void conn_tick(struct ivl_sdm *s, struct ivl__sdm_conn *c, int64_t now)
 {

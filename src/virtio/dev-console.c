@@ -265,19 +265,20 @@ static int con_serve(struct ivl__tdev *d)
 	return n;
 }
 
-static bool con_writable(uint32_t off, uint32_t len)
+/* emerg_wr, once VIRTIO_CONSOLE_F_EMERG_WRITE was negotiated. */
+static bool con_writable(const struct ivl__tdev *d, uint32_t off, uint32_t len)
 {
-	return off == 8 && len == 4; /* emerg_wr */
+	return off == 8 && len == 4 && (d->drv_features & F_EMERG_WRITE);
 }
 
-static void con_config_write(struct ivl__tdev *d, uint32_t off, uint32_t len)
+static int con_config_write(struct ivl__tdev *d, uint32_t off, uint32_t len)
 {
 	(void)off;
 	(void)len;
 	uint8_t ch = d->config[8];
-	if (d->drv_features & F_EMERG_WRITE)
-		sink(d, d->priv, &ch, 1);
+	sink(d, d->priv, &ch, 1);
 	memset(d->config + 8, 0, 4);
+	return 0;
 }
 
 const struct ivl__tdev_type ivl__console_type = {

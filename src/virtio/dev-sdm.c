@@ -1,18 +1,29 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The managed SDM device (virtio device ID 21, PROTOCOLS.md §5), bridged to
- * the SDM library: each device is an SDM master or slave on the channel the
- * device host was started with (UNIX, TCP or a local bus).
+ * The managed SDM device (virtio device ID 21, seed 000, docs/transport.md
+ * §5), bridged to the SDM library: each device is an SDM master or slave on
+ * the channel the device host was started with (UNIX, TCP or a local bus).
  *
  *  - queue 0 hg_vq (device -> driver): each delivered signal fills one
- *    buffer with 16 bytes {le32 type, le32 slave, le32 payload[2]}; on a
- *    master `slave` is the sender's ID.  Signals wait (up to 64) for
- *    buffers; beyond that they are dropped (and logged).
+ *    buffer with the seed's SDMSignalData, 16 bytes {le32 type, le32 slave,
+ *    le32 payload[2]}, `slave` as the seed defines it: the destination, so
+ *    the device's own ID on a slave and 0 on a master; then, if the buffer
+ *    has room, le32 `from` (the sender's ID, 0 for the master; an ivlink
+ *    addition, since the seed's layout does not tell a master who sent).
+ *  - No signal is dropped: signals wait for hg_vq buffers in a bounded
+ *    hold; while HOLD_RESUME or more wait the device stops reading the
+ *    channel (backpressure: the senders' buffers fill and their sends fail
+ *    with -EAGAIN).  One ivl_sdm_process() can deliver more than the hold's
+ *    headroom only on a socket flood; what does not fit is counted per
+ *    source and reported (warning log), never silently gone.
  *  - queue 1 gh_vq (driver -> device): a buffer's first 16 readable bytes
- *    are a signal to send; if it has a writable part, the device writes the
- *    result there as le32 (0 or -errno of ivl_sdm_send()).
+ *    are a signal to send (`slave` IVL_SDM_ALL broadcasts, master only); if
+ *    it has a writable part, the device writes the result there as le32:
+ *    the return of ivl_sdm_send() (0, the number of slaves reached by a
+ *    broadcast, or -errno).
  *  - config {u8 master; u8 reserved; le16 max_slaves; le16 current_slaves};
- *    a master's driver may write max_slaves.
+ *    a master's driver may write max_slaves; any other write, or a value
+ *    the SDM refuses, answers ERR (value).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -27,14 +38,38 @@
 
 #define HGQ 0u
 #define GHQ 1u
-#define PENDING 64u
+/* Signals held for hg_vq; the channel is read only while fewer than
+ * HOLD_RESUME wait, which leaves HOLD - HOLD_RESUME for one process(). */
+#define HOLD 4096u
+#define HOLD_RESUME 1024u
+
+struct held {
+	struct ivl_sdm_signal sig;
+	uint16_t from;
+};
 
 struct sdmdev {
 	struct ivl_sdm *sdm;
+	bool master, reading;
 	char chan[80];
-	struct ivl_sdm_signal pend[PENDING];
+	struct held *hold;
 	unsigned head, count;
+	uint64_t *lost; /* by source ID, IVL_SDM_MAX_SLAVES + 1 */
 };
+
+static void lose(struct ivl__tdev *d, uint16_t from, const char *why)
+{
+	struct sdmdev *s = d->priv;
+	/* The library's IDs are <= IVL_SDM_MAX_SLAVES; stay in bounds anyway. */
+	uint64_t n = ++s->lost[from <= IVL_SDM_MAX_SLAVES ? from : 0];
+
+	/* 1, 2, 4, 8...: every source is reported, a flood does not flood
+	 * the log. */
+	if ((n & (n - 1)) == 0)
+		ivl__warn("transport: SDM device %llu: %s: %llu signal%s from %u lost so far",
+			  (unsigned long long)d->id, why, (unsigned long long)n, n == 1 ? "" : "s",
+			  from);
+}
 
 static void on_signal(struct ivl_sdm *sdm, const struct ivl_sdm_signal *sig, uint16_t from,
 		      void *opaque)
@@ -42,14 +77,13 @@ static void on_signal(struct ivl_sdm *sdm, const struct ivl_sdm_signal *sig, uin
 	struct ivl__tdev *d = opaque;
 	struct sdmdev *s = d->priv;
 	(void)sdm;
-	if (s->count == PENDING) {
-		ivl__info("transport: SDM device %llu: no buffers, signal dropped",
-			  (unsigned long long)d->id);
+	if (s->count == HOLD) {
+		lose(d, from, "no hg_vq buffers and the hold is full");
 		return;
 	}
-	struct ivl_sdm_signal *p = &s->pend[(s->head + s->count++) % PENDING];
-	*p = *sig;
-	p->slave = from;
+	struct held *h = &s->hold[(s->head + s->count++) % HOLD];
+	h->sig = *sig;
+	h->from = from;
 }
 
 /* "unix:PATH" / "tcp:HOST:PORT" into @o (pointers into @buf). */
@@ -85,8 +119,20 @@ static void sdm_fini(struct ivl__tdev *d)
 	if (s->sdm)
 		(void)ivl__mgmt_watch(d->m, ivl_sdm_get_fd(s->sdm), 0);
 	ivl_sdm_free(s->sdm);
+	free(s->hold);
+	free(s->lost);
 	free(s);
 	d->priv = NULL;
+}
+
+/* Backpressure: read the channel only while the hold has room. */
+static int set_reading(struct ivl__tdev *d, bool on)
+{
+	struct sdmdev *s = d->priv;
+	if (s->reading == on)
+		return 0;
+	s->reading = on;
+	return ivl__mgmt_watch(d->m, ivl_sdm_get_fd(s->sdm), on ? EPOLLIN : 0);
 }
 
 static void sdm_config_read(struct ivl__tdev *d)
@@ -116,6 +162,13 @@ static int sdm_init(struct ivl__tdev *d, const struct ivl_tp_create *c,
 	if (!s)
 		return -ENOMEM;
 	d->priv = s;
+	s->master = o.master;
+	s->hold = calloc(HOLD, sizeof(*s->hold));
+	s->lost = calloc(IVL_SDM_MAX_SLAVES + 1, sizeof(*s->lost));
+	if (!s->hold || !s->lost) {
+		sdm_fini(d);
+		return -ENOMEM;
+	}
 	int r;
 	if (mo->sdm_channel)
 		r = parse_channel(mo->sdm_channel, s->chan, sizeof(s->chan), &o);
@@ -130,7 +183,7 @@ static int sdm_init(struct ivl__tdev *d, const struct ivl_tp_create *c,
 	for (uint32_t t = 0; r == 0 && t < IVL_SDM_NTYPES; t++)
 		r = ivl_sdm_set_handler(s->sdm, t, on_signal, d);
 	if (r == 0)
-		r = ivl__mgmt_watch(d->m, ivl_sdm_get_fd(s->sdm), EPOLLIN);
+		r = set_reading(d, true);
 	if (r < 0) {
 		sdm_fini(d);
 		return r == -ERANGE || r == -EINVAL ? -EINVAL : r;
@@ -141,10 +194,25 @@ static int sdm_init(struct ivl__tdev *d, const struct ivl_tp_create *c,
 	return 0;
 }
 
+/* The driver reset the device: signals still held have nobody to go to;
+ * they are counted and reported like any other loss. */
 static void sdm_reset(struct ivl__tdev *d)
 {
 	struct sdmdev *s = d->priv;
-	s->count = 0;
+	uint32_t drop[IVL_SDM_MAX_SLAVES + 1] = {0};
+	for (; s->count; s->count--, s->head = (s->head + 1) % HOLD) {
+		uint16_t from = s->hold[s->head].from;
+		from = from <= IVL_SDM_MAX_SLAVES ? from : 0;
+		drop[from]++;
+		s->lost[from]++;
+	}
+	s->head = 0;
+	for (unsigned id = 0; id <= IVL_SDM_MAX_SLAVES; id++)
+		if (drop[id])
+			ivl__warn("transport: SDM device %llu: reset: %u signal%s from %u dropped "
+				  "(%llu lost from it so far)",
+				  (unsigned long long)d->id, drop[id], drop[id] == 1 ? "" : "s", id,
+				  (unsigned long long)s->lost[id]);
 }
 
 static int sdm_serve(struct ivl__tdev *d)
@@ -153,7 +221,12 @@ static int sdm_serve(struct ivl__tdev *d)
 	struct iovec iov[8];
 	struct ivl_virtq_elem e = {.iov = iov, .iov_max = 8};
 	int n = 0;
-	(void)ivl_sdm_process(s->sdm);
+	/* Backpressured: the channel is not read at all (on UNIX/TCP no
+	 * keepalive goes out either, so a driver that posts no hg_vq buffer
+	 * for three keepalive periods loses its connection, which the peers
+	 * see as this SDM leaving). */
+	if (s->reading)
+		(void)ivl_sdm_process(s->sdm);
 	while (ivl__tdev_pop(d, GHQ, &e) == 1) {
 		uint8_t w[16];
 		int32_t res = -EINVAL;
@@ -171,21 +244,24 @@ static int sdm_serve(struct ivl__tdev *d)
 		n++;
 	}
 	while (s->count > 0 && ivl__tdev_pop(d, HGQ, &e) == 1) {
-		const struct ivl_sdm_signal *sig = &s->pend[s->head];
-		uint8_t w[16];
-		ivl__put32(w, sig->type);
-		ivl__put32(w + 4, sig->slave);
-		ivl__put32(w + 8, sig->payload[0]);
-		ivl__put32(w + 12, sig->payload[1]);
-		size_t k = ivl__elem_write(&e, w, sizeof(w));
-		if (k < sizeof(w)) /* the driver gave a buffer too small */
+		const struct held *h = &s->hold[s->head];
+		uint8_t w[20];
+		ivl__put32(w, h->sig.type);
+		/* The seed's `slave`: the destination (0 on a master). */
+		ivl__put32(w + 4, s->master ? IVL_SDM_MASTER : h->sig.slave);
+		ivl__put32(w + 8, h->sig.payload[0]);
+		ivl__put32(w + 12, h->sig.payload[1]);
+		ivl__put32(w + 16, h->from);
+		size_t k = ivl__elem_write(&e, w, e.in_len >= sizeof(w) ? sizeof(w) : 16);
+		if (k < 16) /* the driver gave a buffer too small */
 			ivl__info("transport: SDM device %llu: signal truncated to %zu bytes",
 				  (unsigned long long)d->id, k);
-		s->head = (s->head + 1) % PENDING;
+		s->head = (s->head + 1) % HOLD;
 		s->count--;
 		ivl__tdev_done(d, HGQ, e.head, (uint32_t)k);
 		n++;
 	}
+	(void)set_reading(d, s->count < HOLD_RESUME);
 	return n;
 }
 
@@ -195,19 +271,24 @@ static int sdm_timeout(struct ivl__tdev *d)
 	return ivl_sdm_timeout_ms(s->sdm);
 }
 
-static bool sdm_writable(uint32_t off, uint32_t len)
+/* max_slaves, on a master only. */
+static bool sdm_writable(const struct ivl__tdev *d, uint32_t off, uint32_t len)
 {
-	return off == 2 && len == 2;
+	const struct sdmdev *s = d->priv;
+	return s->master && off == 2 && len == 2;
 }
 
-static void sdm_config_write(struct ivl__tdev *d, uint32_t off, uint32_t len)
+static int sdm_config_write(struct ivl__tdev *d, uint32_t off, uint32_t len)
 {
 	struct sdmdev *s = d->priv;
 	(void)off;
 	(void)len;
-	if (ivl_sdm_set_max_slaves(s->sdm, ivl__le16(d->config + 2)) < 0)
-		ivl__info("transport: device %llu: max_slaves refused", (unsigned long long)d->id);
+	int r = ivl_sdm_set_max_slaves(s->sdm, ivl__le16(d->config + 2));
+	if (r < 0)
+		ivl__info("transport: device %llu: max_slaves %u refused (%d)",
+			  (unsigned long long)d->id, ivl__le16(d->config + 2), r);
 	sdm_config_read(d); /* the value in effect */
+	return r;
 }
 
 const struct ivl__tdev_type ivl__sdm_type = {

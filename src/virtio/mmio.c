@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * A virtio-mmio version 2 device, at register level (virtio 1.x §4.2.2),
- * plus the MSI registers of PROTOCOLS.md §6 (0x0c0..0x0dc, where virtio 1.2
+ * plus the MSI registers of seed 004 (docs/virtio.md §4) (0x0c0..0x0dc, where virtio 1.2
  * would put QueueReset and the shared-memory registers; this model has
  * neither).  Everything the guest writes is data: wrong offsets and sizes
  * read as 0 or are ignored, writes at the wrong time are ignored, and both

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * MSI vectors and the event->vector map (PROTOCOLS.md §6, the virtio-mmio
- * MSI proposal v2).  A vector is (address, data, masked, pending); ivlink
+ * MSI vectors and the event->vector map (seed 004, the virtio-mmio MSI
+ * proposal v2; docs/virtio.md).  A vector is (address, data, masked, pending); ivlink
  * reads address as the destination peer and data as its doorbell vector,
  * but this table only stores and delivers them through a callback.
  *
@@ -24,16 +24,23 @@ struct ivl_msi {
 	bool enabled;
 	ivl_msi_deliver_fn *deliver;
 	void *opaque;
-	uint32_t config_vec; /* sharing mode map */
-	uint32_t *queue_vec; /* sharing mode map, nqueues entries */
+	uint32_t config_vec; /* the map (non-sharing: fixed or NO_VECTOR) */
+	uint32_t *queue_vec; /* the map, nqueues entries */
 	struct ivl_msi_vector *vec;
 };
 
+/* The fixed vector of an event in non-sharing mode: config 0, queue q
+ * q + 1 (ivl_msi_new() guarantees nvec > nqueues). */
+static uint32_t fixed_vec(bool config, unsigned queue)
+{
+	return config ? 0 : queue + 1;
+}
+
 static void clear_maps(struct ivl_msi *m)
 {
-	m->config_vec = IVL_MSI_NO_VECTOR;
+	m->config_vec = m->sharing ? IVL_MSI_NO_VECTOR : fixed_vec(true, 0);
 	for (unsigned i = 0; i < m->nqueues; i++)
-		m->queue_vec[i] = IVL_MSI_NO_VECTOR;
+		m->queue_vec[i] = m->sharing ? IVL_MSI_NO_VECTOR : fixed_vec(false, i);
 }
 
 IVL_EXPORT int ivl_msi_new(struct ivl_msi **out, unsigned nvec, unsigned nqueues, bool sharing,
@@ -43,6 +50,10 @@ IVL_EXPORT int ivl_msi_new(struct ivl_msi **out, unsigned nvec, unsigned nqueues
 		return -EINVAL;
 	*out = NULL;
 	if (nvec == 0 || nvec > MAX_VECTORS || nqueues > 65536)
+		return -EINVAL;
+	/* Seed 004's vector counts: one per event without sharing, at least
+	 * two with it. */
+	if (sharing ? nvec < 2 : nvec <= nqueues)
 		return -EINVAL;
 	struct ivl_msi *m = calloc(1, sizeof(*m));
 	if (!m)
@@ -158,45 +169,46 @@ IVL_EXPORT int ivl_msi_get(const struct ivl_msi *m, uint32_t vector, struct ivl_
 	return 0;
 }
 
+/* Sharing: any vector.  Non-sharing: NO_VECTOR, or the fixed one back. */
+static int map_check(const struct ivl_msi *m, uint32_t vector, uint32_t fixed)
+{
+	if (vector != IVL_MSI_NO_VECTOR && vector >= m->nvec)
+		return -EINVAL;
+	if (!m->sharing && vector != IVL_MSI_NO_VECTOR && vector != fixed)
+		return -EPERM;
+	return 0;
+}
+
 IVL_EXPORT int ivl_msi_map_config(struct ivl_msi *m, uint32_t vector)
 {
 	if (!m)
 		return -EINVAL;
-	if (!m->sharing)
-		return -EPERM;
-	if (vector != IVL_MSI_NO_VECTOR && vector >= m->nvec)
-		return -EINVAL;
-	m->config_vec = vector;
-	return 0;
+	int r = map_check(m, vector, fixed_vec(true, 0));
+	if (r == 0)
+		m->config_vec = vector;
+	return r;
 }
 
 IVL_EXPORT int ivl_msi_map_queue(struct ivl_msi *m, unsigned queue, uint32_t vector)
 {
-	if (!m)
+	if (!m || queue >= m->nqueues)
 		return -EINVAL;
-	if (!m->sharing)
-		return -EPERM;
-	if (queue >= m->nqueues || (vector != IVL_MSI_NO_VECTOR && vector >= m->nvec))
-		return -EINVAL;
-	m->queue_vec[queue] = vector;
-	return 0;
+	int r = map_check(m, vector, fixed_vec(false, queue));
+	if (r == 0)
+		m->queue_vec[queue] = vector;
+	return r;
 }
 
 IVL_EXPORT uint32_t ivl_msi_config_vector(const struct ivl_msi *m)
 {
-	if (!m)
-		return IVL_MSI_NO_VECTOR;
-	return m->sharing ? m->config_vec : 0;
+	return m ? m->config_vec : IVL_MSI_NO_VECTOR;
 }
 
 IVL_EXPORT uint32_t ivl_msi_queue_vector(const struct ivl_msi *m, unsigned queue)
 {
 	if (!m || queue >= m->nqueues)
 		return IVL_MSI_NO_VECTOR;
-	if (m->sharing)
-		return m->queue_vec[queue];
-	/* Fixed map: vector n is queue n-1; queues beyond the table have none. */
-	return queue + 1 < m->nvec ? queue + 1 : IVL_MSI_NO_VECTOR;
+	return m->queue_vec[queue];
 }
 
 static int raise_vec(struct ivl_msi *m, uint32_t vector)

@@ -13,13 +13,15 @@
 
 #define QUEUE_MAX 256u
 
-static uint64_t dev_features(const struct ivl__tdev *d)
-{
-	return d->type->features | IVL__VIRTIO_F_VERSION_1 | IVL_VIRTQ_F_EVENT_IDX |
-	       IVL_VIRTQ_F_INDIRECT_DESC;
-}
+/* The feature and status state machine of virtio 1.x §3.1, shared by the
+ * managed devices and the management device (device_id 0). */
+struct negotiation {
+	uint64_t offered;
+	uint64_t *drv_features;
+	uint32_t *status;
+};
 
-static int cmd_features(struct ivl__tdev *d, uint16_t c, const uint8_t *out, size_t len,
+static int cmd_features(struct negotiation n, uint16_t c, const uint8_t *out, size_t len,
 			struct ivl__ans *a)
 {
 	switch (c) {
@@ -27,28 +29,61 @@ static int cmd_features(struct ivl__tdev *d, uint16_t c, const uint8_t *out, siz
 	case IVL_TP_FEAT_GET_DRIVER:
 		if (len)
 			return ivl__ans_err(a, IVL_TP_E_LENGTH);
-		return ivl__ans_ok64(a, c == IVL_TP_FEAT_GET_DEVICE ? dev_features(d)
-								    : d->drv_features);
+		return ivl__ans_ok64(a, c == IVL_TP_FEAT_GET_DEVICE ? n.offered : *n.drv_features);
 	case IVL_TP_FEAT_SET_DRIVER: {
 		if (len != 8)
 			return ivl__ans_err(a, IVL_TP_E_LENGTH);
-		if (d->status & IVL__VS_FEATURES_OK)
+		if (*n.status & IVL__VS_FEATURES_OK)
 			return ivl__ans_err(a, IVL_TP_E_STATE);
 		uint64_t f = ivl__le64(out);
-		if (f & ~dev_features(d))
+		if (f & ~n.offered)
 			return ivl__ans_err(a, IVL_TP_E_VALUE);
-		d->drv_features = f;
+		*n.drv_features = f;
 		return ivl__ans_ok(a, 0);
 	}
 	}
 	return ivl__ans_err(a, IVL_TP_E_COMMAND);
 }
 
-static int cmd_status(struct ivl__tdev *d, uint16_t caller, uint16_t c, const uint8_t *out,
-		      size_t len, struct ivl__ans *a)
+/*
+ * STATUS_SET's checks.  Returns 0 and the bits to add in *add, 1 for a
+ * reset (v == 0), or -(reason).  @msi_on: whether DRIVER_OK may be set
+ * (a managed device's interrupts need MSI enabled).
+ */
+static int status_next(struct negotiation n, uint32_t v, bool msi_on, uint32_t *add)
 {
 	const uint32_t known = IVL__VS_ACKNOWLEDGE | IVL__VS_DRIVER | IVL__VS_DRIVER_OK |
 			       IVL__VS_FEATURES_OK | IVL__VS_FAILED;
+	if (v == 0)
+		return 1;
+	if (v & ~known)
+		return -IVL_TP_E_VALUE;
+	uint32_t cur = *n.status & known;
+	if (cur & ~v)
+		return -IVL_TP_E_STATE; /* clearing needs a reset */
+	*add = v & ~cur;
+	if ((*add & IVL__VS_FEATURES_OK) && !(*n.drv_features & IVL__VIRTIO_F_VERSION_1))
+		return -IVL_TP_E_VALUE;
+	if ((*add & IVL__VS_DRIVER_OK) && !(v & IVL__VS_FEATURES_OK))
+		return -IVL_TP_E_STATE;
+	if ((*add & IVL__VS_DRIVER_OK) && !msi_on)
+		return -IVL_TP_E_MSI_DISABLED;
+	return 0;
+}
+
+static struct negotiation dev_negotiation(struct ivl__tdev *d)
+{
+	return (struct negotiation){
+	    .offered = d->type->features | IVL__VIRTIO_F_VERSION_1 | IVL_VIRTQ_F_EVENT_IDX |
+		       IVL_VIRTQ_F_INDIRECT_DESC,
+	    .drv_features = &d->drv_features,
+	    .status = &d->status,
+	};
+}
+
+static int cmd_status(struct ivl__tdev *d, uint16_t caller, uint16_t c, const uint8_t *out,
+		      size_t len, struct ivl__ans *a)
+{
 	switch (c) {
 	case IVL_TP_STATUS_GET:
 		if (len)
@@ -62,25 +97,59 @@ static int cmd_status(struct ivl__tdev *d, uint16_t caller, uint16_t c, const ui
 	case IVL_TP_STATUS_SET: {
 		if (len != 4)
 			return ivl__ans_err(a, IVL_TP_E_LENGTH);
-		uint32_t v = ivl__le32(out);
-		if (v == 0) {
+		uint32_t add = 0;
+		int r = status_next(dev_negotiation(d), ivl__le32(out), ivl_msi_enabled(d->msi),
+				    &add);
+		if (r < 0)
+			return ivl__ans_err(a, (uint32_t)-r);
+		if (r == 1) {
 			ivl__tdev_reset(d);
 			return ivl__ans_ok(a, 0);
 		}
-		if (v & ~known)
-			return ivl__ans_err(a, IVL_TP_E_VALUE);
-		uint32_t cur = d->status & known;
-		if (cur & ~v)
-			return ivl__ans_err(a, IVL_TP_E_STATE); /* clearing needs a reset */
-		uint32_t add = v & ~cur;
-		if ((add & IVL__VS_FEATURES_OK) && !(d->drv_features & IVL__VIRTIO_F_VERSION_1))
-			return ivl__ans_err(a, IVL_TP_E_VALUE);
-		if ((add & IVL__VS_DRIVER_OK) && !(v & IVL__VS_FEATURES_OK))
-			return ivl__ans_err(a, IVL_TP_E_STATE);
-		if ((add & IVL__VS_DRIVER_OK) && !ivl_msi_enabled(d->msi))
-			return ivl__ans_err(a, IVL_TP_E_MSI_DISABLED);
 		d->status |= add;
 		d->driver_peer = caller;
+		return ivl__ans_ok(a, 0);
+	}
+	}
+	return ivl__ans_err(a, IVL_TP_E_COMMAND);
+}
+
+int ivl__tp_self_cmd(uint64_t *drv_features, uint32_t *status, uint16_t cls, uint16_t c,
+		     const uint8_t *out, size_t len, struct ivl__ans *a)
+{
+	struct negotiation n = {
+	    .offered = IVL_TP_MGMT_FEATURES, .drv_features = drv_features, .status = status};
+
+	if (cls == IVL_TP_CLASS_FEATURES)
+		return cmd_features(n, c, out, len, a);
+	if (cls != IVL_TP_CLASS_STATUS)
+		return ivl__ans_err(a, IVL_TP_E_DEVICE_ID);
+	switch (c) {
+	case IVL_TP_STATUS_GET:
+		if (len)
+			return ivl__ans_err(a, IVL_TP_E_LENGTH);
+		return ivl__ans_ok32(a, *status);
+	case IVL_TP_STATUS_RESET:
+		if (len)
+			return ivl__ans_err(a, IVL_TP_E_LENGTH);
+		*status = 0;
+		*drv_features = 0;
+		return ivl__ans_ok(a, 0);
+	case IVL_TP_STATUS_SET: {
+		if (len != 4)
+			return ivl__ans_err(a, IVL_TP_E_LENGTH);
+		uint32_t add = 0;
+		/* The management device interrupts through the control
+		 * block's driver doorbell, not MSI: DRIVER_OK needs no MSI. */
+		int r = status_next(n, ivl__le32(out), true, &add);
+		if (r < 0)
+			return ivl__ans_err(a, (uint32_t)-r);
+		if (r == 1) {
+			*status = 0;
+			*drv_features = 0;
+		} else {
+			*status |= add;
+		}
 		return ivl__ans_ok(a, 0);
 	}
 	}
@@ -200,11 +269,16 @@ static int cmd_config(struct ivl__tdev *d, uint16_t c, const uint8_t *out, size_
 		memcpy(a->buf + 4, d->config + off, n);
 		return ivl__ans_ok(a, n);
 	}
-	if (!d->type->config_writable || !d->type->config_writable(off, n))
+	if (!d->type->config_writable || !d->type->config_writable(d, off, n))
 		return ivl__ans_err(a, IVL_TP_E_VALUE);
 	memcpy(d->config + off, out + 8, n);
-	if (d->type->config_write)
-		d->type->config_write(d, off, n);
+	if (d->type->config_write && d->type->config_write(d, off, n) < 0) {
+		/* Refused, never ignored: the driver hears it, the config
+		 * space shows the value in effect. */
+		if (d->type->config_read)
+			d->type->config_read(d);
+		return ivl__ans_err(a, IVL_TP_E_VALUE);
+	}
 	return ivl__ans_ok(a, 0);
 }
 
@@ -227,7 +301,11 @@ static int cmd_msi(struct ivl__tdev *d, uint16_t c, const uint8_t *out, size_t l
 	bool any_vec = c == IVL_TP_MSI_MAP_CONFIG || c == IVL_TP_MSI_MAP_QUEUE;
 	if (len && vec >= ivl_msi_num(d->msi) && !(any_vec && vec == IVL_MSI_NO_VECTOR))
 		return ivl__ans_err(a, IVL_TP_E_VECTOR);
-	if (any_vec && !ivl_msi_sharing(d->msi))
+	/* Non-sharing tables take only NO_VECTOR (unmap, seed 004) or the
+	 * event's fixed vector (map it back). */
+	if (c == IVL_TP_MSI_MAP_CONFIG && ivl_msi_map_config(d->msi, vec) == -EPERM)
+		return ivl__ans_err(a, IVL_TP_E_NOT_SHARING);
+	if (c == IVL_TP_MSI_MAP_QUEUE && ivl_msi_map_queue(d->msi, ivl__le16(out), vec) == -EPERM)
 		return ivl__ans_err(a, IVL_TP_E_NOT_SHARING);
 	struct ivl_msi_vector mv;
 	switch (c) {
@@ -251,16 +329,18 @@ static int cmd_msi(struct ivl__tdev *d, uint16_t c, const uint8_t *out, size_t l
 	case IVL_TP_MSI_PENDING:
 		ivl_msi_get(d->msi, vec, &mv);
 		return ivl__ans_ok32(a, mv.pending);
-	case IVL_TP_MSI_MAP_CONFIG:
-		ivl_msi_map_config(d->msi, vec);
-		return ivl__ans_ok(a, 0);
+	case IVL_TP_MSI_MAP_CONFIG: /* done above */
 	case IVL_TP_MSI_MAP_QUEUE:
-		ivl_msi_map_queue(d->msi, ivl__le16(out), vec);
 		return ivl__ans_ok(a, 0);
 	case IVL_TP_MSI_ENABLE:
 		ivl_msi_enable(d->msi);
 		return ivl__ans_ok(a, 0);
 	default: /* IVL_TP_MSI_DISABLE */
+		/* Seed 002: managed devices have no legacy interrupt; with
+		 * MSI disabled a live device's interrupts would vanish.  A
+		 * reset (which also disables MSI) comes first. */
+		if (d->status & IVL__VS_DRIVER_OK)
+			return ivl__ans_err(a, IVL_TP_E_STATE);
 		ivl_msi_disable(d->msi);
 		return ivl__ans_ok(a, 0);
 	}
@@ -271,7 +351,7 @@ int ivl__tp_device_cmd(struct ivl__tdev *d, uint16_t caller, uint16_t cls, uint1
 {
 	switch (cls) {
 	case IVL_TP_CLASS_FEATURES:
-		return cmd_features(d, c, out, len, a);
+		return cmd_features(dev_negotiation(d), c, out, len, a);
 	case IVL_TP_CLASS_STATUS:
 		return cmd_status(d, caller, c, out, len, a);
 	case IVL_TP_CLASS_QUEUE:

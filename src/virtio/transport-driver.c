@@ -63,6 +63,8 @@ static bool host_ok(struct ivl_tdrv *d)
 	       d->host_vector < ivl_link_peer_vectors(d->link, d->host_peer);
 }
 
+static int negotiate(struct ivl_tdrv *d);
+
 IVL_EXPORT int ivl_tdrv_new(struct ivl_tdrv **out, struct ivl_link *link,
 			    const struct ivl_tdrv_opts *opts)
 {
@@ -90,8 +92,10 @@ IVL_EXPORT int ivl_tdrv_new(struct ivl_tdrv **out, struct ivl_link *link,
 		else
 			r = pump(link, 20);
 	}
+	if (r == 0)
+		r = negotiate(d);
 	if (r < 0) {
-		free(d);
+		ivl_tdrv_free(d);
 		return r;
 	}
 	*out = d;
@@ -363,6 +367,51 @@ static int get32(struct ivl_tdrv *d, uint64_t id, uint16_t cls, uint16_t c, cons
 		return -EPROTO;
 	*v = ivl__le32(b);
 	return 0;
+}
+
+/*
+ * The management device (device_id 0) MUST offer VIRTIO_F_TRANSPT_VQ (seed
+ * 002); a host that does not (an ERR answer, as from hosts before it was
+ * offered, or the bit missing) is refused.  Then the usual negotiation:
+ * accept TRANSPT_VQ and VERSION_1, status up to DRIVER_OK.  Every driver of
+ * the host shares device 0, so each step is skipped when done already (and
+ * a SET_DRIVER that finds FEATURES_OK set by another driver is fine).
+ */
+static int negotiate(struct ivl_tdrv *d)
+{
+	const uint32_t want = IVL__VS_ACKNOWLEDGE | IVL__VS_DRIVER | IVL__VS_FEATURES_OK |
+			      IVL__VS_DRIVER_OK;
+	uint8_t b[8];
+	uint32_t st = 0, reason = 0;
+	int r = ivl_tdrv_cmd(d, 0, IVL_TP_CLASS_FEATURES, IVL_TP_FEAT_GET_DEVICE, NULL, 0, b,
+			     sizeof(b), &reason);
+
+	if (r == -EREMOTEIO || (r == 8 && (ivl__le64(b) & IVL_TP_MGMT_FEATURES) !=
+					      IVL_TP_MGMT_FEATURES)) {
+		ivl__warn("transport: the management device does not offer VIRTIO_F_TRANSPT_VQ");
+		return -EOPNOTSUPP;
+	}
+	if (r < 0)
+		return r;
+	if (r != 8)
+		return -EPROTO;
+	r = get32(d, 0, IVL_TP_CLASS_STATUS, IVL_TP_STATUS_GET, NULL, 0, &st, NULL);
+	if (r < 0 || (st & want) == want)
+		return r;
+	if (!(st & IVL__VS_FEATURES_OK)) {
+		ivl__put64(b, IVL_TP_MGMT_FEATURES);
+		r = ivl_tdrv_cmd(d, 0, IVL_TP_CLASS_FEATURES, IVL_TP_FEAT_SET_DRIVER, b, sizeof(b),
+				 NULL, 0, NULL);
+		if (r < 0 && r != -EREMOTEIO)
+			return r;
+	}
+	r = cmd32(d, 0, IVL_TP_CLASS_STATUS, IVL_TP_STATUS_SET, want, true, &reason);
+	if (r == -EREMOTEIO) {
+		ivl__warn("transport: the management device refused DRIVER_OK (%s)",
+			  ivl_tp_reason_name(reason));
+		return -EPROTO;
+	}
+	return r;
 }
 
 static int setup_queue(struct ivl_tdrv *d, const struct ivl_tp_info *info, unsigned q,

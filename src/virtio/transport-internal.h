@@ -44,11 +44,14 @@ struct ivl__tdev_type {
 	/* Serve queues and backend without blocking; buffers served. */
 	int (*serve)(struct ivl__tdev *d);
 	int (*timeout_ms)(struct ivl__tdev *d); /* NULL: -1 */
-	/* Before a config read / after a config write. */
+	/* Before a config read / after a config write.  config_write returns
+	 * 0, or -errno when the device refuses the value (the command then
+	 * answers IVL_TP_E_VALUE and config_read restores the bytes). */
 	void (*config_read)(struct ivl__tdev *d);
-	void (*config_write)(struct ivl__tdev *d, uint32_t off, uint32_t len);
-	/* Which config bytes the driver may write (others: IVL_TP_E_VALUE). */
-	bool (*config_writable)(uint32_t off, uint32_t len);
+	int (*config_write)(struct ivl__tdev *d, uint32_t off, uint32_t len);
+	/* Which config bytes the driver may write now (others:
+	 * IVL_TP_E_VALUE). */
+	bool (*config_writable)(const struct ivl__tdev *d, uint32_t off, uint32_t len);
 };
 
 struct ivl__tqueue {
@@ -201,6 +204,13 @@ static inline int ivl__ans_ok64(struct ivl__ans *a, uint64_t v)
  * @caller. */
 int ivl__tp_device_cmd(struct ivl__tdev *d, uint16_t caller, uint16_t cls, uint16_t c,
 		       const uint8_t *out, size_t len, struct ivl__ans *a);
+/* transport-cmd.c: FEATURES or STATUS for the management device itself
+ * (device_id 0): it offers IVL_TP_MGMT_FEATURES; a reset clears only its
+ * own status and driver features (managed devices are not touched).  Any
+ * other class answers IVL_TP_E_DEVICE_ID. */
+#define IVL_TP_MGMT_FEATURES (IVL_TP_F_TRANSPT_VQ | IVL__VIRTIO_F_VERSION_1)
+int ivl__tp_self_cmd(uint64_t *drv_features, uint32_t *status, uint16_t cls, uint16_t c,
+		     const uint8_t *out, size_t len, struct ivl__ans *a);
 /* transport.c: drop a queue's ring and settings; reset a device (status 0:
  * queues, features, MSI, the type's reset). */
 void ivl__tqueue_drop(struct ivl__tqueue *q);

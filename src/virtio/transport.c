@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The management device (PROTOCOLS.md §7, docs/transport.md): the device
+ * The management device (seed 002, docs/transport.md): the device
  * table, window allocation, per-device MSI tables, the management class
  * and the entry of the command decoder (the other classes are in
  * transport-cmd.c).  Every command is hostile data: it is checked in the
@@ -26,6 +26,9 @@ struct ivl_mgmt {
 	uint64_t next_id;
 	int epfd;
 	uint16_t caller; /* peer of the command being executed */
+	/* The management device's own negotiation (device_id 0). */
+	uint64_t self_features;
+	uint32_t self_status;
 };
 
 static const struct ivl__tdev_type *const types[] = {&ivl__console_type, &ivl__sdm_type};
@@ -229,7 +232,10 @@ static int cmd_create(struct ivl_mgmt *m, const uint8_t *out, size_t len, struct
 		return ivl__ans_err(a, IVL_TP_E_VALUE);
 	wsz = (wsz + IVL_TP_GRANULE - 1) / IVL_TP_GRANULE * IVL_TP_GRANULE;
 	unsigned nvec = c.msi_vectors ? c.msi_vectors : t->nqueues + 1;
-	if (nvec > 2048)
+	bool sharing = c.flags & IVL_TP_CREATE_F_MSI_SHARING;
+	/* Seed 004's counts: non-sharing needs a vector per event (more than
+	 * the queues), sharing at least 2 (ivl_msi_new() enforces the same). */
+	if (nvec > 2048 || (sharing ? nvec < 2 : nvec <= t->nqueues))
 		return ivl__ans_err(a, IVL_TP_E_VALUE);
 	unsigned slot = IVL_TP_MAX_DEVICES;
 	for (unsigned i = 0; i < IVL_TP_MAX_DEVICES && slot == IVL_TP_MAX_DEVICES; i++)
@@ -324,9 +330,14 @@ IVL_EXPORT size_t ivl_mgmt_exec(struct ivl_mgmt *m, const void *cmd, size_t cmd_
 	else if (cls == IVL_TP_CLASS_MGMT && (c == IVL_TP_MGMT_CREATE || c == IVL_TP_MGMT_LIST) &&
 		 id != 0)
 		ivl__ans_err(&a, IVL_TP_E_DEVICE_ID);
-	else if (!(cls == IVL_TP_CLASS_MGMT &&
-		   (c == IVL_TP_MGMT_CREATE || c == IVL_TP_MGMT_LIST)) &&
-		 id == 0)
+	else if (id == 0 && (cls == IVL_TP_CLASS_FEATURES || cls == IVL_TP_CLASS_STATUS)) {
+		if (ivl__le32(p + 12))
+			ivl__ans_err(&a, IVL_TP_E_RESERVED);
+		else
+			ivl__tp_self_cmd(&m->self_features, &m->self_status, cls, c, out, len, &a);
+	} else if (!(cls == IVL_TP_CLASS_MGMT &&
+		     (c == IVL_TP_MGMT_CREATE || c == IVL_TP_MGMT_LIST)) &&
+		   id == 0)
 		ivl__ans_err(&a, IVL_TP_E_DEVICE_ID);
 	else if (id != 0 && !(d = dev_find(m, id, &slot)))
 		ivl__ans_err(&a, IVL_TP_E_NO_DEVICE);

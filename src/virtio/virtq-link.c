@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Where virtio meets a link: a virtqueue notification and an MSI message are
- * both doorbells (PROTOCOLS.md §6, §8).  Kept apart so the ring, MSI and
+ * both doorbells (docs/virtio.md §1, §3).  Kept apart so the ring, MSI and
  * mmio code have no link dependency (the fuzz harnesses build them alone).
  */
 #include <errno.h>

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Fuzz the shared-memory header reader (PROTOCOLS.md §4): arbitrary bytes
+ * Fuzz the shared-memory header reader (docs/protocol.md §2): arbitrary bytes
  * become the start of a region of the next power-of-two size (at least two
  * pages, zero filled), followed by an inaccessible guard page.  Whatever
  * ivl_shm_validate() accepts must keep every peer entry inside the header;

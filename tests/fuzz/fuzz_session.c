@@ -12,7 +12,7 @@
  *                 (c >> 3) & 3 = fds attached: 0, 1, 2, or 32 (more than
  *                 the receiver's control buffer holds)
  * The fds are dups of one eventfd.  Every input must end with no fd leaked
- * and every event consistent with the protocol (PROTOCOLS.md §1).
+ * and every event consistent with the protocol (docs/protocol.md §1).
  */
 #include <dirent.h>
 #include <errno.h>

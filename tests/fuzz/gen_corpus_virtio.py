@@ -113,6 +113,12 @@ def mmio_seeds():
     yield 'msi_shared', bytes([3]) + init() + msi_setup(2) + wr(0xd0, 1) + \
         wr(0xc8, 6) + wr(0x30, 0) + wr(0xc8, 7) + buffer() + op(5, 0) + \
         wr(0xd0, 0xffffffff) + wr(0xc8, 6) + op(6, 0) + wr(0x70, 0) + rd(0xc4)
+    # seed 004: NO_VECTOR unmaps in non-sharing mode too, the fixed vector
+    # maps back, any other vector is ignored
+    yield 'msi_fixed_unmap', bytes([1]) + init() + msi_setup(3) + wr(0x30, 0) + \
+        wr(0xd0, 0xffffffff) + wr(0xc8, 7) + wr(0xc8, 6) + buffer() + op(5, 0) + \
+        wr(0xd0, 1) + wr(0xc8, 7) + wr(0xd0, 2) + wr(0xc8, 7) + wr(0xd0, 0) + \
+        wr(0xc8, 6) + op(6, 0) + wr(0x70, 0) + rd(0xc4)
     yield 'config', bytes([0]) + op(0, 0x100, 0, 1) + op(0, 0x102, 0, 2) + \
         wr(0x104, 0xdeadbeef) + op(0, 0x116, 0, 4) + op(0, 0x100, 0, 8)
     yield 'bad_sizes', bytes([1]) + rd(0, 2) + rd(1) + rd(0x1ff, 4) + wr(0, 1) + \

@@ -33,7 +33,7 @@ const char demo_usage[] =
     "join, ring doorbells both ways on every vector (alice -> bob, bob -> alice,\n"
     "carol -> everyone), pass a message through the shared region, see carol\n"
     "leave, run the Signal Distribution Module on the same link (a master boots\n"
-    "two slaves, interrupts them with mailbox payloads and is interrupted back;\n"
+    "two slaves, interrupts both with one mailbox broadcast and is interrupted back;\n"
     "a slave addressing a slave is refused), create a managed virtio console\n"
     "through the transport virtqueue and pass a line through it, then shut\n"
     "down and remove the socket directory.  Each step is verified; exit 0 only\n"

@@ -5,7 +5,8 @@
  *
  * Control protocol: a UNIX stream socket (mode 0600); the client sends one
  * line ("send TYPE SLAVE P0 P1", "status" or "max-slaves N"), the daemon
- * answers one JSON line and closes.
+ * answers one JSON line and closes.  SLAVE "all" travels as 4294967295
+ * (IVL_SDM_ALL); the answer then carries "slaves": how many it reached.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -42,8 +43,9 @@ const char sdm_usage[] =
     "tcp:HOST:PORT or link:SOCKET (an ivlink-server socket: mailboxes in the\n"
     "shared memory, doorbells as interrupts).  TYPE is irq, boot or reset;\n"
     "SLAVE is the destination ID (0, the master, when the daemon is a\n"
-    "slave); P0 and P1 are 32-bit\n"
-    "payload words.  master and slave print one line per signal received\n"
+    "slave), or 'all' (master only): every registered slave, in one\n"
+    "broadcast that reaches all of them or, if one is backed up, none;\n"
+    "P0 and P1 are 32-bit payload words.  master and slave print one line per signal received\n"
     "and per slave joining or leaving (JSON with --json) until SIGINT/SIGTERM.\n"
     "\n"
     "Options:\n"
@@ -216,7 +218,9 @@ static int sdm_parse(struct cli_global *g, int argc, char **argv, struct sdm_arg
 		if (r < 0)
 			return cli_usage_error(g->cmd, "unknown signal type '%s'", pos[0]);
 		a->type = (uint64_t)r;
-		if (parse_num_arg(g->cmd, "slave", pos[1], 0, IVL_SDM_MAX_SLAVES, &a->slave))
+		if (!strcmp(pos[1], "all"))
+			a->slave = IVL_SDM_ALL;
+		else if (parse_num_arg(g->cmd, "slave", pos[1], 0, IVL_SDM_MAX_SLAVES, &a->slave))
 			return -2;
 		for (unsigned i = 2; i < npos; i++)
 			if (parse_num_arg(g->cmd, "payload", pos[i], 0, UINT32_MAX, &a->p[i - 2]))
@@ -433,11 +437,11 @@ static const char *send_error(int r)
 	case -ENOTCONN:
 		return "not registered with a master";
 	case -EPERM:
-		return "a slave may only signal the master (SLAVE 0)";
+		return "a slave may only signal the master (SLAVE 0), never 'all'";
 	case -EINVAL:
 		return "invalid signal (the master cannot signal ID 0)";
 	case -EAGAIN:
-		return "send buffer full, try again";
+		return "send buffer full (for 'all': of at least one slave; nothing sent), try again";
 	case -EBADMSG:
 		return "malformed control request";
 	default:
@@ -470,7 +474,11 @@ static json_t *ctl_command(struct daemon *d, char *line)
 		return err_json(-EINVAL);
 	sig = (struct ivl_sdm_signal){(uint32_t)t, (uint32_t)sl, {(uint32_t)p0, (uint32_t)p1}};
 	r = ivl_sdm_send(d->sdm, &sig);
-	return r ? err_json(r) : json_pack("{s:b}", "ok", 1);
+	if (r < 0)
+		return err_json(r);
+	if (sig.slave == IVL_SDM_ALL)
+		return json_pack("{s:b, s:i}", "ok", 1, "slaves", r);
+	return json_pack("{s:b}", "ok", 1);
 }
 
 /* One short request per connection; local clients only, so a 1 s receive
@@ -688,6 +696,14 @@ static int run_client(struct cli_global *g, const struct sdm_args *a)
 		json_array_foreach(sl, i, v) printf(" %lld", json_integer_value(v));
 		printf("\n");
 		json_object_foreach(st, k, v) printf("%s %lld\n", k, json_integer_value(v));
+		ret = fflush(stdout) == EOF ? EXIT_FAIL : EXIT_OK;
+	} else if (a->mode == SDM_SEND && a->slave == IVL_SDM_ALL) {
+		long long n = json_integer_value(json_object_get(j, "slaves"));
+
+		if (g->json)
+			printf("{\"slaves\": %lld}\n", n);
+		else
+			printf("sent to %lld slave%s\n", n, n == 1 ? "" : "s");
 		ret = fflush(stdout) == EOF ? EXIT_FAIL : EXIT_OK;
 	} else {
 		ret = EXIT_OK;

@@ -219,21 +219,26 @@ int step_sdm(struct demo *d)
 		demo_missing(d, "a BOOT signal did not arrive");
 	}
 
-	for (uint32_t i = 1; i <= DEMO_SDM_SLAVES; i++) {
-		struct ivl_sdm_signal irq = {IVL_SDM_IRQ, i, {3, 16 + i}};
+	/* The seed's mailbox: one broadcast interrupts every registered
+	 * slave with the same payload. */
+	{
+		struct ivl_sdm_signal irq = {IVL_SDM_IRQ, IVL_SDM_ALL, {3, 16}};
 
-		demo_say(d, "sdm master interrupts slave %u, mailbox payload %u %u", i,
+		demo_say(d, "sdm master interrupts all slaves at once (broadcast), mailbox payload %u %u",
 			 irq.payload[0], irq.payload[1]);
 		if ((r = ivl_sdm_send(x.n[0].sdm, &irq)) < 0)
-			demo_missing(d, "the master could not interrupt slave %u: %s", i,
-				     strerror(-r));
+			demo_missing(d, "the master could not broadcast: %s", strerror(-r));
+		else if (r != DEMO_SDM_SLAVES)
+			demo_missing(d, "the broadcast reached %d slaves, not %d", r, DEMO_SDM_SLAVES);
+		else
+			json_object_set_new(j, "broadcast_slaves", json_integer(r));
 	}
 	if (demo_sdm_pump(d, &x, demo_sdm_slaves_irq)) {
 		for (uint32_t i = 1; i <= DEMO_SDM_SLAVES; i++) {
 			const struct ivl_sdm_signal *g = &x.n[i].last;
 
-			if (x.n[i].from[0] != IVL_SDM_MASTER || g->payload[0] != 3 ||
-			    g->payload[1] != 16 + i)
+			if (x.n[i].from[0] != IVL_SDM_MASTER || x.n[i].irqs != 1 || g->slave != i ||
+			    g->payload[0] != 3 || g->payload[1] != 16)
 				demo_missing(d, "slave %u: wrong IRQ (from %u, payload %u %u)", i,
 					     x.n[i].from[0], g->payload[0], g->payload[1]);
 			else
@@ -284,7 +289,8 @@ int step_sdm(struct demo *d)
 		json_object_set_new(j, "master_sent", json_integer((json_int_t)st.sent));
 		json_object_set_new(j, "dropped_forged",
 				    json_integer((json_int_t)st.dropped_forged));
-		if (st.sent != 2 * DEMO_SDM_SLAVES || st.received != DEMO_SDM_SLAVES ||
+		/* A boot per slave, then one broadcast (one signal in stats). */
+		if (st.sent != DEMO_SDM_SLAVES + 1 || st.received != DEMO_SDM_SLAVES ||
 		    st.dropped_forged)
 			demo_missing(d, "master counters: sent %llu, received %llu, forged %llu",
 				     (unsigned long long)st.sent, (unsigned long long)st.received,

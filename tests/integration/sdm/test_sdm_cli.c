@@ -210,6 +210,33 @@ static void scenario(void)
 	/* RESET reaches slave 3. */
 	assert_int_equal(ctl_run(ctl(0), NULL, NULL, "send", "reset", "3", NULL, NULL), 0);
 	assert_true(wait_file(s[3].log, "reset from 0 to 3"));
+	/* IRQ to all (seed 000's mailbox): each slave gets it once, naming
+	 * itself; a slave may not broadcast. */
+	{
+		char *out = NULL;
+
+		assert_int_equal(ctl_run(ctl(0), &out, NULL, "send", "irq", "all", "11", "12"), 0);
+		assert_non_null(out);
+		assert_non_null(strstr(out, "\"slaves\": 3"));
+		free(out);
+		for (int i = 1; i <= 3; i++) {
+			char want[64];
+
+			snprintf(want, sizeof(want), "irq %d 11 12", i);
+			assert_true(wait_file(hook(i), want));
+		}
+		assert_int_equal(ctl_run(ctl(0), NULL, NULL, "send", "boot", "all", "8192", "0"), 0);
+		for (int i = 1; i <= 3; i++) {
+			char want[64];
+
+			snprintf(want, sizeof(want), "boot %d 8192", i);
+			assert_true(wait_file(hook(i), want));
+		}
+		assert_int_equal(ctl_run(ctl(1), NULL, &err, "send", "irq", "all", NULL, NULL), 1);
+		assert_non_null(strstr(err, "never 'all'"));
+		free(err);
+		err = NULL;
+	}
 	/* Slave to slave: refused by the sender. */
 	assert_int_equal(ctl_run(ctl(1), NULL, &err, "send", "irq", "2", NULL, NULL), 1);
 	assert_non_null(strstr(err, "only signal the master"));

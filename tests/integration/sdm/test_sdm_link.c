@@ -133,6 +133,40 @@ static void link_channel(void **state)
 	sig = (struct ivl_sdm_signal){IVL_SDM_IRQ, 2, {0, 0}};
 	assert_int_equal(ivl_sdm_send(w.s[0], &sig), -EPERM);
 
+	/* Broadcast (seed 000's mailbox): one signal in each slave's mailbox,
+	 * naming that slave; only the master may; a full mailbox fails the
+	 * whole broadcast and nothing is queued anywhere. */
+	{
+		unsigned before[3];
+		struct ivl_sdm_signal all = {IVL_SDM_IRQ, IVL_SDM_ALL, {31, 32}};
+		struct ivl_sdm_signal u = {IVL_SDM_IRQ, (uint32_t)ivl_sdm_id(w.s[0]), {0, 0}};
+
+		for (int i = 0; i < 3; i++)
+			before[i] = w.rs[i].n[0];
+		assert_int_equal(ivl_sdm_send(w.s[1], &all), -EPERM);
+		assert_int_equal(ivl_sdm_send(w.m, &all), 3);
+		assert_true(PUMP_UNTIL(&w, w.rs[0].n[0] == before[0] + 1 &&
+					       w.rs[1].n[0] == before[1] + 1 &&
+					       w.rs[2].n[0] == before[2] + 1));
+		for (int i = 0; i < 3; i++) {
+			assert_int_equal(w.rs[i].last.slave, (uint32_t)ivl_sdm_id(w.s[i]));
+			assert_int_equal(w.rs[i].last.payload[1], 32);
+			assert_int_equal(w.rs[i].from, 0);
+		}
+		/* Nobody drains in between: 16 fill slave 0's mailbox. */
+		for (int k = 0; k < 16; k++)
+			assert_int_equal(ivl_sdm_send(w.m, &u), 0);
+		assert_int_equal(ivl_sdm_send(w.m, &u), -EAGAIN);
+		assert_int_equal(ivl_sdm_send(w.m, &all), -EAGAIN);
+		assert_true(PUMP_UNTIL(&w, w.rs[0].n[0] == before[0] + 17));
+		assert_int_equal(w.rs[1].n[0], before[1] + 1);
+		assert_int_equal(w.rs[2].n[0], before[2] + 1);
+		assert_int_equal(ivl_sdm_send(w.m, &all), 3);
+		assert_true(PUMP_UNTIL(&w, w.rs[0].n[0] == before[0] + 18 &&
+					       w.rs[1].n[0] == before[1] + 2 &&
+					       w.rs[2].n[0] == before[2] + 2));
+	}
+
 	/* Fourth slave: refused, full. */
 	add_slave(&w, 3, 0);
 	assert_true(PUMP_UNTIL(&w, ivl_sdm_state(w.s[3]) == -EUSERS));
@@ -147,6 +181,7 @@ static void link_channel(void **state)
 		assert_true(PUMP_UNTIL(&w, current(&w) == 2));
 		sig = (struct ivl_sdm_signal){IVL_SDM_IRQ, (uint32_t)id, {0, 0}};
 		assert_int_equal(ivl_sdm_send(w.m, &sig), -ENOENT);
+		w.rs[1] = (struct rec){0};
 		add_slave(&w, 1, (uint16_t)id);
 		assert_true(PUMP_UNTIL(&w, current(&w) == 3 && ivl_sdm_id(w.s[1]) == id));
 		assert_int_equal(ivl_sdm_send(w.m, &sig), 0);

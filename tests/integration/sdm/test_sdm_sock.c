@@ -507,6 +507,57 @@ static void batching(struct world *w)
 	ivl_sdm_set_handler(w->s[0], IVL_SDM_IRQ, on_sig, &w->rs[0]);
 }
 
+/* IVL_SDM_ALL over sockets: one frame per slave connection, each naming
+ * its slave; a slave may not; a slave whose connection is backed up makes
+ * the broadcast fail as a whole (nothing queued for the others). */
+static void broadcasting(struct world *w)
+{
+	struct ivl_sdm_signal all = {IVL_SDM_IRQ, IVL_SDM_ALL, {41, 42}};
+	struct ivl_sdm_signal u = {IVL_SDM_IRQ, (uint32_t)ivl_sdm_id(w->s[0]), {0, 0}};
+	unsigned before[3], flood = 0;
+	int n = current(w);
+
+	assert_int_equal(n, 3);
+	for (int i = 0; i < 3; i++)
+		before[i] = w->rs[i].n[IVL_SDM_IRQ];
+	assert_int_equal(ivl_sdm_send(w->s[1], &all), -EPERM);
+	assert_int_equal(ivl_sdm_send(w->m, &all), 3);
+	assert_true(PUMP_UNTIL(w, w->rs[0].n[IVL_SDM_IRQ] == before[0] + 1 &&
+				      w->rs[1].n[IVL_SDM_IRQ] == before[1] + 1 &&
+				      w->rs[2].n[IVL_SDM_IRQ] == before[2] + 1));
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(w->rs[i].last.slave, (uint32_t)ivl_sdm_id(w->s[i]));
+		assert_int_equal(w->rs[i].last.payload[0], 41);
+		assert_int_equal(w->rs[i].from, 0);
+	}
+	/* Slave 0 does not read: its connection fills up (small socket
+	 * buffers, so that this takes well under a keepalive period, plus the
+	 * sender's queue), then the broadcast is refused. */
+	{
+		int small = 4096;
+
+		assert_int_equal(setsockopt(w->m->slaves[u.slave]->fd, SOL_SOCKET, SO_SNDBUF,
+					    &small, sizeof(small)),
+				 0);
+		assert_int_equal(setsockopt(w->s[0]->up->fd, SOL_SOCKET, SO_RCVBUF, &small,
+					    sizeof(small)),
+				 0);
+	}
+	while (ivl_sdm_send(w->m, &u) == 0) {
+		flood++;
+		assert_true(flood < 10000000u);
+	}
+	assert_int_equal(ivl_sdm_send(w->m, &all), -EAGAIN);
+	/* Nothing was queued for the others. */
+	for (int i = 1; i < 3; i++)
+		assert_int_equal(w->m->slaves[ivl_sdm_id(w->s[i])]->tx_len, 0);
+	assert_true(PUMP_UNTIL(w, w->rs[0].n[IVL_SDM_IRQ] == before[0] + 1 + flood));
+	assert_int_equal(ivl_sdm_send(w->m, &all), 3);
+	assert_true(PUMP_UNTIL(w, w->rs[0].n[IVL_SDM_IRQ] == before[0] + 2 + flood &&
+				      w->rs[1].n[IVL_SDM_IRQ] == before[1] + 2 &&
+				      w->rs[2].n[IVL_SDM_IRQ] == before[2] + 2));
+}
+
 /* Count how often @sdm's fd wakes a poll() loop in @ms with no traffic. */
 static unsigned idle_wakeups(struct ivl_sdm *sdm, int ms)
 {
@@ -556,6 +607,7 @@ static void run(int chan, bool keyed)
 	setup_world(&w, chan, keyed);
 	scenario(&w);
 	batching(&w);
+	broadcasting(&w);
 	if (keyed)
 		hostile_keyed(&w);
 	else

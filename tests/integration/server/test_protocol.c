@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * ivlink-server from a raw client's point of view (PROTOCOLS.md §1, §4):
+ * ivlink-server from a raw client's point of view (docs/protocol.md §1, §2):
  * exact message order and values, fd counts, join and leave notifications,
  * the hello/welcome extension and the header's peer table.
  */

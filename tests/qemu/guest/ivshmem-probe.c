@@ -36,7 +36,7 @@
 #define IVSHMEM_VENDOR 0x1af4
 #define IVSHMEM_DEVICE 0x1110
 
-/* BAR0 register offsets (PROTOCOLS.md §2) */
+/* BAR0 register offsets (docs/device.md) */
 #define REG_INTRMASK 0x00
 #define REG_INTRSTATUS 0x04
 #define REG_IVPOSITION 0x08

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
-"""Connect to an ivshmem server as a bare protocol peer (PROTOCOLS.md §1)
+"""Connect to an ivshmem server as a bare protocol peer (docs/protocol.md §1)
 and print what it admits us as, without trusting or touching the region:
 "RAW-VERSION v", "RAW-ID n", "RAW-SHM" when the fd arrived.  Used where the
 shared header may be garbage and a library peer would rightly refuse it.

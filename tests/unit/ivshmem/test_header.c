@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* The shared-memory header (PROTOCOLS.md §4): format, validate, peer table. */
+/* The shared-memory header (docs/protocol.md §2): format, validate, peer table. */
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>

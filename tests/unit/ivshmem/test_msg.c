@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* The ivshmem message codec over real socketpairs (PROTOCOLS.md §1). */
+/* The ivshmem message codec over real socketpairs (docs/protocol.md §1). */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* The peer-side protocol state machine (PROTOCOLS.md §1). */
+/* The peer-side protocol state machine (docs/protocol.md §1). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>

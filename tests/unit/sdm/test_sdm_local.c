@@ -258,6 +258,98 @@ static void actions(void **state)
 	ivl_sdm_bus_free(b);
 }
 
+/* IVL_SDM_ALL (seed 000's mailbox): every registered slave gets the signal
+ * with its payload, as a signal of the master naming itself; only the
+ * master may broadcast; backpressure on one slave fails the whole
+ * broadcast; a slave gone is skipped, the others still get it. */
+static void broadcast(void **state)
+{
+	struct ivl_sdm_bus *b;
+	struct ivl_sdm *m, *sl[3], *late;
+	struct rec rm = {0}, r[3] = {{0}}, rl = {0};
+	struct ivl_sdm_signal sig = {.type = IVL_SDM_IRQ, .slave = IVL_SDM_ALL, .payload = {7, 9}};
+	struct ivl_sdm_stats st;
+	int err;
+
+	(void)state;
+	assert_int_equal(ivl_sdm_bus_new(&b), 0);
+	m = mk(b, true, 8, 0, &err);
+	assert_non_null(m);
+	ivl_sdm_set_handler(m, IVL_SDM_IRQ, on_sig, &rm);
+	/* Nobody registered: reaches nobody, not an error. */
+	assert_int_equal(ivl_sdm_send(m, &sig), 0);
+	for (int i = 0; i < 3; i++) {
+		sl[i] = mk(b, false, 0, (uint16_t)(2 * i + 1), &err);
+		assert_int_equal(err, 0);
+		ivl_sdm_set_handler(sl[i], IVL_SDM_IRQ, on_sig, &r[i]);
+		ivl_sdm_set_handler(sl[i], IVL_SDM_BOOT, on_sig, &r[i]);
+	}
+	assert_int_equal(ivl_sdm_send(m, &sig), 3);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(ivl_sdm_process(sl[i]), 1);
+		assert_int_equal(r[i].n, 1);
+		assert_int_equal(r[i].from, 0);
+		assert_int_equal(r[i].last.slave, (uint32_t)(2 * i + 1));
+		assert_int_equal(r[i].last.payload[0], 7);
+		assert_int_equal(r[i].last.payload[1], 9);
+		assert_int_equal(ivl_sdm_process(sl[i]), 0); /* exactly one */
+	}
+	/* A slave may not broadcast. */
+	assert_int_equal(ivl_sdm_send(sl[0], &sig), -EPERM);
+	assert_int_equal(ivl_sdm_process(m), 0);
+	assert_int_equal(rm.n, 0);
+	/* BOOT to all, within a batch between unicasts. */
+	{
+		struct ivl_sdm_signal v[3] = {{IVL_SDM_IRQ, 1, {1, 0}},
+					      {IVL_SDM_BOOT, IVL_SDM_ALL, {0x1000, 0}},
+					      {IVL_SDM_IRQ, 5, {2, 0}}};
+
+		assert_int_equal(ivl_sdm_send_batch(m, v, 3), 3);
+	}
+	assert_int_equal(ivl_sdm_process(sl[0]), 2);
+	assert_int_equal(ivl_sdm_process(sl[1]), 1);
+	assert_int_equal(ivl_sdm_process(sl[2]), 2);
+	assert_int_equal(r[1].last.type, IVL_SDM_BOOT);
+	assert_int_equal(r[2].last.payload[0], 2);
+	/* Slave 3's inbox full: the broadcast fails as a whole. */
+	{
+		struct ivl_sdm_signal u = {IVL_SDM_IRQ, 3, {0, 0}};
+		int k = 0;
+
+		while (ivl_sdm_send(m, &u) == 0)
+			k++;
+		assert_true(k > 0);
+		assert_int_equal(ivl_sdm_send(m, &u), -EAGAIN);
+	}
+	assert_int_equal(ivl_sdm_send(m, &sig), -EAGAIN);
+	assert_int_equal(ivl_sdm_process(sl[0]), 0);
+	assert_int_equal(ivl_sdm_process(sl[2]), 0);
+	assert_true(ivl_sdm_process(sl[1]) > 0); /* drained */
+	r[1].n = 0;
+	assert_int_equal(ivl_sdm_send(m, &sig), 3);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(ivl_sdm_process(sl[i]), 1);
+	/* Slave 1 gone, slave 2 new: the broadcast follows the registry. */
+	ivl_sdm_free(sl[0]);
+	sl[0] = NULL;
+	late = mk(b, false, 0, 2, &err);
+	assert_int_equal(err, 0);
+	ivl_sdm_set_handler(late, IVL_SDM_IRQ, on_sig, &rl);
+	assert_int_equal(ivl_sdm_send(m, &sig), 3);
+	assert_int_equal(ivl_sdm_process(late), 1);
+	assert_int_equal(rl.last.slave, 2);
+	assert_int_equal(ivl_sdm_process(sl[1]), 1);
+	assert_int_equal(ivl_sdm_process(sl[2]), 1);
+	assert_int_equal(ivl_sdm_get_stats(m, &st), 0);
+	assert_int_equal(ivl_sdm_get_stats(late, &st), 0);
+	assert_int_equal(st.dropped_forged, 0);
+	ivl_sdm_free(late);
+	for (int i = 1; i < 3; i++)
+		ivl_sdm_free(sl[i]);
+	ivl_sdm_free(m);
+	ivl_sdm_bus_free(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -265,6 +357,7 @@ int main(void)
 	    cmocka_unit_test(routing),
 	    cmocka_unit_test(config_semantics),
 	    cmocka_unit_test(actions),
+	    cmocka_unit_test(broadcast),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

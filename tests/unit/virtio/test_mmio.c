@@ -3,7 +3,7 @@
  * Conformance of the virtio-mmio v2 model: the driver sequences of virtio
  * 1.x §3.1 and §4.2.3 (initialization, feature negotiation with the
  * FEATURES_OK re-read, queue setup, notifications, the single interrupt with
- * InterruptStatus/ACK) and the MSI registers of PROTOCOLS.md §6 in both
+ * InterruptStatus/ACK) and the MSI registers of seed 004 (docs/virtio.md §4) in both
  * modes.  Invalid accesses must be ignored and counted.
  */
 #include <errno.h>
@@ -426,6 +426,28 @@ static void msi_configure(struct fx *f, uint32_t v)
 	wr(f, MSI_CMD, C_CONFIGURE);
 }
 
+/* Seed 004's vector counts: non-sharing needs more vectors than queues,
+ * sharing at least 2; anything else is refused at creation. */
+static void test_msi_counts(void **state)
+{
+	struct ivl_mmio *m = NULL;
+	struct ivl_mmio_opts o = {
+	    .device_id = 21, .num_queues = 2, .queue_num_max = 16, .msi_vectors = 2};
+
+	(void)state;
+	assert_int_equal(ivl_mmio_new(&m, &o), -EINVAL);
+	o.msi_sharing = true;
+	o.msi_vectors = 1;
+	assert_int_equal(ivl_mmio_new(&m, &o), -EINVAL);
+	o.msi_vectors = 2;
+	assert_int_equal(ivl_mmio_new(&m, &o), 0);
+	ivl_mmio_free(m);
+	o.msi_sharing = false;
+	o.msi_vectors = 3;
+	assert_int_equal(ivl_mmio_new(&m, &o), 0);
+	ivl_mmio_free(m);
+}
+
 static void test_msi_non_sharing(void **state)
 {
 	struct fx *f = fx_new(3, false);
@@ -450,7 +472,8 @@ static void test_msi_non_sharing(void **state)
 	assert_int_equal(ivl_mmio_config_changed(f->m), 1);
 	assert_int_equal(f->msis, 2);
 	assert_int_equal(f->msi_vec[1], 0);
-	/* MAP_* are ignored (and counted) in non-sharing mode. */
+	/* MAP_* to another vector are ignored (and counted) in non-sharing
+	 * mode. */
 	uint64_t bs = stats(f).bad_sequence;
 	wr(f, MSI_SEL, 2);
 	wr(f, MSI_CMD, C_MAP_CONFIG);
@@ -459,6 +482,26 @@ static void test_msi_non_sharing(void **state)
 	assert_int_equal(stats(f).bad_sequence, bs + 2);
 	assert_int_equal(ivl_mmio_config_changed(f->m), 1);
 	assert_int_equal(f->msi_vec[2], 0);
+	/* Seed 004: "Device MUST support unmapping any event type
+	 * (NO_VECTOR)" -- in non-sharing mode too; the fixed vector maps the
+	 * event back. */
+	wr(f, MSI_SEL, IVL_MSI_NO_VECTOR);
+	wr(f, QSEL, 0);
+	wr(f, MSI_CMD, C_MAP_QUEUE);
+	wr(f, MSI_CMD, C_MAP_CONFIG);
+	assert_int_equal(stats(f).bad_sequence, bs + 2);
+	assert_int_equal(one_request(f, vq), 0);
+	assert_int_equal(ivl_mmio_config_changed(f->m), 0);
+	assert_int_equal(f->msis, 3);
+	assert_int_equal(rd(f, ISR), 0);
+	wr(f, MSI_SEL, 1);
+	wr(f, MSI_CMD, C_MAP_QUEUE);
+	wr(f, MSI_SEL, 0);
+	wr(f, MSI_CMD, C_MAP_CONFIG);
+	assert_int_equal(stats(f).bad_sequence, bs + 2);
+	assert_int_equal(one_request(f, vq), 1);
+	assert_int_equal(f->msi_vec[3], 1);
+	f->msis = 3; /* the checks below count from the interrupts before */
 	/* Masked then unmasked: the interrupt arrives exactly once. */
 	wr(f, MSI_SEL, 1);
 	wr(f, MSI_CMD, C_MASK);
@@ -582,7 +625,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_init_and_intx), cmocka_unit_test(test_features),
 	    cmocka_unit_test(test_queue_setup),	  cmocka_unit_test(test_bad_access),
-	    cmocka_unit_test(test_config_space),  cmocka_unit_test(test_msi_non_sharing),
+	    cmocka_unit_test(test_config_space),  cmocka_unit_test(test_msi_counts), cmocka_unit_test(test_msi_non_sharing),
 	    cmocka_unit_test(test_msi_sharing),	  cmocka_unit_test(test_event_idx_through_mmio),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* The MSI vector table and event map on its own (PROTOCOLS.md §6). */
+/* The MSI vector table and event map on its own (seed 004, docs/virtio.md §3). */
 #include <errno.h>
 #include <string.h>
 
@@ -36,11 +36,16 @@ static void test_non_sharing(void **state)
 	struct rec rec = {0};
 	struct ivl_msi *m;
 	assert_int_equal(ivl_msi_new(&m, 0, 2, false, deliver, &rec), -EINVAL);
-	assert_int_equal(ivl_msi_new(&m, 3, 4, false, deliver, &rec), 0);
+	/* Seed 004: non-sharing needs more vectors than queues (fewer would
+	 * leave queues without an interrupt), sharing at least 2. */
+	assert_int_equal(ivl_msi_new(&m, 3, 4, false, deliver, &rec), -EINVAL);
+	assert_int_equal(ivl_msi_new(&m, 4, 4, false, deliver, &rec), -EINVAL);
+	assert_int_equal(ivl_msi_new(&m, 1, 4, true, deliver, &rec), -EINVAL);
+	assert_int_equal(ivl_msi_new(&m, 3, 2, false, deliver, &rec), 0);
 	assert_int_equal(ivl_msi_num(m), 3);
 	assert_false(ivl_msi_sharing(m));
 	assert_false(ivl_msi_enabled(m));
-	/* Fixed map: 0 config, n queue n-1; queues past the table have none. */
+	/* Fixed map: 0 config, n queue n-1. */
 	assert_int_equal(ivl_msi_config_vector(m), 0);
 	assert_int_equal(ivl_msi_queue_vector(m, 0), 1);
 	assert_int_equal(ivl_msi_queue_vector(m, 1), 2);
@@ -58,7 +63,7 @@ static void test_non_sharing(void **state)
 	ivl_msi_enable(m);
 	assert_int_equal(ivl_msi_raise_queue(m, 1), 1);
 	assert_int_equal(ivl_msi_raise_config(m), 1);
-	assert_int_equal(ivl_msi_raise_queue(m, 2), -ENOENT);
+	assert_int_equal(ivl_msi_raise_queue(m, 2), -EINVAL);
 	assert_int_equal(ivl_msi_raise_queue(m, 9), -EINVAL);
 	assert_int_equal(rec.n, 2);
 	assert_int_equal(rec.vector[0], 2);
@@ -101,7 +106,26 @@ static void test_non_sharing(void **state)
 	assert_int_equal(ivl_msi_unmask(m, 0), 1);
 	assert_int_equal(rec.n, 5);
 
+	/* Seed 004: "Device MUST support unmapping any event type
+	 * (NO_VECTOR)", in non-sharing mode too; the fixed vector maps it
+	 * back, any other vector is refused. */
+	assert_int_equal(ivl_msi_map_queue(m, 1, IVL_MSI_NO_VECTOR), 0);
+	assert_int_equal(ivl_msi_queue_vector(m, 1), IVL_MSI_NO_VECTOR);
+	assert_int_equal(ivl_msi_raise_queue(m, 1), -ENOENT);
+	assert_int_equal(ivl_msi_map_config(m, IVL_MSI_NO_VECTOR), 0);
+	assert_int_equal(ivl_msi_raise_config(m), -ENOENT);
+	assert_int_equal(rec.n, 5);
+	assert_int_equal(ivl_msi_raise_queue(m, 0), 1); /* the others still work */
+	assert_int_equal(ivl_msi_map_queue(m, 1, 1), -EPERM);
+	assert_int_equal(ivl_msi_map_queue(m, 1, 3), -EINVAL);
+	assert_int_equal(ivl_msi_map_queue(m, 1, 2), 0);
+	assert_int_equal(ivl_msi_raise_queue(m, 1), 1);
+	assert_int_equal(rec.vector[6], 2);
+	assert_int_equal(ivl_msi_map_queue(m, 0, IVL_MSI_NO_VECTOR), 0);
+
 	ivl_msi_reset(m);
+	assert_int_equal(ivl_msi_config_vector(m), 0); /* the fixed map again */
+	assert_int_equal(ivl_msi_queue_vector(m, 0), 1);
 	assert_false(ivl_msi_enabled(m));
 	assert_int_equal(ivl_msi_get(m, 2, &v), 0);
 	assert_int_equal(v.address, 0);

@@ -6,10 +6,12 @@
  * the rings driven in-process.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "testutil.h"
+#include <ivlink/log.h>
 #include <ivlink/sdm.h>
 #include <ivlink/transport.h>
 #include <ivlink/virtio.h>
@@ -177,7 +179,9 @@ static void test_mgmt_errors(void **state)
 	ERR(IVL_TP_E_DEVICE_ID, e, id, IVL_TP_CLASS_MGMT, IVL_TP_MGMT_CREATE, &c, sizeof(c));
 	ERR(IVL_TP_E_DEVICE_ID, e, id, IVL_TP_CLASS_MGMT, IVL_TP_MGMT_LIST, NULL, 0);
 	ERR(IVL_TP_E_DEVICE_ID, e, 0, IVL_TP_CLASS_MGMT, IVL_TP_MGMT_DESTROY, NULL, 0);
-	ERR(IVL_TP_E_DEVICE_ID, e, 0, IVL_TP_CLASS_STATUS, IVL_TP_STATUS_GET, NULL, 0);
+	ERR(IVL_TP_E_DEVICE_ID, e, 0, IVL_TP_CLASS_QUEUE, IVL_TP_QUEUE_GET_MAX, &c, 4);
+	ERR(IVL_TP_E_DEVICE_ID, e, 0, IVL_TP_CLASS_CONFIG, IVL_TP_CONFIG_GENERATION, NULL, 0);
+	ERR(IVL_TP_E_DEVICE_ID, e, 0, IVL_TP_CLASS_MSI, IVL_TP_MSI_GET_NUM, NULL, 0);
 	ERR(IVL_TP_E_NO_DEVICE, e, 99, IVL_TP_CLASS_MGMT, IVL_TP_MGMT_DESTROY, NULL, 0);
 	ERR(IVL_TP_E_NO_DEVICE, e, UINT64_MAX, IVL_TP_CLASS_MSI, IVL_TP_MSI_ENABLE, NULL, 0);
 	assert_int_equal(run_hdr(e, 0, IVL_TP_CLASS_MGMT, IVL_TP_MGMT_LIST, 1, NULL, 0), 1);
@@ -276,6 +280,10 @@ static void test_features_status(void **state)
 	OK(e, id, IVL_TP_CLASS_STATUS, IVL_TP_STATUS_GET, NULL, 0);
 	memcpy(&st, e->in, 4);
 	assert_int_equal(st, 15);
+	/* Seed 002: no legacy interrupts; MSI cannot be turned off under a
+	 * live device (its interrupts would vanish). */
+	ERR(IVL_TP_E_STATE, e, id, IVL_TP_CLASS_MSI, IVL_TP_MSI_DISABLE, NULL, 0);
+	OK(e, id, IVL_TP_CLASS_STATUS, IVL_TP_STATUS_GET, NULL, 0);
 	ERR(IVL_TP_E_LENGTH, e, id, IVL_TP_CLASS_STATUS, IVL_TP_STATUS_SET, &st, 2);
 	ERR(IVL_TP_E_LENGTH, e, id, IVL_TP_CLASS_STATUS, IVL_TP_STATUS_RESET, &st, 4);
 	ERR(IVL_TP_E_COMMAND, e, id, IVL_TP_CLASS_STATUS, 9, NULL, 0);
@@ -429,9 +437,26 @@ static void test_config(void **state)
 	OK(e, sdm, IVL_TP_CLASS_CONFIG, IVL_TP_CONFIG_READ, &rw, sizeof(rw));
 	memcpy(&sc, e->in, 6);
 	assert_int_equal(sc.max_slaves, 3);
+	/* A value the SDM refuses answers ERR (it used to answer OK and keep
+	 * the old value), and the config shows the value in effect. */
+	ms = 0;
+	memcpy(w + 8, &ms, 2);
+	ERR(IVL_TP_E_VALUE, e, sdm, IVL_TP_CLASS_CONFIG, IVL_TP_CONFIG_WRITE, w, 10);
+	ms = IVL_SDM_MAX_SLAVES + 1;
+	memcpy(w + 8, &ms, 2);
+	ERR(IVL_TP_E_VALUE, e, sdm, IVL_TP_CLASS_CONFIG, IVL_TP_CONFIG_WRITE, w, 10);
+	OK(e, sdm, IVL_TP_CLASS_CONFIG, IVL_TP_CONFIG_READ, &rw, sizeof(rw));
+	memcpy(&sc, e->in, 6);
+	assert_int_equal(sc.max_slaves, 3);
 	wr.offset = 4; /* current_slaves is read-only */
 	memcpy(w, &wr, 8);
 	ERR(IVL_TP_E_VALUE, e, sdm, IVL_TP_CLASS_CONFIG, IVL_TP_CONFIG_WRITE, w, 10);
+	/* emerg_wr only once VIRTIO_CONSOLE_F_EMERG_WRITE was negotiated. */
+	wr.offset = 8;
+	wr.length = 4;
+	memcpy(w, &wr, 8);
+	w[8] = 'x';
+	ERR(IVL_TP_E_VALUE, e, con, IVL_TP_CLASS_CONFIG, IVL_TP_CONFIG_WRITE, w, 12);
 }
 
 static void test_msi_isolation(void **state)
@@ -442,15 +467,22 @@ static void test_msi_isolation(void **state)
 	struct ivl_tp_create c = {.virtio_id = IVL_TP_VIRTIO_CONSOLE,
 				  .flags = IVL_TP_CREATE_F_MSI_SHARING,
 				  .msi_vectors = 1};
+	/* Seed 004's counts: sharing needs 2 vectors, non-sharing one per
+	 * event (console: 2 queues + config). */
+	ERR(IVL_TP_E_VALUE, e, 0, IVL_TP_CLASS_MGMT, IVL_TP_MGMT_CREATE, &c, sizeof(c));
+	c.flags = 0;
+	c.msi_vectors = 2;
+	ERR(IVL_TP_E_VALUE, e, 0, IVL_TP_CLASS_MGMT, IVL_TP_MGMT_CREATE, &c, sizeof(c));
+	c.flags = IVL_TP_CREATE_F_MSI_SHARING;
 	OK(e, 0, IVL_TP_CLASS_MGMT, IVL_TP_MGMT_CREATE, &c, sizeof(c));
 	memcpy(&b, e->in, sizeof(b));
 	uint64_t idb = b.device_id;
-	assert_int_equal(b.msi_vectors, 1);
+	assert_int_equal(b.msi_vectors, 2);
 	OK(e, idb, IVL_TP_CLASS_MSI, IVL_TP_MSI_GET_NUM, NULL, 0);
 	uint32_t n;
 	memcpy(&n, e->in, 4);
-	assert_int_equal(n, 1);
-	/* A's vectors 0..2 exist; B has only vector 0: B cannot name A's. */
+	assert_int_equal(n, 2);
+	/* A's vectors 0..2 exist; B has only 0..1: B cannot name A's. */
 	struct ivl_tp_msi_cfg cfg = {.vector = 2, .data = 1, .address = 5};
 	OK(e, ida, IVL_TP_CLASS_MSI, IVL_TP_MSI_CONFIGURE, &cfg, sizeof(cfg));
 	ERR(IVL_TP_E_VECTOR, e, idb, IVL_TP_CLASS_MSI, IVL_TP_MSI_CONFIGURE, &cfg, sizeof(cfg));
@@ -471,9 +503,21 @@ static void test_msi_isolation(void **state)
 	ERR(IVL_TP_E_LENGTH, e, idb, IVL_TP_CLASS_MSI, IVL_TP_MSI_ENABLE, &cfg, 4);
 	ERR(IVL_TP_E_COMMAND, e, idb, IVL_TP_CLASS_MSI, 10, NULL, 0);
 	ERR(IVL_TP_E_COMMAND, e, idb, IVL_TP_CLASS_MSI, 0, NULL, 0);
-	/* Sharing maps on B; A is non-sharing. */
-	v.vector = 0;
+	/* Sharing maps on B; A is non-sharing: it may only unmap an event
+	 * (seed 004) or map it back to its fixed vector. */
+	v.vector = 1;
 	ERR(IVL_TP_E_NOT_SHARING, e, ida, IVL_TP_CLASS_MSI, IVL_TP_MSI_MAP_CONFIG, &v, 4);
+	v.vector = IVL_MSI_NO_VECTOR;
+	OK(e, ida, IVL_TP_CLASS_MSI, IVL_TP_MSI_MAP_CONFIG, &v, 4);
+	v.vector = 0;
+	OK(e, ida, IVL_TP_CLASS_MSI, IVL_TP_MSI_MAP_CONFIG, &v, 4);
+	{
+		struct ivl_tp_queue_val uq = {.queue = 1, .value = IVL_MSI_NO_VECTOR};
+
+		OK(e, ida, IVL_TP_CLASS_MSI, IVL_TP_MSI_MAP_QUEUE, &uq, sizeof(uq));
+		uq.value = 2;
+		OK(e, ida, IVL_TP_CLASS_MSI, IVL_TP_MSI_MAP_QUEUE, &uq, sizeof(uq));
+	}
 	OK(e, idb, IVL_TP_CLASS_MSI, IVL_TP_MSI_MAP_CONFIG, &v, 4);
 	struct ivl_tp_queue_val mq = {.queue = 1, .value = 0};
 	OK(e, idb, IVL_TP_CLASS_MSI, IVL_TP_MSI_MAP_QUEUE, &mq, sizeof(mq));
@@ -485,6 +529,7 @@ static void test_msi_isolation(void **state)
 	mq.reserved = 1;
 	ERR(IVL_TP_E_RESERVED, e, idb, IVL_TP_CLASS_MSI, IVL_TP_MSI_MAP_QUEUE, &mq, sizeof(mq));
 	mq.reserved = 0;
+	mq.value = 0; /* queue 0's fixed vector is 1 */
 	ERR(IVL_TP_E_NOT_SHARING, e, ida, IVL_TP_CLASS_MSI, IVL_TP_MSI_MAP_QUEUE, &mq, sizeof(mq));
 	/* Mask / pending / unmask per device. */
 	OK(e, idb, IVL_TP_CLASS_MSI, IVL_TP_MSI_MASK, &v, 4);
@@ -648,11 +693,102 @@ static void test_console_loop(void **state)
 	}
 }
 
+/* Seed 002: "The management device MUST offer feature bit
+ * VIRTIO_F_TRANSPT_VQ".  Device 0 negotiates features and status like any
+ * device (without MSI: its interrupt is the control block's doorbell); its
+ * reset leaves the managed devices alone. */
+static void test_mgmt_self(void **state)
+{
+	struct env *e = *state;
+	struct ivl_tp_info a;
+	uint64_t id = create(e, IVL_TP_VIRTIO_CONSOLE, 0, &a), f;
+	uint8_t b[8];
+	uint32_t st;
+
+	OK(e, 0, IVL_TP_CLASS_FEATURES, IVL_TP_FEAT_GET_DEVICE, NULL, 0);
+	assert_int_equal(e->in_len, 8);
+	memcpy(&f, e->in, 8);
+	assert_true(f & IVL_TP_F_TRANSPT_VQ);
+	assert_true(f & (1ull << 32)); /* VERSION_1 */
+	OK(e, 0, IVL_TP_CLASS_STATUS, IVL_TP_STATUS_GET, NULL, 0);
+	memcpy(&st, e->in, 4);
+	assert_int_equal(st, 0);
+	/* Not offered: refused; too short: refused. */
+	f = 1;
+	ERR(IVL_TP_E_VALUE, e, 0, IVL_TP_CLASS_FEATURES, IVL_TP_FEAT_SET_DRIVER, &f, 8);
+	ERR(IVL_TP_E_LENGTH, e, 0, IVL_TP_CLASS_FEATURES, IVL_TP_FEAT_SET_DRIVER, &f, 4);
+	ERR(IVL_TP_E_COMMAND, e, 0, IVL_TP_CLASS_FEATURES, 9, NULL, 0);
+	/* FEATURES_OK needs VERSION_1 accepted. */
+	f = IVL_TP_F_TRANSPT_VQ;
+	OK(e, 0, IVL_TP_CLASS_FEATURES, IVL_TP_FEAT_SET_DRIVER, &f, 8);
+	st = 1 | 2 | 8;
+	ERR(IVL_TP_E_VALUE, e, 0, IVL_TP_CLASS_STATUS, IVL_TP_STATUS_SET, &st, 4);
+	f = IVL_TP_F_TRANSPT_VQ | (1ull << 32);
+	OK(e, 0, IVL_TP_CLASS_FEATURES, IVL_TP_FEAT_SET_DRIVER, &f, 8);
+	st = 1 | 2 | 4;
+	ERR(IVL_TP_E_STATE, e, 0, IVL_TP_CLASS_STATUS, IVL_TP_STATUS_SET, &st, 4);
+	st = 1 | 2 | 8 | 4; /* no MSI needed for device 0 */
+	OK(e, 0, IVL_TP_CLASS_STATUS, IVL_TP_STATUS_SET, &st, 4);
+	OK(e, 0, IVL_TP_CLASS_FEATURES, IVL_TP_FEAT_GET_DRIVER, NULL, 0);
+	assert_memory_equal(e->in, &f, 8);
+	ERR(IVL_TP_E_STATE, e, 0, IVL_TP_CLASS_FEATURES, IVL_TP_FEAT_SET_DRIVER, &f, 8);
+	st = 1;
+	ERR(IVL_TP_E_STATE, e, 0, IVL_TP_CLASS_STATUS, IVL_TP_STATUS_SET, &st, 4);
+	assert_int_equal(run_hdr(e, 0, IVL_TP_CLASS_STATUS, IVL_TP_STATUS_GET, 1, NULL, 0), 1);
+	assert_int_equal(e->reason, IVL_TP_E_RESERVED);
+	/* Reset: device 0's own state only. */
+	OK(e, 0, IVL_TP_CLASS_STATUS, IVL_TP_STATUS_RESET, NULL, 0);
+	OK(e, 0, IVL_TP_CLASS_STATUS, IVL_TP_STATUS_GET, NULL, 0);
+	memcpy(b, e->in, 4);
+	assert_int_equal(b[0], 0);
+	OK(e, 0, IVL_TP_CLASS_FEATURES, IVL_TP_FEAT_GET_DRIVER, NULL, 0);
+	assert_int_equal(e->in[0] | e->in[7], 0);
+	OK(e, id, IVL_TP_CLASS_MGMT, IVL_TP_MGMT_QUERY, NULL, 0);
+	/* A managed device does not offer it (it has no transport queue). */
+	OK(e, id, IVL_TP_CLASS_FEATURES, IVL_TP_FEAT_GET_DEVICE, NULL, 0);
+	memcpy(&f, e->in, 8);
+	assert_false(f & IVL_TP_F_TRANSPT_VQ);
+}
+
+static char last_warning[512];
+
+static void grab(void *opaque, int level, const char *msg)
+{
+	(void)opaque;
+	if (level == IVL_LOG_WARNING)
+		snprintf(last_warning, sizeof(last_warning), "%s", msg);
+}
+
+/* Signals still held for hg_vq when the driver resets the SDM device are
+ * not silently gone: counted per source and reported. */
+static void test_sdm_reset_losses(void **state)
+{
+	struct env *e = *state;
+	struct ivl_tp_info a;
+	uint64_t id = create(e, IVL_TP_VIRTIO_SDM, IVL_TP_SDM_MASTER, &a);
+	struct ivl_sdm_options so = {.channel = IVL_SDM_CHAN_LOCAL, .bus = e->bus, .id = 3};
+	struct ivl_sdm *slave;
+	struct ivl_sdm_signal sig = {.type = IVL_SDM_IRQ};
+
+	assert_int_equal(ivl_sdm_new(&slave, &so), 0);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(ivl_sdm_send(slave, &sig), 0);
+	ivl_mgmt_process(e->m); /* the device takes them: no hg_vq buffer */
+	last_warning[0] = '\0';
+	ivl_log_set(grab, NULL, IVL_LOG_WARNING);
+	OK(e, id, IVL_TP_CLASS_STATUS, IVL_TP_STATUS_RESET, NULL, 0);
+	ivl_log_set(NULL, NULL, 0);
+	assert_non_null(strstr(last_warning, "3 signals from 3 dropped"));
+	ivl_sdm_free(slave);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_mgmt, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_mgmt_errors, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_mgmt_self, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_sdm_reset_losses, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_features_status, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_queue, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_config, setup, teardown),
