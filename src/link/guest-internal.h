@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The guest backend (docs/guest.md): this program runs inside a VM and
- * talks to the ivshmem-doorbell PCI device (PROTOCOLS.md §2).
+ * talks to the ivshmem-doorbell PCI device (docs/device.md).
  *
  * Layers, each replaceable on its own:
  *  - the register seam (struct ivl__guest_regs): every BAR0 access of the
@@ -28,7 +28,7 @@
 #define IVL__IVSHMEM_VENDOR 0x1af4u
 #define IVL__IVSHMEM_DEVICE 0x1110u
 
-/* BAR0 registers (PROTOCOLS.md §2), 32-bit little-endian accesses. */
+/* BAR0 registers (docs/device.md), 32-bit little-endian accesses. */
 #define IVL__REG_INTRMASK 0x00u
 #define IVL__REG_INTRSTATUS 0x04u
 #define IVL__REG_IVPOSITION 0x08u

@@ -3,7 +3,7 @@
  * The guest backend's PCI side: finding the ivshmem device in sysfs, telling
  * ivshmem-doorbell from ivshmem-plain, and mapping BAR0/BAR2 through the
  * sysfs resource files when VFIO is not used (no interrupts then: QEMU drops
- * doorbells while MSI-X is off, PROTOCOLS.md §2).
+ * doorbells while MSI-X is off, docs/device.md).
  */
 #include <ctype.h>
 #include <dirent.h>

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The host backend: this process is a peer of an ivshmem server
- * (ivlink-server, or QEMU's ivshmem-server), PROTOCOLS.md §1.
+ * (ivlink-server, or QEMU's ivshmem-server), docs/protocol.md §1.
  *
  * The server is not trusted: its messages go through the client session
  * (which validates order and ranges), its region through

@@ -11,7 +11,7 @@
  * Backends turn their input into events pushed on the queue; link.c drains
  * doorbells and pops events.  A future guest backend (ivshmem PCI device via
  * VFIO: MSI-X eventfds as own vectors, Doorbell register writes for ring) and
- * wait modes or coalescing (PROTOCOLS.md §3: a check of the target's pending
+ * wait modes or coalescing (docs/protocol.md §3: a check of the target's pending
  * bit in the header before ops->ring, a poll mode that keeps "waiting" clear)
  * fit the same mould: they change ops->ring and what link.c does around it,
  * not the API.
