@@ -1,0 +1,24 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0-only
+#
+# Build ivlink_ivshmem.ko out of the source tree (Kbuild writes next to its
+# sources, so they are copied first).
+# usage: build.sh KDIR OUTDIR [MAKE-ARGS...]     e.g. W=1 C=1
+# Prints the module's path.  Exit 77 when KDIR has no Makefile.
+set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+kdir=$1
+out=$2
+shift 2
+[ -f "$kdir/Makefile" ] || {
+	echo "build.sh: no kernel headers in $kdir" >&2
+	exit 77
+}
+mkdir -p "$out/include/ivlink/uapi"
+cp "$here"/Kbuild "$out/"
+for f in "$here"/*.c "$here"/*.h; do
+	case $f in *.mod.c) ;; *) cp "$f" "$out/" ;; esac
+done
+cp "$here/../include/ivlink/uapi/ivshmem-drv.h" "$out/include/ivlink/uapi/"
+make -s -C "$kdir" M="$out" "$@" modules >&2
+echo "$out/ivlink_ivshmem.ko"
