@@ -87,15 +87,18 @@ struct ivl_link_guest_opts {
 	const char *device; /* NULL or "auto": the first 1af4:1110 device; or a
 			     * PCI address "0000:00:02.0" */
 	bool no_vfio;       /* map sysfs resource0/2 and poll even if the device
-			     * is bound to vfio-pci */
+			     * is bound to vfio-pci (the kernel driver, when
+			     * bound, is used regardless) */
 	int timeout_ms;     /* bound for IVPosition to become valid and the
 			     * header READY; 0: 5000 */
 };
 
 /*
- * Open the ivshmem device: through VFIO when it is bound to vfio-pci (MSI-X
- * eventfds are my vectors), otherwise through sysfs (no interrupts: waits
- * poll).  My ID is IVPosition; ring() writes the Doorbell register.  The peer
+ * Open the ivshmem device: through ivlink's kernel driver when the device is
+ * bound to ivlink_ivshmem (MSI-X eventfds are my vectors, any guest), else
+ * through VFIO when it is bound to vfio-pci (the same, needs an IOMMU),
+ * otherwise through sysfs (no interrupts: waits poll).  With the kernel
+ * driver, a hot-unplugged device ends the link with IVL_LINK_DOWN.  My ID is IVPosition; ring() writes the Doorbell register.  The peer
  * set comes from the ivlink header's peer table, rescanned every 20 ms
  * (JOIN/LEAVE events; a new generation is LEAVE then JOIN).  Without a header
  * (a raw server) there is no peer set: peers() returns 0, ring() accepts any
@@ -111,6 +114,14 @@ struct ivl_link_guest_opts {
  * permission), -ETIMEDOUT (IVPosition never valid), -ENOMEM, -errno.
  */
 int ivl_link_guest_new(struct ivl_link **out, const struct ivl_link_guest_opts *opts);
+
+/*
+ * How a guest link reaches its device: "kernel" (ivlink_ivshmem.ko,
+ * interrupts without an IOMMU), "vfio" (vfio-pci, MSI-X eventfds), "sysfs"
+ * (BAR files, waits poll) or "model" (an in-process device model); NULL
+ * for a link of another backend.  A static string; any thread.
+ */
+const char *ivl_link_guest_access(const struct ivl_link *l);
 
 /* ---- plain backend: a serverless region (docs/plain.md) ----------------- */
 

@@ -61,6 +61,13 @@ struct ivl__guest_dev {
 	 * unmap and close what belongs to the device; may be NULL. */
 	void (*release)(void *ctx);
 	const char *desc; /* for log lines, e.g. "0000:00:03.0 (vfio)" */
+	/* How the device is reached: "kernel" (ivlink_ivshmem.ko), "vfio",
+	 * "sysfs"; NULL: a model (ivl_link_guest_access()). */
+	const char *access;
+	/* With watch_hup, hup_fd (borrowed) turns POLLHUP when the device is
+	 * removed: the link then reports IVL_LINK_DOWN. */
+	bool watch_hup;
+	int hup_fd;
 };
 
 /*
@@ -137,6 +144,14 @@ int ivl__guest_find(const char *want, char bdf[13]);
 /* Open the device at @bdf and fill @dev.  @no_vfio: never use VFIO.
  * -EACCES without permission, -ENODEV, -errno. */
 int ivl__guest_open(const char *bdf, bool no_vfio, struct ivl__guest_dev *dev);
+
+/* ---- ivlink's kernel driver (guest-kdrv.c) ------------------------------ */
+
+/* "/dev/ivlink-ivshmemN" of the device at @bdf (from sysfs); -ENODEV. */
+int ivl__kdrv_node(const char *bdf, char *path, size_t len);
+/* Open @bdf through ivlink_ivshmem.ko: map BAR2 (and the BAR0 page when
+ * the driver allows it), bind one eventfd per MSI-X vector. */
+int ivl__kdrv_open(const char *bdf, struct ivl__guest_dev *dev);
 
 /* ---- VFIO (guest-vfio.c) ------------------------------------------------ */
 

@@ -17,6 +17,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <ivlink/uapi/ivshmem-drv.h>
+
 #include "core/internal.h"
 #include "link/guest-internal.h"
 
@@ -360,14 +362,21 @@ int ivl__guest_open(const char *bdf, bool no_vfio, struct ivl__guest_dev *dev)
 			  "shared memory works, ring() fails with ENOTSUP",
 			  bdf);
 	driver_of(bdf, drv, sizeof(drv));
+	/* Preference: ivlink's kernel driver (interrupts, no IOMMU needed),
+	 * then VFIO, then sysfs and polling (docs/guest.md §2). */
+	if (!strcmp(drv, IVL_DRV_NAME))
+		return ivl__kdrv_open(bdf, dev);
 	if (!no_vfio && nvec && !strcmp(drv, "vfio-pci")) {
 		ret = ivl__vfio_open(bdf, nvec, dev);
+		dev->access = "vfio";
 	} else {
 		if (nvec && !no_vfio)
-			ivl__info("link: %s is not bound to vfio-pci (driver '%s'): mapping it "
-				  "through sysfs, doorbells are received by polling",
-				  bdf, drv);
+			ivl__info("link: %s is bound neither to %s nor to vfio-pci (driver "
+				  "'%s'): mapping it through sysfs, doorbells are received by "
+				  "polling",
+				  bdf, IVL_DRV_NAME, drv);
 		ret = sysfs_open(bdf, dev);
+		dev->access = "sysfs";
 	}
 	if (ret < 0)
 		return ret;

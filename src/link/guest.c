@@ -10,8 +10,10 @@
  * memory access: bounds come from our validated copy of the header.
  */
 #include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -214,12 +216,40 @@ static unsigned guest_peer_vectors(const struct ivl_link *l, uint16_t peer)
 	return ivl__guest_scan_vectors(&g->scan, peer);
 }
 
+/* The device was removed (the kernel driver hung its fd up). */
+static bool device_gone(struct guest_link *g)
+{
+	struct pollfd p = {.fd = g->dev.hup_fd};
+
+	return g->dev.watch_hup && poll(&p, 1, 0) > 0 && (p.revents & (POLLHUP | POLLERR));
+}
+
 static void guest_input(struct ivl_link *l)
 {
 	struct guest_link *g = to_guest(l);
 
+	if (device_gone(g)) {
+		ivl__warn("link: %s: the device was removed", g->dev.desc);
+		ivl__link_unwatch(l, g->dev.hup_fd);
+		g->dev.watch_hup = false;
+		ivl__link_set_down(l);
+		return;
+	}
+	if (g->tfd < 0)
+		return;
 	ivl__link_timer_drain(g->tfd);
 	ivl__guest_scan_run(&g->scan, l->base, &l->hdr, push_event, l);
+}
+
+/* Only POLLHUP/POLLERR (always reported by epoll): the device fd is
+ * readable on every doorbell, which the eventfds already carry. */
+static int watch_hup(struct guest_link *g)
+{
+	struct epoll_event ev = {.events = 0, .data.u32 = IVL__TAG_INPUT};
+
+	if (!g->dev.watch_hup)
+		return 0;
+	return epoll_ctl(g->l.epfd, EPOLL_CTL_ADD, g->dev.hup_fd, &ev) < 0 ? -errno : 0;
 }
 
 static void guest_destroy(struct ivl_link *l)
@@ -361,6 +391,9 @@ int ivl__link_guest_new_with_regs(struct ivl_link **out, const struct ivl__guest
 	ret = ivl__guest_scan_init(&g->scan, g->l.has_header ? &g->l.hdr : NULL, g->l.id);
 	if (ret < 0)
 		goto fail;
+	ret = watch_hup(g);
+	if (ret < 0)
+		goto fail;
 	if (g->l.has_header) {
 		ret = arm_timer(g);
 		if (ret < 0)
@@ -376,6 +409,13 @@ int ivl__link_guest_new_with_regs(struct ivl_link **out, const struct ivl__guest
 fail:
 	guest_destroy(&g->l);
 	return ret;
+}
+
+IVL_EXPORT const char *ivl_link_guest_access(const struct ivl_link *l)
+{
+	if (!l || l->ops != &guest_ops)
+		return NULL;
+	return to_guest(l)->dev.access ? to_guest(l)->dev.access : "model";
 }
 
 IVL_EXPORT int ivl_link_guest_new(struct ivl_link **out, const struct ivl_link_guest_opts *opts)

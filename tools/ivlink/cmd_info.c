@@ -12,7 +12,9 @@ const char info_usage[] =
     "Show the shared region (size, description), its ivlink header (magic,\n"
     "version, epoch, max_peers, vectors, header size, application area) or\n"
     "\"raw (no ivlink header)\", my peer ID and the non-absent entries of the\n"
-    "peer table.  Connects to the server, or maps --shm NAME / --file PATH.\n";
+    "peer table; in a guest (--device), how the device is reached (access:\n"
+    "kernel driver, vfio or sysfs polling).  Connects to the server, or maps\n"
+    "--shm NAME / --file PATH.\n";
 
 static json_t *info_json(struct target *t)
 {
@@ -30,6 +32,8 @@ static json_t *info_json(struct target *t)
 	json_object_set_new(o, "header_state", json_string(t->header_note));
 	json_object_set_new(o, "app_offset", json_integer((json_int_t)t->app_off));
 	json_object_set_new(o, "app_size", json_integer((json_int_t)t->app_size));
+	if (ivl_link_guest_access(t->link))
+		json_object_set_new(o, "access", json_string(ivl_link_guest_access(t->link)));
 	if (!t->has_header) {
 		json_object_set_new(o, "header", json_null());
 		json_object_set_new(o, "peers", peers);
@@ -62,9 +66,23 @@ static json_t *info_json(struct target *t)
 	return o;
 }
 
+/* What each way of reaching a guest device means for the user. */
+static const char *access_text(const char *a)
+{
+	if (!strcmp(a, "kernel"))
+		return "kernel (ivlink_ivshmem driver: MSI-X interrupts)";
+	if (!strcmp(a, "vfio"))
+		return "vfio (vfio-pci: MSI-X interrupts)";
+	if (!strcmp(a, "sysfs"))
+		return "sysfs (no interrupt driver: doorbells received by polling)";
+	return a;
+}
+
 static int info_text(struct target *t)
 {
 	printf("source:       %s\n", t->desc);
+	if (ivl_link_guest_access(t->link))
+		printf("access:       %s\n", access_text(ivl_link_guest_access(t->link)));
 	printf("region size:  %" PRIu64 " bytes\n", t->size);
 	if (t->link)
 		printf("my id:        %d (%u vectors)\n", ivl_link_id(t->link),

@@ -236,7 +236,10 @@ static int run(const struct cli_global *g, const struct listen_args *a, struct i
 					return EXIT_OK;
 			}
 			if (ev[i].type == IVL_LINK_DOWN) {
-				cli_err(g, "%s: the server went away", g->socket);
+				if (g->device)
+					cli_err(g, "device %s: the device was removed", g->device);
+				else
+					cli_err(g, "%s: the server went away", g->socket);
 				return EXIT_FAIL;
 			}
 		}

@@ -15,6 +15,7 @@
 #include <ivlink/ivshmem.h>
 #include <ivlink/link.h>
 #include <ivlink/notify.h>
+#include <ivlink/uapi/ivshmem-drv.h>
 
 #include "link/guest-internal.h"
 #include "testutil.h"
@@ -427,6 +428,7 @@ static void fake_sysfs(void **state)
 	assert_non_null(ivl_link_region(l, &size));
 	assert_true(size == REGION);
 	assert_null(ivl_link_header(l)); /* a zero region is raw */
+	assert_string_equal(ivl_link_guest_access(l), "sysfs");
 	assert_int_equal(ivl_link_ring(l, 9, 2), 0);
 	ivl_link_free(l);
 	snprintf(p, sizeof(p), "%s/0000:00:05.0/resource0", root);
@@ -467,6 +469,7 @@ static void fake_sysfs(void **state)
 		assert_non_null(strstr(out, "\"source\": \"device:0000:00:05.0\""));
 		assert_non_null(strstr(out, "\"id\": 3"));
 		assert_non_null(strstr(out, "\"region_size\": 65536"));
+		assert_non_null(strstr(out, "\"access\": \"sysfs\""));
 		free(out);
 		free(err);
 		setenv("IVLINK_DEVICE", "00:05.0", 1);
@@ -483,6 +486,32 @@ static void fake_sysfs(void **state)
 		assert_non_null(strstr(err, "no ivshmem device"));
 		free(out);
 		free(err);
+	}
+	/* Bound to ivlink's kernel driver: its node is found through the
+	 * misc class directory, and preferred; a missing node is an error,
+	 * not a silent fallback to polling. */
+	{
+		char drv[600], node[256];
+
+		snprintf(drv, sizeof(drv), "%s/drivers", root);
+		assert_int_equal(mkdir(drv, 0700), 0);
+		snprintf(drv, sizeof(drv), "%s/drivers/" IVL_DRV_NAME, root);
+		assert_int_equal(mkdir(drv, 0700), 0);
+		snprintf(p, sizeof(p), "%s/0000:00:05.0/driver", root);
+		assert_int_equal(symlink(drv, p), 0);
+		assert_int_equal(ivl__kdrv_node("0000:00:05.0", node, sizeof(node)), -ENODEV);
+		o.device = "0000:00:05.0";
+		o.no_vfio = false;
+		assert_int_equal(ivl_link_guest_new(&l, &o), -ENODEV);
+		snprintf(p, sizeof(p), "%s/0000:00:05.0/misc", root);
+		assert_int_equal(mkdir(p, 0700), 0);
+		snprintf(p, sizeof(p), "%s/0000:00:05.0/misc/" IVL_DRV_NODE_PREFIX "7", root);
+		assert_int_equal(mkdir(p, 0700), 0);
+		assert_int_equal(ivl__kdrv_node("0000:00:05.0", node, sizeof(node)), 0);
+		assert_string_equal(node, "/dev/" IVL_DRV_NODE_PREFIX "7");
+		assert_int_equal(ivl__kdrv_node("0000:00:05.0", node, 8), -ENAMETOOLONG);
+		if (access(node, F_OK) != 0)
+			assert_int_equal(ivl_link_guest_new(&l, &o), -ENOENT);
 	}
 	unsetenv("IVL_SYSFS_PCI");
 }
