@@ -15,6 +15,8 @@ shift 2
 	exit 77
 }
 mkdir -p "$out/include/ivlink/uapi"
+# Kbuild needs an absolute M=.
+out=$(cd "$out" && pwd)
 cp "$here"/Kbuild "$out/"
 for f in "$here"/*.c "$here"/*.h; do
 	case $f in *.mod.c) ;; *) cp "$f" "$out/" ;; esac

@@ -9,6 +9,9 @@ pkgs=(build-essential meson ninja-build pkg-config clang llvm libclang-rt-14-dev
       linux-libc-dev python3 util-linux procps)
 # The QEMU suite's own needs (tests/qemu/setup.sh fetches the guest kernel).
 pkgs+=(qemu-system-x86 busybox-static cpio)
+# The guest kernel driver (kernel/): sparse for `make C=1`; the headers of
+# the guest kernel come from tests/qemu/setup.sh (same ABI number).
+pkgs+=(sparse make)
 
 missing=()
 for p in "${pkgs[@]}"; do

@@ -121,13 +121,13 @@ for o in json.load(open(sys.argv[1])):
 qemu_start() {
 	# qemu_start SERIAL-LOG KERNEL-ARGS QEMU-ARGS...: boot the guest kernel
 	# and $work/initrd.gz in the background under $qemu_timeout; sets
-	# $qemu_pid.  no_timer_check: on a loaded host the emulated timer can
+	# $qemu_pid; $qemu_machine (default q35) is the -M.  no_timer_check: on a loaded host the emulated timer can
 	# miss the kernel's boot-time check, which panics ("timer doesn't work
 	# through Interrupt-remapped IO-APIC").
 	local serial=$1 kargs=$2
 	shift 2
 	timeout -k 5 "$qemu_timeout" qemu-system-x86_64 \
-		-M q35 -m 256 -smp 1 -nographic -no-reboot -net none \
+		-M "${qemu_machine:-q35}" -m 256 -smp 1 -nographic -no-reboot -net none \
 		-kernel "$IVL_VMLINUZ" -initrd "$work/initrd.gz" \
 		-append "console=ttyS0 no_timer_check panic=-1 quiet $kargs" \
 		"$@" >"$serial" 2>&1 </dev/null &
@@ -161,4 +161,118 @@ qemu_finish() {
 	fi
 	log "logs kept in $work"
 	exit 1
+}
+
+kernel_log_checks() {
+	# kernel_log_checks PREFIX SERIAL: the guest's dmesg (printed by /init
+	# with ivl.dmesg=1) holds no WARNING, BUG, Oops or Call Trace, and the
+	# kernel is tainted by nothing but loading ivlink's module: O
+	# (out-of-tree, 4096) and E (unsigned, 8192: Debian's kernel checks
+	# module signatures and nobody signs a module built here).
+	local name=$1 file=$2 taint bad
+	if ! tr -d '\r' <"$file" 2>/dev/null | grep -aq '^IVL-DMESG-END'; then
+		fail "$name.dmesg" "no kernel log printed (IVL-DMESG-END missing)"
+		return
+	fi
+	bad=$(tr -d '\r' <"$file" | sed -n '/^IVL-DMESG-BEGIN/,/^IVL-DMESG-END/p' |
+		grep -a -m1 -E '(^|[^A-Za-z])(WARNING|BUG|Oops)([^A-Za-z]|$)|Call Trace')
+	if [ -z "$bad" ]; then pass "$name.dmesg-clean"; else fail "$name.dmesg-clean" "$bad"; fi
+	taint=$(tr -d '\r' <"$file" | sed -n 's/^IVL-TAINT: *\([0-9]*\).*/\1/p' | head -n1)
+	if [ -n "$taint" ] && [ $((taint & ~(4096 | 8192))) -eq 0 ]; then
+		pass "$name.taint: $taint (O/E only)"
+	else
+		fail "$name.taint" "tainted '$taint' (allowed: 4096 O, 8192 E)"
+	fi
+}
+
+kernel_module_build() {
+	# kernel_module_build OUTDIR: ivlink_ivshmem.ko for the guest kernel
+	# ($IVL_KVER) from $repo/kernel against /usr/src/linux-headers-$IVL_KVER
+	# (IVL_KDIR overrides); sets $kmod.  Exit 77 (SKIP) without headers.
+	local kdir=${IVL_KDIR:-/usr/src/linux-headers-$IVL_KVER}
+	if [ ! -f "$kdir/Makefile" ]; then
+		log "SKIP: no kernel headers for $IVL_KVER in $kdir (apt-get install linux-headers-$IVL_KVER)"
+		exit 77
+	fi
+	# W=1 and sparse, every warning fatal (kernel/check-build.sh).
+	if ! "$repo/kernel/check-build.sh" "$kdir" "$1" "$1.ko" >"$work/kmod-build.log" 2>&1; then
+		cat "$work/kmod-build.log"
+		fail kernel-build "ivlink_ivshmem.ko against $kdir: not built or not warning-clean"
+		qemu_finish
+	fi
+	kmod=$1.ko
+	pass "kernel-build: $(tail -n 1 "$work/kmod-build.log")"
+}
+
+# --- runs with one ivlink-server at a time (run-link-test, run-kernel-test) ---
+
+server_run_init() {
+	# server_run_init KIND: the work dir ($IVL_QEMU_WORK or a new
+	# work/KIND.XXXXXX), a short socket dir (sun_path is 108 bytes), the
+	# result counters, and the cleanup traps; call right after sourcing.
+	t_start=$(date +%s.%N)
+	mkdir -p "$here/work"
+	work=${IVL_QEMU_WORK:-$(mktemp -d "$here/work/$1.XXXXXX")}
+	mkdir -p "$work"
+	sockdir=$(mktemp -d /tmp/ivlq.XXXXXX)
+	shm_prefix=ivl-q$1-$$
+	shm_name=
+	nserver=0
+	server_pid=
+	qemu_pid=
+	pids=()
+	npass=0
+	nfail=0
+	failed=
+	trap 'server_run_cleanup' EXIT
+	trap 'log "interrupted"; exit 130' INT TERM
+	log "work dir: $work"
+}
+
+stop_all() {
+	# every child in $pids, then the server
+	local p
+	for p in "${pids[@]}"; do stop "$p"; done
+	pids=()
+	stop "$server_pid"
+	server_pid=
+}
+
+server_run_cleanup() {
+	stop_all
+	rm -rf "$sockdir"
+	rm -f "/dev/shm/$shm_prefix"-*
+}
+
+server_prereqs() {
+	# server_prereqs WHY-PYTHON: python3 (exit 77 without) and the server
+	# binary (exit 1 without)
+	command -v python3 >/dev/null || {
+		log "SKIP: python3 missing ($1)"
+		exit 77
+	}
+	[ -x "$server_bin" ] || {
+		log "FAIL: ivlink-server not found at $server_bin"
+		exit 1
+	}
+}
+
+start_server() {
+	# start_server LOG [EXTRA-OPTIONS...]: 1 MiB, 4 vectors, a new shm
+	# object per start ($shm_name); waits until it listens
+	local logf=$1
+	shift
+	nserver=$((nserver + 1))
+	shm_name=$shm_prefix-$nserver
+	rm -f "$sockdir/sock"
+	echo "$server_bin -S $sockdir/sock -l 1M -n 4 -F -M $shm_name $*" >"$logf"
+	"$server_bin" -S "$sockdir/sock" -l 1M -n 4 -F -M "$shm_name" "$@" >>"$logf" 2>&1 &
+	server_pid=$!
+	for _ in $(seq 100); do
+		grep -q " 00010000 .* $sockdir/sock\$" /proc/net/unix 2>/dev/null && return 0
+		alive "$server_pid" || break
+		sleep 0.1
+	done
+	fail server-start "ivlink-server did not listen (see ${logf#"$work"/})"
+	return 1
 }

@@ -5,12 +5,17 @@
 # static busybox, the VFIO modules of the cached Debian kernel, an /init
 # that drives one test, and the static guest programs given as arguments
 # (copied into /bin under their base names; shell scripts work too, busybox
-# sh runs them).
+# sh runs them).  Arguments ending in .ko are out-of-tree modules (ivlink's
+# kernel/ driver), copied into /lib/modules/extra/.
 #
 # usage: mkinitramfs.sh OUTPUT.cpio.gz [GUEST-PROGRAM...]
 #
 # Kernel command-line parameters understood by /init:
 #   ivl.vfio=1        bind every 1af4:1110 device to vfio-pci first
+#   ivl.kmod=1        insmod every /lib/modules/extra/*.ko first (the
+#                     ivshmem devices then bind to ivlink_ivshmem)
+#   ivl.dmesg=1       before the result, print the kernel log between
+#                     IVL-DMESG-BEGIN and IVL-DMESG-END, and IVL-TAINT: N
 #   ivl.run=PROG,ARG  program to run; commas become spaces (the kernel's own
 #                     quoting does not survive into /proc/cmdline reliably)
 #   ivl.timeout=SEC   bound for ivl.run (default 60)
@@ -52,7 +57,7 @@ stage=$(mktemp -d "${TMPDIR:-/tmp}/ivl-initramfs.XXXXXX")
 trap 'rm -rf "$stage"' EXIT INT TERM
 
 mkdir -p "$stage/bin" "$stage/dev" "$stage/proc" "$stage/sys" \
-	"$stage/tmp" "$stage/lib/modules"
+	"$stage/tmp" "$stage/lib/modules/extra"
 cp "$busybox" "$stage/bin/busybox"
 ln -s busybox "$stage/bin/sh"
 
@@ -91,6 +96,11 @@ printf '%s\n' $order >"$stage/lib/modules/order"
 # --- guest programs -----------------------------------------------------------
 for p in "$@"; do
 	[ -f "$p" ] || die "guest program $p not found"
+	case $p in *.ko)
+		cp "$p" "$stage/lib/modules/extra/"
+		continue
+		;;
+	esac
 	if command -v ldd >/dev/null 2>&1 && ldd "$p" 2>/dev/null | grep -q '=>'; then
 		die "$p is dynamically linked; the initramfs has no libc (use -static)"
 	fi
@@ -112,6 +122,12 @@ mount -t devtmpfs devtmpfs /dev
 mkdir -p /dev/pts /dev/shm
 
 result() {
+	if grep -q 'ivl.dmesg=1' /proc/cmdline; then
+		echo "IVL-DMESG-BEGIN"
+		dmesg
+		echo "IVL-DMESG-END"
+		echo "IVL-TAINT: $(cat /proc/sys/kernel/tainted)"
+	fi
 	echo "IVL-RESULT: $*"
 	# Let the console drain before the VM disappears.
 	sleep 1
@@ -142,6 +158,13 @@ for m in $(cat /lib/modules/order); do
 	fi
 done
 echo "IVL-BOOT: modules loaded: $(cat /lib/modules/order | tr '\n' ' ')"
+if [ "$(param ivl.kmod)" = 1 ]; then
+	for m in /lib/modules/extra/*.ko; do
+		[ -f "$m" ] || continue
+		insmod "$m" || result "FAIL insmod $m"
+		echo "IVL-KMOD: loaded $m"
+	done
+fi
 
 ndev=0
 for d in /sys/bus/pci/devices/*; do

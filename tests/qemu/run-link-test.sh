@@ -19,6 +19,13 @@
 #            table; two host peers connected before keep ringing each other,
 #            the server survives and still admits peers.
 #
+# With IVL_QEMU_ACCESS=kernel (meson suite `kernel`) the same cases run
+# through ivlink's kernel driver instead of VFIO: kernel/ is built against
+# the guest kernel's headers and loaded by /init, the guests are -M pc
+# ($IVL_QEMU_MACHINE) without any IOMMU, `poll` is left out (all = link,
+# pair, raw, hostile), and every guest's dmesg must be clean
+# (lib.sh kernel_log_checks).
+#
 # usage: run-link-test.sh [link|poll|pair|raw|hostile|all]   (default: all)
 # Environment: as run-boot-test.sh (IVL_BUILD_DIR, IVL_SERVER_BIN,
 # IVL_QEMU_TIMEOUT, IVL_QEMU_WORK, IVL_QEMU_CACHE, IVL_QEMU_SKIP_SETUP, CC);
@@ -40,55 +47,21 @@ case $what in link | poll | pair | raw | hostile | all) ;; *)
 	;;
 esac
 
-t_start=$(date +%s.%N)
-mkdir -p "$here/work"
-work=${IVL_QEMU_WORK:-$(mktemp -d "$here/work/link.XXXXXX")}
-mkdir -p "$work"
-sockdir=$(mktemp -d /tmp/ivlq.XXXXXX)
-shm_prefix=ivl-qlink-$$
-shm_name=
-nserver=0
-server_pid=
-pids=()
-npass=0
-nfail=0
-failed=
+access=${IVL_QEMU_ACCESS:-vfio}
+case $access in vfio | kernel) ;; *)
+	echo "IVL_QEMU_ACCESS: vfio or kernel, not '$access'" >&2
+	exit 2
+	;;
+esac
+[ "$access" = kernel ] && qemu_machine=${IVL_QEMU_MACHINE:-pc}
 
 # shellcheck source=lib.sh
 . "$here/lib.sh"
-
-stop_all() {
-	local p
-	for p in "${pids[@]}"; do stop "$p"; done
-	pids=()
-	stop "$server_pid"
-	server_pid=
-}
-
-cleanup() {
-	stop_all
-	rm -rf "$sockdir"
-	rm -f "/dev/shm/$shm_prefix"-*
-}
-trap 'cleanup' EXIT
-trap 'log "interrupted"; exit 130' INT TERM
-
-
-
-
-
-log "work dir: $work"
+server_run_init "link-$access"
 
 # --- setup ---------------------------------------------------------------------
 qemu_prereqs
-command -v python3 >/dev/null || {
-	log "SKIP: python3 missing (raw protocol peer)"
-	exit 77
-}
-[ -x "$server_bin" ] || {
-	log "FAIL: ivlink-server not found at $server_bin"
-	exit 1
-}
+server_prereqs "raw protocol peer"
 static_guest_prereqs
 
 # --- guest programs (static), initramfs, host peer ---------------------------------
@@ -103,29 +76,12 @@ if ! $cc -static -O2 -std=gnu11 -Wall -Wextra -Werror -I"$repo/include" -o "$gte
 	log "FAIL: building ivl-guest-test"
 	exit 1
 fi
-# The static CLI: meson's ivlink-static (-Dstatic_tools=true) if built, else
-# the same objects linked here.
+# The static CLI (build-cli.sh: meson's ivlink-static, or linked here).
 gcli=$work/guest/ivlink
-if [ -x "$build/tools/ivlink/ivlink-static" ]; then
-	cp "$build/tools/ivlink/ivlink-static" "$gcli"
-else
-	cli_src=
-	for f in "$repo"/tools/ivlink/*.c; do
-		case $f in */fuzz_argv.c) ;; *) cli_src="$cli_src $f" ;; esac
-	done
-	# `ivlink bench` runs the doorbell benchmark of bench/
-	cli_src="$cli_src $repo/bench/primitives.c $repo/bench/doorbell.c $repo/bench/doorbell-main.c"
-	jansson_a=$(ls /usr/lib/*/libjansson.a /usr/lib/libjansson.a 2>/dev/null | head -n1)
-	# `ivlink sdm` needs libsodium
-	sodium_a=$(ls /usr/lib/*/libsodium.a /usr/lib/libsodium.a 2>/dev/null | head -n1)
-	# shellcheck disable=SC2086
-	if [ -z "$jansson_a" ] || ! $cc -static -O2 -std=gnu11 -I"$repo/include" -I"$build" \
-		-D_GNU_SOURCE -I"$repo/src" -I"$repo/bench" -o "$gcli" $cli_src "$build/src/libivlink_internal.a" "$jansson_a" $sodium_a \
-		-lpthread -lrt >>"$work/build-guest.log" 2>&1; then
-		cat "$work/build-guest.log"
-		log "FAIL: building a static ivlink (libjansson.a: '${jansson_a}')"
-		exit 1
-	fi
+if ! "$here/build-cli.sh" "$build" "$gcli" >>"$work/build-guest.log" 2>&1; then
+	cat "$work/build-guest.log"
+	log "FAIL: building a static ivlink"
+	exit 1
 fi
 # One script per case, so /init runs a single program.
 cat >"$work/guest/guest-case" <<'EOF'
@@ -167,7 +123,10 @@ esac
 exit 0
 EOF
 chmod 0755 "$work/guest/guest-case"
-if ! "$here/mkinitramfs.sh" "$work/initrd.gz" "$gtest" "$gcli" "$work/guest/guest-case" \
+kmod=
+[ "$access" = kernel ] && kernel_module_build "$work/kmod"
+# shellcheck disable=SC2086 # $kmod: empty or one path
+if ! "$here/mkinitramfs.sh" "$work/initrd.gz" $kmod "$gtest" "$gcli" "$work/guest/guest-case" \
 	>"$work/mkinitramfs.log" 2>&1; then
 	cat "$work/mkinitramfs.log"
 	log "FAIL: building the initramfs"
@@ -184,31 +143,16 @@ fi
 log "built guest programs, initramfs and host peer in $(elapsed "$t0") s"
 
 # --- helpers -----------------------------------------------------------------------
-start_server() {
-	# start_server LOG [EXTRA-OPTIONS...]
-	local logf=$1
-	shift
-	nserver=$((nserver + 1))
-	shm_name=$shm_prefix-$nserver
-	rm -f "$sockdir/sock"
-	echo "$server_bin -S $sockdir/sock -l 1M -n 4 -F -M $shm_name $*" >"$logf"
-	"$server_bin" -S "$sockdir/sock" -l 1M -n 4 -F -M "$shm_name" "$@" >>"$logf" 2>&1 &
-	server_pid=$!
-	for _ in $(seq 100); do
-		grep -q " 00010000 .* $sockdir/sock\$" /proc/net/unix 2>/dev/null && return 0
-		alive "$server_pid" || break
-		sleep 0.1
-	done
-	fail server-start "ivlink-server did not listen (see ${logf#"$work"/})"
-	return 1
-}
-
-qemu_pid=
 boot_guest() {
 	# boot_guest SERIAL-LOG KERNEL-ARGS...: QEMU in the background ($qemu_pid)
 	local serial=$1
 	shift
-	qemu_start_doorbell "$serial" "$sockdir/sock" 4 "$*"
+	if [ "$access" = kernel ]; then
+		qemu_start "$serial" "$*" -chardev socket,path="$sockdir/sock",id=iv0 \
+			-device ivshmem-doorbell,chardev=iv0,vectors=4
+	else
+		qemu_start_doorbell "$serial" "$sockdir/sock" 4 "$*"
+	fi
 	pids+=("$qemu_pid")
 }
 
@@ -217,15 +161,17 @@ guest_checks() {
 	check_absent "$1.no-kernel-panic" "$2" 'Kernel panic'
 	check_absent "$1.no-guest-errors" "$2" '^(GUEST-ERROR|GUEST-CHECK-FAIL|ivlink: .*(error|cannot))'
 	check "$1.result" "$2" '^IVL-RESULT: PASS'
+	[ "$access" = kernel ] && kernel_log_checks "$1" "$2"
 }
 
 GARGS="ivl.vfio=1 ivl.timeout=90"
+[ "$access" = kernel ] && GARGS="ivl.kmod=1 ivl.dmesg=1 ivl.timeout=90"
 
 # --- link: ID, BAR2, doorbells both ways on every vector, JOIN/LEAVE -----------------
 run_link() {
 	# run_link NAME: "link" (VFIO, MSI-X) or "poll" (no VFIO: sysfs BARs,
 	# the guest receives through the pending bits it polls)
-	local n=$1 serial=$work/$1-serial.log hl=$work/$1-host.log t v hp gargs=$GARGS nf=
+	local n=$1 serial=$work/$1-serial.log hl=$work/$1-host.log t v hp gargs=$GARGS nf= acc
 	[ "$n" = poll ] && gargs="ivl.timeout=90" nf=",-N"
 	log "--- $n test"
 	start_server "$work/$n-server.log" || return 1
@@ -250,6 +196,9 @@ run_link() {
 	log "$n: done after $(elapsed "$t") s"
 	check "$n".info-json-id "$serial" '^IVL-INFO-JSON rc=0 .*"region_size": *1048576, *"id": *0,'
 	check "$n".info-json-vectors "$serial" '^IVL-INFO-JSON rc=0 .*"id": *0, *"vectors": *4,'
+	acc=$access
+	[ "$n" = poll ] && acc=sysfs
+	check "$n".info-json-access "$serial" "^IVL-INFO-JSON rc=0 .*\"access\": *\"$acc\""
 	check "$n".cli-poke "$serial" '^IVL-CLI-POKE rc=0'
 	check "$n".cli-peek "$serial" '^IVL-CLI-PEEK .*(0x)?cafef00d'
 	check "$n".cli-peers "$serial" '^IVL-CLI-PEERS rc=0'
@@ -374,6 +323,7 @@ run_hostile() {
 	if alive "$server_pid"; then pass hostile.server-alive-after; else fail hostile.server-alive-after "ivlink-server died"; fi
 	check_absent hostile.no-kernel-panic "$serial" 'Kernel panic'
 	check hostile.result "$serial" '^IVL-RESULT: PASS'
+	[ "$access" = kernel ] && kernel_log_checks hostile "$serial"
 	stop_all
 }
 
@@ -385,7 +335,7 @@ raw) run_raw ;;
 hostile) run_hostile ;;
 all)
 	run_link link
-	run_link poll
+	[ "$access" = kernel ] || run_link poll
 	run_pair
 	run_raw
 	run_hostile

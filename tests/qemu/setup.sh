@@ -13,6 +13,9 @@
 #
 # On success the cache holds kernel.env, a shell fragment defining
 # IVL_KVER, IVL_VMLINUZ and IVL_MODDIR, which the other scripts source.
+# It also installs linux-headers-$IVL_KVER, the headers the guest kernel
+# driver (kernel/, suite `kernel`) is built against; without them (no apt)
+# that suite skips.
 
 set -eu
 
@@ -68,11 +71,28 @@ fi
 mkdir -p "$cache"
 envfile=$cache/kernel.env
 
+# The headers of the guest kernel, for kernel/ (a warning when apt cannot
+# get them: only the `kernel` suite needs them, and it skips without).
+headers() {
+	h=linux-headers-$1
+	if [ -f "/usr/src/$h/Makefile" ]; then
+		say "headers present: $h"
+		return 0
+	fi
+	say "installing $h (for kernel/)"
+	as_root env DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y --no-install-recommends "$h" ||
+		{ as_root apt-get update && as_root env DEBIAN_FRONTEND=noninteractive \
+			apt-get install -y --no-install-recommends "$h"; } ||
+		say "warning: could not install $h: the kernel suite will skip"
+}
+
 if [ -f "$envfile" ]; then
 	# shellcheck disable=SC1090
 	. "$envfile"
 	if [ -f "$IVL_VMLINUZ" ] && [ -f "$IVL_MODDIR/kernel/drivers/vfio/pci/vfio-pci.ko" ]; then
 		say "kernel cached: $IVL_KVER ($IVL_VMLINUZ)"
+		headers "$IVL_KVER"
 		exit 0
 	fi
 	say "cache incomplete, fetching again"
@@ -145,6 +165,8 @@ if [ "${IVL_QEMU_KEEP_MODULES:-0}" != 1 ]; then
 	find "$moddir/kernel" -depth -type d -empty -delete
 	rm -rf "${root:?}/usr"
 fi
+
+headers "$kver"
 
 cat >"$envfile" <<EOF
 IVL_KVER='$kver'
