@@ -253,7 +253,7 @@ run_bench() {
 	start_server "$work/bench-server.log" || return 1
 	t=$(date +%s.%N)
 	qemu_machine=q35 qemu_start "$serial" \
-		"intel_iommu=on ivl.kmod=1 ivl.dmesg=1 ivl.timeout=560 ivl.run=/bin/guest-kcase,bench,${IVL_BENCH_N:-1000}" \
+		"intel_iommu=on ivl.kmod=1 ivl.dmesg=1 ivl.timeout=560 ivl.run=/bin/guest-kcase,bench,${IVL_BENCH_N:-500}" \
 		-device intel-iommu,intremap=on \
 		-chardev socket,path="$sockdir/sock",id=iv0 \
 		-device ivshmem-doorbell,chardev=iv0,vectors=4

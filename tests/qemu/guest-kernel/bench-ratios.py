@@ -21,8 +21,12 @@ for k in sorted(med):
 
 
 def ratio(a, b, what):
-    if a in med and b in med and med[b]:
-        print(f"BENCH-RATIO {what}: {med[a] / med[b]:.2f}")
+    """Median, min and max over rounds of a/b, each round's pair measured
+    back to back in the same guest."""
+    rs = [x / y for x, y in zip(ways.get(a, []), ways.get(b, [])) if y]
+    if rs:
+        print(f"BENCH-RATIO {what}: median {statistics.median(rs):.2f} "
+              f"(min {min(rs):.2f}, max {max(rs):.2f}, {len(rs)} rounds)")
 
 
 ratio("link-kernel", "link-vfio", "link API round trip, kernel driver / vfio-pci")
