@@ -195,12 +195,13 @@ kernel_module_build() {
 		exit 77
 	fi
 	# W=1 and sparse, every warning fatal (kernel/check-build.sh).
-	if ! "$repo/kernel/check-build.sh" "$kdir" "$1" "$1.ko" >"$work/kmod-build.log" 2>&1; then
+	if ! "$repo/kernel/check-build.sh" "$kdir" "$1" >"$work/kmod-build.log" 2>&1; then
 		cat "$work/kmod-build.log"
 		fail kernel-build "ivlink_ivshmem.ko against $kdir: not built or not warning-clean"
 		qemu_finish
 	fi
-	kmod=$1.ko
+	# shellcheck disable=SC2034 # used by the sourcing script
+	kmod=$1/ivlink_ivshmem.ko
 	pass "kernel-build: $(tail -n 1 "$work/kmod-build.log")"
 }
 
