@@ -50,6 +50,10 @@ enum ivl_sdm_type {
 #define IVL_SDM_ALL 0xffffffffu
 /* Largest max_slaves this implementation accepts (the wire field is 16 bits). */
 #define IVL_SDM_MAX_SLAVES 1024u
+/* LINK channel ring lengths (ivl_sdm_options.link_ring). */
+#define IVL_SDM_LINK_RING_MIN 16u
+#define IVL_SDM_LINK_RING_MAX 4096u
+#define IVL_SDM_LINK_RING_DEFAULT 256u
 /* Size of a pre-shared key. */
 #define IVL_SDM_KEY_LEN 32u
 
@@ -110,14 +114,21 @@ struct ivl_sdm_options {
 	 * takes over its events: do not call ivl_link_process() on it), the
 	 * offset of the SDM area in the link's app area (multiple of 8; the
 	 * master formats it), and, for a slave, the master's link peer ID.
-	 * The area holds 16 + 536 * (capacity + 1) bytes; a master needs
-	 * capacity >= max_slaves (else -ENOSPC) and max_slaves can later be
-	 * raised only up to the capacity (-ERANGE).  Liveness comes from the
-	 * link's join/leave events (no keepalive), there is no key: the link's
-	 * memory is as trusted as its peers. */
+	 * The area holds 64 + (64 + 2 * (128 + 16 * link_ring)) * (capacity + 1)
+	 * bytes (docs/sdm.md §5); a master needs capacity >= max_slaves (else
+	 * -ENOSPC) and max_slaves can later be raised only up to the capacity
+	 * (-ERANGE).  Liveness comes from the link's join/leave events (no
+	 * keepalive), there is no key: the link's memory is as trusted as its
+	 * peers.  The SDM turns coalescing on for the link
+	 * (ivl_link_set_coalescing()): its doorbells are only hints. */
 	struct ivl_link *link;
 	uint64_t link_offset;
 	uint16_t link_master;
+	/* LINK master: signals per ring (each direction of each slot), a power
+	 * of two in IVL_SDM_LINK_RING_MIN..MAX (else -EINVAL); 0: the largest
+	 * up to IVL_SDM_LINK_RING_DEFAULT with which the area holds
+	 * max_slaves slots.  Slaves read it from the area. */
+	uint32_t link_ring;
 };
 
 /* Counters (monotonic, per object). */

@@ -5,8 +5,10 @@
  * interrupt.  The master formats the area; a slave claims a slot (its ID)
  * with a compare-and-swap and rings the master, which welcomes or refuses
  * it in the slot's status word and rings back.  Each slot has two
- * single-producer/single-consumer rings of 16 signals: master->slave and
- * slave->master.  Liveness comes from the link's JOIN/LEAVE events.
+ * single-producer/single-consumer rings (master->slave, slave->master) of
+ * ring_len signals, chosen by the master; both ends batch: one head store
+ * and one doorbell per batch sent, one tail store per chunk received.
+ * Liveness comes from the link's JOIN/LEAVE events.
  *
  * Everything in the area is written by other peers: indices, owners and
  * statuses are checked before use and signals are copied out before they
@@ -25,20 +27,31 @@
 #include "sdm-internal.h"
 
 #define AREA_MAGIC 0x4c4d4453u /* "SDML" */
-#define RING_LEN 16u
+#define AREA_VERSION 2u
+#define AREA_HDR 64u  /* the header, padded to a cache line */
+#define SLOT_HDR 64u  /* owner + status, on a line of their own */
+#define RING_HDR 128u /* head and tail, one cache line each */
+#define RX_CHUNK 64u  /* signals copied out per release of tail */
 
 enum { ST_PENDING = 0, ST_WELCOME = 1, ST_REFUSED = 2 };
 
+/*
+ * The producer's head and the consumer's tail live on separate cache lines
+ * so that neither side's stores invalidate the line the other one writes;
+ * the entries (ring_len x 16 bytes) follow.
+ */
 struct ring {
 	_Atomic uint32_t head; /* written by the producer only */
+	uint8_t pad0[60];
 	_Atomic uint32_t tail; /* written by the consumer only */
-	uint8_t ent[RING_LEN][IVL__SDM_SIGNAL_LEN];
+	uint8_t pad1[60];
 };
 
 struct slot {
 	_Atomic uint32_t owner;	 /* 0 free, else link peer ID + 1 */
 	_Atomic uint32_t status; /* ST_* | reason << 8; written by the master */
-	struct ring m2s, s2m;
+	uint8_t pad[56];
+	/* then the m2s ring, then the s2m ring */
 };
 
 struct area {
@@ -47,22 +60,53 @@ struct area {
 	uint16_t capacity;	     /* slots 1..capacity */
 	_Atomic uint32_t max_slaves; /* the master's current max_slaves */
 	uint16_t master_peer;
-	uint16_t pad;
-	struct slot slot[]; /* index 0 unused */
+	uint16_t ring_len; /* entries per ring, a power of two */
+	uint8_t pad[48];
+	/* then slots 0..capacity, index 0 unused */
 };
 
-_Static_assert(sizeof(struct ring) == 8 + RING_LEN * 16, "ring layout");
-_Static_assert(sizeof(struct slot) == 8 + 2 * sizeof(struct ring), "slot layout");
-_Static_assert(sizeof(struct area) == 16, "area header layout");
+_Static_assert(sizeof(struct ring) == RING_HDR, "ring header layout");
+_Static_assert(sizeof(struct slot) == SLOT_HDR, "slot header layout");
+_Static_assert(sizeof(struct area) == AREA_HDR, "area header layout");
 
 static struct area *area_of(struct ivl_sdm *s)
 {
 	return s->link_area;
 }
 
-static size_t area_size(unsigned capacity)
+static size_t slot_size(unsigned ring_len)
 {
-	return sizeof(struct area) + (capacity + 1) * sizeof(struct slot);
+	return SLOT_HDR + 2 * (RING_HDR + (size_t)ring_len * IVL__SDM_SIGNAL_LEN);
+}
+
+static size_t area_size(unsigned capacity, unsigned ring_len)
+{
+	return AREA_HDR + (capacity + 1u) * slot_size(ring_len);
+}
+
+/* How many slots an area of @size holds with rings of @ring_len. */
+static unsigned capacity_of(uint64_t size, unsigned ring_len)
+{
+	uint64_t n = size < area_size(1, ring_len) ? 0 : (size - AREA_HDR) / slot_size(ring_len) - 1;
+
+	return n > IVL_SDM_MAX_SLAVES ? IVL_SDM_MAX_SLAVES : (unsigned)n;
+}
+
+static struct slot *slot_at(struct ivl_sdm *s, unsigned id)
+{
+	return (struct slot *)((uint8_t *)s->link_area + AREA_HDR + id * slot_size(s->link_ring_len));
+}
+
+/* dir 0: master -> slave, 1: slave -> master. */
+static struct ring *ring_of(struct ivl_sdm *s, struct slot *sl, unsigned dir)
+{
+	return (struct ring *)((uint8_t *)sl + SLOT_HDR +
+			       dir * (RING_HDR + (size_t)s->link_ring_len * IVL__SDM_SIGNAL_LEN));
+}
+
+static uint8_t *entry(struct ivl_sdm *s, struct ring *r, uint32_t i)
+{
+	return (uint8_t *)r + RING_HDR + (size_t)(i & (s->link_ring_len - 1)) * IVL__SDM_SIGNAL_LEN;
 }
 
 static void ring_reset(struct ring *r)
@@ -71,41 +115,93 @@ static void ring_reset(struct ring *r)
 	atomic_store_explicit(&r->tail, 0, memory_order_relaxed);
 }
 
-static int ring_push(struct ring *r, const struct ivl_sdm_signal *sig)
+/*
+ * Producer side, batched: entries are written at a private head and made
+ * visible all at once by tx_publish() (one release store per batch).  The
+ * free room is computed from the consumer's tail once and then counted
+ * down, so a batch reads the consumer's cache line at most once per lap.
+ */
+static void tx_publish(struct ivl_sdm *s)
 {
-	/* Our own index: relaxed.  The consumer's tail: acquire, pairs with
-	 * the release in ring_pop so its reads of the entry are done. */
-	uint32_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
-	uint32_t tail = atomic_load_explicit(&r->tail, memory_order_acquire);
+	struct ring *r = s->link_tx;
 
-	if (head - tail >= RING_LEN)
-		return head - tail == RING_LEN ? -EAGAIN : -EPROTO;
-	ivl__sdm_signal_encode(r->ent[head % RING_LEN], sig);
-	/* Release: pairs with the acquire of head in ring_pop, publishing the
-	 * entry written above. */
-	atomic_store_explicit(&r->head, head + 1, memory_order_release);
+	if (!r)
+		return;
+	/* Release: pairs with the acquire of head in rx_drain(), publishing
+	 * every entry written since the last publish. */
+	atomic_store_explicit(&r->head, s->link_tx_head, memory_order_release);
+	s->link_tx = NULL;
+}
+
+/* 0 queued, -EAGAIN full, -EPROTO impossible indices. */
+static int tx_put(struct ivl_sdm *s, struct ring *r, const struct ivl_sdm_signal *sig)
+{
+	if (s->link_tx != r) {
+		tx_publish(s);
+		s->link_tx = r;
+		/* Our own index (the area is shared: checked below). */
+		s->link_tx_head = atomic_load_explicit(&r->head, memory_order_relaxed);
+		s->link_tx_room = 0;
+	}
+	if (!s->link_tx_room) {
+		/* Acquire: pairs with the release of tail in rx_drain(): the
+		 * consumer's copies of those entries are done. */
+		uint32_t used = s->link_tx_head - atomic_load_explicit(&r->tail, memory_order_acquire);
+
+		if (used > s->link_ring_len)
+			return -EPROTO;
+		s->link_tx_room = s->link_ring_len - used;
+		if (!s->link_tx_room)
+			return -EAGAIN;
+	}
+	ivl__sdm_signal_encode(entry(s, r, s->link_tx_head), sig);
+	s->link_tx_head++;
+	s->link_tx_room--;
 	return 0;
 }
 
-/* Pop one signal; 0 empty, 1 popped, -EPROTO on impossible indices. */
-static int ring_pop(struct ring *r, struct ivl_sdm_signal *sig)
+/*
+ * Consumer side, batched: one acquire of head, up to RX_CHUNK entries
+ * copied out, one release of tail, then the copies are decoded and
+ * delivered (handlers may send, and take their time, without holding the
+ * producer back).  At most one lap per call, so a producer that never stops
+ * cannot keep us here.  Returns the number delivered, or -EPROTO on
+ * impossible indices.
+ */
+static int rx_drain(struct ivl_sdm *s, struct ring *r, uint16_t from)
 {
-	uint32_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
-	/* Acquire: pairs with the release in ring_push. */
-	uint32_t head = atomic_load_explicit(&r->head, memory_order_acquire);
-	uint8_t copy[IVL__SDM_SIGNAL_LEN];
-	struct ivl__sdm_frame f = {IVL__SDM_F_SIGNAL, IVL__SDM_SIGNAL_LEN, copy};
+	uint8_t copy[RX_CHUNK][IVL__SDM_SIGNAL_LEN];
+	uint32_t budget = s->link_ring_len;
+	int delivered = 0;
 
-	if (head == tail)
-		return 0;
-	if (head - tail > RING_LEN)
-		return -EPROTO;
-	memcpy(copy, r->ent[tail % RING_LEN], sizeof(copy));
-	/* Release: pairs with the acquire of tail in ring_push: the slot may
-	 * be reused only after our copy. */
-	atomic_store_explicit(&r->tail, tail + 1, memory_order_release);
-	ivl__sdm_signal_decode(&f, sig);
-	return 1;
+	while (budget) {
+		uint32_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
+		/* Acquire: pairs with the release in tx_publish(). */
+		uint32_t n = atomic_load_explicit(&r->head, memory_order_acquire) - tail;
+
+		if (n == 0)
+			break;
+		if (n > s->link_ring_len)
+			return -EPROTO;
+		if (n > RX_CHUNK)
+			n = RX_CHUNK;
+		if (n > budget)
+			n = budget;
+		for (uint32_t i = 0; i < n; i++)
+			memcpy(copy[i], entry(s, r, tail + i), IVL__SDM_SIGNAL_LEN);
+		/* Release: pairs with the acquire of tail in tx_put(): the
+		 * entries may be reused only after our copies. */
+		atomic_store_explicit(&r->tail, tail + n, memory_order_release);
+		budget -= n;
+		for (uint32_t i = 0; i < n; i++) {
+			struct ivl__sdm_frame f = {IVL__SDM_F_SIGNAL, IVL__SDM_SIGNAL_LEN, copy[i]};
+			struct ivl_sdm_signal sig;
+
+			ivl__sdm_signal_decode(&f, &sig);
+			delivered += ivl__sdm_deliver(s, &sig, from);
+		}
+	}
+	return delivered;
 }
 
 static bool peer_alive(struct ivl_sdm *s, uint32_t peer)
@@ -117,7 +213,7 @@ static bool peer_alive(struct ivl_sdm *s, uint32_t peer)
 
 static void master_unregister(struct ivl_sdm *s, uint16_t id, bool dropped)
 {
-	struct slot *sl = &area_of(s)->slot[id];
+	struct slot *sl = slot_at(s, id);
 
 	if (s->link_peer[id]) {
 		s->link_peer[id] = 0;
@@ -126,8 +222,8 @@ static void master_unregister(struct ivl_sdm *s, uint16_t id, bool dropped)
 			s->st.conn_dropped++;
 		ivl__info("sdm: slave %u left", id);
 	}
-	ring_reset(&sl->m2s);
-	ring_reset(&sl->s2m);
+	ring_reset(ring_of(s, sl, 0));
+	ring_reset(ring_of(s, sl, 1));
 	atomic_store_explicit(&sl->status, ST_PENDING, memory_order_relaxed);
 	/* Release: the reset above is visible before the slot looks free
 	 * (pairs with the claimant's acquire CAS). */
@@ -143,20 +239,58 @@ static void master_refuse(struct ivl_sdm *s, struct slot *sl, uint32_t peer, uin
 	ivl_link_ring(s->link, (uint16_t)peer, 0);
 }
 
-/* Look at every slot: new claims, and signals of registered slaves. */
-static int master_scan(struct ivl_sdm *s)
+/* A new owner of slot @id: admit it (§3.1 rules) or refuse it. */
+static void master_admit(struct ivl_sdm *s, uint16_t id, uint32_t owner)
 {
-	struct area *a = area_of(s);
-	int delivered = 0;
+	struct slot *sl = slot_at(s, id);
+	uint32_t st = atomic_load_explicit(&sl->status, memory_order_relaxed);
 
-	for (uint16_t id = 1; id <= s->link_capacity; id++) {
-		struct slot *sl = &a->slot[id];
-		/* Acquire: pairs with the claimant's CAS (its ring indices
-		 * are reset by us, nothing else to publish). */
-		uint32_t owner = atomic_load_explicit(&sl->owner, memory_order_acquire);
-		struct ivl_sdm_signal sig;
+	if ((st & 0xff) != ST_PENDING)
+		return; /* refused, waiting for the slave to let go */
+	if (!peer_alive(s, owner - 1) || owner - 1 == (uint32_t)s->link_self) {
+		master_unregister(s, id, true);
+		return;
+	}
+	if (id > s->max_slaves) {
+		master_refuse(s, sl, owner - 1, IVL__SDM_R_BAD_ID);
+		return;
+	}
+	if (s->current_slaves >= s->max_slaves) {
+		master_refuse(s, sl, owner - 1, IVL__SDM_R_FULL);
+		return;
+	}
+	s->link_peer[id] = owner;
+	s->current_slaves++;
+	s->st.conn_accepted++;
+	if (id > s->link_hi)
+		s->link_hi = id;
+	ivl__info("sdm: slave %u joined (link peer %u)", id, owner - 1);
+	/* Release: pairs with the slave's acquire of status. */
+	atomic_store_explicit(&sl->status, ST_WELCOME, memory_order_release);
+	ivl_link_ring(s->link, (uint16_t)(owner - 1), 0);
+}
+
+/*
+ * Look at the slots: with @claims every slot (new claims need a doorbell
+ * or an event to be noticed), else only those of registered slaves (the
+ * fast path of a busy master).
+ */
+static int master_scan(struct ivl_sdm *s, bool claims)
+{
+	int delivered = 0;
+	unsigned last = claims ? s->link_capacity : s->link_hi;
+
+	for (uint16_t id = 1; id <= last; id++) {
+		struct slot *sl;
+		uint32_t owner;
 		int r;
 
+		if (!claims && !s->link_peer[id])
+			continue;
+		sl = slot_at(s, id);
+		/* Acquire: pairs with the claimant's CAS (its ring indices
+		 * are reset by us, nothing else to publish). */
+		owner = atomic_load_explicit(&sl->owner, memory_order_acquire);
 		if (s->link_peer[id] && owner != s->link_peer[id]) {
 			master_unregister(s, id, true); /* slot stolen: hostile */
 			continue;
@@ -164,34 +298,15 @@ static int master_scan(struct ivl_sdm *s)
 		if (!owner)
 			continue;
 		if (!s->link_peer[id]) {
-			uint32_t st = atomic_load_explicit(&sl->status, memory_order_relaxed);
-
-			if ((st & 0xff) != ST_PENDING)
-				continue; /* refused, waiting for the slave to let go */
-			if (!peer_alive(s, owner - 1) || owner - 1 == (uint32_t)s->link_self) {
-				master_unregister(s, id, true);
+			master_admit(s, id, owner);
+			if (!s->link_peer[id])
 				continue;
-			}
-			if (id > s->max_slaves) {
-				master_refuse(s, sl, owner - 1, IVL__SDM_R_BAD_ID);
-				continue;
-			}
-			if (s->current_slaves >= s->max_slaves) {
-				master_refuse(s, sl, owner - 1, IVL__SDM_R_FULL);
-				continue;
-			}
-			s->link_peer[id] = owner;
-			s->current_slaves++;
-			s->st.conn_accepted++;
-			ivl__info("sdm: slave %u joined (link peer %u)", id, owner - 1);
-			/* Release: pairs with the slave's acquire of status. */
-			atomic_store_explicit(&sl->status, ST_WELCOME, memory_order_release);
-			ivl_link_ring(s->link, (uint16_t)(owner - 1), 0);
 		}
-		while ((r = ring_pop(&sl->s2m, &sig)) > 0)
-			delivered += ivl__sdm_deliver(s, &sig, id);
+		r = rx_drain(s, ring_of(s, sl, 1), id);
 		if (r < 0)
 			master_unregister(s, id, true);
+		else
+			delivered += r;
 	}
 	return delivered;
 }
@@ -200,7 +315,7 @@ static void master_peer_left(struct ivl_sdm *s, uint16_t peer)
 {
 	for (uint16_t id = 1; id <= s->link_capacity; id++)
 		if (s->link_peer[id] == (uint32_t)peer + 1u ||
-		    atomic_load_explicit(&area_of(s)->slot[id].owner, memory_order_relaxed) ==
+		    atomic_load_explicit(&slot_at(s, id)->owner, memory_order_relaxed) ==
 			(uint32_t)peer + 1u)
 			master_unregister(s, id, false);
 	/* Freed room: let refused slaves try again. */
@@ -211,31 +326,51 @@ static void master_peer_left(struct ivl_sdm *s, uint16_t peer)
 
 static void slave_release(struct ivl_sdm *s)
 {
-	struct area *a = area_of(s);
 	uint32_t me = (uint32_t)s->link_self + 1;
 
 	if (s->link_slot) {
+		struct slot *sl = slot_at(s, s->link_slot);
 		uint32_t expect = me;
 
 		/* Leave it PENDING for the next claimant (we own it, so the
 		 * master does not write it now), then give it back if it is
 		 * still ours. */
-		atomic_store_explicit(&a->slot[s->link_slot].status, ST_PENDING,
-				      memory_order_relaxed);
-		atomic_compare_exchange_strong_explicit(&a->slot[s->link_slot].owner, &expect, 0,
+		atomic_store_explicit(&sl->status, ST_PENDING, memory_order_relaxed);
+		atomic_compare_exchange_strong_explicit(&sl->owner, &expect, 0,
 							memory_order_release, memory_order_relaxed);
 		s->link_slot = 0;
 	}
 }
 
+static bool ring_len_ok(uint32_t n)
+{
+	return n >= IVL_SDM_LINK_RING_MIN && n <= IVL_SDM_LINK_RING_MAX && !(n & (n - 1));
+}
+
+/*
+ * Whether the master has formatted the area; a slave then takes the ring
+ * length from it (checked: a power of two in range) and computes how many
+ * slots fit in its own mapping with it.
+ */
 static bool area_ready(struct ivl_sdm *s)
 {
 	struct area *a = area_of(s);
+	unsigned len, cap;
 
 	/* Acquire: pairs with the master's release store of magic after
 	 * formatting. */
-	return atomic_load_explicit(&a->magic, memory_order_acquire) == AREA_MAGIC &&
-	       a->version == 1 && a->master_peer == s->link_master;
+	if (atomic_load_explicit(&a->magic, memory_order_acquire) != AREA_MAGIC ||
+	    a->version != AREA_VERSION || a->master_peer != s->link_master)
+		return false;
+	len = a->ring_len;
+	if (!ring_len_ok(len))
+		return false;
+	cap = capacity_of(s->link_size, len);
+	if (!cap)
+		return false;
+	s->link_ring_len = len;
+	s->link_capacity = (uint16_t)(a->capacity < cap ? a->capacity : cap);
+	return true;
 }
 
 static void slave_claim(struct ivl_sdm *s)
@@ -247,8 +382,8 @@ static void slave_claim(struct ivl_sdm *s)
 	if (s->link_slot || ivl__sdm_now_ms() < s->next_connect_ms || !area_ready(s) ||
 	    !peer_alive(s, s->link_master))
 		return;
-	/* Both come from shared memory: clamp to what our mapping holds. */
-	cap = a->capacity < s->link_capacity ? a->capacity : s->link_capacity;
+	/* Clamped by area_ready() to what our mapping holds. */
+	cap = s->link_capacity;
 	max = atomic_load_explicit(&a->max_slaves, memory_order_relaxed);
 	if (max > cap)
 		max = cap;
@@ -262,7 +397,7 @@ static void slave_claim(struct ivl_sdm *s)
 		}
 		/* Acquire: pairs with the release in master_unregister and
 		 * slave_release (a free slot's status is already PENDING). */
-		if (atomic_compare_exchange_strong_explicit(&a->slot[id].owner, &expect, me,
+		if (atomic_compare_exchange_strong_explicit(&slot_at(s, id)->owner, &expect, me,
 							    memory_order_acq_rel,
 							    memory_order_relaxed)) {
 			s->link_slot = (uint16_t)id;
@@ -273,26 +408,47 @@ static void slave_claim(struct ivl_sdm *s)
 	s->state = s->want_id ? -EADDRINUSE : -EUSERS;
 }
 
+/* Our slot, if we still own it; else back to unregistered. */
+static struct slot *slave_slot(struct ivl_sdm *s)
+{
+	struct slot *sl = slot_at(s, s->link_slot);
+
+	if (atomic_load_explicit(&sl->owner, memory_order_relaxed) != (uint32_t)s->link_self + 1) {
+		/* The master reset our slot (it restarted, or dropped us). */
+		s->link_slot = 0;
+		s->state = -ENOTCONN;
+		return NULL;
+	}
+	return sl;
+}
+
+static int slave_drain(struct ivl_sdm *s, struct slot *sl)
+{
+	int r = rx_drain(s, ring_of(s, sl, 0), IVL_SDM_MASTER);
+
+	if (r < 0) {
+		s->st.conn_dropped++;
+		slave_release(s);
+		s->state = -ENOTCONN;
+		return 0;
+	}
+	return r;
+}
+
 static int slave_poll(struct ivl_sdm *s)
 {
 	struct area *a = area_of(s);
 	struct slot *sl;
-	struct ivl_sdm_signal sig;
 	uint32_t st;
-	int r, delivered = 0;
 
 	if (!s->link_slot) {
 		slave_claim(s);
 		if (!s->link_slot)
 			return 0;
 	}
-	sl = &a->slot[s->link_slot];
-	if (atomic_load_explicit(&sl->owner, memory_order_relaxed) != (uint32_t)s->link_self + 1) {
-		/* The master reset our slot (it restarted, or dropped us). */
-		s->link_slot = 0;
-		s->state = -ENOTCONN;
+	sl = slave_slot(s);
+	if (!sl)
 		return 0;
-	}
 	/* Acquire: pairs with the master's release of status. */
 	st = atomic_load_explicit(&sl->status, memory_order_acquire);
 	if ((st & 0xff) == ST_REFUSED) {
@@ -316,23 +472,30 @@ static int slave_poll(struct ivl_sdm *s)
 		s->ever_welcomed = true;
 		s->state = 0;
 	}
-	while ((r = ring_pop(&sl->m2s, &sig)) > 0)
-		delivered += ivl__sdm_deliver(s, &sig, IVL_SDM_MASTER);
-	if (r < 0) {
-		s->st.conn_dropped++;
-		slave_release(s);
-		s->state = -ENOTCONN;
-	}
-	return delivered;
+	return slave_drain(s, sl);
 }
 
 /* ---- channel entry points ----------------------------------------------- */
+
+/* The ring length a master uses: the option, or the largest default that
+ * leaves room for max_slaves slots. */
+static int pick_ring_len(uint64_t size, uint32_t want, uint16_t max_slaves)
+{
+	unsigned len;
+
+	if (want)
+		return ring_len_ok(want) ? (int)want : -EINVAL;
+	for (len = IVL_SDM_LINK_RING_DEFAULT; len > IVL_SDM_LINK_RING_MIN; len /= 2)
+		if (capacity_of(size, len) >= max_slaves)
+			break;
+	return (int)len;
+}
 
 int ivl__sdm_link_start(struct ivl_sdm *s, const struct ivl_sdm_options *o)
 {
 	uint64_t size;
 	void *base = ivl_link_app_area(o->link, &size);
-	int self = ivl_link_id(o->link);
+	int self = ivl_link_id(o->link), len;
 
 	if (!base || self < 0 || o->link_offset > size || (o->link_offset & 7))
 		return -EINVAL;
@@ -340,15 +503,22 @@ int ivl__sdm_link_start(struct ivl_sdm *s, const struct ivl_sdm_options *o)
 	s->link = o->link;
 	s->link_self = (uint16_t)self;
 	s->link_area = (uint8_t *)base + o->link_offset;
+	s->link_size = size;
 	s->link_master = o->master ? (uint16_t)self : o->link_master;
 	s->rc_delay_ms = s->rc_min_ms;
 	s->link_ring_peer = -1;
-	/* Capacity: what the area holds, at most the protocol limit. */
-	if (size < area_size(1))
+	len = pick_ring_len(size, o->master ? o->link_ring : 0, s->max_slaves);
+	if (len < 0)
+		return len;
+	s->link_ring_len = (uint32_t)len;
+	/* Capacity: what the area holds, at most the protocol limit (a slave
+	 * recomputes both from the area's header, area_ready()). */
+	s->link_capacity = (uint16_t)capacity_of(size, s->link_ring_len);
+	if (!s->link_capacity)
 		return -ENOSPC;
-	s->link_capacity = (uint16_t)((size - sizeof(struct area)) / sizeof(struct slot) - 1);
-	if (s->link_capacity > IVL_SDM_MAX_SLAVES)
-		s->link_capacity = IVL_SDM_MAX_SLAVES;
+	/* Doorbells are hints here (the receiver always scans its rings):
+	 * let senders skip them while our bit is still set. */
+	ivl_link_set_coalescing(s->link, true);
 	if (o->master) {
 		struct area *a = area_of(s);
 
@@ -359,10 +529,11 @@ int ivl__sdm_link_start(struct ivl_sdm *s, const struct ivl_sdm_options *o)
 			return -ENOMEM;
 		atomic_store_explicit(&a->magic, 0, memory_order_relaxed);
 		memset((uint8_t *)a + sizeof(uint32_t), 0,
-		       area_size(s->link_capacity) - sizeof(uint32_t));
-		a->version = 1;
+		       area_size(s->link_capacity, s->link_ring_len) - sizeof(uint32_t));
+		a->version = AREA_VERSION;
 		a->capacity = s->link_capacity;
 		a->master_peer = s->link_self;
+		a->ring_len = (uint16_t)s->link_ring_len;
 		atomic_store_explicit(&a->max_slaves, s->max_slaves, memory_order_relaxed);
 		/* Release: the formatted area before the magic (pairs with
 		 * area_ready's acquire). */
@@ -388,23 +559,27 @@ void ivl__sdm_link_stop(struct ivl_sdm *s)
 	s->link_peer = NULL;
 }
 
-/* Ring a batch's pending doorbell (one per run of signals to one peer:
- * the receiver drains its whole ring on any doorbell). */
+/* Publish the batch and ring its doorbell (one per run of signals to one
+ * peer: the receiver drains its whole ring on any doorbell). */
 int ivl__sdm_link_flush(struct ivl_sdm *s)
 {
 	int32_t peer = s->link_ring_peer;
 	int r;
 
+	tx_publish(s);
 	if (peer < 0)
 		return 0;
 	s->link_ring_peer = -1;
+	/* The head store above is released before the doorbell's seq_cst
+	 * read-modify-write of the pending bit, which the receiver takes
+	 * with acquire before it scans (docs/protocol.md §3). */
 	r = ivl_link_ring(s->link, (uint16_t)peer, 0);
 	return r == -ENOENT ? (s->master ? -ENOENT : -ENOTCONN) : r;
 }
 
 int ivl__sdm_link_send(struct ivl_sdm *s, const struct ivl_sdm_signal *sig, bool more)
 {
-	struct area *a = area_of(s);
+	struct ring *ring;
 	uint16_t peer;
 	int r;
 
@@ -412,15 +587,16 @@ int ivl__sdm_link_send(struct ivl_sdm *s, const struct ivl_sdm_signal *sig, bool
 		if (sig->slave > s->link_capacity || !s->link_peer[sig->slave])
 			return -ENOENT;
 		peer = (uint16_t)(s->link_peer[sig->slave] - 1);
-		r = ring_push(&a->slot[sig->slave].m2s, sig);
+		ring = ring_of(s, slot_at(s, sig->slave), 0);
 	} else {
 		if (s->state != 0 || !s->link_slot)
 			return -ENOTCONN;
 		peer = s->link_master;
-		r = ring_push(&a->slot[s->link_slot].s2m, sig);
+		ring = ring_of(s, slot_at(s, s->link_slot), 1);
 	}
 	if (s->link_ring_peer >= 0 && s->link_ring_peer != peer)
 		ivl__sdm_link_flush(s);
+	r = tx_put(s, ring, sig);
 	if (r == -EPROTO)
 		return -EPIPE;
 	if (r)
@@ -432,28 +608,68 @@ int ivl__sdm_link_send(struct ivl_sdm *s, const struct ivl_sdm_signal *sig, bool
 int ivl__sdm_link_room(struct ivl_sdm *s, uint16_t id)
 {
 	struct ring *r;
+	uint32_t head;
 
 	if (id > s->link_capacity || !s->link_peer[id])
 		return -ENOENT;
-	r = &area_of(s)->slot[id].m2s;
-	/* Only we push; the slave only pops: the room seen stays. */
-	return atomic_load_explicit(&r->head, memory_order_relaxed) -
-			       atomic_load_explicit(&r->tail, memory_order_acquire) ==
-		       RING_LEN
+	r = ring_of(s, slot_at(s, id), 0);
+	/* Only we push (a batch in progress counts with its private head);
+	 * the slave only pops: the room seen stays. */
+	head = s->link_tx == r ? s->link_tx_head
+			       : atomic_load_explicit(&r->head, memory_order_relaxed);
+	return head - atomic_load_explicit(&r->tail, memory_order_acquire) >= s->link_ring_len
 		   ? -EAGAIN
 		   : 0;
+}
+
+/*
+ * The fast path: a scan of the registered rings alone, no system call.
+ * The link's events (doorbells, joins, leaves) wait while signals flow:
+ * after a scan that delivered, and for LINK_QUIET_NS after it (a caller
+ * that comes back that soon is spinning), unless the timer is due.  Then
+ * the full path: the link's events first, then a full scan, so that a
+ * signal published before a doorbell we consume is seen.
+ *
+ * Skipping the link's events loses no wake-up: our pending bit stays set,
+ * and the eventfd write of the sender that set it stays unread, so the fd
+ * stays readable (a caller blocked in poll() comes straight back, for at
+ * most LINK_QUIET_NS).  Meanwhile senders find the bit set and skip the
+ * eventfd write: a busy receiver costs them no system call.
+ */
+#define LINK_QUIET_NS 50000
+static int fast_scan(struct ivl_sdm *s)
+{
+	struct slot *sl;
+
+	if (s->master)
+		return master_scan(s, false);
+	if (s->state != 0 || !s->link_slot || !(sl = slave_slot(s)))
+		return 0;
+	return slave_drain(s, sl);
 }
 
 int ivl__sdm_link_process(struct ivl_sdm *s)
 {
 	struct ivl_link_event ev[32];
-	uint64_t ticks;
-	int n, delivered = 0;
+	int n, delivered = fast_scan(s);
+	bool due = ivl__sdm_timer_due(s);
 
-	/* The tick only wakes us for backoff retries. */
-	if (read(s->timerfd, &ticks, sizeof(ticks)) < 0 && errno != EAGAIN)
-		return -errno;
+	if (!due) {
+		int64_t now = ivl__sdm_now_ns();
 
+		if (delivered > 0) {
+			s->link_quiet_ns = now + LINK_QUIET_NS;
+			return delivered;
+		}
+		if (now < s->link_quiet_ns)
+			return 0;
+	} else {
+		/* The tick only wakes us for backoff retries. */
+		int r = ivl__sdm_timer_drain(s);
+
+		if (r < 0)
+			return r;
+	}
 	while ((n = ivl_link_process(s->link, ev, IVL_ARRAY_SIZE(ev))) > 0) {
 		for (int i = 0; i < n; i++) {
 			if (ev[i].type == IVL_LINK_DOWN) {
@@ -476,7 +692,7 @@ int ivl__sdm_link_process(struct ivl_sdm *s)
 	if (n < 0 && n != -EAGAIN)
 		return n;
 	/* Doorbells are coalesced: any event means "look at everything". */
-	delivered = s->master ? master_scan(s) : slave_poll(s);
+	delivered += s->master ? master_scan(s, true) : slave_poll(s);
 	return delivered;
 }
 

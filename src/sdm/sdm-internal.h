@@ -204,13 +204,23 @@ struct ivl_sdm {
 	/* LINK */
 	struct ivl_link *link; /* borrowed */
 	void *link_area;       /* shared: hostile */
+	uint64_t link_size;    /* bytes of the area from link_offset on */
 	uint16_t link_self, link_master, link_capacity, link_slot;
+	uint16_t link_hi;      /* master: highest ID ever registered */
+	uint32_t link_ring_len; /* entries per ring (a slave: from the area) */
 	uint32_t *link_peer; /* master: by ID, link peer + 1 of registered slaves */
 	int32_t link_ring_peer; /* a batch's doorbell still to ring, or -1 */
+	void *link_tx;		/* the ring a batch is filling, or NULL */
+	uint32_t link_tx_head, link_tx_room; /* its private head, free entries */
+	int64_t link_quiet_ns; /* the link's events wait until then (link.c) */
 };
 
 int64_t ivl__sdm_now_ns(void);
 int64_t ivl__sdm_now_ms(void);
+/* Whether the periodic timerfd has expired more often than it was read
+ * (from the clock, no system call); read it (non-blocking). */
+bool ivl__sdm_timer_due(const struct ivl_sdm *sdm);
+int ivl__sdm_timer_drain(struct ivl_sdm *sdm);
 /* Routing + action + handler for a received signal (from: connection ID). */
 int ivl__sdm_deliver(struct ivl_sdm *sdm, const struct ivl_sdm_signal *sig, uint16_t from);
 

@@ -31,6 +31,27 @@ int64_t ivl__sdm_now_ms(void)
 	return ivl__sdm_now_ns() / 1000000;
 }
 
+/* Computed from the clock: the timerfd started after timer_t0_ns, so our
+ * idea of its expirations is never behind the kernel's. */
+bool ivl__sdm_timer_due(const struct ivl_sdm *s)
+{
+	int64_t since = ivl__sdm_now_ns() - s->timer_t0_ns;
+
+	return s->tick_ns <= 0 || since < 0 || (uint64_t)(since / s->tick_ns) > s->timer_seen;
+}
+
+int ivl__sdm_timer_drain(struct ivl_sdm *s)
+{
+	uint64_t ticks;
+	ssize_t r = read(s->timerfd, &ticks, sizeof(ticks));
+
+	if (r < 0 && errno != EAGAIN)
+		return -errno;
+	if (r == sizeof(ticks))
+		s->timer_seen += ticks;
+	return 0;
+}
+
 IVL_EXPORT const char *ivl_sdm_type_name(uint32_t type)
 {
 	static const char *const names[IVL_SDM_NTYPES] = {"irq", "boot", "reset"};

@@ -813,15 +813,6 @@ static void reap(struct ivl_sdm *s)
 	}
 }
 
-/* Whether the timerfd has expired (or is about to) more often than we
- * have read it: computed from the clock, without a system call. */
-static bool timer_due(const struct ivl_sdm *s)
-{
-	int64_t since = ivl__sdm_now_ns() - s->timer_t0_ns;
-
-	return s->tick_ns <= 0 || since < 0 || (uint64_t)(since / s->tick_ns) > s->timer_seen;
-}
-
 /* The only connection, registered, with nothing left to send: see
  * ivl__sdm_sock_process(). */
 static struct ivl__sdm_conn *sole_conn(struct ivl_sdm *s)
@@ -858,7 +849,7 @@ int ivl__sdm_sock_process(struct ivl_sdm *s)
 		 * due, epoll has nothing to tell.  (A master's also holds the
 		 * listening socket, so it always asks.)
 		 */
-		if (!s->master && !sole->dead && !timer_due(s))
+		if (!s->master && !sole->dead && !ivl__sdm_timer_due(s))
 			return delivered;
 	}
 	s->next_full_ms = now + (s->keepalive_ms / 4 ? s->keepalive_ms / 4 : 1);
@@ -867,15 +858,12 @@ int ivl__sdm_sock_process(struct ivl_sdm *s)
 		return -errno;
 	for (int i = 0; i < n; i++) {
 		struct ivl__sdm_conn *c = ev[i].data.ptr;
-		uint64_t ticks;
 
 		if (!c) {
-			ssize_t r = read(s->timerfd, &ticks, sizeof(ticks));
+			int r = ivl__sdm_timer_drain(s);
 
-			if (r < 0 && errno != EAGAIN)
-				return -errno;
-			if (r == sizeof(ticks))
-				s->timer_seen += ticks;
+			if (r < 0)
+				return r;
 			continue;
 		}
 		if (ev[i].data.ptr == s) {

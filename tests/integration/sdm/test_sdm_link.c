@@ -15,6 +15,8 @@
 #include <ivlink/link.h>
 
 #define REGION (1u << 18)
+/* The default ring length (the master sets none). */
+#define RING IVL_SDM_LINK_RING_DEFAULT
 
 
 struct world {
@@ -104,26 +106,26 @@ static void link_channel(void **state)
 	assert_int_equal(w.rm.from, ivl_sdm_id(w.s[2]));
 	assert_int_equal(w.rm.last.payload[0], 21);
 	/* More than a ring's worth, with the consumer keeping up. */
-	for (int k = 0; k < 40; k++) {
+	for (unsigned k = 0; k < RING + 40; k++) {
 		int r;
 
 		while ((r = ivl_sdm_send(w.s[0], &sig)) == -EAGAIN)
 			pump_once(&w);
 		assert_int_equal(r, 0);
 	}
-	assert_true(PUMP_UNTIL(&w, w.rm.n[0] == 41));
-	/* A batch fills the ring at most (16 entries), one doorbell. */
+	assert_true(PUMP_UNTIL(&w, w.rm.n[0] == RING + 41));
+	/* A batch fills the ring at most (RING entries), one doorbell. */
 	{
-		struct ivl_sdm_signal v[40];
+		static struct ivl_sdm_signal v[RING + 40];
 		int r;
 
-		for (int k = 0; k < 40; k++)
+		for (unsigned k = 0; k < RING + 40; k++)
 			v[k] = sig;
-		r = ivl_sdm_send_batch(w.s[0], v, 40);
+		r = ivl_sdm_send_batch(w.s[0], v, RING + 40);
 		/* Single-threaded: nobody drains before the ring is full. */
-		assert_int_equal(r, 16);
+		assert_int_equal(r, RING);
 		assert_int_equal(ivl_sdm_send_batch(w.s[0], v, 40), -EAGAIN);
-		assert_true(PUMP_UNTIL(&w, w.rm.n[0] == 41u + 16u));
+		assert_true(PUMP_UNTIL(&w, w.rm.n[0] == 2 * RING + 41));
 	}
 	/* Reset. */
 	sig = (struct ivl_sdm_signal){IVL_SDM_RESET, (uint32_t)ivl_sdm_id(w.s[0]), {0, 0}};
@@ -194,15 +196,19 @@ static void link_channel(void **state)
 		uint64_t size;
 		uint8_t *area = ivl_link_app_area(w.sl[2], &size);
 		int id = ivl_sdm_id(w.s[2]);
-		/* Layout of docs/sdm.md §5: 16-byte header, 536-byte slots;
-		 * slot: owner, status, m2s ring (264), s2m ring (264). */
-		uint8_t *s2m = area + 16 + 536 * (size_t)id + 8 + 264;
+		/* Layout of docs/sdm.md §5: 64-byte header (ring length at
+		 * 14), slots of 64 + 2 ring sizes; slot: owner, status, m2s
+		 * ring, s2m ring; ring: head, tail (128), entries. */
+		uint16_t len = *(uint16_t *)(area + 14);
+		size_t ring = 128 + 16 * (size_t)len;
+		uint8_t *s2m = area + 64 + (64 + 2 * ring) * (size_t)id + 64 + ring;
 		_Atomic uint32_t *head = (_Atomic uint32_t *)s2m;
 		struct ivl_sdm_signal forged = {IVL_SDM_IRQ, 1, {66, 66}};
 		uint32_t h = atomic_load(head);
 
+		assert_int_equal(len, IVL_SDM_LINK_RING_DEFAULT);
 		ivl_sdm_get_stats(w.m, &st);
-		ivl__sdm_signal_encode(s2m + 8 + 16 * (h % 16), &forged);
+		ivl__sdm_signal_encode(s2m + 128 + 16 * (h % len), &forged);
 		atomic_store(head, h + 1);
 		ivl_link_ring(w.sl[2], (uint16_t)ivl_link_id(w.ml), 0);
 		{
@@ -211,8 +217,8 @@ static void link_channel(void **state)
 			assert_true(PUMP_UNTIL(
 			    &w, (ivl_sdm_get_stats(w.m, &st), st.dropped_forged == before + 1)));
 		}
-		assert_int_equal(w.rm.n[0], 41 + 16);
-		atomic_store(head, atomic_load(head) + 1000);
+		assert_int_equal(w.rm.n[0], 2 * RING + 41);
+		atomic_store(head, atomic_load(head) + len + 1);
 		ivl_link_ring(w.sl[2], (uint16_t)ivl_link_id(w.ml), 0);
 		assert_true(PUMP_UNTIL(&w, current(&w) == 2));
 		ivl_sdm_get_stats(w.m, &st);
