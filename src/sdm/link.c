@@ -625,18 +625,19 @@ int ivl__sdm_link_room(struct ivl_sdm *s, uint16_t id)
 /*
  * The fast path: a scan of the registered rings alone, no system call.
  * The link's events (doorbells, joins, leaves) wait while signals flow:
- * after a scan that delivered, and for LINK_QUIET_NS after it (a caller
- * that comes back that soon is spinning), unless the timer is due.  Then
- * the full path: the link's events first, then a full scan, so that a
- * signal published before a doorbell we consume is seen.
+ * until ivl__sdm_idle() says the receiver has been idle for a while, or,
+ * while busy, until the timer is due (looked at every BUSY_CHECK calls).
+ * Then the full path: the link's events first, then a full scan, so that
+ * a signal published before a doorbell we consume is seen.
  *
  * Skipping the link's events loses no wake-up: our pending bit stays set,
  * and the eventfd write of the sender that set it stays unread, so the fd
- * stays readable (a caller blocked in poll() comes straight back, for at
- * most LINK_QUIET_NS).  Meanwhile senders find the bit set and skip the
- * eventfd write: a busy receiver costs them no system call.
+ * stays readable (a caller blocked in poll() comes straight back).
+ * Meanwhile senders find the bit set and skip the eventfd write: a busy
+ * receiver costs them no system call.
  */
-#define LINK_QUIET_NS 50000
+#define BUSY_CHECK 256u
+
 static int fast_scan(struct ivl_sdm *s)
 {
 	struct slot *sl;
@@ -652,19 +653,13 @@ int ivl__sdm_link_process(struct ivl_sdm *s)
 {
 	struct ivl_link_event ev[32];
 	int n, delivered = fast_scan(s);
-	bool due = ivl__sdm_timer_due(s);
 
-	if (!due) {
-		int64_t now = ivl__sdm_now_ns();
-
-		if (delivered > 0) {
-			s->link_quiet_ns = now + LINK_QUIET_NS;
-			return delivered;
-		}
-		if (now < s->link_quiet_ns)
-			return 0;
-	} else {
-		/* The tick only wakes us for backoff retries. */
+	if (!ivl__sdm_idle(s, delivered) &&
+	    (!delivered || ++s->busy_calls % BUSY_CHECK || !ivl__sdm_timer_due(s)))
+		return delivered;
+	/* The tick wakes us for backoff retries, and a busy receiver for the
+	 * link's events now and then. */
+	if (ivl__sdm_timer_due(s)) {
 		int r = ivl__sdm_timer_drain(s);
 
 		if (r < 0)

@@ -1,24 +1,64 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The LOCAL channel: SDM objects of one process on an ivl_sdm_bus.  Each
- * object has an inbox (a bounded ring under the bus lock) and an eventfd in
- * its epoll set; a send enqueues and rings the eventfd, the destination's
- * ivl_sdm_process() drains.  Admission follows the same rules as the socket
- * channels (full, ID taken, ID out of range).
+ * The LOCAL channel: SDM objects of one process on an ivl_sdm_bus.
+ *
+ * Each slave ID has a slot owned by the bus (allocated at its first
+ * admission, freed with the bus, so no object's lifetime is in the data
+ * path) with two lock-free single-producer/single-consumer rings of
+ * signals: master->slave, consumed by the slave, and slave->master,
+ * consumed by the master, which looks at every live slot.  A batch of
+ * sends writes the entries, then the head once (release); a receiver
+ * copies a chunk out, then its tail once (release).
+ *
+ * Each object also has an eventfd in its epoll set, rung only for a
+ * receiver that may sleep: it "arms" (drains the eventfd, sets its armed
+ * flag, then looks at its rings again) when it has found nothing for a
+ * while (ivl__sdm_idle(): a caller blocked in poll() comes straight back
+ * meanwhile, as the eventfd is still readable), and the first sender that sees the flag takes it and rings, under
+ * the bus lock (the lock keeps the object alive while its fd is written).
+ * Lost wake-ups are excluded by the Dekker pattern on two seq_cst fences:
+ *   receiver: store(armed, 1); fence; load(head)
+ *   sender:   store(head);     fence; load(armed)
+ * A busy receiver therefore costs its senders no system call.
+ *
+ * The bus lock also covers admission (the same rules as the socket
+ * channels: full, ID taken, ID out of range) and departures.
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <unistd.h>
 
 #include "core/internal.h"
 #include "sdm-internal.h"
+
+#define LRING_LEN 1024u /* signals per ring */
+#define RX_CHUNK 64u	/* signals copied out per release of tail */
+
+struct lring {
+	_Alignas(64) _Atomic uint32_t head; /* the producer's */
+	_Alignas(64) _Atomic uint32_t tail; /* the consumer's */
+	_Alignas(64) struct ivl_sdm_signal ent[LRING_LEN];
+};
+
+struct ivl__sdm_lslot {
+	struct lring m2s, s2m;
+	_Atomic bool live;  /* a slave holds the ID (written under the lock) */
+	_Atomic bool armed; /* the slave wants a doorbell */
+};
 
 struct ivl_sdm_bus {
 	pthread_mutex_t lock;
 	struct ivl_sdm *master;
 	struct ivl_sdm *slaves[IVL_SDM_MAX_SLAVES + 1];
+	/* Written under the lock, read without it by the master. */
+	struct ivl__sdm_lslot *_Atomic slot[IVL_SDM_MAX_SLAVES + 1];
+	_Atomic unsigned hi;	   /* highest ID ever admitted */
+	_Atomic bool master_live;  /* a master is on the bus */
+	_Atomic bool master_armed; /* the master wants a doorbell */
 	unsigned count;
 };
 
@@ -40,13 +80,17 @@ IVL_EXPORT void ivl_sdm_bus_free(struct ivl_sdm_bus *b)
 {
 	if (!b)
 		return;
+	for (unsigned i = 0; i <= IVL_SDM_MAX_SLAVES; i++)
+		free(atomic_load_explicit(&b->slot[i], memory_order_relaxed));
 	pthread_mutex_destroy(&b->lock);
 	free(b);
 }
 
+/* Under the lock. */
 static int admit(struct ivl_sdm_bus *b, struct ivl_sdm *s)
 {
 	struct ivl_sdm *m = b->master;
+	struct ivl__sdm_lslot *sl;
 	uint16_t id = s->want_id;
 
 	if (!m)
@@ -63,9 +107,28 @@ static int admit(struct ivl_sdm_bus *b, struct ivl_sdm *s)
 	} else if (b->slaves[id]) {
 		return -EADDRINUSE;
 	}
+	sl = atomic_load_explicit(&b->slot[id], memory_order_relaxed);
+	if (!sl) {
+		sl = aligned_alloc(64, sizeof(*sl));
+		if (!sl)
+			return -ENOMEM;
+		memset(sl, 0, sizeof(*sl));
+		/* Release: pairs with the master's acquire in master_drain(). */
+		atomic_store_explicit(&b->slot[id], sl, memory_order_release);
+	}
+	/* A new incarnation of the ID: whatever the master sent the previous
+	 * one is not ours (we are the consumer; the master sends only while
+	 * the slot is live). */
+	atomic_store_explicit(&sl->m2s.tail, atomic_load(&sl->m2s.head), memory_order_relaxed);
+	atomic_store_explicit(&sl->armed, true, memory_order_relaxed);
+	/* Release: the reset above before the master sees the slot live. */
+	atomic_store_explicit(&sl->live, true, memory_order_release);
+	if (id > atomic_load_explicit(&b->hi, memory_order_relaxed))
+		atomic_store_explicit(&b->hi, id, memory_order_release);
 	b->slaves[id] = s;
 	b->count++;
 	s->id = id;
+	s->lslot = sl;
 	s->max_slaves = m->max_slaves;
 	s->state = 0;
 	m->st.conn_accepted++;
@@ -76,9 +139,6 @@ int ivl__sdm_local_attach(struct ivl_sdm *s, struct ivl_sdm_bus *b)
 {
 	int r = 0;
 
-	s->inbox = calloc(IVL__SDM_INBOX, sizeof(*s->inbox));
-	if (!s->inbox)
-		return -ENOMEM;
 	s->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (s->evfd < 0)
 		return -errno;
@@ -87,10 +147,14 @@ int ivl__sdm_local_attach(struct ivl_sdm *s, struct ivl_sdm_bus *b)
 		return -errno;
 	pthread_mutex_lock(&b->lock);
 	if (s->master) {
-		if (b->master)
+		if (b->master) {
 			r = -EEXIST;
-		else
+		} else {
 			b->master = s;
+			/* Armed: the first signal rings (we may be in poll()). */
+			atomic_store_explicit(&b->master_armed, true, memory_order_relaxed);
+			atomic_store_explicit(&b->master_live, true, memory_order_release);
+		}
 	} else {
 		r = admit(b, s);
 		if (r == -EUSERS || r == -EADDRINUSE || r == -ERANGE)
@@ -110,89 +174,195 @@ void ivl__sdm_local_detach(struct ivl_sdm *s)
 		pthread_mutex_lock(&b->lock);
 		if (s->master) {
 			b->master = NULL;
+			atomic_store_explicit(&b->master_live, false, memory_order_relaxed);
 			/* Slaves stay on the bus but lose their master: their
 			 * sends fail with -ENOTCONN. */
 			for (unsigned i = 1; i <= IVL_SDM_MAX_SLAVES; i++)
 				if (b->slaves[i]) {
 					b->slaves[i]->state = -ENOTCONN;
 					b->slaves[i] = NULL;
+					atomic_store_explicit(
+					    &atomic_load_explicit(&b->slot[i], memory_order_relaxed)
+						 ->live,
+					    false, memory_order_relaxed);
 				}
 			b->count = 0;
 		} else if (s->id && b->slaves[s->id] == s) {
 			b->slaves[s->id] = NULL;
+			atomic_store_explicit(&s->lslot->live, false, memory_order_relaxed);
 			b->count--;
 		}
 		pthread_mutex_unlock(&b->lock);
 		s->bus = NULL;
 	}
 	ivl__close(s->evfd);
-	free(s->inbox);
-	s->inbox = NULL;
 }
 
-static int enqueue(struct ivl_sdm *dst, const struct ivl_sdm_signal *sig, uint16_t from)
+/* The sender's side of a doorbell, after publishing (see the top). */
+static void maybe_ring(struct ivl_sdm_bus *b, _Atomic bool *armed, uint16_t id)
 {
-	uint64_t one = 1;
+	static const uint64_t one = 1;
+	struct ivl_sdm *dst;
 
-	if (dst->inbox_count == IVL__SDM_INBOX)
-		return -EAGAIN;
-	dst->inbox[(dst->inbox_head + dst->inbox_count) % IVL__SDM_INBOX] =
-	    (struct ivl__sdm_msg){.sig = *sig, .from = from};
-	dst->inbox_count++;
-	/* Overflow of the eventfd counter is impossible at this rate; an
-	 * EAGAIN would only mean it is already readable. */
-	if (write(dst->evfd, &one, sizeof(one)) < 0 && errno != EAGAIN)
-		return -errno;
+	/* Pairs with the fence in arm() (Dekker). */
+	atomic_thread_fence(memory_order_seq_cst);
+	if (!atomic_load_explicit(armed, memory_order_relaxed) ||
+	    !atomic_exchange_explicit(armed, false, memory_order_relaxed))
+		return;
+	pthread_mutex_lock(&b->lock);
+	dst = id == IVL_SDM_MASTER ? b->master : b->slaves[id];
+	/* An EAGAIN would only mean the counter is already readable. */
+	if (dst && write(dst->evfd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		ivl__debug("sdm: doorbell of %u: %s", id, strerror(errno));
+	pthread_mutex_unlock(&b->lock);
+}
+
+/* Publish a batch's entries and ring their receiver if it sleeps. */
+static void tx_publish(struct ivl_sdm *s)
+{
+	struct lring *r = s->link_tx;
+
+	if (!r)
+		return;
+	/* Release: pairs with the acquire of head in rx_drain(). */
+	atomic_store_explicit(&r->head, s->link_tx_head, memory_order_release);
+	s->link_tx = NULL;
+	if (s->master)
+		maybe_ring(s->bus,
+			   &atomic_load_explicit(&s->bus->slot[s->local_tx_id], memory_order_relaxed)
+				->armed,
+			   s->local_tx_id);
+	else
+		maybe_ring(s->bus, &s->bus->master_armed, IVL_SDM_MASTER);
+}
+
+/* 0 queued, -EAGAIN full. */
+static int tx_put(struct ivl_sdm *s, struct lring *r, uint16_t id, const struct ivl_sdm_signal *sig)
+{
+	if (s->link_tx != r) {
+		tx_publish(s);
+		s->link_tx = r;
+		s->local_tx_id = id;
+		s->link_tx_head = atomic_load_explicit(&r->head, memory_order_relaxed);
+		s->link_tx_room = 0;
+	}
+	if (!s->link_tx_room) {
+		/* Acquire: pairs with the release of tail in rx_drain(). */
+		s->link_tx_room = LRING_LEN - (s->link_tx_head -
+					       atomic_load_explicit(&r->tail, memory_order_acquire));
+		if (!s->link_tx_room)
+			return -EAGAIN;
+	}
+	r->ent[s->link_tx_head % LRING_LEN] = *sig;
+	s->link_tx_head++;
+	s->link_tx_room--;
 	return 0;
 }
 
-int ivl__sdm_local_send(struct ivl_sdm *s, const struct ivl_sdm_signal *sig)
+int ivl__sdm_local_send_batch(struct ivl_sdm *s, const struct ivl_sdm_signal *sigs, size_t n)
 {
 	struct ivl_sdm_bus *b = s->bus;
-	int r;
+	size_t i;
+	int r = 0;
 
 	if (!b)
 		return s->master ? -ENOENT : -ENOTCONN;
-	pthread_mutex_lock(&b->lock);
-	if (s->master) {
-		struct ivl_sdm *dst = b->slaves[sig->slave];
+	for (i = 0; i < n; i++) {
+		if (s->master) {
+			uint16_t id = (uint16_t)sigs[i].slave;
+			/* Acquire: pairs with the release in admit(). */
+			struct ivl__sdm_lslot *sl =
+			    atomic_load_explicit(&b->slot[id], memory_order_acquire);
 
-		r = dst ? enqueue(dst, sig, IVL_SDM_MASTER) : -ENOENT;
-	} else if (s->state != 0 || !b->master) {
-		r = -ENOTCONN;
-	} else {
-		r = enqueue(b->master, sig, s->id);
+			r = sl && atomic_load_explicit(&sl->live, memory_order_acquire)
+				? tx_put(s, &sl->m2s, id, &sigs[i])
+				: -ENOENT;
+		} else if (s->state != 0 ||
+			   !atomic_load_explicit(&b->master_live, memory_order_relaxed)) {
+			r = -ENOTCONN;
+		} else {
+			r = tx_put(s, &s->lslot->s2m, IVL_SDM_MASTER, &sigs[i]);
+		}
+		if (r)
+			break;
 	}
-	pthread_mutex_unlock(&b->lock);
-	return r;
+	tx_publish(s);
+	return i ? (int)i : r;
+}
+
+/* Copy out, release, deliver: at most one ring's worth per call. */
+static int rx_drain(struct ivl_sdm *s, struct lring *r, uint16_t from)
+{
+	struct ivl_sdm_signal copy[RX_CHUNK];
+	uint32_t budget = LRING_LEN;
+	int delivered = 0;
+
+	while (budget) {
+		uint32_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
+		/* Acquire: pairs with the release in tx_publish(). */
+		uint32_t n = atomic_load_explicit(&r->head, memory_order_acquire) - tail;
+
+		if (!n)
+			break;
+		if (n > RX_CHUNK)
+			n = RX_CHUNK;
+		for (uint32_t i = 0; i < n; i++)
+			copy[i] = r->ent[(tail + i) % LRING_LEN];
+		/* Release: pairs with the acquire of tail in tx_put(). */
+		atomic_store_explicit(&r->tail, tail + n, memory_order_release);
+		budget -= n < budget ? n : budget;
+		for (uint32_t i = 0; i < n; i++)
+			delivered += ivl__sdm_deliver(s, &copy[i], from);
+	}
+	return delivered;
+}
+
+static int drain_all(struct ivl_sdm *s)
+{
+	struct ivl_sdm_bus *b = s->bus;
+	unsigned hi;
+	int delivered = 0;
+
+	if (!b)
+		return 0;
+	if (!s->master)
+		return s->lslot ? rx_drain(s, &s->lslot->m2s, IVL_SDM_MASTER) : 0;
+	/* Acquire: pairs with the release in admit(). */
+	hi = atomic_load_explicit(&b->hi, memory_order_acquire);
+	for (unsigned id = 1; id <= hi; id++) {
+		struct ivl__sdm_lslot *sl = atomic_load_explicit(&b->slot[id], memory_order_acquire);
+
+		/* A slot that is not live may still hold what its slave sent
+		 * before it left: delivered, as a socket's last frames are. */
+		if (sl)
+			delivered += rx_drain(s, &sl->s2m, (uint16_t)id);
+	}
+	return delivered;
+}
+
+/* Going idle: drain the eventfd, arm, look again (see the top). */
+static int arm(struct ivl_sdm *s)
+{
+	_Atomic bool *armed = s->master ? &s->bus->master_armed : &s->lslot->armed;
+	uint64_t v;
+
+	if (atomic_load_explicit(armed, memory_order_relaxed))
+		return 0; /* nobody rang since we armed: the eventfd is empty */
+	if (read(s->evfd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		return -errno;
+	atomic_store_explicit(armed, true, memory_order_relaxed);
+	/* Pairs with the fence in maybe_ring() (Dekker). */
+	atomic_thread_fence(memory_order_seq_cst);
+	return drain_all(s);
 }
 
 int ivl__sdm_local_process(struct ivl_sdm *s)
 {
-	struct ivl__sdm_msg batch[64];
-	uint64_t v;
-	int delivered = 0;
-	size_t n;
+	int delivered = drain_all(s);
 
-	if (read(s->evfd, &v, sizeof(v)) < 0 && errno != EAGAIN)
-		return -errno;
-	/* Handlers run without the bus lock (they may send), so drain in
-	 * batches. */
-	do {
-		n = 0;
-		if (s->bus)
-			pthread_mutex_lock(&s->bus->lock);
-		while (n < IVL_ARRAY_SIZE(batch) && s->inbox_count) {
-			batch[n++] = s->inbox[s->inbox_head];
-			s->inbox_head = (s->inbox_head + 1) % IVL__SDM_INBOX;
-			s->inbox_count--;
-		}
-		if (s->bus)
-			pthread_mutex_unlock(&s->bus->lock);
-		for (size_t i = 0; i < n; i++)
-			delivered += ivl__sdm_deliver(s, &batch[i].sig, batch[i].from);
-	} while (n == IVL_ARRAY_SIZE(batch));
-	return delivered;
+	if (!ivl__sdm_idle(s, delivered) || !s->bus || (!s->master && !s->lslot))
+		return delivered;
+	return arm(s);
 }
 
 bool ivl__sdm_local_present(const struct ivl_sdm *s, uint16_t id)
@@ -239,15 +409,21 @@ size_t ivl__sdm_local_ids(const struct ivl_sdm *s, uint16_t *ids)
 int ivl__sdm_local_room(const struct ivl_sdm *s, uint16_t id)
 {
 	struct ivl_sdm_bus *b = s->bus;
-	int r;
+	struct ivl__sdm_lslot *sl;
+	struct lring *r;
+	uint32_t head;
 
-	if (!b)
+	if (!b || id > IVL_SDM_MAX_SLAVES)
 		return -ENOENT;
-	pthread_mutex_lock(&b->lock);
-	if (!b->slaves[id])
-		r = -ENOENT;
-	else
-		r = b->slaves[id]->inbox_count < IVL__SDM_INBOX ? 0 : -EAGAIN;
-	pthread_mutex_unlock(&b->lock);
-	return r;
+	/* Acquire: pairs with the release in admit(). */
+	sl = atomic_load_explicit(&b->slot[id], memory_order_acquire);
+	if (!sl || !atomic_load_explicit(&sl->live, memory_order_acquire))
+		return -ENOENT;
+	r = &sl->m2s;
+	/* Only the master pushes (a batch in progress counts with its
+	 * private head); the slave only pops: the room seen stays. */
+	head = s->link_tx == r ? s->link_tx_head
+			       : atomic_load_explicit(&r->head, memory_order_relaxed);
+	return head - atomic_load_explicit(&r->tail, memory_order_acquire) >= LRING_LEN ? -EAGAIN
+											: 0;
 }

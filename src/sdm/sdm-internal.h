@@ -4,6 +4,7 @@
 #define IVL_SDM_INTERNAL_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -126,7 +127,6 @@ void ivl__sdm_sec_wipe(struct ivl__sdm_sec *s);
 _Static_assert(IVL__SDM_RXBUF >= 2 * IVL__SDM_MAX_FRAME, "rx buffer holds a frame");
 #define IVL__SDM_TXBUF 65536u
 #define IVL__SDM_MAX_PENDING 64u
-#define IVL__SDM_INBOX 1024u
 
 enum ivl__sdm_conn_state {
 	IVL__C_CONNECTING, /* client: non-blocking connect in flight */
@@ -152,10 +152,6 @@ struct ivl__sdm_conn {
 	struct ivl__sdm_sec sec;
 };
 
-struct ivl__sdm_msg {
-	struct ivl_sdm_signal sig;
-	uint16_t from;
-};
 
 struct ivl_sdm {
 	bool master;
@@ -178,9 +174,11 @@ struct ivl_sdm {
 
 	/* LOCAL */
 	struct ivl_sdm_bus *bus;
-	int evfd;		    /* inbox doorbell */
-	struct ivl__sdm_msg *inbox; /* ring, under bus->lock */
-	size_t inbox_head, inbox_count;
+	int evfd;			/* doorbell of our rings */
+	struct ivl__sdm_lslot *lslot;	/* slave: our slot (owned by the bus) */
+	uint16_t local_tx_id;		/* the batch's destination (local.c) */
+	uint32_t idle_calls, busy_calls; /* ivl__sdm_idle(), link.c */
+	int64_t idle_since_ns;		 /* -1: not idle */
 
 	/* UNIX/TCP */
 	bool have_key, insecure;
@@ -210,9 +208,8 @@ struct ivl_sdm {
 	uint32_t link_ring_len; /* entries per ring (a slave: from the area) */
 	uint32_t *link_peer; /* master: by ID, link peer + 1 of registered slaves */
 	int32_t link_ring_peer; /* a batch's doorbell still to ring, or -1 */
-	void *link_tx;		/* the ring a batch is filling, or NULL */
+	void *link_tx;		/* the ring a batch is filling, or NULL (also LOCAL) */
 	uint32_t link_tx_head, link_tx_room; /* its private head, free entries */
-	int64_t link_quiet_ns; /* the link's events wait until then (link.c) */
 };
 
 int64_t ivl__sdm_now_ns(void);
@@ -221,13 +218,19 @@ int64_t ivl__sdm_now_ms(void);
  * (from the clock, no system call); read it (non-blocking). */
 bool ivl__sdm_timer_due(const struct ivl_sdm *sdm);
 int ivl__sdm_timer_drain(struct ivl_sdm *sdm);
+/* LINK and LOCAL receivers: after a call that delivered @delivered, whether
+ * to take the slow path (fds, doorbell arming); see sdm.c. */
+#define IVL__SDM_QUIET_NS 50000
+bool ivl__sdm_idle(struct ivl_sdm *sdm, int delivered);
 /* Routing + action + handler for a received signal (from: connection ID). */
 int ivl__sdm_deliver(struct ivl_sdm *sdm, const struct ivl_sdm_signal *sig, uint16_t from);
 
 /* local.c */
 int ivl__sdm_local_attach(struct ivl_sdm *sdm, struct ivl_sdm_bus *bus);
 void ivl__sdm_local_detach(struct ivl_sdm *sdm);
-int ivl__sdm_local_send(struct ivl_sdm *sdm, const struct ivl_sdm_signal *sig);
+/* Send @n signals (already route-checked) under one lock; returns how many
+ * were queued, or the first one's error. */
+int ivl__sdm_local_send_batch(struct ivl_sdm *sdm, const struct ivl_sdm_signal *sigs, size_t n);
 int ivl__sdm_local_process(struct ivl_sdm *sdm);
 bool ivl__sdm_local_present(const struct ivl_sdm *sdm, uint16_t id);
 int ivl__sdm_local_count(const struct ivl_sdm *sdm);

@@ -40,6 +40,37 @@ bool ivl__sdm_timer_due(const struct ivl_sdm *s)
 	return s->tick_ns <= 0 || since < 0 || (uint64_t)(since / s->tick_ns) > s->timer_seen;
 }
 
+/*
+ * Whether a receiver on shared memory has been idle long enough to look at
+ * its fds and arm its doorbell: IVL__SDM_QUIET_NS after its last delivery,
+ * judged every IDLE_EVERY empty calls (the clock is not free in a VM:
+ * kvm-clock costs more than a ring scan).  A caller that spins never gets
+ * there while signals flow; one that polls its fd comes back at once (the
+ * fd stays readable), so this is the longest it spins before sleeping.
+ */
+#define IDLE_EVERY 16u
+
+bool ivl__sdm_idle(struct ivl_sdm *s, int delivered)
+{
+	int64_t now;
+
+	if (delivered) {
+		s->idle_calls = 0;
+		s->idle_since_ns = -1;
+		return false;
+	}
+	/* The first empty call, then every IDLE_EVERY-th: a fresh object
+	 * (idle since 0) takes the slow path at once. */
+	if (++s->idle_calls % IDLE_EVERY != 1)
+		return false;
+	now = ivl__sdm_now_ns();
+	if (s->idle_since_ns < 0) {
+		s->idle_since_ns = now;
+		return false;
+	}
+	return now - s->idle_since_ns >= IVL__SDM_QUIET_NS;
+}
+
 int ivl__sdm_timer_drain(struct ivl_sdm *s)
 {
 	uint64_t ticks;
@@ -225,8 +256,11 @@ static int route_check(const struct ivl_sdm *s, const struct ivl_sdm_signal *sig
 /* @more: another signal of the same batch follows (see the channels). */
 static int chan_send(struct ivl_sdm *s, const struct ivl_sdm_signal *sig, bool more)
 {
-	if (s->channel == IVL_SDM_CHAN_LOCAL)
-		return ivl__sdm_local_send(s, sig);
+	if (s->channel == IVL_SDM_CHAN_LOCAL) {
+		int r = ivl__sdm_local_send_batch(s, sig, 1);
+
+		return r < 0 ? r : 0;
+	}
 	if (s->channel == IVL_SDM_CHAN_LINK)
 		return ivl__sdm_link_send(s, sig, more);
 	return ivl__sdm_sock_send(s, sig, more);
@@ -301,6 +335,23 @@ static int broadcast(struct ivl_sdm *s, const struct ivl_sdm_signal *sig, bool m
 	return reached;
 }
 
+/* LOCAL without broadcasts: the route-checked prefix goes to the bus as
+ * one batch. */
+static int local_send_batch(struct ivl_sdm *s, const struct ivl_sdm_signal *sigs, size_t n)
+{
+	size_t ok = 0;
+	int r = 0, q;
+
+	while (ok < n && !(r = route_check(s, &sigs[ok])))
+		ok++;
+	if (!ok)
+		return r;
+	q = ivl__sdm_local_send_batch(s, sigs, ok);
+	if (q > 0)
+		s->st.sent += (uint64_t)q;
+	return q;
+}
+
 IVL_EXPORT int ivl_sdm_send(struct ivl_sdm *s, const struct ivl_sdm_signal *sig)
 {
 	int r, f;
@@ -329,6 +380,12 @@ IVL_EXPORT int ivl_sdm_send_batch(struct ivl_sdm *s, const struct ivl_sdm_signal
 
 	if (!s || !sigs || n == 0 || n > INT_MAX)
 		return -EINVAL;
+	if (s->channel == IVL_SDM_CHAN_LOCAL) {
+		for (i = 0; i < n && sigs[i].slave != IVL_SDM_ALL; i++)
+			;
+		if (i == n)
+			return local_send_batch(s, sigs, n);
+	}
 	for (i = 0; i < n; i++) {
 		r = route_check(s, &sigs[i]);
 		if (!r && sigs[i].slave == IVL_SDM_ALL)
