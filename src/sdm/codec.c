@@ -57,6 +57,9 @@ static bool length_ok(uint8_t type, size_t len)
 	case IVL__SDM_F_SEALED:
 		return len >= IVL__SDM_SEAL_OVERHEAD + IVL__SDM_HDR_LEN &&
 		       len <= IVL__SDM_MAX_SEALED;
+	case IVL__SDM_F_SEALED_BATCH:
+		return len >= IVL__SDM_SEAL_OVERHEAD + IVL__SDM_HDR_LEN &&
+		       len <= IVL__SDM_MAX_BATCH_SEALED;
 	default:
 		return false;
 	}
@@ -91,6 +94,23 @@ int ivl__sdm_frame_decode(const uint8_t *buf, size_t len, struct ivl__sdm_frame 
 	f->len = plen;
 	f->payload = buf + IVL__SDM_HDR_LEN;
 	return (int)(IVL__SDM_HDR_LEN + plen);
+}
+
+int ivl__sdm_batch_next(const uint8_t *buf, size_t len, size_t *off, struct ivl__sdm_frame *f)
+{
+	int n;
+
+	if (*off > len)
+		return -EBADMSG;
+	if (*off == len)
+		return *off ? 0 : -EBADMSG;
+	/* Every frame of the batch is whole: a partial one is malformed, not
+	 * "more bytes needed". */
+	n = ivl__sdm_frame_decode(buf + *off, len - *off, f);
+	if (n <= 0 || f->type == IVL__SDM_F_SEALED || f->type == IVL__SDM_F_SEALED_BATCH)
+		return -EBADMSG;
+	*off += (size_t)n;
+	return 1;
 }
 
 void ivl__sdm_signal_encode(uint8_t out[IVL__SDM_SIGNAL_LEN], const struct ivl_sdm_signal *s)

@@ -22,7 +22,12 @@
 #define IVL__SDM_SIGNAL_LEN 16u
 #define IVL__SDM_SEAL_OVERHEAD crypto_secretstream_xchacha20poly1305_ABYTES
 #define IVL__SDM_MAX_SEALED (IVL__SDM_HDR_LEN + IVL__SDM_MAX_PAYLOAD + IVL__SDM_SEAL_OVERHEAD)
-#define IVL__SDM_MAX_FRAME (IVL__SDM_HDR_LEN + IVL__SDM_MAX_SEALED)
+/* Keyed framing version 2 (docs/sdm.md §4.1): SEALED_BATCH carries up to
+ * this many plaintext bytes of whole inner frames, sealed as one message. */
+#define IVL__SDM_KX_VERSION 2u
+#define IVL__SDM_BATCH_PLAIN 2048u
+#define IVL__SDM_MAX_BATCH_SEALED (IVL__SDM_BATCH_PLAIN + IVL__SDM_SEAL_OVERHEAD)
+#define IVL__SDM_MAX_FRAME (IVL__SDM_HDR_LEN + IVL__SDM_MAX_BATCH_SEALED)
 
 enum ivl__sdm_frame_type {
 	IVL__SDM_F_HELLO = 1,	  /* slave -> master: version, requested ID */
@@ -34,6 +39,7 @@ enum ivl__sdm_frame_type {
 	IVL__SDM_F_KX_REPLY = 17, /* secure: server key, proof, stream header */
 	IVL__SDM_F_KX_AUTH = 18,  /* secure: client proof, stream header */
 	IVL__SDM_F_SEALED = 19,	  /* secure: one encrypted inner frame */
+	IVL__SDM_F_SEALED_BATCH = 20, /* secure v2: inner frames sealed as one */
 };
 
 enum ivl__sdm_refusal {
@@ -75,6 +81,11 @@ int ivl__sdm_frame_encode(uint8_t *out, size_t room, uint8_t type, const void *p
  * type, unknown type).  @secure_outer: the limits of the outer (sealed)
  * layer apply. */
 int ivl__sdm_frame_decode(const uint8_t *buf, size_t len, struct ivl__sdm_frame *f);
+/* The next inner frame of an opened SEALED_BATCH plaintext at *@off:
+ * 1 (stored in @f, *@off advanced), 0 at the end, -EBADMSG if the rest is
+ * not a whole frame or is a sealed one (an empty batch is malformed too:
+ * call it first with *@off == 0). */
+int ivl__sdm_batch_next(const uint8_t *buf, size_t len, size_t *off, struct ivl__sdm_frame *f);
 void ivl__sdm_signal_encode(uint8_t out[IVL__SDM_SIGNAL_LEN], const struct ivl_sdm_signal *s);
 int ivl__sdm_signal_decode(const struct ivl__sdm_frame *f, struct ivl_sdm_signal *s);
 void ivl__sdm_hello_encode(uint8_t out[IVL__SDM_HELLO_LEN], uint16_t id);
@@ -94,7 +105,8 @@ struct ivl__sdm_sec {
 	uint8_t pk[crypto_kx_PUBLICKEYBYTES], sk[crypto_kx_SECRETKEYBYTES];
 	uint8_t peer_pk[crypto_kx_PUBLICKEYBYTES];
 	crypto_secretstream_xchacha20poly1305_state tx, rx;
-	bool ready; /* both streams initialised */
+	bool ready;	  /* both streams initialised */
+	uint16_t version; /* keyed framing version in use: 1, or 2 (batches) */
 };
 
 /* Client: fresh ephemeral key; fills the KX_HELLO payload. */
@@ -112,9 +124,14 @@ int ivl__sdm_sec_server_finish(struct ivl__sdm_sec *s, const struct ivl__sdm_fra
  * length or -errno. */
 int ivl__sdm_sec_seal(struct ivl__sdm_sec *s, const uint8_t *in, size_t len, uint8_t *out,
 		      size_t room);
-/* Open a SEALED frame's payload into @out (>= IVL__SDM_HDR_LEN +
- * IVL__SDM_MAX_PAYLOAD).  Returns the plaintext length; -EBADMSG on any
- * forgery, replay, reordering or truncation (the stream is then dead). */
+/* Seal @len bytes of whole inner frames (<= IVL__SDM_BATCH_PLAIN) into a
+ * SEALED_BATCH frame in @out.  Returns its length or -errno. */
+int ivl__sdm_sec_seal_batch(struct ivl__sdm_sec *s, const uint8_t *in, size_t len, uint8_t *out,
+			    size_t room);
+/* Open a SEALED or SEALED_BATCH frame's payload into @out (room for the
+ * largest plaintext of its type).  Returns the plaintext length; -EBADMSG
+ * on any forgery, replay, reordering or truncation (the stream is then
+ * dead). */
 int ivl__sdm_sec_open(struct ivl__sdm_sec *s, const struct ivl__sdm_frame *f, uint8_t *out,
 		      size_t room);
 void ivl__sdm_sec_wipe(struct ivl__sdm_sec *s);
@@ -146,9 +163,10 @@ struct ivl__sdm_conn {
 	bool dead;     /* to be closed by the owner */
 	bool want_out; /* EPOLLOUT is in the epoll set (tx_len > 0) */
 	int64_t last_rx_ms, last_tx_ms, born_ms;
-	size_t rx_len, tx_len;
+	size_t rx_len, tx_len, ptx_len;
 	uint8_t rx[IVL__SDM_RXBUF];
 	uint8_t tx[IVL__SDM_TXBUF];
+	uint8_t ptx[IVL__SDM_BATCH_PLAIN]; /* v2: inner frames not sealed yet */
 	struct ivl__sdm_sec sec;
 };
 

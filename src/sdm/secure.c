@@ -50,8 +50,10 @@ int ivl__sdm_sec_client_hello(struct ivl__sdm_sec *s, uint8_t out[IVL__SDM_KX_HE
 {
 	if (crypto_kx_keypair(s->pk, s->sk) != 0)
 		return -EIO;
-	out[0] = (uint8_t)IVL__SDM_VERSION;
-	out[1] = (uint8_t)(IVL__SDM_VERSION >> 8);
+	/* We open batches: offer keyed framing version 2. */
+	s->version = IVL__SDM_KX_VERSION;
+	out[0] = (uint8_t)IVL__SDM_KX_VERSION;
+	out[1] = (uint8_t)(IVL__SDM_KX_VERSION >> 8);
 	out[2] = out[3] = 0;
 	memcpy(out + 4, s->pk, crypto_kx_PUBLICKEYBYTES);
 	return 0;
@@ -67,8 +69,10 @@ int ivl__sdm_sec_server_reply(struct ivl__sdm_sec *s, const struct ivl__sdm_fram
 	if (hello->type != IVL__SDM_F_KX_HELLO || hello->len != IVL__SDM_KX_HELLO_LEN)
 		return -EBADMSG;
 	version = (uint16_t)(hello->payload[0] | hello->payload[1] << 8);
-	if (version != IVL__SDM_VERSION)
+	/* 1: one frame per SEALED; 2: the client also opens SEALED_BATCH. */
+	if (version < 1 || version > IVL__SDM_KX_VERSION)
 		return -EPROTONOSUPPORT;
+	s->version = version;
 	if (hello->payload[2] || hello->payload[3])
 		return -EBADMSG;
 	memcpy(s->peer_pk, hello->payload + 4, crypto_kx_PUBLICKEYBYTES);
@@ -149,36 +153,57 @@ int ivl__sdm_sec_server_finish(struct ivl__sdm_sec *s, const struct ivl__sdm_fra
 	return r;
 }
 
-int ivl__sdm_sec_seal(struct ivl__sdm_sec *s, const uint8_t *in, size_t len, uint8_t *out,
-		      size_t room)
+static int seal_as(struct ivl__sdm_sec *s, uint8_t type, const uint8_t *in, size_t len,
+		   uint8_t *out, size_t room)
 {
 	unsigned long long clen;
-	size_t need;
 
 	if (!s->ready)
 		return -ENOTCONN;
-	if (len < IVL__SDM_HDR_LEN || len > IVL__SDM_HDR_LEN + IVL__SDM_MAX_PAYLOAD)
-		return -EMSGSIZE;
-	need = IVL__SDM_HDR_LEN + len + IVL__SDM_SEAL_OVERHEAD;
-	if (room < need)
+	if (room < IVL__SDM_HDR_LEN + len + IVL__SDM_SEAL_OVERHEAD)
 		return -EMSGSIZE;
 	if (crypto_secretstream_xchacha20poly1305_push(&s->tx, out + IVL__SDM_HDR_LEN, &clen, in,
 						       len, NULL, 0, 0) != 0)
 		return -EIO;
-	out[0] = IVL__SDM_F_SEALED;
+	out[0] = type;
 	out[1] = 0;
 	out[2] = (uint8_t)clen;
 	out[3] = (uint8_t)(clen >> 8);
 	return (int)(IVL__SDM_HDR_LEN + clen);
 }
 
+int ivl__sdm_sec_seal(struct ivl__sdm_sec *s, const uint8_t *in, size_t len, uint8_t *out,
+		      size_t room)
+{
+	if (len < IVL__SDM_HDR_LEN || len > IVL__SDM_HDR_LEN + IVL__SDM_MAX_PAYLOAD)
+		return -EMSGSIZE;
+	return seal_as(s, IVL__SDM_F_SEALED, in, len, out, room);
+}
+
+int ivl__sdm_sec_seal_batch(struct ivl__sdm_sec *s, const uint8_t *in, size_t len, uint8_t *out,
+			    size_t room)
+{
+	if (s->version < 2)
+		return -EPROTONOSUPPORT;
+	if (len < IVL__SDM_HDR_LEN || len > IVL__SDM_BATCH_PLAIN)
+		return -EMSGSIZE;
+	return seal_as(s, IVL__SDM_F_SEALED_BATCH, in, len, out, room);
+}
+
+/*
+ * Both kinds come from the same stream, so replay and reordering
+ * protection covers batches and single frames alike: every message opens
+ * only at its own position.
+ */
 int ivl__sdm_sec_open(struct ivl__sdm_sec *s, const struct ivl__sdm_frame *f, uint8_t *out,
 		      size_t room)
 {
 	unsigned long long mlen;
 	unsigned char tag;
 
-	if (!s->ready || f->type != IVL__SDM_F_SEALED || f->len < IVL__SDM_SEAL_OVERHEAD)
+	if (!s->ready || f->len < IVL__SDM_SEAL_OVERHEAD)
+		return -EBADMSG;
+	if (f->type != IVL__SDM_F_SEALED && (f->type != IVL__SDM_F_SEALED_BATCH || s->version < 2))
 		return -EBADMSG;
 	if (room < (size_t)f->len - IVL__SDM_SEAL_OVERHEAD)
 		return -EMSGSIZE;

@@ -128,11 +128,34 @@ static void set_out_interest(struct ivl_sdm *s, struct ivl__sdm_conn *c, bool wa
 		c->want_out = want;
 }
 
+/* Keyed v2: seal the staged inner frames as one SEALED_BATCH, if the
+ * output buffer has room for it (else -EAGAIN: they stay staged). */
+static int seal_staged(struct ivl_sdm *s, struct ivl__sdm_conn *c)
+{
+	int n;
+
+	if (!c->ptx_len)
+		return 0;
+	if (IVL__SDM_TXBUF - c->tx_len < IVL__SDM_MAX_FRAME)
+		return -EAGAIN;
+	n = ivl__sdm_sec_seal_batch(&c->sec, c->ptx, c->ptx_len, c->tx + c->tx_len,
+				    IVL__SDM_TXBUF - c->tx_len);
+	if (n < 0) {
+		conn_kill(s, c, "sealing failed");
+		return -EPIPE;
+	}
+	c->tx_len += (size_t)n;
+	c->ptx_len = 0;
+	return 0;
+}
+
 /* Send what is queued with as few send() calls as the socket allows. */
 static int flush(struct ivl_sdm *s, struct ivl__sdm_conn *c)
 {
 	size_t off = 0;
 
+	if (seal_staged(s, c) == -EPIPE)
+		return -EPIPE;
 	if (c->tx_len == 0)
 		return 0;
 
@@ -153,6 +176,9 @@ static int flush(struct ivl_sdm *s, struct ivl__sdm_conn *c)
 		memmove(c->tx, c->tx + off, c->tx_len - off);
 		c->tx_len -= off;
 		c->last_tx_ms = ivl__sdm_now_ms();
+		/* Room again for frames that were staged behind a full buffer. */
+		if (c->ptx_len && c->tx_len == 0)
+			return flush(s, c);
 	}
 	set_out_interest(s, c, c->tx_len > 0);
 	return 0;
@@ -167,6 +193,25 @@ static int conn_queue(struct ivl_sdm *s, struct ivl__sdm_conn *c, uint8_t type, 
 
 	if (c->dead)
 		return -EPIPE;
+	if (c->sec.ready && c->sec.version >= 2) {
+		/* Staged, sealed by flush() with the rest of the batch. */
+		if (c->ptx_len + IVL__SDM_HDR_LEN + len > sizeof(c->ptx)) {
+			n = seal_staged(s, c);
+			if (n == -EAGAIN) {
+				n = flush(s, c);
+				if (n == 0 && c->ptx_len)
+					n = -EAGAIN;
+			}
+			if (n < 0)
+				return n;
+		}
+		n = ivl__sdm_frame_encode(c->ptx + c->ptx_len, sizeof(c->ptx) - c->ptx_len, type, p,
+					  len);
+		if (n < 0)
+			return n;
+		c->ptx_len += (size_t)n;
+		return 0;
+	}
 	/* Check room before sealing: a sealed frame that is not sent would
 	 * desynchronise the stream. */
 	if (IVL__SDM_TXBUF - c->tx_len < IVL__SDM_MAX_FRAME) {
@@ -453,7 +498,7 @@ static int handshake_frame(struct ivl_sdm *s, struct ivl__sdm_conn *c,
 
 static int one_frame(struct ivl_sdm *s, struct ivl__sdm_conn *c, const struct ivl__sdm_frame *f)
 {
-	uint8_t plain[IVL__SDM_HDR_LEN + IVL__SDM_MAX_PAYLOAD];
+	uint8_t plain[IVL__SDM_BATCH_PLAIN];
 	struct ivl__sdm_frame in;
 	int n;
 
@@ -464,6 +509,16 @@ static int one_frame(struct ivl_sdm *s, struct ivl__sdm_conn *c, const struct iv
 	if (n < 0) {
 		conn_kill(s, c, "frame failed authentication");
 		return 0;
+	}
+	if (f->type == IVL__SDM_F_SEALED_BATCH) {
+		size_t off = 0;
+		int k = 0, delivered = 0;
+
+		while (!c->dead && (k = ivl__sdm_batch_next(plain, (size_t)n, &off, &in)) > 0)
+			delivered += inner_frame(s, c, &in);
+		if (!c->dead && k < 0)
+			conn_kill(s, c, "malformed batch");
+		return delivered;
 	}
 	if (ivl__sdm_frame_decode(plain, (size_t)n, &in) != n || in.type == IVL__SDM_F_SEALED) {
 		conn_kill(s, c, "malformed inner frame");

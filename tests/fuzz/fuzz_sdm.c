@@ -6,7 +6,9 @@
  *   1: the secure handshake, server side (KX_HELLO, KX_AUTH, SEALED...);
  *   2: the secure handshake, client side (KX_REPLY after our KX_HELLO);
  *   3/4: a real master (plain / keyed) on a UNIX socket: the bytes arrive
- *        as one slave connection, through the whole state machine.
+ *        as one slave connection, through the whole state machine;
+ *   5: the plaintext of a SEALED_BATCH (keyed framing v2), frame by frame,
+ *      then sealed and opened again, and replayed.
  * Invariants: decoded frames stay within their limits, a signal re-encodes
  * to its bytes, nothing authenticates without the key, the master's
  * current_slaves equals its registered connections and drops to 0 once
@@ -165,11 +167,52 @@ static void through_master(int keyed, const uint8_t *d, size_t n)
 	}
 }
 
+/* The opened plaintext of a SEALED_BATCH (keyed framing v2): whole inner
+ * frames, none sealed, nothing left over; and a sealed-then-opened round
+ * trip gives the same bytes. */
+static void batch_plain(const uint8_t *d, size_t n)
+{
+	struct ivl__sdm_frame f;
+	size_t off = 0, frames = 0;
+	int r;
+
+	while ((r = ivl__sdm_batch_next(d, n, &off, &f)) > 0) {
+		FUZZ_CHECK(off <= n);
+		FUZZ_CHECK(f.type != IVL__SDM_F_SEALED && f.type != IVL__SDM_F_SEALED_BATCH);
+		FUZZ_CHECK(f.payload + f.len == d + off);
+		frames++;
+	}
+	FUZZ_CHECK(r < 0 || (off == n && frames > 0));
+	if (r == 0 && n <= IVL__SDM_BATCH_PLAIN) {
+		struct ivl__sdm_sec a = {0}, b = {0};
+		uint8_t sealed[IVL__SDM_MAX_FRAME], plain[IVL__SDM_BATCH_PLAIN];
+		uint8_t hdr[crypto_secretstream_xchacha20poly1305_HEADERBYTES];
+		uint8_t key[crypto_secretstream_xchacha20poly1305_KEYBYTES] = {7};
+		struct ivl__sdm_frame sf;
+		int len;
+
+		crypto_secretstream_xchacha20poly1305_init_push(&a.tx, hdr, key);
+		crypto_secretstream_xchacha20poly1305_init_pull(&b.rx, hdr, key);
+		a.ready = b.ready = true;
+		a.version = b.version = IVL__SDM_KX_VERSION;
+		len = ivl__sdm_sec_seal_batch(&a, d, n, sealed, sizeof(sealed));
+		FUZZ_CHECK(len > 0);
+		FUZZ_CHECK(ivl__sdm_frame_decode(sealed, (size_t)len, &sf) == len);
+		FUZZ_CHECK(ivl__sdm_sec_open(&b, &sf, plain, sizeof(plain)) == (int)n);
+		FUZZ_CHECK(!memcmp(plain, d, n));
+		/* Replayed: the stream has moved on, it must not open. */
+		FUZZ_CHECK(ivl__sdm_sec_open(&b, &sf, plain, sizeof(plain)) < 0);
+	}
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (size < 1 || sodium_init() < 0)
 		return 0;
-	switch (data[0] % 5) {
+	switch (data[0] % 6) {
+	case 5:
+		batch_plain(data + 1, size - 1);
+		break;
 	case 0:
 		decode_stream(data + 1, size - 1);
 		break;
@@ -180,7 +223,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		client_side(data + 1, size - 1);
 		break;
 	default:
-		through_master(data[0] % 5 == 4, data + 1, size - 1);
+		through_master(data[0] % 6 == 4, data + 1, size - 1);
 	}
 	return 0;
 }

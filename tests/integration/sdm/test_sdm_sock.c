@@ -162,7 +162,8 @@ static int raw_recv(struct world *w, int fd, uint8_t *buf, size_t room, struct i
 }
 
 /* Handshake as a keyed raw slave; leaves @sec ready. */
-static void raw_secure(struct world *w, int fd, struct ivl__sdm_sec *sec)
+/* The secure handshake as a slave speaking keyed framing @version. */
+static void raw_secure(struct world *w, int fd, struct ivl__sdm_sec *sec, uint16_t version)
 {
 	uint8_t hello[IVL__SDM_KX_HELLO_LEN], auth[IVL__SDM_KX_AUTH_LEN], buf[256];
 	struct ivl__sdm_frame f;
@@ -170,6 +171,8 @@ static void raw_secure(struct world *w, int fd, struct ivl__sdm_sec *sec)
 	memset(sec, 0, sizeof(*sec));
 	memcpy(sec->psk, w->key, 32);
 	assert_int_equal(ivl__sdm_sec_client_hello(sec, hello), 0);
+	hello[0] = (uint8_t)version;
+	sec->version = version;
 	raw_send(fd, IVL__SDM_F_KX_HELLO, hello, sizeof(hello));
 	assert_true(raw_recv(w, fd, buf, sizeof(buf), &f) > 0);
 	assert_int_equal(ivl__sdm_sec_client_auth(sec, &f, auth), 0);
@@ -182,6 +185,36 @@ static int sealed(struct ivl__sdm_sec *sec, uint8_t type, const void *p, size_t 
 	int n = ivl__sdm_frame_encode(plain, sizeof(plain), type, p, len);
 
 	return ivl__sdm_sec_seal(sec, plain, (size_t)n, out, 256);
+}
+
+/* Connect, run the secure handshake with keyed framing @version, send a
+ * sealed HELLO; returns the socket. */
+static int raw_register(struct world *w, struct ivl__sdm_sec *sec, uint16_t version)
+{
+	uint8_t p[IVL__SDM_HELLO_LEN], out[256];
+	int fd = raw_connect(w), n;
+
+	raw_secure(w, fd, sec, version);
+	ivl__sdm_hello_encode(p, 0);
+	n = sealed(sec, IVL__SDM_F_HELLO, p, IVL__SDM_HELLO_LEN, out);
+	assert_int_equal(send(fd, out, (size_t)n, MSG_NOSIGNAL), n);
+	return fd;
+}
+
+/* A SEALED_BATCH of @n signals, plus @junk bytes of a partial frame. */
+static int sealed_batch(struct ivl__sdm_sec *sec, const struct ivl_sdm_signal *sig, int n,
+			size_t junk, uint8_t *out)
+{
+	uint8_t plain[256], p[IVL__SDM_SIGNAL_LEN];
+	size_t len = 0;
+
+	for (int i = 0; i < n; i++) {
+		ivl__sdm_signal_encode(p, sig);
+		len += (size_t)ivl__sdm_frame_encode(plain + len, sizeof(plain) - len,
+						     IVL__SDM_F_SIGNAL, p, sizeof(p));
+	}
+	memset(plain + len, IVL__SDM_F_SIGNAL, junk);
+	return ivl__sdm_sec_seal_batch(sec, plain, len + junk, out, 256);
 }
 
 static void scenario(struct world *w)
@@ -393,13 +426,13 @@ static void hostile_keyed(struct world *w)
 	ivl_sdm_free(bad);
 	w->s[3] = NULL;
 
-	/* Tampered frame: the master drops the connection. */
+	/* Tampered frame: the master drops the connection.  This slave speaks
+	 * keyed framing version 1: the master answers with single SEALED
+	 * frames, never a batch. */
 	ivl_sdm_get_stats(w->m, &st0);
-	fd = raw_connect(w);
-	raw_secure(w, fd, &sec);
-	ivl__sdm_hello_encode(p, 0);
-	n = sealed(&sec, IVL__SDM_F_HELLO, p, IVL__SDM_HELLO_LEN, out);
-	assert_int_equal(send(fd, out, (size_t)n, MSG_NOSIGNAL), n);
+	fd = raw_register(w, &sec, 1);
+	assert_true(raw_recv(w, fd, buf, sizeof(buf), &f) > 0);
+	assert_int_equal(f.type, IVL__SDM_F_SEALED);
 	assert_true(PUMP_UNTIL(w, current(w) == 3));
 	ivl__sdm_signal_encode(p, &sig);
 	n = sealed(&sec, IVL__SDM_F_SIGNAL, p, 16, out);
@@ -411,24 +444,39 @@ static void hostile_keyed(struct world *w)
 	assert_int_equal(st.conn_dropped, st0.conn_dropped + 1);
 	close(fd);
 
-	/* Replayed frame: the first copy is delivered, the second drops. */
+	/* Replayed frame: the first copy is delivered, the second drops.  This
+	 * slave speaks version 2: the master's WELCOME comes as a batch, and
+	 * a replayed batch drops the connection just the same. */
 	ivl_sdm_get_stats(w->m, &st0);
-	fd = raw_connect(w);
-	raw_secure(w, fd, &sec);
-	ivl__sdm_hello_encode(p, 0);
-	n = sealed(&sec, IVL__SDM_F_HELLO, p, IVL__SDM_HELLO_LEN, out);
-	assert_int_equal(send(fd, out, (size_t)n, MSG_NOSIGNAL), n);
+	fd = raw_register(w, &sec, 2);
 	assert_true(raw_recv(w, fd, buf, sizeof(buf), &f) > 0);
-	assert_int_equal(f.type, IVL__SDM_F_SEALED);
+	assert_int_equal(f.type, IVL__SDM_F_SEALED_BATCH);
 	assert_int_equal(current(w), 3);
 	ivl__sdm_signal_encode(p, &sig);
 	n = sealed(&sec, IVL__SDM_F_SIGNAL, p, 16, out);
 	assert_int_equal(send(fd, out, (size_t)n, MSG_NOSIGNAL), n);
 	assert_true(PUMP_UNTIL(w, (ivl_sdm_get_stats(w->m, &st), st.received == st0.received + 1)));
+	n = sealed_batch(&sec, &sig, 3, 0, out);
+	assert_true(n > 0);
+	assert_int_equal(send(fd, out, (size_t)n, MSG_NOSIGNAL), n);
+	assert_true(PUMP_UNTIL(w, (ivl_sdm_get_stats(w->m, &st), st.received == st0.received + 4)));
+	assert_int_equal(send(fd, out, (size_t)n, MSG_NOSIGNAL), n);
+	assert_true(PUMP_UNTIL(w, current(w) == 2));
+	ivl_sdm_get_stats(w->m, &st);
+	assert_int_equal(st.received, st0.received + 4);
+	close(fd);
+
+	/* A batch whose last frame is partial: authentic but malformed, the
+	 * connection drops (the whole frames before it were delivered). */
+	ivl_sdm_get_stats(w->m, &st0);
+	fd = raw_register(w, &sec, 2);
+	assert_true(PUMP_UNTIL(w, current(w) == 3));
+	n = sealed_batch(&sec, &sig, 1, 3, out);
 	assert_int_equal(send(fd, out, (size_t)n, MSG_NOSIGNAL), n);
 	assert_true(PUMP_UNTIL(w, current(w) == 2));
 	ivl_sdm_get_stats(w->m, &st);
 	assert_int_equal(st.received, st0.received + 1);
+	assert_int_equal(st.conn_dropped, st0.conn_dropped + 1);
 	/* Plaintext after the stream is up is also fatal for the connection. */
 	close(fd);
 	pump_for(w, 20);
