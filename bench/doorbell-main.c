@@ -21,8 +21,10 @@ static const char usage[] =
 	"\n"
 	"Round-trip latency (p50/p99) of the raw wake-up primitives and of ivlink links\n"
 	"in each wait mode, burst throughput of doorbells to a busy receiver with\n"
-	"eventfd writes per doorbell, and an idle receiver's CPU use; all in one run,\n"
-	"reported as ratios to the primitives.\n";
+	"eventfd writes per doorbell, an idle receiver's CPU use, and the eventfd\n"
+	"writes rings cost while an interrupt-mode receiver is busy with a batch;\n"
+	"all in one run, reported as ratios to the primitives (--burst / 5000 bursts\n"
+	"of 50 rings for the busy receiver).\n";
 
 static const char *mode_name[] = { "interrupt", "poll", "adaptive" };
 
@@ -118,6 +120,18 @@ static double find_p50(const struct lat *l, size_t n, const char *name)
 	return 0;
 }
 
+/* Eventfd writes beyond the one that wakes the sleeping receiver at the
+ * start of each burst, per ring made while it was busy. */
+static double busy_extra(const struct bench_busy_result *b, bool per_burst)
+{
+	uint64_t busy_rings = b->rings > b->bursts ? b->rings - b->bursts : 0;
+	uint64_t extra = b->eventfd_writes > b->bursts ? b->eventfd_writes - b->bursts : 0;
+
+	if (per_burst)
+		return b->bursts ? (double)extra / (double)b->bursts : 0;
+	return busy_rings ? (double)extra / (double)busy_rings : 0;
+}
+
 int bench_doorbell_main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -189,6 +203,11 @@ int bench_doorbell_main(int argc, char **argv)
 	for (int m = 0; m < 3; m++)
 		if ((c = bench_link_burst((enum ivl_wait_mode)m, spin_ns, burst, &br[m])) < 0)
 			ret = report(c, "burst", mode_name[m]);
+	/* (e) a receiver busy with each batch, the sender ringing on */
+	struct bench_busy_result busy = { 0 };
+	unsigned busy_bursts = burst / 5000 ? burst / 5000 : 1;
+	if ((c = bench_link_busy(busy_bursts, 50, 2000, 50000, &busy)) < 0)
+		ret = report(c, "busy receiver", "interrupt");
 	/* (c) idle CPU */
 	for (int m = 0; m < 3; m++)
 		if ((c = bench_link_idle((enum ivl_wait_mode)m, spin_ns, idle_ms, &idle[m])) < 0)
@@ -242,6 +261,13 @@ int bench_doorbell_main(int argc, char **argv)
 							    "min", rat[k].min, "max", rat[k].max));
 		json_object_set_new(root, "interleaved_p50_ratios", jr);
 		json_object_set_new(root, "idle", ji);
+		json_object_set_new(
+			root, "busy_receiver",
+			json_pack("{s:I, s:I, s:I, s:I, s:f, s:f}", "bursts", (json_int_t)busy.bursts,
+				  "rings", (json_int_t)busy.rings, "eventfd_writes",
+				  (json_int_t)busy.eventfd_writes, "batches", (json_int_t)busy.batches,
+				  "busy_eventfd_writes_per_ring", busy_extra(&busy, false),
+				  "busy_eventfd_writes_per_burst", busy_extra(&busy, true)));
 		json_dumpf(root, stdout, JSON_INDENT(2));
 		putchar('\n');
 		json_decref(root);
@@ -270,6 +296,13 @@ int bench_doorbell_main(int argc, char **argv)
 		printf("\n(c) idle receiver, %u ms without traffic\n", idle_ms);
 		for (int m = 0; m < 3; m++)
 			printf("    link-%-15s %6.3f %% of a CPU\n", mode_name[m], idle[m]);
+		printf("\n(e) busy receiver (interrupt mode, 50 us of work per batch): bursts of "
+		       "50 rings 2 us apart\n");
+		printf("    %llu bursts, %llu rings, %llu batches, %llu eventfd writes: beyond the "
+		       "wake-ups, %.4f per ring made while busy, %.3f per burst\n",
+		       (unsigned long long)busy.bursts, (unsigned long long)busy.rings,
+		       (unsigned long long)busy.batches, (unsigned long long)busy.eventfd_writes,
+		       busy_extra(&busy, false), busy_extra(&busy, true));
 		printf("\n(d) p50 ratios measured interleaved, 9 rounds of %u round trips\n", riters);
 		for (int k = 0; k < 2; k++)
 			printf("    %-36s median %.2f  (min %.2f, max %.2f)\n", rat[k].what,

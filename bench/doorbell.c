@@ -151,6 +151,24 @@ static void *burst_receiver(void *p)
 	return NULL;
 }
 
+/* A hub with a sender and a coalescing receiver in @mode (the sender has
+ * seen the receiver join). */
+static int coalescing_pair(struct ivl_local_hub **hub, struct ivl_link **tx, struct ivl_link **rx,
+			   enum ivl_wait_mode mode, uint32_t spin_ns)
+{
+	struct ivl_link_event ev[8];
+	int ret = ivl_local_hub_new(hub, 1 << 20, 4, 1);
+
+	if (ret < 0 || (ret = ivl_local_hub_join(*hub, "tx", tx)) < 0 ||
+	    (ret = ivl_local_hub_join(*hub, "rx", rx)) < 0)
+		return ret;
+	while (ivl_link_process(*tx, ev, 8) > 0)
+		;
+	if ((ret = ivl_link_set_coalescing(*rx, true)) < 0)
+		return ret;
+	return ivl_link_set_wait_mode(*rx, mode, spin_ns);
+}
+
 int bench_link_burst(enum ivl_wait_mode mode, uint32_t spin_ns, unsigned rings,
 		     struct bench_burst_result *res)
 {
@@ -158,22 +176,12 @@ int bench_link_burst(enum ivl_wait_mode mode, uint32_t spin_ns, unsigned rings,
 	struct ivl_link *tx = NULL;
 	struct burst b = { 0 };
 	struct ivl_link_stats st;
-	struct ivl_link_event ev[8];
 	uint64_t t0, t1;
 	pthread_t th;
 	int ret;
 
 	memset(res, 0, sizeof(*res));
-	ret = ivl_local_hub_new(&hub, 1 << 20, 4, 1);
-	if (ret < 0)
-		return ret;
-	if ((ret = ivl_local_hub_join(hub, "tx", &tx)) < 0 ||
-	    (ret = ivl_local_hub_join(hub, "rx", &b.rx)) < 0)
-		goto out;
-	while (ivl_link_process(tx, ev, 8) > 0)
-		;
-	if ((ret = ivl_link_set_coalescing(b.rx, true)) < 0 ||
-	    (ret = ivl_link_set_wait_mode(b.rx, mode, spin_ns)) < 0)
+	if ((ret = coalescing_pair(&hub, &tx, &b.rx, mode, spin_ns)) < 0)
 		goto out;
 	if (pthread_create(&th, NULL, burst_receiver, &b) != 0) {
 		ret = -EAGAIN;
@@ -196,6 +204,81 @@ int bench_link_burst(enum ivl_wait_mode mode, uint32_t spin_ns, unsigned rings,
 	res->ns = t1 - t0;
 	res->eventfd_writes = st.doorbells - res->doorbells_before;
 	res->received = b.received;
+out:
+	ivl_link_free(tx);
+	ivl_link_free(b.rx);
+	ivl_local_hub_free(hub);
+	return ret < 0 ? ret : 0;
+}
+
+/* ---- (e) a receiver busy with each batch ------------------------------- */
+
+struct busy {
+	struct ivl_link *rx;
+	_Atomic int stop;
+	unsigned work_ns;
+	uint64_t batches;
+};
+
+static void *busy_receiver(void *p)
+{
+	struct busy *b = p;
+	struct ivl_link_event ev[16];
+
+	bench_pin_self(1);
+	while (!atomic_load_explicit(&b->stop, memory_order_relaxed)) {
+		int n = ivl_link_wait(b->rx, ev, 16, 100);
+		bool rung = false;
+
+		for (int i = 0; i < n; i++)
+			rung |= ev[i].type == IVL_LINK_DOORBELL;
+		if (!rung)
+			continue;
+		/* Work on the batch; rings meanwhile should cost nothing. */
+		b->batches++;
+		for (uint64_t end = bench_now_ns() + b->work_ns; bench_now_ns() < end;)
+			;
+	}
+	return NULL;
+}
+
+int bench_link_busy(unsigned bursts, unsigned per_burst, unsigned gap_ns, unsigned work_ns,
+		    struct bench_busy_result *res)
+{
+	struct ivl_local_hub *hub = NULL;
+	struct ivl_link *tx = NULL;
+	struct busy b = { .work_ns = work_ns };
+	struct ivl_link_stats st0, st;
+	pthread_t th;
+	int ret;
+
+	memset(res, 0, sizeof(*res));
+	if ((ret = coalescing_pair(&hub, &tx, &b.rx, IVL_WAIT_INTERRUPT, 0)) < 0)
+		goto out;
+	if (pthread_create(&th, NULL, busy_receiver, &b) != 0) {
+		ret = -EAGAIN;
+		goto out;
+	}
+	usleep(20000); /* let the receiver settle into its wait */
+	bench_pin_self(0);
+	ivl_link_get_stats(tx, &st0);
+	for (unsigned k = 0; k < bursts && ret >= 0; k++) {
+		for (unsigned i = 0; i < per_burst && ret >= 0; i++) {
+			ret = ivl_link_ring(tx, (uint16_t)ivl_link_id(b.rx), 0);
+			for (uint64_t end = bench_now_ns() + gap_ns; bench_now_ns() < end;)
+				;
+		}
+		/* Quiet: the receiver finishes and falls asleep. */
+		usleep(2000);
+	}
+	ivl_link_get_stats(tx, &st);
+	res->bursts = bursts;
+	usleep(20000);
+	atomic_store(&b.stop, 1);
+	pthread_join(th, NULL);
+	res->rings = st.rings - st0.rings;
+	res->eventfd_writes = st.doorbells - st0.doorbells;
+	res->batches = b.batches;
 out:
 	ivl_link_free(tx);
 	ivl_link_free(b.rx);

@@ -18,6 +18,19 @@ int bench_link_roundtrip(enum ivl_wait_mode mode, uint32_t spin_ns, unsigned ite
 /* @rings doorbells as fast as possible to a receiver in @mode. */
 int bench_link_burst(enum ivl_wait_mode mode, uint32_t spin_ns, unsigned rings,
 		     struct bench_burst_result *res);
+struct bench_busy_result {
+	uint64_t bursts, rings, eventfd_writes, batches;
+};
+
+/* A receiver in INTERRUPT mode that works @work_ns on every batch of
+ * events; the sender rings @per_burst times @gap_ns apart (longer than the
+ * work, so it keeps ringing while the receiver works), then pauses long
+ * enough for the receiver to fall asleep; @bursts times.  The first ring
+ * of a burst must wake the receiver (one eventfd write); every other write
+ * is a ring made while the receiver was busy (docs/protocol.md §3, "the
+ * bit stays set until the receiver is done"). */
+int bench_link_busy(unsigned bursts, unsigned per_burst, unsigned gap_ns, unsigned work_ns,
+		    struct bench_busy_result *res);
 /* The same with one eventfd write per doorbell. */
 int bench_raw_burst(unsigned rings, uint64_t *ns);
 /* CPU share (percent of one CPU) of a receiver waiting @ms with no traffic. */

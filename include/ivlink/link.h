@@ -214,8 +214,24 @@ int ivl_link_process(struct ivl_link *l, struct ivl_link_event *ev, size_t max);
 
 /* As ivl_link_process(), but block up to @timeout_ms (-1: forever) for at
  * least one event.  Returns the count (0 on time-out) or -errno (-EINTR
- * when a signal arrived). */
+ * when a signal arrived).
+ *
+ * While coalescing, a wait woken from the kernel leaves the link busy
+ * (AWAKE, docs/protocol.md §3) until the caller is done with what it
+ * returned: senders meanwhile only set pending bits and skip the doorbell.
+ * Done is the next ivl_link_wait() (it re-checks before it blocks), the
+ * next ivl_link_process() or ivl_link_done().  An application that blocks
+ * on ivl_link_get_fd() after a wait calls one of the last two first. */
 int ivl_link_wait(struct ivl_link *l, struct ivl_link_event *ev, size_t max, int timeout_ms);
+
+/*
+ * Done with the events of the last ivl_link_wait(): publish "asleep" so that
+ * the next ring makes a real doorbell (rings made before this call are
+ * pending bits, reported by the next ivl_link_process() or wait).  Needed
+ * only before blocking on ivl_link_get_fd() in an own loop without calling
+ * ivl_link_process() first; a no-op when not busy.  Errors: -EINVAL.
+ */
+int ivl_link_done(struct ivl_link *l);
 
 /* ---- wait modes and coalescing (docs/protocol.md §3) ------------------- */
 

@@ -170,6 +170,9 @@ struct ivl_link {
 	 * the edges seen, to read the counter now and then. */
 	bool edge;
 	uint32_t edges[IVL_MAX_VECTORS];
+	/* A blocked wait was woken and published AWAKE: senders skip their
+	 * doorbells until I am done (link.c, declare_done()). */
+	bool busy;
 	struct {
 		_Atomic uint64_t rings, doorbells, coalesced, wakeups, spins;
 	} st;

@@ -440,6 +440,40 @@ static int gather(struct ivl_link *l, struct ivl_link_event *ev, size_t max)
 	return gather_drain(l, ivl__evq_drain_begin(&l->q), NULL, 0, ev, max);
 }
 
+/*
+ * "The bit stays set until the receiver is done" (docs/protocol.md §3):
+ * after a blocked wait is woken, my entry says AWAKE until I am done with
+ * what the wait returned, so that rings made while I work set their bits
+ * and skip the doorbell (an eventfd write, a VM exit in a guest).  Done is
+ * the next ivl_link_wait() (which publishes ASLEEP and re-checks before it
+ * blocks), ivl_link_process() called by the application, or
+ * ivl_link_done(): publish ASLEEP, then a sequentially consistent look at
+ * my bits (the Dekker pattern of coalesce.c); bits set before it are taken
+ * by the next gather, later rings find ASLEEP and ring.
+ */
+static void declare_done(struct ivl_link *l)
+{
+	struct ivl_shm_peer *me;
+
+	if (!l->busy)
+		return;
+	l->busy = false;
+	me = entry_of(l, l->id);
+	if (!me || !l->coalescing)
+		return;
+	/* Pairs with the sender's seq_cst load of waiting (Dekker). */
+	atomic_store_explicit(&me->waiting, IVL_WAITING_ASLEEP, memory_order_seq_cst);
+	(void)atomic_load_explicit(&me->pending, memory_order_seq_cst);
+}
+
+IVL_EXPORT int ivl_link_done(struct ivl_link *l)
+{
+	if (!l)
+		return -EINVAL;
+	declare_done(l);
+	return 0;
+}
+
 IVL_EXPORT int ivl_link_process(struct ivl_link *l, struct ivl_link_event *ev, size_t max)
 {
 	size_t n;
@@ -450,6 +484,7 @@ IVL_EXPORT int ivl_link_process(struct ivl_link *l, struct ivl_link_event *ev, s
 		return -ENOTCONN;
 	if (!max)
 		return 0;
+	declare_done(l);
 	/* Fetch more only when the queue cannot fill @ev by itself: keeps the
 	 * queue bounded however slowly the caller takes events. */
 	if (ivl__evq_len(&l->q) < max)
@@ -490,6 +525,8 @@ static int spin(struct ivl_link *l, struct ivl_shm_peer *me, struct ivl_link_eve
 
 	if (me && !l->no_irq)
 		ivl_coalesce_wake(me);
+	/* Spinning modes are AWAKE between waits by design (link.h). */
+	l->busy = false;
 	for (;;) {
 		int r = 0;
 
@@ -527,6 +564,7 @@ static int block(struct ivl_link *l, struct ivl_shm_peer *me, struct ivl_link_ev
 		int slice, r;
 
 		if (me && !l->no_irq) {
+			l->busy = false; /* done: ASLEEP below */
 			/* Publish ASLEEP, then re-check (Dekker, see coalesce.c).
 			 * Bits the re-check took go back for gather() to take:
 			 * only this thread consumes them. */
@@ -557,8 +595,17 @@ static int block(struct ivl_link *l, struct ivl_shm_peer *me, struct ivl_link_ev
 		r = epoll_wait(l->epfd, es, IVL_ARRAY_SIZE(es), slice);
 		if (r < 0)
 			return -errno;
-		if (r > 0)
+		if (r > 0) {
 			atomic_fetch_add_explicit(&l->st.wakeups, 1, memory_order_relaxed);
+			/* Woken: AWAKE until done (declare_done()).  Before
+			 * the gather, so that rings racing with it already
+			 * skip the doorbell; the loop's ivl_coalesce_sleep()
+			 * undoes it if the wake-up brought nothing. */
+			if (me && !l->no_irq) {
+				ivl_coalesce_wake(me);
+				l->busy = true;
+			}
+		}
 		/* Also after a time-out: my bits may have been set by senders
 		 * a hostile peer fooled into not ringing. */
 		r = r > 0 ? gather_drain(l, drain, es, r, ev, max) : ivl_link_process(l, ev, max);
