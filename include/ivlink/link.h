@@ -225,11 +225,12 @@ int ivl_link_process(struct ivl_link *l, struct ivl_link_event *ev, size_t max);
 int ivl_link_wait(struct ivl_link *l, struct ivl_link_event *ev, size_t max, int timeout_ms);
 
 /*
- * Done with the events of the last ivl_link_wait(): publish "asleep" so that
- * the next ring makes a real doorbell (rings made before this call are
- * pending bits, reported by the next ivl_link_process() or wait).  Needed
- * only before blocking on ivl_link_get_fd() in an own loop without calling
- * ivl_link_process() first; a no-op when not busy.  Errors: -EINVAL.
+ * Done with the events of the last ivl_link_wait(): publish "asleep" and
+ * clear my pending bits, so that the next ring makes a real doorbell.  Rings
+ * made before this call are not reported: look at your work once more after
+ * it, then block (on ivl_link_get_fd() in an own loop, or in a wait).  The
+ * alternative, ivl_link_process(), reports them as events instead.  A no-op
+ * when not busy.  Errors: -EINVAL.
  */
 int ivl_link_done(struct ivl_link *l);
 

@@ -468,9 +468,21 @@ static void declare_done(struct ivl_link *l)
 
 IVL_EXPORT int ivl_link_done(struct ivl_link *l)
 {
+	struct ivl_shm_peer *me;
+
 	if (!l)
 		return -EINVAL;
+	if (!l->busy)
+		return 0;
 	declare_done(l);
+	/* The caller re-checks its work next (link.h), which covers the
+	 * rings folded into my bits: clear them, so that a later ring finds
+	 * its bit clear and makes the doorbell a caller blocked on the fd
+	 * needs.  Acquire: pairs with the senders' seq_cst fetch_or, so their
+	 * work is visible to that re-check. */
+	me = entry_of(l, l->id);
+	if (me && l->coalescing)
+		(void)ivl_coalesce_take(me);
 	return 0;
 }
 
@@ -570,6 +582,9 @@ static int block(struct ivl_link *l, struct ivl_shm_peer *me, struct ivl_link_ev
 			 * only this thread consumes them. */
 			uint64_t bits = ivl_coalesce_sleep(me);
 			if (bits) {
+				/* Not blocking after all: the re-check left
+				 * AWAKE, busy as after a wake-up. */
+				l->busy = true;
 				atomic_fetch_or_explicit(&me->pending, bits, memory_order_relaxed);
 				if ((r = gather(l, ev, max)) != 0)
 					return r;
