@@ -155,16 +155,16 @@ static void link_channel(void **state)
 			assert_int_equal(w.rs[i].last.payload[1], 32);
 			assert_int_equal(w.rs[i].from, 0);
 		}
-		/* Nobody drains in between: 16 fill slave 0's mailbox. */
-		for (int k = 0; k < 16; k++)
+		/* Nobody drains in between: RING fill slave 0's mailbox. */
+		for (unsigned k = 0; k < RING; k++)
 			assert_int_equal(ivl_sdm_send(w.m, &u), 0);
 		assert_int_equal(ivl_sdm_send(w.m, &u), -EAGAIN);
 		assert_int_equal(ivl_sdm_send(w.m, &all), -EAGAIN);
-		assert_true(PUMP_UNTIL(&w, w.rs[0].n[0] == before[0] + 17));
+		assert_true(PUMP_UNTIL(&w, w.rs[0].n[0] == before[0] + RING + 1));
 		assert_int_equal(w.rs[1].n[0], before[1] + 1);
 		assert_int_equal(w.rs[2].n[0], before[2] + 1);
 		assert_int_equal(ivl_sdm_send(w.m, &all), 3);
-		assert_true(PUMP_UNTIL(&w, w.rs[0].n[0] == before[0] + 18 &&
+		assert_true(PUMP_UNTIL(&w, w.rs[0].n[0] == before[0] + RING + 2 &&
 					       w.rs[1].n[0] == before[1] + 2 &&
 					       w.rs[2].n[0] == before[2] + 2));
 	}
