@@ -23,6 +23,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "core/internal.h"
@@ -536,6 +537,23 @@ static int restore_peer(struct ivl_server *s, struct rbuf *r, struct fdset *fs,
 	return 0;
 }
 
+/* A name from the state (NULL: none) is the region name of @o: the shm
+ * name with or without its '/', or the file path. */
+static bool same_name(const char *n, const struct ivl_server_opts *o)
+{
+	const char *want = o->region.name;
+
+	if (!n)
+		return true;
+	if (!want)
+		return false;
+	if (o->region.kind == IVL_REGION_SHM) {
+		n += n[0] == '/';
+		want += want[0] == '/';
+	}
+	return !strcmp(n, want);
+}
+
 IVL_EXPORT int ivl_server_restore(struct ivl_server **out, const struct ivl_server_opts *o,
 				  int state_fd)
 {
@@ -611,10 +629,20 @@ IVL_EXPORT int ivl_server_restore(struct ivl_server **out, const struct ivl_serv
 	    (ret = take_str(&r, hc.len_region_name, &region_name)) < 0 ||
 	    (ret = take_str(&r, hc.len_region_desc, &region_desc)) < 0)
 		BAD("bad names");
-	if (hc.bound && (!s->sock_path || s->sock_path[0] != '/'))
-		BAD("bound without an absolute socket path");
-	if ((hc.sock_lock >= 0) != (s->sock_lock_path != NULL))
-		BAD("socket lock without a path");
+	/* Names are removed on exit: each must be the one the command line
+	 * gives, and the socket's must be the listener's own address. */
+	if (s->sock_path && (!o->socket_path || strcmp(s->sock_path, o->socket_path)))
+		BAD("another socket path than the command line's");
+	if ((hc.sock_lock >= 0) != (s->sock_lock_path != NULL) ||
+	    (s->sock_lock_path &&
+	     (!s->sock_path || strncmp(s->sock_lock_path, s->sock_path, strlen(s->sock_path)) ||
+	      strcmp(s->sock_lock_path + strlen(s->sock_path), ".lock"))))
+		BAD("the socket lock is not <socket>.lock");
+	if (!same_name(s->reused_name, o) || !same_name(region_name, o))
+		BAD("another shared memory name than the command line's");
+	for (char *c = region_desc; c && *c; c++)
+		if (*c < 0x20 || *c > 0x7e)
+			*c = '?';
 	/* The region first: its size checks the header copy. */
 	if ((ret = claim(&fs, hc.region_fd, FD_FILE)) < 0)
 		BAD("the region fd is not an open file");
@@ -657,6 +685,15 @@ IVL_EXPORT int ivl_server_restore(struct ivl_server **out, const struct ivl_serv
 		if (getsockopt(s->lfd, SOL_SOCKET, SO_ACCEPTCONN, &v, &len) < 0 || !v || fl < 0 ||
 		    fcntl(s->lfd, F_SETFL, fl | O_NONBLOCK) < 0)
 			BAD("the listener does not listen");
+	}
+	if (hc.bound) {
+		struct sockaddr_un sa;
+		socklen_t len = sizeof(sa);
+
+		memset(&sa, 0, sizeof(sa));
+		if (!s->sock_path || getsockname(s->lfd, (struct sockaddr *)&sa, &len) < 0 ||
+		    sa.sun_family != AF_UNIX || strncmp(sa.sun_path, s->sock_path, sizeof(sa.sun_path)))
+			BAD("the listener is not bound to the socket path");
 	}
 	s->bound = hc.bound;
 	s->reused_kind = (enum ivl_region_kind)hc.reused_kind;

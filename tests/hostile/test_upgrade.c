@@ -271,10 +271,191 @@ static void upgrade_mid_traffic(void **state)
 	assert_int_equal(tu_count_fds(), mine);
 }
 
+static void copy_file(const char *from, const char *to)
+{
+	char *argv[] = {"/bin/cp", (char *)from, (char *)to, NULL};
+
+	assert_int_equal(tu_run(argv, 10000, NULL, NULL), 0);
+}
+
+/*
+ * The binary on disk is what runs after an upgrade, and an exec that fails
+ * leaves the old server running: a copy of the server is made unexecutable,
+ * upgraded (refused, still serving), then replaced by a new file the way a
+ * package upgrade does (rename), and upgraded again.
+ */
+static void exec_failure_keeps_serving(void **state)
+{
+	const char *dir = tu_tmpdir();
+	const char *sock = st_sock("upgf"), *shm = st_shm_name("upgf");
+	char bin[300], fresh[300], slog[300], exe[300], link[64];
+	char *argv[] = {bin, "-S", (char *)sock, "-M", (char *)shm, "-l", "1M", NULL};
+	struct st_peer a, b, c;
+	int mine = tu_count_fds(), base;
+	ssize_t n;
+	pid_t srv;
+
+	(void)state;
+	snprintf(bin, sizeof(bin), "%s", tu_path(dir, "ivlink-server-copy"));
+	snprintf(fresh, sizeof(fresh), "%s", tu_path(dir, "ivlink-server-new"));
+	snprintf(slog, sizeof(slog), "%s", tu_path(dir, "upgf-server.log"));
+	copy_file(tu_server_bin(), bin);
+	srv = tu_spawn(argv, slog);
+	assert_true(srv > 0);
+	st_track(srv);
+	assert_true(ho_wait_log(slog, "serving", 10000));
+	st_connect(&a, sock);
+	assert_int_equal(st_handshake(&a, 1, NULL, 0), 0);
+	base = ho_count_fds(srv);
+
+	assert_int_equal(chmod(bin, 0600), 0);
+	assert_int_equal(kill(srv, SIGUSR2), 0);
+	assert_true(ho_wait_log(slog, "cannot upgrade", 10000));
+	alive(srv);
+	/* Still serving, with the same fds: the state memfd is gone and
+	 * everything is close-on-exec again. */
+	assert_int_equal(ho_count_fds(srv), base);
+	st_connect(&b, sock);
+	assert_int_equal(st_handshake(&b, 1, (int[]){0}, 1), 1);
+	st_expect(&a, 1, true, false);
+
+	/* A new binary replaces the file: the upgrade runs it. */
+	copy_file(tu_server_bin(), fresh);
+	assert_int_equal(rename(fresh, bin), 0);
+	assert_int_equal(kill(srv, SIGUSR2), 0);
+	wait_upgrade(slog, 1);
+	alive(srv);
+	snprintf(link, sizeof(link), "/proc/%ld/exe", (long)srv);
+	n = readlink(link, exe, sizeof(exe) - 1);
+	assert_true(n > 0);
+	exe[n] = 0;
+	assert_string_equal(exe, bin); /* not "... (deleted)" */
+	st_connect(&c, sock);
+	assert_int_equal(st_handshake(&c, 1, (int[]){0, 1}, 2), 2);
+	st_expect(&a, 2, true, false);
+	st_expect(&b, 2, true, false);
+	st_close(&c);
+	st_expect(&a, 2, false, false);
+	st_expect(&b, 2, false, false);
+	assert_int_equal(ho_wait_fds(srv, base + 2, ST_TIMEOUT), base + 2);
+	st_close(&a);
+	st_close(&b);
+	st_stop(srv);
+	unlink(bin);
+	assert_int_equal(tu_count_fds(), mine);
+}
+
+/*
+ * The new image reads the state as untrusted input.  A real state (a
+ * server in this process with two peers) is corrupted one field at a
+ * time; each copy is restored in a child process, which must return an
+ * error or a valid server, never crash.  The server must also refuse a
+ * state fd that is garbage.
+ */
+static void corrupt_state_is_refused(void **state)
+{
+	const char *sock = st_sock("upgc"), *shm = st_shm_name("upgc");
+	struct ivl_server_opts o = {.socket_path = sock, .listen_fd = -1, .vectors = 2};
+	struct ivl_server *srv;
+	struct st_peer a, b;
+	unsigned char *good;
+	unsigned refused = 0, taken = 0;
+	int fd, mine = tu_count_fds();
+	off_t size;
+	size_t off;
+
+	(void)state;
+	o.region.kind = IVL_REGION_SHM;
+	o.region.name = shm;
+	o.region.size = 1 << 20;
+	o.region.flags = IVL_REGION_CREATE;
+	assert_int_equal(ivl_server_new(&srv, &o), 0);
+	st_connect(&a, sock);
+	st_connect(&b, sock);
+	for (int i = 0; i < 20; i++)
+		ivl_server_process(srv);
+	fd = ivl_server_save(srv);
+	assert_true(fd >= 0);
+	size = lseek(fd, 0, SEEK_END);
+	assert_true(size > 0);
+	assert_non_null(good = malloc((size_t)size));
+	assert_int_equal(pread(fd, good, (size_t)size, 0), size);
+	ivl_server_save_abort(srv, fd);
+
+	/* Every byte of the head and the first records, and a sample of the
+	 * rest: set to 0xff, flipped, zeroed. */
+	for (off = 0; off < (size_t)size; off += off < 512 ? 1 : 13) {
+		for (int how = 0; how < 3; how++) {
+			unsigned char *bad = malloc((size_t)size);
+			int st, mfd;
+			pid_t pid;
+
+			assert_non_null(bad);
+			memcpy(bad, good, (size_t)size);
+			bad[off] = how == 0 ? 0xff : how == 1 ? (unsigned char)~bad[off] : 0;
+			mfd = memfd_create("bad-state", MFD_CLOEXEC);
+			assert_true(mfd >= 0);
+			assert_int_equal(write(mfd, bad, (size_t)size), size);
+			free(bad);
+			pid = fork();
+			assert_true(pid >= 0);
+			if (pid == 0) {
+				struct ivl_server *t = NULL;
+
+				_exit(ivl_server_restore(&t, &o, mfd) == 0 ? 0 : 3);
+			}
+			close(mfd);
+			assert_int_equal(waitpid(pid, &st, 0), pid);
+			if (!WIFEXITED(st))
+				fail_msg("restore crashed on byte %zu (way %d): signal %d", off,
+					 how, WTERMSIG(st));
+			if (WEXITSTATUS(st) == 3)
+				refused++;
+			else
+				taken++;
+		}
+	}
+	printf("# corrupted states: %u refused, %u accepted (counters, pids, names)\n",
+	       refused, taken);
+	assert_true(refused > 0);
+	/* The server in this process is untouched by all that. */
+	ivl_server_process(srv);
+	st_close(&a);
+	st_close(&b);
+	for (int i = 0; i < 20; i++)
+		ivl_server_process(srv);
+	free(good);
+	ivl_server_free(srv);
+	assert_int_equal(tu_count_fds(), mine);
+
+	/* Garbage in the variable, and an fd that is not open. */
+	{
+		char *argv[] = {(char *)tu_server_bin(), "-S", (char *)sock, "-M", (char *)shm,
+				NULL};
+		const char *vals[] = {"999", "abc", "-1", NULL};
+
+		for (int i = 0; vals[i]; i++) {
+			char *out = NULL, *err = NULL;
+			int ret;
+
+			setenv("IVLINK_SERVER_STATE_FD", vals[i], 1);
+			ret = tu_run(argv, 10000, &out, &err);
+			unsetenv("IVLINK_SERVER_STATE_FD");
+			assert_true(ret > 0 && ret < 128);
+			assert_non_null(err);
+			assert_non_null(strstr(err, "IVLINK_SERVER_STATE_FD"));
+			free(out);
+			free(err);
+		}
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(upgrade_mid_traffic),
+	    cmocka_unit_test(exec_failure_keeps_serving),
+	    cmocka_unit_test(corrupt_state_is_refused),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
