@@ -441,7 +441,7 @@ static int read_all(int fd, struct rbuf *r)
 	} while (0)
 
 static int restore_peer(struct ivl_server *s, struct rbuf *r, struct fdset *fs,
-			struct ivl__sfd **tab, uint32_t nfd)
+			struct ivl__sfd **tab, uint8_t *owned, uint32_t nfd)
 {
 	const struct st_peer *sp = take(r, sizeof(*sp));
 	struct ivl__speer *p;
@@ -485,10 +485,14 @@ static int restore_peer(struct ivl_server *s, struct rbuf *r, struct fdset *fs,
 	for (v = 0; !ret && v < sp->nvec; v++) {
 		const uint32_t *idx = take(r, sizeof(*idx));
 
-		if (!idx || *idx >= nfd || *idx == 0 /* the region */)
+		/* An eventfd (not the region, index 0) of this peer only. */
+		if (!idx || *idx >= nfd || *idx == 0 || owned[*idx])
 			ret = -EINVAL;
-		else
-			p->vec[p->nvec++] = tab[*idx], tab[*idx]->refs++;
+		else {
+			owned[*idx] = 1;
+			p->vec[p->nvec++] = tab[*idx];
+			tab[*idx]->refs++;
+		}
 	}
 	if (!ret && sp->qlen) {
 		if (!(p->q = calloc((size_t)sp->qlen, sizeof(*p->q))))
@@ -498,7 +502,15 @@ static int restore_peer(struct ivl_server *s, struct rbuf *r, struct fdset *fs,
 	for (k = 0; !ret && k < sp->qlen; k++) {
 		const struct st_msg *m = take(r, sizeof(*m));
 
-		if (!m || (m->fd_idx != NO_FD && m->fd_idx >= nfd)) {
+		/* What the server sends (§1): the region with -1, a vector
+		 * with its owner's ID, else the version, an ID or an
+		 * extension message. */
+		if (!m || (m->fd_idx != NO_FD && m->fd_idx >= nfd) ||
+		    (m->fd_idx == 0 && m->value != -1) ||
+		    (m->fd_idx != NO_FD && m->fd_idx > 0 &&
+		     (m->value < 0 || m->value >= (int64_t)s->id_limit)) ||
+		    (m->fd_idx == NO_FD && !IVL_EXT_IS(m->value) &&
+		     (m->value < 0 || m->value >= (int64_t)s->id_limit))) {
 			ret = -EINVAL;
 			break;
 		}
@@ -570,6 +582,7 @@ IVL_EXPORT int ivl_server_restore(struct ivl_server **out, const struct ivl_serv
 	int ret = 0, shm_fd;
 	struct ivl_server *s = NULL;
 	size_t queued = 0;
+	uint8_t *owned = NULL;
 
 	if (out)
 		*out = NULL;
@@ -722,11 +735,18 @@ IVL_EXPORT int ivl_server_restore(struct ivl_server **out, const struct ivl_serv
 	}
 	s->shm = tab[0];
 	s->shm->refs++;
+	if (!(owned = calloc(hc.nfd, 1)))
+		BAD("out of memory");
 	for (i = 0; i < hc.npeers; i++) {
-		ret = restore_peer(s, &r, &fs, tab, hc.nfd);
+		ret = restore_peer(s, &r, &fs, tab, owned, hc.nfd);
 		if (ret < 0)
 			BAD("a bad peer record");
 	}
+	for (i = 1; i < hc.nfd; i++)
+		if (!owned[i])
+			BAD("an eventfd of no peer");
+	free(owned);
+	owned = NULL;
 	if (r.off != r.len)
 		BAD("trailing bytes");
 	/* Every eventfd belongs to a peer (the table holds only referenced
@@ -767,6 +787,7 @@ IVL_EXPORT int ivl_server_restore(struct ivl_server **out, const struct ivl_serv
 	*out = s;
 	return 0;
 fail:
+	free(owned);
 	if (tab) {
 		for (i = 0; i < hc.nfd && tab[i]; i++)
 			ivl__sfd_unref(s, tab[i]);

@@ -169,10 +169,22 @@ static void upgrade_mid_traffic(void **state)
 	expect_join(&b, 2, NULL);
 	assert_true(ho_wait_log(llog, "self peer 2", ST_TIMEOUT));
 	l_id = 2;
+	/* The stuck peer says hello: its welcome (an extension message)
+	 * waits in its queue with everything else. */
 	st_connect(&s, sock);
+	{
+		struct ivl_wire_hello h = {.magic = IVL_HELLO_MAGIC,
+					   .version = IVL_HELLO_VERSION,
+					   .size = sizeof(h),
+					   .features = IVL_FEAT_HELLO};
+
+		memcpy(h.name, "stuck", 5);
+		assert_int_equal(write(s.sock, &h, sizeof(h)), sizeof(h));
+	}
 	expect_join(&a, 3, NULL);
 	expect_join(&b, 3, NULL);
 	assert_true(ho_wait_log(llog, "join peer 3", ST_TIMEOUT));
+	assert_true(ho_wait_log(slog, "peer 3 is \"stuck\"", ST_TIMEOUT));
 	for (i = 0; i < 4; i++)
 		others[i] = i;
 	before = ho_count_fds(srv);
@@ -222,6 +234,13 @@ static void upgrade_mid_traffic(void **state)
 	/* The peer that never read gets its whole stream now, once. */
 	handshake_keep(&s, (int[]){0, 1, 2}, 3, -1, NULL, NULL);
 	assert_int_equal(s.id, 3);
+	{
+		struct ivl_msg m;
+
+		assert_int_equal(st_recv(&s, &m, ST_TIMEOUT), 1);
+		assert_true(m.fd < 0 && IVL_EXT_IS(m.value) &&
+			    IVL_EXT_OP(m.value) == IVL_EXT_WELCOME);
+	}
 	for (i = 0; i < UPGRADES; i++)
 		expect_join(&s, 4 + i, NULL);
 	st_expect_quiet(&s, 50);
