@@ -348,6 +348,16 @@ static const void *take(struct rbuf *r, size_t n)
 	return p;
 }
 
+/* Copy the next @n bytes out (the records follow strings: unaligned). */
+static bool take_copy(struct rbuf *r, void *dst, size_t n)
+{
+	const void *p = take(r, n);
+
+	if (p)
+		memcpy(dst, p, n);
+	return p != NULL;
+}
+
 static int take_str(struct rbuf *r, uint32_t len, char **out)
 {
 	const char *p;
@@ -443,7 +453,8 @@ static int read_all(int fd, struct rbuf *r)
 static int restore_peer(struct ivl_server *s, struct rbuf *r, struct fdset *fs,
 			struct ivl__sfd **tab, uint8_t *owned, uint32_t nfd)
 {
-	const struct st_peer *sp = take(r, sizeof(*sp));
+	struct st_peer spc;
+	const struct st_peer *sp = take_copy(r, &spc, sizeof(spc)) ? &spc : NULL;
 	struct ivl__speer *p;
 	struct epoll_event ev;
 	uint32_t v;
@@ -483,15 +494,15 @@ static int restore_peer(struct ivl_server *s, struct rbuf *r, struct fdset *fs,
 	else if (!p->hello_done && ivl__hello_check(p->hello, p->hello_have, p->name) < 0)
 		ret = -EINVAL;
 	for (v = 0; !ret && v < sp->nvec; v++) {
-		const uint32_t *idx = take(r, sizeof(*idx));
+		uint32_t idx;
 
 		/* An eventfd (not the region, index 0) of this peer only. */
-		if (!idx || *idx >= nfd || *idx == 0 || owned[*idx])
+		if (!take_copy(r, &idx, sizeof(idx)) || idx >= nfd || idx == 0 || owned[idx])
 			ret = -EINVAL;
 		else {
-			owned[*idx] = 1;
-			p->vec[p->nvec++] = tab[*idx];
-			tab[*idx]->refs++;
+			owned[idx] = 1;
+			p->vec[p->nvec++] = tab[idx];
+			tab[idx]->refs++;
 		}
 	}
 	if (!ret && sp->qlen) {
@@ -500,7 +511,8 @@ static int restore_peer(struct ivl_server *s, struct rbuf *r, struct fdset *fs,
 		p->qcap = (size_t)sp->qlen;
 	}
 	for (k = 0; !ret && k < sp->qlen; k++) {
-		const struct st_msg *m = take(r, sizeof(*m));
+		struct st_msg mc;
+		const struct st_msg *m = take_copy(r, &mc, sizeof(mc)) ? &mc : NULL;
 
 		/* What the server sends (§1): the region with -1, a vector
 		 * with its owner's ID, else the version, an ID or an
@@ -573,7 +585,6 @@ IVL_EXPORT int ivl_server_restore(struct ivl_server **out, const struct ivl_serv
 	struct rbuf r = {0};
 	struct fdset fs = {0};
 	struct ivl__sfd **tab = NULL;
-	const struct st_head *h;
 	struct st_head hc = {0};
 	_Alignas(8) struct ivl_shm_header vcopy;
 	char *region_name = NULL, *region_desc = NULL;
@@ -594,9 +605,8 @@ IVL_EXPORT int ivl_server_restore(struct ivl_server **out, const struct ivl_serv
 	ivl__close(state_fd);
 	if (ret < 0)
 		BAD("cannot read it");
-	if (!(h = take(&r, sizeof(*h))))
+	if (!take_copy(&r, &hc, sizeof(hc)))
 		BAD("too short");
-	memcpy(&hc, h, sizeof(hc));
 	if (memcmp(hc.magic, ST_MAGIC, sizeof(hc.magic)) || hc.version != ST_VERSION ||
 	    hc.head_size != sizeof(hc) || hc.total != r.len)
 		BAD("not a state of this version");
@@ -716,13 +726,13 @@ IVL_EXPORT int ivl_server_restore(struct ivl_server **out, const struct ivl_serv
 	if (!(tab = calloc(hc.nfd, sizeof(*tab))))
 		BAD("out of memory");
 	for (i = 0; i < hc.nfd; i++) {
-		const int32_t *fd = take(&r, sizeof(*fd));
+		int32_t fd;
 
-		if (!fd)
+		if (!take_copy(&r, &fd, sizeof(fd)))
 			BAD("truncated fd table");
-		if ((ret = claim(&fs, *fd, i ? FD_EVENT : FD_FILE)) < 0)
+		if ((ret = claim(&fs, fd, i ? FD_EVENT : FD_FILE)) < 0)
 			BAD(i ? "an eventfd is not an open eventfd" : "the shared region fd is bad");
-		if (!(tab[i] = ivl__sfd_new(s, *fd)))
+		if (!(tab[i] = ivl__sfd_new(s, fd)))
 			BAD("out of memory");
 	}
 	shm_fd = tab[0]->fd;
