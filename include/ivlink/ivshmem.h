@@ -215,6 +215,30 @@ int ivl_server_peers(const struct ivl_server *s, struct ivl_server_peer_info *in
 void ivl_server_get_stats(const struct ivl_server *s, struct ivl_server_stats *st);
 const struct ivl_region *ivl_server_region(const struct ivl_server *s);
 
+/*
+ * Live upgrade (docs/upgrade.md).  ivl_server_save() writes the whole state
+ * (every peer's ID, socket, eventfds, hello and unsent messages; the
+ * listener; the region, its name and the header copy; both locks; the
+ * counters) into a new memfd, seals it, and clears FD_CLOEXEC on it and on
+ * every fd the state names, so that an execve() keeps them all.  Pending
+ * drops and flushes are done first.  Returns the memfd, or -errno with the
+ * server unchanged.  The server stays usable: if the exec does not happen,
+ * ivl_server_save_abort() sets FD_CLOEXEC again and closes the memfd.
+ *
+ * ivl_server_restore() rebuilds a server, in the new program image, from
+ * such a memfd (ownership taken).  The state is untrusted input: every
+ * count, ID, index, length and fd (open, of the right type, named once, the
+ * locks still ours) is checked; on any failure it returns -EINVAL (or
+ * -ENOMEM, -errno), logs why, and removes no name.  Vectors, max_peers, raw
+ * and the queue limits are the running server's (a warning says so if
+ * @opts asks otherwise); the allow lists come from @opts.  Unsent messages
+ * are sent from the first call on.  Peers see nothing: no leave, no join.
+ */
+int ivl_server_save(struct ivl_server *s);
+void ivl_server_save_abort(struct ivl_server *s, int state_fd);
+int ivl_server_restore(struct ivl_server **out, const struct ivl_server_opts *opts,
+		       int state_fd);
+
 /* Mark the header CLOSED, close every peer, remove the socket path (if the
  * server bound it) and the shm/file name (if it created it), free.  NULL is
  * a no-op. */

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <ivlink/log.h>
+#include <ivlink/region.h>
 
 /* Public functions are defined with IVL_EXPORT; everything else is hidden. */
 #define IVL_EXPORT __attribute__((visibility("default")))
@@ -56,6 +57,15 @@ int ivl__fd_locked(int fd);
 bool ivl__guard_lost(int slot);
 void ivl__guard_del(int slot);
 
+/* region.c, for the server's live upgrade: the name a region removes on
+ * ivl_region_unlink() (NULL: none) and its kind; and a region rebuilt from
+ * an inherited @fd (ownership taken, closed on error) that keeps that name
+ * and description. */
+const char *ivl__region_unlink_name(const struct ivl_region *r, enum ivl_region_kind *kind);
+void ivl__region_forget_name(struct ivl_region *r);
+int ivl__region_adopt(struct ivl_region **out, int fd, enum ivl_region_kind kind,
+		      const char *unlink_name, const char *desc);
+
 #endif
 }
 
@@ -77,5 +87,14 @@ int ivl__lock_fd(int fd);
 int ivl__fd_locked(int fd);
 bool ivl__guard_lost(int slot);
 void ivl__guard_del(int slot);
+
+/* region.c, for the server's live upgrade: the name a region removes on
+ * ivl_region_unlink() (NULL: none) and its kind; and a region rebuilt from
+ * an inherited @fd (ownership taken, closed on error) that keeps that name
+ * and description. */
+const char *ivl__region_unlink_name(const struct ivl_region *r, enum ivl_region_kind *kind);
+void ivl__region_forget_name(struct ivl_region *r);
+int ivl__region_adopt(struct ivl_region **out, int fd, enum ivl_region_kind kind,
+		      const char *unlink_name, const char *desc);
 
 #endif

@@ -328,6 +328,37 @@ IVL_EXPORT int ivl_region_from_fd(struct ivl_region **out, int fd)
 	return 0;
 }
 
+const char *ivl__region_unlink_name(const struct ivl_region *r, enum ivl_region_kind *kind)
+{
+	*kind = r->kind;
+	return r->unlink_name;
+}
+
+void ivl__region_forget_name(struct ivl_region *r)
+{
+	free(r->unlink_name);
+	r->unlink_name = NULL;
+}
+
+int ivl__region_adopt(struct ivl_region **out, int fd, enum ivl_region_kind kind,
+		      const char *unlink_name, const char *desc)
+{
+	struct ivl_region *r;
+	int ret = ivl_region_from_fd(&r, fd);
+
+	if (ret < 0)
+		return ret;
+	r->kind = kind;
+	if (unlink_name && !(r->unlink_name = strdup(unlink_name))) {
+		ivl_region_free(r);
+		return -ENOMEM;
+	}
+	if (desc && *desc)
+		snprintf(r->desc, sizeof(r->desc), "%s", desc);
+	*out = r;
+	return 0;
+}
+
 IVL_EXPORT void *ivl_region_base(const struct ivl_region *r)
 {
 	return r ? r->base : NULL;

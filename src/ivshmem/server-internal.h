@@ -24,6 +24,7 @@
 struct ivl__sfd {
 	int fd;
 	unsigned refs;
+	uint32_t mark; /* server-state.c: index + 1 while saving, else 0 */
 };
 
 struct ivl__smsg {
@@ -108,6 +109,7 @@ struct ivl_server {
 
 	uint64_t accepted, refused, dropped, messages_sent;
 	unsigned nfds; /* fds owned by the server, shared ones included */
+	uint32_t generation; /* live upgrades so far (server-state.c) */
 };
 
 /* epoll_event.data.u64: the kind in the top byte; peers add serial and ID. */
@@ -117,6 +119,12 @@ struct ivl_server {
 #define IVL__EV_KIND(u) ((u) >> 56)
 #define IVL__EV_PEER_DATA(serial, id)                                                              \
 	((IVL__EV_PEER << 56) | ((uint64_t)(uint32_t)(serial) << 16) | (uint16_t)(id))
+
+/* server.c: a server with its options copied and its epoll fd, timer and
+ * reserve fd made, nothing else (-errno; freed on error); then watch its
+ * listener and timer. */
+int ivl__server_alloc(struct ivl_server **out, const struct ivl_server_opts *o);
+int ivl__server_watch(struct ivl_server *s);
 
 /* server-region.c: create or take over the region; write the header. */
 int ivl__server_open_region(struct ivl_server *s, const struct ivl_server_opts *o);
@@ -130,6 +138,7 @@ struct ivl__sfd *ivl__sfd_new(struct ivl_server *s, int fd);
 void ivl__sfd_unref(struct ivl_server *s, struct ivl__sfd *f);
 int ivl__peer_join(struct ivl_server *s, int sock, pid_t pid, uid_t uid, gid_t gid);
 void ivl__peer_event(struct ivl_server *s, uint64_t data, uint32_t events);
+void ivl__peer_mark_dirty(struct ivl_server *s, struct ivl__speer *p);
 void ivl__peer_doom(struct ivl_server *s, struct ivl__speer *p, const char *why);
 void ivl__peer_free(struct ivl_server *s, struct ivl__speer *p);
 /* Flush dirty peers and drop doomed ones until nothing is left to do. */

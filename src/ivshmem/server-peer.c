@@ -29,6 +29,7 @@ struct ivl__sfd *ivl__sfd_new(struct ivl_server *s, int fd)
 		return NULL;
 	f->fd = fd;
 	f->refs = 1;
+	f->mark = 0;
 	s->nfds++;
 	return f;
 }
@@ -86,7 +87,7 @@ static void header_join(struct ivl_server *s, struct ivl__speer *p)
 	ivl__peer_set_state(s, p, IVL_PEER_JOINED);
 }
 
-static void mark_dirty(struct ivl_server *s, struct ivl__speer *p)
+void ivl__peer_mark_dirty(struct ivl_server *s, struct ivl__speer *p)
 {
 	if (p->dirty || p->doomed)
 		return;
@@ -152,7 +153,7 @@ static void enqueue(struct ivl_server *s, struct ivl__speer *p, int64_t value, s
 	p->q[(p->qhead + p->qlen) % p->qcap] = (struct ivl__smsg){value, sfd_ref(f)};
 	p->qlen++;
 	p->qfds += f != NULL;
-	mark_dirty(s, p);
+	ivl__peer_mark_dirty(s, p);
 }
 
 static int set_events(struct ivl_server *s, struct ivl__speer *p, bool out)
@@ -467,7 +468,7 @@ void ivl__server_unblock(struct ivl_server *s)
 		if (p && p->blocked) {
 			p->blocked = false;
 			s->nblocked--;
-			mark_dirty(s, p);
+			ivl__peer_mark_dirty(s, p);
 		}
 	}
 }
@@ -589,7 +590,7 @@ void ivl__peer_event(struct ivl_server *s, uint64_t data, uint32_t events)
 	if (p->doomed)
 		return;
 	if (events & EPOLLOUT)
-		mark_dirty(s, p);
+		ivl__peer_mark_dirty(s, p);
 	if (events & (EPOLLHUP | EPOLLERR)) {
 		/* EPOLLIN with EOF was handled above; a hang-up without
 		 * readable data is the same departure. */

@@ -232,6 +232,40 @@ static int copy_opts(struct ivl_server *s, const struct ivl_server_opts *o)
 	return 0;
 }
 
+int ivl__server_alloc(struct ivl_server **out, const struct ivl_server_opts *o)
+{
+	struct ivl_server *s = calloc(1, sizeof(*s));
+	int ret;
+
+	*out = NULL;
+	if (!s)
+		return -ENOMEM;
+	s->epfd = s->tfd = s->reserve_fd = s->region_lock = s->sock_lock = s->lfd = -1;
+	ret = copy_opts(s, o);
+	if (ret < 0)
+		goto fail;
+	s->epfd = epoll_create1(EPOLL_CLOEXEC);
+	s->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	s->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (s->epfd < 0 || s->tfd < 0 || s->reserve_fd < 0) {
+		ret = -errno;
+		goto fail;
+	}
+	s->nfds += 3;
+	*out = s;
+	return 0;
+fail:
+	ivl_server_free(s);
+	return ret;
+}
+
+int ivl__server_watch(struct ivl_server *s)
+{
+	int ret = epoll_add(s, s->lfd, IVL__EV_LISTEN << 56);
+
+	return ret < 0 ? ret : epoll_add(s, s->tfd, IVL__EV_TIMER << 56);
+}
+
 IVL_EXPORT int ivl_server_new(struct ivl_server **out, const struct ivl_server_opts *o)
 {
 	struct ivl_server *s;
@@ -259,29 +293,18 @@ IVL_EXPORT int ivl_server_new(struct ivl_server **out, const struct ivl_server_o
 			 sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
 		return -ENAMETOOLONG;
 	}
-	if (!(s = calloc(1, sizeof(*s)))) {
+	ret = ivl__server_alloc(&s, o);
+	if (ret < 0) {
 		ivl__close(lfd);
-		return -ENOMEM;
+		return ret;
 	}
-	s->epfd = s->tfd = s->reserve_fd = s->region_lock = s->sock_lock = -1;
 	s->lfd = lfd;
 	if (s->lfd >= 0)
 		s->nfds++;
-	ret = copy_opts(s, o);
-	if (ret < 0)
-		goto fail;
 	if (o->socket_path && !(s->sock_path = strdup(o->socket_path))) {
 		ret = -ENOMEM;
 		goto fail;
 	}
-	s->epfd = epoll_create1(EPOLL_CLOEXEC);
-	s->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-	s->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-	if (s->epfd < 0 || s->tfd < 0 || s->reserve_fd < 0) {
-		ret = -errno;
-		goto fail;
-	}
-	s->nfds += 3;
 	if (s->lfd >= 0) {
 		/* Socket activation: the listener is ready; only make it
 		 * non-blocking, as accept() must never wait. */
@@ -319,8 +342,7 @@ IVL_EXPORT int ivl_server_new(struct ivl_server **out, const struct ivl_server_o
 		ret = -ENOMEM;
 		goto fail;
 	}
-	if ((ret = epoll_add(s, s->lfd, IVL__EV_LISTEN << 56)) < 0 ||
-	    (ret = epoll_add(s, s->tfd, IVL__EV_TIMER << 56)) < 0)
+	if ((ret = ivl__server_watch(s)) < 0)
 		goto fail;
 	ivl__info("serving %s on %s: %u vectors, up to %u peers%s", ivl_region_describe(s->region),
 		  s->sock_path ? s->sock_path : "(inherited socket)", s->vectors, s->max_peers,

@@ -29,6 +29,7 @@
 #include <ivlink/ivshmem.h>
 
 #include "fuzz.h"
+#include "fuzz_fds.h"
 
 #define MANY_FDS 32
 
@@ -38,20 +39,6 @@ struct model {
 	int ids, shms, welcomes;
 	int dead; /* the error that killed the session, or 0 */
 };
-
-static int count_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	struct dirent *e;
-	int n = 0;
-
-	FUZZ_CHECK(d);
-	while ((e = readdir(d)))
-		if (e->d_name[0] != '.')
-			n++;
-	closedir(d);
-	return n - 1;
-}
 
 static int template_fd(void)
 {
@@ -283,7 +270,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size < 1)
 		return 0;
 	template_fd();
-	before = count_fds();
+	before = fuzz_count_fds();
 	memset(&m, 0, sizeof(m));
 	m.max_vectors = (data[0] & 63u) + 1;
 	FUZZ_CHECK(ivl_cs_new(&m.cs, m.max_vectors) == 0);
@@ -294,6 +281,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	ivl_cs_free(m.cs);
 	/* Every fd the "server" sent was either handed to us in an event
 	 * (and closed above) or closed by the library. */
-	FUZZ_CHECK(count_fds() == before);
+	FUZZ_CHECK(fuzz_count_fds() == before);
 	return 0;
 }

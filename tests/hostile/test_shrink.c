@@ -134,6 +134,10 @@ static void shrink_shm_to_zero(void **state)
 				      "--control", ctl, NULL});
 	assert_int_equal(tu_wait_socket(ctl, 10000), 0);
 	assert_true(ho_wait_log(slog, "peer 2 joined", ST_TIMEOUT));
+	/* Joined is not mapped: `ivlink listen` prints its ID once it has
+	 * mapped the region (on a loaded machine it could otherwise get the
+	 * region only after the shrink, refuse it, and leave). */
+	assert_true(ho_wait_log(tu_path(dir, "listen.log"), "self peer", ST_TIMEOUT));
 
 	/* The attacker: an ordinary peer with the others' doorbells. */
 	st_connect(&a, sock);

@@ -32,6 +32,8 @@
 
 #define PROG "ivlink-server"
 #define MAX_ALLOW 64
+/* Set by a server that re-executes itself (SIGUSR2): the fd of its state. */
+#define STATE_ENV "IVLINK_SERVER_STATE_FD"
 
 struct config {
 	struct ivl_server_opts so;
@@ -118,7 +120,10 @@ static void usage(FILE *f)
 		   "  -p, --pid-file FILE   write the server's pid to FILE\n"
 		   "  -v, --verbose         debug logging\n"
 		   "  -V, --version         print the version\n"
-		   "  -h, --help            this help\n");
+		   "  -h, --help            this help\n\n"
+		   "Signals: SIGTERM/SIGINT/SIGHUP stop the server; SIGUSR2 re-executes\n"
+		   "the binary on disk, keeping every peer, ID, eventfd and the region\n"
+		   "(live upgrade).\n");
 }
 
 static int usage_error(const char *what, const char *why)
@@ -444,7 +449,81 @@ static void notify_status(struct ivl_server *srv, unsigned *last_peers)
 #endif
 }
 
-static int run(struct ivl_server *srv, int sfd)
+/* The binary on disk: /proc/self/exe names the running image, which a
+ * package upgrade has replaced (" (deleted)"); its path is the new one. */
+static char exe_path[PATH_MAX];
+
+static void find_exe(void)
+{
+	ssize_t n = readlink("/proc/self/exe", exe_path, sizeof(exe_path) - 1);
+	static const char del[] = " (deleted)";
+
+	if (n <= 0) {
+		exe_path[0] = 0;
+		return;
+	}
+	exe_path[n] = 0;
+	if ((size_t)n > sizeof(del) - 1 && !strcmp(exe_path + n - (sizeof(del) - 1), del))
+		exe_path[n - (sizeof(del) - 1)] = 0;
+}
+
+/*
+ * SIGUSR2: live upgrade (docs/upgrade.md).  The state goes into a sealed
+ * memfd, every fd it names stays open across execve(), and the same pid
+ * runs the binary on disk with the same arguments.  Returns only if the
+ * exec failed: the server keeps running as before.
+ */
+static void upgrade(struct ivl_server *srv, char **argv)
+{
+	char num[16];
+	int fd, err;
+
+	if (!exe_path[0]) {
+		fprintf(stderr, "<3>cannot upgrade: the path of the binary is unknown; still "
+				"running\n");
+		return;
+	}
+	fd = ivl_server_save(srv);
+	if (fd < 0) {
+		fprintf(stderr, "<3>cannot upgrade: cannot save the state: %s; still running\n",
+			strerror(-fd));
+		return;
+	}
+	snprintf(num, sizeof(num), "%d", fd);
+	fprintf(stderr, "<5>upgrading: executing %s\n", exe_path);
+#if HAVE_LIBSYSTEMD
+	sd_notify(0, "RELOADING=1");
+#endif
+	if (setenv(STATE_ENV, num, 1) == 0)
+		execv(exe_path, argv);
+	err = errno;
+	unsetenv(STATE_ENV);
+	ivl_server_save_abort(srv, fd);
+	fprintf(stderr, "<3>cannot upgrade: cannot execute %s: %s; still running\n", exe_path,
+		strerror(err));
+#if HAVE_LIBSYSTEMD
+	sd_notifyf(0, "READY=1\nMAINPID=%lu", (unsigned long)getpid());
+#endif
+}
+
+/* The state fd a previous image of this server left (STATE_ENV), or -1. */
+static int inherited_state(void)
+{
+	const char *v = getenv(STATE_ENV);
+	unsigned long fd;
+	int ret = -1;
+
+	if (!v)
+		return -1;
+	if (parse_ulong(v, 0, INT_MAX, 10, &fd) == 0 && fcntl((int)fd, F_GETFD) >= 0)
+		ret = (int)fd;
+	else
+		fprintf(stderr, PROG ": %s=%s: not an open fd\n", STATE_ENV, v);
+	unsetenv(STATE_ENV);
+	return ret < 0 ? -2 : ret;
+}
+
+static int run(struct ivl_server *srv, int sfd, char **argv)
 {
 	unsigned last_peers = UINT_MAX;
 
@@ -466,6 +545,10 @@ static int run(struct ivl_server *srv, int sfd)
 			struct signalfd_siginfo si;
 
 			if (read(sfd, &si, sizeof(si)) == sizeof(si)) {
+				if (si.ssi_signo == SIGUSR2) {
+					upgrade(srv, argv);
+					continue;
+				}
 				fprintf(stderr, "<5>signal %u received, exiting\n", si.ssi_signo);
 				return 0;
 			}
@@ -499,7 +582,7 @@ int main(int argc, char **argv)
 	static struct config cfg;
 	struct ivl_server *srv = NULL;
 	sigset_t mask;
-	int ret, sfd = -1, ready_fd = -1, status = 1;
+	int ret, sfd = -1, ready_fd = -1, status = 1, state_fd;
 	long nofile;
 
 	ret = parse_args(&cfg, argc, argv);
@@ -511,6 +594,7 @@ int main(int argc, char **argv)
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGINT);
 	sigaddset(&mask, SIGHUP);
+	sigaddset(&mask, SIGUSR2);
 	if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0 ||
 	    (sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK)) < 0) {
 		fprintf(stderr, PROG ": signalfd: %s\n", strerror(errno));
@@ -523,6 +607,21 @@ int main(int argc, char **argv)
 	else if (cfg.verbose)
 		fprintf(stderr, "<7>open file limit: %ld\n", nofile);
 
+	find_exe();
+	state_fd = inherited_state();
+	if (state_fd == -2)
+		return 1;
+	if (state_fd >= 0) {
+		/* A live upgrade: same pid, already detached, same sockets.
+		 * systemd's listen fds were kept inside the state. */
+		ret = ivl_server_restore(&srv, &cfg.so, state_fd);
+		if (ret < 0) {
+			fprintf(stderr, PROG ": cannot take over the running server's state: %s\n",
+				strerror(-ret));
+			goto out;
+		}
+		goto ready;
+	}
 	if (cfg.daemonize && (ret = daemonize(&ready_fd)) < 0) {
 		fprintf(stderr, PROG ": daemonize: %s\n", strerror(-ret));
 		return 1;
@@ -539,8 +638,10 @@ int main(int argc, char **argv)
 		cfg.pid_file = NULL;
 		goto out;
 	}
+ready:
 #if HAVE_LIBSYSTEMD
-	sd_notify(0, "READY=1");
+	/* MAINPID: also right after a re-exec (same pid) and with -D. */
+	sd_notifyf(0, "READY=1\nMAINPID=%lu", (unsigned long)getpid());
 #endif
 	if (ready_fd >= 0) {
 		if (chdir("/") < 0)
@@ -552,7 +653,7 @@ int main(int argc, char **argv)
 		close(ready_fd);
 		ready_fd = -1;
 	}
-	status = run(srv, sfd);
+	status = run(srv, sfd, argv);
 #if HAVE_LIBSYSTEMD
 	sd_notify(0, "STOPPING=1");
 #endif
