@@ -26,7 +26,7 @@ static int peek_poke(const char *sock, int v)
 	int old;
 
 	st_connect(&p, sock);
-	st_handshake(&p, 1, NULL, 0);
+	st_handshake_any(&p, 1);
 	m = mmap(NULL, SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, p.shm_fd, 0);
 	assert_true(m != MAP_FAILED);
 	old = m[SPOT];
@@ -86,7 +86,7 @@ static void drop_in_leaves_offset_0(void **state)
 	assert_true(ho_wait_log(log, "serving", 10000));
 	assert_true(ho_log_has(log, ", raw"));
 	st_connect(&p, sock);
-	st_handshake(&p, 1, NULL, 0);
+	st_handshake_any(&p, 1);
 	m = mmap(NULL, SIZE, PROT_READ, MAP_SHARED, p.shm_fd, 0);
 	assert_true(m != MAP_FAILED);
 	for (int i = 0; i < 4096 / 8; i++)

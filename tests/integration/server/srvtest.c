@@ -96,6 +96,31 @@ int st_handshake(struct st_peer *p, unsigned vectors, const int *others, size_t 
 	return p->id;
 }
 
+int st_handshake_any(struct st_peer *p, unsigned vectors)
+{
+	struct ivl_msg m;
+	unsigned own = 0;
+
+	st_expect(p, 0, false, false);
+	assert_int_equal(st_recv(p, &m, ST_TIMEOUT), 1);
+	assert_true(m.fd < 0);
+	assert_true(m.value >= 0 && m.value <= 65535);
+	p->id = (int)m.value;
+	p->shm_fd = st_expect(p, -1, true, true);
+	/* Other peers' vectors (and leaves) may come first, in any number. */
+	while (own < vectors) {
+		assert_int_equal(st_recv(p, &m, ST_TIMEOUT), 1);
+		assert_true(m.value >= 0 && m.value <= 65535);
+		if (m.value == p->id) {
+			assert_true(m.fd >= 0);
+			own++;
+		}
+		if (m.fd >= 0)
+			close(m.fd);
+	}
+	return p->id;
+}
+
 int st_expect_refused(struct st_peer *p)
 {
 	struct ivl_msg m;

@@ -38,6 +38,10 @@ int st_expect(struct st_peer *p, int64_t value, bool with_fd, bool keep_fd);
  * for the own ID.  The shm fd is kept in p->shm_fd.  Returns the ID.
  */
 int st_handshake(struct st_peer *p, unsigned vectors, const int *others, size_t n_others);
+/* As st_handshake(), for a server that may still hold other peers (say a
+ * readiness probe whose leave it has not seen yet): their vectors and
+ * leaves are skipped until @vectors of my own are in.  Returns my ID. */
+int st_handshake_any(struct st_peer *p, unsigned vectors);
 
 /* The server must refuse the connection: the version and IVL_EXT_REFUSED,
  * then EOF (returns the reason, a positive errno), or EOF alone (out of fds
