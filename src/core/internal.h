@@ -42,30 +42,6 @@ static inline void ivl__cpu_relax(void)
 	__builtin_ia32_pause();
 #elif defined(__aarch64__)
 	__asm__ volatile("yield");
-/* guard.c: keep a SIGBUS in a mapping of an object that a peer can shrink
- * from killing the process.  add() returns a slot (>= 0) or -errno; lost()
- * tells whether pages of the mapping were replaced by zero pages after a
- * shrink; del() before munmap(). */
-int ivl__guard_add(void *base, size_t size);
-/* region.c: liveness from locks.  A running ivlink-server holds an OFD
- * write lock on the region (and on "<socket>.lock") for its whole life.
- * lock_fd() takes it without waiting: 0, -EADDRINUSE (held by another open
- * file description), -errno.  fd_locked() tells whether anyone holds it:
- * 1, 0, or -errno. */
-int ivl__lock_fd(int fd);
-int ivl__fd_locked(int fd);
-bool ivl__guard_lost(int slot);
-void ivl__guard_del(int slot);
-
-/* region.c, for the server's live upgrade: the name a region removes on
- * ivl_region_unlink() (NULL: none) and its kind; and a region rebuilt from
- * an inherited @fd (ownership taken, closed on error) that keeps that name
- * and description. */
-const char *ivl__region_unlink_name(const struct ivl_region *r, enum ivl_region_kind *kind);
-void ivl__region_forget_name(struct ivl_region *r);
-int ivl__region_adopt(struct ivl_region **out, int fd, enum ivl_region_kind kind,
-		      const char *unlink_name, const char *desc);
-
 #endif
 }
 
@@ -78,6 +54,9 @@ void ivl__sanitize_name(char *dst, const char *src, size_t len);
  * tells whether pages of the mapping were replaced by zero pages after a
  * shrink; del() before munmap(). */
 int ivl__guard_add(void *base, size_t size);
+bool ivl__guard_lost(int slot);
+void ivl__guard_del(int slot);
+
 /* region.c: liveness from locks.  A running ivlink-server holds an OFD
  * write lock on the region (and on "<socket>.lock") for its whole life.
  * lock_fd() takes it without waiting: 0, -EADDRINUSE (held by another open
@@ -85,8 +64,6 @@ int ivl__guard_add(void *base, size_t size);
  * 1, 0, or -errno. */
 int ivl__lock_fd(int fd);
 int ivl__fd_locked(int fd);
-bool ivl__guard_lost(int slot);
-void ivl__guard_del(int slot);
 
 /* region.c, for the server's live upgrade: the name a region removes on
  * ivl_region_unlink() (NULL: none) and its kind; and a region rebuilt from

@@ -443,6 +443,20 @@ static int read_all(int fd, struct rbuf *r)
 	return 0;
 }
 
+/* Take over an inherited lock file @fd (< 0: none) into *@dst: -EBADF if
+ * it is not an open file of ours to claim, -EADDRINUSE (or -errno) if the
+ * lock on it is not ours. */
+static int adopt_lock(struct ivl_server *s, struct fdset *fs, int fd, int *dst)
+{
+	if (fd < 0)
+		return 0;
+	if (claim(fs, fd, FD_FILE) < 0)
+		return -EBADF;
+	*dst = fd;
+	s->nfds++;
+	return ivl__lock_fd(fd) < 0 ? -EADDRINUSE : 0;
+}
+
 #define BAD(why)                                                                                   \
 	do {                                                                                       \
 		ivl__err("inherited server state: %s", why);                                       \
@@ -590,7 +604,7 @@ IVL_EXPORT int ivl_server_restore(struct ivl_server **out, const struct ivl_serv
 	char *region_name = NULL, *region_desc = NULL;
 	struct rlimit rl;
 	uint32_t i;
-	int ret = 0, shm_fd;
+	int ret = 0, lr, shm_fd;
 	struct ivl_server *s = NULL;
 	size_t queued = 0;
 	uint8_t *owned = NULL;
@@ -680,22 +694,12 @@ IVL_EXPORT int ivl_server_restore(struct ivl_server **out, const struct ivl_serv
 		    s->valid.max_peers != hc.max_peers || s->valid.vectors != hc.vectors)
 			BAD("the header copy does not fit the region");
 	}
-	if (hc.region_lock >= 0) {
-		if ((ret = claim(&fs, hc.region_lock, FD_FILE)) < 0)
-			BAD("the region lock is not an open file");
-		s->region_lock = hc.region_lock;
-		s->nfds++;
-		if (ivl__lock_fd(s->region_lock) < 0)
-			BAD("the region lock is not ours");
-	}
-	if (hc.sock_lock >= 0) {
-		if ((ret = claim(&fs, hc.sock_lock, FD_FILE)) < 0)
-			BAD("the socket lock is not an open file");
-		s->sock_lock = hc.sock_lock;
-		s->nfds++;
-		if (ivl__lock_fd(s->sock_lock) < 0)
-			BAD("the socket lock is not ours");
-	}
+	if ((lr = adopt_lock(s, &fs, hc.region_lock, &s->region_lock)) < 0)
+		BAD(lr == -EBADF ? "the region lock is not an open file"
+				 : "the region lock is not ours");
+	if ((lr = adopt_lock(s, &fs, hc.sock_lock, &s->sock_lock)) < 0)
+		BAD(lr == -EBADF ? "the socket lock is not an open file"
+				 : "the socket lock is not ours");
 	if ((ret = claim(&fs, hc.lfd, FD_SOCK)) < 0)
 		BAD("the listener is not an open socket");
 	s->lfd = hc.lfd;

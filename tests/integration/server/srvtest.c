@@ -76,11 +76,10 @@ int st_expect(struct st_peer *p, int64_t value, bool with_fd, bool keep_fd)
 	return m.fd;
 }
 
-int st_handshake(struct st_peer *p, unsigned vectors, const int *others, size_t n_others)
+/* The version, my ID and the region: the start of every handshake. */
+static void handshake_head(struct st_peer *p)
 {
 	struct ivl_msg m;
-	size_t i;
-	unsigned v;
 
 	st_expect(p, 0, false, false);
 	assert_int_equal(st_recv(p, &m, ST_TIMEOUT), 1);
@@ -88,6 +87,14 @@ int st_handshake(struct st_peer *p, unsigned vectors, const int *others, size_t 
 	assert_true(m.value >= 0 && m.value <= 65535);
 	p->id = (int)m.value;
 	p->shm_fd = st_expect(p, -1, true, true);
+}
+
+int st_handshake(struct st_peer *p, unsigned vectors, const int *others, size_t n_others)
+{
+	size_t i;
+	unsigned v;
+
+	handshake_head(p);
 	for (i = 0; i < n_others; i++)
 		for (v = 0; v < vectors; v++)
 			st_expect(p, others[i], true, false);
@@ -101,12 +108,7 @@ int st_handshake_any(struct st_peer *p, unsigned vectors)
 	struct ivl_msg m;
 	unsigned own = 0;
 
-	st_expect(p, 0, false, false);
-	assert_int_equal(st_recv(p, &m, ST_TIMEOUT), 1);
-	assert_true(m.fd < 0);
-	assert_true(m.value >= 0 && m.value <= 65535);
-	p->id = (int)m.value;
-	p->shm_fd = st_expect(p, -1, true, true);
+	handshake_head(p);
 	/* Other peers' vectors (and leaves) may come first, in any number. */
 	while (own < vectors) {
 		assert_int_equal(st_recv(p, &m, ST_TIMEOUT), 1);
