@@ -217,7 +217,7 @@ static int ivl_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	d->regs_len = pci_resource_len(pdev, IVL_BAR_REGS);
 	d->shm_start = pci_resource_start(pdev, IVL_BAR_SHM);
 	d->shm_len = pci_resource_len(pdev, IVL_BAR_SHM);
-	if (d->regs_len < IVL_DRV_REG_DOORBELL + 4 || !d->shm_len ||
+	if (d->regs_len < IVL_IVSHMEM_DOORBELL + 4 || !d->shm_len ||
 	    d->shm_len >= IVL_DRV_MMAP_REGS ||
 	    !IS_ALIGNED(d->shm_start | d->shm_len, PAGE_SIZE)) {
 		dev_err(&pdev->dev, "unexpected BARs (BAR0 %pa bytes, BAR2 %pa bytes)\n",
@@ -328,7 +328,7 @@ static void ivl_remove(struct pci_dev *pdev)
 }
 
 static const struct pci_device_id ivl_ids[] = {
-	{ PCI_DEVICE(PCI_VENDOR_ID_REDHAT_QUMRANET, 0x1110) },
+	{ PCI_DEVICE(IVL_IVSHMEM_VENDOR_ID, IVL_IVSHMEM_DEVICE_ID) },
 	{ 0 }
 };
 MODULE_DEVICE_TABLE(pci, ivl_ids);
@@ -350,7 +350,7 @@ int ivl_ring(struct ivl_ivshmem *d, u32 peer, u32 vector)
 	if (READ_ONCE(d->dead))
 		ret = -ENODEV;
 	else
-		iowrite32(peer << 16 | vector, d->regs + IVL_DRV_REG_DOORBELL);
+		iowrite32(IVL_IVSHMEM_DOORBELL_VALUE(peer, vector), d->regs + IVL_IVSHMEM_DOORBELL);
 	rcu_read_unlock();
 	return ret;
 }
@@ -395,7 +395,7 @@ u32 ivl_ivshmem_position(struct ivl_ivshmem *d)
 
 	rcu_read_lock();
 	if (!READ_ONCE(d->dead))
-		pos = ioread32(d->regs + IVL_DRV_REG_IVPOSITION);
+		pos = ioread32(d->regs + IVL_IVSHMEM_IVPOSITION);
 	rcu_read_unlock();
 	return pos;
 }

@@ -12,6 +12,9 @@ pkgs+=(qemu-system-x86 busybox-static cpio)
 # The guest kernel driver (kernel/): sparse for `make C=1`; the headers of
 # the guest kernel come from tests/qemu/setup.sh (same ABI number).
 pkgs+=(sparse make)
+# tests/headers builds the wire-format headers in a module against Debian's
+# current kernel headers.
+pkgs+=(linux-headers-amd64)
 
 missing=()
 for p in "${pkgs[@]}"; do
