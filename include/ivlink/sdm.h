@@ -151,14 +151,14 @@ struct ivl_sdm_stats {
  * @from is the sender's ID (0 for the master).  @sig is valid only during
  * the call.
  */
-typedef void (*ivl_sdm_handler_fn)(struct ivl_sdm *sdm, const struct ivl_sdm_signal *sig,
+typedef void ivl_sdm_handler_fn(struct ivl_sdm *sdm, const struct ivl_sdm_signal *sig,
 				uint16_t from, void *opaque);
 /*
  * Action: for BOOT and RESET, runs before the handler ("do the hardware
  * action, then forward the signal").  Return 0 to forward the signal to the
  * handler, < 0 to drop it (counted in dropped_action).
  */
-typedef int (*ivl_sdm_action_fn)(struct ivl_sdm *sdm, const struct ivl_sdm_signal *sig, uint16_t from,
+typedef int ivl_sdm_action_fn(struct ivl_sdm *sdm, const struct ivl_sdm_signal *sig, uint16_t from,
 			      void *opaque);
 
 /* ---- local bus ---------------------------------------------------------- */
@@ -245,9 +245,9 @@ int ivl_sdm_send(struct ivl_sdm *sdm, const struct ivl_sdm_signal *sig);
 int ivl_sdm_send_batch(struct ivl_sdm *sdm, const struct ivl_sdm_signal *sigs, size_t n);
 
 /* Install (or with NULL remove) the handler of @type.  Errors: -EINVAL. */
-int ivl_sdm_set_handler(struct ivl_sdm *sdm, uint32_t type, ivl_sdm_handler_fn fn, void *opaque);
+int ivl_sdm_set_handler(struct ivl_sdm *sdm, uint32_t type, ivl_sdm_handler_fn *fn, void *opaque);
 /* Install the action of BOOT or RESET.  Errors: -EINVAL (IRQ or unknown). */
-int ivl_sdm_set_action(struct ivl_sdm *sdm, uint32_t type, ivl_sdm_action_fn fn, void *opaque);
+int ivl_sdm_set_action(struct ivl_sdm *sdm, uint32_t type, ivl_sdm_action_fn *fn, void *opaque);
 
 int ivl_sdm_get_config(const struct ivl_sdm *sdm, struct ivl_sdm_config *cfg);
 /*

@@ -22,6 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <ivlink/msi.h>
 #include <ivlink/proto/transport.h>
 
 #ifdef __cplusplus
@@ -58,7 +59,7 @@ struct ivl_transport_device_opts {
 	const char *sdm_channel;
 	struct ivl_sdm_bus *sdm_bus;
 	/* Where MSI messages go (NULL: nowhere, every delivery fails). */
-	int (*msi_deliver)(void *opaque, uint32_t vector, uint64_t address, uint32_t data);
+	ivl_msi_deliver_fn *msi_deliver;
 	void *msi_opaque;
 	uint16_t host_peer, host_vector; /* answered by QUEUE_GET_NOTIFY */
 };

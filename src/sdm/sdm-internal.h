@@ -182,11 +182,11 @@ struct ivl_sdm {
 	int timerfd;	  /* periodic tick for keepalive and reconnection */
 	struct ivl_sdm_stats st;
 	struct {
-		ivl_sdm_handler_fn fn;
+		ivl_sdm_handler_fn *fn;
 		void *opaque;
 	} handler[IVL_SDM_NTYPES];
 	struct {
-		ivl_sdm_action_fn fn;
+		ivl_sdm_action_fn *fn;
 		void *opaque;
 	} action[IVL_SDM_NTYPES];
 

@@ -428,7 +428,7 @@ int ivl__sdm_deliver(struct ivl_sdm *s, const struct ivl_sdm_signal *sig, uint16
 	return 1;
 }
 
-IVL_EXPORT int ivl_sdm_set_handler(struct ivl_sdm *s, uint32_t type, ivl_sdm_handler_fn fn,
+IVL_EXPORT int ivl_sdm_set_handler(struct ivl_sdm *s, uint32_t type, ivl_sdm_handler_fn *fn,
 				   void *opaque)
 {
 	if (!s || type >= IVL_SDM_NTYPES)
@@ -438,7 +438,7 @@ IVL_EXPORT int ivl_sdm_set_handler(struct ivl_sdm *s, uint32_t type, ivl_sdm_han
 	return 0;
 }
 
-IVL_EXPORT int ivl_sdm_set_action(struct ivl_sdm *s, uint32_t type, ivl_sdm_action_fn fn, void *opaque)
+IVL_EXPORT int ivl_sdm_set_action(struct ivl_sdm *s, uint32_t type, ivl_sdm_action_fn *fn, void *opaque)
 {
 	if (!s || (type != IVL_SDM_BOOT && type != IVL_SDM_RESET))
 		return -EINVAL;
