@@ -179,6 +179,65 @@ static void ivl_claim_regs_page(struct ivl_ivshmem *d)
 	d->regs_mmap = true;
 }
 
+/*
+ * The auxiliary device "ivlink_ivshmem.region.<index>": in-kernel clients
+ * (the virtio transport, the SDM driver) bind to it as auxiliary drivers,
+ * so the driver core calls their remove() before this device goes away,
+ * whether by unplug, unbind or module unload.  It holds a reference on
+ * @d, dropped when its last user lets go of it.
+ */
+static void ivl_adev_release(struct device *dev)
+{
+	struct ivl_ivshmem *d = container_of(dev, struct ivl_ivshmem, adev.dev);
+
+	kref_put(&d->ref, ivl_ivshmem_release);
+}
+
+static void ivl_adev_add(struct ivl_ivshmem *d)
+{
+	int ret;
+
+	d->adev.name = "region";
+	d->adev.id = d->index;
+	d->adev.dev.parent = &d->pdev->dev;
+	d->adev.dev.release = ivl_adev_release;
+	kref_get(&d->ref);
+	ret = auxiliary_device_init(&d->adev);
+	if (ret) {
+		kref_put(&d->ref, ivl_ivshmem_release);
+		goto warn;
+	}
+	ret = auxiliary_device_add(&d->adev);
+	if (ret) {
+		auxiliary_device_uninit(&d->adev); /* drops the reference */
+		goto warn;
+	}
+	d->adev_added = true;
+	return;
+warn:
+	/* The character device works without it; only in-kernel clients
+	 * cannot bind. */
+	dev_warn(&d->pdev->dev, "%s: no auxiliary device for in-kernel clients (%d)\n",
+		 d->name, ret);
+}
+
+static void ivl_adev_del(struct ivl_ivshmem *d)
+{
+	if (!d->adev_added)
+		return;
+	/* Unbinds the clients: their remove() runs now, with the device
+	 * still fully working. */
+	auxiliary_device_delete(&d->adev);
+	auxiliary_device_uninit(&d->adev);
+	d->adev_added = false;
+}
+
+struct ivl_ivshmem *ivl_ivshmem_from_aux(struct auxiliary_device *adev)
+{
+	return container_of(adev, struct ivl_ivshmem, adev);
+}
+EXPORT_SYMBOL_GPL(ivl_ivshmem_from_aux);
+
 static int ivl_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 {
 	struct ivl_ivshmem *d;
@@ -256,6 +315,7 @@ static int ivl_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 		goto err_irqs;
 	d->registered = true;
 	xa_store(&ivl_devices, d->index, d, GFP_KERNEL);
+	ivl_adev_add(d);
 	dev_info(&pdev->dev, "%s: %pa bytes of shared memory, %u vectors, IVPosition %d%s\n",
 		 d->name, &d->shm_len, d->nvec, (int)ivl_ivshmem_position(d),
 		 d->regs_mmap ? "" : ", BAR0 not mappable");
@@ -287,6 +347,7 @@ static void ivl_remove(struct pci_dev *pdev)
 	struct ivl_file *f;
 	unsigned int i;
 
+	ivl_adev_del(d);
 	xa_erase(&ivl_devices, d->index);
 	/* No fault maps a BAR page and no ioctl touches the device after
 	 * this, and existing mappings fault again, onto the dead page: all
