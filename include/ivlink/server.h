@@ -55,9 +55,10 @@ struct ivl_server_opts {
 /*
  * Create the region (formatted unless raw), bind the socket and start
  * listening.  An existing socket path is probed: a live server gives
- * -EADDRINUSE, a stale socket is removed.  An existing shm object gives
- * -EEXIST unless its header names a server process that is gone (stale) or
- * @force is set.  A listen_fd of 0 with a socket_path is taken for
+ * -EADDRINUSE, a stale socket is removed.  An existing shm or file object
+ * gives -EEXIST unless it carries an ivlink header and no running server
+ * holds its lock (stale: reused, zeroed unless keep_data), or @force is set
+ * (reused as it is); one a running server holds is -EEXIST even so.  A listen_fd of 0 with a socket_path is taken for
  * zero-initialised options (not a listener: ignored, stdin stays open).
  * Errors: -EINVAL (NULL argument, no socket_path and no listen_fd, vectors
  * outside 1..64, max_peers > 65536, an allow list count without its
