@@ -68,7 +68,9 @@ struct ivl_link_host_opts {
  * region), -ECONNRESET (server closed: full, refused), -EUSERS (refused:
  * the server is full), -EACCES (refused: this user is not allowed), -EMFILE
  * (refused: the server is out of file descriptors), -EINVAL (NULL @out,
- * vectors > 64), -ENOMEM, -errno.  @opts is only read during the call.
+ * vectors > 64, timeout_ms < -1, empty socket_path), -EIO (the hello could
+ * not be written whole), -ENOMEM, -errno.  @opts may be NULL (defaults)
+ * and is only read during the call.
  */
 int ivl_link_host_new(struct ivl_link **out, const struct ivl_link_host_opts *opts);
 
@@ -101,8 +103,12 @@ struct ivl_link_guest_opts {
  * has read the peer's eventfds yet: until it has, the device drops doorbells
  * to that peer without an error, so first contact needs an acknowledgement
  * in shared memory (docs/guest.md).
- * Errors: -ENODEV (no ivshmem device), -EINVAL (bad address), -EACCES (no
- * permission), -ETIMEDOUT (IVPosition never valid), -ENOMEM, -errno.
+ * Errors: -ENODEV (no ivshmem device), -EINVAL (bad address, NULL @out,
+ * timeout_ms < 0), -EACCES (no permission), -ETIMEDOUT (IVPosition never valid), -EPROTO
+ * (IVPosition beyond 65535; the kernel driver's ABI version or region size
+ * unusable), -EBUSY (VFIO: the IOMMU group is not viable), -EIO (a BAR
+ * that cannot be read or has a bad size), -ENAMETOOLONG (sysfs path),
+ * -ENOMEM, -errno of open/mmap/ioctl.  @opts may be NULL (defaults).
  */
 int ivl_link_guest_new(struct ivl_link **out, const struct ivl_link_guest_opts *opts);
 
