@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -6,29 +7,35 @@
 
 #include "core/internal.h"
 
-struct log_sink {
-	ivl_log_fn *fn;
-	void *opaque;
-	int max_level;
-};
-
-/* Replaced whole, so a concurrent reader sees an old or a new sink, never a
- * mix: the pointer store (release) pairs with the load (acquire) in
- * ivl__log().  Old sinks are kept (two slots alternate) because a reader may
- * still hold one; ivl_log_set() is documented as a set-up call. */
-static struct log_sink sinks[2];
-static _Atomic(struct log_sink *) current;
-static int next_slot;
+/*
+ * One sink behind a sequence lock: ivl_log_set() (serialized by a mutex)
+ * makes the count odd, stores the fields, makes it even again; ivl__log()
+ * copies the fields and retries when the count was odd or moved, so a
+ * callback is always called with the opaque pointer and level it was
+ * installed with, never a mix of two ivl_log_set() calls.  The fields are
+ * atomics (relaxed) so that the copy racing with a store is defined.
+ */
+static struct {
+	_Atomic(ivl_log_fn *) fn;
+	_Atomic(void *) opaque;
+	_Atomic int max_level;
+} sink;
+static _Atomic unsigned sink_seq;
+static pthread_mutex_t sink_lock = PTHREAD_MUTEX_INITIALIZER;
 
 IVL_EXPORT void ivl_log_set(ivl_log_fn *fn, void *opaque, int max_level)
 {
-	struct log_sink *s = &sinks[next_slot];
+	unsigned seq;
 
-	next_slot ^= 1;
-	s->fn = fn;
-	s->opaque = opaque;
-	s->max_level = max_level;
-	atomic_store_explicit(&current, fn ? s : NULL, memory_order_release);
+	pthread_mutex_lock(&sink_lock);
+	seq = atomic_load_explicit(&sink_seq, memory_order_relaxed);
+	atomic_store_explicit(&sink_seq, seq + 1, memory_order_relaxed);
+	atomic_thread_fence(memory_order_release);
+	atomic_store_explicit(&sink.fn, fn, memory_order_relaxed);
+	atomic_store_explicit(&sink.opaque, opaque, memory_order_relaxed);
+	atomic_store_explicit(&sink.max_level, max_level, memory_order_relaxed);
+	atomic_store_explicit(&sink_seq, seq + 2, memory_order_release);
+	pthread_mutex_unlock(&sink_lock);
 }
 
 IVL_EXPORT void ivl_log_stderr(void *opaque, int level, const char *msg)
@@ -41,17 +48,29 @@ IVL_EXPORT void ivl_log_stderr(void *opaque, int level, const char *msg)
 
 void ivl__log(int level, const char *fmt, ...)
 {
-	struct log_sink *s = atomic_load_explicit(&current, memory_order_acquire);
+	ivl_log_fn *fn;
+	void *opaque;
+	int max_level, saved = errno;
+	unsigned seq;
 	char buf[512];
 	va_list ap;
-	int saved = errno;
 
-	if (!s || level > s->max_level)
+	for (;;) {
+		seq = atomic_load_explicit(&sink_seq, memory_order_acquire);
+		fn = atomic_load_explicit(&sink.fn, memory_order_relaxed);
+		opaque = atomic_load_explicit(&sink.opaque, memory_order_relaxed);
+		max_level = atomic_load_explicit(&sink.max_level, memory_order_relaxed);
+		atomic_thread_fence(memory_order_acquire);
+		if (!(seq & 1) && atomic_load_explicit(&sink_seq, memory_order_relaxed) == seq)
+			break;
+		ivl__cpu_relax();
+	}
+	if (!fn || level > max_level)
 		return;
 	va_start(ap, fmt);
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
-	s->fn(s->opaque, level, buf);
+	fn(opaque, level, buf);
 	errno = saved;
 }
 
