@@ -90,7 +90,9 @@ const char *ivl_region_describe(const struct ivl_region *r);
  * are guarded: the library installs a SIGBUS handler (once per process; a
  * SIGBUS outside a guarded mapping goes to the handler installed before it,
  * or kills the process as usual) that replaces the lost pages with private
- * zero pages, so the access completes and the process lives on.
+ * zero pages, so the access completes and the process lives on.  A process
+ * can hold 1024 guarded mappings at a time; opening or adopting one more
+ * unsealed object fails with -ENOSPC (sealed memfds do not count).
  *
  * ivl_region_check() returns 0 while the region is intact, -EIO once pages
  * of it were lost to a shrink (they read as zeros and writes to them reach

@@ -118,8 +118,8 @@ int ivl__guard_add(void *base, size_t size)
 							    memory_order_relaxed))
 			return (int)i;
 	}
-	ivl__warn("more than %d unsealed mappings: a shrink of this one is fatal",
-		  GUARD_SLOTS);
+	ivl__err("more than %d unsealed mappings in this process: refusing one more "
+		 "(a shrink of it could not be survived)", GUARD_SLOTS);
 	return -ENOSPC;
 }
 

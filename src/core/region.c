@@ -76,8 +76,18 @@ static int map_region(struct ivl_region *r)
 	/* Sealed against shrinking (our memfds): no SIGBUS possible.  Else a
 	 * peer may ftruncate() the object under us: guard the mapping. */
 	seals = fcntl(r->fd, F_GET_SEALS);
-	if (seals < 0 || !(seals & F_SEAL_SHRINK))
+	if (seals < 0 || !(seals & F_SEAL_SHRINK)) {
+		/* No mapping without its guard: refuse rather than leave one
+		 * that a shrink would turn into a fatal SIGBUS. */
 		r->guard = ivl__guard_add(p, (size_t)r->size);
+		if (r->guard < 0) {
+			int err = r->guard;
+
+			munmap(p, (size_t)r->size);
+			r->base = NULL;
+			return err;
+		}
+	}
 	return 0;
 }
 

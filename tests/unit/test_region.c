@@ -2,8 +2,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -169,6 +171,51 @@ static void dir_kind_makes_unlinked_file(void **state)
 	assert_true(ivl_region_open(&r, &o) < 0);
 }
 
+/* Every unsealed mapping is guarded against shrinking, or not made: past
+ * the guard table's 1024 slots, opening one more unsealed object fails with
+ * -ENOSPC (and nothing is mapped), and works again once a slot is free.
+ * Sealed memfds need no slot. */
+static void unsealed_beyond_guard_slots_refused(void **state)
+{
+	enum { N = 1024 };
+	struct ivl_region **rs = calloc(N + 1, sizeof(*rs));
+	struct ivl_region_opts o = { .kind = IVL_REGION_DIR, .size = 4096 };
+	struct ivl_region *sealed, *extra = NULL;
+	struct ivl_region_opts mo = { .kind = IVL_REGION_MEMFD, .name = "t", .size = 4096 };
+	struct rlimit rl;
+	int i, n;
+
+	(void)state;
+	assert_non_null(rs);
+	/* Room for N + 2 region fds on top of what the test holds. */
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &rl), 0);
+	if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < N + 64) {
+		free(rs);
+		skip();
+	}
+	rl.rlim_cur = rl.rlim_max == RLIM_INFINITY ? N + 256 : rl.rlim_max;
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &rl), 0);
+	o.name = tu_tmpdir();
+	for (n = 0; n < N; n++) {
+		assert_int_equal(ivl_region_open(&rs[n], &o), 0);
+		assert_int_equal(ivl_region_sealed(rs[n]), 0);
+	}
+	assert_int_equal(n, N);
+	assert_int_equal(ivl_region_open(&extra, &o), -ENOSPC);
+	assert_null(extra);
+	/* A sealed memfd does not need a slot. */
+	assert_int_equal(ivl_region_open(&sealed, &mo), 0);
+	assert_int_equal(ivl_region_sealed(sealed), 1);
+	ivl_region_free(sealed);
+	/* A freed slot serves the next one. */
+	ivl_region_free(rs[N - 1]);
+	assert_int_equal(ivl_region_open(&rs[N - 1], &o), 0);
+	assert_int_equal(ivl_region_check(rs[N - 1]), 0);
+	for (i = 0; i < N; i++)
+		ivl_region_free(rs[i]);
+	free(rs);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -180,6 +227,7 @@ int main(void)
 		cmocka_unit_test(shm_create_excl_unlink),
 		cmocka_unit_test(sparse_8g_file),
 		cmocka_unit_test(dir_kind_makes_unlinked_file),
+		cmocka_unit_test(unsealed_beyond_guard_slots_refused),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
