@@ -642,6 +642,8 @@ void ivl__reader_restart(struct ivl_server *s)
 {
 	int64_t now = now_ms();
 
+	if (!s->separate_reader)
+		return; /* an adopted channel of a test: nothing to fork */
 	if (now - s->rd_window_ms > RESTART_WINDOW_MS) {
 		s->rd_window_ms = now;
 		s->rd_window_n = 0;
