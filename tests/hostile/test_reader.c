@@ -589,12 +589,61 @@ static void untrusted_records(void **state)
 	assert_int_equal(st.reader_refused, st0.reader_refused + 4);
 	assert_int_equal(st.peers, 2);
 	assert_int_equal(st.dropped, st0.dropped);
-	/* The real reader serves: b's hello is read and welcomed. */
-	send_hello(&b, "b");
-	pump(srv, 50);
-	st_expect(&b, IVL_EXT_MSG(IVL_EXT_WELCOME, 2 | ((IVL_FEAT_HELLO | IVL_FEAT_NAMES) << 16)),
-		  false, false);
-	assert_string_equal(srv->peers[1]->name, "b");
+	/* A reader that reported a hello and died before consuming it: the
+	 * next reader consumes exactly those bytes, and b is not dropped
+	 * for them.  The test plays the first reader (it holds the channel;
+	 * the process is a stand-in to be reaped). */
+	{
+		int sv[2];
+		pid_t fake = fork();
+		struct ivl_wire_hello h = {.magic = IVL_HELLO_MAGIC,
+					   .version = IVL_HELLO_VERSION,
+					   .size = sizeof(h),
+					   .features = IVL_FEAT_HELLO};
+		unsigned starts;
+
+		assert_true(fake >= 0);
+		if (fake == 0) {
+			for (;;)
+				pause();
+		}
+		assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+		assert_int_equal(fcntl(sv[0], F_SETFL, O_NONBLOCK), 0);
+		assert_int_equal(ivl__reader_adopt(srv, sv[0], fake), 0);
+		pump(srv, 20);
+		send_hello(&b, "b");
+		memcpy(h.name, "b", 1);
+		r = rec(IVL__RD_HELLO, 1, sb, 0);
+		memcpy(r.hello, &h, sizeof(h));
+		assert_int_equal(send(sv[1], &r, sizeof(r), 0), sizeof(r));
+		pump(srv, 20);
+		st_expect(&b, IVL_EXT_MSG(IVL_EXT_WELCOME,
+					  2 | ((IVL_FEAT_HELLO | IVL_FEAT_NAMES) << 16)),
+			  false, false);
+		assert_string_equal(srv->peers[1]->name, "b");
+		assert_int_equal(srv->peers[1]->hello_sock, sizeof(h));
+		ivl_server_get_stats(srv, &st);
+		starts = st.reader_starts;
+		close(sv[1]); /* "dies" */
+		for (int64_t end = tu_now_ms() + ST_TIMEOUT;
+		     (st.reader_starts == starts ||
+		      (srv->peers[1] && srv->peers[1]->hello_sock)) &&
+		     tu_now_ms() < end;
+		     ivl_server_get_stats(srv, &st))
+			pump(srv, 5);
+		assert_int_equal(st.reader_starts, starts + 1);
+		assert_non_null(srv->peers[1]); /* not dropped for its own hello */
+		assert_int_equal(srv->peers[1]->hello_sock, 0);
+		assert_int_equal(kill(fake, 0), -1);
+		st_expect_quiet(&b, 20);
+		/* The bytes were consumed: one more is data after the hello. */
+		assert_int_equal(write(b.sock, "x", 1), 1);
+		pump(srv, 50);
+		st_expect(&a, 1, false, false);
+		assert_int_equal(st_recv(&b, &(struct ivl_msg){0}, ST_TIMEOUT), -ECONNRESET);
+		ivl_server_get_stats(srv, &st);
+		assert_int_equal(st.dropped, st0.dropped + 1);
+	}
 	st_expect_quiet(&a, 20);
 	st_close(&a);
 	st_close(&b);
