@@ -638,6 +638,15 @@ void ivl__reader_stop(struct ivl_server *s, bool drain)
 	close_chan(s);
 }
 
+/* Start the next reader on the retry timer. */
+static void restart_later(struct ivl_server *s)
+{
+	if (!s->rd_restart_due)
+		ivl__warn("no reader: the next one starts in %d ms", RESTART_DELAY_MS);
+	s->rd_restart_due = true;
+	ivl__server_arm_timer(s, RESTART_DELAY_MS);
+}
+
 void ivl__reader_restart(struct ivl_server *s)
 {
 	int64_t now = now_ms();
@@ -648,19 +657,16 @@ void ivl__reader_restart(struct ivl_server *s)
 		s->rd_window_ms = now;
 		s->rd_window_n = 0;
 	}
-	if (++s->rd_window_n > RESTART_BURST || ivl__reader_start(s) < 0) {
-		if (!s->rd_restart_due)
-			ivl__warn("no reader: the next one starts in %d ms", RESTART_DELAY_MS);
-		s->rd_restart_due = true;
-		ivl__server_arm_timer(s, RESTART_DELAY_MS);
-	}
+	if (++s->rd_window_n > RESTART_BURST || ivl__reader_start(s) < 0)
+		restart_later(s);
 }
 
 void ivl__reader_timer(struct ivl_server *s)
 {
 	if (s->rd_restart_due && s->rd_chan < 0) {
 		s->rd_restart_due = false;
-		ivl__reader_restart(s);
+		if (ivl__reader_start(s) < 0)
+			restart_later(s);
 	}
 	ivl__reader_handoff(s);
 }
