@@ -50,6 +50,9 @@ struct ivl_server_opts {
 				    * bytes; default: zeroed (a new object is
 				    * zero anyway; a forced one is never
 				    * zeroed) */
+	bool separate_reader;      /* parse peer input in a forked reader
+				    * process that can die without costing a
+				    * peer (see below); default: in-process */
 };
 
 /*
@@ -74,6 +77,35 @@ struct ivl_server_opts {
  * arguments).  *out is the caller's: ivl_server_free().
  */
 int ivl_server_new(struct ivl_server **out, const struct ivl_server_opts *opts);
+
+/*
+ * Separate reader (@opts.separate_reader; docs/upgrade.md "Crash
+ * survival").  The calling process becomes the keeper: it holds every fd
+ * and the whole state and sends every message, but never reads a byte a
+ * peer wrote.  A child made with fork() (no exec) reads the peer sockets
+ * (hello, EOF, anything else) and reports fixed-size records over a
+ * socketpair; the keeper checks each record as untrusted input (ID,
+ * per-connection serial, the hello parsed again) and replaces a reader
+ * that sends a malformed or forged one.  If the reader dies (SIGKILL, a
+ * crash), ivl_server_process() reaps it and forks a new one that gets
+ * every live peer socket again; peers see nothing (no leave, no join, no
+ * message lost or repeated; a hello is consumed only after it was
+ * reported).  More than 50 restarts in 10 s are spaced 1 s apart.
+ *
+ * Fork: ivl_server_new(), ivl_server_restore(), ivl_server_process() and
+ * ivl_server_save_abort() may fork.  Call them from a single-threaded
+ * process (the child runs library code, malloc-free, but after fork()).
+ * The reader resets every signal to its default action and unblocks all,
+ * asks for SIGKILL when the keeper dies (PR_SET_PDEATHSIG), unmaps the
+ * region, closes every fd but its channel (close_range, Linux >= 5.9) and
+ * puts /dev/null on 0, 1 and 2; it logs nothing and exits on its own only
+ * with a status the keeper logs.  The keeper reaps it with waitpid(pid):
+ * do not reap children you did not start with waitpid(-1) (SIGCHLD
+ * ignored is fine).  ivl_server_save() stops the reader (the new image
+ * starts its own); ivl_server_free() kills it.  Errors: ivl_server_new()
+ * fails with -errno if the first reader cannot start; later, a reader that
+ * cannot start is retried on the server's timer (logged).
+ */
 
 /* Returns one pollable fd (an epoll fd, owned by the server: do not close
  * it): readable when process() has work; -EINVAL for NULL. */
@@ -103,6 +135,9 @@ struct ivl_server_stats {
 	uint64_t accepted, refused, dropped; /* dropped: misbehaving/slow */
 	uint64_t messages_sent;
 	unsigned fds_in_use;
+	pid_t reader_pid;	 /* separate reader: its pid, 0: none now */
+	unsigned reader_starts;	 /* readers started (1 + restarts) */
+	uint64_t reader_refused; /* malformed or forged records */
 };
 
 /* Fill up to @max entries of the caller's @info (may be NULL with max 0),

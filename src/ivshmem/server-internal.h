@@ -65,6 +65,11 @@ struct ivl__speer {
 	uint8_t hello[sizeof(struct ivl_wire_hello)];
 	size_t hello_have;
 	bool hello_done;
+	/* The last hello_sock bytes of hello[] may still sit in the socket:
+	 * a reader (server-reader.c) reported the hello and may have died
+	 * before it consumed them.  0 once they are known to be consumed. */
+	uint8_t hello_sock;
+	bool handed; /* given to the current reader process */
 	char name[IVL_NAME_LEN + 1];
 };
 
@@ -112,12 +117,26 @@ struct ivl_server {
 	uint64_t accepted, refused, dropped, messages_sent;
 	unsigned nfds; /* fds owned by the server, shared ones included */
 	uint32_t generation; /* live upgrades so far (server-state.c) */
+
+	/* Separate reader (server-reader.c).  The keeper never reads a peer
+	 * socket: the reader does, and reports records on rd_chan. */
+	bool separate_reader;
+	int rd_chan;	   /* keeper's end of the channel, -1: no reader */
+	pid_t rd_pid;	   /* the reader, 0: none (or not ours to kill) */
+	bool rd_handoff;   /* a live peer is not yet handed to the reader */
+	bool rd_want_out;  /* EPOLLOUT armed on rd_chan */
+	bool rd_restart_due; /* restart waits for the retry timer */
+	unsigned rd_starts;  /* readers started so far */
+	uint64_t rd_bad, rd_stale; /* records refused / ignored as stale */
+	int64_t rd_window_ms; /* restart throttle: window start, and */
+	unsigned rd_window_n; /* restarts in it */
 };
 
 /* epoll_event.data.u64: the kind in the top byte; peers add serial and ID. */
 #define IVL__EV_LISTEN 1ull
 #define IVL__EV_TIMER 2ull
 #define IVL__EV_PEER 3ull
+#define IVL__EV_READER 4ull
 #define IVL__EV_KIND(u) ((u) >> 56)
 #define IVL__EV_PEER_DATA(serial, id)                                                              \
 	((IVL__EV_PEER << 56) | ((uint64_t)(uint32_t)(serial) << 16) | (uint16_t)(id))
@@ -145,6 +164,9 @@ void ivl__peer_doom(struct ivl_server *s, struct ivl__speer *p, const char *why)
 void ivl__peer_free(struct ivl_server *s, struct ivl__speer *p);
 /* Flush dirty peers and drop doomed ones until nothing is left to do. */
 void ivl__server_settle(struct ivl_server *s);
+/* Start a reader now, or on the retry timer if that fails or readers died
+ * too often lately (more than 50 in 10 s: then 1 s apart). */
+void ivl__reader_restart(struct ivl_server *s);
 /* The retry timer fired: unblock peers stuck on -ETOOMANYREFS. */
 void ivl__server_unblock(struct ivl_server *s);
 /* Check the first @have bytes of a hello (untrusted).  Returns 0 (fine so
@@ -153,5 +175,80 @@ void ivl__server_unblock(struct ivl_server *s);
 int ivl__hello_check(const void *buf, size_t have, char name[IVL_NAME_LEN + 1]);
 void ivl__server_arm_timer(struct ivl_server *s, unsigned ms);
 void ivl__peer_set_state(struct ivl_server *s, struct ivl__speer *p, uint8_t state);
+/* The epoll events a peer socket is watched for (EPOLLIN only without a
+ * separate reader). */
+uint32_t ivl__peer_events(const struct ivl_server *s, bool out);
+/* The peer's hello is complete (@p->name set): record and welcome it. */
+void ivl__peer_hello_done(struct ivl_server *s, struct ivl__speer *p);
+
+/*
+ * server-reader.c: the separate reader (docs/upgrade.md, "Crash
+ * survival").  Channel: an AF_UNIX SOCK_SEQPACKET socketpair.
+ *
+ * keeper -> reader: struct ivl__rd_peer with the peer's socket in
+ * SCM_RIGHTS, once per live peer and reader.  @have bytes of @hello were
+ * already consumed from the socket: with IVL__RD_EXPECT, a prefix of a
+ * hello not yet complete (normally 0); with IVL__RD_DONE, the hello was
+ * reported and its bytes from @have on may still be in the socket.
+ *
+ * reader -> keeper: struct ivl__rd_rec, untrusted (the reader parses
+ * hostile bytes): the keeper checks size, type, ID, serial, that the peer
+ * was handed to this reader, and parses the hello again.
+ */
+enum { IVL__RD_EXPECT = 0, IVL__RD_DONE = 1 };
+
+struct ivl__rd_peer {
+	uint32_t serial;
+	uint16_t id;
+	uint8_t state; /* IVL__RD_EXPECT, IVL__RD_DONE */
+	uint8_t have;
+	uint8_t hello[sizeof(struct ivl_wire_hello)];
+};
+
+enum {
+	IVL__RD_HELLO = 1,    /* a whole hello in .hello, not yet consumed */
+	IVL__RD_CONSUMED = 2, /* the hello reported is consumed */
+	IVL__RD_EOF = 3,      /* end of stream (or reset) */
+	IVL__RD_DROP = 4,     /* a protocol violation, .reason */
+};
+
+enum {
+	IVL__RD_WHY_NOT_HELLO = 1, /* wrote something that is not a hello */
+	IVL__RD_WHY_VERSION,	   /* hello of unknown version or size */
+	IVL__RD_WHY_FDS,	   /* sent file descriptors */
+	IVL__RD_WHY_AFTER,	   /* wrote data after its hello */
+	IVL__RD_WHY_RECV,	   /* receive failed */
+	IVL__RD_WHY_MAX = IVL__RD_WHY_RECV,
+};
+
+struct ivl__rd_rec {
+	uint32_t type;
+	uint32_t serial;
+	uint16_t id;
+	uint16_t reason; /* IVL__RD_DROP */
+	uint8_t hello[sizeof(struct ivl_wire_hello)]; /* IVL__RD_HELLO */
+};
+
+/* Close every fd passed in @mh's SCM_RIGHTS; returns how many. */
+struct msghdr;
+unsigned ivl__close_passed_fds(struct msghdr *mh);
+/* Fork a reader and hand it every live peer: 0 or -errno. */
+int ivl__reader_start(struct ivl_server *s);
+/* Stop the reader (SIGKILL, reap), apply the records it wrote before it
+ * died if @drain, close the channel.  No-op without a reader. */
+void ivl__reader_stop(struct ivl_server *s, bool drain);
+/* The channel is readable or writable (epoll @events). */
+void ivl__reader_event(struct ivl_server *s, uint32_t events);
+/* Hand peers not yet handed to the reader, as far as the channel takes. */
+void ivl__reader_handoff(struct ivl_server *s);
+/* The retry timer fired: a throttled restart may be due. */
+void ivl__reader_timer(struct ivl_server *s);
+/* Apply one record of @len bytes from the reader.  Returns 0 (applied),
+ * 1 (stale or duplicate: ignored), -EPROTO (malformed or forged: the
+ * caller replaces the reader). */
+int ivl__reader_record(struct ivl_server *s, const void *rec, size_t len);
+/* Tests and the fuzz harness: use @chan (keeper's end) and @pid (0: no
+ * process to kill or reap) as the reader, replacing the current one. */
+int ivl__reader_adopt(struct ivl_server *s, int chan, pid_t pid);
 
 #endif

@@ -157,10 +157,17 @@ static void enqueue(struct ivl_server *s, struct ivl__speer *p, int64_t value, s
 	ivl__peer_mark_dirty(s, p);
 }
 
+uint32_t ivl__peer_events(const struct ivl_server *s, bool out)
+{
+	/* With a separate reader, the keeper never reads: hang-ups and
+	 * errors are reported without asking. */
+	return (s->separate_reader ? 0 : EPOLLIN | EPOLLRDHUP) | (out ? EPOLLOUT : 0);
+}
+
 static int set_events(struct ivl_server *s, struct ivl__speer *p, bool out)
 {
 	struct epoll_event ev = {
-	    .events = EPOLLIN | EPOLLRDHUP | (out ? EPOLLOUT : 0),
+	    .events = ivl__peer_events(s, out),
 	    .data.u64 = IVL__EV_PEER_DATA(p->serial, p->id),
 	};
 
@@ -292,7 +299,7 @@ int ivl__peer_join(struct ivl_server *s, int sock, pid_t pid, uid_t uid, gid_t g
 		}
 		p->nvec++;
 	}
-	ev.events = EPOLLIN | EPOLLRDHUP;
+	ev.events = ivl__peer_events(s, false);
 	ev.data.u64 = IVL__EV_PEER_DATA(p->serial, p->id);
 	if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, sock, &ev) < 0) {
 		int err = -errno;
@@ -312,6 +319,7 @@ int ivl__peer_join(struct ivl_server *s, int sock, pid_t pid, uid_t uid, gid_t g
 	s->peers[id] = p;
 	s->npeers++;
 	s->next_id = (id + 1) % s->id_limit;
+	s->rd_handoff = true; /* a separate reader gets the socket */
 	header_join(s, p);
 
 	enqueue(s, p, IVL_PROTOCOL_VERSION, NULL);
@@ -344,6 +352,10 @@ void ivl__peer_free(struct ivl_server *s, struct ivl__speer *p)
 		return;
 	if (p->sock >= 0) {
 		epoll_ctl(s->epfd, EPOLL_CTL_DEL, p->sock, NULL);
+		/* A reader holds the socket too: shut it down, so the peer
+		 * sees the end now and the reader its EOF. */
+		if (s->separate_reader)
+			shutdown(p->sock, SHUT_RDWR);
 		ivl__close(p->sock);
 		s->nfds--;
 	}
@@ -498,7 +510,7 @@ int ivl__hello_check(const void *buf, size_t have, char name[IVL_NAME_LEN + 1])
 	return 1;
 }
 
-static void hello_done(struct ivl_server *s, struct ivl__speer *p)
+void ivl__peer_hello_done(struct ivl_server *s, struct ivl__speer *p)
 {
 	struct ivl_shm_peer *e;
 	uint32_t features = s->raw ? IVL_FEAT_HELLO : IVL_FEAT_HELLO | IVL_FEAT_NAMES;
@@ -524,14 +536,14 @@ static void peer_input(struct ivl_server *s, struct ivl__speer *p)
 			struct cmsghdr h;
 			char b[CMSG_SPACE(16 * sizeof(int))];
 		} c;
-		size_t want = p->hello_done ? 1 : sizeof(p->hello) - p->hello_have;
+		size_t want = !p->hello_done ? sizeof(p->hello) - p->hello_have
+			      : p->hello_sock	 ? p->hello_sock
+						 : 1;
 		struct iovec iov = {buf, want};
 		struct msghdr mh = {.msg_iov = &iov,
 				    .msg_iovlen = 1,
 				    .msg_control = c.b,
 				    .msg_controllen = sizeof(c.b)};
-		struct cmsghdr *cm;
-		bool fds = false;
 		int ret;
 		ssize_t n = recvmsg(p->sock, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
 
@@ -544,21 +556,17 @@ static void peer_input(struct ivl_server *s, struct ivl__speer *p)
 				       n < 0 && errno != ECONNRESET ? "receive failed" : NULL);
 			return;
 		}
-		for (cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
-			if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS) {
-				size_t k, nfd = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-				for (k = 0; k < nfd; k++) {
-					int fd;
-					memcpy(&fd, CMSG_DATA(cm) + k * sizeof(int), sizeof(fd));
-					ivl__close(fd);
-				}
-				fds = true;
-			}
-		}
-		if (fds || (mh.msg_flags & MSG_CTRUNC)) {
+		if (ivl__close_passed_fds(&mh) || (mh.msg_flags & MSG_CTRUNC)) {
 			s->dropped++;
 			ivl__peer_doom(s, p, "sent file descriptors");
 			return;
+		}
+		if (p->hello_done && p->hello_sock &&
+		    !memcmp(buf, p->hello + sizeof(p->hello) - p->hello_sock, (size_t)n)) {
+			/* The rest of a hello a reader reported before an
+			 * upgrade to a server without one. */
+			p->hello_sock -= (uint8_t)n;
+			continue;
 		}
 		if (p->hello_done) {
 			s->dropped++;
@@ -576,7 +584,7 @@ static void peer_input(struct ivl_server *s, struct ivl__speer *p)
 			return;
 		}
 		if (ret == 1)
-			hello_done(s, p);
+			ivl__peer_hello_done(s, p);
 	}
 }
 

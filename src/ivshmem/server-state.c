@@ -60,7 +60,8 @@ struct st_peer {
 	uint32_t hello_have, hello_done;
 	uint8_t hello[sizeof(struct ivl_wire_hello)];
 	char name[IVL_NAME_LEN + 1];
-	uint8_t pad[7];
+	uint8_t hello_sock; /* 0 in states written before it existed */
+	uint8_t pad[6];
 };
 
 struct st_msg {
@@ -257,6 +258,7 @@ static int serialize(struct ivl_server *s, struct wbuf *w)
 		sp.handshake_left = p->handshake_left;
 		sp.hello_have = (uint32_t)p->hello_have;
 		sp.hello_done = p->hello_done;
+		sp.hello_sock = p->hello_sock;
 		memcpy(sp.hello, p->hello, sizeof(sp.hello));
 		memcpy(sp.name, p->name, sizeof(sp.name));
 		put(w, &sp, sizeof(sp));
@@ -286,18 +288,21 @@ IVL_EXPORT int ivl_server_save(struct ivl_server *s)
 
 	if (!s || s->lfd < 0 || !s->region || !s->shm)
 		return -EINVAL;
+	/* The reader goes first, with what it reported before it stopped;
+	 * the new image starts its own. */
+	ivl__reader_stop(s, true);
 	/* Drops and flushes first: the state holds no doomed peer. */
 	ivl__server_settle(s);
 	ret = serialize(s, &w);
 	if (ret < 0) {
 		free(w.b);
-		return ret;
+		goto fail;
 	}
 	fd = memfd_create("ivlink-server-state", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (fd < 0) {
 		ret = -errno;
 		free(w.b);
-		return ret;
+		goto fail;
 	}
 	while (off < w.len) {
 		ssize_t n = write(fd, w.b + off, w.len - off);
@@ -308,7 +313,7 @@ IVL_EXPORT int ivl_server_save(struct ivl_server *s)
 			ret = n < 0 ? -errno : -EIO;
 			free(w.b);
 			ivl__close(fd);
-			return ret;
+			goto fail;
 		}
 		off += (size_t)n;
 	}
@@ -317,17 +322,24 @@ IVL_EXPORT int ivl_server_save(struct ivl_server *s)
 	    set_cloexec(fd, false) < 0) {
 		ret = -errno;
 		ivl__close(fd);
-		return ret;
+		goto fail;
 	}
 	each_kept_fd(s, false);
 	return fd;
+fail:
+	if (s->separate_reader)
+		ivl__reader_restart(s);
+	return ret;
 }
 
 IVL_EXPORT void ivl_server_save_abort(struct ivl_server *s, int state_fd)
 {
-	if (s)
-		each_kept_fd(s, true);
 	ivl__close(state_fd);
+	if (s) {
+		each_kept_fd(s, true);
+		if (s->separate_reader)
+			ivl__reader_restart(s);
+	}
 }
 
 /* ---- reading (untrusted) ---------------------------------------------- */
@@ -480,7 +492,9 @@ static int restore_peer(struct ivl_server *s, struct rbuf *r, struct fdset *fs,
 	if (sp->id >= s->id_limit || s->peers[sp->id] || sp->nvec != s->vectors ||
 	    sp->state < IVL_PEER_JOINED || sp->state > IVL_PEER_READY ||
 	    sp->hello_have > sizeof(sp->hello) || sp->hello_done > 1 ||
-	    (sp->hello_done && sp->hello_have != sizeof(sp->hello)) || sp->qlimit == 0 ||
+	    (sp->hello_done && sp->hello_have != sizeof(sp->hello)) ||
+	    sp->hello_sock > sizeof(sp->hello) || (sp->hello_sock && !sp->hello_done) ||
+	    sp->qlimit == 0 ||
 	    sp->qlimit > (1ull << 31) || sp->qlen > sp->qlimit ||
 	    sp->handshake_left > sp->qlen || sp->qfdlimit > (1ull << 31) ||
 	    sp->serial == 0)
@@ -501,6 +515,7 @@ static int restore_peer(struct ivl_server *s, struct rbuf *r, struct fdset *fs,
 	p->handshake_left = sp->handshake_left;
 	p->hello_have = sp->hello_have;
 	p->hello_done = sp->hello_done;
+	p->hello_sock = sp->hello_sock;
 	memcpy(p->hello, sp->hello, sizeof(p->hello));
 	ivl__sanitize_name(p->name, sp->name, IVL_NAME_LEN);
 	if (p->hello_done && ivl__hello_check(p->hello, p->hello_have, p->name) != 1)
@@ -552,7 +567,7 @@ static int restore_peer(struct ivl_server *s, struct rbuf *r, struct fdset *fs,
 		ret = -EINVAL;
 	p->qfds = (size_t)fds;
 	if (!ret && (ret = claim(fs, sp->sock, FD_SOCK)) == 0) {
-		ev.events = EPOLLIN | EPOLLRDHUP;
+		ev.events = ivl__peer_events(s, false);
 		ev.data.u64 = IVL__EV_PEER_DATA(p->serial, p->id);
 		if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, sp->sock, &ev) < 0)
 			ret = -errno;
@@ -798,6 +813,10 @@ IVL_EXPORT int ivl_server_restore(struct ivl_server **out, const struct ivl_serv
 		  s->generation, ivl_region_describe(s->region),
 		  s->sock_path ? s->sock_path : "(inherited socket)", s->npeers, queued);
 	ivl__server_settle(s);
+	/* Never fatal here: the peers are ours now.  A reader that cannot
+	 * start is retried on the timer. */
+	if (s->separate_reader)
+		ivl__reader_restart(s);
 	*out = s;
 	return 0;
 fail:

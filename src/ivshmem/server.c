@@ -176,6 +176,7 @@ static int copy_opts(struct ivl_server *s, const struct ivl_server_opts *o)
 	s->max_queue_fds = o->max_queue_fds ? o->max_queue_fds
 					    : (size_t)o->vectors * s->max_peers;
 	s->raw = o->raw;
+	s->separate_reader = o->separate_reader;
 	if (s->vectors < 1 || s->vectors > IVL_MAX_VECTORS) {
 		ivl__err("vectors must be 1..%d, not %u", IVL_MAX_VECTORS, o->vectors);
 		return -EINVAL;
@@ -212,6 +213,7 @@ int ivl__server_alloc(struct ivl_server **out, const struct ivl_server_opts *o)
 	if (!s)
 		return -ENOMEM;
 	s->epfd = s->tfd = s->reserve_fd = s->region_lock = s->sock_lock = s->lfd = -1;
+	s->rd_chan = -1;
 	ret = copy_opts(s, o);
 	if (ret < 0)
 		goto fail;
@@ -314,6 +316,8 @@ IVL_EXPORT int ivl_server_new(struct ivl_server **out, const struct ivl_server_o
 		goto fail;
 	}
 	if ((ret = ivl__server_watch(s)) < 0)
+		goto fail;
+	if (s->separate_reader && (ret = ivl__reader_start(s)) < 0)
 		goto fail;
 	ivl__info("serving %s on %s: %u vectors, up to %u peers%s", ivl_region_describe(s->region),
 		  s->sock_path ? s->sock_path : "(inherited socket)", s->vectors, s->max_peers,
@@ -464,6 +468,7 @@ static void on_timer(struct ivl_server *s)
 		return;
 	s->timer_armed = false;
 	ivl__server_unblock(s);
+	ivl__reader_timer(s);
 	if (s->listen_paused) {
 		if (s->reserve_fd < 0 &&
 		    (s->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0)
@@ -496,9 +501,13 @@ IVL_EXPORT int ivl_server_process(struct ivl_server *s)
 		case IVL__EV_PEER:
 			ivl__peer_event(s, ev[i].data.u64, ev[i].events);
 			break;
+		case IVL__EV_READER:
+			ivl__reader_event(s, ev[i].events);
+			break;
 		}
 	}
 	ivl__server_settle(s);
+	ivl__reader_handoff(s);
 	if (!s->region_lost && ivl_region_check(s->region) < 0) {
 		struct stat st;
 
@@ -556,6 +565,9 @@ IVL_EXPORT void ivl_server_get_stats(const struct ivl_server *s, struct ivl_serv
 	st->dropped = s->dropped;
 	st->messages_sent = s->messages_sent;
 	st->fds_in_use = s->nfds;
+	st->reader_pid = s->rd_pid;
+	st->reader_starts = s->rd_starts;
+	st->reader_refused = s->rd_bad;
 }
 
 IVL_EXPORT const struct ivl_region *ivl_server_region(const struct ivl_server *s)
@@ -569,6 +581,8 @@ IVL_EXPORT void ivl_server_free(struct ivl_server *s)
 
 	if (!s)
 		return;
+	/* First, or it would see every socket shut down below. */
+	ivl__reader_stop(s, false);
 	if (s->region && !s->raw && s->valid.magic) {
 		struct ivl_shm_header *h = ivl_region_base(s->region);
 		/* Release pairs with ivl_shm_validate()'s acquire: peers

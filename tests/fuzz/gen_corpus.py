@@ -111,8 +111,31 @@ def header_seeds():
     yield 'tiny', b'IVLINKH1'
 
 
+def step(op, pid=0, serial=1, reason=0, name=b'abcd'):
+    """One step of fuzz_reader.c: a record from the separate reader."""
+    return bytes([op, pid, serial, reason]) + name
+
+
+HELLO, CONSUMED, EOF, DROP = 1, 2, 3, 4
+VALID, CHAN = 0x08, 0x10
+
+
+def reader_seeds():
+    # Peers 0 and 1 have serials 1 and 2 in every input.
+    yield 'hello_consumed', step(VALID | HELLO) + step(CONSUMED)
+    yield 'hello_chan', step(CHAN | VALID | HELLO) + step(CHAN | CONSUMED)
+    yield 'hello_twice', step(VALID | HELLO) + step(VALID | HELLO, 0, 1)
+    yield 'eof_both', step(EOF) + step(CHAN | EOF, 1, 2)
+    yield 'drop_reasons', step(DROP, 0, 1, 4) + step(DROP, 1, 2, 9)
+    yield 'stale_after_eof', step(EOF) + step(EOF) + step(CHAN | VALID | HELLO)
+    yield 'forged_serial', step(EOF, 0, 200) + step(CHAN | EOF, 1, 77)
+    yield 'bad_lengths', step(1 << 5 | EOF) + step(CHAN | 6 << 5 | EOF) + step(CHAN | EOF, 1, 2)
+    yield 'unknown_types', step(0) + step(5) + step(CHAN | 7) + step(CHAN | VALID | HELLO, 1, 2)
+
+
 def main():
-    for kind, seeds in (('session', session_seeds()), ('header', header_seeds())):
+    for kind, seeds in (('session', session_seeds()), ('header', header_seeds()),
+                        ('reader', reader_seeds())):
         d = os.path.join(HERE, 'corpus', kind)
         os.makedirs(d, exist_ok=True)
         for name, data in seeds:

@@ -64,6 +64,7 @@ enum {
 	OPT_KEEP_DATA,
 	OPT_HEADER,
 	OPT_ROUND_UP,
+	OPT_NO_READER,
 };
 
 static const struct option long_opts[] = {
@@ -91,6 +92,7 @@ static const struct option long_opts[] = {
     {"keep-data", no_argument, NULL, OPT_KEEP_DATA},
     {"header", no_argument, NULL, OPT_HEADER},
     {"round-up", no_argument, NULL, OPT_ROUND_UP},
+    {"no-reader", no_argument, NULL, OPT_NO_READER},
     {NULL, 0, NULL, 0},
 };
 
@@ -120,6 +122,9 @@ static void usage(FILE *f)
 		   "      --mode OCTAL      socket permissions (default 0600)\n"
 		   "      --allow-uid USER  admit only these users (repeatable)\n"
 		   "      --allow-gid GROUP admit only these groups (repeatable)\n"
+		   "      --no-reader       read peer input in the server process (no\n"
+		   "                        separate reader: a crash of the parser is a\n"
+		   "                        crash of the server)\n"
 		   "  -F, --foreground      stay in the foreground (default)\n"
 		   "  -D, --daemonize       detach once the socket is ready\n"
 		   "  -p, --pid-file FILE   write the server's pid to FILE\n"
@@ -128,7 +133,8 @@ static void usage(FILE *f)
 		   "  -h, --help            this help\n\n"
 		   "Signals: SIGTERM/SIGINT/SIGHUP stop the server; SIGUSR2 re-executes\n"
 		   "the binary on disk, keeping every peer, ID, eventfd and the region\n"
-		   "(live upgrade).\n");
+		   "(live upgrade).  Peer input is read by a child process (\"reader\");\n"
+		   "if it dies, a new one takes over the same connections.\n");
 }
 
 static int usage_error(const char *what, const char *why)
@@ -235,6 +241,8 @@ static int parse_args(struct config *c, int argc, char **argv)
 	c->so.vectors = 1;
 	c->so.allow_uids = c->uids;
 	c->so.allow_gids = c->gids;
+	/* Crash survival (docs/upgrade.md): on unless --no-reader. */
+	c->so.separate_reader = true;
 	if (drop_in(argv[0])) {
 		/* A drop-in for QEMU's ivshmem-server: its defaults, which
 		 * leave the whole region, offset 0 included, to the guests;
@@ -310,6 +318,9 @@ static int parse_args(struct config *c, int argc, char **argv)
 			break;
 		case OPT_HEADER:
 			c->so.raw = false;
+			break;
+		case OPT_NO_READER:
+			c->so.separate_reader = false;
 			break;
 		case OPT_KEEP_DATA:
 			c->so.keep_data = true;
