@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
-# Run the unit, integration (examples included) and hostile suites N times
+# Run the unit, integration, examples and hostile suites N times
 # (default 10) while every CPU is kept busy by background load, and print
 # every failure with its log.  A test that fails even once here is a flaky test: fix it at its
 # root, never with retries or longer sleeps.
@@ -51,7 +51,7 @@ passed=0 failed=0
 for k in $(seq "$rounds"); do
 	log=$build/soak/round-$k.log
 	start=$(date +%s)
-	if meson test -C "$build" --no-rebuild --suite unit --suite integration --suite hostile \
+	if meson test -C "$build" --no-rebuild --suite unit --suite integration --suite examples --suite hostile \
 		--num-processes "$(nproc)" --print-errorlogs >"$log" 2>&1; then
 		passed=$((passed + 1))
 		echo "soak: round $k/$rounds passed ($(( $(date +%s) - start )) s)"

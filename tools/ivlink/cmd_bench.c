@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* ivlink bench: the doorbell benchmark of bench/doorbell.c, in the CLI. */
+/* ivlink bench: the doorbell benchmark of bench/lib/doorbell.c, in the CLI. */
 #include <stdio.h>
 #include <stdint.h>
 

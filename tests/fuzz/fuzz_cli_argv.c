@@ -4,7 +4,7 @@
  * at NUL bytes into arguments and parsed, without running anything.  Run
  * with -close_fd_mask=2 to silence the usage messages.  Without libFuzzer,
  * tests/fuzz/standalone_main.c replays the seeds of
- * tests/integration/cli/corpus/argv as a test.
+ * corpus/cli_argv as a test.
  */
 #include <stdint.h>
 #include <stdlib.h>
