@@ -12,6 +12,8 @@ pkgs+=(qemu-system-x86 busybox-static cpio)
 # The guest kernel driver (kernel/): sparse for `make C=1`; the headers of
 # the guest kernel come from tests/qemu/setup.sh (same ABI number).
 pkgs+=(sparse make)
+# The Debian packages and their test (debian/, scripts/pkg-test.sh).
+pkgs+=(debhelper dpkg-dev lintian man-db)
 
 missing=()
 for p in "${pkgs[@]}"; do
