@@ -13,7 +13,7 @@ pkgs+=(qemu-system-x86 busybox-static cpio)
 # the guest kernel come from tests/qemu/setup.sh (same ABI number).
 pkgs+=(sparse make)
 # The Debian packages and their test (debian/, scripts/pkg-test.sh).
-pkgs+=(debhelper dpkg-dev lintian man-db)
+pkgs+=(debhelper dh-dkms dpkg-dev lintian man-db)
 
 missing=()
 for p in "${pkgs[@]}"; do
