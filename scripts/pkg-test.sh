@@ -3,7 +3,8 @@
 # The Debian package test (docs/packaging.md):
 #   1. copies the source tree (tracked and untracked, not ignored, files)
 #      into a temporary directory and runs `dpkg-buildpackage -us -uc -b`
-#      there (DEB_BUILD_OPTIONS=nocheck: the suite runs the tests itself);
+#      there (DEB_BUILD_OPTIONS="nocheck noautodbgsym": the suite runs the
+#      tests itself; no -dbgsym packages);
 #   2. runs lintian on the .changes: fails on any error, and on any warning
 #      that debian/README.lintian does not explain;
 #   3. unpacks libivlink0, libivlink-dev, ivlink and ivlink-dkms into a
@@ -85,7 +86,7 @@ else
 		--exclude='./obj-*' -cf - . | tar -xf - -C "$src"
 fi
 
-opts="nocheck parallel=$jobs"
+opts="nocheck noautodbgsym parallel=$jobs"
 export DEB_BUILD_OPTIONS=$opts
 [ $update_symbols -eq 1 ] && export DPKG_GENSYMBOLS_CHECK_LEVEL=0
 step "dpkg-buildpackage -us -uc -b (DEB_BUILD_OPTIONS=\"$opts\")"
