@@ -32,8 +32,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <ivlink/ivshmem.h>
+#include <ivlink/server.h>
+#include <ivlink/session.h>
+#include <ivlink/shm.h>
 
+#include "tools/common/util.h"
 #include "admission.h"
 #include "bench-util.h"
 #include "raw-socket.h"
@@ -572,7 +575,7 @@ int main(int argc, char **argv)
 	}
 	signal(SIGPIPE, SIG_IGN);
 	/* One socket per peer here, plus the fds of one message in flight. */
-	lim = ivl_raise_nofile();
+	lim = tool_raise_nofile();
 	if (lim < 0 || (unsigned long)lim < o.peers + 64ul) {
 		fprintf(stderr, "bench: RLIMIT_NOFILE %ld is too low for %u peers\n", lim, o.peers);
 		return 1;

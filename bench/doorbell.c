@@ -75,18 +75,18 @@ static void *rt_responder(void *p)
 int bench_link_roundtrip(enum ivl_wait_mode mode, uint32_t spin_ns, unsigned iters,
 			 uint64_t *samples)
 {
-	struct ivl_local_hub *hub = NULL;
+	struct ivl_hub *hub = NULL;
 	struct rt rt = { .iters = iters, .samples = samples };
 	struct ivl_link_event ev[8];
 	pthread_t th;
 	uint64_t size;
 	int ret;
 
-	ret = ivl_local_hub_new(&hub, 1 << 20, 4, 1);
+	ret = ivl_hub_new(&hub, 1 << 20, 4, 1);
 	if (ret < 0)
 		return ret;
-	if ((ret = ivl_local_hub_join(hub, "ping", &rt.a)) < 0 ||
-	    (ret = ivl_local_hub_join(hub, "pong", &rt.b)) < 0)
+	if ((ret = ivl_hub_join(hub, "ping", &rt.a)) < 0 ||
+	    (ret = ivl_hub_join(hub, "pong", &rt.b)) < 0)
 		goto out;
 	/* Two cache lines apart: each is written by one side only. */
 	rt.ping = ivl_link_app_area(rt.a, &size);
@@ -124,7 +124,7 @@ int bench_link_roundtrip(enum ivl_wait_mode mode, uint32_t spin_ns, unsigned ite
 out:
 	ivl_link_free(rt.a);
 	ivl_link_free(rt.b);
-	ivl_local_hub_free(hub);
+	ivl_hub_free(hub);
 	return ret;
 }
 
@@ -153,14 +153,14 @@ static void *burst_receiver(void *p)
 
 /* A hub with a sender and a coalescing receiver in @mode (the sender has
  * seen the receiver join). */
-static int coalescing_pair(struct ivl_local_hub **hub, struct ivl_link **tx, struct ivl_link **rx,
+static int coalescing_pair(struct ivl_hub **hub, struct ivl_link **tx, struct ivl_link **rx,
 			   enum ivl_wait_mode mode, uint32_t spin_ns)
 {
 	struct ivl_link_event ev[8];
-	int ret = ivl_local_hub_new(hub, 1 << 20, 4, 1);
+	int ret = ivl_hub_new(hub, 1 << 20, 4, 1);
 
-	if (ret < 0 || (ret = ivl_local_hub_join(*hub, "tx", tx)) < 0 ||
-	    (ret = ivl_local_hub_join(*hub, "rx", rx)) < 0)
+	if (ret < 0 || (ret = ivl_hub_join(*hub, "tx", tx)) < 0 ||
+	    (ret = ivl_hub_join(*hub, "rx", rx)) < 0)
 		return ret;
 	while (ivl_link_process(*tx, ev, 8) > 0)
 		;
@@ -172,7 +172,7 @@ static int coalescing_pair(struct ivl_local_hub **hub, struct ivl_link **tx, str
 int bench_link_burst(enum ivl_wait_mode mode, uint32_t spin_ns, unsigned rings,
 		     struct bench_burst_result *res)
 {
-	struct ivl_local_hub *hub = NULL;
+	struct ivl_hub *hub = NULL;
 	struct ivl_link *tx = NULL;
 	struct burst b = { 0 };
 	struct ivl_link_stats st;
@@ -207,7 +207,7 @@ int bench_link_burst(enum ivl_wait_mode mode, uint32_t spin_ns, unsigned rings,
 out:
 	ivl_link_free(tx);
 	ivl_link_free(b.rx);
-	ivl_local_hub_free(hub);
+	ivl_hub_free(hub);
 	return ret < 0 ? ret : 0;
 }
 
@@ -245,7 +245,7 @@ static void *busy_receiver(void *p)
 int bench_link_busy(unsigned bursts, unsigned per_burst, unsigned gap_ns, unsigned work_ns,
 		    struct bench_busy_result *res)
 {
-	struct ivl_local_hub *hub = NULL;
+	struct ivl_hub *hub = NULL;
 	struct ivl_link *tx = NULL;
 	struct busy b = { .work_ns = work_ns };
 	struct ivl_link_stats st0, st;
@@ -282,7 +282,7 @@ int bench_link_busy(unsigned bursts, unsigned per_burst, unsigned gap_ns, unsign
 out:
 	ivl_link_free(tx);
 	ivl_link_free(b.rx);
-	ivl_local_hub_free(hub);
+	ivl_hub_free(hub);
 	return ret < 0 ? ret : 0;
 }
 
@@ -357,15 +357,15 @@ static void *idle_receiver(void *p)
 
 int bench_link_idle(enum ivl_wait_mode mode, uint32_t spin_ns, unsigned ms, double *cpu_pct)
 {
-	struct ivl_local_hub *hub = NULL;
+	struct ivl_hub *hub = NULL;
 	struct idle id = { .ms = ms };
 	pthread_t th;
 	int ret;
 
-	ret = ivl_local_hub_new(&hub, 1 << 20, 2, 1);
+	ret = ivl_hub_new(&hub, 1 << 20, 2, 1);
 	if (ret < 0)
 		return ret;
-	if ((ret = ivl_local_hub_join(hub, "idle", &id.rx)) < 0)
+	if ((ret = ivl_hub_join(hub, "idle", &id.rx)) < 0)
 		goto out;
 	if ((ret = ivl_link_set_coalescing(id.rx, true)) < 0 ||
 	    (ret = ivl_link_set_wait_mode(id.rx, mode, spin_ns)) < 0)
@@ -378,6 +378,6 @@ int bench_link_idle(enum ivl_wait_mode mode, uint32_t spin_ns, unsigned ms, doub
 	*cpu_pct = 100.0 * (double)id.cpu_ns / ((double)ms * 1e6);
 out:
 	ivl_link_free(id.rx);
-	ivl_local_hub_free(hub);
+	ivl_hub_free(hub);
 	return ret;
 }

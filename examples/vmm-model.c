@@ -21,7 +21,7 @@
 #include <ivlink/ivlink.h>
 
 struct vm {
-	struct ivl_ivshmem_dev *dev;
+	struct ivl_ivshmem *dev;
 	int msi_vector; /* last MSI-X vector raised, -1: none */
 	int pin;	/* the INTx line */
 };
@@ -45,17 +45,17 @@ static void on_irq(void *ctx, enum ivl_ivshmem_irq_kind kind, unsigned arg)
 /* The guest's MMIO accesses to BAR0, as a VMM's exit handler forwards them. */
 static uint32_t guest_readl(struct vm *vm, unsigned off)
 {
-	return (uint32_t)ivl_ivshmem_dev_read(vm->dev, off, 4);
+	return (uint32_t)ivl_ivshmem_read(vm->dev, off, 4);
 }
 
 static void guest_writel(struct vm *vm, unsigned off, uint32_t val)
 {
-	ivl_ivshmem_dev_write(vm->dev, off, val, 4);
+	ivl_ivshmem_write(vm->dev, off, val, 4);
 }
 
 /* The device side of the loop: the server connection's doorbells go to the
  * model.  A VMM polls ivl_link_get_fd() in its own loop instead. */
-static int run_device(struct ivl_link *l, struct ivl_link_dev *ld, bool (*done)(struct vm *),
+static int run_device(struct ivl_link *l, struct ivl_link_device *ld, bool (*done)(struct vm *),
 		      struct vm *vm)
 {
 	struct ivl_link_event ev[8];
@@ -65,7 +65,7 @@ static int run_device(struct ivl_link *l, struct ivl_link_dev *ld, bool (*done)(
 
 		if (n < 0)
 			return n;
-		ivl_link_dev_deliver(ld, ev, (size_t)n);
+		ivl_link_device_deliver(ld, ev, (size_t)n);
 	}
 	return done(vm) ? 0 : -ETIMEDOUT;
 }
@@ -83,10 +83,10 @@ static bool got_pin(struct vm *vm)
 int main(int argc, char **argv)
 {
 	struct ivl_link_host_opts ho = {0};
-	struct ivl_link_dev_opts dopts = {.irq = on_irq};
-	struct ivl_ivshmem_dev_stats st;
+	struct ivl_link_device_opts dopts = {.irq = on_irq};
+	struct ivl_ivshmem_stats st;
 	struct vm vm = {.msi_vector = -1};
-	struct ivl_link_dev *ld = NULL;
+	struct ivl_link_device *ld = NULL;
 	struct ivl_link *l = NULL;
 	bool pin = argc > 2 && !strcmp(argv[2], "pin");
 	uint64_t bar2_size;
@@ -107,22 +107,22 @@ int main(int argc, char **argv)
 	}
 	dopts.mode = pin ? IVL_IVSHMEM_PIN : IVL_IVSHMEM_MSI;
 	dopts.ctx = &vm;
-	r = ivl_link_dev_new(&ld, l, &dopts);
+	r = ivl_link_device_new(&ld, l, &dopts);
 	if (r < 0) {
 		fprintf(stderr, "vmm-model: device: %s\n", strerror(-r));
 		goto out;
 	}
-	vm.dev = ivl_link_dev_device(ld);
+	vm.dev = ivl_link_device_model(ld);
 	/* BAR2: a VMM maps this memory into the guest's physical space. */
-	bar2 = ivl_ivshmem_dev_bar2(vm.dev, &bar2_size);
+	bar2 = ivl_ivshmem_bar2(vm.dev, &bar2_size);
 	printf("vmm: BAR2 %llu bytes, %u vectors, %s interrupts\n", (unsigned long long)bar2_size,
-	       ivl_ivshmem_dev_vectors(vm.dev), pin ? "pin" : "MSI-X");
+	       ivl_ivshmem_vectors(vm.dev), pin ? "pin" : "MSI-X");
 
 	/* ---- the guest driver's probe ---- */
 	if (pin)
 		guest_writel(&vm, IVL_IVSHMEM_INTRMASK, 1); /* bit 0 enables the line */
 	else
-		ivl_ivshmem_dev_set_msix(vm.dev, true); /* its MSI-X Enable bit */
+		ivl_ivshmem_set_msix(vm.dev, true); /* its MSI-X Enable bit */
 	id = guest_readl(&vm, IVL_IVSHMEM_IVPOSITION);
 	printf("guest: IVPosition %u\n", id);
 	/* The end of BAR2 is past any ivlink header: a guest's scratch area. */
@@ -144,13 +144,13 @@ int main(int argc, char **argv)
 
 	/* ---- a doorbell nobody can take ---- */
 	guest_writel(&vm, IVL_IVSHMEM_DOORBELL, 999u << 16);
-	ivl_ivshmem_dev_get_stats(vm.dev, &st);
+	ivl_ivshmem_get_stats(vm.dev, &st);
 	printf("device: %llu rings, %llu dropped (absent peer), %llu MSI-X, %llu INTx raises\n",
 	       (unsigned long long)st.rings, (unsigned long long)st.drop_peer,
 	       (unsigned long long)st.msi_raised, (unsigned long long)st.pin_raised);
 	rc = st.rings == 1 && st.drop_peer == 1 && !vm.pin ? 0 : 1;
 out:
-	ivl_link_dev_free(ld);
+	ivl_link_device_free(ld);
 	ivl_link_free(l);
 	return rc;
 }

@@ -10,13 +10,25 @@
  * -ENODEV, vector handlers are no longer called once ivl_ivshmem_alive()
  * turns false, and the region mapping no longer reaches the shared memory
  * (it reads whatever the bus returns): stop using it then.
+ *
+ * Clients that must know when the device goes away bind to it instead as
+ * an auxiliary driver (<linux/auxiliary_bus.h>) with the id name
+ * IVL_IVSHMEM_AUX_NAME: every device has an auxiliary device
+ * "ivlink_ivshmem.region.<index>", and the driver core calls the client's
+ * remove() before the device is removed (unplug, unbind or module unload),
+ * while every call below still works.  Between its probe() and the return
+ * of its remove(), ivl_ivshmem_from_aux() is valid without a reference.
  */
 #ifndef IVLINK_IVSHMEM_KAPI_H
 #define IVLINK_IVSHMEM_KAPI_H
 
 #include <linux/types.h>
 
+struct auxiliary_device;
 struct ivl_ivshmem;
+
+/* The auxiliary device id name in-kernel clients match. */
+#define IVL_IVSHMEM_AUX_NAME "ivlink_ivshmem.region"
 
 /* Called in hard interrupt context; may call ivl_ivshmem_ring(). */
 typedef void (*ivl_ivshmem_handler_t)(void *ctx, unsigned int vector);
@@ -26,6 +38,8 @@ typedef void (*ivl_ivshmem_handler_t)(void *ctx, unsigned int vector);
 struct ivl_ivshmem *ivl_ivshmem_get(unsigned int index);
 /* Drop the reference of ivl_ivshmem_get().  NULL is a no-op. */
 void ivl_ivshmem_put(struct ivl_ivshmem *d);
+/* The device of an auxiliary device a client was probed with. */
+struct ivl_ivshmem *ivl_ivshmem_from_aux(struct auxiliary_device *adev);
 
 bool ivl_ivshmem_alive(struct ivl_ivshmem *d);
 /* The kernel mapping (write-back) of BAR2 and its size in bytes. */

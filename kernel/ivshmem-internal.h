@@ -20,6 +20,7 @@
 #ifndef IVLINK_IVSHMEM_INTERNAL_H
 #define IVLINK_IVSHMEM_INTERNAL_H
 
+#include <linux/auxiliary_bus.h>
 #include <linux/eventfd.h>
 #include <linux/kref.h>
 #include <linux/list.h>
@@ -50,6 +51,8 @@ struct ivl_ivshmem {
 	u32 index;
 	char name[32];
 	bool registered;
+	struct auxiliary_device adev;	/* for in-kernel clients */
+	bool adev_added;
 
 	void __iomem *regs;		/* BAR0 */
 	resource_size_t regs_start, regs_len;

@@ -179,6 +179,65 @@ static void ivl_claim_regs_page(struct ivl_ivshmem *d)
 	d->regs_mmap = true;
 }
 
+/*
+ * The auxiliary device "ivlink_ivshmem.region.<index>": in-kernel clients
+ * (the virtio transport, the SDM driver) bind to it as auxiliary drivers,
+ * so the driver core calls their remove() before this device goes away,
+ * whether by unplug, unbind or module unload.  It holds a reference on
+ * @d, dropped when its last user lets go of it.
+ */
+static void ivl_adev_release(struct device *dev)
+{
+	struct ivl_ivshmem *d = container_of(dev, struct ivl_ivshmem, adev.dev);
+
+	kref_put(&d->ref, ivl_ivshmem_release);
+}
+
+static void ivl_adev_add(struct ivl_ivshmem *d)
+{
+	int ret;
+
+	d->adev.name = "region";
+	d->adev.id = d->index;
+	d->adev.dev.parent = &d->pdev->dev;
+	d->adev.dev.release = ivl_adev_release;
+	kref_get(&d->ref);
+	ret = auxiliary_device_init(&d->adev);
+	if (ret) {
+		kref_put(&d->ref, ivl_ivshmem_release);
+		goto warn;
+	}
+	ret = auxiliary_device_add(&d->adev);
+	if (ret) {
+		auxiliary_device_uninit(&d->adev); /* drops the reference */
+		goto warn;
+	}
+	d->adev_added = true;
+	return;
+warn:
+	/* The character device works without it; only in-kernel clients
+	 * cannot bind. */
+	dev_warn(&d->pdev->dev, "%s: no auxiliary device for in-kernel clients (%d)\n",
+		 d->name, ret);
+}
+
+static void ivl_adev_del(struct ivl_ivshmem *d)
+{
+	if (!d->adev_added)
+		return;
+	/* Unbinds the clients: their remove() runs now, with the device
+	 * still fully working. */
+	auxiliary_device_delete(&d->adev);
+	auxiliary_device_uninit(&d->adev);
+	d->adev_added = false;
+}
+
+struct ivl_ivshmem *ivl_ivshmem_from_aux(struct auxiliary_device *adev)
+{
+	return container_of(adev, struct ivl_ivshmem, adev);
+}
+EXPORT_SYMBOL_GPL(ivl_ivshmem_from_aux);
+
 static int ivl_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 {
 	struct ivl_ivshmem *d;
@@ -217,7 +276,7 @@ static int ivl_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	d->regs_len = pci_resource_len(pdev, IVL_BAR_REGS);
 	d->shm_start = pci_resource_start(pdev, IVL_BAR_SHM);
 	d->shm_len = pci_resource_len(pdev, IVL_BAR_SHM);
-	if (d->regs_len < IVL_DRV_REG_DOORBELL + 4 || !d->shm_len ||
+	if (d->regs_len < IVL_IVSHMEM_DOORBELL + 4 || !d->shm_len ||
 	    d->shm_len >= IVL_DRV_MMAP_REGS ||
 	    !IS_ALIGNED(d->shm_start | d->shm_len, PAGE_SIZE)) {
 		dev_err(&pdev->dev, "unexpected BARs (BAR0 %pa bytes, BAR2 %pa bytes)\n",
@@ -256,6 +315,7 @@ static int ivl_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 		goto err_irqs;
 	d->registered = true;
 	xa_store(&ivl_devices, d->index, d, GFP_KERNEL);
+	ivl_adev_add(d);
 	dev_info(&pdev->dev, "%s: %pa bytes of shared memory, %u vectors, IVPosition %d%s\n",
 		 d->name, &d->shm_len, d->nvec, (int)ivl_ivshmem_position(d),
 		 d->regs_mmap ? "" : ", BAR0 not mappable");
@@ -287,6 +347,7 @@ static void ivl_remove(struct pci_dev *pdev)
 	struct ivl_file *f;
 	unsigned int i;
 
+	ivl_adev_del(d);
 	xa_erase(&ivl_devices, d->index);
 	/* No fault maps a BAR page and no ioctl touches the device after
 	 * this, and existing mappings fault again, onto the dead page: all
@@ -328,7 +389,7 @@ static void ivl_remove(struct pci_dev *pdev)
 }
 
 static const struct pci_device_id ivl_ids[] = {
-	{ PCI_DEVICE(PCI_VENDOR_ID_REDHAT_QUMRANET, 0x1110) },
+	{ PCI_DEVICE(IVL_IVSHMEM_VENDOR_ID, IVL_IVSHMEM_DEVICE_ID) },
 	{ 0 }
 };
 MODULE_DEVICE_TABLE(pci, ivl_ids);
@@ -350,7 +411,7 @@ int ivl_ring(struct ivl_ivshmem *d, u32 peer, u32 vector)
 	if (READ_ONCE(d->dead))
 		ret = -ENODEV;
 	else
-		iowrite32(peer << 16 | vector, d->regs + IVL_DRV_REG_DOORBELL);
+		iowrite32(IVL_IVSHMEM_DOORBELL_VALUE(peer, vector), d->regs + IVL_IVSHMEM_DOORBELL);
 	rcu_read_unlock();
 	return ret;
 }
@@ -395,7 +456,7 @@ u32 ivl_ivshmem_position(struct ivl_ivshmem *d)
 
 	rcu_read_lock();
 	if (!READ_ONCE(d->dead))
-		pos = ioread32(d->regs + IVL_DRV_REG_IVPOSITION);
+		pos = ioread32(d->regs + IVL_IVSHMEM_IVPOSITION);
 	rcu_read_unlock();
 	return pos;
 }

@@ -14,6 +14,9 @@ pkgs+=(qemu-system-x86 busybox-static cpio)
 pkgs+=(sparse make)
 # The Debian packages and their test (debian/, scripts/pkg-test.sh).
 pkgs+=(debhelper dh-dkms dpkg-dev lintian man-db)
+# tests/headers builds the wire-format headers in a module against Debian's
+# current kernel headers.
+pkgs+=(linux-headers-amd64)
 
 missing=()
 for p in "${pkgs[@]}"; do

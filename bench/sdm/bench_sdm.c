@@ -38,6 +38,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <ivlink/hub.h>
 #include <ivlink/link.h>
 #include <ivlink/sdm.h>
 #include <sodium.h>
@@ -63,7 +64,7 @@ struct side {
 
 struct pair {
 	struct ivl_sdm_bus *bus;
-	struct ivl_local_hub *hub;
+	struct ivl_hub *hub;
 	struct ivl_link *ml, *sl;
 	struct side m, s;
 	enum ivl_sdm_channel ch;
@@ -123,7 +124,7 @@ static int drive(struct ivl_sdm *sdm, bool spin, const unsigned *ctr, unsigned w
 
 static int make_pair(struct pair *p, enum ivl_sdm_channel ch, const char *path, const uint8_t *key)
 {
-	struct ivl_sdm_options o = {.master = true,
+	struct ivl_sdm_opts o = {.master = true,
 				    .max_slaves = 1,
 				    .channel = ch,
 				    .path = path,
@@ -137,9 +138,9 @@ static int make_pair(struct pair *p, enum ivl_sdm_channel ch, const char *path, 
 		return r;
 	o.bus = p->bus;
 	if (ch == IVL_SDM_CHAN_LINK) {
-		if ((r = ivl_local_hub_new(&p->hub, 1u << 20, 2, 1)) ||
-		    (r = ivl_local_hub_join(p->hub, "master", &p->ml)) ||
-		    (r = ivl_local_hub_join(p->hub, "slave", &p->sl)))
+		if ((r = ivl_hub_new(&p->hub, 1u << 20, 2, 1)) ||
+		    (r = ivl_hub_join(p->hub, "master", &p->ml)) ||
+		    (r = ivl_hub_join(p->hub, "slave", &p->sl)))
 			return r;
 		o.link = p->ml;
 		o.link_master = (uint16_t)ivl_link_id(p->ml);
@@ -187,7 +188,7 @@ static void free_pair(struct pair *p)
 	ivl_sdm_bus_free(p->bus);
 	ivl_link_free(p->sl);
 	ivl_link_free(p->ml);
-	ivl_local_hub_free(p->hub);
+	ivl_hub_free(p->hub);
 }
 
 static void *slave_thread(void *arg)

@@ -42,8 +42,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <ivlink/hub.h>
 #include <ivlink/link.h>
-#include <ivlink/virtio.h>
+#include <ivlink/mmio.h>
+#include <ivlink/msi.h>
+#include <ivlink/virtq.h>
 
 #include "bench-util.h"
 #include "primitives.h"
@@ -381,14 +384,14 @@ static double measure(struct run *r, char *msg, enum kind k)
 
 /* ---- set-up and report ------------------------------------------------------ */
 
-static void setup_links(struct ivl_local_hub **hub, struct run *r, uint64_t need)
+static void setup_links(struct ivl_hub **hub, struct run *r, uint64_t need)
 {
 	uint64_t size = 1 << 20, app = 0;
 	for (;;) {
 		struct ivl_link_event ev[8];
-		if (ivl_local_hub_new(hub, size, 2, 1) < 0 ||
-		    ivl_local_hub_join(*hub, "driver", &r->la) < 0 ||
-		    ivl_local_hub_join(*hub, "device", &r->lb) < 0)
+		if (ivl_hub_new(hub, size, 2, 1) < 0 ||
+		    ivl_hub_join(*hub, "driver", &r->la) < 0 ||
+		    ivl_hub_join(*hub, "device", &r->lb) < 0)
 			die("local hub");
 		r->win = ivl_link_app_area(r->la, &app);
 		if (app >= need) {
@@ -403,7 +406,7 @@ static void setup_links(struct ivl_local_hub **hub, struct run *r, uint64_t need
 		}
 		ivl_link_free(r->la);
 		ivl_link_free(r->lb);
-		ivl_local_hub_free(*hub);
+		ivl_hub_free(*hub);
 		size <<= 1;
 	}
 }
@@ -420,7 +423,7 @@ static void bench_size(size_t msgsz)
 	r->nslots = NUM;
 	while (r->nslots > 1 && (uint64_t)r->nslots * msgsz > (uint64_t)pool_kib * 1024)
 		r->nslots /= 2;
-	struct ivl_local_hub *hub;
+	struct ivl_hub *hub;
 	setup_links(&hub, r, RING_BYTES + (uint64_t)r->nslots * msgsz);
 	r->slots = r->win + RING_BYTES;
 	memset(r->slots, 0, (size_t)r->nslots * msgsz);
@@ -467,7 +470,7 @@ static void bench_size(size_t msgsz)
 	}
 	ivl_link_free(r->la);
 	ivl_link_free(r->lb);
-	ivl_local_hub_free(hub);
+	ivl_hub_free(hub);
 	free(msg);
 	free(r);
 }

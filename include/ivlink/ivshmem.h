@@ -1,8 +1,29 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The ivshmem layer: the server <-> peer message codec, the peer-side
- * protocol state machine, the shared-memory header, and the server core.
- * Formats: <ivlink/proto.h>; normative text: docs/protocol.md.
+ * The ivshmem PCI device as a library component (docs/device.md): the BAR0
+ * register block (IntrMask, IntrStatus, IVPosition, Doorbell; seed 001),
+ * the BAR2 memory, and pin or MSI-X interrupts, for a VMM, an emulator or a
+ * processor simulator that needs its own ivshmem-doorbell device.
+ *
+ * The model owns no fds and runs no loop.  The embedder
+ *  - routes the guest's BAR0 accesses to ivl_ivshmem_read() / _write();
+ *  - maps BAR2 (the memory it passed in) into the guest;
+ *  - calls ivl_ivshmem_doorbell() when one of the device's own vectors
+ *    was rung (an eventfd of an ivshmem server became readable);
+ *  - calls ivl_ivshmem_set_position() once the server told the ID;
+ *  - in MSI mode, mirrors the guest's MSI-X enable bit and per-vector mask
+ *    bits (its own BAR1 / capability emulation) with _set_msix() / _mask();
+ * and gets back ops->ring() for Doorbell writes the model accepted and
+ * ops->irq() for pin level changes and MSI vectors.  The link layer has a
+ * ready-made backing: ivl_link_device_new() in <ivlink/link-device.h>.
+ *
+ * Thread safety: every function may be called from any thread concurrently
+ * with every other except ivl_ivshmem_free() (vCPU threads access
+ * registers while another thread delivers doorbells).  Register state is
+ * guarded by one mutex; ops->irq() is called with it held, so the levels and
+ * vectors it reports are in the order the state changed, and it must not
+ * call back into the device.  ops->ring() and ops->peer_vectors() are
+ * called without it.
  */
 #ifndef IVLINK_IVSHMEM_H
 #define IVLINK_IVSHMEM_H
@@ -10,243 +31,131 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <sys/types.h>
 
-#include <ivlink/proto.h>
-#include <ivlink/region.h>
+#include <ivlink/proto/ivshmem.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-/* ---- message codec ---------------------------------------------------- */
+/* Vectors a device may have (the MSI-X table of QEMU's device is sized by
+ * vectors=; ivlink's limit per peer is IVL_MAX_VECTORS). */
+#define IVL_IVSHMEM_MAX_VECTORS 64u
 
-/* One decoded message.  fd is -1 when none was attached; otherwise the
- * holder of the struct owns it. */
-struct ivl_msg {
-	int64_t value;
-	int fd;
+enum ivl_ivshmem_irq_mode {
+	/* MSI-X (ivshmem-doorbell): vector n of an incoming doorbell raises
+	 * MSI-X vector n; IntrStatus is untouched. */
+	IVL_IVSHMEM_MSI = 0,
+	/* Pin (INTx, the 2010 specification's "regular interrupts"): an
+	 * incoming doorbell on any vector sets IntrStatus to 1; the line is
+	 * level-triggered: high while (IntrStatus & IntrMask) != 0. */
+	IVL_IVSHMEM_PIN,
+};
+
+enum ivl_ivshmem_irq_kind {
+	IVL_IVSHMEM_IRQ_PIN = 1, /* @arg: the new line level, 0 or 1 */
+	IVL_IVSHMEM_IRQ_MSI,	 /* @arg: the MSI-X vector to raise */
+};
+
+struct ivl_ivshmem_ops {
+	/* A Doorbell write the model accepted: ring @vector of @peer.  A
+	 * negative return counts as a dropped doorbell.  Required. */
+	int (*ring)(void *ctx, uint16_t peer, uint16_t vector);
+	/* Vectors @peer has now (0: unknown peer); decides which Doorbell
+	 * writes are dropped.  NULL: every peer has the device's vectors. */
+	unsigned (*peer_vectors)(void *ctx, uint16_t peer);
+	/* An interrupt: a pin level change or an MSI-X vector (kind above).
+	 * Called with the device lock held.  Required. */
+	void (*irq)(void *ctx, enum ivl_ivshmem_irq_kind kind, unsigned arg);
+};
+
+struct ivl_ivshmem_opts {
+	enum ivl_ivshmem_irq_mode mode;
+	unsigned vectors; /* the device's own vectors, 1..64 */
+	void *bar2;	  /* the shared memory (borrowed; may be NULL) */
+	uint64_t bar2_size;
+	const struct ivl_ivshmem_ops *ops; /* copied */
+	void *ctx;			       /* passed to every op */
+};
+
+struct ivl_ivshmem;
+
+/* Counters since creation (each exact; together they are no snapshot). */
+struct ivl_ivshmem_stats {
+	uint64_t reads, writes;	  /* register accesses, good or bad */
+	uint64_t bad_size;	  /* size not 4 or 8 (narrow reads still served), or unaligned */
+	uint64_t bad_offset;	  /* 0x10..0xff and beyond BAR0 */
+	uint64_t read_write_only; /* reads of Doorbell (return 0) */
+	uint64_t write_read_only; /* writes to IVPosition (ignored) */
+	uint64_t rings;		  /* Doorbell writes passed to ops->ring() */
+	uint64_t drop_not_ready;  /* Doorbell writes before IVPosition was set */
+	uint64_t drop_peer;	  /* ... to a peer with no vectors */
+	uint64_t drop_vector;	  /* ... to a vector the peer lacks */
+	uint64_t drop_ring;	  /* ... that ops->ring() refused */
+	uint64_t doorbells_in;	  /* ivl_ivshmem_doorbell() calls */
+	uint64_t in_drop_vector;  /* ... for a vector >= the device's */
+	uint64_t in_drop_msix;	  /* ... in MSI mode with MSI-X disabled */
+	uint64_t msi_raised;	  /* MSI-X vectors raised (ops->irq) */
+	uint64_t msi_pending;	  /* ... deferred because the vector was masked */
+	uint64_t pin_raised;	  /* pin level changes 0 -> 1 */
+	uint64_t pin_lowered;	  /* pin level changes 1 -> 0 */
 };
 
 /*
- * Send one message (and @fd if >= 0, which stays owned by the caller) with
- * one sendmsg().  Returns 0; -EAGAIN when the socket is full (nothing was
- * sent); -ETOOMANYREFS when the kernel's in-flight fd limit is hit (nothing
- * was sent); -EPIPE / -ECONNRESET / other -errno.  Never raises SIGPIPE.
+ * Create a device: IVPosition not ready, IntrMask and IntrStatus 0, MSI-X
+ * disabled and every vector unmasked.  Errors: -EINVAL (no ops, ring or
+ * irq missing, vectors outside 1..64, bar2_size without bar2), -ENOMEM.
  */
-int ivl_msg_send(int sock, int64_t value, int fd);
+int ivl_ivshmem_new(struct ivl_ivshmem **out, const struct ivl_ivshmem_opts *cfg);
+/* NULL is a no-op.  The pin is not lowered: the embedder owns the line. */
+void ivl_ivshmem_free(struct ivl_ivshmem *dev);
 
 /*
- * Stream reassembly.  Messages may arrive split; the fd of a message arrives
- * with one of its bytes.  Thread safety: none (one reader per socket).
+ * A guest read of @size bytes at BAR0 offset @off.  Sizes 4 and 8 at
+ * naturally aligned offsets are served (8 = two 32-bit reads, the lower
+ * offset first, little-endian), as are 1 and 2 bytes inside one register
+ * (the register's read effect happens, e.g. reading any byte of IntrStatus
+ * clears it); anything else reads 0 and is counted (docs/device.md).
  */
-struct ivl_msg_reader {
-	uint8_t buf[IVL_MSG_SIZE];
-	size_t have; /* bytes of the current message so far */
-	int fd;      /* fd received for the current message, or -1 */
-};
+uint64_t ivl_ivshmem_read(struct ivl_ivshmem *dev, uint64_t off, unsigned size);
+/* A guest write.  Sizes 4 and 8 (two 32-bit writes, lower offset first);
+ * narrower or unaligned writes are ignored and counted. */
+void ivl_ivshmem_write(struct ivl_ivshmem *dev, uint64_t off, uint64_t val, unsigned size);
 
-void ivl_msg_reader_init(struct ivl_msg_reader *r);
-/* Close any fd held for an incomplete message and start over. */
-void ivl_msg_reader_reset(struct ivl_msg_reader *r);
-/* How many bytes complete the current message (1..8). */
-size_t ivl_msg_reader_want(const struct ivl_msg_reader *r);
+/* One of the device's own vectors was rung (the embedder read its
+ * eventfd; several rings may be coalesced into one call, as an eventfd
+ * counter does).  Returns 1 if it raised or latched an interrupt, 0 if it
+ * was dropped (and counted), -EINVAL for a NULL device. */
+int ivl_ivshmem_doorbell(struct ivl_ivshmem *dev, unsigned vector);
 
-/*
- * Feed @len bytes (1 <= len <= want) and the @nfds fds that arrived with
- * them.  Ownership of every fd passes to the reader at once.
- * Returns 1 when a message is complete (*out filled, its fd now owned by the
- * caller), 0 when more bytes are needed, -EINVAL for a bad length, -EPROTO
- * when a message would carry more than one fd (all of them closed).
- */
-int ivl_msg_reader_feed(struct ivl_msg_reader *r, const void *data, size_t len,
-			const int *fds, size_t nfds, struct ivl_msg *out);
+/* IVPosition: @id 0..65535 once the server sent it, -1: not ready again.
+ * -EINVAL for anything else. */
+int ivl_ivshmem_set_position(struct ivl_ivshmem *dev, int id);
 
-/*
- * Read from a non-blocking socket with recvmsg(MSG_CMSG_CLOEXEC), reading
- * only what the current message needs, and feed the reader.
- * Returns 1 with *out filled; -EAGAIN when nothing more is available now;
- * -ECONNRESET on end of stream (-EPROTO if it ended inside a message);
- * -EPROTO for a bad fd attachment or truncated control data; other -errno.
- */
-int ivl_msg_recv(int sock, struct ivl_msg_reader *r, struct ivl_msg *out);
+/* MSI mode: the guest set or cleared the MSI-X Enable bit.  While it is
+ * clear, incoming doorbells are dropped (what QEMU's ivshmem-doorbell
+ * does).  Disabling forgets pending vectors.  -EINVAL in pin mode. */
+int ivl_ivshmem_set_msix(struct ivl_ivshmem *dev, bool enabled);
+/* MSI mode: the guest masked or unmasked @vector (MSI-X table entry or the
+ * function mask).  A masked vector latches a pending bit instead of
+ * raising; unmasking raises it.  -EINVAL (pin mode), -ERANGE. */
+int ivl_ivshmem_mask(struct ivl_ivshmem *dev, unsigned vector, bool masked);
+/* The Pending Bit Array: bit n = vector n pending (MSI mode). */
+uint64_t ivl_ivshmem_pending(struct ivl_ivshmem *dev);
 
-/* ---- peer-side protocol state machine --------------------------------- */
+/* Device reset (PCI reset or power-on): IntrMask and IntrStatus 0 (the pin
+ * drops if it was high), MSI-X disabled, masks and pending bits cleared.
+ * IVPosition and the memory are kept: they belong to the server's
+ * connection, not to the function. */
+void ivl_ivshmem_reset(struct ivl_ivshmem *dev);
 
-enum ivl_cs_event_type {
-	IVL_CS_NONE = 0,
-	IVL_CS_ID,          /* .peer = my ID */
-	IVL_CS_SHM,         /* .fd = shared-memory fd (now the caller's) */
-	IVL_CS_PEER_VECTOR, /* .peer, .vector, .fd: an fd for ringing a peer */
-	IVL_CS_OWN_VECTOR,  /* .vector, .fd: an fd of my own vector */
-	IVL_CS_PEER_LEFT,   /* .peer left; its fds must be closed */
-	IVL_CS_WELCOME,     /* ivlink server: .vectors, .features */
-};
-
-struct ivl_cs_event {
-	enum ivl_cs_event_type type;
-	uint16_t peer;
-	uint16_t vector;
-	int fd;
-	uint32_t vectors;
-	uint32_t features;
-};
-
-struct ivl_client_session;
-
-/*
- * @max_vectors: how many vectors this peer keeps per peer (1..64); extra
- * fds are closed and ignored, as QEMU does.  Errors: -EINVAL, -ENOMEM.
- */
-int ivl_cs_new(struct ivl_client_session **out, unsigned max_vectors);
-void ivl_cs_free(struct ivl_client_session *cs);
-
-/*
- * Validate one message against the protocol (version 0 first, then my ID,
- * then the shm fd exactly once, then peer notifications) and translate it.
- * Ownership of msg->fd passes to the session: it is handed on in ev->fd or
- * closed.  Returns 1 (ev filled), 0 (message consumed, no event: e.g. an
- * extra vector fd that was closed), or an error after which the session is
- * dead: -EPROTONOSUPPORT (version), -EPROTO (anything out of order or out of
- * range, or a leave for an unknown peer), -ECONNREFUSED (IVL_EXT_REFUSED).
- */
-int ivl_cs_input(struct ivl_client_session *cs, struct ivl_msg *msg,
-		 struct ivl_cs_event *ev);
-
-/* -1 until the ID arrived. */
-int ivl_cs_my_id(const struct ivl_client_session *cs);
-/* Vectors received so far for @peer (own ID included), 0 if unknown. */
-unsigned ivl_cs_peer_vectors(const struct ivl_client_session *cs, uint16_t peer);
-
-/* ---- shared-memory header (§4) ---------------------------------------- */
-
-/*
- * Format the ivlink header at the start of @base (@size bytes): zero the
- * header, fill in every field, set state READY last (release).
- * Errors: -EINVAL (vectors 0 or > 64, max_peers 0 or > 65536), -ENOSPC (the
- * header would not leave at least one page of application area).
- */
-int ivl_shm_format(void *base, uint64_t size, uint32_t max_peers, uint32_t vectors,
-		   uint64_t epoch, uint32_t features);
-
-/*
- * Check an untrusted header (read with acquire on state): magic, version,
- * READY state, sizes consistent with @size, table inside the header, header
- * page aligned and smaller than the region.  Returns 0 and a validated copy
- * of the fixed fields in *copy (may be NULL), -ENOENT if no ivlink header is
- * there (raw region), -EAGAIN if still formatting, -ESHUTDOWN if CLOSED,
- * -EPROTO if it is present but inconsistent or of another version.
- */
-int ivl_shm_validate(const void *base, uint64_t size, struct ivl_shm_header *copy);
-
-/* The peer entry for @id, or NULL if out of the validated table. */
-struct ivl_shm_peer *ivl_shm_peer(void *base, const struct ivl_shm_header *valid, uint32_t id);
-
-/* ---- server core ------------------------------------------------------ */
-
-struct ivl_server;
-
-struct ivl_server_opts {
-	const char *socket_path;   /* required unless listen_fd >= 0 */
-	int listen_fd;             /* >= 0: already bound and listening (socket
-				    * activation); the server takes ownership */
-	mode_t socket_mode;        /* 0 means 0600 */
-	struct ivl_region_opts region; /* the shared memory to create */
-	unsigned vectors;          /* 1..64 */
-	unsigned max_peers;        /* admission limit; 0 means 256 */
-	bool raw;                  /* no ivlink header: region untouched */
-	bool force;                /* reuse an existing, non-stale shm object */
-	const uid_t *allow_uids;   /* if either list is non-empty, a peer must */
-	size_t n_allow_uids;       /* match one uid or one gid (SO_PEERCRED) */
-	const gid_t *allow_gids;
-	size_t n_allow_gids;
-	size_t max_queue;          /* queued messages per peer before it is
-				    * dropped as unresponsive; 0: default */
-	size_t max_queue_fds;      /* fds queued per peer beyond its handshake
-				    * before it is dropped; 0: default
-				    * (vectors * max_peers, which a live peer
-				    * never reaches) */
-	bool keep_data;            /* a stale object taken over keeps its
-				    * bytes; default: zeroed (a new object is
-				    * zero anyway; a forced one is never
-				    * zeroed) */
-};
-
-/*
- * Create the region (formatted unless raw), bind the socket and start
- * listening.  An existing socket path is probed: a live server gives
- * -EADDRINUSE, a stale socket is removed.  An existing shm object gives
- * -EEXIST unless its header names a server process that is gone (stale) or
- * @force is set.  Errors: -EINVAL, -ENAMETOOLONG (socket path > 107
- * bytes), -EADDRINUSE, -EEXIST, region errors, -errno.
- */
-int ivl_server_new(struct ivl_server **out, const struct ivl_server_opts *opts);
-
-/* One pollable fd (an epoll fd): readable when process() has work. */
-int ivl_server_get_fd(const struct ivl_server *s);
-
-/*
- * Do all pending work without blocking: accept peers, send queued messages,
- * read hellos, detect departures.  A failing peer is dropped; the server and
- * the other peers go on.  Returns 0, or -errno for a failure of the server
- * itself (epoll broken), after which it should be freed.
- */
-int ivl_server_process(struct ivl_server *s);
-
-struct ivl_server_peer_info {
-	uint16_t id;
-	uint8_t state; /* enum ivl_peer_state */
-	pid_t pid;
-	uid_t uid;
-	gid_t gid;
-	char name[IVL_NAME_LEN + 1];
-	size_t queued; /* messages not yet sent */
-};
-
-struct ivl_server_stats {
-	unsigned peers;
-	uint64_t accepted, refused, dropped; /* dropped: misbehaving/slow */
-	uint64_t messages_sent;
-	unsigned fds_in_use;
-};
-
-/* Fill up to @max entries, ascending ID; returns the number of peers. */
-int ivl_server_peers(const struct ivl_server *s, struct ivl_server_peer_info *info, size_t max);
-void ivl_server_get_stats(const struct ivl_server *s, struct ivl_server_stats *st);
-const struct ivl_region *ivl_server_region(const struct ivl_server *s);
-
-/*
- * Live upgrade (docs/upgrade.md).  ivl_server_save() writes the whole state
- * (every peer's ID, socket, eventfds, hello and unsent messages; the
- * listener; the region, its name and the header copy; both locks; the
- * counters) into a new memfd, seals it, and clears FD_CLOEXEC on it and on
- * every fd the state names, so that an execve() keeps them all.  Pending
- * drops and flushes are done first.  Returns the memfd, or -errno with the
- * server unchanged.  The server stays usable: if the exec does not happen,
- * ivl_server_save_abort() sets FD_CLOEXEC again and closes the memfd.
- *
- * ivl_server_restore() rebuilds a server, in the new program image, from
- * such a memfd (ownership taken).  The state is untrusted input: every
- * count, ID, index, length and fd (open, of the right type, named once, the
- * locks still ours) is checked; on any failure it returns -EINVAL (or
- * -ENOMEM, -errno), logs why, and removes no name.  Vectors, max_peers, raw
- * and the queue limits are the running server's (a warning says so if
- * @opts asks otherwise); the allow lists come from @opts.  Unsent messages
- * are sent from the first call on.  Peers see nothing: no leave, no join.
- */
-int ivl_server_save(struct ivl_server *s);
-void ivl_server_save_abort(struct ivl_server *s, int state_fd);
-int ivl_server_restore(struct ivl_server **out, const struct ivl_server_opts *opts,
-		       int state_fd);
-
-/* Mark the header CLOSED, close every peer, remove the socket path (if the
- * server bound it) and the shm/file name (if it created it), free.  NULL is
- * a no-op. */
-void ivl_server_free(struct ivl_server *s);
-
-/* Raise RLIMIT_NOFILE's soft limit to the hard limit.  Returns the new soft
- * limit or -errno. */
-long ivl_raise_nofile(void);
+/* The current pin level (0 or 1; always 0 in MSI mode). */
+int ivl_ivshmem_pin(struct ivl_ivshmem *dev);
+/* BAR2: the memory given at creation, and its size. */
+void *ivl_ivshmem_bar2(const struct ivl_ivshmem *dev, uint64_t *size);
+unsigned ivl_ivshmem_vectors(const struct ivl_ivshmem *dev);
+enum ivl_ivshmem_irq_mode ivl_ivshmem_mode(const struct ivl_ivshmem *dev);
+void ivl_ivshmem_get_stats(struct ivl_ivshmem *dev, struct ivl_ivshmem_stats *st);
 
 #ifdef __cplusplus
 }

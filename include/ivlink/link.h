@@ -19,7 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <ivlink/proto.h>
+#include <ivlink/proto/shm.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -63,23 +63,6 @@ struct ivl_link_host_opts {
  * (refused: the server is out of file descriptors), -ENOMEM, -errno.
  */
 int ivl_link_host_new(struct ivl_link **out, const struct ivl_link_host_opts *opts);
-
-/* ---- local backend: several links inside one process ------------------- */
-
-struct ivl_local_hub;
-
-/* A memfd region of @size bytes (power of two), formatted with an ivlink
- * header for @max_peers peers of @vectors vectors each.  Thread safety: the
- * hub and its links may be used from different threads; join and free
- * serialize on an internal mutex. */
-int ivl_local_hub_new(struct ivl_local_hub **out, uint64_t size, unsigned max_peers,
-		      unsigned vectors);
-/* A new peer on the hub (lowest free ID).  Other links see IVL_LINK_JOIN;
- * freeing the link makes them see IVL_LINK_LEAVE.  -ENOSPC when full. */
-int ivl_local_hub_join(struct ivl_local_hub *hub, const char *name, struct ivl_link **out);
-/* Free the hub: every remaining link sees IVL_LINK_DOWN.  The links must
- * still be freed by their owners.  NULL is a no-op. */
-void ivl_local_hub_free(struct ivl_local_hub *hub);
 
 /* ---- guest backend: the ivshmem PCI device inside a VM (docs/guest.md) -- */
 

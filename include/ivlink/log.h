@@ -21,7 +21,7 @@ enum {
 
 /* @msg is a NUL-terminated line without trailing newline, valid only during
  * the call. */
-typedef void (*ivl_log_fn)(void *opaque, int level, const char *msg);
+typedef void ivl_log_fn(void *opaque, int level, const char *msg);
 
 /*
  * Install @fn (NULL: discard everything, the default) for messages of
@@ -29,7 +29,7 @@ typedef void (*ivl_log_fn)(void *opaque, int level, const char *msg);
  * threads use the library, or accept that a concurrent message may still go
  * to the previous callback.
  */
-void ivl_log_set(ivl_log_fn fn, void *opaque, int max_level);
+void ivl_log_set(ivl_log_fn *fn, void *opaque, int max_level);
 
 /* A ready-made callback that writes "<N>msg\n" (sd-daemon prefix) to stderr
  * when @opaque is NULL, or "prefix: msg\n" when @opaque is a string. */

@@ -19,19 +19,12 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include <ivlink/proto.h>
+#include <ivlink/proto/shm.h>
 #include <ivlink/region.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-/* The magic word while a formatter holds the claim: the high 32 bits are
- * this tag ("CLAI" as a little-endian word), the low 32 bits the claimer's
- * pid (informative only: across VMs it means nothing). */
-#define IVL_SHM_CLAIM_TAG 0x49414c43u
-#define IVL_SHM_CLAIM(pid) ((uint64_t)IVL_SHM_CLAIM_TAG << 32 | (uint32_t)(pid))
-#define IVL_SHM_IS_CLAIM(magic) ((uint64_t)(magic) >> 32 == IVL_SHM_CLAIM_TAG)
 
 /* Flags for ivl_plain_opts.flags. */
 #define IVL_PLAIN_NO_CREATE (1u << 0) /* the object must exist (-ENOENT) */

@@ -93,13 +93,6 @@ int ivl_region_unlink(struct ivl_region *r);
 /* Unmap and close.  NULL is a no-op. */
 void ivl_region_free(struct ivl_region *r);
 
-/* Helpers shared with the tools. */
-/* 1 if @v is a nonzero power of two. */
-int ivl_is_pow2(uint64_t v);
-/* Parse "4M", "1G", "65536", "8GiB" (K/M/G/T, binary multiples, optional
- * "iB" or "B").  Returns 0 or -EINVAL / -ERANGE. */
-int ivl_parse_size(const char *s, uint64_t *out);
-
 #ifdef __cplusplus
 }
 #endif

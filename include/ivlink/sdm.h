@@ -28,6 +28,7 @@
 #define IVLINK_SDM_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -50,7 +51,7 @@ enum ivl_sdm_type {
 #define IVL_SDM_ALL 0xffffffffu
 /* Largest max_slaves this implementation accepts (the wire field is 16 bits). */
 #define IVL_SDM_MAX_SLAVES 1024u
-/* LINK channel ring lengths (ivl_sdm_options.link_ring). */
+/* LINK channel ring lengths (ivl_sdm_opts.link_ring). */
 #define IVL_SDM_LINK_RING_MIN 16u
 #define IVL_SDM_LINK_RING_MAX 4096u
 #define IVL_SDM_LINK_RING_DEFAULT 256u
@@ -83,7 +84,7 @@ struct ivl_sdm_bus;
 struct ivl_link;
 
 /* Options of ivl_sdm_new().  Zero-initialise, then set what you need. */
-struct ivl_sdm_options {
+struct ivl_sdm_opts {
 	bool master;
 	/* Master: initial max_slaves, 1..IVL_SDM_MAX_SLAVES. */
 	uint16_t max_slaves;
@@ -150,14 +151,14 @@ struct ivl_sdm_stats {
  * @from is the sender's ID (0 for the master).  @sig is valid only during
  * the call.
  */
-typedef void (*ivl_sdm_handler)(struct ivl_sdm *sdm, const struct ivl_sdm_signal *sig,
+typedef void ivl_sdm_handler_fn(struct ivl_sdm *sdm, const struct ivl_sdm_signal *sig,
 				uint16_t from, void *opaque);
 /*
  * Action: for BOOT and RESET, runs before the handler ("do the hardware
  * action, then forward the signal").  Return 0 to forward the signal to the
  * handler, < 0 to drop it (counted in dropped_action).
  */
-typedef int (*ivl_sdm_action)(struct ivl_sdm *sdm, const struct ivl_sdm_signal *sig, uint16_t from,
+typedef int ivl_sdm_action_fn(struct ivl_sdm *sdm, const struct ivl_sdm_signal *sig, uint16_t from,
 			      void *opaque);
 
 /* ---- local bus ---------------------------------------------------------- */
@@ -180,7 +181,7 @@ void ivl_sdm_bus_free(struct ivl_sdm_bus *bus);
  * slave: ID taken; or the socket address), -ENOMEM, socket errors.
  * On success *out is owned by the caller (ivl_sdm_free()).
  */
-int ivl_sdm_new(struct ivl_sdm **out, const struct ivl_sdm_options *opt);
+int ivl_sdm_new(struct ivl_sdm **out, const struct ivl_sdm_opts *opt);
 /* Close connections, leave the bus, remove a master's UNIX socket.  NULL ok. */
 void ivl_sdm_free(struct ivl_sdm *sdm);
 
@@ -244,9 +245,9 @@ int ivl_sdm_send(struct ivl_sdm *sdm, const struct ivl_sdm_signal *sig);
 int ivl_sdm_send_batch(struct ivl_sdm *sdm, const struct ivl_sdm_signal *sigs, size_t n);
 
 /* Install (or with NULL remove) the handler of @type.  Errors: -EINVAL. */
-int ivl_sdm_set_handler(struct ivl_sdm *sdm, uint32_t type, ivl_sdm_handler fn, void *opaque);
+int ivl_sdm_set_handler(struct ivl_sdm *sdm, uint32_t type, ivl_sdm_handler_fn *fn, void *opaque);
 /* Install the action of BOOT or RESET.  Errors: -EINVAL (IRQ or unknown). */
-int ivl_sdm_set_action(struct ivl_sdm *sdm, uint32_t type, ivl_sdm_action fn, void *opaque);
+int ivl_sdm_set_action(struct ivl_sdm *sdm, uint32_t type, ivl_sdm_action_fn *fn, void *opaque);
 
 int ivl_sdm_get_config(const struct ivl_sdm *sdm, struct ivl_sdm_config *cfg);
 /*

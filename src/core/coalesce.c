@@ -10,7 +10,8 @@
  * after the other side's write: either the sender sees ASLEEP and rings, or
  * the receiver sees the bit and does not block.
  */
-#include <ivlink/notify.h>
+#include <ivlink/coalesce.h>
+#include <ivlink/eventfd.h>
 
 #include "core/internal.h"
 
@@ -23,17 +24,17 @@ IVL_EXPORT int ivl_coalesce_mark(struct ivl_shm_peer *t, unsigned vector)
 		return 1;
 	/* A receiver that does not coalesce never clears bits: do not set
 	 * them, just ring.  Relaxed: a stale NONE only costs one extra ring. */
-	w = atomic_load_explicit(&t->waiting, memory_order_relaxed);
+	w = __atomic_load_n(&t->waiting, __ATOMIC_RELAXED);
 	if (w != IVL_WAITING_AWAKE && w != IVL_WAITING_ASLEEP)
 		return 1;
 	bit = 1ull << vector;
 	/* seq_cst: releases the sender's data to ivl_coalesce_take()'s acquire,
 	 * and orders before the load of waiting below (Dekker, see top). */
-	old = atomic_fetch_or_explicit(&t->pending, bit, memory_order_seq_cst);
+	old = __atomic_fetch_or(&t->pending, bit, __ATOMIC_SEQ_CST);
 	if (old & bit)
 		return 0; /* an earlier ring is still unhandled: it covers us */
 	/* Pairs with the seq_cst store of ASLEEP in ivl_coalesce_sleep(). */
-	w = atomic_load_explicit(&t->waiting, memory_order_seq_cst);
+	w = __atomic_load_n(&t->waiting, __ATOMIC_SEQ_CST);
 	return w != IVL_WAITING_AWAKE;
 }
 
@@ -41,10 +42,10 @@ IVL_EXPORT uint64_t ivl_coalesce_take(struct ivl_shm_peer *self)
 {
 	/* Cheap check first: polling receivers call this in a loop, and a
 	 * plain load keeps the line shared instead of bouncing it. */
-	if (!atomic_load_explicit(&self->pending, memory_order_relaxed))
+	if (!__atomic_load_n(&self->pending, __ATOMIC_RELAXED))
 		return 0;
 	/* acquire: pairs with the senders' seq_cst fetch_or. */
-	return atomic_exchange_explicit(&self->pending, 0, memory_order_acquire);
+	return __atomic_exchange_n(&self->pending, 0, __ATOMIC_ACQUIRE);
 }
 
 IVL_EXPORT uint64_t ivl_coalesce_sleep(struct ivl_shm_peer *self)
@@ -52,21 +53,21 @@ IVL_EXPORT uint64_t ivl_coalesce_sleep(struct ivl_shm_peer *self)
 	uint64_t bits;
 
 	/* Pairs with the sender's seq_cst load of waiting (Dekker). */
-	atomic_store_explicit(&self->waiting, IVL_WAITING_ASLEEP, memory_order_seq_cst);
-	bits = atomic_load_explicit(&self->pending, memory_order_seq_cst);
+	__atomic_store_n(&self->waiting, IVL_WAITING_ASLEEP, __ATOMIC_SEQ_CST);
+	bits = __atomic_load_n(&self->pending, __ATOMIC_SEQ_CST);
 	if (!bits)
 		return 0;
-	atomic_store_explicit(&self->waiting, IVL_WAITING_AWAKE, memory_order_relaxed);
-	return atomic_exchange_explicit(&self->pending, 0, memory_order_acquire);
+	__atomic_store_n(&self->waiting, IVL_WAITING_AWAKE, __ATOMIC_RELAXED);
+	return __atomic_exchange_n(&self->pending, 0, __ATOMIC_ACQUIRE);
 }
 
 IVL_EXPORT void ivl_coalesce_wake(struct ivl_shm_peer *self)
 {
 	/* Relaxed: senders that still see ASLEEP only ring once more. */
-	atomic_store_explicit(&self->waiting, IVL_WAITING_AWAKE, memory_order_relaxed);
+	__atomic_store_n(&self->waiting, IVL_WAITING_AWAKE, __ATOMIC_RELAXED);
 }
 
 IVL_EXPORT void ivl_coalesce_off(struct ivl_shm_peer *self)
 {
-	atomic_store_explicit(&self->waiting, IVL_WAITING_NONE, memory_order_seq_cst);
+	__atomic_store_n(&self->waiting, IVL_WAITING_NONE, __ATOMIC_SEQ_CST);
 }

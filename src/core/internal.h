@@ -17,6 +17,9 @@
 #define IVL_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
 /* printf-like logging through the installed callback; cheap when off. */
+/* 1 if @v is a nonzero power of two. */
+int ivl__is_pow2(uint64_t v);
+
 void ivl__log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 #define ivl__err(...) ivl__log(IVL_LOG_ERR, __VA_ARGS__)
 #define ivl__warn(...) ivl__log(IVL_LOG_WARNING, __VA_ARGS__)

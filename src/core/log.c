@@ -7,7 +7,7 @@
 #include "core/internal.h"
 
 struct log_sink {
-	ivl_log_fn fn;
+	ivl_log_fn *fn;
 	void *opaque;
 	int max_level;
 };
@@ -20,7 +20,7 @@ static struct log_sink sinks[2];
 static _Atomic(struct log_sink *) current;
 static int next_slot;
 
-IVL_EXPORT void ivl_log_set(ivl_log_fn fn, void *opaque, int max_level)
+IVL_EXPORT void ivl_log_set(ivl_log_fn *fn, void *opaque, int max_level)
 {
 	struct log_sink *s = &sinks[next_slot];
 

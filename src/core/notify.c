@@ -2,7 +2,8 @@
 #include <stdint.h>
 #include <sys/eventfd.h>
 
-#include <ivlink/notify.h>
+#include <ivlink/coalesce.h>
+#include <ivlink/eventfd.h>
 
 #include "core/internal.h"
 

@@ -30,7 +30,7 @@ struct ivl_region {
 	char desc[256];
 };
 
-IVL_EXPORT int ivl_is_pow2(uint64_t v)
+int ivl__is_pow2(uint64_t v)
 {
 	return v && !(v & (v - 1));
 }
@@ -44,39 +44,6 @@ static uint64_t round_pow2(uint64_t v)
 	return p;
 }
 
-IVL_EXPORT int ivl_parse_size(const char *s, uint64_t *out)
-{
-	unsigned long long v;
-	unsigned shift = 0;
-	char *end;
-
-	if (!s || !out || !isdigit((unsigned char)s[0]))
-		return -EINVAL;
-	errno = 0;
-	v = strtoull(s, &end, 0);
-	if (errno == ERANGE)
-		return -ERANGE;
-	if (end == s)
-		return -EINVAL;
-	switch (*end) {
-	case 'k': case 'K': shift = 10; end++; break;
-	case 'm': case 'M': shift = 20; end++; break;
-	case 'g': case 'G': shift = 30; end++; break;
-	case 't': case 'T': shift = 40; end++; break;
-	default: break;
-	}
-	if (shift && (end[0] == 'i' || end[0] == 'I') && (end[1] == 'B' || end[1] == 'b'))
-		end += 2;
-	else if (end[0] == 'B' || end[0] == 'b')
-		end++;
-	if (*end)
-		return -EINVAL;
-	if (shift && v > (UINT64_MAX >> shift))
-		return -ERANGE;
-	*out = (uint64_t)v << shift;
-	return 0;
-}
-
 static int check_size(uint64_t *size, unsigned flags)
 {
 	if (*size == 0 || *size > REGION_MAX_SIZE) {
@@ -84,7 +51,7 @@ static int check_size(uint64_t *size, unsigned flags)
 			 (unsigned long long)*size);
 		return -EINVAL;
 	}
-	if (!ivl_is_pow2(*size)) {
+	if (!ivl__is_pow2(*size)) {
 		if (!(flags & IVL_REGION_ROUND_UP)) {
 			ivl__err("region size %llu is not a power of two (QEMU would abort)",
 				 (unsigned long long)*size);
@@ -302,7 +269,7 @@ IVL_EXPORT int ivl_region_from_fd(struct ivl_region **out, int fd)
 		ivl__close(fd);
 		return ret;
 	}
-	if (st.st_size <= 0 || !ivl_is_pow2((uint64_t)st.st_size) ||
+	if (st.st_size <= 0 || !ivl__is_pow2((uint64_t)st.st_size) ||
 	    (uint64_t)st.st_size > REGION_MAX_SIZE) {
 		ivl__err("shared-memory fd has size %lld: not a power of two in 1 .. 1 TiB",
 			 (long long)st.st_size);

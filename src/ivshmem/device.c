@@ -19,18 +19,19 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 
-#include <ivlink/ivshmem-dev.h>
+#include <ivlink/ivshmem.h>
+#include <ivlink/link-device.h>
 
 #include "core/internal.h"
 
-#define NSTATS (sizeof(struct ivl_ivshmem_dev_stats) / sizeof(uint64_t))
+#define NSTATS (sizeof(struct ivl_ivshmem_stats) / sizeof(uint64_t))
 
-struct ivl_ivshmem_dev {
+struct ivl_ivshmem {
 	enum ivl_ivshmem_irq_mode mode;
 	unsigned vectors;
 	void *bar2;
 	uint64_t bar2_size;
-	struct ivl_ivshmem_dev_ops ops;
+	struct ivl_ivshmem_ops ops;
 	void *ctx;
 	atomic_int position; /* -1: not ready */
 
@@ -41,14 +42,14 @@ struct ivl_ivshmem_dev {
 	uint64_t masked;  /* MSI-X vector mask bits */
 	uint64_t pending; /* MSI-X Pending Bit Array */
 
-	/* struct ivl_ivshmem_dev_stats, field by field. */
+	/* struct ivl_ivshmem_stats, field by field. */
 	_Atomic uint64_t st[NSTATS];
 };
 
-/* Counter index of a field of struct ivl_ivshmem_dev_stats. */
-#define ST(field) (offsetof(struct ivl_ivshmem_dev_stats, field) / sizeof(uint64_t))
+/* Counter index of a field of struct ivl_ivshmem_stats. */
+#define ST(field) (offsetof(struct ivl_ivshmem_stats, field) / sizeof(uint64_t))
 
-static void count(struct ivl_ivshmem_dev *d, size_t idx)
+static void count(struct ivl_ivshmem *d, size_t idx)
 {
 	atomic_fetch_add_explicit(&d->st[idx], 1, memory_order_relaxed);
 }
@@ -60,7 +61,7 @@ static uint64_t vec_bit(unsigned v)
 
 /* Re-evaluate the level-triggered pin (lock held).  In MSI mode the pin is
  * never driven, as in QEMU's ivshmem-doorbell. */
-static void update_pin(struct ivl_ivshmem_dev *d)
+static void update_pin(struct ivl_ivshmem *d)
 {
 	int level;
 
@@ -75,7 +76,7 @@ static void update_pin(struct ivl_ivshmem_dev *d)
 }
 
 /* Raise MSI-X vector @v or latch it (lock held). */
-static void raise_msi(struct ivl_ivshmem_dev *d, unsigned v)
+static void raise_msi(struct ivl_ivshmem *d, unsigned v)
 {
 	if (d->masked & vec_bit(v)) {
 		d->pending |= vec_bit(v);
@@ -86,10 +87,10 @@ static void raise_msi(struct ivl_ivshmem_dev *d, unsigned v)
 	d->ops.irq(d->ctx, IVL_IVSHMEM_IRQ_MSI, v);
 }
 
-IVL_EXPORT int ivl_ivshmem_dev_new(struct ivl_ivshmem_dev **out,
-				   const struct ivl_ivshmem_dev_cfg *cfg)
+IVL_EXPORT int ivl_ivshmem_new(struct ivl_ivshmem **out,
+				   const struct ivl_ivshmem_opts *cfg)
 {
-	struct ivl_ivshmem_dev *d;
+	struct ivl_ivshmem *d;
 
 	if (!out)
 		return -EINVAL;
@@ -119,7 +120,7 @@ IVL_EXPORT int ivl_ivshmem_dev_new(struct ivl_ivshmem_dev **out,
 	return 0;
 }
 
-IVL_EXPORT void ivl_ivshmem_dev_free(struct ivl_ivshmem_dev *dev)
+IVL_EXPORT void ivl_ivshmem_free(struct ivl_ivshmem *dev)
 {
 	if (!dev)
 		return;
@@ -130,7 +131,7 @@ IVL_EXPORT void ivl_ivshmem_dev_free(struct ivl_ivshmem_dev *dev)
 /* ---- BAR0 ----------------------------------------------------------------- */
 
 /* One 32-bit read of an aligned offset below the BAR0 size. */
-static uint32_t read32(struct ivl_ivshmem_dev *d, unsigned off)
+static uint32_t read32(struct ivl_ivshmem *d, unsigned off)
 {
 	uint32_t v;
 
@@ -159,7 +160,7 @@ static uint32_t read32(struct ivl_ivshmem_dev *d, unsigned off)
 	}
 }
 
-static void doorbell(struct ivl_ivshmem_dev *d, uint32_t val)
+static void doorbell(struct ivl_ivshmem *d, uint32_t val)
 {
 	uint16_t peer = (uint16_t)(val >> 16), vector = (uint16_t)val;
 	unsigned nv;
@@ -186,7 +187,7 @@ static void doorbell(struct ivl_ivshmem_dev *d, uint32_t val)
 	count(d, ST(rings));
 }
 
-static void write32(struct ivl_ivshmem_dev *d, unsigned off, uint32_t val)
+static void write32(struct ivl_ivshmem *d, unsigned off, uint32_t val)
 {
 	switch (off) {
 	case IVL_IVSHMEM_INTRMASK:
@@ -216,7 +217,7 @@ static void write32(struct ivl_ivshmem_dev *d, unsigned off, uint32_t val)
 
 /* 0: serve; -1: counted and refused.  Sizes 1, 2, 4, 8, naturally aligned,
  * inside BAR0. */
-static int check_access(struct ivl_ivshmem_dev *d, uint64_t off, unsigned size)
+static int check_access(struct ivl_ivshmem *d, uint64_t off, unsigned size)
 {
 	if (off >= IVL_IVSHMEM_BAR0_SIZE) {
 		count(d, ST(bad_offset));
@@ -229,7 +230,7 @@ static int check_access(struct ivl_ivshmem_dev *d, uint64_t off, unsigned size)
 	return 0;
 }
 
-IVL_EXPORT uint64_t ivl_ivshmem_dev_read(struct ivl_ivshmem_dev *dev, uint64_t off, unsigned size)
+IVL_EXPORT uint64_t ivl_ivshmem_read(struct ivl_ivshmem *dev, uint64_t off, unsigned size)
 {
 	unsigned o = (unsigned)off;
 	uint32_t v;
@@ -251,7 +252,7 @@ IVL_EXPORT uint64_t ivl_ivshmem_dev_read(struct ivl_ivshmem_dev *dev, uint64_t o
 	return size == 1 ? (v & 0xffu) : (v & 0xffffu);
 }
 
-IVL_EXPORT void ivl_ivshmem_dev_write(struct ivl_ivshmem_dev *dev, uint64_t off, uint64_t val,
+IVL_EXPORT void ivl_ivshmem_write(struct ivl_ivshmem *dev, uint64_t off, uint64_t val,
 				      unsigned size)
 {
 	unsigned o = (unsigned)off;
@@ -273,7 +274,7 @@ IVL_EXPORT void ivl_ivshmem_dev_write(struct ivl_ivshmem_dev *dev, uint64_t off,
 
 /* ---- the embedder's side -------------------------------------------------- */
 
-IVL_EXPORT int ivl_ivshmem_dev_doorbell(struct ivl_ivshmem_dev *dev, unsigned vector)
+IVL_EXPORT int ivl_ivshmem_doorbell(struct ivl_ivshmem *dev, unsigned vector)
 {
 	int ret = 1;
 
@@ -299,7 +300,7 @@ IVL_EXPORT int ivl_ivshmem_dev_doorbell(struct ivl_ivshmem_dev *dev, unsigned ve
 	return ret;
 }
 
-IVL_EXPORT int ivl_ivshmem_dev_set_position(struct ivl_ivshmem_dev *dev, int id)
+IVL_EXPORT int ivl_ivshmem_set_position(struct ivl_ivshmem *dev, int id)
 {
 	if (!dev || id < -1 || id > 65535)
 		return -EINVAL;
@@ -307,7 +308,7 @@ IVL_EXPORT int ivl_ivshmem_dev_set_position(struct ivl_ivshmem_dev *dev, int id)
 	return 0;
 }
 
-IVL_EXPORT int ivl_ivshmem_dev_set_msix(struct ivl_ivshmem_dev *dev, bool enabled)
+IVL_EXPORT int ivl_ivshmem_set_msix(struct ivl_ivshmem *dev, bool enabled)
 {
 	if (!dev || dev->mode != IVL_IVSHMEM_MSI)
 		return -EINVAL;
@@ -319,7 +320,7 @@ IVL_EXPORT int ivl_ivshmem_dev_set_msix(struct ivl_ivshmem_dev *dev, bool enable
 	return 0;
 }
 
-IVL_EXPORT int ivl_ivshmem_dev_mask(struct ivl_ivshmem_dev *dev, unsigned vector, bool masked)
+IVL_EXPORT int ivl_ivshmem_mask(struct ivl_ivshmem *dev, unsigned vector, bool masked)
 {
 	if (!dev || dev->mode != IVL_IVSHMEM_MSI)
 		return -EINVAL;
@@ -339,7 +340,7 @@ IVL_EXPORT int ivl_ivshmem_dev_mask(struct ivl_ivshmem_dev *dev, unsigned vector
 	return 0;
 }
 
-IVL_EXPORT uint64_t ivl_ivshmem_dev_pending(struct ivl_ivshmem_dev *dev)
+IVL_EXPORT uint64_t ivl_ivshmem_pending(struct ivl_ivshmem *dev)
 {
 	uint64_t p;
 
@@ -351,7 +352,7 @@ IVL_EXPORT uint64_t ivl_ivshmem_dev_pending(struct ivl_ivshmem_dev *dev)
 	return p;
 }
 
-IVL_EXPORT void ivl_ivshmem_dev_reset(struct ivl_ivshmem_dev *dev)
+IVL_EXPORT void ivl_ivshmem_reset(struct ivl_ivshmem *dev)
 {
 	if (!dev)
 		return;
@@ -365,7 +366,7 @@ IVL_EXPORT void ivl_ivshmem_dev_reset(struct ivl_ivshmem_dev *dev)
 	pthread_mutex_unlock(&dev->lock);
 }
 
-IVL_EXPORT int ivl_ivshmem_dev_pin(struct ivl_ivshmem_dev *dev)
+IVL_EXPORT int ivl_ivshmem_pin(struct ivl_ivshmem *dev)
 {
 	int p;
 
@@ -377,25 +378,25 @@ IVL_EXPORT int ivl_ivshmem_dev_pin(struct ivl_ivshmem_dev *dev)
 	return p;
 }
 
-IVL_EXPORT void *ivl_ivshmem_dev_bar2(const struct ivl_ivshmem_dev *dev, uint64_t *size)
+IVL_EXPORT void *ivl_ivshmem_bar2(const struct ivl_ivshmem *dev, uint64_t *size)
 {
 	if (size)
 		*size = dev ? dev->bar2_size : 0;
 	return dev ? dev->bar2 : NULL;
 }
 
-IVL_EXPORT unsigned ivl_ivshmem_dev_vectors(const struct ivl_ivshmem_dev *dev)
+IVL_EXPORT unsigned ivl_ivshmem_vectors(const struct ivl_ivshmem *dev)
 {
 	return dev ? dev->vectors : 0;
 }
 
-IVL_EXPORT enum ivl_ivshmem_irq_mode ivl_ivshmem_dev_mode(const struct ivl_ivshmem_dev *dev)
+IVL_EXPORT enum ivl_ivshmem_irq_mode ivl_ivshmem_mode(const struct ivl_ivshmem *dev)
 {
 	return dev ? dev->mode : IVL_IVSHMEM_MSI;
 }
 
-IVL_EXPORT void ivl_ivshmem_dev_get_stats(struct ivl_ivshmem_dev *dev,
-					  struct ivl_ivshmem_dev_stats *st)
+IVL_EXPORT void ivl_ivshmem_get_stats(struct ivl_ivshmem *dev,
+					  struct ivl_ivshmem_stats *st)
 {
 	uint64_t *f = (uint64_t *)st;
 

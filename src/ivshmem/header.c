@@ -12,7 +12,9 @@
 #include <unistd.h>
 
 #include "core/internal.h"
-#include <ivlink/ivshmem.h>
+#include <ivlink/server.h>
+#include <ivlink/session.h>
+#include <ivlink/shm.h>
 
 #define HDR_ALIGN 8 /* 64-bit atomics in the header and the peer table */
 
@@ -35,7 +37,7 @@ IVL_EXPORT int ivl_shm_format(void *base, uint64_t size, uint32_t max_peers, uin
 	/* Announce the rewrite before touching anything else, so a reader
 	 * that looks while we work sees FORMATTING rather than a stale READY
 	 * with half-written fields (it re-checks state after its copy). */
-	atomic_store_explicit(&h->state, IVL_SHM_FORMATTING, memory_order_seq_cst);
+	__atomic_store_n(&h->state, IVL_SHM_FORMATTING, __ATOMIC_SEQ_CST);
 	memset((char *)base + sizeof(h->magic), 0, (size_t)hsize - sizeof(h->magic));
 	h->magic = IVL_SHM_MAGIC;
 	h->version = IVL_SHM_VERSION;
@@ -50,7 +52,7 @@ IVL_EXPORT int ivl_shm_format(void *base, uint64_t size, uint32_t max_peers, uin
 	h->server_pid = (uint32_t)getpid();
 	/* Publishes every field above: pairs with the acquire load of state
 	 * in ivl_shm_validate(). */
-	atomic_store_explicit(&h->state, IVL_SHM_READY, memory_order_release);
+	__atomic_store_n(&h->state, IVL_SHM_READY, __ATOMIC_RELEASE);
 	return 0;
 }
 
@@ -98,12 +100,12 @@ IVL_EXPORT int ivl_shm_validate(const void *base, uint64_t size, struct ivl_shm_
 	/* Pairs with the release store of READY in ivl_shm_format() (and of
 	 * CLOSED by the server): the fields we copy next are at least as new
 	 * as the state we saw. */
-	state = atomic_load_explicit(&h->state, memory_order_acquire);
+	state = __atomic_load_n(&h->state, __ATOMIC_ACQUIRE);
 	memcpy(&c, base, sizeof(c));
 	/* Orders the copy before the second look at state, so a rewrite
 	 * that began during the copy is noticed (a one-sided seqlock). */
-	atomic_thread_fence(memory_order_acquire);
-	again = atomic_load_explicit(&h->state, memory_order_relaxed);
+	__atomic_thread_fence(__ATOMIC_ACQUIRE);
+	again = __atomic_load_n(&h->state, __ATOMIC_RELAXED);
 
 	if (c.magic != IVL_SHM_MAGIC)
 		return -ENOENT;
@@ -131,7 +133,7 @@ IVL_EXPORT int ivl_shm_validate(const void *base, uint64_t size, struct ivl_shm_
 	}
 	if (copy) {
 		memcpy(copy, &c, sizeof(c));
-		atomic_init(&copy->state, state);
+		__atomic_store_n(&copy->state, state, __ATOMIC_RELAXED);
 	}
 	return 0;
 }

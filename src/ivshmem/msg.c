@@ -14,7 +14,9 @@
 #include <sys/uio.h>
 
 #include "core/internal.h"
-#include <ivlink/ivshmem.h>
+#include <ivlink/server.h>
+#include <ivlink/session.h>
+#include <ivlink/shm.h>
 
 /*
  * A hostile sender may attach many fds to one byte; the kernel installs as

@@ -23,7 +23,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <ivlink/ivshmem.h>
+#include <ivlink/server.h>
+#include <ivlink/session.h>
+#include <ivlink/shm.h>
 #include <ivlink/plain.h>
 
 #include "core/internal.h"
@@ -70,7 +72,7 @@ static int check_size(uint64_t size, uint32_t max_peers, const char *what)
 {
 	uint64_t need = ivl_shm_header_size(max_peers) + IVL_SHM_PAGE;
 
-	if (!ivl_is_pow2(size) || size > REGION_MAX_SIZE || size < need) {
+	if (!ivl__is_pow2(size) || size > REGION_MAX_SIZE || size < need) {
 		ivl__err("plain: %s has %llu bytes: need a power of two of %llu .. 2^40", what,
 			 (unsigned long long)size, (unsigned long long)need);
 		return -EINVAL;
@@ -157,8 +159,7 @@ static int attach(void *base, uint64_t size, const struct ivl_plain_opts *o,
 		 * state READY last: while state says FORMATTING, a layout that
 		 * does not check out yet is work in progress, not an error. */
 		if (r == -EPROTO &&
-		    atomic_load_explicit(&((struct ivl_shm_header *)base)->state,
-					 memory_order_acquire) != IVL_SHM_FORMATTING) {
+		    __atomic_load_n(&((struct ivl_shm_header *)base)->state, __ATOMIC_ACQUIRE) != IVL_SHM_FORMATTING) {
 			/* It may have become READY since the first look:
 			 * judge a copy taken after that. */
 			r = ivl_shm_validate(base, size, hdr);

@@ -16,7 +16,8 @@
 #include <sys/socket.h>
 #include <sys/timerfd.h>
 
-#include <ivlink/notify.h>
+#include <ivlink/coalesce.h>
+#include <ivlink/eventfd.h>
 
 #include "core/internal.h"
 #include "ivshmem/server-internal.h"
@@ -66,7 +67,7 @@ void ivl__peer_set_state(struct ivl_server *s, struct ivl__speer *p, uint8_t sta
 	 * ivl_shm_peer.state in the link layer) also sees the fields written
 	 * before it (vectors, pid, uid, generation, cleared bits). */
 	if (e)
-		atomic_store_explicit(&e->state, state, memory_order_release);
+		__atomic_store_n(&e->state, state, __ATOMIC_RELEASE);
 }
 
 static void header_join(struct ivl_server *s, struct ivl__speer *p)
@@ -81,9 +82,9 @@ static void header_join(struct ivl_server *s, struct ivl__speer *p)
 	e->pid = (uint32_t)p->pid;
 	e->uid = (uint32_t)p->uid;
 	memset(e->name, 0, sizeof(e->name));
-	atomic_store_explicit(&e->pending, 0, memory_order_relaxed);
-	atomic_store_explicit(&e->waiting, 0, memory_order_relaxed);
-	atomic_fetch_add_explicit(&e->generation, 1, memory_order_relaxed);
+	__atomic_store_n(&e->pending, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&e->waiting, 0, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&e->generation, 1, __ATOMIC_RELAXED);
 	ivl__peer_set_state(s, p, IVL_PEER_JOINED);
 }
 
@@ -424,10 +425,10 @@ static void peer_leave(struct ivl_server *s, struct ivl__speer *p)
 			enqueue(s, o, p->id, NULL);
 	}
 	if (e) {
-		atomic_store_explicit(&e->pending, 0, memory_order_relaxed);
-		atomic_store_explicit(&e->waiting, 0, memory_order_relaxed);
+		__atomic_store_n(&e->pending, 0, __ATOMIC_RELAXED);
+		__atomic_store_n(&e->waiting, 0, __ATOMIC_RELAXED);
 		/* Release pairs with the reader's acquire of state. */
-		atomic_store_explicit(&e->state, IVL_PEER_ABSENT, memory_order_release);
+		__atomic_store_n(&e->state, IVL_PEER_ABSENT, __ATOMIC_RELEASE);
 	}
 	ivl__peer_free(s, p);
 }

@@ -27,35 +27,6 @@
 #define DEFAULT_MAX_QUEUE 65536
 #define ACCEPT_BATCH 64 /* per process() call, so peers' I/O is not starved */
 
-IVL_EXPORT long ivl_raise_nofile(void)
-{
-	struct rlimit rl;
-
-	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
-		return -errno;
-	if (rl.rlim_cur == rl.rlim_max)
-		return (long)rl.rlim_cur;
-	rl.rlim_cur = rl.rlim_max;
-	if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
-		/* An unlimited hard limit cannot be the soft one beyond
-		 * fs.nr_open; that ceiling is the best we can get. */
-		FILE *f = fopen("/proc/sys/fs/nr_open", "re");
-		unsigned long nr;
-
-		if (!f)
-			return -errno;
-		if (fscanf(f, "%lu", &nr) != 1) {
-			fclose(f);
-			return -EINVAL;
-		}
-		fclose(f);
-		rl.rlim_cur = nr < rl.rlim_max ? nr : rl.rlim_max;
-		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
-			return -errno;
-	}
-	return (long)rl.rlim_cur;
-}
-
 /* Probe an existing socket path: a live server answers connect(). */
 static int claim_socket_path(const char *path)
 {
@@ -602,7 +573,7 @@ IVL_EXPORT void ivl_server_free(struct ivl_server *s)
 		struct ivl_shm_header *h = ivl_region_base(s->region);
 		/* Release pairs with ivl_shm_validate()'s acquire: peers
 		 * that see CLOSED stop using the table. */
-		atomic_store_explicit(&h->state, IVL_SHM_CLOSED, memory_order_release);
+		__atomic_store_n(&h->state, IVL_SHM_CLOSED, __ATOMIC_RELEASE);
 	}
 	for (i = 0; s->peers && i < s->id_limit; i++) {
 		struct ivl__speer *p = s->peers[i];

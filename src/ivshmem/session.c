@@ -12,7 +12,9 @@
 #include <string.h>
 
 #include "core/internal.h"
-#include <ivlink/ivshmem.h>
+#include <ivlink/server.h>
+#include <ivlink/session.h>
+#include <ivlink/shm.h>
 
 enum cs_state {
 	CS_WANT_VERSION,
@@ -22,7 +24,7 @@ enum cs_state {
 	CS_DEAD,
 };
 
-struct ivl_client_session {
+struct ivl_session {
 	enum cs_state state;
 	int error; /* the error that killed the session */
 	int my_id; /* -1 until received */
@@ -37,9 +39,9 @@ struct ivl_client_session {
 	uint8_t vectors[IVL_MAX_PEER_ID + 1];
 };
 
-IVL_EXPORT int ivl_cs_new(struct ivl_client_session **out, unsigned max_vectors)
+IVL_EXPORT int ivl_session_new(struct ivl_session **out, unsigned max_vectors)
 {
-	struct ivl_client_session *cs;
+	struct ivl_session *cs;
 
 	if (!out)
 		return -EINVAL;
@@ -56,12 +58,12 @@ IVL_EXPORT int ivl_cs_new(struct ivl_client_session **out, unsigned max_vectors)
 	return 0;
 }
 
-IVL_EXPORT void ivl_cs_free(struct ivl_client_session *cs)
+IVL_EXPORT void ivl_session_free(struct ivl_session *cs)
 {
 	free(cs);
 }
 
-static int fail(struct ivl_client_session *cs, int fd, int err)
+static int fail(struct ivl_session *cs, int fd, int err)
 {
 	ivl__close(fd);
 	cs->state = CS_DEAD;
@@ -70,7 +72,7 @@ static int fail(struct ivl_client_session *cs, int fd, int err)
 }
 
 /* A peer ID with an fd: the next vector of that peer (maybe our own). */
-static int on_vector(struct ivl_client_session *cs, uint16_t id, int fd, struct ivl_cs_event *ev)
+static int on_vector(struct ivl_session *cs, uint16_t id, int fd, struct ivl_session_event *ev)
 {
 	unsigned have = cs->vectors[id];
 
@@ -82,7 +84,7 @@ static int on_vector(struct ivl_client_session *cs, uint16_t id, int fd, struct 
 		return 0;
 	}
 	cs->vectors[id] = (uint8_t)(have + 1);
-	ev->type = (int)id == cs->my_id ? IVL_CS_OWN_VECTOR : IVL_CS_PEER_VECTOR;
+	ev->type = (int)id == cs->my_id ? IVL_SESSION_OWN_VECTOR : IVL_SESSION_PEER_VECTOR;
 	ev->peer = id;
 	ev->vector = (uint16_t)have;
 	ev->fd = fd;
@@ -90,7 +92,7 @@ static int on_vector(struct ivl_client_session *cs, uint16_t id, int fd, struct 
 }
 
 /* A peer ID without an fd: that peer left. */
-static int on_leave(struct ivl_client_session *cs, uint16_t id, struct ivl_cs_event *ev)
+static int on_leave(struct ivl_session *cs, uint16_t id, struct ivl_session_event *ev)
 {
 	if ((int)id == cs->my_id) {
 		ivl__warn("ivshmem: server announced our own departure");
@@ -101,14 +103,14 @@ static int on_leave(struct ivl_client_session *cs, uint16_t id, struct ivl_cs_ev
 		return fail(cs, -1, -EPROTO);
 	}
 	cs->vectors[id] = 0;
-	ev->type = IVL_CS_PEER_LEFT;
+	ev->type = IVL_SESSION_PEER_LEFT;
 	ev->peer = id;
 	return 1;
 }
 
 /* The server said why it refused us (untrusted: only known reasons pass,
  * anything else is a plain refusal). */
-static int refused(struct ivl_client_session *cs, uint32_t why)
+static int refused(struct ivl_session *cs, uint32_t why)
 {
 	switch (why) {
 	case EUSERS:  /* full: --max-peers, or no free ID */
@@ -123,8 +125,8 @@ static int refused(struct ivl_client_session *cs, uint32_t why)
 	}
 }
 
-static int on_extension(struct ivl_client_session *cs, int64_t value, int fd,
-			struct ivl_cs_event *ev)
+static int on_extension(struct ivl_session *cs, int64_t value, int fd,
+			struct ivl_session_event *ev)
 {
 	uint32_t arg = IVL_EXT_ARG(value);
 
@@ -141,7 +143,7 @@ static int on_extension(struct ivl_client_session *cs, int64_t value, int fd,
 			return fail(cs, -1, -EPROTO);
 		}
 		cs->welcomed = 1;
-		ev->type = IVL_CS_WELCOME;
+		ev->type = IVL_SESSION_WELCOME;
 		ev->vectors = vectors;
 		ev->features = arg >> 16;
 		return 1;
@@ -154,8 +156,8 @@ static int on_extension(struct ivl_client_session *cs, int64_t value, int fd,
 	}
 }
 
-IVL_EXPORT int ivl_cs_input(struct ivl_client_session *cs, struct ivl_msg *msg,
-			    struct ivl_cs_event *ev)
+IVL_EXPORT int ivl_session_input(struct ivl_session *cs, struct ivl_msg *msg,
+			    struct ivl_session_event *ev)
 {
 	int64_t v;
 	int fd;
@@ -171,7 +173,7 @@ IVL_EXPORT int ivl_cs_input(struct ivl_client_session *cs, struct ivl_msg *msg,
 	}
 	v = msg->value;
 	memset(ev, 0, sizeof(*ev));
-	ev->type = IVL_CS_NONE;
+	ev->type = IVL_SESSION_NONE;
 	ev->fd = -1;
 
 	switch (cs->state) {
@@ -196,7 +198,7 @@ IVL_EXPORT int ivl_cs_input(struct ivl_client_session *cs, struct ivl_msg *msg,
 		}
 		cs->my_id = (int)v;
 		cs->state = CS_WANT_SHM;
-		ev->type = IVL_CS_ID;
+		ev->type = IVL_SESSION_ID;
 		ev->peer = (uint16_t)v;
 		return 1;
 	case CS_WANT_SHM:
@@ -206,7 +208,7 @@ IVL_EXPORT int ivl_cs_input(struct ivl_client_session *cs, struct ivl_msg *msg,
 			return fail(cs, fd, -EPROTO);
 		}
 		cs->state = CS_RUNNING;
-		ev->type = IVL_CS_SHM;
+		ev->type = IVL_SESSION_SHM;
 		ev->fd = fd;
 		return 1;
 	case CS_RUNNING:
@@ -226,12 +228,12 @@ IVL_EXPORT int ivl_cs_input(struct ivl_client_session *cs, struct ivl_msg *msg,
 	return fail(cs, fd, -EPROTO);
 }
 
-IVL_EXPORT int ivl_cs_my_id(const struct ivl_client_session *cs)
+IVL_EXPORT int ivl_session_id(const struct ivl_session *cs)
 {
 	return cs ? cs->my_id : -1;
 }
 
-IVL_EXPORT unsigned ivl_cs_peer_vectors(const struct ivl_client_session *cs, uint16_t peer)
+IVL_EXPORT unsigned ivl_session_peer_vectors(const struct ivl_session *cs, uint16_t peer)
 {
 	return cs ? cs->vectors[peer] : 0;
 }

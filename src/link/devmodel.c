@@ -15,22 +15,23 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include <ivlink/ivshmem-dev.h>
+#include <ivlink/ivshmem.h>
+#include <ivlink/link-device.h>
 
 #include "core/internal.h"
 #include "link/guest-internal.h"
 #include "link/link-internal.h"
 
-struct ivl_link_dev {
+struct ivl_link_device {
 	struct ivl_link *l;
-	struct ivl_ivshmem_dev *dev;
+	struct ivl_ivshmem *dev;
 	void (*irq)(void *ctx, enum ivl_ivshmem_irq_kind kind, unsigned arg);
 	void *ctx;
 };
 
 static int ld_ring(void *ctx, uint16_t peer, uint16_t vector)
 {
-	struct ivl_link *l = ((struct ivl_link_dev *)ctx)->l;
+	struct ivl_link *l = ((struct ivl_link_device *)ctx)->l;
 
 	if (atomic_load_explicit(&l->dead, memory_order_relaxed))
 		return -ENOTCONN;
@@ -39,29 +40,29 @@ static int ld_ring(void *ctx, uint16_t peer, uint16_t vector)
 
 static unsigned ld_peer_vectors(void *ctx, uint16_t peer)
 {
-	struct ivl_link *l = ((struct ivl_link_dev *)ctx)->l;
+	struct ivl_link *l = ((struct ivl_link_device *)ctx)->l;
 
 	return l->ops->peer_vectors(l, peer);
 }
 
 static void ld_irq(void *ctx, enum ivl_ivshmem_irq_kind kind, unsigned arg)
 {
-	struct ivl_link_dev *ld = ctx;
+	struct ivl_link_device *ld = ctx;
 
 	ld->irq(ld->ctx, kind, arg);
 }
 
-static const struct ivl_ivshmem_dev_ops ld_ops = {
+static const struct ivl_ivshmem_ops ld_ops = {
     .ring = ld_ring,
     .peer_vectors = ld_peer_vectors,
     .irq = ld_irq,
 };
 
-IVL_EXPORT int ivl_link_dev_new(struct ivl_link_dev **out, struct ivl_link *link,
-				const struct ivl_link_dev_opts *opts)
+IVL_EXPORT int ivl_link_device_new(struct ivl_link_device **out, struct ivl_link *link,
+				const struct ivl_link_device_opts *opts)
 {
-	struct ivl_ivshmem_dev_cfg cfg = {0};
-	struct ivl_link_dev *ld;
+	struct ivl_ivshmem_opts cfg = {0};
+	struct ivl_link_device *ld;
 	int ret;
 
 	if (!out)
@@ -83,22 +84,22 @@ IVL_EXPORT int ivl_link_dev_new(struct ivl_link_dev **out, struct ivl_link *link
 	cfg.bar2_size = link->size;
 	cfg.ops = &ld_ops;
 	cfg.ctx = ld;
-	ret = ivl_ivshmem_dev_new(&ld->dev, &cfg);
+	ret = ivl_ivshmem_new(&ld->dev, &cfg);
 	if (ret < 0) {
 		free(ld);
 		return ret;
 	}
-	ivl_ivshmem_dev_set_position(ld->dev, link->id);
+	ivl_ivshmem_set_position(ld->dev, link->id);
 	*out = ld;
 	return 0;
 }
 
-IVL_EXPORT struct ivl_ivshmem_dev *ivl_link_dev_device(const struct ivl_link_dev *ld)
+IVL_EXPORT struct ivl_ivshmem *ivl_link_device_model(const struct ivl_link_device *ld)
 {
 	return ld ? ld->dev : NULL;
 }
 
-IVL_EXPORT int ivl_link_dev_deliver(struct ivl_link_dev *ld, const struct ivl_link_event *ev,
+IVL_EXPORT int ivl_link_device_deliver(struct ivl_link_device *ld, const struct ivl_link_event *ev,
 				    size_t n)
 {
 	int raised = 0;
@@ -107,16 +108,16 @@ IVL_EXPORT int ivl_link_dev_deliver(struct ivl_link_dev *ld, const struct ivl_li
 		return -EINVAL;
 	for (size_t i = 0; i < n; i++)
 		if (ev[i].type == IVL_LINK_DOORBELL &&
-		    ivl_ivshmem_dev_doorbell(ld->dev, ev[i].vector) > 0)
+		    ivl_ivshmem_doorbell(ld->dev, ev[i].vector) > 0)
 			raised++;
 	return raised;
 }
 
-IVL_EXPORT void ivl_link_dev_free(struct ivl_link_dev *ld)
+IVL_EXPORT void ivl_link_device_free(struct ivl_link_device *ld)
 {
 	if (!ld)
 		return;
-	ivl_ivshmem_dev_free(ld->dev);
+	ivl_ivshmem_free(ld->dev);
 	free(ld);
 }
 
@@ -124,7 +125,7 @@ IVL_EXPORT void ivl_link_dev_free(struct ivl_link_dev *ld)
 
 /* What VFIO is for a real device: MSI-X vector n writes eventfd n. */
 struct model_guest {
-	struct ivl_link_dev *ld;
+	struct ivl_link_device *ld;
 	unsigned n;
 	int efd[IVL_IVSHMEM_MAX_VECTORS];
 };
@@ -145,14 +146,14 @@ static uint32_t mg_read32(void *ctx, unsigned off)
 {
 	struct model_guest *mg = ctx;
 
-	return (uint32_t)ivl_ivshmem_dev_read(mg->ld->dev, off, 4);
+	return (uint32_t)ivl_ivshmem_read(mg->ld->dev, off, 4);
 }
 
 static void mg_write32(void *ctx, unsigned off, uint32_t val)
 {
 	struct model_guest *mg = ctx;
 
-	ivl_ivshmem_dev_write(mg->ld->dev, off, val, 4);
+	ivl_ivshmem_write(mg->ld->dev, off, val, 4);
 }
 
 static const struct ivl__guest_regs mg_regs = {
@@ -164,16 +165,16 @@ static void mg_release(void *ctx)
 {
 	struct model_guest *mg = ctx;
 
-	ivl_link_dev_free(mg->ld);
+	ivl_link_device_free(mg->ld);
 	for (unsigned v = 0; v < mg->n; v++)
 		ivl__close(mg->efd[v]);
 	free(mg);
 }
 
-int ivl__link_guest_over_model(struct ivl_link **out, struct ivl_link_dev **ld_out,
+int ivl__link_guest_over_model(struct ivl_link **out, struct ivl_link_device **ld_out,
 			       struct ivl_link *backing, int timeout_ms)
 {
-	struct ivl_link_dev_opts o = {.mode = IVL_IVSHMEM_MSI, .irq = mg_irq};
+	struct ivl_link_device_opts o = {.mode = IVL_IVSHMEM_MSI, .irq = mg_irq};
 	struct ivl__guest_dev gd = {0};
 	struct model_guest *mg;
 	int ret;
@@ -197,14 +198,14 @@ int ivl__link_guest_over_model(struct ivl_link **out, struct ivl_link_dev **ld_o
 			goto fail;
 		}
 	}
-	ret = mg->n ? ivl_link_dev_new(&mg->ld, backing, &o) : -EINVAL;
+	ret = mg->n ? ivl_link_device_new(&mg->ld, backing, &o) : -EINVAL;
 	if (ret < 0)
 		goto fail;
 	/* What the guest's VFIO driver does before it waits: enable MSI-X. */
-	ivl_ivshmem_dev_set_msix(mg->ld->dev, true);
+	ivl_ivshmem_set_msix(mg->ld->dev, true);
 	gd.regs = &mg_regs;
 	gd.ctx = mg;
-	gd.bar2 = ivl_ivshmem_dev_bar2(mg->ld->dev, &gd.bar2_size);
+	gd.bar2 = ivl_ivshmem_bar2(mg->ld->dev, &gd.bar2_size);
 	gd.dev_vectors = mg->n;
 	gd.irq_fds = mg->efd;
 	gd.nirq = mg->n;

@@ -22,22 +22,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <ivlink/link-device.h>
 #include <ivlink/link.h>
-#include <ivlink/proto.h>
+#include <ivlink/proto/ivshmem.h>
+#include <ivlink/proto/shm.h>
 
-#define IVL__IVSHMEM_VENDOR 0x1af4u
-#define IVL__IVSHMEM_DEVICE 0x1110u
-
-/* BAR0 registers (docs/device.md), 32-bit little-endian accesses. */
-#define IVL__REG_INTRMASK 0x00u
-#define IVL__REG_INTRSTATUS 0x04u
-#define IVL__REG_IVPOSITION 0x08u
-#define IVL__REG_DOORBELL 0x0cu
-#define IVL__REG_BLOCK 0x100u
+/* BAR0 registers: IVL_IVSHMEM_* of <ivlink/proto/ivshmem.h> (docs/device.md),
+ * 32-bit little-endian accesses. */
 
 /*
  * The register seam.  @off is a byte offset into BAR0, a multiple of 4 below
- * IVL__REG_BLOCK.  write32 may be called from any thread (ring() is), so an
+ * IVL_IVSHMEM_BAR0_SIZE.  write32 may be called from any thread (ring() is), so an
  * implementation keeps no unlocked state of its own; read32 returns
  * 0xffffffff when the access failed (what a vanished PCI device reads as).
  */
@@ -85,12 +80,12 @@ int ivl__link_guest_new_with_regs(struct ivl_link **out, const struct ivl__guest
  * A guest link whose device is the ivshmem model (src/link/devmodel.c)
  * backed by @backing: MSI mode with MSI-X enabled, one eventfd per vector as
  * VFIO would give.  *ld_out is the model: the caller hands it the DOORBELL
- * events of @backing (ivl_link_dev_deliver()) and must stop doing so before
+ * events of @backing (ivl_link_device_deliver()) and must stop doing so before
  * ivl_link_free(*out), which frees the model too.  Errors as
  * ivl__link_guest_new_with_regs(), and -EINVAL.
  */
-struct ivl_link_dev;
-int ivl__link_guest_over_model(struct ivl_link **out, struct ivl_link_dev **ld_out,
+struct ivl_link_device;
+int ivl__link_guest_over_model(struct ivl_link **out, struct ivl_link_device **ld_out,
 			       struct ivl_link *backing, int timeout_ms);
 
 /* ---- the peer-table scanner (pure; unit-tested) --------------------------- */

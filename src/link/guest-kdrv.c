@@ -28,8 +28,8 @@
 #include "core/internal.h"
 #include "link/guest-internal.h"
 
-_Static_assert(IVL__REG_IVPOSITION == IVL_DRV_REG_IVPOSITION &&
-		       IVL__REG_DOORBELL == IVL_DRV_REG_DOORBELL,
+_Static_assert(IVL_IVSHMEM_IVPOSITION == IVL_IVSHMEM_IVPOSITION &&
+		       IVL_IVSHMEM_DOORBELL == IVL_IVSHMEM_DOORBELL,
 	       "one register map");
 
 struct kdrv {
@@ -49,13 +49,13 @@ static uint32_t kdrv_read32(void *ctx, unsigned off)
 	struct kdrv *k = ctx;
 	struct ivl_drv_info info = {.argsz = sizeof(info)};
 
-	if (off > IVL__REG_BLOCK - 4 || off % 4)
+	if (off > IVL_IVSHMEM_BAR0_SIZE - 4 || off % 4)
 		return 0xffffffffu;
 	if (k->regs)
 		return *(volatile uint32_t *)(k->regs + off);
 	/* Without the page only IVPosition is readable (GET_INFO reads it
 	 * live); a removed device fails, which reads as all-ones. */
-	if (off != IVL__REG_IVPOSITION || ioctl(k->fd, IVL_DRV_GET_INFO, &info) < 0)
+	if (off != IVL_IVSHMEM_IVPOSITION || ioctl(k->fd, IVL_DRV_GET_INFO, &info) < 0)
 		return 0xffffffffu;
 	return info.ivposition;
 }
@@ -65,7 +65,7 @@ static void kdrv_write32(void *ctx, unsigned off, uint32_t val)
 	struct kdrv *k = ctx;
 	struct ivl_drv_ring r = {.peer = val >> 16, .vector = val & 0xffffu};
 
-	if (off > IVL__REG_BLOCK - 4 || off % 4)
+	if (off > IVL_IVSHMEM_BAR0_SIZE - 4 || off % 4)
 		return;
 	if (k->regs) {
 		*(volatile uint32_t *)(k->regs + off) = val;
@@ -73,7 +73,7 @@ static void kdrv_write32(void *ctx, unsigned off, uint32_t val)
 	}
 	/* A failed doorbell is lost like a dropped one (the seam has no
 	 * error path); the driver fails only for a removed device. */
-	if (off == IVL__REG_DOORBELL && ioctl(k->fd, IVL_DRV_RING, &r) < 0)
+	if (off == IVL_IVSHMEM_DOORBELL && ioctl(k->fd, IVL_DRV_RING, &r) < 0)
 		ivl__debug("link: %s: ring: %s", k->desc, strerror(errno));
 }
 
@@ -189,7 +189,7 @@ int ivl__kdrv_open(const char *bdf, struct ivl__guest_dev *dev)
 	}
 	k->bar2 = p;
 	if ((k->info.flags & IVL_DRV_INFO_REGS_MMAP) &&
-	    k->info.regs_offset <= (uint64_t)k->page - IVL__REG_BLOCK) {
+	    k->info.regs_offset <= (uint64_t)k->page - IVL_IVSHMEM_BAR0_SIZE) {
 		p = mmap(NULL, (size_t)k->page, PROT_READ | PROT_WRITE, MAP_SHARED, k->fd,
 			 (off_t)IVL_DRV_MMAP_REGS);
 		if (p != MAP_FAILED) {

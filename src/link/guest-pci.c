@@ -106,7 +106,7 @@ static bool is_ivshmem(const char *bdf)
 	unsigned long v, d;
 
 	return !read_hex_file(bdf, "vendor", &v) && !read_hex_file(bdf, "device", &d) &&
-	       v == IVL__IVSHMEM_VENDOR && d == IVL__IVSHMEM_DEVICE;
+	       v == IVL_IVSHMEM_VENDOR_ID && d == IVL_IVSHMEM_DEVICE_ID;
 }
 
 int ivl__guest_find(const char *want, char bdf[13])
@@ -224,7 +224,7 @@ static uint32_t mmio_read32(void *ctx, unsigned off)
 {
 	struct sysfs_dev *s = ctx;
 
-	if (off > IVL__REG_BLOCK - 4 || off % 4)
+	if (off > IVL_IVSHMEM_BAR0_SIZE - 4 || off % 4)
 		return 0xffffffffu;
 	return *(volatile uint32_t *)(s->regs + off);
 }
@@ -233,7 +233,7 @@ static void mmio_write32(void *ctx, unsigned off, uint32_t val)
 {
 	struct sysfs_dev *s = ctx;
 
-	if (off > IVL__REG_BLOCK - 4 || off % 4)
+	if (off > IVL_IVSHMEM_BAR0_SIZE - 4 || off % 4)
 		return;
 	*(volatile uint32_t *)(s->regs + off) = val;
 }
@@ -306,7 +306,7 @@ static int sysfs_open(const char *bdf, struct ivl__guest_dev *dev)
 	if (ret < 0)
 		goto fail;
 	off = bar0_page_offset(bdf, page);
-	if (off > (uint64_t)page - IVL__REG_BLOCK)
+	if (off > (uint64_t)page - IVL_IVSHMEM_BAR0_SIZE)
 		off = 0;
 	s->regs_len = (size_t)page;
 	p = mmap(NULL, s->regs_len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);

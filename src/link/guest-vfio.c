@@ -44,7 +44,7 @@ static uint32_t vfio_read32(void *ctx, unsigned off)
 	struct ivl__vfio *v = ctx;
 	uint32_t val;
 
-	if (off > IVL__REG_BLOCK - 4 || off % 4 ||
+	if (off > IVL_IVSHMEM_BAR0_SIZE - 4 || off % 4 ||
 	    pread(v->device, &val, 4, (off_t)(v->bar0_off + off)) != 4)
 		return 0xffffffffu;
 	return val;
@@ -54,7 +54,7 @@ static void vfio_write32(void *ctx, unsigned off, uint32_t val)
 {
 	struct ivl__vfio *v = ctx;
 
-	if (off > IVL__REG_BLOCK - 4 || off % 4)
+	if (off > IVL_IVSHMEM_BAR0_SIZE - 4 || off % 4)
 		return;
 	/* A failed doorbell write is lost like a dropped doorbell; the
 	 * register seam has no error path by design. */

@@ -17,7 +17,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <ivlink/ivshmem.h>
+#include <ivlink/server.h>
+#include <ivlink/session.h>
+#include <ivlink/shm.h>
 
 #include "core/internal.h"
 #include "link/guest-internal.h"
@@ -91,10 +93,10 @@ static uint64_t entry_word(struct ivl_shm_peer *e, unsigned hdr_vectors)
 	 * the entry: generation and vectors are those of this join.  A peer
 	 * scribbling on the entry can still tear them; that only changes what
 	 * we report, never what we touch. */
-	st = atomic_load_explicit(&e->state, memory_order_acquire);
+	st = __atomic_load_n(&e->state, __ATOMIC_ACQUIRE);
 	if (st != IVL_PEER_JOINED && st != IVL_PEER_READY)
 		return 0;
-	gen = atomic_load_explicit(&e->generation, memory_order_relaxed);
+	gen = __atomic_load_n(&e->generation, __ATOMIC_RELAXED);
 	v = *(volatile uint32_t *)&e->vectors;
 	if (v > hdr_vectors)
 		v = hdr_vectors;
@@ -196,7 +198,7 @@ static int guest_ring(struct ivl_link *l, uint16_t peer, uint16_t vector)
 	if (vector >= n)
 		return -ERANGE;
 	/* One 32-bit store: the device takes destination and vector at once. */
-	g->dev.regs->write32(g->dev.ctx, IVL__REG_DOORBELL, (uint32_t)peer << 16 | vector);
+	g->dev.regs->write32(g->dev.ctx, IVL_IVSHMEM_DOORBELL, IVL_IVSHMEM_DOORBELL_VALUE(peer, vector));
 	return 0;
 }
 
@@ -278,7 +280,7 @@ static const struct ivl__link_ops guest_ops = {
 static int wait_position(struct guest_link *g, int64_t deadline)
 {
 	for (;;) {
-		uint32_t pos = g->dev.regs->read32(g->dev.ctx, IVL__REG_IVPOSITION);
+		uint32_t pos = g->dev.regs->read32(g->dev.ctx, IVL_IVSHMEM_IVPOSITION);
 
 		if (pos != IVPOSITION_INVALID) {
 			if (pos > IVL_MAX_PEER_ID) {

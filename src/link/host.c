@@ -19,7 +19,9 @@
 #include <sys/un.h>
 #include <time.h>
 
-#include <ivlink/ivshmem.h>
+#include <ivlink/server.h>
+#include <ivlink/session.h>
+#include <ivlink/shm.h>
 #include <ivlink/region.h>
 
 #include "core/internal.h"
@@ -37,7 +39,7 @@ struct host_link {
 	struct ivl_link l;
 	int sock;
 	struct ivl_msg_reader rd;
-	struct ivl_client_session *cs;
+	struct ivl_session *cs;
 	struct ivl_region *region;
 	struct ivl__peer_table pt;
 	unsigned nown;
@@ -216,15 +218,15 @@ static int on_shm(struct host_link *h, int fd, const struct ivl_link_host_opts *
 }
 
 /* Apply one session event after the handshake-specific parts. */
-static int apply(struct host_link *h, const struct ivl_cs_event *ev, bool handshake)
+static int apply(struct host_link *h, const struct ivl_session_event *ev, bool handshake)
 {
 	int r;
 
 	switch (ev->type) {
-	case IVL_CS_ID:
+	case IVL_SESSION_ID:
 		h->l.id = ev->peer;
 		return 0;
-	case IVL_CS_PEER_VECTOR:
+	case IVL_SESSION_PEER_VECTOR:
 		r = ivl__pt_add(&h->pt, ev->peer, ev->vector, ev->fd);
 		if (r < 0)
 			return r;
@@ -235,7 +237,7 @@ static int apply(struct host_link *h, const struct ivl_cs_event *ev, bool handsh
 		if (!handshake && ivl__pt_mark_joined(&h->pt, ev->peer, h->l.vectors) > 0)
 			return ivl__evq_push(&h->l.q, IVL_LINK_JOIN, ev->peer, 0, 0);
 		return 0;
-	case IVL_CS_OWN_VECTOR:
+	case IVL_SESSION_OWN_VECTOR:
 		/* The table owns the fd (a self-ring goes through it too);
 		 * the link watches it. */
 		r = ivl__pt_add(&h->pt, ev->peer, ev->vector, ev->fd);
@@ -248,20 +250,20 @@ static int apply(struct host_link *h, const struct ivl_cs_event *ev, bool handsh
 		if (!handshake && h->nown > h->l.vectors)
 			h->l.vectors = h->nown; /* a late own vector (raw server) */
 		return 0;
-	case IVL_CS_PEER_LEFT:
+	case IVL_SESSION_PEER_LEFT:
 		r = ivl__pt_remove(&h->pt, ev->peer);
 		if (r > 0)
 			return ivl__evq_push(&h->l.q, IVL_LINK_LEAVE, ev->peer, 0, 0);
 		return 0;
-	case IVL_CS_WELCOME:
+	case IVL_SESSION_WELCOME:
 		if (!h->hello_sent || !handshake) {
 			ivl__warn("link: unsolicited welcome from the server");
 			return -EPROTO;
 		}
 		h->welcomed = true;
 		return 0;
-	case IVL_CS_SHM: /* handled by the caller; the session allows one */
-	case IVL_CS_NONE:
+	case IVL_SESSION_SHM: /* handled by the caller; the session allows one */
+	case IVL_SESSION_NONE:
 		return 0;
 	}
 	return 0;
@@ -306,7 +308,7 @@ static int raw_end(struct host_link *h, int64_t deadline)
 static int handshake(struct host_link *h, const struct ivl_link_host_opts *o, int64_t deadline)
 {
 	struct ivl_msg msg;
-	struct ivl_cs_event ev;
+	struct ivl_session_event ev;
 	int r;
 
 	for (unsigned n = 1;; n++) {
@@ -325,7 +327,7 @@ static int handshake(struct host_link *h, const struct ivl_link_host_opts *o, in
 		}
 		if (r < 0)
 			return r;
-		r = ivl_cs_input(h->cs, &msg, &ev);
+		r = ivl_session_input(h->cs, &msg, &ev);
 		if (r < 0)
 			/* A refusal with a known reason keeps it (-EUSERS,
 			 * -EACCES, -EMFILE, -ENOMEM); any other refusal is
@@ -333,7 +335,7 @@ static int handshake(struct host_link *h, const struct ivl_link_host_opts *o, in
 			return r == -ECONNREFUSED ? -ECONNRESET : r;
 		if (r == 0)
 			continue;
-		if (ev.type == IVL_CS_SHM)
+		if (ev.type == IVL_SESSION_SHM)
 			r = on_shm(h, ev.fd, o, deadline);
 		else
 			r = apply(h, &ev, true);
@@ -369,7 +371,7 @@ static void host_input(struct ivl_link *l)
 {
 	struct host_link *h = to_host(l);
 	struct ivl_msg msg;
-	struct ivl_cs_event ev;
+	struct ivl_session_event ev;
 	int r = 0;
 
 	if (h->sock < 0)
@@ -381,12 +383,12 @@ static void host_input(struct ivl_link *l)
 			return;
 		if (r < 0)
 			break;
-		r = ivl_cs_input(h->cs, &msg, &ev);
+		r = ivl_session_input(h->cs, &msg, &ev);
 		if (r < 0)
 			break;
 		if (r == 0)
 			continue;
-		if (ev.type == IVL_CS_SHM || ev.type == IVL_CS_ID) {
+		if (ev.type == IVL_SESSION_SHM || ev.type == IVL_SESSION_ID) {
 			ivl__close(ev.fd);
 			r = -EPROTO;
 			break;
@@ -430,7 +432,7 @@ static void host_destroy(struct ivl_link *l)
 
 	ivl__close(h->sock);
 	ivl_msg_reader_reset(&h->rd);
-	ivl_cs_free(h->cs);
+	ivl_session_free(h->cs);
 	ivl__pt_fini(&h->pt);
 	ivl_region_free(h->region);
 	ivl__link_fini(l);
@@ -479,7 +481,7 @@ IVL_EXPORT int ivl_link_host_new(struct ivl_link **out, const struct ivl_link_ho
 		free(h);
 		return ret;
 	}
-	ret = ivl_cs_new(&h->cs, o->vectors ? o->vectors : IVL_MAX_VECTORS);
+	ret = ivl_session_new(&h->cs, o->vectors ? o->vectors : IVL_MAX_VECTORS);
 	if (ret < 0)
 		goto fail;
 	ret = connect_to(o->socket_path ? o->socket_path : DEFAULT_SOCKET, deadline);

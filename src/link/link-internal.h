@@ -26,7 +26,7 @@
 #include <stdint.h>
 
 #include <ivlink/link.h>
-#include <ivlink/proto.h>
+#include <ivlink/proto/shm.h>
 
 /* epoll tags; vectors use 0..IVL_MAX_VECTORS-1. */
 #define IVL__TAG_QUEUE 0x10000u

@@ -12,8 +12,11 @@
 #include <sys/timerfd.h>
 #include <time.h>
 
-#include <ivlink/ivshmem.h>
-#include <ivlink/notify.h>
+#include <ivlink/server.h>
+#include <ivlink/session.h>
+#include <ivlink/shm.h>
+#include <ivlink/coalesce.h>
+#include <ivlink/eventfd.h>
 
 #include "core/internal.h"
 #include "link/link-internal.h"
@@ -330,8 +333,7 @@ static struct ivl_shm_peer *self_entry(struct ivl_link *l)
 			ivl_coalesce_wake(me);
 		} else {
 			set_edge(l, true);
-			atomic_store_explicit(&me->waiting, IVL_WAITING_ASLEEP,
-					      memory_order_seq_cst);
+			__atomic_store_n(&me->waiting, IVL_WAITING_ASLEEP, __ATOMIC_SEQ_CST);
 		}
 	}
 	return me;
@@ -462,8 +464,8 @@ static void declare_done(struct ivl_link *l)
 	if (!me || !l->coalescing)
 		return;
 	/* Pairs with the sender's seq_cst load of waiting (Dekker). */
-	atomic_store_explicit(&me->waiting, IVL_WAITING_ASLEEP, memory_order_seq_cst);
-	(void)atomic_load_explicit(&me->pending, memory_order_seq_cst);
+	__atomic_store_n(&me->waiting, IVL_WAITING_ASLEEP, __ATOMIC_SEQ_CST);
+	(void)__atomic_load_n(&me->pending, __ATOMIC_SEQ_CST);
 }
 
 IVL_EXPORT int ivl_link_done(struct ivl_link *l)
@@ -546,7 +548,7 @@ static int spin(struct ivl_link *l, struct ivl_shm_peer *me, struct ivl_link_eve
 			r = ivl_link_process(l, ev, max);
 			if (r == 0 && now_ns() >= until_ns)
 				return 0;
-		} else if (me && atomic_load_explicit(&me->pending, memory_order_relaxed)) {
+		} else if (me && __atomic_load_n(&me->pending, __ATOMIC_RELAXED)) {
 			uint32_t counts[IVL_MAX_VECTORS] = { 0 };
 
 			merge_bits(l, ivl_coalesce_take(me), counts);
@@ -585,7 +587,7 @@ static int block(struct ivl_link *l, struct ivl_shm_peer *me, struct ivl_link_ev
 				/* Not blocking after all: the re-check left
 				 * AWAKE, busy as after a wake-up. */
 				l->busy = true;
-				atomic_fetch_or_explicit(&me->pending, bits, memory_order_relaxed);
+				__atomic_fetch_or(&me->pending, bits, __ATOMIC_RELAXED);
 				if ((r = gather(l, ev, max)) != 0)
 					return r;
 			}
@@ -681,7 +683,7 @@ IVL_EXPORT int ivl_link_set_wait_mode(struct ivl_link *l, enum ivl_wait_mode mod
 	/* Back to interrupts: be ASLEEP at once, so that a caller who now
 	 * blocks on the fd in its own loop is rung. */
 	if (me && mode == IVL_WAIT_INTERRUPT && !l->no_irq)
-		atomic_store_explicit(&me->waiting, IVL_WAITING_ASLEEP, memory_order_seq_cst);
+		__atomic_store_n(&me->waiting, IVL_WAITING_ASLEEP, __ATOMIC_SEQ_CST);
 	return 0;
 }
 

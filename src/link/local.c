@@ -9,7 +9,7 @@
  * header's peer table as the server does, and announces joins and leaves by
  * pushing events on the other links' queues.  Lifetime: the hub handle and
  * every link hold a reference; the region lives until the last is dropped,
- * so a link's pointers into it stay valid after ivl_local_hub_free().
+ * so a link's pointers into it stay valid after ivl_hub_free().
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -17,8 +17,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <ivlink/ivshmem.h>
-#include <ivlink/notify.h>
+#include <ivlink/hub.h>
+#include <ivlink/server.h>
+#include <ivlink/session.h>
+#include <ivlink/shm.h>
+#include <ivlink/coalesce.h>
+#include <ivlink/eventfd.h>
 #include <ivlink/region.h>
 
 #include "core/internal.h"
@@ -26,7 +30,7 @@
 
 struct local_link;
 
-struct ivl_local_hub {
+struct ivl_hub {
 	/* Write-locked by join, leave and free; read-locked by ring and
 	 * peer queries from any thread. */
 	pthread_rwlock_t lock;
@@ -41,7 +45,7 @@ struct ivl_local_hub {
 
 struct local_link {
 	struct ivl_link l;
-	struct ivl_local_hub *hub;
+	struct ivl_hub *hub;
 	int fds[IVL_MAX_VECTORS]; /* my vectors; owned here */
 };
 
@@ -50,7 +54,7 @@ static struct local_link *to_local(const struct ivl_link *l)
 	return (struct local_link *)(uintptr_t)l;
 }
 
-static void hub_unref(struct ivl_local_hub *hub)
+static void hub_unref(struct ivl_hub *hub)
 {
 	if (atomic_fetch_sub(&hub->refs, 1) != 1)
 		return;
@@ -60,12 +64,12 @@ static void hub_unref(struct ivl_local_hub *hub)
 	free(hub);
 }
 
-IVL_EXPORT int ivl_local_hub_new(struct ivl_local_hub **out, uint64_t size, unsigned max_peers,
+IVL_EXPORT int ivl_hub_new(struct ivl_hub **out, uint64_t size, unsigned max_peers,
 				 unsigned vectors)
 {
 	struct ivl_region_opts ro = {
 	    .kind = IVL_REGION_MEMFD, .name = "ivlink-local", .size = size};
-	struct ivl_local_hub *hub;
+	struct ivl_hub *hub;
 	struct timespec ts;
 	int ret;
 
@@ -110,7 +114,7 @@ fail:
 	return ret;
 }
 
-IVL_EXPORT void ivl_local_hub_free(struct ivl_local_hub *hub)
+IVL_EXPORT void ivl_hub_free(struct ivl_hub *hub)
 {
 	struct ivl_shm_header *h;
 
@@ -123,46 +127,46 @@ IVL_EXPORT void ivl_local_hub_free(struct ivl_local_hub *hub)
 			ivl__link_set_down(&hub->slots[i]->l);
 	h = ivl_region_base(hub->region);
 	/* Pairs with the acquire load of state in ivl_shm_validate(). */
-	atomic_store_explicit(&h->state, IVL_SHM_CLOSED, memory_order_release);
+	__atomic_store_n(&h->state, IVL_SHM_CLOSED, __ATOMIC_RELEASE);
 	pthread_rwlock_unlock(&hub->lock);
 	hub_unref(hub);
 }
 
 /* Fill in my peer-table entry as the server does: fields first, then the
  * state with release (pairs with readers' acquire load of state). */
-static void entry_join(struct ivl_local_hub *hub, unsigned id, const char *name)
+static void entry_join(struct ivl_hub *hub, unsigned id, const char *name)
 {
 	struct ivl_shm_peer *e = ivl_shm_peer(ivl_region_base(hub->region), &hub->hdr, id);
 
-	atomic_store_explicit(&e->state, IVL_PEER_JOINED, memory_order_relaxed);
-	atomic_fetch_add_explicit(&e->generation, 1, memory_order_relaxed);
-	atomic_store_explicit(&e->pending, 0, memory_order_relaxed);
-	atomic_store_explicit(&e->waiting, 0, memory_order_relaxed);
+	__atomic_store_n(&e->state, IVL_PEER_JOINED, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&e->generation, 1, __ATOMIC_RELAXED);
+	__atomic_store_n(&e->pending, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&e->waiting, 0, __ATOMIC_RELAXED);
 	e->vectors = hub->vectors;
 	e->pid = (uint32_t)getpid();
 	e->uid = (uint32_t)getuid();
 	memset(e->name, 0, sizeof(e->name));
 	if (name)
 		memcpy(e->name, name, strnlen(name, IVL_NAME_LEN));
-	atomic_store_explicit(&e->state, IVL_PEER_READY, memory_order_release);
+	__atomic_store_n(&e->state, IVL_PEER_READY, __ATOMIC_RELEASE);
 }
 
-static void entry_leave(struct ivl_local_hub *hub, unsigned id)
+static void entry_leave(struct ivl_hub *hub, unsigned id)
 {
 	struct ivl_shm_peer *e = ivl_shm_peer(ivl_region_base(hub->region), &hub->hdr, id);
 
-	atomic_store_explicit(&e->state, IVL_PEER_LEAVING, memory_order_relaxed);
+	__atomic_store_n(&e->state, IVL_PEER_LEAVING, __ATOMIC_RELAXED);
 	memset(e->name, 0, sizeof(e->name));
 	e->pid = 0;
 	e->uid = 0;
 	/* Pairs with readers' acquire load of state: they see the cleared
 	 * fields with ABSENT. */
-	atomic_store_explicit(&e->state, IVL_PEER_ABSENT, memory_order_release);
+	__atomic_store_n(&e->state, IVL_PEER_ABSENT, __ATOMIC_RELEASE);
 }
 
 static int local_ring(struct ivl_link *l, uint16_t peer, uint16_t vector)
 {
-	struct ivl_local_hub *hub = to_local(l)->hub;
+	struct ivl_hub *hub = to_local(l)->hub;
 	int ret;
 
 	pthread_rwlock_rdlock(&hub->lock);
@@ -180,7 +184,7 @@ static int local_ring(struct ivl_link *l, uint16_t peer, uint16_t vector)
 
 static int local_peers(const struct ivl_link *l, uint16_t *ids, size_t max)
 {
-	struct ivl_local_hub *hub = to_local(l)->hub;
+	struct ivl_hub *hub = to_local(l)->hub;
 	size_t n = 0;
 
 	pthread_rwlock_rdlock(&hub->lock);
@@ -197,7 +201,7 @@ static int local_peers(const struct ivl_link *l, uint16_t *ids, size_t max)
 
 static unsigned local_peer_vectors(const struct ivl_link *l, uint16_t peer)
 {
-	struct ivl_local_hub *hub = to_local(l)->hub;
+	struct ivl_hub *hub = to_local(l)->hub;
 	unsigned n = 0;
 
 	pthread_rwlock_rdlock(&hub->lock);
@@ -210,7 +214,7 @@ static unsigned local_peer_vectors(const struct ivl_link *l, uint16_t peer)
 static void local_destroy(struct ivl_link *l)
 {
 	struct local_link *ll = to_local(l);
-	struct ivl_local_hub *hub = ll->hub;
+	struct ivl_hub *hub = ll->hub;
 
 	pthread_rwlock_wrlock(&hub->lock);
 	if (l->id >= 0 && hub->slots[l->id] == ll) {
@@ -240,7 +244,7 @@ static const struct ivl__link_ops local_ops = {
     .destroy = local_destroy,
 };
 
-IVL_EXPORT int ivl_local_hub_join(struct ivl_local_hub *hub, const char *name,
+IVL_EXPORT int ivl_hub_join(struct ivl_hub *hub, const char *name,
 				  struct ivl_link **out)
 {
 	struct local_link *ll;

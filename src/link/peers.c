@@ -7,7 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <ivlink/notify.h>
+#include <ivlink/coalesce.h>
+#include <ivlink/eventfd.h>
 
 #include "core/internal.h"
 #include "link/link-internal.h"

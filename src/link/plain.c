@@ -21,9 +21,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <ivlink/ivshmem.h>
+#include <ivlink/server.h>
+#include <ivlink/session.h>
+#include <ivlink/shm.h>
 #include <ivlink/link.h>
-#include <ivlink/notify.h>
+#include <ivlink/coalesce.h>
+#include <ivlink/eventfd.h>
 #include <ivlink/plain.h>
 
 #include "core/internal.h"
@@ -88,10 +91,10 @@ static void deregister(struct plain_link *p)
 	e = ivl_shm_peer(p->l.base, &p->l.hdr, (uint32_t)p->l.id);
 	/* LEAVING first, so nobody sees READY with a cleared entry; ABSENT
 	 * (release) last makes the slot claimable again. */
-	atomic_store_explicit(&e->state, IVL_PEER_LEAVING, memory_order_seq_cst);
-	atomic_store_explicit(&e->waiting, IVL_WAITING_NONE, memory_order_relaxed);
-	atomic_store_explicit(&e->pending, 0, memory_order_relaxed);
-	atomic_store_explicit(&e->state, IVL_PEER_ABSENT, memory_order_release);
+	__atomic_store_n(&e->state, IVL_PEER_LEAVING, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&e->waiting, IVL_WAITING_NONE, __ATOMIC_RELAXED);
+	__atomic_store_n(&e->pending, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&e->state, IVL_PEER_ABSENT, __ATOMIC_RELEASE);
 	p->registered = false;
 }
 
@@ -126,14 +129,12 @@ static int register_self(struct plain_link *p, const char *name)
 		struct ivl_shm_peer *e = ivl_shm_peer(p->l.base, h, id);
 		uint32_t absent = IVL_PEER_ABSENT;
 
-		if (!atomic_compare_exchange_strong_explicit(&e->state, &absent, IVL_PEER_LEAVING,
-							     memory_order_acq_rel,
-							     memory_order_relaxed))
+		if (!__atomic_compare_exchange_n(&e->state, &absent, IVL_PEER_LEAVING, false, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
 			continue;
-		atomic_fetch_add_explicit(&e->generation, 1, memory_order_relaxed);
-		atomic_store_explicit(&e->pending, 0, memory_order_relaxed);
+		__atomic_fetch_add(&e->generation, 1, __ATOMIC_RELAXED);
+		__atomic_store_n(&e->pending, 0, __ATOMIC_RELAXED);
 		/* Senders only set my bits; my waits poll them (no_irq). */
-		atomic_store_explicit(&e->waiting, IVL_WAITING_AWAKE, memory_order_relaxed);
+		__atomic_store_n(&e->waiting, IVL_WAITING_AWAKE, __ATOMIC_RELAXED);
 		e->vectors = p->l.vectors;
 		e->pid = (uint32_t)getpid();
 		e->uid = (uint32_t)getuid();
@@ -142,7 +143,7 @@ static int register_self(struct plain_link *p, const char *name)
 			memcpy(e->name, name, strnlen(name, sizeof(e->name)));
 		/* Publishes the fields above: pairs with the scanners' acquire
 		 * load of state. */
-		atomic_store_explicit(&e->state, IVL_PEER_READY, memory_order_release);
+		__atomic_store_n(&e->state, IVL_PEER_READY, __ATOMIC_RELEASE);
 		return (int)id;
 	}
 	ivl__err("link: plain: the peer table (%u entries) is full", h->max_peers);

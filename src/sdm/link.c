@@ -55,7 +55,7 @@ struct slot {
 };
 
 struct area {
-	_Atomic uint32_t magic; /* stored last by the master (release) */
+	uint32_t magic; /* atomic: stored last by the master (release) */
 	uint16_t version;
 	uint16_t capacity;	     /* slots 1..capacity */
 	_Atomic uint32_t max_slaves; /* the master's current max_slaves */
@@ -359,7 +359,7 @@ static bool area_ready(struct ivl_sdm *s)
 
 	/* Acquire: pairs with the master's release store of magic after
 	 * formatting. */
-	if (atomic_load_explicit(&a->magic, memory_order_acquire) != AREA_MAGIC ||
+	if (__atomic_load_n(&a->magic, __ATOMIC_ACQUIRE) != AREA_MAGIC ||
 	    a->version != AREA_VERSION || a->master_peer != s->link_master)
 		return false;
 	len = a->ring_len;
@@ -491,7 +491,7 @@ static int pick_ring_len(uint64_t size, uint32_t want, uint16_t max_slaves)
 	return (int)len;
 }
 
-int ivl__sdm_link_start(struct ivl_sdm *s, const struct ivl_sdm_options *o)
+int ivl__sdm_link_start(struct ivl_sdm *s, const struct ivl_sdm_opts *o)
 {
 	uint64_t size;
 	void *base = ivl_link_app_area(o->link, &size);
@@ -527,7 +527,7 @@ int ivl__sdm_link_start(struct ivl_sdm *s, const struct ivl_sdm_options *o)
 		s->link_peer = calloc(s->link_capacity + 1u, sizeof(*s->link_peer));
 		if (!s->link_peer)
 			return -ENOMEM;
-		atomic_store_explicit(&a->magic, 0, memory_order_relaxed);
+		__atomic_store_n(&a->magic, 0, __ATOMIC_RELAXED);
 		memset((uint8_t *)a + sizeof(uint32_t), 0,
 		       area_size(s->link_capacity, s->link_ring_len) - sizeof(uint32_t));
 		a->version = AREA_VERSION;
@@ -537,7 +537,7 @@ int ivl__sdm_link_start(struct ivl_sdm *s, const struct ivl_sdm_options *o)
 		atomic_store_explicit(&a->max_slaves, s->max_slaves, memory_order_relaxed);
 		/* Release: the formatted area before the magic (pairs with
 		 * area_ready's acquire). */
-		atomic_store_explicit(&a->magic, AREA_MAGIC, memory_order_release);
+		__atomic_store_n(&a->magic, AREA_MAGIC, __ATOMIC_RELEASE);
 		/* Slaves that came first retry on this doorbell. */
 		ivl_link_broadcast(s->link, 0);
 	}
@@ -554,7 +554,7 @@ void ivl__sdm_link_stop(struct ivl_sdm *s)
 	if (s->link_area && !s->master)
 		slave_release(s);
 	if (s->link_area && s->master && area_of(s))
-		atomic_store_explicit(&area_of(s)->magic, 0, memory_order_relaxed);
+		__atomic_store_n(&area_of(s)->magic, 0, __ATOMIC_RELAXED);
 	free(s->link_peer);
 	s->link_peer = NULL;
 }

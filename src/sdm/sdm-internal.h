@@ -182,11 +182,11 @@ struct ivl_sdm {
 	int timerfd;	  /* periodic tick for keepalive and reconnection */
 	struct ivl_sdm_stats st;
 	struct {
-		ivl_sdm_handler fn;
+		ivl_sdm_handler_fn *fn;
 		void *opaque;
 	} handler[IVL_SDM_NTYPES];
 	struct {
-		ivl_sdm_action fn;
+		ivl_sdm_action_fn *fn;
 		void *opaque;
 	} action[IVL_SDM_NTYPES];
 
@@ -258,7 +258,7 @@ size_t ivl__sdm_local_ids(const struct ivl_sdm *sdm, uint16_t *ids);
 int ivl__sdm_local_room(const struct ivl_sdm *sdm, uint16_t id);
 
 /* link.c */
-int ivl__sdm_link_start(struct ivl_sdm *sdm, const struct ivl_sdm_options *opt);
+int ivl__sdm_link_start(struct ivl_sdm *sdm, const struct ivl_sdm_opts *opt);
 void ivl__sdm_link_stop(struct ivl_sdm *sdm);
 /* @more: further signals of one batch follow; the doorbell may wait for
  * ivl__sdm_link_flush(). */
@@ -270,7 +270,7 @@ int ivl__sdm_link_set_max(struct ivl_sdm *sdm, uint16_t max);
 int ivl__sdm_link_room(struct ivl_sdm *sdm, uint16_t id);
 
 /* sock.c */
-int ivl__sdm_sock_start(struct ivl_sdm *sdm, const struct ivl_sdm_options *opt);
+int ivl__sdm_sock_start(struct ivl_sdm *sdm, const struct ivl_sdm_opts *opt);
 void ivl__sdm_sock_stop(struct ivl_sdm *sdm);
 /* @more: further signals of one batch follow; the frame may stay queued
  * until ivl__sdm_sock_flush() (one send() for the whole batch). */

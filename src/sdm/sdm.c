@@ -100,7 +100,7 @@ IVL_EXPORT int ivl_sdm_type_from_name(const char *name)
 	return -EINVAL;
 }
 
-static int check_options(const struct ivl_sdm_options *o)
+static int check_options(const struct ivl_sdm_opts *o)
 {
 	if (o->master) {
 		if (o->max_slaves < 1 || o->max_slaves > IVL_SDM_MAX_SLAVES)
@@ -122,7 +122,7 @@ static int check_options(const struct ivl_sdm_options *o)
 	}
 }
 
-IVL_EXPORT int ivl_sdm_new(struct ivl_sdm **out, const struct ivl_sdm_options *opt)
+IVL_EXPORT int ivl_sdm_new(struct ivl_sdm **out, const struct ivl_sdm_opts *opt)
 {
 	struct ivl_sdm *s;
 	int r;
@@ -428,7 +428,7 @@ int ivl__sdm_deliver(struct ivl_sdm *s, const struct ivl_sdm_signal *sig, uint16
 	return 1;
 }
 
-IVL_EXPORT int ivl_sdm_set_handler(struct ivl_sdm *s, uint32_t type, ivl_sdm_handler fn,
+IVL_EXPORT int ivl_sdm_set_handler(struct ivl_sdm *s, uint32_t type, ivl_sdm_handler_fn *fn,
 				   void *opaque)
 {
 	if (!s || type >= IVL_SDM_NTYPES)
@@ -438,7 +438,7 @@ IVL_EXPORT int ivl_sdm_set_handler(struct ivl_sdm *s, uint32_t type, ivl_sdm_han
 	return 0;
 }
 
-IVL_EXPORT int ivl_sdm_set_action(struct ivl_sdm *s, uint32_t type, ivl_sdm_action fn, void *opaque)
+IVL_EXPORT int ivl_sdm_set_action(struct ivl_sdm *s, uint32_t type, ivl_sdm_action_fn *fn, void *opaque)
 {
 	if (!s || (type != IVL_SDM_BOOT && type != IVL_SDM_RESET))
 		return -EINVAL;

@@ -706,7 +706,7 @@ static int master_listen(struct ivl_sdm *s)
 	return r;
 }
 
-int ivl__sdm_sock_start(struct ivl_sdm *s, const struct ivl_sdm_options *o)
+int ivl__sdm_sock_start(struct ivl_sdm *s, const struct ivl_sdm_opts *o)
 {
 	if (sodium_init() < 0)
 		return -EIO;

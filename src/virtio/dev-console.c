@@ -46,7 +46,7 @@ struct console {
 
 static int data_fd(const struct console *c)
 {
-	return c->mode == IVL_TP_CONSOLE_PTY ? c->fd : c->client;
+	return c->mode == IVL_TRANSPORT_CONSOLE_PTY ? c->fd : c->client;
 }
 
 static int open_pty(struct ivl__tdev *d, struct console *c)
@@ -103,13 +103,13 @@ static void con_fini(struct ivl__tdev *d)
 	d->priv = NULL;
 }
 
-static int con_init(struct ivl__tdev *d, const struct ivl_tp_create *cr,
-		    const struct ivl_mgmt_opts *o)
+static int con_init(struct ivl__tdev *d, const struct ivl_transport_create *cr,
+		    const struct ivl_transport_device_opts *o)
 {
 	unsigned mode = cr->param[0] ? cr->param[0] : o->default_console;
 	if (!mode)
-		mode = IVL_TP_CONSOLE_LOOP;
-	if (mode > IVL_TP_CONSOLE_LOOP || cr->param[1] || cr->param[2])
+		mode = IVL_TRANSPORT_CONSOLE_LOOP;
+	if (mode > IVL_TRANSPORT_CONSOLE_LOOP || cr->param[1] || cr->param[2])
 		return -EINVAL;
 	struct console *c = calloc(1, sizeof(*c));
 	if (!c)
@@ -120,9 +120,9 @@ static int con_init(struct ivl__tdev *d, const struct ivl_tp_create *cr,
 	c->held.iov_max = IOV_MAX_;
 	d->priv = c;
 	int r = 0;
-	if (mode == IVL_TP_CONSOLE_PTY)
+	if (mode == IVL_TRANSPORT_CONSOLE_PTY)
 		r = open_pty(d, c);
-	else if (mode == IVL_TP_CONSOLE_UNIX)
+	else if (mode == IVL_TRANSPORT_CONSOLE_UNIX)
 		r = open_unix(d, c, o->console_dir);
 	else if (!(c->loop = malloc(LOOP_SIZE)))
 		r = -ENOMEM;
@@ -157,7 +157,7 @@ static void drop_client(struct ivl__tdev *d, struct console *c)
 /* Write what the backend takes now; the rest is dropped. */
 static void sink(struct ivl__tdev *d, struct console *c, const uint8_t *p, size_t n)
 {
-	if (c->mode == IVL_TP_CONSOLE_LOOP) {
+	if (c->mode == IVL_TRANSPORT_CONSOLE_LOOP) {
 		size_t k = n < LOOP_SIZE - c->loop_len ? n : LOOP_SIZE - c->loop_len;
 		memcpy(c->loop + c->loop_len, p, k);
 		c->loop_len += k;
@@ -169,13 +169,13 @@ static void sink(struct ivl__tdev *d, struct console *c, const uint8_t *p, size_
 	}
 	int fd = data_fd(c);
 	while (n > 0 && fd >= 0) {
-		ssize_t w = c->mode == IVL_TP_CONSOLE_PTY
+		ssize_t w = c->mode == IVL_TRANSPORT_CONSOLE_PTY
 				? write(fd, p, n)
 				: send(fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w <= 0) {
-			if (w < 0 && errno != EAGAIN && c->mode == IVL_TP_CONSOLE_UNIX)
+			if (w < 0 && errno != EAGAIN && c->mode == IVL_TRANSPORT_CONSOLE_UNIX)
 				drop_client(d, c);
 			break;
 		}
@@ -192,7 +192,7 @@ static int serve_tx(struct ivl__tdev *d, struct console *c)
 	struct iovec iov[IOV_MAX_];
 	struct ivl_virtq_elem e = {.iov = iov, .iov_max = IOV_MAX_};
 	int n = 0;
-	if (c->mode == IVL_TP_CONSOLE_UNIX && c->client < 0)
+	if (c->mode == IVL_TRANSPORT_CONSOLE_UNIX && c->client < 0)
 		return 0; /* keep the bytes in the ring until a client connects */
 	while (ivl__tdev_pop(d, TXQ, &e) == 1) {
 		for (unsigned i = 0; i < e.out_num; i++)
@@ -219,7 +219,7 @@ static int serve_rx(struct ivl__tdev *d, struct console *c)
 			}
 		}
 		ssize_t r;
-		if (c->mode == IVL_TP_CONSOLE_LOOP) {
+		if (c->mode == IVL_TRANSPORT_CONSOLE_LOOP) {
 			if (!c->loop_len)
 				break;
 			r = (ssize_t)ivl__elem_write(&c->held, c->loop, c->loop_len);
@@ -233,7 +233,7 @@ static int serve_rx(struct ivl__tdev *d, struct console *c)
 			if (r < 0 && errno == EINTR)
 				continue;
 			if (r <= 0) {
-				if (c->mode == IVL_TP_CONSOLE_UNIX && (r == 0 || errno != EAGAIN))
+				if (c->mode == IVL_TRANSPORT_CONSOLE_UNIX && (r == 0 || errno != EAGAIN))
 					drop_client(d, c);
 				break;
 			}
@@ -248,7 +248,7 @@ static int serve_rx(struct ivl__tdev *d, struct console *c)
 static int con_serve(struct ivl__tdev *d)
 {
 	struct console *c = d->priv;
-	if (c->mode == IVL_TP_CONSOLE_UNIX) {
+	if (c->mode == IVL_TRANSPORT_CONSOLE_UNIX) {
 		int fd = accept4(c->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd >= 0) {
 			drop_client(d, c);
@@ -282,7 +282,7 @@ static int con_config_write(struct ivl__tdev *d, uint32_t off, uint32_t len)
 }
 
 const struct ivl__tdev_type ivl__console_type = {
-    .virtio_id = IVL_TP_VIRTIO_CONSOLE,
+    .virtio_id = IVL_TRANSPORT_VIRTIO_CONSOLE,
     .name = "console",
     .nqueues = 2,
     .features = F_EMERG_WRITE,

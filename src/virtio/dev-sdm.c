@@ -87,7 +87,7 @@ static void on_signal(struct ivl_sdm *sdm, const struct ivl_sdm_signal *sig, uin
 }
 
 /* "unix:PATH" / "tcp:HOST:PORT" into @o (pointers into @buf). */
-static int parse_channel(const char *spec, char *buf, size_t bufsz, struct ivl_sdm_options *o)
+static int parse_channel(const char *spec, char *buf, size_t bufsz, struct ivl_sdm_opts *o)
 {
 	if (strlen(spec) >= bufsz)
 		return -ENAMETOOLONG;
@@ -147,13 +147,13 @@ static void sdm_config_read(struct ivl__tdev *d)
 	ivl__put16(d->config + 4, cfg.current_slaves);
 }
 
-static int sdm_init(struct ivl__tdev *d, const struct ivl_tp_create *c,
-		    const struct ivl_mgmt_opts *mo)
+static int sdm_init(struct ivl__tdev *d, const struct ivl_transport_create *c,
+		    const struct ivl_transport_device_opts *mo)
 {
-	struct ivl_sdm_options o = {0};
-	if (c->param[0] > IVL_TP_SDM_MASTER || c->param[1] > IVL_SDM_MAX_SLAVES || c->param[2])
+	struct ivl_sdm_opts o = {0};
+	if (c->param[0] > IVL_TRANSPORT_SDM_MASTER || c->param[1] > IVL_SDM_MAX_SLAVES || c->param[2])
 		return -EINVAL;
-	o.master = c->param[0] == IVL_TP_SDM_MASTER;
+	o.master = c->param[0] == IVL_TRANSPORT_SDM_MASTER;
 	if (o.master)
 		o.max_slaves = (uint16_t)(c->param[1] ? c->param[1] : 8);
 	else
@@ -292,10 +292,10 @@ static int sdm_config_write(struct ivl__tdev *d, uint32_t off, uint32_t len)
 }
 
 const struct ivl__tdev_type ivl__sdm_type = {
-    .virtio_id = IVL_TP_VIRTIO_SDM,
+    .virtio_id = IVL_TRANSPORT_VIRTIO_SDM,
     .name = "sdm",
     .nqueues = 2,
-    .config_size = sizeof(struct ivl_tp_sdm_config),
+    .config_size = sizeof(struct ivl_transport_sdm_config),
     .window_default = 65536,
     .init = sdm_init,
     .fini = sdm_fini,

@@ -13,7 +13,9 @@
 #include <string.h>
 
 #include "core/internal.h"
-#include <ivlink/virtio.h>
+#include <ivlink/mmio.h>
+#include <ivlink/msi.h>
+#include <ivlink/virtq.h>
 
 enum {
 	R_MAGIC = 0x000,

@@ -13,7 +13,9 @@
 #include <string.h>
 
 #include "core/internal.h"
-#include <ivlink/virtio.h>
+#include <ivlink/mmio.h>
+#include <ivlink/msi.h>
+#include <ivlink/virtq.h>
 
 #define MAX_VECTORS 2048u
 

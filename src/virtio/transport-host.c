@@ -19,18 +19,18 @@
 #include "core/internal.h"
 #include "transport-internal.h"
 
-struct ivl_mgmt_host {
+struct ivl_transport_host {
 	struct ivl_link *link;
-	struct ivl_mgmt *m;
-	struct ivl_tp_ctl *ctl;
+	struct ivl_transport_device *m;
+	struct ivl_transport_ctl *ctl;
 	uint8_t *area;
 	uint64_t area_size;
 	struct ivl_virtq *tq;
 	uint32_t gen;
 	uint16_t drv_peer, drv_vector;
 	int epfd;
-	uint8_t cmd[IVL_TP_CMDBUF_SIZE];
-	uint8_t resp[IVL_TP_CMDBUF_SIZE];
+	uint8_t cmd[IVL_TRANSPORT_CMDBUF_SIZE];
+	uint8_t resp[IVL_TRANSPORT_CMDBUF_SIZE];
 };
 
 int ivl__tp_area(struct ivl_link *link, uint64_t offset, uint64_t size, uint8_t **area,
@@ -44,28 +44,28 @@ int ivl__tp_area(struct ivl_link *link, uint64_t offset, uint64_t size, uint8_t 
 		return -ENOSPC;
 	if (!size)
 		size = app_size - offset;
-	if (size > app_size - offset || size < IVL_TP_AREA_MIN)
+	if (size > app_size - offset || size < IVL_TRANSPORT_AREA_MIN)
 		return -ENOSPC;
 	*area = app + offset;
 	*area_size = size;
 	return 0;
 }
 
-static void attach_ring(struct ivl_mgmt_host *h, uint32_t gen)
+static void attach_ring(struct ivl_transport_host *h, uint32_t gen)
 {
-	struct ivl_virtq_opts o = {.role = IVL_VIRTQ_DEVICE, .num = IVL_TP_RING_NUM};
+	struct ivl_virtq_opts o = {.role = IVL_VIRTQ_DEVICE, .num = IVL_TRANSPORT_RING_NUM};
 	ivl_virtq_free(h->tq);
 	h->tq = NULL;
 	h->gen = gen;
 	h->drv_peer = __atomic_load_n(&h->ctl->driver_peer, __ATOMIC_RELAXED);
 	h->drv_vector = __atomic_load_n(&h->ctl->driver_vector, __ATOMIC_RELAXED);
-	ivl_virtq_layout_default(IVL_TP_RING_NUM, 0, 0, &o.layout);
-	if (ivl_virtq_new(&h->tq, h->area + IVL_TP_RING_OFF, IVL_TP_TQ_WINDOW, &o) < 0)
+	ivl_virtq_layout_default(IVL_TRANSPORT_RING_NUM, 0, 0, &o.layout);
+	if (ivl_virtq_new(&h->tq, h->area + IVL_TRANSPORT_RING_OFF, IVL_TRANSPORT_TQ_WINDOW, &o) < 0)
 		h->tq = NULL;
 }
 
 /* Answer every command on the transport queue; returns how many. */
-static int serve_transport(struct ivl_mgmt_host *h)
+static int serve_transport(struct ivl_transport_host *h)
 {
 	/* Pairs with the driver's release store after it initialised the
 	 * ring. */
@@ -85,11 +85,11 @@ static int serve_transport(struct ivl_mgmt_host *h)
 		size_t len = 0;
 		ivl__mgmt_set_caller(h->m, h->drv_peer);
 		if (e.out_len > sizeof(h->cmd) && rmax >= 8) {
-			ivl__put32(h->resp, IVL_TP_ERR);
-			ivl__put32(h->resp + 4, IVL_TP_E_LENGTH);
+			ivl__put32(h->resp, IVL_TRANSPORT_ERR);
+			ivl__put32(h->resp + 4, IVL_TRANSPORT_E_LENGTH);
 			len = 8;
 		} else
-			len = ivl_mgmt_exec(h->m, h->cmd, got, h->resp, rmax);
+			len = ivl_transport_device_exec(h->m, h->cmd, got, h->resp, rmax);
 		len = ivl__elem_write(&e, h->resp, len);
 		if (ivl_virtq_push(h->tq, e.head, (uint32_t)len) < 0)
 			break;
@@ -102,7 +102,7 @@ static int serve_transport(struct ivl_mgmt_host *h)
 	return n;
 }
 
-IVL_EXPORT int ivl_mgmt_host_process(struct ivl_mgmt_host *h)
+IVL_EXPORT int ivl_transport_host_process(struct ivl_transport_host *h)
 {
 	struct ivl_link_event ev[32];
 	int r, n = 0;
@@ -111,7 +111,7 @@ IVL_EXPORT int ivl_mgmt_host_process(struct ivl_mgmt_host *h)
 	while ((r = ivl_link_process(h->link, ev, IVL_ARRAY_SIZE(ev))) > 0) {
 		for (int i = 0; i < r; i++) {
 			if (ev[i].type == IVL_LINK_LEAVE)
-				ivl_mgmt_peer_left(h->m, ev[i].peer);
+				ivl_transport_device_peer_left(h->m, ev[i].peer);
 			else if (ev[i].type == IVL_LINK_DOWN)
 				return -ENOTCONN;
 		}
@@ -119,7 +119,7 @@ IVL_EXPORT int ivl_mgmt_host_process(struct ivl_mgmt_host *h)
 	if (r < 0)
 		return r;
 	n += serve_transport(h);
-	r = ivl_mgmt_process(h->m);
+	r = ivl_transport_device_process(h->m);
 	return r < 0 ? r : n + r;
 }
 
@@ -129,8 +129,8 @@ static int watch(int epfd, int fd)
 	return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
 }
 
-IVL_EXPORT int ivl_mgmt_host_new(struct ivl_mgmt_host **out, struct ivl_link *link,
-				 const struct ivl_mgmt_host_opts *opts)
+IVL_EXPORT int ivl_transport_host_new(struct ivl_transport_host **out, struct ivl_link *link,
+				 const struct ivl_transport_host_opts *opts)
 {
 	uint8_t *area;
 	uint64_t size;
@@ -139,22 +139,22 @@ IVL_EXPORT int ivl_mgmt_host_new(struct ivl_mgmt_host **out, struct ivl_link *li
 	int r = ivl__tp_area(link, opts->area_offset, opts->area_size, &area, &size);
 	if (r < 0)
 		return r;
-	struct ivl_mgmt_host *h = calloc(1, sizeof(*h));
+	struct ivl_transport_host *h = calloc(1, sizeof(*h));
 	if (!h)
 		return -ENOMEM;
 	h->link = link;
 	h->area = area;
 	h->area_size = size;
-	h->ctl = (struct ivl_tp_ctl *)(h->area + IVL_TP_CTL_OFF);
+	h->ctl = (struct ivl_transport_ctl *)(h->area + IVL_TRANSPORT_CTL_OFF);
 	h->epfd = -1;
-	struct ivl_mgmt_opts mo = opts->dev;
+	struct ivl_transport_device_opts mo = opts->dev;
 	mo.area = h->area;
 	mo.area_size = size;
 	mo.msi_deliver = ivl_msi_link_deliver;
 	mo.msi_opaque = link;
 	mo.host_peer = (uint16_t)ivl_link_id(link);
 	mo.host_vector = opts->vector;
-	r = ivl_mgmt_new(&h->m, &mo);
+	r = ivl_transport_device_new(&h->m, &mo);
 	if (r == 0) {
 		h->epfd = epoll_create1(EPOLL_CLOEXEC);
 		r = h->epfd < 0 ? -errno : 0;
@@ -162,48 +162,48 @@ IVL_EXPORT int ivl_mgmt_host_new(struct ivl_mgmt_host **out, struct ivl_link *li
 	if (r == 0)
 		r = watch(h->epfd, ivl_link_get_fd(link));
 	if (r == 0)
-		r = watch(h->epfd, ivl_mgmt_get_fd(h->m));
+		r = watch(h->epfd, ivl_transport_device_get_fd(h->m));
 	if (r < 0) {
-		ivl_mgmt_host_free(h);
+		ivl_transport_host_free(h);
 		return r;
 	}
 	/* Publish: everything before the magic (release; drivers acquire it). */
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	memset(h->ctl, 0, sizeof(*h->ctl));
-	h->ctl->version = IVL_TP_VERSION;
+	h->ctl->version = IVL_TRANSPORT_VERSION;
 	h->ctl->host_peer = mo.host_peer;
 	h->ctl->host_vector = opts->vector;
 	h->ctl->host_epoch = (uint32_t)(ts.tv_nsec ^ ts.tv_sec);
 	h->ctl->area_size = size;
-	__atomic_store_n(&h->ctl->magic, IVL_TP_MAGIC, __ATOMIC_RELEASE);
+	__atomic_store_n(&h->ctl->magic, IVL_TRANSPORT_MAGIC, __ATOMIC_RELEASE);
 	*out = h;
 	return 0;
 }
 
-IVL_EXPORT void ivl_mgmt_host_free(struct ivl_mgmt_host *h)
+IVL_EXPORT void ivl_transport_host_free(struct ivl_transport_host *h)
 {
 	if (!h)
 		return;
 	if (h->m)
 		__atomic_store_n(&h->ctl->magic, 0, __ATOMIC_RELEASE);
 	ivl_virtq_free(h->tq);
-	ivl_mgmt_free(h->m);
+	ivl_transport_device_free(h->m);
 	ivl__close(h->epfd);
 	free(h);
 }
 
-IVL_EXPORT int ivl_mgmt_host_get_fd(const struct ivl_mgmt_host *h)
+IVL_EXPORT int ivl_transport_host_get_fd(const struct ivl_transport_host *h)
 {
 	return h ? h->epfd : -EINVAL;
 }
 
-IVL_EXPORT int ivl_mgmt_host_timeout_ms(const struct ivl_mgmt_host *h)
+IVL_EXPORT int ivl_transport_host_timeout_ms(const struct ivl_transport_host *h)
 {
-	return h ? ivl_mgmt_timeout_ms(h->m) : -1;
+	return h ? ivl_transport_device_timeout_ms(h->m) : -1;
 }
 
-IVL_EXPORT struct ivl_mgmt *ivl_mgmt_host_mgmt(struct ivl_mgmt_host *h)
+IVL_EXPORT struct ivl_transport_device *ivl_transport_host_device(struct ivl_transport_host *h)
 {
 	return h ? h->m : NULL;
 }

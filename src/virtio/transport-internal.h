@@ -11,7 +11,9 @@
 #include <stdint.h>
 
 #include <ivlink/transport.h>
-#include <ivlink/virtio.h>
+#include <ivlink/mmio.h>
+#include <ivlink/msi.h>
+#include <ivlink/virtq.h>
 
 /* virtio device status bits (virtio 1.x §2.1). */
 #define IVL__VS_ACKNOWLEDGE 1u
@@ -26,7 +28,7 @@
 
 struct ivl__tdev;
 
-/* A device type.  Callbacks run inside ivl_mgmt_exec()/ivl_mgmt_process(). */
+/* A device type.  Callbacks run inside ivl_transport_device_exec()/ivl_transport_device_process(). */
 struct ivl__tdev_type {
 	uint32_t virtio_id;
 	const char *name;
@@ -35,9 +37,9 @@ struct ivl__tdev_type {
 	uint32_t config_size;
 	uint64_t window_default;
 	/* Create the backend; fill d->config and d->backend.  -errno fails
-	 * the CREATE with IVL_TP_E_BACKEND (IVL_TP_E_VALUE for -EINVAL). */
-	int (*init)(struct ivl__tdev *d, const struct ivl_tp_create *c,
-		    const struct ivl_mgmt_opts *o);
+	 * the CREATE with IVL_TRANSPORT_E_BACKEND (IVL_TRANSPORT_E_VALUE for -EINVAL). */
+	int (*init)(struct ivl__tdev *d, const struct ivl_transport_create *c,
+		    const struct ivl_transport_device_opts *o);
 	void (*fini)(struct ivl__tdev *d);
 	/* The driver reset the device (its queues are gone). */
 	void (*reset)(struct ivl__tdev *d);
@@ -46,11 +48,11 @@ struct ivl__tdev_type {
 	int (*timeout_ms)(struct ivl__tdev *d); /* NULL: -1 */
 	/* Before a config read / after a config write.  config_write returns
 	 * 0, or -errno when the device refuses the value (the command then
-	 * answers IVL_TP_E_VALUE and config_read restores the bytes). */
+	 * answers IVL_TRANSPORT_E_VALUE and config_read restores the bytes). */
 	void (*config_read)(struct ivl__tdev *d);
 	int (*config_write)(struct ivl__tdev *d, uint32_t off, uint32_t len);
 	/* Which config bytes the driver may write now (others:
-	 * IVL_TP_E_VALUE). */
+	 * IVL_TRANSPORT_E_VALUE). */
 	bool (*config_writable)(const struct ivl__tdev *d, uint32_t off, uint32_t len);
 };
 
@@ -62,7 +64,7 @@ struct ivl__tqueue {
 };
 
 struct ivl__tdev {
-	struct ivl_mgmt *m;
+	struct ivl_transport_device *m;
 	uint64_t id;
 	const struct ivl__tdev_type *type;
 	uint32_t status;
@@ -72,7 +74,7 @@ struct ivl__tdev {
 	uint64_t win_off, win_size;
 	struct ivl_msi *msi;
 	uint32_t flags;
-	struct ivl__tqueue q[IVL_TP_MAX_QUEUES];
+	struct ivl__tqueue q[IVL_TRANSPORT_MAX_QUEUES];
 	uint8_t config[IVL__TDEV_CONFIG_MAX];
 	uint16_t driver_peer;
 	char backend[64];
@@ -100,12 +102,12 @@ struct ivl_link;
 int ivl__tp_area(struct ivl_link *link, uint64_t offset, uint64_t size, uint8_t **area,
 		 uint64_t *area_size);
 
-/* The peer whose command ivl_mgmt_exec() runs (recorded as a device's
+/* The peer whose command ivl_transport_device_exec() runs (recorded as a device's
  * driver_peer by CREATE and STATUS_SET). */
-void ivl__mgmt_set_caller(struct ivl_mgmt *m, uint16_t peer);
+void ivl__mgmt_set_caller(struct ivl_transport_device *m, uint16_t peer);
 
-/* The doorbell that kicks this host's queues, as struct ivl_tp_notify. */
-void ivl__mgmt_notify(const struct ivl_mgmt *m, uint8_t out[4]);
+/* The doorbell that kicks this host's queues, as struct ivl_transport_notify. */
+void ivl__mgmt_notify(const struct ivl_transport_device *m, uint8_t out[4]);
 
 /* Copy from the readable pieces of @e into @dst (at most @max bytes), and
  * into its writable pieces from @src; both return the bytes copied. */
@@ -119,7 +121,7 @@ void ivl__tdev_done(struct ivl__tdev *d, unsigned q, uint16_t head, uint32_t len
 
 /* Watch @fd (level-triggered) for @events (0: not at all for now), or
  * stop watching it before closing it.  Returns 0 or -errno. */
-int ivl__mgmt_watch(struct ivl_mgmt *m, int fd, uint32_t events);
+int ivl__mgmt_watch(struct ivl_transport_device *m, int fd, uint32_t events);
 
 /* Little-endian accessors for unaligned wire data. */
 static inline uint16_t ivl__le16(const void *p)
@@ -165,7 +167,7 @@ struct ivl__ans {
 /* ERR with @reason (8 bytes); returns -1. */
 static inline int ivl__ans_err(struct ivl__ans *a, uint32_t reason)
 {
-	ivl__put32(a->buf, IVL_TP_ERR);
+	ivl__put32(a->buf, IVL_TRANSPORT_ERR);
 	ivl__put32(a->buf + 4, reason);
 	a->len = 8;
 	return -1;
@@ -174,7 +176,7 @@ static inline int ivl__ans_err(struct ivl__ans *a, uint32_t reason)
 /* OK with @n bytes of in[] already written at buf + 4; returns 0. */
 static inline int ivl__ans_ok(struct ivl__ans *a, size_t n)
 {
-	ivl__put32(a->buf, IVL_TP_OK);
+	ivl__put32(a->buf, IVL_TRANSPORT_OK);
 	a->len = 4 + n;
 	return 0;
 }
@@ -187,7 +189,7 @@ static inline bool ivl__ans_room(const struct ivl__ans *a, size_t n)
 static inline int ivl__ans_ok32(struct ivl__ans *a, uint32_t v)
 {
 	if (!ivl__ans_room(a, 4))
-		return ivl__ans_err(a, IVL_TP_E_IN_SPACE);
+		return ivl__ans_err(a, IVL_TRANSPORT_E_IN_SPACE);
 	ivl__put32(a->buf + 4, v);
 	return ivl__ans_ok(a, 4);
 }
@@ -195,7 +197,7 @@ static inline int ivl__ans_ok32(struct ivl__ans *a, uint32_t v)
 static inline int ivl__ans_ok64(struct ivl__ans *a, uint64_t v)
 {
 	if (!ivl__ans_room(a, 8))
-		return ivl__ans_err(a, IVL_TP_E_IN_SPACE);
+		return ivl__ans_err(a, IVL_TRANSPORT_E_IN_SPACE);
 	ivl__put64(a->buf + 4, v);
 	return ivl__ans_ok(a, 8);
 }
@@ -205,10 +207,10 @@ static inline int ivl__ans_ok64(struct ivl__ans *a, uint64_t v)
 int ivl__tp_device_cmd(struct ivl__tdev *d, uint16_t caller, uint16_t cls, uint16_t c,
 		       const uint8_t *out, size_t len, struct ivl__ans *a);
 /* transport-cmd.c: FEATURES or STATUS for the management device itself
- * (device_id 0): it offers IVL_TP_MGMT_FEATURES; a reset clears only its
+ * (device_id 0): it offers IVL_TRANSPORT_MGMT_FEATURES; a reset clears only its
  * own status and driver features (managed devices are not touched).  Any
- * other class answers IVL_TP_E_DEVICE_ID. */
-#define IVL_TP_MGMT_FEATURES (IVL_TP_F_TRANSPT_VQ | IVL__VIRTIO_F_VERSION_1)
+ * other class answers IVL_TRANSPORT_E_DEVICE_ID. */
+#define IVL_TRANSPORT_MGMT_FEATURES (IVL_TRANSPORT_F_TRANSPT_VQ | IVL__VIRTIO_F_VERSION_1)
 int ivl__tp_self_cmd(uint64_t *drv_features, uint32_t *status, uint16_t cls, uint16_t c,
 		     const uint8_t *out, size_t len, struct ivl__ans *a);
 /* transport.c: drop a queue's ring and settings; reset a device (status 0:

@@ -17,12 +17,12 @@
 
 #define WINDOW_MAX (64ull << 20)
 
-struct ivl_mgmt {
-	struct ivl_mgmt_opts o;
+struct ivl_transport_device {
+	struct ivl_transport_device_opts o;
 	uint8_t *area;
 	uint64_t ngran;
 	uint8_t *gran_used; /* one byte per granule */
-	struct ivl__tdev *dev[IVL_TP_MAX_DEVICES];
+	struct ivl__tdev *dev[IVL_TRANSPORT_MAX_DEVICES];
 	uint64_t next_id;
 	int epfd;
 	uint16_t caller; /* peer of the command being executed */
@@ -33,7 +33,7 @@ struct ivl_mgmt {
 
 static const struct ivl__tdev_type *const types[] = {&ivl__console_type, &ivl__sdm_type};
 
-IVL_EXPORT const char *ivl_tp_reason_name(uint32_t reason)
+IVL_EXPORT const char *ivl_transport_reason_name(uint32_t reason)
 {
 	static const char *const names[] = {
 	    NULL,	 "length",	"class",   "command",  "no-device", "device-id",
@@ -53,7 +53,7 @@ void ivl__tqueue_drop(struct ivl__tqueue *q)
 
 void ivl__tdev_reset(struct ivl__tdev *d)
 {
-	for (unsigned i = 0; i < IVL_TP_MAX_QUEUES; i++)
+	for (unsigned i = 0; i < IVL_TRANSPORT_MAX_QUEUES; i++)
 		ivl__tqueue_drop(&d->q[i]);
 	d->status = 0;
 	d->drv_features = 0;
@@ -62,25 +62,25 @@ void ivl__tdev_reset(struct ivl__tdev *d)
 		d->type->reset(d);
 }
 
-static void dev_free(struct ivl_mgmt *m, unsigned slot)
+static void dev_free(struct ivl_transport_device *m, unsigned slot)
 {
 	struct ivl__tdev *d = m->dev[slot];
 	if (!d)
 		return;
-	for (unsigned i = 0; i < IVL_TP_MAX_QUEUES; i++)
+	for (unsigned i = 0; i < IVL_TRANSPORT_MAX_QUEUES; i++)
 		ivl__tqueue_drop(&d->q[i]);
 	if (d->type->fini)
 		d->type->fini(d);
 	ivl_msi_free(d->msi);
-	memset(m->gran_used + (d->win_off - IVL_TP_WINDOWS_OFF) / IVL_TP_GRANULE, 0,
-	       d->win_size / IVL_TP_GRANULE);
+	memset(m->gran_used + (d->win_off - IVL_TRANSPORT_WINDOWS_OFF) / IVL_TRANSPORT_GRANULE, 0,
+	       d->win_size / IVL_TRANSPORT_GRANULE);
 	free(d);
 	m->dev[slot] = NULL;
 }
 
-static struct ivl__tdev *dev_find(struct ivl_mgmt *m, uint64_t id, unsigned *slot)
+static struct ivl__tdev *dev_find(struct ivl_transport_device *m, uint64_t id, unsigned *slot)
 {
-	for (unsigned i = 0; i < IVL_TP_MAX_DEVICES; i++)
+	for (unsigned i = 0; i < IVL_TRANSPORT_MAX_DEVICES; i++)
 		if (m->dev[i] && m->dev[i]->id == id) {
 			if (slot)
 				*slot = i;
@@ -90,7 +90,7 @@ static struct ivl__tdev *dev_find(struct ivl_mgmt *m, uint64_t id, unsigned *slo
 }
 
 /* First fit of @n granules; returns the first granule or -1. */
-static int64_t gran_alloc(struct ivl_mgmt *m, uint64_t n)
+static int64_t gran_alloc(struct ivl_transport_device *m, uint64_t n)
 {
 	uint64_t run = 0;
 	for (uint64_t i = 0; i < m->ngran; i++) {
@@ -191,24 +191,24 @@ void ivl__tdev_done(struct ivl__tdev *d, unsigned q, uint16_t head, uint32_t len
 
 static void fill_info(const struct ivl__tdev *d, uint8_t *p)
 {
-	memset(p, 0, sizeof(struct ivl_tp_info));
-	ivl__put64(p + offsetof(struct ivl_tp_info, device_id), d->id);
-	ivl__put32(p + offsetof(struct ivl_tp_info, virtio_id), d->type->virtio_id);
-	ivl__put32(p + offsetof(struct ivl_tp_info, status), d->status);
-	ivl__put64(p + offsetof(struct ivl_tp_info, window_offset), d->win_off);
-	ivl__put64(p + offsetof(struct ivl_tp_info, window_size), d->win_size);
-	ivl__put16(p + offsetof(struct ivl_tp_info, num_queues), (uint16_t)d->type->nqueues);
-	ivl__put16(p + offsetof(struct ivl_tp_info, msi_vectors), (uint16_t)ivl_msi_num(d->msi));
-	ivl__put32(p + offsetof(struct ivl_tp_info, flags), d->flags);
-	ivl__put16(p + offsetof(struct ivl_tp_info, driver_peer), d->driver_peer);
-	memcpy(p + offsetof(struct ivl_tp_info, backend), d->backend, sizeof(d->backend) - 1);
+	memset(p, 0, sizeof(struct ivl_transport_info));
+	ivl__put64(p + offsetof(struct ivl_transport_info, device_id), d->id);
+	ivl__put32(p + offsetof(struct ivl_transport_info, virtio_id), d->type->virtio_id);
+	ivl__put32(p + offsetof(struct ivl_transport_info, status), d->status);
+	ivl__put64(p + offsetof(struct ivl_transport_info, window_offset), d->win_off);
+	ivl__put64(p + offsetof(struct ivl_transport_info, window_size), d->win_size);
+	ivl__put16(p + offsetof(struct ivl_transport_info, num_queues), (uint16_t)d->type->nqueues);
+	ivl__put16(p + offsetof(struct ivl_transport_info, msi_vectors), (uint16_t)ivl_msi_num(d->msi));
+	ivl__put32(p + offsetof(struct ivl_transport_info, flags), d->flags);
+	ivl__put16(p + offsetof(struct ivl_transport_info, driver_peer), d->driver_peer);
+	memcpy(p + offsetof(struct ivl_transport_info, backend), d->backend, sizeof(d->backend) - 1);
 }
 
-static int cmd_create(struct ivl_mgmt *m, const uint8_t *out, size_t len, struct ivl__ans *a)
+static int cmd_create(struct ivl_transport_device *m, const uint8_t *out, size_t len, struct ivl__ans *a)
 {
-	if (len != sizeof(struct ivl_tp_create))
-		return ivl__ans_err(a, IVL_TP_E_LENGTH);
-	struct ivl_tp_create c = {
+	if (len != sizeof(struct ivl_transport_create))
+		return ivl__ans_err(a, IVL_TRANSPORT_E_LENGTH);
+	struct ivl_transport_create c = {
 	    .virtio_id = ivl__le32(out),
 	    .flags = ivl__le32(out + 4),
 	    .window_size = ivl__le64(out + 8),
@@ -216,149 +216,149 @@ static int cmd_create(struct ivl_mgmt *m, const uint8_t *out, size_t len, struct
 	};
 	for (int i = 0; i < 3; i++)
 		c.param[i] = ivl__le32(out + 20 + 4 * i);
-	if (!ivl__ans_room(a, sizeof(struct ivl_tp_info)))
-		return ivl__ans_err(a, IVL_TP_E_IN_SPACE);
+	if (!ivl__ans_room(a, sizeof(struct ivl_transport_info)))
+		return ivl__ans_err(a, IVL_TRANSPORT_E_IN_SPACE);
 	const struct ivl__tdev_type *t = NULL;
 	for (size_t i = 0; i < IVL_ARRAY_SIZE(types); i++)
 		if (types[i]->virtio_id == c.virtio_id)
 			t = types[i];
 	if (!t || (t == &ivl__console_type && m->o.no_console) ||
 	    (t == &ivl__sdm_type && m->o.no_sdm))
-		return ivl__ans_err(a, IVL_TP_E_VIRTIO_ID);
-	if (c.flags & ~IVL_TP_CREATE_F_MSI_SHARING)
-		return ivl__ans_err(a, IVL_TP_E_VALUE);
+		return ivl__ans_err(a, IVL_TRANSPORT_E_VIRTIO_ID);
+	if (c.flags & ~IVL_TRANSPORT_CREATE_F_MSI_SHARING)
+		return ivl__ans_err(a, IVL_TRANSPORT_E_VALUE);
 	uint64_t wsz = c.window_size ? c.window_size : t->window_default;
 	if (wsz > WINDOW_MAX)
-		return ivl__ans_err(a, IVL_TP_E_VALUE);
-	wsz = (wsz + IVL_TP_GRANULE - 1) / IVL_TP_GRANULE * IVL_TP_GRANULE;
+		return ivl__ans_err(a, IVL_TRANSPORT_E_VALUE);
+	wsz = (wsz + IVL_TRANSPORT_GRANULE - 1) / IVL_TRANSPORT_GRANULE * IVL_TRANSPORT_GRANULE;
 	unsigned nvec = c.msi_vectors ? c.msi_vectors : t->nqueues + 1;
-	bool sharing = c.flags & IVL_TP_CREATE_F_MSI_SHARING;
+	bool sharing = c.flags & IVL_TRANSPORT_CREATE_F_MSI_SHARING;
 	/* Seed 004's counts: non-sharing needs a vector per event (more than
 	 * the queues), sharing at least 2 (ivl_msi_new() enforces the same). */
 	if (nvec > 2048 || (sharing ? nvec < 2 : nvec <= t->nqueues))
-		return ivl__ans_err(a, IVL_TP_E_VALUE);
-	unsigned slot = IVL_TP_MAX_DEVICES;
-	for (unsigned i = 0; i < IVL_TP_MAX_DEVICES && slot == IVL_TP_MAX_DEVICES; i++)
+		return ivl__ans_err(a, IVL_TRANSPORT_E_VALUE);
+	unsigned slot = IVL_TRANSPORT_MAX_DEVICES;
+	for (unsigned i = 0; i < IVL_TRANSPORT_MAX_DEVICES && slot == IVL_TRANSPORT_MAX_DEVICES; i++)
 		if (!m->dev[i])
 			slot = i;
-	if (slot == IVL_TP_MAX_DEVICES)
-		return ivl__ans_err(a, IVL_TP_E_NO_SPACE);
+	if (slot == IVL_TRANSPORT_MAX_DEVICES)
+		return ivl__ans_err(a, IVL_TRANSPORT_E_NO_SPACE);
 	struct ivl__tdev *d = calloc(1, sizeof(*d));
 	if (!d)
-		return ivl__ans_err(a, IVL_TP_E_NO_SPACE);
-	int64_t g = gran_alloc(m, wsz / IVL_TP_GRANULE);
+		return ivl__ans_err(a, IVL_TRANSPORT_E_NO_SPACE);
+	int64_t g = gran_alloc(m, wsz / IVL_TRANSPORT_GRANULE);
 	if (g < 0) {
 		free(d);
-		return ivl__ans_err(a, IVL_TP_E_NO_SPACE);
+		return ivl__ans_err(a, IVL_TRANSPORT_E_NO_SPACE);
 	}
 	d->m = m;
 	d->type = t;
 	d->flags = c.flags;
-	d->win_off = IVL_TP_WINDOWS_OFF + (uint64_t)g * IVL_TP_GRANULE;
+	d->win_off = IVL_TRANSPORT_WINDOWS_OFF + (uint64_t)g * IVL_TRANSPORT_GRANULE;
 	d->win_size = wsz;
 	d->window = m->area + d->win_off;
 	d->id = m->next_id;
 	memset(d->window, 0, wsz);
 	m->dev[slot] = d;
-	if (ivl_msi_new(&d->msi, nvec, t->nqueues, c.flags & IVL_TP_CREATE_F_MSI_SHARING,
+	if (ivl_msi_new(&d->msi, nvec, t->nqueues, c.flags & IVL_TRANSPORT_CREATE_F_MSI_SHARING,
 			msi_deliver, d) < 0) {
 		dev_free(m, slot);
-		return ivl__ans_err(a, IVL_TP_E_NO_SPACE);
+		return ivl__ans_err(a, IVL_TRANSPORT_E_NO_SPACE);
 	}
 	int r = t->init(d, &c, &m->o);
 	if (r < 0) {
 		ivl__info("transport: creating a %s failed: %d", t->name, r);
 		dev_free(m, slot);
-		return ivl__ans_err(a, r == -EINVAL || r == -ERANGE ? IVL_TP_E_VALUE
-								    : IVL_TP_E_BACKEND);
+		return ivl__ans_err(a, r == -EINVAL || r == -ERANGE ? IVL_TRANSPORT_E_VALUE
+								    : IVL_TRANSPORT_E_BACKEND);
 	}
 	m->next_id++;
 	d->driver_peer = m->caller;
 	fill_info(d, a->buf + 4);
 	ivl__info("transport: created %s device %llu (%s)", t->name, (unsigned long long)d->id,
 		  d->backend);
-	return ivl__ans_ok(a, sizeof(struct ivl_tp_info));
+	return ivl__ans_ok(a, sizeof(struct ivl_transport_info));
 }
 
-static int cmd_list(struct ivl_mgmt *m, struct ivl__ans *a)
+static int cmd_list(struct ivl_transport_device *m, struct ivl__ans *a)
 {
-	if (!ivl__ans_room(a, sizeof(struct ivl_tp_list_resp)))
-		return ivl__ans_err(a, IVL_TP_E_IN_SPACE);
-	uint8_t *p = a->buf + 4 + sizeof(struct ivl_tp_list_resp);
-	size_t n = sizeof(struct ivl_tp_list_resp);
+	if (!ivl__ans_room(a, sizeof(struct ivl_transport_list_resp)))
+		return ivl__ans_err(a, IVL_TRANSPORT_E_IN_SPACE);
+	uint8_t *p = a->buf + 4 + sizeof(struct ivl_transport_list_resp);
+	size_t n = sizeof(struct ivl_transport_list_resp);
 	uint32_t count = 0;
-	for (unsigned i = 0; i < IVL_TP_MAX_DEVICES; i++) {
+	for (unsigned i = 0; i < IVL_TRANSPORT_MAX_DEVICES; i++) {
 		const struct ivl__tdev *d = m->dev[i];
 		if (!d)
 			continue;
 		count++;
-		if (!ivl__ans_room(a, n + sizeof(struct ivl_tp_list_entry)))
+		if (!ivl__ans_room(a, n + sizeof(struct ivl_transport_list_entry)))
 			continue;
 		ivl__put64(p, d->id);
 		ivl__put32(p + 8, d->type->virtio_id);
 		ivl__put32(p + 12, d->status);
-		p += sizeof(struct ivl_tp_list_entry);
-		n += sizeof(struct ivl_tp_list_entry);
+		p += sizeof(struct ivl_transport_list_entry);
+		n += sizeof(struct ivl_transport_list_entry);
 	}
 	ivl__put32(a->buf + 4, count);
 	ivl__put32(a->buf + 8, 0);
 	return ivl__ans_ok(a, n);
 }
 
-IVL_EXPORT size_t ivl_mgmt_exec(struct ivl_mgmt *m, const void *cmd, size_t cmd_len, void *resp,
+IVL_EXPORT size_t ivl_transport_device_exec(struct ivl_transport_device *m, const void *cmd, size_t cmd_len, void *resp,
 				size_t resp_max)
 {
 	struct ivl__ans a = {.buf = resp, .max = resp_max};
 	const uint8_t *p = cmd;
 	if (!m || !resp || resp_max < 8)
 		return 0;
-	if (!cmd || cmd_len < sizeof(struct ivl_tp_cmd)) {
-		ivl__ans_err(&a, IVL_TP_E_LENGTH);
+	if (!cmd || cmd_len < sizeof(struct ivl_transport_cmd)) {
+		ivl__ans_err(&a, IVL_TRANSPORT_E_LENGTH);
 		return a.len;
 	}
 	uint64_t id = ivl__le64(p);
 	uint16_t cls = ivl__le16(p + 8), c = ivl__le16(p + 10);
-	const uint8_t *out = p + sizeof(struct ivl_tp_cmd);
-	size_t len = cmd_len - sizeof(struct ivl_tp_cmd);
+	const uint8_t *out = p + sizeof(struct ivl_transport_cmd);
+	size_t len = cmd_len - sizeof(struct ivl_transport_cmd);
 	unsigned slot = 0;
 	struct ivl__tdev *d = NULL;
 
-	if (cls > IVL_TP_CLASS_MSI)
-		ivl__ans_err(&a, IVL_TP_E_CLASS);
-	else if (cls == IVL_TP_CLASS_MGMT && (c < IVL_TP_MGMT_CREATE || c > IVL_TP_MGMT_QUERY))
-		ivl__ans_err(&a, IVL_TP_E_COMMAND);
-	else if (cls == IVL_TP_CLASS_MGMT && (c == IVL_TP_MGMT_CREATE || c == IVL_TP_MGMT_LIST) &&
+	if (cls > IVL_TRANSPORT_CLASS_MSI)
+		ivl__ans_err(&a, IVL_TRANSPORT_E_CLASS);
+	else if (cls == IVL_TRANSPORT_CLASS_MGMT && (c < IVL_TRANSPORT_MGMT_CREATE || c > IVL_TRANSPORT_MGMT_QUERY))
+		ivl__ans_err(&a, IVL_TRANSPORT_E_COMMAND);
+	else if (cls == IVL_TRANSPORT_CLASS_MGMT && (c == IVL_TRANSPORT_MGMT_CREATE || c == IVL_TRANSPORT_MGMT_LIST) &&
 		 id != 0)
-		ivl__ans_err(&a, IVL_TP_E_DEVICE_ID);
-	else if (id == 0 && (cls == IVL_TP_CLASS_FEATURES || cls == IVL_TP_CLASS_STATUS)) {
+		ivl__ans_err(&a, IVL_TRANSPORT_E_DEVICE_ID);
+	else if (id == 0 && (cls == IVL_TRANSPORT_CLASS_FEATURES || cls == IVL_TRANSPORT_CLASS_STATUS)) {
 		if (ivl__le32(p + 12))
-			ivl__ans_err(&a, IVL_TP_E_RESERVED);
+			ivl__ans_err(&a, IVL_TRANSPORT_E_RESERVED);
 		else
 			ivl__tp_self_cmd(&m->self_features, &m->self_status, cls, c, out, len, &a);
-	} else if (!(cls == IVL_TP_CLASS_MGMT &&
-		     (c == IVL_TP_MGMT_CREATE || c == IVL_TP_MGMT_LIST)) &&
+	} else if (!(cls == IVL_TRANSPORT_CLASS_MGMT &&
+		     (c == IVL_TRANSPORT_MGMT_CREATE || c == IVL_TRANSPORT_MGMT_LIST)) &&
 		   id == 0)
-		ivl__ans_err(&a, IVL_TP_E_DEVICE_ID);
+		ivl__ans_err(&a, IVL_TRANSPORT_E_DEVICE_ID);
 	else if (id != 0 && !(d = dev_find(m, id, &slot)))
-		ivl__ans_err(&a, IVL_TP_E_NO_DEVICE);
+		ivl__ans_err(&a, IVL_TRANSPORT_E_NO_DEVICE);
 	else if (ivl__le32(p + 12))
-		ivl__ans_err(&a, IVL_TP_E_RESERVED);
-	else if (cls == IVL_TP_CLASS_MGMT) {
-		if (c == IVL_TP_MGMT_CREATE)
+		ivl__ans_err(&a, IVL_TRANSPORT_E_RESERVED);
+	else if (cls == IVL_TRANSPORT_CLASS_MGMT) {
+		if (c == IVL_TRANSPORT_MGMT_CREATE)
 			cmd_create(m, out, len, &a);
 		else if (len)
-			ivl__ans_err(&a, IVL_TP_E_LENGTH);
-		else if (c == IVL_TP_MGMT_LIST)
+			ivl__ans_err(&a, IVL_TRANSPORT_E_LENGTH);
+		else if (c == IVL_TRANSPORT_MGMT_LIST)
 			cmd_list(m, &a);
-		else if (c == IVL_TP_MGMT_DESTROY) {
+		else if (c == IVL_TRANSPORT_MGMT_DESTROY) {
 			ivl__info("transport: destroyed device %llu", (unsigned long long)id);
 			dev_free(m, slot);
 			ivl__ans_ok(&a, 0);
-		} else if (!ivl__ans_room(&a, sizeof(struct ivl_tp_info)))
-			ivl__ans_err(&a, IVL_TP_E_IN_SPACE);
+		} else if (!ivl__ans_room(&a, sizeof(struct ivl_transport_info)))
+			ivl__ans_err(&a, IVL_TRANSPORT_E_IN_SPACE);
 		else {
 			fill_info(d, a.buf + 4);
-			ivl__ans_ok(&a, sizeof(struct ivl_tp_info));
+			ivl__ans_ok(&a, sizeof(struct ivl_transport_info));
 		}
 	} else
 		ivl__tp_device_cmd(d, m->caller, cls, c, out, len, &a);
@@ -367,53 +367,53 @@ IVL_EXPORT size_t ivl_mgmt_exec(struct ivl_mgmt *m, const void *cmd, size_t cmd_
 
 /* ---- object ------------------------------------------------------------------------ */
 
-IVL_EXPORT int ivl_mgmt_new(struct ivl_mgmt **out, const struct ivl_mgmt_opts *opts)
+IVL_EXPORT int ivl_transport_device_new(struct ivl_transport_device **out, const struct ivl_transport_device_opts *opts)
 {
-	if (!out || !opts || !opts->area || opts->area_size < IVL_TP_AREA_MIN)
+	if (!out || !opts || !opts->area || opts->area_size < IVL_TRANSPORT_AREA_MIN)
 		return -EINVAL;
-	if (opts->default_console > IVL_TP_CONSOLE_LOOP)
+	if (opts->default_console > IVL_TRANSPORT_CONSOLE_LOOP)
 		return -EINVAL;
-	struct ivl_mgmt *m = calloc(1, sizeof(*m));
+	struct ivl_transport_device *m = calloc(1, sizeof(*m));
 	if (!m)
 		return -ENOMEM;
 	m->o = *opts;
 	m->area = opts->area;
-	m->ngran = (opts->area_size - IVL_TP_WINDOWS_OFF) / IVL_TP_GRANULE;
+	m->ngran = (opts->area_size - IVL_TRANSPORT_WINDOWS_OFF) / IVL_TRANSPORT_GRANULE;
 	m->gran_used = calloc(m->ngran, 1);
 	m->next_id = 1;
 	m->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (!m->gran_used || m->epfd < 0) {
 		int e = m->epfd < 0 ? -errno : -ENOMEM;
-		ivl_mgmt_free(m);
+		ivl_transport_device_free(m);
 		return e;
 	}
 	*out = m;
 	return 0;
 }
 
-IVL_EXPORT void ivl_mgmt_free(struct ivl_mgmt *m)
+IVL_EXPORT void ivl_transport_device_free(struct ivl_transport_device *m)
 {
 	if (!m)
 		return;
-	for (unsigned i = 0; i < IVL_TP_MAX_DEVICES; i++)
+	for (unsigned i = 0; i < IVL_TRANSPORT_MAX_DEVICES; i++)
 		dev_free(m, i);
 	ivl__close(m->epfd);
 	free(m->gran_used);
 	free(m);
 }
 
-void ivl__mgmt_notify(const struct ivl_mgmt *m, uint8_t out[4])
+void ivl__mgmt_notify(const struct ivl_transport_device *m, uint8_t out[4])
 {
 	ivl__put16(out, m->o.host_peer);
 	ivl__put16(out + 2, m->o.host_vector);
 }
 
-void ivl__mgmt_set_caller(struct ivl_mgmt *m, uint16_t peer)
+void ivl__mgmt_set_caller(struct ivl_transport_device *m, uint16_t peer)
 {
 	m->caller = peer;
 }
 
-int ivl__mgmt_watch(struct ivl_mgmt *m, int fd, uint32_t events)
+int ivl__mgmt_watch(struct ivl_transport_device *m, int fd, uint32_t events)
 {
 	struct epoll_event ev = {.events = events, .data.fd = fd};
 	/* Not registered at all when quiet: epoll reports a hang-up even
@@ -429,15 +429,15 @@ int ivl__mgmt_watch(struct ivl_mgmt *m, int fd, uint32_t events)
 	return epoll_ctl(m->epfd, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
 }
 
-IVL_EXPORT int ivl_mgmt_get_fd(const struct ivl_mgmt *m)
+IVL_EXPORT int ivl_transport_device_get_fd(const struct ivl_transport_device *m)
 {
 	return m ? m->epfd : -EINVAL;
 }
 
-IVL_EXPORT int ivl_mgmt_timeout_ms(const struct ivl_mgmt *m)
+IVL_EXPORT int ivl_transport_device_timeout_ms(const struct ivl_transport_device *m)
 {
 	int best = -1;
-	for (unsigned i = 0; m && i < IVL_TP_MAX_DEVICES; i++) {
+	for (unsigned i = 0; m && i < IVL_TRANSPORT_MAX_DEVICES; i++) {
 		struct ivl__tdev *d = m->dev[i];
 		int t = d && d->type->timeout_ms ? d->type->timeout_ms(d) : -1;
 		if (t >= 0 && (best < 0 || t < best))
@@ -446,12 +446,12 @@ IVL_EXPORT int ivl_mgmt_timeout_ms(const struct ivl_mgmt *m)
 	return best;
 }
 
-IVL_EXPORT int ivl_mgmt_process(struct ivl_mgmt *m)
+IVL_EXPORT int ivl_transport_device_process(struct ivl_transport_device *m)
 {
 	if (!m)
 		return -EINVAL;
 	int total = 0;
-	for (unsigned i = 0; i < IVL_TP_MAX_DEVICES; i++) {
+	for (unsigned i = 0; i < IVL_TRANSPORT_MAX_DEVICES; i++) {
 		struct ivl__tdev *d = m->dev[i];
 		if (!d || !d->type->serve)
 			continue;
@@ -462,17 +462,17 @@ IVL_EXPORT int ivl_mgmt_process(struct ivl_mgmt *m)
 	return total;
 }
 
-IVL_EXPORT void ivl_mgmt_peer_left(struct ivl_mgmt *m, uint16_t peer)
+IVL_EXPORT void ivl_transport_device_peer_left(struct ivl_transport_device *m, uint16_t peer)
 {
-	for (unsigned i = 0; m && i < IVL_TP_MAX_DEVICES; i++)
+	for (unsigned i = 0; m && i < IVL_TRANSPORT_MAX_DEVICES; i++)
 		if (m->dev[i] && m->dev[i]->status && m->dev[i]->driver_peer == peer)
 			ivl__tdev_reset(m->dev[i]);
 }
 
-IVL_EXPORT unsigned ivl_mgmt_count(const struct ivl_mgmt *m)
+IVL_EXPORT unsigned ivl_transport_device_count(const struct ivl_transport_device *m)
 {
 	unsigned n = 0;
-	for (unsigned i = 0; m && i < IVL_TP_MAX_DEVICES; i++)
+	for (unsigned i = 0; m && i < IVL_TRANSPORT_MAX_DEVICES; i++)
 		n += m->dev[i] != NULL;
 	return n;
 }

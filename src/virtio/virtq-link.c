@@ -8,7 +8,9 @@
 
 #include "core/internal.h"
 #include <ivlink/link.h>
-#include <ivlink/virtio.h>
+#include <ivlink/mmio.h>
+#include <ivlink/msi.h>
+#include <ivlink/virtq.h>
 
 IVL_EXPORT int ivl_virtq_notify_link(struct ivl_virtq *q, struct ivl_link *link, uint16_t peer,
 				     uint16_t vector)

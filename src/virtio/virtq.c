@@ -19,7 +19,9 @@
 #include <string.h>
 
 #include "core/internal.h"
-#include <ivlink/virtio.h>
+#include <ivlink/mmio.h>
+#include <ivlink/msi.h>
+#include <ivlink/virtq.h>
 
 _Static_assert(sizeof(struct vring_desc) == 16, "virtio descriptor is 16 bytes");
 _Static_assert(sizeof(struct vring_used_elem) == 8, "virtio used element is 8 bytes");

@@ -15,7 +15,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <ivlink/ivshmem-dev.h>
+#include <ivlink/ivshmem.h>
+#include <ivlink/link-device.h>
 #include <ivlink/link.h>
 
 #include "testutil.h"
@@ -356,7 +357,7 @@ static void *pump_main(void *arg)
 		int n = ivl_link_wait(p->backing, ev, 16, 20);
 
 		if (n > 0)
-			ivl_link_dev_deliver(p->ld, ev, (size_t)n);
+			ivl_link_device_deliver(p->ld, ev, (size_t)n);
 	}
 	return NULL;
 }

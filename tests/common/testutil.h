@@ -62,12 +62,12 @@ char *tu_read_file(const char *path);
 int tu_count_fds(void);
 
 /* A thread that hands a backing link's doorbells to an ivshmem device model,
- * as QEMU's main loop does for a real device (ivl_link_dev_deliver()). */
+ * as QEMU's main loop does for a real device (ivl_link_device_deliver()). */
 struct ivl_link;
-struct ivl_link_dev;
+struct ivl_link_device;
 struct tu_pump {
 	struct ivl_link *backing;
-	struct ivl_link_dev *ld;
+	struct ivl_link_device *ld;
 	atomic_bool stop;
 	pthread_t thread;
 };

@@ -15,7 +15,9 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include <ivlink/ivshmem.h>
+#include <ivlink/server.h>
+#include <ivlink/session.h>
+#include <ivlink/shm.h>
 
 #include "core/internal.h"
 #include "fuzz.h"
@@ -47,10 +49,10 @@ static void walk_peers(char *base, const struct ivl_shm_header *c)
 		FUZZ_CHECK(((uintptr_t)p & 7) == 0);
 		/* Touch what a reader would: the guard page and ASan catch any
 		 * entry outside the mapping. */
-		(void)atomic_load_explicit(&p->state, memory_order_acquire);
-		(void)atomic_load_explicit(&p->generation, memory_order_relaxed);
-		(void)atomic_load_explicit(&p->pending, memory_order_relaxed);
-		(void)atomic_load_explicit(&p->waiting, memory_order_relaxed);
+		(void)__atomic_load_n(&p->state, __ATOMIC_ACQUIRE);
+		(void)__atomic_load_n(&p->generation, __ATOMIC_RELAXED);
+		(void)__atomic_load_n(&p->pending, __ATOMIC_RELAXED);
+		(void)__atomic_load_n(&p->waiting, __ATOMIC_RELAXED);
 		ivl__sanitize_name(name, p->name, IVL_NAME_LEN);
 	}
 	FUZZ_CHECK(!ivl_shm_peer(base, c, c->max_peers));
@@ -67,7 +69,7 @@ static void check_validate(char *base, uint64_t size)
 	if (ret != 0)
 		return;
 	FUZZ_CHECK(c.magic == IVL_SHM_MAGIC && c.version == IVL_SHM_VERSION);
-	FUZZ_CHECK(atomic_load(&c.state) == IVL_SHM_READY);
+	FUZZ_CHECK(__atomic_load_n(&c.state, __ATOMIC_SEQ_CST) == IVL_SHM_READY);
 	FUZZ_CHECK(c.region_size == size);
 	FUZZ_CHECK(c.header_size % IVL_SHM_PAGE == 0 && c.header_size < size);
 	FUZZ_CHECK(c.vectors >= 1 && c.vectors <= IVL_MAX_VECTORS);

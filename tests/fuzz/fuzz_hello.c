@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <ivlink/proto.h>
+#include <ivlink/proto/shm.h>
 
 #include "fuzz.h"
 #include "ivshmem/server-internal.h"

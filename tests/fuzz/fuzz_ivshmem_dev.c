@@ -15,7 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <ivlink/ivshmem-dev.h>
+#include <ivlink/ivshmem.h>
+#include <ivlink/link-device.h>
 
 #include "fuzz.h"
 
@@ -59,7 +60,7 @@ static void irq(void *ctx, enum ivl_ivshmem_irq_kind kind, unsigned arg)
 	FUZZ_CHECK(!(s->masked >> arg & 1));
 }
 
-static const struct ivl_ivshmem_dev_ops ops = {
+static const struct ivl_ivshmem_ops ops = {
     .ring = ring, .peer_vectors = peer_vectors, .irq = irq};
 
 /* IntrMask after a write of @size bytes of @val at @off (the model's
@@ -75,9 +76,9 @@ static void shadow_write(struct shadow *s, uint64_t off, unsigned size, uint64_t
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct shadow s = {.position = -1};
-	struct ivl_ivshmem_dev_cfg cfg = {.ops = &ops, .ctx = &s};
-	struct ivl_ivshmem_dev_stats st;
-	struct ivl_ivshmem_dev *d;
+	struct ivl_ivshmem_opts cfg = {.ops = &ops, .ctx = &s};
+	struct ivl_ivshmem_stats st;
+	struct ivl_ivshmem *d;
 
 	if (!size)
 		return 0;
@@ -85,7 +86,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	s.vectors = (data[0] & 0x3fu) + 1;
 	cfg.mode = s.pin_mode ? IVL_IVSHMEM_PIN : IVL_IVSHMEM_MSI;
 	cfg.vectors = s.vectors;
-	FUZZ_CHECK(ivl_ivshmem_dev_new(&d, &cfg) == 0);
+	FUZZ_CHECK(ivl_ivshmem_new(&d, &cfg) == 0);
 	for (size_t i = 1; i + 12 <= size; i += 12) {
 		const uint8_t *op = data + i;
 		uint64_t off = op[1] | (uint64_t)op[2] << 8, val = 0;
@@ -97,26 +98,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			off = val;
 		switch (op[0] % 9) {
 		case 0:
-			ivl_ivshmem_dev_read(d, off, sz);
+			ivl_ivshmem_read(d, off, sz);
 			s.reads++;
 			break;
 		case 1:
-			ivl_ivshmem_dev_write(d, off, val, sz);
+			ivl_ivshmem_write(d, off, val, sz);
 			shadow_write(&s, off, sz, val);
 			s.writes++;
 			break;
 		case 2: /* an aligned 32-bit write: the common case */
 			off &= 0xfc;
-			ivl_ivshmem_dev_write(d, off, val, 4);
+			ivl_ivshmem_write(d, off, val, 4);
 			shadow_write(&s, off, 4, val);
 			s.writes++;
 			break;
 		case 3:
-			ivl_ivshmem_dev_doorbell(d, (unsigned)(val % 80));
+			ivl_ivshmem_doorbell(d, (unsigned)(val % 80));
 			break;
 		case 4: {
 			int id = (int)(val % 65538) - 1; /* -1..65536 */
-			int r = ivl_ivshmem_dev_set_position(d, id);
+			int r = ivl_ivshmem_set_position(d, id);
 
 			FUZZ_CHECK((r == 0) == (id <= 65535));
 			if (r == 0)
@@ -124,7 +125,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 		}
 		case 5:
-			if (ivl_ivshmem_dev_set_msix(d, val & 1) == 0)
+			if (ivl_ivshmem_set_msix(d, val & 1) == 0)
 				s.msix = val & 1;
 			else
 				FUZZ_CHECK(s.pin_mode);
@@ -138,14 +139,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			 * shadow says unmasked before the call. */
 			if (ok && !m)
 				s.masked &= ~(1ull << v);
-			r = ivl_ivshmem_dev_mask(d, v, m);
+			r = ivl_ivshmem_mask(d, v, m);
 			FUZZ_CHECK(ok ? r == 0 : r < 0);
 			if (ok && m)
 				s.masked |= 1ull << v;
 			break;
 		}
 		case 7:
-			ivl_ivshmem_dev_reset(d);
+			ivl_ivshmem_reset(d);
 			s.mask = 0;
 			s.msix = false;
 			s.masked = 0;
@@ -153,30 +154,30 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		case 8: {
 			/* The pin is what the registers say (reading IntrStatus
 			 * acknowledges: the pin drops). */
-			int pin = ivl_ivshmem_dev_pin(d);
-			uint32_t m = (uint32_t)ivl_ivshmem_dev_read(d, IVL_IVSHMEM_INTRMASK, 4);
+			int pin = ivl_ivshmem_pin(d);
+			uint32_t m = (uint32_t)ivl_ivshmem_read(d, IVL_IVSHMEM_INTRMASK, 4);
 			uint32_t st32 =
-			    (uint32_t)ivl_ivshmem_dev_read(d, IVL_IVSHMEM_INTRSTATUS, 4);
+			    (uint32_t)ivl_ivshmem_read(d, IVL_IVSHMEM_INTRSTATUS, 4);
 
 			s.reads += 2;
 			FUZZ_CHECK(m == s.mask);
 			FUZZ_CHECK(pin == (s.pin_mode && (st32 & m) != 0));
-			FUZZ_CHECK(ivl_ivshmem_dev_pin(d) == 0);
+			FUZZ_CHECK(ivl_ivshmem_pin(d) == 0);
 			break;
 		}
 		}
-		FUZZ_CHECK(ivl_ivshmem_dev_pin(d) == s.level);
-		FUZZ_CHECK(!(ivl_ivshmem_dev_pending(d) &
+		FUZZ_CHECK(ivl_ivshmem_pin(d) == s.level);
+		FUZZ_CHECK(!(ivl_ivshmem_pending(d) &
 			     ~(s.vectors >= 64 ? ~0ull : (1ull << s.vectors) - 1)));
-		FUZZ_CHECK(ivl_ivshmem_dev_read(d, IVL_IVSHMEM_IVPOSITION, 4) ==
+		FUZZ_CHECK(ivl_ivshmem_read(d, IVL_IVSHMEM_IVPOSITION, 4) ==
 			   (uint32_t)s.position);
 		s.reads++;
 	}
-	ivl_ivshmem_dev_get_stats(d, &st);
+	ivl_ivshmem_get_stats(d, &st);
 	FUZZ_CHECK(st.reads == s.reads && st.writes == s.writes);
 	FUZZ_CHECK(st.pin_raised - st.pin_lowered == (uint64_t)s.level);
 	FUZZ_CHECK(st.rings + st.drop_not_ready + st.drop_peer + st.drop_vector + st.drop_ring <=
 		   st.writes * 2);
-	ivl_ivshmem_dev_free(d);
+	ivl_ivshmem_free(d);
 	return 0;
 }

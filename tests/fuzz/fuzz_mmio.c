@@ -12,7 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <ivlink/virtio.h>
+#include <ivlink/mmio.h>
+#include <ivlink/msi.h>
+#include <ivlink/virtq.h>
 
 #include "fuzz.h"
 

@@ -15,7 +15,9 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#include <ivlink/ivshmem.h>
+#include <ivlink/server.h>
+#include <ivlink/session.h>
+#include <ivlink/shm.h>
 
 #include "fuzz.h"
 #include "link/guest-internal.h"

@@ -113,7 +113,7 @@ static void cleanup(void)
 static struct ivl_sdm *master(int keyed)
 {
 	static const uint8_t key[IVL_SDM_KEY_LEN] = {1, 2, 3};
-	struct ivl_sdm_options o = {
+	struct ivl_sdm_opts o = {
 	    .master = true, .max_slaves = 2, .channel = IVL_SDM_CHAN_UNIX, .keepalive_ms = 1000};
 
 	if (masters[keyed])

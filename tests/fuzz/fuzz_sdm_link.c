@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <ivlink/hub.h>
 #include <ivlink/link.h>
 #include <ivlink/sdm.h>
 
@@ -61,10 +62,10 @@ static void send_some(struct ivl_sdm *s, bool master, unsigned n, uint8_t tag)
 
 int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n)
 {
-	struct ivl_local_hub *hub = NULL;
+	struct ivl_hub *hub = NULL;
 	struct ivl_link *ml = NULL, *sl = NULL, *evil = NULL;
 	struct ivl_sdm *m = NULL, *s = NULL;
-	struct ivl_sdm_options o = {.master = true,
+	struct ivl_sdm_opts o = {.master = true,
 				    .max_slaves = 2,
 				    .channel = IVL_SDM_CHAN_LINK,
 				    .reconnect_min_ms = 1,
@@ -75,8 +76,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n)
 	uint64_t size;
 	int fds = count_fds();
 
-	if (ivl_local_hub_new(&hub, 1u << 16, 4, 1) || ivl_local_hub_join(hub, "m", &ml) ||
-	    ivl_local_hub_join(hub, "s", &sl) || ivl_local_hub_join(hub, "evil", &evil))
+	if (ivl_hub_new(&hub, 1u << 16, 4, 1) || ivl_hub_join(hub, "m", &ml) ||
+	    ivl_hub_join(hub, "s", &sl) || ivl_hub_join(hub, "evil", &evil))
 		goto out;
 	o.link = ml;
 	if (ivl_sdm_new(&m, &o))
@@ -133,7 +134,7 @@ out:
 	ivl_link_free(evil);
 	ivl_link_free(sl);
 	ivl_link_free(ml);
-	ivl_local_hub_free(hub);
+	ivl_hub_free(hub);
 	FUZZ_CHECK(count_fds() == fds);
 	return 0;
 }

@@ -26,7 +26,9 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include <ivlink/ivshmem.h>
+#include <ivlink/server.h>
+#include <ivlink/session.h>
+#include <ivlink/shm.h>
 
 #include "fuzz.h"
 #include "fuzz_fds.h"
@@ -34,7 +36,7 @@
 #define MANY_FDS 32
 
 struct model {
-	struct ivl_client_session *cs;
+	struct ivl_session *cs;
 	unsigned max_vectors;
 	int ids, shms, welcomes;
 	int dead; /* the error that killed the session, or 0 */
@@ -65,9 +67,9 @@ static int template_fd(void)
 	return fd;
 }
 
-static void check_event(struct model *m, int ret, const struct ivl_cs_event *ev)
+static void check_event(struct model *m, int ret, const struct ivl_session_event *ev)
 {
-	int me = ivl_cs_my_id(m->cs);
+	int me = ivl_session_id(m->cs);
 
 	if (m->dead) {
 		FUZZ_CHECK(ret == m->dead);
@@ -82,29 +84,29 @@ static void check_event(struct model *m, int ret, const struct ivl_cs_event *ev)
 		return;
 	}
 	if (ret == 0) {
-		FUZZ_CHECK(ev->type == IVL_CS_NONE && ev->fd == -1);
+		FUZZ_CHECK(ev->type == IVL_SESSION_NONE && ev->fd == -1);
 		return;
 	}
 	FUZZ_CHECK(ret == 1);
 	switch (ev->type) {
-	case IVL_CS_ID:
+	case IVL_SESSION_ID:
 		FUZZ_CHECK(m->ids++ == 0 && ev->peer == me && ev->fd == -1);
 		break;
-	case IVL_CS_SHM:
+	case IVL_SESSION_SHM:
 		FUZZ_CHECK(m->ids == 1 && m->shms++ == 0 && ev->fd >= 0);
 		break;
-	case IVL_CS_PEER_VECTOR:
-	case IVL_CS_OWN_VECTOR:
+	case IVL_SESSION_PEER_VECTOR:
+	case IVL_SESSION_OWN_VECTOR:
 		FUZZ_CHECK(m->shms == 1 && ev->fd >= 0);
-		FUZZ_CHECK((ev->type == IVL_CS_OWN_VECTOR) == (ev->peer == me));
+		FUZZ_CHECK((ev->type == IVL_SESSION_OWN_VECTOR) == (ev->peer == me));
 		FUZZ_CHECK(ev->vector < m->max_vectors);
-		FUZZ_CHECK(ivl_cs_peer_vectors(m->cs, ev->peer) == ev->vector + 1u);
+		FUZZ_CHECK(ivl_session_peer_vectors(m->cs, ev->peer) == ev->vector + 1u);
 		break;
-	case IVL_CS_PEER_LEFT:
+	case IVL_SESSION_PEER_LEFT:
 		FUZZ_CHECK(m->shms == 1 && ev->fd == -1 && ev->peer != me);
-		FUZZ_CHECK(ivl_cs_peer_vectors(m->cs, ev->peer) == 0);
+		FUZZ_CHECK(ivl_session_peer_vectors(m->cs, ev->peer) == 0);
 		break;
-	case IVL_CS_WELCOME:
+	case IVL_SESSION_WELCOME:
 		FUZZ_CHECK(m->shms == 1 && m->welcomes++ == 0 && ev->fd == -1);
 		FUZZ_CHECK(ev->vectors >= 1 && ev->vectors <= IVL_MAX_VECTORS);
 		break;
@@ -115,8 +117,8 @@ static void check_event(struct model *m, int ret, const struct ivl_cs_event *ev)
 
 static void deliver(struct model *m, struct ivl_msg *msg)
 {
-	struct ivl_cs_event ev;
-	int ret = ivl_cs_input(m->cs, msg, &ev);
+	struct ivl_session_event ev;
+	int ret = ivl_session_input(m->cs, msg, &ev);
 
 	FUZZ_CHECK(msg->fd == -1);
 	check_event(m, ret, &ev);
@@ -273,12 +275,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	before = fuzz_count_fds();
 	memset(&m, 0, sizeof(m));
 	m.max_vectors = (data[0] & 63u) + 1;
-	FUZZ_CHECK(ivl_cs_new(&m.cs, m.max_vectors) == 0);
+	FUZZ_CHECK(ivl_session_new(&m.cs, m.max_vectors) == 0);
 	if (data[0] & 0x80)
 		run_socket(&m, data + 1, size - 1, !!(data[0] & 0x40));
 	else
 		run_direct(&m, data + 1, size - 1);
-	ivl_cs_free(m.cs);
+	ivl_session_free(m.cs);
 	/* Every fd the "server" sent was either handed to us in an event
 	 * (and closed above) or closed by the library. */
 	FUZZ_CHECK(fuzz_count_fds() == before);

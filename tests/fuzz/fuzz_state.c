@@ -23,7 +23,9 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include <ivlink/ivshmem.h>
+#include <ivlink/server.h>
+#include <ivlink/session.h>
+#include <ivlink/shm.h>
 
 #include "fuzz.h"
 #include "fuzz_fds.h"

@@ -46,20 +46,20 @@ static void check_answer(const uint8_t *cmd, size_t clen, const uint8_t *r, size
 	FUZZ_CHECK(n <= max);
 	uint32_t ack;
 	memcpy(&ack, r, 4);
-	FUZZ_CHECK(ack == IVL_TP_OK || ack == IVL_TP_ERR);
-	if (ack == IVL_TP_ERR) {
+	FUZZ_CHECK(ack == IVL_TRANSPORT_OK || ack == IVL_TRANSPORT_ERR);
+	if (ack == IVL_TRANSPORT_ERR) {
 		uint32_t reason;
 		memcpy(&reason, r + 4, 4);
-		FUZZ_CHECK(n == 8 && reason >= 1 && reason <= IVL_TP_E_LAST);
+		FUZZ_CHECK(n == 8 && reason >= 1 && reason <= IVL_TRANSPORT_E_LAST);
 		return;
 	}
 	/* A successful CREATE: the window is inside and after the queue. */
-	if (clen >= 12 && cmd[8] == IVL_TP_CLASS_MGMT && cmd[9] == 0 &&
-	    cmd[10] == IVL_TP_MGMT_CREATE && cmd[11] == 0) {
-		FUZZ_CHECK(n == 4 + sizeof(struct ivl_tp_info));
-		uint64_t off = rd64(r + 4 + offsetof(struct ivl_tp_info, window_offset));
-		uint64_t sz = rd64(r + 4 + offsetof(struct ivl_tp_info, window_size));
-		FUZZ_CHECK(off >= IVL_TP_WINDOWS_OFF && sz > 0 && sz <= AREA && off <= AREA - sz);
+	if (clen >= 12 && cmd[8] == IVL_TRANSPORT_CLASS_MGMT && cmd[9] == 0 &&
+	    cmd[10] == IVL_TRANSPORT_MGMT_CREATE && cmd[11] == 0) {
+		FUZZ_CHECK(n == 4 + sizeof(struct ivl_transport_info));
+		uint64_t off = rd64(r + 4 + offsetof(struct ivl_transport_info, window_offset));
+		uint64_t sz = rd64(r + 4 + offsetof(struct ivl_transport_info, window_size));
+		FUZZ_CHECK(off >= IVL_TRANSPORT_WINDOWS_OFF && sz > 0 && sz <= AREA && off <= AREA - sz);
 	}
 }
 
@@ -67,12 +67,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static uint8_t resp[4096];
 	struct ivl_sdm_bus *bus = NULL;
-	struct ivl_mgmt *m = NULL;
+	struct ivl_transport_device *m = NULL;
 	if (ivl_sdm_bus_new(&bus) < 0)
 		return 0;
-	struct ivl_mgmt_opts o = {
+	struct ivl_transport_device_opts o = {
 	    .area = area, .area_size = AREA, .sdm_bus = bus, .msi_deliver = deliver};
-	if (ivl_mgmt_new(&m, &o) < 0) {
+	if (ivl_transport_device_new(&m, &o) < 0) {
 		ivl_sdm_bus_free(bus);
 		return 0;
 	}
@@ -91,26 +91,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			max = len ? 8 + p[0] % 128 : 4;
 			/* fall through */
 		case 0:
-			n = ivl_mgmt_exec(m, p, len, resp, max);
+			n = ivl_transport_device_exec(m, p, len, resp, max);
 			check_answer(p, len, resp, n, max);
 			break;
 		case 2:
-			FUZZ_CHECK(ivl_mgmt_process(m) >= 0);
+			FUZZ_CHECK(ivl_transport_device_process(m) >= 0);
 			break;
 		default:
 			if (len >= 4) {
 				uint32_t off;
 				memcpy(&off, p, 4);
-				off %= AREA - IVL_TP_WINDOWS_OFF;
-				size_t k = len - 4 < AREA - IVL_TP_WINDOWS_OFF - off
+				off %= AREA - IVL_TRANSPORT_WINDOWS_OFF;
+				size_t k = len - 4 < AREA - IVL_TRANSPORT_WINDOWS_OFF - off
 					       ? len - 4
-					       : AREA - IVL_TP_WINDOWS_OFF - off;
-				memcpy(area + IVL_TP_WINDOWS_OFF + off, p + 4, k);
+					       : AREA - IVL_TRANSPORT_WINDOWS_OFF - off;
+				memcpy(area + IVL_TRANSPORT_WINDOWS_OFF + off, p + 4, k);
 			}
 		}
-		FUZZ_CHECK(ivl_mgmt_count(m) <= IVL_TP_MAX_DEVICES);
+		FUZZ_CHECK(ivl_transport_device_count(m) <= IVL_TRANSPORT_MAX_DEVICES);
 	}
-	ivl_mgmt_free(m);
+	ivl_transport_device_free(m);
 	ivl_sdm_bus_free(bus);
 	return 0;
 }

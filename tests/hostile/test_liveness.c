@@ -73,7 +73,7 @@ static void forged_header_liveness(void **state)
 	h = mmap(NULL, 4 << 20, PROT_READ | PROT_WRITE, MAP_SHARED, p.shm_fd, 0);
 	assert_true(h != MAP_FAILED);
 	epoch = h->epoch;
-	atomic_store(&h->state, IVL_SHM_CLOSED);
+	__atomic_store_n(&h->state, IVL_SHM_CLOSED, __ATOMIC_SEQ_CST);
 	h->server_pid = 0x7ffffff0u;
 
 	/* A second server on the same object: refused, nothing touched. */

@@ -17,7 +17,8 @@
 #include <unistd.h>
 
 #include <ivlink/link.h>
-#include <ivlink/notify.h>
+#include <ivlink/coalesce.h>
+#include <ivlink/eventfd.h>
 #include <ivlink/region.h>
 
 #include "hostile.h"

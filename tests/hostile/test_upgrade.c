@@ -20,8 +20,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <ivlink/ivshmem.h>
-#include <ivlink/notify.h>
+#include <ivlink/server.h>
+#include <ivlink/session.h>
+#include <ivlink/shm.h>
+#include <ivlink/coalesce.h>
+#include <ivlink/eventfd.h>
 
 #include "hostile.h"
 

@@ -22,6 +22,8 @@ for f in "$repo"/tools/ivlink/*.c; do
 done
 # `ivlink bench` runs the doorbell benchmark of bench/
 cli_src="$cli_src $repo/bench/primitives.c $repo/bench/doorbell.c $repo/bench/doorbell-main.c"
+# the programs' shared helpers (tools/common)
+cli_src="$cli_src $repo/tools/common/util.c"
 jansson_a=$(ls /usr/lib/*/libjansson.a /usr/lib/libjansson.a 2>/dev/null | head -n1) || true
 sodium_a=$(ls /usr/lib/*/libsodium.a /usr/lib/libsodium.a 2>/dev/null | head -n1) || true
 [ -n "$jansson_a" ] || {
@@ -29,6 +31,6 @@ sodium_a=$(ls /usr/lib/*/libsodium.a /usr/lib/libsodium.a 2>/dev/null | head -n1
 	exit 1
 }
 # shellcheck disable=SC2086
-$cc -static -O2 -std=gnu11 -I"$repo/include" -I"$build" -D_GNU_SOURCE -I"$repo/src" \
+$cc -static -O2 -std=gnu11 -I"$build/include" -I"$repo/include" -I"$build" -I"$repo" -D_GNU_SOURCE -I"$repo/src" \
 	-I"$repo/bench" -o "$out" $cli_src "$build/src/libivlink_internal.a" "$jansson_a" \
 	$sodium_a -lpthread -lrt

@@ -97,7 +97,7 @@ guest_progs=$("$here/build-guest.sh" "$work/guest" 2>"$work/build-guest.log") ||
 	exit 1
 }
 host_peer=$work/ivl-host-peer
-if ! ${CC:-gcc} -std=gnu11 -O2 -Wall -Wextra -Werror -I"$repo/include" \
+if ! ${CC:-gcc} -std=gnu11 -O2 -Wall -Wextra -Werror -I"$build/include" -I"$repo/include" \
 	-o "$host_peer" "$here/host/ivl-host-peer.c" \
 	-L"$build/src" -livlink -Wl,-rpath,"$build/src" >"$work/build-host.log" 2>&1; then
 	cat "$work/build-host.log"

@@ -13,9 +13,13 @@
 #            ring and receive every vector, close); then a host process
 #            scribbling random bytes over the whole ivlink header and peer
 #            table while the guest runs the CLI and the driver on it;
-#   unplug:  a process has BAR0 and BAR2 mapped and every vector bound when
-#            the device is removed (QMP device_del): it sees POLLHUP, ENODEV,
-#            all-ones reads, no signal; the kernel stays clean.
+#   unplug:  an in-kernel client (guest-kernel/ivl_auxtest.c, an auxiliary
+#            driver) binds, gets a vector's interrupts, is removed first on
+#            unbind and rebinds; then, with it bound, a process has BAR0 and
+#            BAR2 mapped and every vector bound when the device is removed
+#            (QMP device_del): the client's remove() runs while the device
+#            still works, the process sees POLLHUP, ENODEV, all-ones reads,
+#            no signal; the kernel stays clean.
 #   bench:   (not part of `all`; docs/PERFORMANCE.md) in one q35 guest with
 #            intel-iommu, self-doorbell round trips guest -> QEMU -> guest:
 #            the driver's mapped Doorbell vs IVL_DRV_RING vs read(), and the
@@ -62,7 +66,21 @@ cli_bin=${IVL_CLI_BIN:-$build/tools/ivlink/ivlink}
 t0=$(date +%s.%N)
 kernel_module_build "$work/kmod"
 mkdir -p "$work/guest"
-if ! $cc -static -O2 -std=gnu11 -Wall -Wextra -Werror -I"$repo/include" \
+# The in-kernel client test module (auxiliary driver), against the driver's
+# Module.symvers; shipped as /bin/ivl-auxtest.kmod so that ivl.kmod=1 does
+# not load it before the driver.
+mkdir -p "$work/auxmod"
+cp "$here/guest-kernel/ivl_auxtest.c" "$work/auxmod/"
+printf 'obj-m := ivl_auxtest.o\nccflags-y := -I%s/kernel -I%s/include -Werror\n' \
+	"$repo" "$repo" >"$work/auxmod/Kbuild"
+if ! make -C "${IVL_KDIR:-/usr/src/linux-headers-$IVL_KVER}" M="$work/auxmod" W=1 \
+	KBUILD_EXTRA_SYMBOLS="$work/kmod/Module.symvers" modules >"$work/auxmod.log" 2>&1; then
+	cat "$work/auxmod.log"
+	log "FAIL: building ivl_auxtest.ko"
+	exit 1
+fi
+cp "$work/auxmod/ivl_auxtest.ko" "$work/guest/ivl-auxtest.kmod"
+if ! $cc -static -O2 -std=gnu11 -Wall -Wextra -Werror -I"$build/include" -I"$repo/include" \
 	-o "$work/guest/kdrv-test" "$here/guest-kernel/kdrv-test.c" \
 	>"$work/build-guest.log" 2>&1; then
 	cat "$work/build-guest.log"
@@ -74,7 +92,7 @@ if ! "$here/build-cli.sh" "$build" "$work/guest/ivlink" >>"$work/build-guest.log
 	log "FAIL: building a static ivlink"
 	exit 1
 fi
-if ! $cc -static -O2 -std=gnu11 -Wall -Wextra -Werror -I"$repo/include" \
+if ! $cc -static -O2 -std=gnu11 -Wall -Wextra -Werror -I"$build/include" -I"$repo/include" \
 	-o "$work/guest/ivl-guest-test" "$here/guest-link/ivl-guest-test.c" \
 	"$here/guest-link/scenario.c" "$build/src/libivlink_internal.a" -lpthread -lrt \
 	>>"$work/build-guest.log" 2>&1; then
@@ -85,6 +103,7 @@ fi
 cp "$here/guest-kernel/guest-kcase" "$work/guest/"
 if ! "$here/mkinitramfs.sh" "$work/initrd.gz" "$kmod" "$work/guest/kdrv-test" \
 	"$work/guest/ivlink" "$work/guest/ivl-guest-test" "$work/guest/guest-kcase" \
+	"$work/guest/ivl-auxtest.kmod" \
 	>"$work/mkinitramfs.log" 2>&1; then
 	cat "$work/mkinitramfs.log"
 	log "FAIL: building the initramfs"
@@ -241,6 +260,12 @@ run_unplug() {
 		unplug-bar2-reads-ones unplug-mmap-enodev; do
 		check "unplug.$c" "$serial" "^KDRV-OK $c"
 	done
+	check unplug.aux-probe "$serial" '^KDRV-AUX loaded probed=1 vectors=4'
+	check unplug.aux-irq "$serial" '^KDRV-AUX irq ok'
+	check unplug.aux-rmmod-refused "$serial" '^KDRV-AUX rmmod-refused'
+	check unplug.aux-unbind "$serial" '^KDRV-AUX unbind removed=1 alive=1'
+	check unplug.aux-rebind "$serial" '^KDRV-AUX rebind probed=2'
+	check unplug.aux-after-unplug "$serial" '^KDRV-AUX after-unplug removed=2 alive=2'
 	check unplug.closed "$serial" '^KDRV-UNPLUG-CLOSED'
 	check unplug.link-down "$serial" '^KDRV-LINK-DOWN'
 	check unplug.driver-removed "$serial" '^KDRV-REMOVED'

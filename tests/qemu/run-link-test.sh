@@ -68,7 +68,7 @@ static_guest_prereqs
 t0=$(date +%s.%N)
 mkdir -p "$work/guest"
 gtest=$work/guest/ivl-guest-test
-if ! $cc -static -O2 -std=gnu11 -Wall -Wextra -Werror -I"$repo/include" -o "$gtest" \
+if ! $cc -static -O2 -std=gnu11 -Wall -Wextra -Werror -I"$build/include" -I"$repo/include" -o "$gtest" \
 	"$here/guest-link/ivl-guest-test.c" "$here/guest-link/scenario.c" \
 	"$build/src/libivlink_internal.a" -lpthread -lrt \
 	>"$work/build-guest.log" 2>&1; then
@@ -133,7 +133,7 @@ if ! "$here/mkinitramfs.sh" "$work/initrd.gz" $kmod "$gtest" "$gcli" "$work/gues
 	exit 1
 fi
 host_peer=$work/ivl-host-peer
-if ! $cc -std=gnu11 -O2 -Wall -Wextra -Werror -I"$repo/include" -o "$host_peer" \
+if ! $cc -std=gnu11 -O2 -Wall -Wextra -Werror -I"$build/include" -I"$repo/include" -o "$host_peer" \
 	"$here/host/ivl-host-peer.c" -L"$build/src" -livlink -Wl,-rpath,"$build/src" \
 	>"$work/build-host.log" 2>&1; then
 	cat "$work/build-host.log"

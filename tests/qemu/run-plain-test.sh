@@ -78,7 +78,7 @@ static_guest_prereqs
 t0=$(date +%s.%N)
 mkdir -p "$work/guest"
 gprog=$work/guest/ivl-plain-guest
-if ! $cc -static -O2 -std=gnu11 -Wall -Wextra -Werror -I"$repo/include" -o "$gprog" \
+if ! $cc -static -O2 -std=gnu11 -Wall -Wextra -Werror -I"$build/include" -I"$repo/include" -o "$gprog" \
 	"$here/guest-plain/ivl-plain-guest.c" "$build/src/libivlink_internal.a" -lpthread -lrt \
 	>"$work/build-guest.log" 2>&1; then
 	cat "$work/build-guest.log"

@@ -9,7 +9,8 @@
 #include <unistd.h>
 
 #include "testutil.h"
-#include <ivlink/notify.h>
+#include <ivlink/coalesce.h>
+#include <ivlink/eventfd.h>
 
 static void non_coalescing_receiver_always_rung(void **state)
 {
@@ -19,8 +20,8 @@ static void non_coalescing_receiver_always_rung(void **state)
 	memset(&p, 0, sizeof(p));
 	assert_int_equal(ivl_coalesce_mark(&p, 3), 1);
 	assert_int_equal(ivl_coalesce_mark(&p, 3), 1);
-	assert_true(atomic_load(&p.pending) == 0); /* nobody would clear it */
-	atomic_store(&p.waiting, 77);              /* hostile value */
+	assert_true(__atomic_load_n(&p.pending, __ATOMIC_SEQ_CST) == 0); /* nobody would clear it */
+	__atomic_store_n(&p.waiting, 77, __ATOMIC_SEQ_CST);              /* hostile value */
 	assert_int_equal(ivl_coalesce_mark(&p, 3), 1);
 	assert_int_equal(ivl_coalesce_mark(&p, 64), 1);
 }
@@ -46,7 +47,7 @@ static void sleeping_receiver_rung_once(void **state)
 	memset(&p, 0, sizeof(p));
 	ivl_coalesce_wake(&p);
 	assert_true(ivl_coalesce_sleep(&p) == 0);
-	assert_int_equal(atomic_load(&p.waiting), IVL_WAITING_ASLEEP);
+	assert_int_equal(__atomic_load_n(&p.waiting, __ATOMIC_SEQ_CST), IVL_WAITING_ASLEEP);
 	assert_int_equal(ivl_coalesce_mark(&p, 2), 1); /* first: ring */
 	assert_int_equal(ivl_coalesce_mark(&p, 2), 0); /* same bit: coalesced */
 	assert_int_equal(ivl_coalesce_mark(&p, 4), 1); /* other bit, asleep */
@@ -64,7 +65,7 @@ static void sleep_sees_pending_work(void **state)
 	assert_int_equal(ivl_coalesce_mark(&p, 1), 0);
 	/* The bit arrived before we slept: sleep must refuse and hand it over. */
 	assert_true(ivl_coalesce_sleep(&p) == (1ull << 1));
-	assert_int_equal(atomic_load(&p.waiting), IVL_WAITING_AWAKE);
+	assert_int_equal(__atomic_load_n(&p.waiting, __ATOMIC_SEQ_CST), IVL_WAITING_AWAKE);
 	ivl_coalesce_off(&p);
 	assert_int_equal(ivl_coalesce_mark(&p, 1), 1);
 }

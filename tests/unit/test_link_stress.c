@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "testutil.h"
+#include <ivlink/hub.h>
 #include <ivlink/link.h>
 
 #define SENDERS 3
@@ -109,7 +110,7 @@ static void count(struct stress *s, const struct ivl_link_event *ev, int n)
 
 static void stress(void **state)
 {
-	struct ivl_local_hub *hub;
+	struct ivl_hub *hub;
 	struct stress *s = calloc(1, sizeof(*s));
 	struct targ args[SENDERS];
 	pthread_t th[SENDERS];
@@ -122,10 +123,10 @@ static void stress(void **state)
 	s->rings = env ? (unsigned)strtoul(env, NULL, 10) : 100000;
 	s->until_ms = tu_now_ms() + 1000 * (secs ? strtol(secs, NULL, 10) : 20);
 	ivl__sleep_slice_ms = -1;
-	assert_int_equal(ivl_local_hub_new(&hub, 1 << 20, 8, STOP + 1), 0);
-	assert_int_equal(ivl_local_hub_join(hub, "rx", &s->rx), 0);
+	assert_int_equal(ivl_hub_new(&hub, 1 << 20, 8, STOP + 1), 0);
+	assert_int_equal(ivl_hub_join(hub, "rx", &s->rx), 0);
 	for (unsigned i = 0; i < SENDERS; i++)
-		assert_int_equal(ivl_local_hub_join(hub, "tx", &s->tx[i]), 0);
+		assert_int_equal(ivl_hub_join(hub, "tx", &s->tx[i]), 0);
 	assert_int_equal(ivl_link_set_coalescing(s->rx, true), 0);
 	for (unsigned i = 0; i < SENDERS; i++) {
 		args[i] = (struct targ){ s, i };
@@ -210,7 +211,7 @@ static void stress(void **state)
 	for (unsigned i = 0; i < SENDERS; i++)
 		ivl_link_free(s->tx[i]);
 	ivl_link_free(s->rx);
-	ivl_local_hub_free(hub);
+	ivl_hub_free(hub);
 	free(s);
 }
 

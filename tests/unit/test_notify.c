@@ -6,7 +6,8 @@
 #include <unistd.h>
 
 #include "testutil.h"
-#include <ivlink/notify.h>
+#include <ivlink/coalesce.h>
+#include <ivlink/eventfd.h>
 
 static void ring_then_drain(void **state)
 {

@@ -7,7 +7,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "tools/common/util.h"
 #include "testutil.h"
+#include "core/internal.h"
 #include <ivlink/region.h>
 
 static void parse_sizes(void **state)
@@ -15,32 +17,32 @@ static void parse_sizes(void **state)
 	uint64_t v;
 
 	(void)state;
-	assert_int_equal(ivl_parse_size("4M", &v), 0);
+	assert_int_equal(tool_parse_size("4M", &v), 0);
 	assert_true(v == 4ull << 20);
-	assert_int_equal(ivl_parse_size("8GiB", &v), 0);
+	assert_int_equal(tool_parse_size("8GiB", &v), 0);
 	assert_true(v == 8ull << 30);
-	assert_int_equal(ivl_parse_size("65536", &v), 0);
+	assert_int_equal(tool_parse_size("65536", &v), 0);
 	assert_true(v == 65536);
-	assert_int_equal(ivl_parse_size("1k", &v), 0);
+	assert_int_equal(tool_parse_size("1k", &v), 0);
 	assert_true(v == 1024);
-	assert_int_equal(ivl_parse_size("0x1000", &v), 0);
+	assert_int_equal(tool_parse_size("0x1000", &v), 0);
 	assert_true(v == 4096);
-	assert_int_equal(ivl_parse_size("", &v), -EINVAL);
-	assert_int_equal(ivl_parse_size("-4M", &v), -EINVAL);
-	assert_int_equal(ivl_parse_size("4Q", &v), -EINVAL);
-	assert_int_equal(ivl_parse_size("4 M", &v), -EINVAL);
-	assert_int_equal(ivl_parse_size("99999999999999999999", &v), -ERANGE);
-	assert_int_equal(ivl_parse_size("99999999999T", &v), -ERANGE);
-	assert_int_equal(ivl_parse_size(NULL, &v), -EINVAL);
+	assert_int_equal(tool_parse_size("", &v), -EINVAL);
+	assert_int_equal(tool_parse_size("-4M", &v), -EINVAL);
+	assert_int_equal(tool_parse_size("4Q", &v), -EINVAL);
+	assert_int_equal(tool_parse_size("4 M", &v), -EINVAL);
+	assert_int_equal(tool_parse_size("99999999999999999999", &v), -ERANGE);
+	assert_int_equal(tool_parse_size("99999999999T", &v), -ERANGE);
+	assert_int_equal(tool_parse_size(NULL, &v), -EINVAL);
 }
 
 static void pow2(void **state)
 {
 	(void)state;
-	assert_false(ivl_is_pow2(0));
-	assert_true(ivl_is_pow2(1));
-	assert_true(ivl_is_pow2(1ull << 40));
-	assert_false(ivl_is_pow2(3 << 20));
+	assert_false(ivl__is_pow2(0));
+	assert_true(ivl__is_pow2(1));
+	assert_true(ivl__is_pow2(1ull << 40));
+	assert_false(ivl__is_pow2(3 << 20));
 }
 
 static void memfd_round_trip(void **state)

@@ -21,10 +21,15 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <ivlink/ivshmem.h>
+#include <ivlink/log.h>
+#include <ivlink/version.h>
+#include <ivlink/server.h>
+#include <ivlink/session.h>
+#include <ivlink/shm.h>
 #include <ivlink/log.h>
 #include <ivlink/region.h>
 
+#include "tools/common/util.h"
 #include "config.h"
 #if HAVE_LIBSYSTEMD
 #include <systemd/sd-daemon.h>
@@ -341,9 +346,9 @@ static int parse_args(struct config *c, int argc, char **argv)
 	}
 	if (optind < argc)
 		return usage_error(argv[optind], "unexpected argument");
-	if (ivl_parse_size(size_arg, &c->so.region.size) < 0 || c->so.region.size == 0)
+	if (tool_parse_size(size_arg, &c->so.region.size) < 0 || c->so.region.size == 0)
 		return usage_error(size_arg, "not a size (e.g. 4M, 1G, 65536)");
-	if (!ivl_is_pow2(c->so.region.size) && !round_up)
+	if (!tool_is_pow2(c->so.region.size) && !round_up)
 		return usage_error(size_arg, "the size must be a power of two (QEMU maps the "
 					     "region as a PCI BAR); use --round-up to round it");
 	if (round_up)
@@ -600,7 +605,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, PROG ": signalfd: %s\n", strerror(errno));
 		return 1;
 	}
-	nofile = ivl_raise_nofile();
+	nofile = tool_raise_nofile();
 	if (nofile < 0)
 		fprintf(stderr, "<4>cannot raise the open file limit: %s\n",
 			strerror((int)-nofile));

@@ -26,7 +26,7 @@
 
 struct con {
 	struct ivl_link *l;
-	struct ivl_tdrv *d;
+	struct ivl_transport_driver *d;
 	struct ivl_virtq *q[2];
 	uint8_t *buf;
 	bool tx_busy[SLOTS];
@@ -65,7 +65,7 @@ static int drain(struct con *c)
 	}
 	if (r < 0)
 		return r;
-	r = ivl_tdrv_kick(c->d, c->q[0]);
+	r = ivl_transport_driver_kick(c->d, c->q[0]);
 	return r < 0 ? r : 0;
 }
 
@@ -96,27 +96,27 @@ static int input(struct con *c, bool tty)
 			return r;
 		c->tx_busy[slot] = true;
 		c->tx_inflight++;
-		if ((r = ivl_tdrv_kick(c->d, c->q[1])) < 0)
+		if ((r = ivl_transport_driver_kick(c->d, c->q[1])) < 0)
 			return r;
 	}
 	return detach;
 }
 
-int console_attach(struct cli_global *g, struct ivl_link *l, struct ivl_tdrv *d, uint64_t id)
+int console_attach(struct cli_global *g, struct ivl_link *l, struct ivl_transport_driver *d, uint64_t id)
 {
 	struct con c = {.l = l, .d = d};
-	struct ivl_tp_info info;
+	struct ivl_transport_info info;
 	uint32_t reason = 0;
 	unsigned nq;
 	void *buf;
 	uint64_t bsz;
-	int r = ivl_tdrv_query(d, id, &info, &reason);
-	if (r == 0 && info.virtio_id != IVL_TP_VIRTIO_CONSOLE) {
+	int r = ivl_transport_driver_query(d, id, &info, &reason);
+	if (r == 0 && info.virtio_id != IVL_TRANSPORT_VIRTIO_CONSOLE) {
 		cli_err(g, "device %llu is not a console", (unsigned long long)id);
 		return EXIT_FAIL;
 	}
 	if (r == 0)
-		r = ivl_tdrv_setup(d, id, 16, c.q, 2, &nq, &buf, &bsz, &reason);
+		r = ivl_transport_driver_setup(d, id, 16, c.q, 2, &nq, &buf, &bsz, &reason);
 	if (r == 0 && bsz < 2 * SLOTS * SLOT)
 		r = -ENOSPC;
 	if (r < 0) {
@@ -128,7 +128,7 @@ int console_attach(struct cli_global *g, struct ivl_link *l, struct ivl_tdrv *d,
 	for (unsigned i = 0; i < SLOTS && r == 0; i++)
 		r = post_rx(&c, i);
 	if (r == 0)
-		r = ivl_tdrv_kick(d, c.q[0]);
+		r = ivl_transport_driver_kick(d, c.q[0]);
 	bool tty = isatty(STDIN_FILENO);
 	struct termios saved, raw;
 	if (tty && tcgetattr(STDIN_FILENO, &saved) == 0) {
@@ -180,7 +180,7 @@ int console_attach(struct cli_global *g, struct ivl_link *l, struct ivl_tdrv *d,
 /* ---- the demo's managed console (cmd_demo.c) ---------------------------------- */
 
 struct demo_host {
-	struct ivl_mgmt_host *h;
+	struct ivl_transport_host *h;
 	_Atomic bool stop;
 	_Atomic int err;
 };
@@ -188,10 +188,10 @@ struct demo_host {
 static void *demo_host_thread(void *arg)
 {
 	struct demo_host *dh = arg;
-	struct pollfd p = {.fd = ivl_mgmt_host_get_fd(dh->h), .events = POLLIN};
+	struct pollfd p = {.fd = ivl_transport_host_get_fd(dh->h), .events = POLLIN};
 	while (!dh->stop) {
 		poll(&p, 1, 20);
-		int r = ivl_mgmt_host_process(dh->h);
+		int r = ivl_transport_host_process(dh->h);
 		if (r < 0) {
 			dh->err = r;
 			break;
@@ -237,7 +237,7 @@ int dev_demo_console(const char *sock, uint64_t offset, uint64_t size, FILE *out
 {
 	static const char line[] = "hello through a managed virtio console";
 	struct ivl_link *hl = NULL, *dl = NULL;
-	struct ivl_tdrv *d = NULL;
+	struct ivl_transport_driver *d = NULL;
 	struct ivl_virtq *q[2] = {0};
 	struct demo_host dh = {0};
 	pthread_t thr;
@@ -247,22 +247,22 @@ int dev_demo_console(const char *sock, uint64_t offset, uint64_t size, FILE *out
 	int r = demo_link(sock, "devhost", &hl);
 	if (r == 0)
 		r = demo_link(sock, "driver", &dl);
-	struct ivl_mgmt_host_opts ho = {.area_offset = offset, .area_size = size};
-	if (r == 0 && (step = "serving", r = ivl_mgmt_host_new(&dh.h, hl, &ho)) == 0) {
+	struct ivl_transport_host_opts ho = {.area_offset = offset, .area_size = size};
+	if (r == 0 && (step = "serving", r = ivl_transport_host_new(&dh.h, hl, &ho)) == 0) {
 		r = -pthread_create(&thr, NULL, demo_host_thread, &dh);
 		running = r == 0;
 	}
 	if (r == 0 && out)
 		fprintf(out, "devhost (peer %d) serves a management device at app offset %llu\n",
 			ivl_link_id(hl), (unsigned long long)offset);
-	struct ivl_tdrv_opts dopt = {.area_offset = offset, .area_size = size, .timeout_ms = 2000};
+	struct ivl_transport_driver_opts dopt = {.area_offset = offset, .area_size = size, .timeout_ms = 2000};
 	if (r == 0)
-		step = "finding the device host", r = ivl_tdrv_new(&d, dl, &dopt);
-	struct ivl_tp_create c = {.virtio_id = IVL_TP_VIRTIO_CONSOLE,
-				  .param = {IVL_TP_CONSOLE_LOOP}};
-	struct ivl_tp_info info = {0};
+		step = "finding the device host", r = ivl_transport_driver_new(&d, dl, &dopt);
+	struct ivl_transport_create c = {.virtio_id = IVL_TRANSPORT_VIRTIO_CONSOLE,
+				  .param = {IVL_TRANSPORT_CONSOLE_LOOP}};
+	struct ivl_transport_info info = {0};
 	if (r == 0)
-		step = "creating a console", r = ivl_tdrv_create(d, &c, &info, &reason);
+		step = "creating a console", r = ivl_transport_driver_create(d, &c, &info, &reason);
 	if (r == 0 && out)
 		fprintf(out,
 			"driver (peer %d) creates console %llu on the transport virtqueue: "
@@ -275,7 +275,7 @@ int dev_demo_console(const char *sock, uint64_t offset, uint64_t size, FILE *out
 	uint64_t bsz = 0;
 	if (r == 0)
 		step = "setting the console up",
-		r = ivl_tdrv_setup(d, info.device_id, 16, q, 2, &nq, &bufv, &bsz, &reason);
+		r = ivl_transport_driver_setup(d, info.device_id, 16, q, 2, &nq, &bufv, &bsz, &reason);
 	uint8_t *buf = bufv;
 	if (r == 0 && bsz < 1024)
 		r = -ENOSPC;
@@ -287,7 +287,7 @@ int dev_demo_console(const char *sock, uint64_t offset, uint64_t size, FILE *out
 		if (r >= 0)
 			r = ivl_virtq_add(q[1], &tx, 1, NULL, 0, buf + 512);
 		if (r >= 0)
-			r = ivl_tdrv_kick(d, q[1]);
+			r = ivl_transport_driver_kick(d, q[1]);
 		if (r >= 0)
 			r = demo_used(dl, q[0], &len);
 		r = r < 0 ? r : r == 1 ? 0 : -EPROTO;
@@ -299,19 +299,19 @@ int dev_demo_console(const char *sock, uint64_t offset, uint64_t size, FILE *out
 			"driver sends \"%s\" on the transmit queue and receives it back on "
 			"the receive queue (MSI vectors as doorbells)\n",
 			line);
-	struct ivl_tp_list_entry e[4];
+	struct ivl_transport_list_entry e[4];
 	if (r == 0)
-		step = "listing", r = ivl_tdrv_list(d, e, 4, &reason);
+		step = "listing", r = ivl_transport_driver_list(d, e, 4, &reason);
 	if (r >= 0)
 		r = r == 1 ? 0 : -EPROTO;
 	if (r == 0)
-		step = "destroying", r = ivl_tdrv_destroy(d, info.device_id, &reason);
+		step = "destroying", r = ivl_transport_driver_destroy(d, info.device_id, &reason);
 	if (r == 0 && out)
 		fprintf(out, "driver lists 1 device and destroys console %llu\n",
 			(unsigned long long)info.device_id);
 	if (r < 0)
 		snprintf(why, why_len, "%s: %s", step,
-			 r == -EREMOTEIO ? ivl_tp_reason_name(reason) : strerror(-r));
+			 r == -EREMOTEIO ? ivl_transport_reason_name(reason) : strerror(-r));
 	if (running) {
 		dh.stop = true;
 		pthread_join(thr, NULL);
@@ -322,8 +322,8 @@ int dev_demo_console(const char *sock, uint64_t offset, uint64_t size, FILE *out
 	}
 	ivl_virtq_free(q[0]);
 	ivl_virtq_free(q[1]);
-	ivl_tdrv_free(d);
-	ivl_mgmt_host_free(dh.h);
+	ivl_transport_driver_free(d);
+	ivl_transport_host_free(dh.h);
 	ivl_link_free(dl);
 	ivl_link_free(hl);
 	if (out)

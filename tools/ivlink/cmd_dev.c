@@ -70,9 +70,9 @@ struct dev_args {
 	int mode;
 	uint64_t offset, size, vector, timeout_ms, window, max_slaves, id;
 	const char *console_dir, *sdm;
-	unsigned console, backend; /* IVL_TP_CONSOLE_* */
+	unsigned console, backend; /* IVL_TRANSPORT_CONSOLE_* */
 	uint32_t virtio_id;
-	int role; /* -1 unset, IVL_TP_SDM_* */
+	int role; /* -1 unset, IVL_TRANSPORT_SDM_* */
 };
 
 enum {
@@ -110,9 +110,9 @@ static const struct opt dev_opts[] = {
 
 static int backend_kind(const char *s)
 {
-	return !strcmp(s, "pty")    ? IVL_TP_CONSOLE_PTY
-	       : !strcmp(s, "unix") ? IVL_TP_CONSOLE_UNIX
-	       : !strcmp(s, "loop") ? IVL_TP_CONSOLE_LOOP
+	return !strcmp(s, "pty")    ? IVL_TRANSPORT_CONSOLE_PTY
+	       : !strcmp(s, "unix") ? IVL_TRANSPORT_CONSOLE_UNIX
+	       : !strcmp(s, "loop") ? IVL_TRANSPORT_CONSOLE_LOOP
 				    : -1;
 }
 
@@ -188,7 +188,7 @@ static int dev_parse(struct cli_global *g, int argc, char **argv, struct dev_arg
 			if (a->role >= 0)
 				return cli_usage_error(g->cmd,
 						       "--master and --slave exclude each other");
-			a->role = id == O_MASTER ? IVL_TP_SDM_MASTER : IVL_TP_SDM_SLAVE;
+			a->role = id == O_MASTER ? IVL_TRANSPORT_SDM_MASTER : IVL_TRANSPORT_SDM_SLAVE;
 			break;
 		case O_MAXS:
 		case O_ID:
@@ -229,16 +229,16 @@ static int dev_parse(struct cli_global *g, int argc, char **argv, struct dev_arg
 	if (a->mode != D_CREATE)
 		return 0;
 	if (!strcmp(pos[first], "console")) {
-		a->virtio_id = IVL_TP_VIRTIO_CONSOLE;
+		a->virtio_id = IVL_TRANSPORT_VIRTIO_CONSOLE;
 		if (seen & (1u << O_MASTER | 1u << O_SLAVE | 1u << O_MAXS | 1u << O_ID))
 			return cli_usage_error(g->cmd, "SDM options on a console");
 	} else if (!strcmp(pos[first], "sdm")) {
-		a->virtio_id = IVL_TP_VIRTIO_SDM;
+		a->virtio_id = IVL_TRANSPORT_VIRTIO_SDM;
 		if (a->role < 0 || (seen & 1u << O_BACK))
 			return cli_usage_error(g->cmd,
 					       "sdm needs --master or --slave (no --backend)");
-		if ((a->role == IVL_TP_SDM_MASTER && a->id) ||
-		    (a->role == IVL_TP_SDM_SLAVE && a->max_slaves))
+		if ((a->role == IVL_TRANSPORT_SDM_MASTER && a->id) ||
+		    (a->role == IVL_TRANSPORT_SDM_SLAVE && a->max_slaves))
 			return cli_usage_error(g->cmd,
 					       "--max-slaves is for masters, --id for slaves");
 	} else
@@ -279,19 +279,19 @@ void dev_catch_stop(void)
 
 static const char *type_name(uint32_t vid)
 {
-	return vid == IVL_TP_VIRTIO_CONSOLE ? "console" : vid == IVL_TP_VIRTIO_SDM ? "sdm" : "?";
+	return vid == IVL_TRANSPORT_VIRTIO_CONSOLE ? "console" : vid == IVL_TRANSPORT_VIRTIO_SDM ? "sdm" : "?";
 }
 
 static int serve(struct cli_global *g, const struct dev_args *a, struct ivl_link *l)
 {
-	struct ivl_mgmt_host_opts o = {
+	struct ivl_transport_host_opts o = {
 	    .area_offset = a->offset, .area_size = a->size, .vector = (uint16_t)a->vector};
-	struct ivl_mgmt_host *h;
+	struct ivl_transport_host *h;
 	o.dev.console_dir = a->console_dir;
 	o.dev.default_console = a->console;
 	o.dev.sdm_channel = a->sdm;
 	o.dev.no_sdm = !a->sdm;
-	int r = ivl_mgmt_host_new(&h, l, &o);
+	int r = ivl_transport_host_new(&h, l, &o);
 	if (r < 0) {
 		cli_err(g, "cannot serve: %s", strerror(-r));
 		return EXIT_FAIL;
@@ -304,13 +304,13 @@ static int serve(struct cli_global *g, const struct dev_args *a, struct ivl_link
 	else
 		printf("serving on peer %d\n", ivl_link_id(l));
 	fflush(stdout);
-	struct pollfd p = {.fd = ivl_mgmt_host_get_fd(h), .events = POLLIN};
+	struct pollfd p = {.fd = ivl_transport_host_get_fd(h), .events = POLLIN};
 	while (!dev_stop && r >= 0) {
-		int t = ivl_mgmt_host_timeout_ms(h);
+		int t = ivl_transport_host_timeout_ms(h);
 		poll(&p, 1, t < 0 || t > 100 ? 100 : t);
-		r = ivl_mgmt_host_process(h);
+		r = ivl_transport_host_process(h);
 	}
-	ivl_mgmt_host_free(h);
+	ivl_transport_host_free(h);
 	if (r < 0) {
 		cli_err(g, "serving stopped: %s", strerror(-r));
 		return EXIT_FAIL;
@@ -321,7 +321,7 @@ static int serve(struct cli_global *g, const struct dev_args *a, struct ivl_link
 int dev_fail(struct cli_global *g, const char *what, int r, uint32_t reason)
 {
 	if (r == -EREMOTEIO)
-		cli_err(g, "%s: refused by the device host: %s", what, ivl_tp_reason_name(reason));
+		cli_err(g, "%s: refused by the device host: %s", what, ivl_transport_reason_name(reason));
 	else if (r == -ENODEV)
 		cli_err(g, "%s: no device host serves this area (ivlink dev serve)", what);
 	else
@@ -329,18 +329,18 @@ int dev_fail(struct cli_global *g, const char *what, int r, uint32_t reason)
 	return EXIT_FAIL;
 }
 
-static int create(struct cli_global *g, const struct dev_args *a, struct ivl_tdrv *d)
+static int create(struct cli_global *g, const struct dev_args *a, struct ivl_transport_driver *d)
 {
-	struct ivl_tp_create c = {.virtio_id = a->virtio_id, .window_size = a->window};
-	struct ivl_tp_info info;
+	struct ivl_transport_create c = {.virtio_id = a->virtio_id, .window_size = a->window};
+	struct ivl_transport_info info;
 	uint32_t reason = 0;
-	if (a->virtio_id == IVL_TP_VIRTIO_CONSOLE)
+	if (a->virtio_id == IVL_TRANSPORT_VIRTIO_CONSOLE)
 		c.param[0] = a->backend;
 	else {
 		c.param[0] = (uint32_t)a->role;
-		c.param[1] = (uint32_t)(a->role == IVL_TP_SDM_MASTER ? a->max_slaves : a->id);
+		c.param[1] = (uint32_t)(a->role == IVL_TRANSPORT_SDM_MASTER ? a->max_slaves : a->id);
 	}
-	int r = ivl_tdrv_create(d, &c, &info, &reason);
+	int r = ivl_transport_driver_create(d, &c, &info, &reason);
 	if (r < 0)
 		return dev_fail(g, "create", r, reason);
 	if (g->json)
@@ -356,20 +356,20 @@ static int create(struct cli_global *g, const struct dev_args *a, struct ivl_tdr
 	return EXIT_OK;
 }
 
-static int list(struct cli_global *g, struct ivl_tdrv *d)
+static int list(struct cli_global *g, struct ivl_transport_driver *d)
 {
-	struct ivl_tp_list_entry e[IVL_TP_MAX_DEVICES];
+	struct ivl_transport_list_entry e[IVL_TRANSPORT_MAX_DEVICES];
 	uint32_t reason = 0;
-	int n = ivl_tdrv_list(d, e, IVL_TP_MAX_DEVICES, &reason);
+	int n = ivl_transport_driver_list(d, e, IVL_TRANSPORT_MAX_DEVICES, &reason);
 	if (n < 0)
 		return dev_fail(g, "list", n, reason);
 	json_t *arr = g->json ? json_array() : NULL;
 	if (!g->json)
 		printf("%-6s %-8s %-6s %-40s\n", "ID", "TYPE", "STATUS", "BACKEND");
-	for (int i = 0; i < n && i < (int)IVL_TP_MAX_DEVICES; i++) {
-		struct ivl_tp_info info;
+	for (int i = 0; i < n && i < (int)IVL_TRANSPORT_MAX_DEVICES; i++) {
+		struct ivl_transport_info info;
 		char be[sizeof(info.backend)] = "";
-		if (ivl_tdrv_query(d, e[i].device_id, &info, &reason) == 0)
+		if (ivl_transport_driver_query(d, e[i].device_id, &info, &reason) == 0)
 			cli_sanitize(be, info.backend, sizeof(info.backend) - 1);
 		if (arr)
 			json_array_append_new(arr, json_pack("{s:I, s:s, s:i, s:i, s:s}", "id",
@@ -388,7 +388,7 @@ int dev_main(struct cli_global *g, int argc, char **argv)
 {
 	struct dev_args a;
 	struct ivl_link *l = NULL;
-	struct ivl_tdrv *d = NULL;
+	struct ivl_transport_driver *d = NULL;
 	int r = dev_parse(g, argc, argv, &a, !strcmp(g->cmd, "console")), ret = EXIT_FAIL;
 
 	if (r == CLI_HELP)
@@ -402,11 +402,11 @@ int dev_main(struct cli_global *g, int argc, char **argv)
 		ret = serve(g, &a, l);
 		goto cleanup;
 	}
-	struct ivl_tdrv_opts o = {.area_offset = a.offset,
+	struct ivl_transport_driver_opts o = {.area_offset = a.offset,
 				  .area_size = a.size,
 				  .vector = (uint16_t)a.vector,
 				  .timeout_ms = (int)a.timeout_ms};
-	r = ivl_tdrv_new(&d, l, &o);
+	r = ivl_transport_driver_new(&d, l, &o);
 	if (r < 0) {
 		ret = dev_fail(g, "transport", r, 0);
 		goto cleanup;
@@ -420,14 +420,14 @@ int dev_main(struct cli_global *g, int argc, char **argv)
 		ret = list(g, d);
 		break;
 	case D_DESTROY:
-		r = ivl_tdrv_destroy(d, a.id, &reason);
+		r = ivl_transport_driver_destroy(d, a.id, &reason);
 		ret = r < 0 ? dev_fail(g, "destroy", r, reason) : EXIT_OK;
 		break;
 	default:
 		ret = console_attach(g, l, d, a.id);
 	}
 cleanup:
-	ivl_tdrv_free(d);
+	ivl_transport_driver_free(d);
 	ivl_link_free(l);
 	return ret;
 }

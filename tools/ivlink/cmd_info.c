@@ -40,7 +40,7 @@ static json_t *info_json(struct target *t)
 		return o;
 	}
 	/* As text: JSON readers often hold integers in doubles. */
-	snprintf(epoch, sizeof(epoch), "0x%016" PRIx64, t->hdr.epoch);
+	snprintf(epoch, sizeof(epoch), "0x%016" PRIx64, (uint64_t)t->hdr.epoch);
 	json_object_set_new(
 	    o, "header",
 	    json_pack("{s:b, s:I, s:s, s:I, s:I, s:I, s:I, s:I}", "magic_ok", 1, "version",
@@ -95,7 +95,7 @@ static int info_text(struct target *t)
 	}
 	printf("header:       ivlink, magic ok, %s\n", t->header_note);
 	printf("  version:    %u\n", t->hdr.version);
-	printf("  epoch:      0x%016" PRIx64 "\n", t->hdr.epoch);
+	printf("  epoch:      0x%016" PRIx64 "\n", (uint64_t)t->hdr.epoch);
 	printf("  max peers:  %u\n", t->hdr.max_peers);
 	printf("  vectors:    %u\n", t->hdr.vectors);
 	printf("  features:   0x%x\n", t->hdr.features);

@@ -251,7 +251,7 @@ int sdm_check(struct cli_global *g, int argc, char **argv)
 /* ---- addresses ------------------------------------------------------------ */
 
 /* unix:PATH or tcp:HOST:PORT ([v6]:PORT) into options; @buf holds the host. */
-static int parse_addr(const char *s, struct ivl_sdm_options *o, char *buf, size_t room)
+static int parse_addr(const char *s, struct ivl_sdm_opts *o, char *buf, size_t room)
 {
 	const char *colon;
 	uint64_t port;
@@ -530,7 +530,7 @@ static void on_stop(int sig)
 
 static int run_daemon(struct cli_global *g, const struct sdm_args *a)
 {
-	struct ivl_sdm_options o = {0};
+	struct ivl_sdm_opts o = {0};
 	uint8_t key[IVL_SDM_KEY_LEN];
 	char host[256];
 	struct daemon d = {.g = g, .a = a, .ctl = -1};

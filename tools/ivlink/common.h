@@ -15,6 +15,8 @@
 
 #include <ivlink/ivlink.h>
 
+#include "tools/common/util.h"
+
 /* Exit codes (STYLE.md rule 7). */
 enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 
@@ -135,7 +137,7 @@ struct target {
 	char desc[4200];
 };
 
-/* Split --plain's PATH[:SIZE] (SIZE as ivl_parse_size(); 0 when absent)
+/* Split --plain's PATH[:SIZE] (SIZE as tool_parse_size(); 0 when absent)
  * into @path.  Returns 0 or -EINVAL / -ENAMETOOLONG / -ERANGE. */
 int cli_plain_split(const char *spec, char *path, size_t len, uint64_t *size);
 /* At most one of --shm, --file and --plain; else a usage error (-2). */

@@ -122,7 +122,7 @@ static bool demo_sdm_master_irq(const struct demo_sdm *x)
 static int demo_sdm_nodes(struct demo *d, struct demo_sdm *x)
 {
 	static const char *const names[] = {"sdm-master", "sdm-slave1", "sdm-slave2"};
-	struct ivl_sdm_options o = {.master = true,
+	struct ivl_sdm_opts o = {.master = true,
 				    .max_slaves = DEMO_SDM_SLAVES,
 				    .channel = IVL_SDM_CHAN_LINK,
 				    .link_offset = DEMO_SDM_OFFSET};

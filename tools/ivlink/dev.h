@@ -19,7 +19,7 @@ void dev_catch_stop(void);
  * device answered ERR); returns EXIT_FAIL. */
 int dev_fail(struct cli_global *g, const char *what, int r, uint32_t reason);
 /* Bridge the terminal to console @id until detach or error. */
-int console_attach(struct cli_global *g, struct ivl_link *l, struct ivl_tdrv *d, uint64_t id);
+int console_attach(struct cli_global *g, struct ivl_link *l, struct ivl_transport_driver *d, uint64_t id);
 /*
  * The demo's step: create a console on a device host serving the management
  * area at @offset/@size of the server at @sock, pass a line, destroy it;

@@ -228,7 +228,7 @@ int cli_plain_split(const char *spec, char *path, size_t len, uint64_t *size)
 	/* "PATH:SIZE" when what follows the last colon is a size; a path may
 	 * itself contain colons. */
 	if (colon) {
-		r = ivl_parse_size(colon + 1, size);
+		r = tool_parse_size(colon + 1, size);
 		if (r == -ERANGE)
 			return r;
 		if (r == 0)
@@ -335,9 +335,9 @@ bool target_peer(const struct target *t, uint32_t id, struct peer_view *v)
 		return false;
 	/* A display snapshot: fields may change under us, nothing is derived
 	 * from them, so relaxed loads suffice. */
-	v->state = atomic_load_explicit(&e->state, memory_order_relaxed);
-	v->generation = atomic_load_explicit(&e->generation, memory_order_relaxed);
-	v->pending = atomic_load_explicit(&e->pending, memory_order_relaxed);
+	v->state = __atomic_load_n(&e->state, __ATOMIC_RELAXED);
+	v->generation = __atomic_load_n(&e->generation, __ATOMIC_RELAXED);
+	v->pending = __atomic_load_n(&e->pending, __ATOMIC_RELAXED);
 	v->vectors = e->vectors;
 	v->pid = e->pid;
 	v->uid = e->uid;

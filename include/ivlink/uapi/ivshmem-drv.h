@@ -19,14 +19,16 @@
  * poll() reports POLLHUP | POLLERR, and existing mappings read all-ones
  * and swallow writes (a dummy page) instead of raising SIGBUS.
  *
- * Only <linux/types.h> and <linux/ioctl.h>: the same header compiles in
- * the kernel module, in userspace C11 and in C++.
+ * Only <linux/types.h>, <linux/ioctl.h> and ivlink's wire formats: the
+ * same header compiles in the kernel module, in userspace C11 and in C++.
  */
 #ifndef IVLINK_UAPI_IVSHMEM_DRV_H
 #define IVLINK_UAPI_IVSHMEM_DRV_H
 
 #include <linux/ioctl.h>
 #include <linux/types.h>
+
+#include <ivlink/proto/ivshmem.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -47,11 +49,7 @@ extern "C" {
  * above any BAR2 the driver accepts (< 2^40 bytes). */
 #define IVL_DRV_MMAP_REGS (1ULL << 40)
 
-/* BAR0 register offsets (32-bit accesses). */
-#define IVL_DRV_REG_INTRMASK 0x00
-#define IVL_DRV_REG_INTRSTATUS 0x04
-#define IVL_DRV_REG_IVPOSITION 0x08
-#define IVL_DRV_REG_DOORBELL 0x0c
+/* BAR0 registers: IVL_IVSHMEM_* of <ivlink/proto/ivshmem.h>. */
 
 /* ivl_drv_info.flags */
 #define IVL_DRV_INFO_DOORBELL (1u << 0)	  /* ivshmem-doorbell (MSI-X) */

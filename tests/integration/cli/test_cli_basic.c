@@ -356,7 +356,7 @@ static void test_file_closed(void **state)
 	assert_true(fd >= 0);
 	h = mmap(NULL, 1 << 16, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	assert_true(h != MAP_FAILED);
-	atomic_store_explicit(&h->state, IVL_SHM_CLOSED, memory_order_release);
+	__atomic_store_n(&h->state, IVL_SHM_CLOSED, __ATOMIC_RELEASE);
 	munmap(h, 1 << 16);
 	close(fd);
 	assert_int_equal(ct_run(&out, &err, "--file", path, "info", "--json", NULL), 0);

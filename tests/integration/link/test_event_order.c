@@ -24,7 +24,9 @@
 #include <unistd.h>
 
 #include "testutil.h"
-#include <ivlink/ivshmem-dev.h>
+#include <ivlink/ivshmem.h>
+#include <ivlink/link-device.h>
+#include <ivlink/hub.h>
 #include <ivlink/link.h>
 #include <ivlink/plain.h>
 
@@ -260,7 +262,7 @@ static void host_backend(void **state)
 /* ---- local backend: ringers are threads ------------------------------------ */
 
 struct lring {
-	struct ivl_local_hub *hub;
+	struct ivl_hub *hub;
 	uint16_t target;
 	unsigned rings;
 	atomic_int *gate; /* 0: wait, 1: go */
@@ -272,7 +274,7 @@ static void *local_ringer(void *arg)
 	struct lring *lr = arg;
 	struct ivl_link *l;
 
-	if ((lr->err = ivl_local_hub_join(lr->hub, "ringer", &l)) < 0)
+	if ((lr->err = ivl_hub_join(lr->hub, "ringer", &l)) < 0)
 		return NULL;
 	while (lr->gate && !atomic_load(lr->gate))
 		sched_yield();
@@ -284,13 +286,13 @@ static void *local_ringer(void *arg)
 
 static void local_backend(void **state)
 {
-	struct ivl_local_hub *hub;
+	struct ivl_hub *hub;
 	struct ivl_link *r;
 	uint16_t ringer_id;
 
 	(void)state;
-	assert_int_equal(ivl_local_hub_new(&hub, 1 << 20, 8, VECS), 0);
-	assert_int_equal(ivl_local_hub_join(hub, "receiver", &r), 0);
+	assert_int_equal(ivl_hub_new(&hub, 1 << 20, 8, VECS), 0);
+	assert_int_equal(ivl_hub_join(hub, "receiver", &r), 0);
 	ringer_id = ivl_link_id(r) == 0 ? 1 : 0; /* the lowest free ID */
 	for (int coalesce = 0; coalesce < 2; coalesce++) {
 		if (coalesce)
@@ -319,7 +321,7 @@ static void local_backend(void **state)
 		}
 	}
 	ivl_link_free(r);
-	ivl_local_hub_free(hub);
+	ivl_hub_free(hub);
 }
 
 /*
@@ -330,7 +332,7 @@ static void local_backend(void **state)
  */
 static void local_id_reuse(void **state)
 {
-	struct ivl_local_hub *hub;
+	struct ivl_hub *hub;
 	struct ivl_link *r;
 	struct ivl_link_event ev[64];
 	enum ivl_link_event_type order[4] = {IVL_LINK_JOIN, IVL_LINK_LEAVE, IVL_LINK_JOIN,
@@ -339,8 +341,8 @@ static void local_id_reuse(void **state)
 	int k = 0;
 
 	(void)state;
-	assert_int_equal(ivl_local_hub_new(&hub, 1 << 20, 4, VECS), 0);
-	assert_int_equal(ivl_local_hub_join(hub, "receiver", &r), 0);
+	assert_int_equal(ivl_hub_new(&hub, 1 << 20, 4, VECS), 0);
+	assert_int_equal(ivl_hub_join(hub, "receiver", &r), 0);
 	for (int holder = 0; holder < 2; holder++) {
 		struct lring lr = {hub, (uint16_t)ivl_link_id(r), RINGS, NULL, 0};
 
@@ -365,7 +367,7 @@ static void local_id_reuse(void **state)
 	}
 	assert_int_equal(before_first_leave, 2 * RINGS);
 	ivl_link_free(r);
-	ivl_local_hub_free(hub);
+	ivl_hub_free(hub);
 }
 
 /* ---- plain backend: rings are pending bits, leaves come from the table ---- */

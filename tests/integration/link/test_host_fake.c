@@ -20,9 +20,12 @@
 #include <unistd.h>
 
 #include "testutil.h"
-#include <ivlink/ivshmem.h>
+#include <ivlink/server.h>
+#include <ivlink/session.h>
+#include <ivlink/shm.h>
 #include <ivlink/link.h>
-#include <ivlink/notify.h>
+#include <ivlink/coalesce.h>
+#include <ivlink/eventfd.h>
 
 enum fdkind { F_NONE, F_EVENTFD, F_MEMFD };
 /* H_STALE: a good header nobody holds the lock of (its server died). */
@@ -107,7 +110,7 @@ static int make_memfd(struct fake *f, uint64_t size, enum hdrkind hdr)
 		h->header_size = 12345;
 		h->peer_table_offset = 0xfffffff0u;
 	} else if (hdr == H_CLOSED) {
-		atomic_store(&((struct ivl_shm_header *)base)->state, IVL_SHM_CLOSED);
+		__atomic_store_n(&((struct ivl_shm_header *)base)->state, IVL_SHM_CLOSED, __ATOMIC_SEQ_CST);
 	}
 	munmap(base, size);
 	return fd;

@@ -20,7 +20,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <ivlink/ivshmem-dev.h>
+#include <ivlink/ivshmem.h>
+#include <ivlink/link-device.h>
 #include <ivlink/link.h>
 
 #include "link/guest-internal.h"
@@ -238,7 +239,7 @@ static void scenario_link(void **state)
 	pid_t srv = start_server(sock, NULL);
 	struct hpeer h = {
 	    .sock = sock, .want = 0xf, .ack = true, .nrings = 4, .rings = {0, 1, 2, 3}};
-	struct ivl_ivshmem_dev_stats st;
+	struct ivl_ivshmem_stats st;
 	struct guest g;
 	char line[64];
 
@@ -269,7 +270,7 @@ static void scenario_link(void **state)
 	expect(&g, "GUEST-CHECK-OK peers-left");
 	/* The device did the work: register writes became doorbells, and
 	 * doorbells became MSI-X vectors. */
-	ivl_ivshmem_dev_get_stats(ivl_link_dev_device(g.pump.ld), &st);
+	ivl_ivshmem_get_stats(ivl_link_device_model(g.pump.ld), &st);
 	assert_true(st.rings >= 4);
 	assert_true(st.msi_raised >= 4);
 	assert_int_equal(st.bad_size + st.bad_offset + st.write_read_only, 0);
@@ -282,7 +283,7 @@ static void scenario_raw(void **state)
 {
 	const char *sock = tu_path(tu_tmpdir(), "raw.sock");
 	pid_t srv = start_server(sock, "--raw");
-	struct ivl_ivshmem_dev_stats st;
+	struct ivl_ivshmem_stats st;
 	struct guest g;
 
 	(void)state;
@@ -299,7 +300,7 @@ static void scenario_raw(void **state)
 	expect(&g, "GUEST-CHECK-OK raw-ring-absent-id");
 	expect(&g, "GUEST-CHECK-OK raw-region-untouched");
 	/* The driver accepted the ring to absent ID 9; the device dropped it. */
-	ivl_ivshmem_dev_get_stats(ivl_link_dev_device(g.pump.ld), &st);
+	ivl_ivshmem_get_stats(ivl_link_device_model(g.pump.ld), &st);
 	assert_int_equal(st.drop_peer, 1);
 	assert_int_equal(st.rings, 0);
 	guest_close(&g);

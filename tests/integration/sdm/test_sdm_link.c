@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "sdmtest.h"
+#include <ivlink/hub.h>
 #include <ivlink/link.h>
 
 #define REGION (1u << 18)
@@ -20,7 +21,7 @@
 
 
 struct world {
-	struct ivl_local_hub *hub;
+	struct ivl_hub *hub;
 	struct ivl_link *ml, *sl[6];
 	struct ivl_sdm *m, *s[6];
 	struct rec rm, rs[6];
@@ -42,10 +43,10 @@ static uint16_t current(struct world *w)
 
 static void add_slave(struct world *w, int i, uint16_t id)
 {
-	struct ivl_sdm_options o = {
+	struct ivl_sdm_opts o = {
 	    .channel = IVL_SDM_CHAN_LINK, .id = id, .reconnect_min_ms = 10, .reconnect_max_ms = 50};
 
-	assert_int_equal(ivl_local_hub_join(w->hub, "slave", &w->sl[i]), 0);
+	assert_int_equal(ivl_hub_join(w->hub, "slave", &w->sl[i]), 0);
 	o.link = w->sl[i];
 	o.link_master = (uint16_t)ivl_link_id(w->ml);
 	assert_int_equal(ivl_sdm_new(&w->s[i], &o), 0);
@@ -65,15 +66,15 @@ static void del_slave(struct world *w, int i)
 
 static void link_channel(void **state)
 {
-	struct ivl_sdm_options o = {.master = true, .max_slaves = 3, .channel = IVL_SDM_CHAN_LINK};
+	struct ivl_sdm_opts o = {.master = true, .max_slaves = 3, .channel = IVL_SDM_CHAN_LINK};
 	struct world w;
 	struct ivl_sdm_signal sig;
 	struct ivl_sdm_stats st;
 
 	(void)state;
 	memset(&w, 0, sizeof(w));
-	assert_int_equal(ivl_local_hub_new(&w.hub, REGION, 8, 1), 0);
-	assert_int_equal(ivl_local_hub_join(w.hub, "master", &w.ml), 0);
+	assert_int_equal(ivl_hub_new(&w.hub, REGION, 8, 1), 0);
+	assert_int_equal(ivl_hub_join(w.hub, "master", &w.ml), 0);
 	o.link = w.ml;
 	o.max_slaves = 3;
 	assert_int_equal(ivl_sdm_new(&w.m, &o), 0);
@@ -234,7 +235,7 @@ static void link_channel(void **state)
 			del_slave(&w, i);
 	ivl_sdm_free(w.m);
 	ivl_link_free(w.ml);
-	ivl_local_hub_free(w.hub);
+	ivl_hub_free(w.hub);
 }
 
 int main(void)

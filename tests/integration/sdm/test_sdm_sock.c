@@ -43,7 +43,7 @@ static void pump_for(struct world *w, int ms)
 		pump_once(w);
 }
 
-static void fill_opts(struct world *w, struct ivl_sdm_options *o, const uint8_t *key)
+static void fill_opts(struct world *w, struct ivl_sdm_opts *o, const uint8_t *key)
 {
 	memset(o, 0, sizeof(*o));
 	o->channel = w->chan;
@@ -58,7 +58,7 @@ static void fill_opts(struct world *w, struct ivl_sdm_options *o, const uint8_t 
 
 static struct ivl_sdm *slave(struct world *w, uint16_t id, const uint8_t *key)
 {
-	struct ivl_sdm_options o;
+	struct ivl_sdm_opts o;
 	struct ivl_sdm *s = NULL;
 
 	fill_opts(w, &o, key);
@@ -69,7 +69,7 @@ static struct ivl_sdm *slave(struct world *w, uint16_t id, const uint8_t *key)
 
 static void setup_world(struct world *w, int chan, bool keyed)
 {
-	struct ivl_sdm_options o;
+	struct ivl_sdm_opts o;
 
 	memset(w, 0, sizeof(*w));
 	w->chan = chan;
@@ -289,7 +289,7 @@ static void scenario(struct world *w)
 	/* The master goes away: slaves notice, then reconnect with their IDs
 	 * to a new master on the same address. */
 	{
-		struct ivl_sdm_options o;
+		struct ivl_sdm_opts o;
 		int ids[3];
 
 		for (int i = 0; i < 3; i++)
@@ -690,7 +690,7 @@ static void tcp_keyed(void **state)
 
 static void tcp_needs_key(void **state)
 {
-	struct ivl_sdm_options o = {.master = true,
+	struct ivl_sdm_opts o = {.master = true,
 				    .max_slaves = 2,
 				    .channel = IVL_SDM_CHAN_TCP,
 				    .host = "0.0.0.0",

@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "sdmtest.h"
+#include <ivlink/hub.h>
 #include <ivlink/link.h>
 
 #define ROUNDS 3000u
@@ -130,7 +131,7 @@ static void local_both_ways(void **state)
 {
 	struct ivl_sdm_bus *bus;
 	struct ivl_sdm *m, *s;
-	struct ivl_sdm_options o = {.master = true, .max_slaves = 2, .channel = IVL_SDM_CHAN_LOCAL};
+	struct ivl_sdm_opts o = {.master = true, .max_slaves = 2, .channel = IVL_SDM_CHAN_LOCAL};
 
 	(void)state;
 	assert_int_equal(ivl_sdm_bus_new(&bus), 0);
@@ -147,10 +148,10 @@ static void local_both_ways(void **state)
 
 static void link_both_ways(void **state)
 {
-	struct ivl_local_hub *hub;
+	struct ivl_hub *hub;
 	struct ivl_link *ml, *sl;
 	struct ivl_sdm *m, *s;
-	struct ivl_sdm_options o = {.master = true,
+	struct ivl_sdm_opts o = {.master = true,
 				    .max_slaves = 2,
 				    .channel = IVL_SDM_CHAN_LINK,
 				    .keepalive_ms = LONG_MS,
@@ -158,9 +159,9 @@ static void link_both_ways(void **state)
 				    .reconnect_max_ms = 20};
 
 	(void)state;
-	assert_int_equal(ivl_local_hub_new(&hub, 1u << 20, 4, 1), 0);
-	assert_int_equal(ivl_local_hub_join(hub, "m", &ml), 0);
-	assert_int_equal(ivl_local_hub_join(hub, "s", &sl), 0);
+	assert_int_equal(ivl_hub_new(&hub, 1u << 20, 4, 1), 0);
+	assert_int_equal(ivl_hub_join(hub, "m", &ml), 0);
+	assert_int_equal(ivl_hub_join(hub, "s", &sl), 0);
 	o.link = ml;
 	o.link_ring = 64; /* small: the sender also meets a full ring */
 	assert_int_equal(ivl_sdm_new(&m, &o), 0);
@@ -178,7 +179,7 @@ static void link_both_ways(void **state)
 	ivl_sdm_free(m);
 	ivl_link_free(sl);
 	ivl_link_free(ml);
-	ivl_local_hub_free(hub);
+	ivl_hub_free(hub);
 }
 
 int main(void)

@@ -9,7 +9,9 @@
 #include <sys/types.h>
 
 #include "testutil.h"
-#include <ivlink/ivshmem.h>
+#include <ivlink/server.h>
+#include <ivlink/session.h>
+#include <ivlink/shm.h>
 
 #define ST_TIMEOUT 5000 /* ms, for anything that should happen at once */
 

@@ -17,8 +17,10 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "tools/common/util.h"
 #include "srvtest.h"
-#include <ivlink/notify.h>
+#include <ivlink/coalesce.h>
+#include <ivlink/eventfd.h>
 
 #include "ivshmem/server-internal.h"
 
@@ -282,7 +284,7 @@ static void raise_nofile(void **state)
 	long n;
 
 	(void)state;
-	n = ivl_raise_nofile();
+	n = tool_raise_nofile();
 	assert_true(n > 0);
 	assert_int_equal(getrlimit(RLIMIT_NOFILE, &rl), 0);
 	assert_true((rlim_t)n == rl.rlim_cur);

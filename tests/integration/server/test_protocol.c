@@ -16,7 +16,8 @@
 #include <unistd.h>
 
 #include "srvtest.h"
-#include <ivlink/notify.h>
+#include <ivlink/coalesce.h>
+#include <ivlink/eventfd.h>
 
 static pid_t start(const char *tag, char *vectors, char *const extra[])
 {
@@ -179,9 +180,9 @@ static void wait_state(struct ivl_shm_peer *e, uint32_t state)
 {
 	int64_t end = tu_now_ms() + ST_TIMEOUT;
 
-	while (atomic_load_explicit(&e->state, memory_order_acquire) != state) {
+	while (__atomic_load_n(&e->state, __ATOMIC_ACQUIRE) != state) {
 		if (tu_now_ms() > end)
-			fail_msg("peer entry state %u, expected %u", atomic_load(&e->state), state);
+			fail_msg("peer entry state %u, expected %u", __atomic_load_n(&e->state, __ATOMIC_SEQ_CST), state);
 		usleep(1000);
 	}
 }
@@ -214,7 +215,7 @@ static void hello_and_peer_table(void **state)
 	ea = ivl_shm_peer(base, &hdr, (uint32_t)ids[0]);
 	assert_non_null(ea);
 	wait_state(ea, IVL_PEER_READY);
-	assert_int_equal(atomic_load(&ea->generation), 1);
+	assert_int_equal(__atomic_load_n(&ea->generation, __ATOMIC_SEQ_CST), 1);
 	assert_int_equal(ea->pid, getpid());
 	assert_int_equal(ea->uid, getuid());
 	assert_int_equal(ea->vectors, 2);
@@ -238,19 +239,19 @@ static void hello_and_peer_table(void **state)
 	eb = ivl_shm_peer(base, &hdr, 1);
 	wait_state(eb, IVL_PEER_READY);
 	assert_string_equal(eb->name, "b?ta");
-	assert_int_equal(atomic_load(&eb->generation), 1);
+	assert_int_equal(__atomic_load_n(&eb->generation, __ATOMIC_SEQ_CST), 1);
 
 	/* Leave: ABSENT in the table, announced without fd. */
 	st_close(&b);
 	st_expect(&a, 1, false, false);
 	wait_state(eb, IVL_PEER_ABSENT);
-	assert_int_equal(atomic_load(&ea->state), IVL_PEER_READY);
+	assert_int_equal(__atomic_load_n(&ea->state, __ATOMIC_SEQ_CST), IVL_PEER_READY);
 
 	/* Round-robin: ID 2 next, its first generation. */
 	st_connect(&b, st_sock("hello"));
 	assert_int_equal(st_handshake(&b, 2, ids, 1), 2);
 	wait_state(ivl_shm_peer(base, &hdr, 2), IVL_PEER_READY);
-	assert_int_equal(atomic_load(&ivl_shm_peer(base, &hdr, 2)->generation), 1);
+	assert_int_equal(__atomic_load_n(&ivl_shm_peer(base, &hdr, 2)->generation, __ATOMIC_SEQ_CST), 1);
 	expect_join(&a, 2, 2);
 
 	st_close(&b);

@@ -211,8 +211,8 @@ static void mode_abi(void)
 	if (info.flags & IVL_DRV_INFO_REGS_MMAP) {
 		CHECK(regs != NULL, "map-regs-page");
 		if (regs)
-			CHECK(regs[IVL_DRV_REG_IVPOSITION / 4] == info.ivposition,
-			      "regs-ivposition %u", regs[IVL_DRV_REG_IVPOSITION / 4]);
+			CHECK(regs[IVL_IVSHMEM_IVPOSITION / 4] == info.ivposition,
+			      "regs-ivposition %u", regs[IVL_IVSHMEM_IVPOSITION / 4]);
 	} else {
 		printf("KDRV-NOTE the BAR0 page is not mappable on this machine\n");
 	}
@@ -259,7 +259,7 @@ static void mode_abi(void)
 			;
 		fcntl(fd, F_SETFL, 0);
 		if (regs) {
-			regs[IVL_DRV_REG_DOORBELL / 4] = info.ivposition << 16 | v;
+			regs[IVL_IVSHMEM_DOORBELL / 4] = info.ivposition << 16 | v;
 			CHECK(wait_efd(efd[v], 10000), "self-doorbell-mmap-eventfd vector=%u", v);
 		}
 		ring_ioctl(fd, info.ivposition, v);
@@ -338,7 +338,7 @@ static void mode_unplug(void)
 	}
 	(void)shm[0]; /* fault it in: the removal must zap it */
 	if (regs)
-		(void)regs[IVL_DRV_REG_IVPOSITION / 4];
+		(void)regs[IVL_IVSHMEM_IVPOSITION / 4];
 	printf("KDRV-UNPLUG-READY\n");
 	fflush(stdout);
 	pf.fd = fd;
@@ -356,8 +356,8 @@ static void mode_unplug(void)
 	CHECK(*(volatile uint32_t *)shm == 0xffffffffu, "unplug-bar2-reads-ones");
 	*(volatile uint32_t *)shm = 0; /* swallowed, no signal */
 	if (regs) {
-		CHECK(regs[IVL_DRV_REG_IVPOSITION / 4] == 0xffffffffu, "unplug-regs-read-ones");
-		regs[IVL_DRV_REG_DOORBELL / 4] = 0;
+		CHECK(regs[IVL_IVSHMEM_IVPOSITION / 4] == 0xffffffffu, "unplug-regs-read-ones");
+		regs[IVL_IVSHMEM_DOORBELL / 4] = 0;
 	}
 	CHECK(mmap(NULL, (size_t)page, PROT_READ, MAP_SHARED, fd, 0) == MAP_FAILED &&
 		      errno == ENODEV,
@@ -414,7 +414,7 @@ static bool round_trip(int way, int fd, volatile uint32_t *regs, uint32_t pos, i
 		ring_ioctl(fd, pos, 0);
 		return wait_efd(efd, 10000);
 	}
-	regs[IVL_DRV_REG_DOORBELL / 4] = pos << 16;
+	regs[IVL_IVSHMEM_DOORBELL / 4] = pos << 16;
 	if (way == 0)
 		return wait_efd(efd, 10000);
 	if (read(fd, &mask, 8) != 8)

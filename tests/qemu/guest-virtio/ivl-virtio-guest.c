@@ -20,7 +20,9 @@
 
 #include <ivlink/link.h>
 #include <ivlink/transport.h>
-#include <ivlink/virtio.h>
+#include <ivlink/mmio.h>
+#include <ivlink/msi.h>
+#include <ivlink/virtq.h>
 
 #define SLOT 512
 static const char hello[] = "hello from the guest\n";
@@ -36,7 +38,7 @@ static int64_t now_ms(void)
 static int fail(const char *what, int r, uint32_t reason)
 {
 	printf("GUEST-ERROR %s: %s%s%s\n", what, strerror(-r), r == -EREMOTEIO ? " reason " : "",
-	       r == -EREMOTEIO ? ivl_tp_reason_name(reason) : "");
+	       r == -EREMOTEIO ? ivl_transport_reason_name(reason) : "");
 	return 1;
 }
 
@@ -54,22 +56,22 @@ int main(int argc, char **argv)
 		return fail("open device", r, 0);
 	printf("GUEST-ID %d\n", ivl_link_id(l));
 	/* Waits for the host's control block and for its peer to be READY. */
-	struct ivl_tdrv_opts to = {.timeout_ms = timeout_ms / 2};
-	struct ivl_tdrv *d;
-	if ((r = ivl_tdrv_new(&d, l, &to)) < 0)
+	struct ivl_transport_driver_opts to = {.timeout_ms = timeout_ms / 2};
+	struct ivl_transport_driver *d;
+	if ((r = ivl_transport_driver_new(&d, l, &to)) < 0)
 		return fail("find the device host", r, 0);
 	uint32_t reason = 0;
-	struct ivl_tp_create cr = {.virtio_id = IVL_TP_VIRTIO_CONSOLE,
-				   .param = {IVL_TP_CONSOLE_UNIX}};
-	struct ivl_tp_info info;
-	if ((r = ivl_tdrv_create(d, &cr, &info, &reason)) < 0)
+	struct ivl_transport_create cr = {.virtio_id = IVL_TRANSPORT_VIRTIO_CONSOLE,
+				   .param = {IVL_TRANSPORT_CONSOLE_UNIX}};
+	struct ivl_transport_info info;
+	if ((r = ivl_transport_driver_create(d, &cr, &info, &reason)) < 0)
 		return fail("create", r, reason);
 	printf("GUEST-CONSOLE-ID %llu %s\n", (unsigned long long)info.device_id, info.backend);
 	struct ivl_virtq *q[2] = {0};
 	unsigned nq;
 	void *bufv;
 	uint64_t bsz;
-	if ((r = ivl_tdrv_setup(d, info.device_id, 16, q, 2, &nq, &bufv, &bsz, &reason)) < 0)
+	if ((r = ivl_transport_driver_setup(d, info.device_id, 16, q, 2, &nq, &bufv, &bsz, &reason)) < 0)
 		return fail("setup", r, reason);
 	printf("GUEST-SETUP queues=%u\n", nq);
 	char *buf = bufv;
@@ -83,8 +85,8 @@ int main(int argc, char **argv)
 	struct iovec out = {buf + 4 * SLOT, sizeof(hello) - 1};
 	if ((r = ivl_virtq_add(q[1], &out, 1, NULL, 0, buf + 4 * SLOT)) < 0)
 		return fail("send", r, 0);
-	ivl_tdrv_kick(d, q[0]);
-	ivl_tdrv_kick(d, q[1]);
+	ivl_transport_driver_kick(d, q[0]);
+	ivl_transport_driver_kick(d, q[1]);
 	/* Collect what arrives; the rings are polled too (a doorbell to or
 	 * from a peer this QEMU has not fully learned yet can be lost). */
 	char got[1024];
@@ -107,7 +109,7 @@ int main(int argc, char **argv)
 			n += k;
 			struct iovec in = {tok, SLOT};
 			ivl_virtq_add(q[0], NULL, 0, &in, 1, tok);
-			ivl_tdrv_kick(d, q[0]);
+			ivl_transport_driver_kick(d, q[0]);
 		}
 		if (r < 0)
 			return fail("used ring", r, 0);
@@ -119,21 +121,21 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	printf("GUEST-RECEIVED %.*s\n", (int)strcspn(got, "\n"), got);
-	struct ivl_tp_list_entry e[4];
-	if ((r = ivl_tdrv_list(d, e, 4, &reason)) < 0)
+	struct ivl_transport_list_entry e[4];
+	if ((r = ivl_transport_driver_list(d, e, 4, &reason)) < 0)
 		return fail("list", r, reason);
 	printf("GUEST-LIST %d\n", r);
-	if ((r = ivl_tdrv_destroy(d, info.device_id, &reason)) < 0)
+	if ((r = ivl_transport_driver_destroy(d, info.device_id, &reason)) < 0)
 		return fail("destroy", r, reason);
-	if ((r = ivl_tdrv_destroy(d, info.device_id, &reason)) != -EREMOTEIO ||
-	    reason != IVL_TP_E_NO_DEVICE) {
+	if ((r = ivl_transport_driver_destroy(d, info.device_id, &reason)) != -EREMOTEIO ||
+	    reason != IVL_TRANSPORT_E_NO_DEVICE) {
 		printf("GUEST-ERROR a second destroy: %d reason %u\n", r, reason);
 		return 1;
 	}
 	printf("GUEST-DESTROYED %llu\n", (unsigned long long)info.device_id);
 	ivl_virtq_free(q[0]);
 	ivl_virtq_free(q[1]);
-	ivl_tdrv_free(d);
+	ivl_transport_driver_free(d);
 	ivl_link_free(l);
 	printf("GUEST-DONE\n");
 	return 0;

@@ -12,7 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <ivlink/ivshmem-dev.h>
+#include <ivlink/ivshmem.h>
+#include <ivlink/link-device.h>
+#include <ivlink/hub.h>
 #include <ivlink/link.h>
 
 #include "testutil.h"
@@ -61,21 +63,21 @@ static void fake_irq(void *ctx, enum ivl_ivshmem_irq_kind kind, unsigned arg)
 	r->nirq++;
 }
 
-static const struct ivl_ivshmem_dev_ops fake_ops = {
+static const struct ivl_ivshmem_ops fake_ops = {
     .ring = fake_ring,
     .peer_vectors = fake_peer_vectors,
     .irq = fake_irq,
 };
 
-static struct ivl_ivshmem_dev *new_dev(enum ivl_ivshmem_irq_mode mode, unsigned vectors,
+static struct ivl_ivshmem *new_dev(enum ivl_ivshmem_irq_mode mode, unsigned vectors,
 				       struct rec *r)
 {
-	struct ivl_ivshmem_dev_cfg cfg = {
+	struct ivl_ivshmem_opts cfg = {
 	    .mode = mode, .vectors = vectors, .ops = &fake_ops, .ctx = r};
-	struct ivl_ivshmem_dev *d;
+	struct ivl_ivshmem *d;
 
 	memset(r, 0, sizeof(*r));
-	assert_int_equal(ivl_ivshmem_dev_new(&d, &cfg), 0);
+	assert_int_equal(ivl_ivshmem_new(&d, &cfg), 0);
 	return d;
 }
 
@@ -179,32 +181,32 @@ static const struct row rows[] = {
 
 static void run_row(const struct row *r, enum ivl_ivshmem_irq_mode mode)
 {
-	struct ivl_ivshmem_dev_stats a, b;
+	struct ivl_ivshmem_stats a, b;
 	struct rec rec;
-	struct ivl_ivshmem_dev *d = new_dev(mode, 4, &rec);
+	struct ivl_ivshmem *d = new_dev(mode, 4, &rec);
 	int pin = mode == IVL_IVSHMEM_PIN ? r->pin : 0;
 	char msg[160];
 
 	snprintf(msg, sizeof(msg), "%s (%s mode)", r->what,
 		 mode == IVL_IVSHMEM_PIN ? "pin" : "MSI");
 	if (!r->not_ready)
-		assert_int_equal(ivl_ivshmem_dev_set_position(d, SELF), 0);
-	ivl_ivshmem_dev_write(d, IVL_IVSHMEM_INTRMASK, 1, 4);
-	ivl_ivshmem_dev_write(d, IVL_IVSHMEM_INTRSTATUS, 1, 4);
-	assert_int_equal(ivl_ivshmem_dev_pin(d), mode == IVL_IVSHMEM_PIN);
-	ivl_ivshmem_dev_get_stats(d, &a);
+		assert_int_equal(ivl_ivshmem_set_position(d, SELF), 0);
+	ivl_ivshmem_write(d, IVL_IVSHMEM_INTRMASK, 1, 4);
+	ivl_ivshmem_write(d, IVL_IVSHMEM_INTRSTATUS, 1, 4);
+	assert_int_equal(ivl_ivshmem_pin(d), mode == IVL_IVSHMEM_PIN);
+	ivl_ivshmem_get_stats(d, &a);
 	rec.nring = 0;
 	if (r->op == 'r') {
-		uint64_t v = ivl_ivshmem_dev_read(d, r->off, r->size);
+		uint64_t v = ivl_ivshmem_read(d, r->off, r->size);
 		if (v != r->val)
 			fail_msg("%s: read 0x%llx, want 0x%llx", msg, (unsigned long long)v,
 				 (unsigned long long)r->val);
 	} else {
-		ivl_ivshmem_dev_write(d, r->off, r->val, r->size);
+		ivl_ivshmem_write(d, r->off, r->val, r->size);
 	}
-	if (ivl_ivshmem_dev_pin(d) != pin)
-		fail_msg("%s: pin %d, want %d", msg, ivl_ivshmem_dev_pin(d), pin);
-	ivl_ivshmem_dev_get_stats(d, &b);
+	if (ivl_ivshmem_pin(d) != pin)
+		fail_msg("%s: pin %d, want %d", msg, ivl_ivshmem_pin(d), pin);
+	ivl_ivshmem_get_stats(d, &b);
 #define DELTA(f, want)                                                                             \
 	do {                                                                                       \
 		if (b.f - a.f != (want))                                                           \
@@ -232,15 +234,15 @@ static void run_row(const struct row *r, enum ivl_ivshmem_irq_mode mode)
 			 rec.ring_vec[0], r->ring_peer, r->ring_vec);
 	}
 	/* The registers after the access; IVPosition never changes. */
-	if (ivl_ivshmem_dev_read(d, IVL_IVSHMEM_INTRMASK, 4) != r->mask)
+	if (ivl_ivshmem_read(d, IVL_IVSHMEM_INTRMASK, 4) != r->mask)
 		fail_msg("%s: IntrMask 0x%llx, want 0x%x", msg,
-			 (unsigned long long)ivl_ivshmem_dev_read(d, IVL_IVSHMEM_INTRMASK, 4),
+			 (unsigned long long)ivl_ivshmem_read(d, IVL_IVSHMEM_INTRMASK, 4),
 			 r->mask);
-	uint64_t st = ivl_ivshmem_dev_read(d, IVL_IVSHMEM_INTRSTATUS, 4);
+	uint64_t st = ivl_ivshmem_read(d, IVL_IVSHMEM_INTRSTATUS, 4);
 	if (st != r->status)
 		fail_msg("%s: IntrStatus 0x%llx, want 0x%x", msg, (unsigned long long)st,
 			 r->status);
-	assert_int_equal(ivl_ivshmem_dev_read(d, IVL_IVSHMEM_IVPOSITION, 4),
+	assert_int_equal(ivl_ivshmem_read(d, IVL_IVSHMEM_IVPOSITION, 4),
 			 r->not_ready ? IVL_IVSHMEM_NOT_READY : SELF);
 	/* Every pin report alternates, starting with the preset's raise, and
 	 * the last one is the pin now (after the status read above: 0). */
@@ -252,12 +254,12 @@ static void run_row(const struct row *r, enum ivl_ivshmem_irq_mode mode)
 			assert_int_equal(rec.arg[i], !level);
 			level = !level;
 		}
-		assert_int_equal(level, ivl_ivshmem_dev_pin(d));
+		assert_int_equal(level, ivl_ivshmem_pin(d));
 		assert_int_equal(level, 0);
 	} else {
 		assert_int_equal(rec.nirq, 0);
 	}
-	ivl_ivshmem_dev_free(d);
+	ivl_ivshmem_free(d);
 }
 
 static void register_table(void **state)
@@ -274,49 +276,49 @@ static void register_table(void **state)
 static void pin_semantics(void **state)
 {
 	struct rec r;
-	struct ivl_ivshmem_dev *d = new_dev(IVL_IVSHMEM_PIN, 2, &r);
-	struct ivl_ivshmem_dev_stats st;
+	struct ivl_ivshmem *d = new_dev(IVL_IVSHMEM_PIN, 2, &r);
+	struct ivl_ivshmem_stats st;
 
 	(void)state;
 	/* Reset state: mask 0, so a doorbell sets status but not the line. */
-	assert_int_equal(ivl_ivshmem_dev_doorbell(d, 1), 1);
-	assert_int_equal(ivl_ivshmem_dev_pin(d), 0);
+	assert_int_equal(ivl_ivshmem_doorbell(d, 1), 1);
+	assert_int_equal(ivl_ivshmem_pin(d), 0);
 	assert_int_equal(r.nirq, 0);
 	/* Level-triggered: enabling bit 0 raises the line at once. */
-	ivl_ivshmem_dev_write(d, IVL_IVSHMEM_INTRMASK, 1, 4);
-	assert_int_equal(ivl_ivshmem_dev_pin(d), 1);
+	ivl_ivshmem_write(d, IVL_IVSHMEM_INTRMASK, 1, 4);
+	assert_int_equal(ivl_ivshmem_pin(d), 1);
 	assert_int_equal(r.nirq, 1);
 	/* A second doorbell while high: status stays 1, no new report. */
-	ivl_ivshmem_dev_doorbell(d, 0);
+	ivl_ivshmem_doorbell(d, 0);
 	assert_int_equal(r.nirq, 1);
 	/* Masking lowers, unmasking raises again: status is still 1. */
-	ivl_ivshmem_dev_write(d, IVL_IVSHMEM_INTRMASK, 0, 4);
-	ivl_ivshmem_dev_write(d, IVL_IVSHMEM_INTRMASK, 1, 4);
+	ivl_ivshmem_write(d, IVL_IVSHMEM_INTRMASK, 0, 4);
+	ivl_ivshmem_write(d, IVL_IVSHMEM_INTRMASK, 1, 4);
 	assert_int_equal(r.nirq, 3);
 	assert_int_equal(r.arg[1], 0);
 	assert_int_equal(r.arg[2], 1);
 	/* Reading status acknowledges. */
-	assert_int_equal(ivl_ivshmem_dev_read(d, IVL_IVSHMEM_INTRSTATUS, 4), 1);
-	assert_int_equal(ivl_ivshmem_dev_pin(d), 0);
-	assert_int_equal(ivl_ivshmem_dev_read(d, IVL_IVSHMEM_INTRSTATUS, 4), 0);
+	assert_int_equal(ivl_ivshmem_read(d, IVL_IVSHMEM_INTRSTATUS, 4), 1);
+	assert_int_equal(ivl_ivshmem_pin(d), 0);
+	assert_int_equal(ivl_ivshmem_read(d, IVL_IVSHMEM_INTRSTATUS, 4), 0);
 	/* A vector the device lacks is dropped; MSI-only calls refuse. */
-	assert_int_equal(ivl_ivshmem_dev_doorbell(d, 2), 0);
-	assert_int_equal(ivl_ivshmem_dev_pin(d), 0);
-	assert_int_equal(ivl_ivshmem_dev_set_msix(d, true), -EINVAL);
-	assert_int_equal(ivl_ivshmem_dev_mask(d, 0, true), -EINVAL);
+	assert_int_equal(ivl_ivshmem_doorbell(d, 2), 0);
+	assert_int_equal(ivl_ivshmem_pin(d), 0);
+	assert_int_equal(ivl_ivshmem_set_msix(d, true), -EINVAL);
+	assert_int_equal(ivl_ivshmem_mask(d, 0, true), -EINVAL);
 	/* Reset drops a high line and clears the mask. */
-	ivl_ivshmem_dev_doorbell(d, 0);
-	assert_int_equal(ivl_ivshmem_dev_pin(d), 1);
-	ivl_ivshmem_dev_reset(d);
-	assert_int_equal(ivl_ivshmem_dev_pin(d), 0);
-	assert_int_equal(ivl_ivshmem_dev_read(d, IVL_IVSHMEM_INTRMASK, 4), 0);
-	ivl_ivshmem_dev_get_stats(d, &st);
+	ivl_ivshmem_doorbell(d, 0);
+	assert_int_equal(ivl_ivshmem_pin(d), 1);
+	ivl_ivshmem_reset(d);
+	assert_int_equal(ivl_ivshmem_pin(d), 0);
+	assert_int_equal(ivl_ivshmem_read(d, IVL_IVSHMEM_INTRMASK, 4), 0);
+	ivl_ivshmem_get_stats(d, &st);
 	assert_int_equal(st.doorbells_in, 4);
 	assert_int_equal(st.in_drop_vector, 1);
 	assert_int_equal(st.pin_raised, 3);
 	assert_int_equal(st.pin_lowered, 3);
 	assert_int_equal(st.msi_raised, 0);
-	ivl_ivshmem_dev_free(d);
+	ivl_ivshmem_free(d);
 }
 
 /* ---- pin level under races --------------------------------------------------- */
@@ -324,7 +326,7 @@ static void pin_semantics(void **state)
 #define RACE_N 20000
 
 struct race {
-	struct ivl_ivshmem_dev *d;
+	struct ivl_ivshmem *d;
 	/* Reported by irq() under the device lock: no lock of our own. */
 	int level, reports, bad;
 	atomic_int go;
@@ -353,7 +355,7 @@ static void *masker(void *arg)
 	while (!atomic_load(&r->go))
 		;
 	for (unsigned i = 0; i < RACE_N; i++)
-		ivl_ivshmem_dev_write(r->d, IVL_IVSHMEM_INTRMASK, i & 1, 4);
+		ivl_ivshmem_write(r->d, IVL_IVSHMEM_INTRMASK, i & 1, 4);
 	return NULL;
 }
 
@@ -364,7 +366,7 @@ static void *ringer(void *arg)
 	while (!atomic_load(&r->go))
 		;
 	for (unsigned i = 0; i < RACE_N; i++)
-		ivl_ivshmem_dev_doorbell(r->d, i % 2);
+		ivl_ivshmem_doorbell(r->d, i % 2);
 	return NULL;
 }
 
@@ -375,22 +377,22 @@ static void *acker(void *arg)
 	while (!atomic_load(&r->go))
 		;
 	for (unsigned i = 0; i < RACE_N; i++)
-		ivl_ivshmem_dev_read(r->d, IVL_IVSHMEM_INTRSTATUS, 4);
+		ivl_ivshmem_read(r->d, IVL_IVSHMEM_INTRSTATUS, 4);
 	return NULL;
 }
 
 static void pin_races(void **state)
 {
-	static const struct ivl_ivshmem_dev_ops ops = {.ring = no_ring, .irq = race_irq};
+	static const struct ivl_ivshmem_ops ops = {.ring = no_ring, .irq = race_irq};
 	struct race r = {0};
-	struct ivl_ivshmem_dev_cfg cfg = {
+	struct ivl_ivshmem_opts cfg = {
 	    .mode = IVL_IVSHMEM_PIN, .vectors = 2, .ops = &ops, .ctx = &r};
-	struct ivl_ivshmem_dev_stats st;
+	struct ivl_ivshmem_stats st;
 	pthread_t t[3];
 	void *(*fn[3])(void *) = {masker, ringer, acker};
 
 	(void)state;
-	assert_int_equal(ivl_ivshmem_dev_new(&r.d, &cfg), 0);
+	assert_int_equal(ivl_ivshmem_new(&r.d, &cfg), 0);
 	atomic_init(&r.go, 0);
 	for (int i = 0; i < 3; i++)
 		assert_int_equal(pthread_create(&t[i], NULL, fn[i], &r), 0);
@@ -400,21 +402,21 @@ static void pin_races(void **state)
 	/* Quiescent: every report alternated, the last is the pin, and the
 	 * pin is what the registers say. */
 	assert_int_equal(r.bad, 0);
-	assert_int_equal(r.level, ivl_ivshmem_dev_pin(r.d));
-	ivl_ivshmem_dev_get_stats(r.d, &st);
+	assert_int_equal(r.level, ivl_ivshmem_pin(r.d));
+	ivl_ivshmem_get_stats(r.d, &st);
 	assert_int_equal(st.pin_raised + st.pin_lowered, (uint64_t)r.reports);
 	assert_int_equal(st.pin_raised - st.pin_lowered, (uint64_t)r.level);
 	assert_int_equal(st.doorbells_in, RACE_N);
 	{
-		uint32_t mask = (uint32_t)ivl_ivshmem_dev_read(r.d, IVL_IVSHMEM_INTRMASK, 4);
-		int pin = ivl_ivshmem_dev_pin(r.d);
-		uint32_t status = (uint32_t)ivl_ivshmem_dev_read(r.d, IVL_IVSHMEM_INTRSTATUS, 4);
+		uint32_t mask = (uint32_t)ivl_ivshmem_read(r.d, IVL_IVSHMEM_INTRMASK, 4);
+		int pin = ivl_ivshmem_pin(r.d);
+		uint32_t status = (uint32_t)ivl_ivshmem_read(r.d, IVL_IVSHMEM_INTRSTATUS, 4);
 
 		assert_int_equal(mask, (RACE_N - 1) & 1);
 		assert_int_equal(pin, (status & mask) != 0);
-		assert_int_equal(ivl_ivshmem_dev_pin(r.d), 0); /* the read acknowledged */
+		assert_int_equal(ivl_ivshmem_pin(r.d), 0); /* the read acknowledged */
 	}
-	ivl_ivshmem_dev_free(r.d);
+	ivl_ivshmem_free(r.d);
 }
 
 /* ---- MSI-X ------------------------------------------------------------------ */
@@ -422,63 +424,63 @@ static void pin_races(void **state)
 static void msi_per_vector(void **state)
 {
 	struct rec r;
-	struct ivl_ivshmem_dev *d = new_dev(IVL_IVSHMEM_MSI, 8, &r);
-	struct ivl_ivshmem_dev_stats st;
+	struct ivl_ivshmem *d = new_dev(IVL_IVSHMEM_MSI, 8, &r);
+	struct ivl_ivshmem_stats st;
 
 	(void)state;
 	/* MSI-X not enabled by the guest: dropped (QEMU's ivshmem-doorbell). */
 	for (unsigned v = 0; v < 8; v++)
-		assert_int_equal(ivl_ivshmem_dev_doorbell(d, v), 0);
+		assert_int_equal(ivl_ivshmem_doorbell(d, v), 0);
 	assert_int_equal(r.nirq, 0);
-	assert_int_equal(ivl_ivshmem_dev_read(d, IVL_IVSHMEM_INTRSTATUS, 4), 0);
-	assert_int_equal(ivl_ivshmem_dev_set_msix(d, true), 0);
+	assert_int_equal(ivl_ivshmem_read(d, IVL_IVSHMEM_INTRSTATUS, 4), 0);
+	assert_int_equal(ivl_ivshmem_set_msix(d, true), 0);
 	/* Each vector raises its own MSI-X vector, in order, and no status. */
 	for (unsigned v = 0; v < 8; v++)
-		assert_int_equal(ivl_ivshmem_dev_doorbell(d, 7 - v), 1);
+		assert_int_equal(ivl_ivshmem_doorbell(d, 7 - v), 1);
 	assert_int_equal(r.nirq, 8);
 	for (unsigned i = 0; i < 8; i++) {
 		assert_int_equal(r.kind[i], IVL_IVSHMEM_IRQ_MSI);
 		assert_int_equal(r.arg[i], 7 - i);
 	}
-	assert_int_equal(ivl_ivshmem_dev_read(d, IVL_IVSHMEM_INTRSTATUS, 4), 0);
-	assert_int_equal(ivl_ivshmem_dev_pin(d), 0);
+	assert_int_equal(ivl_ivshmem_read(d, IVL_IVSHMEM_INTRSTATUS, 4), 0);
+	assert_int_equal(ivl_ivshmem_pin(d), 0);
 	/* A vector beyond the device's is dropped, whatever its size. */
-	assert_int_equal(ivl_ivshmem_dev_doorbell(d, 8), 0);
-	assert_int_equal(ivl_ivshmem_dev_doorbell(d, 0x100), 0);
-	assert_int_equal(ivl_ivshmem_dev_doorbell(d, ~0u), 0);
+	assert_int_equal(ivl_ivshmem_doorbell(d, 8), 0);
+	assert_int_equal(ivl_ivshmem_doorbell(d, 0x100), 0);
+	assert_int_equal(ivl_ivshmem_doorbell(d, ~0u), 0);
 	assert_int_equal(r.nirq, 8);
 	/* Masked: latched in the PBA (twice = once), raised on unmask. */
-	assert_int_equal(ivl_ivshmem_dev_mask(d, 3, true), 0);
-	assert_int_equal(ivl_ivshmem_dev_doorbell(d, 3), 1);
-	assert_int_equal(ivl_ivshmem_dev_doorbell(d, 3), 1);
-	assert_int_equal(ivl_ivshmem_dev_doorbell(d, 4), 1);
-	assert_int_equal(ivl_ivshmem_dev_pending(d), 1u << 3);
+	assert_int_equal(ivl_ivshmem_mask(d, 3, true), 0);
+	assert_int_equal(ivl_ivshmem_doorbell(d, 3), 1);
+	assert_int_equal(ivl_ivshmem_doorbell(d, 3), 1);
+	assert_int_equal(ivl_ivshmem_doorbell(d, 4), 1);
+	assert_int_equal(ivl_ivshmem_pending(d), 1u << 3);
 	assert_int_equal(r.nirq, 9);
 	assert_int_equal(r.arg[8], 4);
-	assert_int_equal(ivl_ivshmem_dev_mask(d, 3, false), 0);
+	assert_int_equal(ivl_ivshmem_mask(d, 3, false), 0);
 	assert_int_equal(r.nirq, 10);
 	assert_int_equal(r.arg[9], 3);
-	assert_int_equal(ivl_ivshmem_dev_pending(d), 0);
-	assert_int_equal(ivl_ivshmem_dev_mask(d, 8, true), -ERANGE);
+	assert_int_equal(ivl_ivshmem_pending(d), 0);
+	assert_int_equal(ivl_ivshmem_mask(d, 8, true), -ERANGE);
 	/* Disabling MSI-X forgets what was pending. */
-	ivl_ivshmem_dev_mask(d, 5, true);
-	ivl_ivshmem_dev_doorbell(d, 5);
-	assert_int_equal(ivl_ivshmem_dev_pending(d), 1u << 5);
-	ivl_ivshmem_dev_set_msix(d, false);
-	assert_int_equal(ivl_ivshmem_dev_pending(d), 0);
-	ivl_ivshmem_dev_set_msix(d, true);
-	ivl_ivshmem_dev_mask(d, 5, false);
+	ivl_ivshmem_mask(d, 5, true);
+	ivl_ivshmem_doorbell(d, 5);
+	assert_int_equal(ivl_ivshmem_pending(d), 1u << 5);
+	ivl_ivshmem_set_msix(d, false);
+	assert_int_equal(ivl_ivshmem_pending(d), 0);
+	ivl_ivshmem_set_msix(d, true);
+	ivl_ivshmem_mask(d, 5, false);
 	assert_int_equal(r.nirq, 10);
 	/* Reset: MSI-X off again. */
-	ivl_ivshmem_dev_reset(d);
-	assert_int_equal(ivl_ivshmem_dev_doorbell(d, 0), 0);
-	ivl_ivshmem_dev_get_stats(d, &st);
+	ivl_ivshmem_reset(d);
+	assert_int_equal(ivl_ivshmem_doorbell(d, 0), 0);
+	ivl_ivshmem_get_stats(d, &st);
 	assert_int_equal(st.msi_raised, 10);
 	assert_int_equal(st.msi_pending, 3);
 	assert_int_equal(st.in_drop_msix, 9);
 	assert_int_equal(st.in_drop_vector, 3);
 	assert_int_equal(st.pin_raised, 0);
-	ivl_ivshmem_dev_free(d);
+	ivl_ivshmem_free(d);
 }
 
 /* ---- arguments and accessors --------------------------------------------------- */
@@ -486,54 +488,54 @@ static void msi_per_vector(void **state)
 static void arguments(void **state)
 {
 	struct rec r;
-	struct ivl_ivshmem_dev_ops no_irq = {.ring = fake_ring};
-	struct ivl_ivshmem_dev_cfg cfg = {.vectors = 1, .ops = &fake_ops, .ctx = &r};
-	struct ivl_ivshmem_dev *d;
-	struct ivl_ivshmem_dev_stats st;
+	struct ivl_ivshmem_ops no_irq = {.ring = fake_ring};
+	struct ivl_ivshmem_opts cfg = {.vectors = 1, .ops = &fake_ops, .ctx = &r};
+	struct ivl_ivshmem *d;
+	struct ivl_ivshmem_stats st;
 	char mem[64];
 	uint64_t size;
 
 	(void)state;
-	assert_int_equal(ivl_ivshmem_dev_new(NULL, &cfg), -EINVAL);
-	assert_int_equal(ivl_ivshmem_dev_new(&d, NULL), -EINVAL);
+	assert_int_equal(ivl_ivshmem_new(NULL, &cfg), -EINVAL);
+	assert_int_equal(ivl_ivshmem_new(&d, NULL), -EINVAL);
 	cfg.vectors = 0;
-	assert_int_equal(ivl_ivshmem_dev_new(&d, &cfg), -EINVAL);
+	assert_int_equal(ivl_ivshmem_new(&d, &cfg), -EINVAL);
 	cfg.vectors = 65;
-	assert_int_equal(ivl_ivshmem_dev_new(&d, &cfg), -EINVAL);
+	assert_int_equal(ivl_ivshmem_new(&d, &cfg), -EINVAL);
 	cfg.vectors = 64;
 	cfg.bar2_size = 4096;
-	assert_int_equal(ivl_ivshmem_dev_new(&d, &cfg), -EINVAL);
+	assert_int_equal(ivl_ivshmem_new(&d, &cfg), -EINVAL);
 	cfg.mode = (enum ivl_ivshmem_irq_mode)7;
 	cfg.bar2 = mem;
 	cfg.bar2_size = sizeof(mem);
-	assert_int_equal(ivl_ivshmem_dev_new(&d, &cfg), -EINVAL);
+	assert_int_equal(ivl_ivshmem_new(&d, &cfg), -EINVAL);
 	cfg.mode = IVL_IVSHMEM_MSI;
 	cfg.ops = &no_irq;
-	assert_int_equal(ivl_ivshmem_dev_new(&d, &cfg), -EINVAL);
+	assert_int_equal(ivl_ivshmem_new(&d, &cfg), -EINVAL);
 	cfg.ops = &fake_ops;
-	assert_int_equal(ivl_ivshmem_dev_new(&d, &cfg), 0);
-	assert_ptr_equal(ivl_ivshmem_dev_bar2(d, &size), mem);
+	assert_int_equal(ivl_ivshmem_new(&d, &cfg), 0);
+	assert_ptr_equal(ivl_ivshmem_bar2(d, &size), mem);
 	assert_int_equal(size, sizeof(mem));
-	assert_int_equal(ivl_ivshmem_dev_vectors(d), 64);
-	assert_int_equal(ivl_ivshmem_dev_mode(d), IVL_IVSHMEM_MSI);
-	assert_int_equal(ivl_ivshmem_dev_set_position(d, -2), -EINVAL);
-	assert_int_equal(ivl_ivshmem_dev_set_position(d, 65536), -EINVAL);
-	assert_int_equal(ivl_ivshmem_dev_set_position(d, 65535), 0);
-	assert_int_equal(ivl_ivshmem_dev_read(d, IVL_IVSHMEM_IVPOSITION, 4), 65535);
-	assert_int_equal(ivl_ivshmem_dev_set_position(d, -1), 0);
-	assert_int_equal(ivl_ivshmem_dev_read(d, IVL_IVSHMEM_IVPOSITION, 4), IVL_IVSHMEM_NOT_READY);
-	ivl_ivshmem_dev_free(d);
+	assert_int_equal(ivl_ivshmem_vectors(d), 64);
+	assert_int_equal(ivl_ivshmem_mode(d), IVL_IVSHMEM_MSI);
+	assert_int_equal(ivl_ivshmem_set_position(d, -2), -EINVAL);
+	assert_int_equal(ivl_ivshmem_set_position(d, 65536), -EINVAL);
+	assert_int_equal(ivl_ivshmem_set_position(d, 65535), 0);
+	assert_int_equal(ivl_ivshmem_read(d, IVL_IVSHMEM_IVPOSITION, 4), 65535);
+	assert_int_equal(ivl_ivshmem_set_position(d, -1), 0);
+	assert_int_equal(ivl_ivshmem_read(d, IVL_IVSHMEM_IVPOSITION, 4), IVL_IVSHMEM_NOT_READY);
+	ivl_ivshmem_free(d);
 	/* NULL device: harmless. */
-	assert_int_equal(ivl_ivshmem_dev_read(NULL, 0, 4), 0);
-	ivl_ivshmem_dev_write(NULL, 0, 0, 4);
-	assert_int_equal(ivl_ivshmem_dev_doorbell(NULL, 0), -EINVAL);
-	assert_int_equal(ivl_ivshmem_dev_set_position(NULL, 0), -EINVAL);
-	assert_null(ivl_ivshmem_dev_bar2(NULL, &size));
+	assert_int_equal(ivl_ivshmem_read(NULL, 0, 4), 0);
+	ivl_ivshmem_write(NULL, 0, 0, 4);
+	assert_int_equal(ivl_ivshmem_doorbell(NULL, 0), -EINVAL);
+	assert_int_equal(ivl_ivshmem_set_position(NULL, 0), -EINVAL);
+	assert_null(ivl_ivshmem_bar2(NULL, &size));
 	assert_int_equal(size, 0);
-	ivl_ivshmem_dev_get_stats(NULL, &st);
+	ivl_ivshmem_get_stats(NULL, &st);
 	assert_int_equal(st.reads, 0);
-	ivl_ivshmem_dev_reset(NULL);
-	ivl_ivshmem_dev_free(NULL);
+	ivl_ivshmem_reset(NULL);
+	ivl_ivshmem_free(NULL);
 }
 
 /* ---- the link-backed device over a local hub -------------------------------- */
@@ -565,61 +567,61 @@ static int doorbells_on(struct ivl_link *l, unsigned vector, struct ivl_link_eve
 
 static void link_backed(void **state)
 {
-	struct ivl_local_hub *hub;
+	struct ivl_hub *hub;
 	struct ivl_link *a, *b;
-	struct ivl_link_dev *ld;
+	struct ivl_link_device *ld;
 	struct msi_rec m = {0};
-	struct ivl_link_dev_opts o = {.mode = IVL_IVSHMEM_MSI, .irq = msi_irq, .ctx = &m};
-	struct ivl_ivshmem_dev *d;
-	struct ivl_ivshmem_dev_stats st;
+	struct ivl_link_device_opts o = {.mode = IVL_IVSHMEM_MSI, .irq = msi_irq, .ctx = &m};
+	struct ivl_ivshmem *d;
+	struct ivl_ivshmem_stats st;
 	struct ivl_link_event ev[16];
 	uint64_t size;
 	int n;
 
 	(void)state;
-	assert_int_equal(ivl_local_hub_new(&hub, 1u << 20, 4, 4), 0);
-	assert_int_equal(ivl_local_hub_join(hub, "dev", &a), 0);
-	assert_int_equal(ivl_local_hub_join(hub, "peer", &b), 0);
-	assert_int_equal(ivl_link_dev_new(NULL, a, &o), -EINVAL);
+	assert_int_equal(ivl_hub_new(&hub, 1u << 20, 4, 4), 0);
+	assert_int_equal(ivl_hub_join(hub, "dev", &a), 0);
+	assert_int_equal(ivl_hub_join(hub, "peer", &b), 0);
+	assert_int_equal(ivl_link_device_new(NULL, a, &o), -EINVAL);
 	o.irq = NULL;
-	assert_int_equal(ivl_link_dev_new(&ld, a, &o), -EINVAL);
+	assert_int_equal(ivl_link_device_new(&ld, a, &o), -EINVAL);
 	o.irq = msi_irq;
-	assert_int_equal(ivl_link_dev_new(&ld, a, &o), 0);
-	d = ivl_link_dev_device(ld);
+	assert_int_equal(ivl_link_device_new(&ld, a, &o), 0);
+	d = ivl_link_device_model(ld);
 	/* BAR2 is the region, IVPosition the ID, vectors the link's. */
-	assert_ptr_equal(ivl_ivshmem_dev_bar2(d, &size), ivl_link_region(a, NULL));
+	assert_ptr_equal(ivl_ivshmem_bar2(d, &size), ivl_link_region(a, NULL));
 	assert_int_equal(size, 1u << 20);
-	assert_int_equal(ivl_ivshmem_dev_read(d, IVL_IVSHMEM_IVPOSITION, 4), ivl_link_id(a));
-	assert_int_equal(ivl_ivshmem_dev_vectors(d), 4);
+	assert_int_equal(ivl_ivshmem_read(d, IVL_IVSHMEM_IVPOSITION, 4), ivl_link_id(a));
+	assert_int_equal(ivl_ivshmem_vectors(d), 4);
 	/* The guest rings b's vector 2 through the Doorbell register. */
-	ivl_ivshmem_dev_write(d, IVL_IVSHMEM_DOORBELL, DB(ivl_link_id(b), 2), 4);
+	ivl_ivshmem_write(d, IVL_IVSHMEM_DOORBELL, DB(ivl_link_id(b), 2), 4);
 	assert_int_equal(doorbells_on(b, 2, ev, &n), 1);
 	/* Absent peer and absent vector: dropped, counted, nothing rung. */
-	ivl_ivshmem_dev_write(d, IVL_IVSHMEM_DOORBELL, DB(3, 0), 4);
-	ivl_ivshmem_dev_write(d, IVL_IVSHMEM_DOORBELL, DB(ivl_link_id(b), 4), 4);
-	ivl_ivshmem_dev_get_stats(d, &st);
+	ivl_ivshmem_write(d, IVL_IVSHMEM_DOORBELL, DB(3, 0), 4);
+	ivl_ivshmem_write(d, IVL_IVSHMEM_DOORBELL, DB(ivl_link_id(b), 4), 4);
+	ivl_ivshmem_get_stats(d, &st);
 	assert_int_equal(st.rings, 1);
 	assert_int_equal(st.drop_peer, 1);
 	assert_int_equal(st.drop_vector, 1);
 	/* b rings a: the events of a, delivered, raise MSI-X vector 1 once
 	 * MSI-X is enabled. */
-	ivl_ivshmem_dev_set_msix(d, true);
+	ivl_ivshmem_set_msix(d, true);
 	assert_int_equal(ivl_link_ring(b, (uint16_t)ivl_link_id(a), 1), 0);
 	n = 0;
 	for (int64_t end = tu_now_ms() + 2000; !m.n && tu_now_ms() < end;) {
 		n = ivl_link_wait(a, ev, 16, 100);
 		if (n > 0)
-			ivl_link_dev_deliver(ld, ev, (size_t)n);
+			ivl_link_device_deliver(ld, ev, (size_t)n);
 	}
 	assert_int_equal(m.n, 1);
 	assert_int_equal(m.v[0], 1);
-	assert_int_equal(ivl_link_dev_deliver(ld, NULL, 1), -EINVAL);
-	assert_int_equal(ivl_link_dev_deliver(ld, ev, 0), 0);
-	ivl_link_dev_free(ld);
-	ivl_link_dev_free(NULL);
+	assert_int_equal(ivl_link_device_deliver(ld, NULL, 1), -EINVAL);
+	assert_int_equal(ivl_link_device_deliver(ld, ev, 0), 0);
+	ivl_link_device_free(ld);
+	ivl_link_device_free(NULL);
 	ivl_link_free(b);
 	ivl_link_free(a);
-	ivl_local_hub_free(hub);
+	ivl_hub_free(hub);
 }
 
 int main(void)

@@ -8,7 +8,9 @@
 #include <unistd.h>
 
 #include "testutil.h"
-#include <ivlink/ivshmem.h>
+#include <ivlink/server.h>
+#include <ivlink/session.h>
+#include <ivlink/shm.h>
 
 #define MiB (1ull << 20)
 
@@ -64,7 +66,7 @@ static void round_trip(void **state)
 	assert_int_equal(c.peer_entry_size, sizeof(struct ivl_shm_peer));
 	assert_int_equal(c.features, IVL_FEAT_HELLO);
 	assert_int_equal(c.server_pid, (uint32_t)getpid());
-	assert_int_equal(atomic_load(&c.state), IVL_SHM_READY);
+	assert_int_equal(__atomic_load_n(&c.state, __ATOMIC_SEQ_CST), IVL_SHM_READY);
 	assert_int_equal(ivl_shm_validate(m.base, m.size, NULL), 0);
 
 	/* The whole header area is zeroed, the application area untouched. */
@@ -77,7 +79,7 @@ static void round_trip(void **state)
 	assert_ptr_equal(p, (char *)m.base + 128);
 	p = ivl_shm_peer(m.base, &c, 255);
 	assert_ptr_equal(p, (char *)m.base + 128 + 255 * 64);
-	assert_int_equal(atomic_load(&p->state), IVL_PEER_ABSENT);
+	assert_int_equal(__atomic_load_n(&p->state, __ATOMIC_SEQ_CST), IVL_PEER_ABSENT);
 	assert_null(ivl_shm_peer(m.base, &c, 256));
 	assert_null(ivl_shm_peer(m.base, &c, UINT32_MAX));
 	assert_null(ivl_shm_peer(NULL, &c, 0));
@@ -162,7 +164,7 @@ static void set_field(struct ivl_shm_header *h, enum field f, uint64_t v)
 		h->version = (uint32_t)v;
 		break;
 	case F_STATE:
-		atomic_store(&h->state, (uint32_t)v);
+		__atomic_store_n(&h->state, (uint32_t)v, __ATOMIC_SEQ_CST);
 		break;
 	case F_HEADER_SIZE:
 		h->header_size = (uint32_t)v;

@@ -13,7 +13,9 @@
 #include <unistd.h>
 
 #include "testutil.h"
-#include <ivlink/ivshmem.h>
+#include <ivlink/server.h>
+#include <ivlink/session.h>
+#include <ivlink/shm.h>
 #include <ivlink/plain.h>
 
 #define MiB (1ull << 20)

@@ -8,7 +8,9 @@
 #include <unistd.h>
 
 #include "testutil.h"
-#include <ivlink/ivshmem.h>
+#include <ivlink/server.h>
+#include <ivlink/session.h>
+#include <ivlink/shm.h>
 
 static int mkeventfd(void)
 {
@@ -25,11 +27,11 @@ static void assert_closed(int fd)
 	assert_int_equal(errno, EBADF);
 }
 
-/* Feed one message; returns ivl_cs_input's result. */
-static int in(struct ivl_client_session *cs, int64_t v, int fd, struct ivl_cs_event *ev)
+/* Feed one message; returns ivl_session_input's result. */
+static int in(struct ivl_session *cs, int64_t v, int fd, struct ivl_session_event *ev)
 {
 	struct ivl_msg m = {.value = v, .fd = fd};
-	int ret = ivl_cs_input(cs, &m, ev);
+	int ret = ivl_session_input(cs, &m, ev);
 
 	/* Ownership always passes to the session. */
 	assert_int_equal(m.fd, -1);
@@ -37,7 +39,7 @@ static int in(struct ivl_client_session *cs, int64_t v, int fd, struct ivl_cs_ev
 }
 
 /* Feed a message with a fresh fd; on failure checks the fd was closed. */
-static int in_fd(struct ivl_client_session *cs, int64_t v, struct ivl_cs_event *ev)
+static int in_fd(struct ivl_session *cs, int64_t v, struct ivl_session_event *ev)
 {
 	int fd = mkeventfd();
 	int ret = in(cs, v, fd, ev);
@@ -48,20 +50,20 @@ static int in_fd(struct ivl_client_session *cs, int64_t v, struct ivl_cs_event *
 	return ret;
 }
 
-static struct ivl_client_session *handshake(unsigned max_vectors, uint16_t id)
+static struct ivl_session *handshake(unsigned max_vectors, uint16_t id)
 {
-	struct ivl_client_session *cs;
-	struct ivl_cs_event ev;
+	struct ivl_session *cs;
+	struct ivl_session_event ev;
 
-	assert_int_equal(ivl_cs_new(&cs, max_vectors), 0);
-	assert_int_equal(ivl_cs_my_id(cs), -1);
+	assert_int_equal(ivl_session_new(&cs, max_vectors), 0);
+	assert_int_equal(ivl_session_id(cs), -1);
 	assert_int_equal(in(cs, 0, -1, &ev), 0);
 	assert_int_equal(in(cs, id, -1, &ev), 1);
-	assert_int_equal(ev.type, IVL_CS_ID);
+	assert_int_equal(ev.type, IVL_SESSION_ID);
 	assert_int_equal(ev.peer, id);
-	assert_int_equal(ivl_cs_my_id(cs), id);
+	assert_int_equal(ivl_session_id(cs), id);
 	assert_int_equal(in_fd(cs, -1, &ev), 1);
-	assert_int_equal(ev.type, IVL_CS_SHM);
+	assert_int_equal(ev.type, IVL_SESSION_SHM);
 	assert_true(ev.fd >= 0);
 	close(ev.fd);
 	return cs;
@@ -69,22 +71,22 @@ static struct ivl_client_session *handshake(unsigned max_vectors, uint16_t id)
 
 /* After an error the session answers every message with that error and
  * closes whatever fd comes with it. */
-static void assert_dead(struct ivl_client_session *cs, int err)
+static void assert_dead(struct ivl_session *cs, int err)
 {
-	struct ivl_cs_event ev;
+	struct ivl_session_event ev;
 
 	assert_int_equal(in(cs, 0, -1, &ev), err);
 	assert_int_equal(in_fd(cs, 1, &ev), err);
 	assert_int_equal(in_fd(cs, -1, &ev), err);
-	assert_int_equal(ev.type, IVL_CS_NONE);
+	assert_int_equal(ev.type, IVL_SESSION_NONE);
 }
 
 /* Exactly what QEMU's ivshmem-server sends to peer 3 when peers 1 and 5 are
  * connected, with 2 vectors. */
 static void qemu_order(void **state)
 {
-	struct ivl_client_session *cs;
-	struct ivl_cs_event ev;
+	struct ivl_session *cs;
+	struct ivl_session_event ev;
 	int base = tu_count_fds();
 	unsigned v;
 
@@ -92,50 +94,50 @@ static void qemu_order(void **state)
 	cs = handshake(2, 3);
 	for (v = 0; v < 2; v++) {
 		assert_int_equal(in_fd(cs, 1, &ev), 1);
-		assert_int_equal(ev.type, IVL_CS_PEER_VECTOR);
+		assert_int_equal(ev.type, IVL_SESSION_PEER_VECTOR);
 		assert_int_equal(ev.peer, 1);
 		assert_int_equal(ev.vector, v);
 		close(ev.fd);
 	}
 	for (v = 0; v < 2; v++) {
 		assert_int_equal(in_fd(cs, 5, &ev), 1);
-		assert_int_equal(ev.type, IVL_CS_PEER_VECTOR);
+		assert_int_equal(ev.type, IVL_SESSION_PEER_VECTOR);
 		assert_int_equal(ev.peer, 5);
 		assert_int_equal(ev.vector, v);
 		close(ev.fd);
 	}
 	for (v = 0; v < 2; v++) {
 		assert_int_equal(in_fd(cs, 3, &ev), 1);
-		assert_int_equal(ev.type, IVL_CS_OWN_VECTOR);
+		assert_int_equal(ev.type, IVL_SESSION_OWN_VECTOR);
 		assert_int_equal(ev.peer, 3);
 		assert_int_equal(ev.vector, v);
 		close(ev.fd);
 	}
-	assert_int_equal(ivl_cs_peer_vectors(cs, 1), 2);
-	assert_int_equal(ivl_cs_peer_vectors(cs, 5), 2);
-	assert_int_equal(ivl_cs_peer_vectors(cs, 3), 2);
-	assert_int_equal(ivl_cs_peer_vectors(cs, 4), 0);
+	assert_int_equal(ivl_session_peer_vectors(cs, 1), 2);
+	assert_int_equal(ivl_session_peer_vectors(cs, 5), 2);
+	assert_int_equal(ivl_session_peer_vectors(cs, 3), 2);
+	assert_int_equal(ivl_session_peer_vectors(cs, 4), 0);
 
 	/* Later: peer 65535 joins, peer 1 leaves. */
 	assert_int_equal(in_fd(cs, 65535, &ev), 1);
-	assert_int_equal(ev.type, IVL_CS_PEER_VECTOR);
+	assert_int_equal(ev.type, IVL_SESSION_PEER_VECTOR);
 	assert_int_equal(ev.peer, 65535);
 	assert_int_equal(ev.vector, 0);
 	close(ev.fd);
 	assert_int_equal(in(cs, 1, -1, &ev), 1);
-	assert_int_equal(ev.type, IVL_CS_PEER_LEFT);
+	assert_int_equal(ev.type, IVL_SESSION_PEER_LEFT);
 	assert_int_equal(ev.peer, 1);
 	assert_int_equal(ev.fd, -1);
-	assert_int_equal(ivl_cs_peer_vectors(cs, 1), 0);
-	ivl_cs_free(cs);
-	ivl_cs_free(NULL);
+	assert_int_equal(ivl_session_peer_vectors(cs, 1), 0);
+	ivl_session_free(cs);
+	ivl_session_free(NULL);
 	assert_int_equal(tu_count_fds(), base);
 }
 
 static void rejoin_resets_vectors(void **state)
 {
-	struct ivl_client_session *cs = handshake(4, 0);
-	struct ivl_cs_event ev;
+	struct ivl_session *cs = handshake(4, 0);
+	struct ivl_session_event ev;
 	int round;
 
 	(void)state;
@@ -148,19 +150,19 @@ static void rejoin_resets_vectors(void **state)
 			close(ev.fd);
 		}
 		assert_int_equal(in(cs, 9, -1, &ev), 1);
-		assert_int_equal(ev.type, IVL_CS_PEER_LEFT);
+		assert_int_equal(ev.type, IVL_SESSION_PEER_LEFT);
 		/* Gone: a second leave is for an unknown peer. */
-		assert_int_equal(ivl_cs_peer_vectors(cs, 9), 0);
+		assert_int_equal(ivl_session_peer_vectors(cs, 9), 0);
 	}
 	assert_int_equal(in(cs, 9, -1, &ev), -EPROTO);
 	assert_dead(cs, -EPROTO);
-	ivl_cs_free(cs);
+	ivl_session_free(cs);
 }
 
 static void extra_vectors_closed(void **state)
 {
-	struct ivl_client_session *cs = handshake(2, 7);
-	struct ivl_cs_event ev;
+	struct ivl_session *cs = handshake(2, 7);
+	struct ivl_session_event ev;
 	int base = tu_count_fds();
 	int i;
 
@@ -172,7 +174,7 @@ static void extra_vectors_closed(void **state)
 		if (ret == 1)
 			close(ev.fd);
 		else
-			assert_int_equal(ev.type, IVL_CS_NONE);
+			assert_int_equal(ev.type, IVL_SESSION_NONE);
 	}
 	/* Own vectors too. */
 	for (i = 0; i < 4; i++) {
@@ -180,142 +182,142 @@ static void extra_vectors_closed(void **state)
 
 		assert_int_equal(ret, i < 2 ? 1 : 0);
 		if (ret == 1) {
-			assert_int_equal(ev.type, IVL_CS_OWN_VECTOR);
+			assert_int_equal(ev.type, IVL_SESSION_OWN_VECTOR);
 			close(ev.fd);
 		}
 	}
-	assert_int_equal(ivl_cs_peer_vectors(cs, 2), 2);
-	assert_int_equal(ivl_cs_peer_vectors(cs, 7), 2);
+	assert_int_equal(ivl_session_peer_vectors(cs, 2), 2);
+	assert_int_equal(ivl_session_peer_vectors(cs, 7), 2);
 	assert_int_equal(tu_count_fds(), base);
 	/* A peer that sent extras still leaves normally. */
 	assert_int_equal(in(cs, 2, -1, &ev), 1);
-	assert_int_equal(ev.type, IVL_CS_PEER_LEFT);
-	ivl_cs_free(cs);
+	assert_int_equal(ev.type, IVL_SESSION_PEER_LEFT);
+	ivl_session_free(cs);
 }
 
 static void bad_version(void **state)
 {
 	static const int64_t versions[] = {1, -1, 2, INT64_MAX, INT64_MIN};
-	struct ivl_client_session *cs;
-	struct ivl_cs_event ev;
+	struct ivl_session *cs;
+	struct ivl_session_event ev;
 	size_t i;
 
 	(void)state;
 	for (i = 0; i < sizeof(versions) / sizeof(versions[0]); i++) {
-		assert_int_equal(ivl_cs_new(&cs, 1), 0);
+		assert_int_equal(ivl_session_new(&cs, 1), 0);
 		assert_int_equal(in(cs, versions[i], -1, &ev), -EPROTONOSUPPORT);
 		assert_dead(cs, -EPROTONOSUPPORT);
-		ivl_cs_free(cs);
+		ivl_session_free(cs);
 	}
 	/* With an fd: the fd is closed, the error is the version's. */
-	assert_int_equal(ivl_cs_new(&cs, 1), 0);
+	assert_int_equal(ivl_session_new(&cs, 1), 0);
 	assert_int_equal(in_fd(cs, 3, &ev), -EPROTONOSUPPORT);
-	ivl_cs_free(cs);
+	ivl_session_free(cs);
 	/* Version 0 with an fd is malformed. */
-	assert_int_equal(ivl_cs_new(&cs, 1), 0);
+	assert_int_equal(ivl_session_new(&cs, 1), 0);
 	assert_int_equal(in_fd(cs, 0, &ev), -EPROTO);
 	assert_dead(cs, -EPROTO);
-	ivl_cs_free(cs);
+	ivl_session_free(cs);
 }
 
 static void bad_id(void **state)
 {
 	static const int64_t ids[] = {65536,	 -1,	    -2,
 				      INT64_MAX, INT64_MIN, IVL_EXT_MSG(IVL_EXT_WELCOME, 1)};
-	struct ivl_client_session *cs;
-	struct ivl_cs_event ev;
+	struct ivl_session *cs;
+	struct ivl_session_event ev;
 	size_t i;
 
 	(void)state;
 	for (i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
-		assert_int_equal(ivl_cs_new(&cs, 1), 0);
+		assert_int_equal(ivl_session_new(&cs, 1), 0);
 		assert_int_equal(in(cs, 0, -1, &ev), 0);
 		assert_int_equal(in(cs, ids[i], -1, &ev), -EPROTO);
 		assert_dead(cs, -EPROTO);
-		assert_int_equal(ivl_cs_my_id(cs), -1);
-		ivl_cs_free(cs);
+		assert_int_equal(ivl_session_id(cs), -1);
+		ivl_session_free(cs);
 	}
 	/* A valid ID with an fd. */
-	assert_int_equal(ivl_cs_new(&cs, 1), 0);
+	assert_int_equal(ivl_session_new(&cs, 1), 0);
 	assert_int_equal(in(cs, 0, -1, &ev), 0);
 	assert_int_equal(in_fd(cs, 4, &ev), -EPROTO);
-	ivl_cs_free(cs);
+	ivl_session_free(cs);
 	/* The extremes are fine. */
-	ivl_cs_free(handshake(1, 0));
-	ivl_cs_free(handshake(1, 65535));
+	ivl_session_free(handshake(1, 0));
+	ivl_session_free(handshake(1, 65535));
 }
 
 static void out_of_order(void **state)
 {
-	struct ivl_client_session *cs;
-	struct ivl_cs_event ev;
+	struct ivl_session *cs;
+	struct ivl_session_event ev;
 
 	(void)state;
 	/* A peer vector where the shm is due. */
-	assert_int_equal(ivl_cs_new(&cs, 1), 0);
+	assert_int_equal(ivl_session_new(&cs, 1), 0);
 	assert_int_equal(in(cs, 0, -1, &ev), 0);
 	assert_int_equal(in(cs, 1, -1, &ev), 1);
 	assert_int_equal(in_fd(cs, 2, &ev), -EPROTO);
 	assert_dead(cs, -EPROTO);
-	ivl_cs_free(cs);
+	ivl_session_free(cs);
 
 	/* The shm message without its fd. */
-	assert_int_equal(ivl_cs_new(&cs, 1), 0);
+	assert_int_equal(ivl_session_new(&cs, 1), 0);
 	assert_int_equal(in(cs, 0, -1, &ev), 0);
 	assert_int_equal(in(cs, 1, -1, &ev), 1);
 	assert_int_equal(in(cs, -1, -1, &ev), -EPROTO);
-	ivl_cs_free(cs);
+	ivl_session_free(cs);
 
 	/* The shm before the ID. */
-	assert_int_equal(ivl_cs_new(&cs, 1), 0);
+	assert_int_equal(ivl_session_new(&cs, 1), 0);
 	assert_int_equal(in(cs, 0, -1, &ev), 0);
 	assert_int_equal(in_fd(cs, -1, &ev), -EPROTO);
-	ivl_cs_free(cs);
+	ivl_session_free(cs);
 
 	/* An extension message before the shm. */
-	assert_int_equal(ivl_cs_new(&cs, 1), 0);
+	assert_int_equal(ivl_session_new(&cs, 1), 0);
 	assert_int_equal(in(cs, 0, -1, &ev), 0);
 	assert_int_equal(in(cs, 1, -1, &ev), 1);
 	assert_int_equal(in(cs, IVL_EXT_MSG(IVL_EXT_WELCOME, 1), -1, &ev), -EPROTO);
-	ivl_cs_free(cs);
+	ivl_session_free(cs);
 
 	/* Anything before the version is taken as a version. */
-	assert_int_equal(ivl_cs_new(&cs, 1), 0);
+	assert_int_equal(ivl_session_new(&cs, 1), 0);
 	assert_int_equal(in_fd(cs, -1, &ev), -EPROTONOSUPPORT);
-	ivl_cs_free(cs);
+	ivl_session_free(cs);
 }
 
 static void second_shm(void **state)
 {
-	struct ivl_client_session *cs = handshake(1, 1);
-	struct ivl_cs_event ev;
+	struct ivl_session *cs = handshake(1, 1);
+	struct ivl_session_event ev;
 
 	(void)state;
 	assert_int_equal(in_fd(cs, -1, &ev), -EPROTO);
 	assert_dead(cs, -EPROTO);
-	ivl_cs_free(cs);
+	ivl_session_free(cs);
 	/* -1 without an fd after the handshake is no better. */
 	cs = handshake(1, 1);
 	assert_int_equal(in(cs, -1, -1, &ev), -EPROTO);
-	ivl_cs_free(cs);
+	ivl_session_free(cs);
 }
 
 static void bad_leaves(void **state)
 {
-	struct ivl_client_session *cs = handshake(1, 1);
-	struct ivl_cs_event ev;
+	struct ivl_session *cs = handshake(1, 1);
+	struct ivl_session_event ev;
 
 	(void)state;
 	assert_int_equal(in(cs, 2, -1, &ev), -EPROTO);
 	assert_dead(cs, -EPROTO);
-	ivl_cs_free(cs);
+	ivl_session_free(cs);
 
 	/* Our own departure, even after our vectors arrived. */
 	cs = handshake(1, 1);
 	assert_int_equal(in_fd(cs, 1, &ev), 1);
 	close(ev.fd);
 	assert_int_equal(in(cs, 1, -1, &ev), -EPROTO);
-	ivl_cs_free(cs);
+	ivl_session_free(cs);
 }
 
 static void out_of_range(void **state)
@@ -326,26 +328,26 @@ static void out_of_range(void **state)
 
 	(void)state;
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		struct ivl_client_session *cs = handshake(1, 1);
-		struct ivl_cs_event ev;
+		struct ivl_session *cs = handshake(1, 1);
+		struct ivl_session_event ev;
 
 		assert_int_equal(in(cs, bad[i], -1, &ev), -EPROTO);
-		ivl_cs_free(cs);
+		ivl_session_free(cs);
 		cs = handshake(1, 1);
 		assert_int_equal(in_fd(cs, bad[i], &ev), -EPROTO);
-		ivl_cs_free(cs);
+		ivl_session_free(cs);
 	}
 }
 
 static void extensions(void **state)
 {
-	struct ivl_client_session *cs = handshake(4, 2);
-	struct ivl_cs_event ev;
+	struct ivl_session *cs = handshake(4, 2);
+	struct ivl_session_event ev;
 
 	(void)state;
 	/* Vectors 4, features HELLO|NAMES. */
 	assert_int_equal(in(cs, IVL_EXT_MSG(IVL_EXT_WELCOME, 0x00030004), -1, &ev), 1);
-	assert_int_equal(ev.type, IVL_CS_WELCOME);
+	assert_int_equal(ev.type, IVL_SESSION_WELCOME);
 	assert_int_equal(ev.vectors, 4);
 	assert_int_equal(ev.features, IVL_FEAT_HELLO | IVL_FEAT_NAMES);
 	assert_int_equal(ev.fd, -1);
@@ -354,65 +356,65 @@ static void extensions(void **state)
 	close(ev.fd);
 	/* Only one welcome. */
 	assert_int_equal(in(cs, IVL_EXT_MSG(IVL_EXT_WELCOME, 4), -1, &ev), -EPROTO);
-	ivl_cs_free(cs);
+	ivl_session_free(cs);
 
 	/* A known reason is kept, any other is a plain refusal. */
 	cs = handshake(4, 2);
 	assert_int_equal(in(cs, IVL_EXT_MSG(IVL_EXT_REFUSED, EACCES), -1, &ev), -EACCES);
 	assert_dead(cs, -EACCES);
-	ivl_cs_free(cs);
+	ivl_session_free(cs);
 	cs = handshake(4, 2);
 	assert_int_equal(in(cs, IVL_EXT_MSG(IVL_EXT_REFUSED, EINVAL), -1, &ev), -ECONNREFUSED);
 	assert_dead(cs, -ECONNREFUSED);
-	ivl_cs_free(cs);
+	ivl_session_free(cs);
 	/* In place of the ID: a refused newcomer. */
-	assert_int_equal(ivl_cs_new(&cs, 4), 0);
+	assert_int_equal(ivl_session_new(&cs, 4), 0);
 	assert_int_equal(in(cs, IVL_PROTOCOL_VERSION, -1, &ev), 0);
 	assert_int_equal(in(cs, IVL_EXT_MSG(IVL_EXT_REFUSED, EUSERS), -1, &ev), -EUSERS);
 	assert_dead(cs, -EUSERS);
-	ivl_cs_free(cs);
+	ivl_session_free(cs);
 
 	/* Welcome with an impossible vector count. */
 	cs = handshake(4, 2);
 	assert_int_equal(in(cs, IVL_EXT_MSG(IVL_EXT_WELCOME, 0), -1, &ev), -EPROTO);
-	ivl_cs_free(cs);
+	ivl_session_free(cs);
 	cs = handshake(4, 2);
 	assert_int_equal(in(cs, IVL_EXT_MSG(IVL_EXT_WELCOME, 65), -1, &ev), -EPROTO);
-	ivl_cs_free(cs);
+	ivl_session_free(cs);
 	/* Unknown opcode. */
 	cs = handshake(4, 2);
 	assert_int_equal(in(cs, IVL_EXT_MSG(99, 0), -1, &ev), -EPROTO);
-	ivl_cs_free(cs);
+	ivl_session_free(cs);
 	/* An fd on an extension message. */
 	cs = handshake(4, 2);
 	assert_int_equal(in_fd(cs, IVL_EXT_MSG(IVL_EXT_WELCOME, 1), &ev), -EPROTO);
-	ivl_cs_free(cs);
+	ivl_session_free(cs);
 }
 
 static void bad_arguments(void **state)
 {
-	struct ivl_client_session *cs = (void *)1;
-	struct ivl_cs_event ev;
+	struct ivl_session *cs = (void *)1;
+	struct ivl_session_event ev;
 	struct ivl_msg m;
 	int fd;
 
 	(void)state;
-	assert_int_equal(ivl_cs_new(&cs, 0), -EINVAL);
+	assert_int_equal(ivl_session_new(&cs, 0), -EINVAL);
 	assert_null(cs);
-	assert_int_equal(ivl_cs_new(&cs, 65), -EINVAL);
-	assert_int_equal(ivl_cs_new(NULL, 1), -EINVAL);
-	assert_int_equal(ivl_cs_new(&cs, 64), 0);
+	assert_int_equal(ivl_session_new(&cs, 65), -EINVAL);
+	assert_int_equal(ivl_session_new(NULL, 1), -EINVAL);
+	assert_int_equal(ivl_session_new(&cs, 64), 0);
 	fd = mkeventfd();
 	m.value = 0;
 	m.fd = fd;
-	assert_int_equal(ivl_cs_input(cs, &m, NULL), -EINVAL);
+	assert_int_equal(ivl_session_input(cs, &m, NULL), -EINVAL);
 	assert_closed(fd);
-	assert_int_equal(ivl_cs_input(cs, NULL, &ev), -EINVAL);
+	assert_int_equal(ivl_session_input(cs, NULL, &ev), -EINVAL);
 	/* Caller mistakes do not kill the session. */
 	assert_int_equal(in(cs, 0, -1, &ev), 0);
-	assert_int_equal(ivl_cs_my_id(NULL), -1);
-	assert_int_equal(ivl_cs_peer_vectors(NULL, 0), 0);
-	ivl_cs_free(cs);
+	assert_int_equal(ivl_session_id(NULL), -1);
+	assert_int_equal(ivl_session_peer_vectors(NULL, 0), 0);
+	ivl_session_free(cs);
 }
 
 int main(void)

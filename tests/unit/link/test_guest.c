@@ -12,9 +12,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <ivlink/ivshmem.h>
+#include <ivlink/server.h>
+#include <ivlink/session.h>
+#include <ivlink/shm.h>
 #include <ivlink/link.h>
-#include <ivlink/notify.h>
+#include <ivlink/coalesce.h>
+#include <ivlink/eventfd.h>
 #include <ivlink/uapi/ivshmem-drv.h>
 
 #include "link/guest-internal.h"
@@ -87,9 +90,9 @@ static void set_peer(void *base, const struct ivl_shm_header *hdr, unsigned id, 
 	struct ivl_shm_peer *e = ivl_shm_peer(base, hdr, id);
 
 	assert_non_null(e);
-	atomic_store(&e->generation, gen);
+	__atomic_store_n(&e->generation, gen, __ATOMIC_SEQ_CST);
 	e->vectors = vectors;
-	atomic_store(&e->state, st);
+	__atomic_store_n(&e->state, st, __ATOMIC_SEQ_CST);
 }
 
 static void scanner_hostile_table(void **state)
@@ -171,7 +174,7 @@ static void scanner_hostile_table(void **state)
 /* ---- the register seam ----------------------------------------------------- */
 
 struct fake {
-	uint32_t regs[IVL__REG_BLOCK / 4];
+	uint32_t regs[IVL_IVSHMEM_BAR0_SIZE / 4];
 	int position_reads_invalid; /* IVPosition reads -1 this many times */
 	uint32_t position;
 	uint32_t doorbells[16];
@@ -184,7 +187,7 @@ static uint32_t fake_read32(void *ctx, unsigned off)
 {
 	struct fake *f = ctx;
 
-	if (off == IVL__REG_IVPOSITION) {
+	if (off == IVL_IVSHMEM_IVPOSITION) {
 		if (f->position_reads_invalid > 0) {
 			f->position_reads_invalid--;
 			return 0xffffffffu;
@@ -198,7 +201,7 @@ static void fake_write32(void *ctx, unsigned off, uint32_t val)
 {
 	struct fake *f = ctx;
 
-	if (off == IVL__REG_DOORBELL && f->ndoorbells < 16)
+	if (off == IVL_IVSHMEM_DOORBELL && f->ndoorbells < 16)
 		f->doorbells[f->ndoorbells++] = val;
 	f->regs[off / 4] = val;
 }
@@ -385,7 +388,7 @@ static void fake_device(const char *root, const char *bdf, const char *device, b
 	}
 	snprintf(p, sizeof(p), "%s/config", dir);
 	write_file(p, cfg, sizeof(cfg));
-	memcpy(bar0 + IVL__REG_IVPOSITION, &position, 4);
+	memcpy(bar0 + IVL_IVSHMEM_IVPOSITION, &position, 4);
 	snprintf(p, sizeof(p), "%s/resource0", dir);
 	write_file(p, bar0, sizeof(bar0));
 	snprintf(p, sizeof(p), "%s/resource", dir);
@@ -434,7 +437,7 @@ static void fake_sysfs(void **state)
 	snprintf(p, sizeof(p), "%s/0000:00:05.0/resource0", root);
 	fd = open(p, O_RDONLY | O_CLOEXEC);
 	assert_true(fd >= 0);
-	assert_int_equal(pread(fd, &db, 4, IVL__REG_DOORBELL), 4);
+	assert_int_equal(pread(fd, &db, 4, IVL_IVSHMEM_DOORBELL), 4);
 	close(fd);
 	assert_int_equal(db, 9u << 16 | 2);
 
@@ -479,7 +482,7 @@ static void fake_sysfs(void **state)
 		free(err);
 		fd = open(p, O_RDONLY | O_CLOEXEC);
 		assert_true(fd >= 0);
-		assert_int_equal(pread(fd, &db, 4, IVL__REG_DOORBELL), 4);
+		assert_int_equal(pread(fd, &db, 4, IVL_IVSHMEM_DOORBELL), 4);
 		close(fd);
 		assert_int_equal(db, 7u << 16 | 1);
 		assert_int_not_equal(tu_run(bad, 10000, &out, &err), 0);

@@ -11,7 +11,10 @@
 #include <unistd.h>
 
 #include "testutil.h"
-#include <ivlink/ivshmem.h>
+#include <ivlink/server.h>
+#include <ivlink/session.h>
+#include <ivlink/shm.h>
+#include <ivlink/hub.h>
 #include <ivlink/link.h>
 
 #define REGION (1u << 20)
@@ -77,7 +80,7 @@ static int has(const int *a, int n, int v)
 }
 
 struct three {
-	struct ivl_local_hub *hub;
+	struct ivl_hub *hub;
 	struct ivl_link *l[3];
 };
 
@@ -85,9 +88,9 @@ static void three_up(struct three *t)
 {
 	static const char *names[3] = {"alpha", "beta", "gamma"};
 
-	assert_int_equal(ivl_local_hub_new(&t->hub, REGION, 8, VECS), 0);
+	assert_int_equal(ivl_hub_new(&t->hub, REGION, 8, VECS), 0);
 	for (int i = 0; i < 3; i++) {
-		assert_int_equal(ivl_local_hub_join(t->hub, names[i], &t->l[i]), 0);
+		assert_int_equal(ivl_hub_join(t->hub, names[i], &t->l[i]), 0);
 		assert_int_equal(ivl_link_id(t->l[i]), i);
 		assert_int_equal(ivl_link_vectors(t->l[i]), VECS);
 	}
@@ -97,7 +100,7 @@ static void three_down(struct three *t)
 {
 	for (int i = 0; i < 3; i++)
 		ivl_link_free(t->l[i]);
-	ivl_local_hub_free(t->hub);
+	ivl_hub_free(t->hub);
 }
 
 static void joins_seen_by_all(void **state)
@@ -206,13 +209,13 @@ static void leave_and_reuse(void **state)
 	assert_int_equal(ivl_shm_validate(ivl_link_region(t.l[0], NULL), REGION, &copy), 0);
 	assert_int_equal(memcmp(&copy, h, offsetof(struct ivl_shm_header, state)), 0);
 	e = ivl_shm_peer(ivl_link_region(t.l[0], NULL), h, 1);
-	assert_int_equal(atomic_load(&e->state), IVL_PEER_READY);
-	assert_int_equal(atomic_load(&e->generation), 1);
+	assert_int_equal(__atomic_load_n(&e->state, __ATOMIC_SEQ_CST), IVL_PEER_READY);
+	assert_int_equal(__atomic_load_n(&e->generation, __ATOMIC_SEQ_CST), 1);
 	assert_int_equal(e->pid, getpid());
 
 	ivl_link_free(t.l[1]);
 	t.l[1] = NULL;
-	assert_int_equal(atomic_load(&e->state), IVL_PEER_ABSENT);
+	assert_int_equal(__atomic_load_n(&e->state, __ATOMIC_SEQ_CST), IVL_PEER_ABSENT);
 	for (int i = 0; i < 3; i += 2) {
 		drain(t.l[i], &s);
 		assert_int_equal(s.nleaves, 1);
@@ -225,11 +228,11 @@ static void leave_and_reuse(void **state)
 	assert_int_equal(ivl_link_broadcast(t.l[0], 0), 1);
 
 	/* The lowest free ID comes back, with a new generation. */
-	assert_int_equal(ivl_local_hub_join(t.hub, "delta", &again), 0);
+	assert_int_equal(ivl_hub_join(t.hub, "delta", &again), 0);
 	assert_int_equal(ivl_link_id(again), 1);
-	assert_int_equal(atomic_load(&e->generation), 2);
+	assert_int_equal(__atomic_load_n(&e->generation, __ATOMIC_SEQ_CST), 2);
 	assert_string_equal(ivl_link_peer_name(t.l[0], 1), "delta");
-	assert_int_equal(ivl_local_hub_join(t.hub, NULL, &next), 0);
+	assert_int_equal(ivl_hub_join(t.hub, NULL, &next), 0);
 	assert_int_equal(ivl_link_id(next), 3);
 	drain(t.l[0], &s);
 	assert_int_equal(s.njoins, 2);
@@ -242,14 +245,14 @@ static void leave_and_reuse(void **state)
 
 static void hub_full_and_errors(void **state)
 {
-	struct ivl_local_hub *hub;
+	struct ivl_hub *hub;
 	struct ivl_link *a, *b, *c = (void *)1;
 
 	(void)state;
-	assert_int_equal(ivl_local_hub_new(&hub, REGION, 2, 2), 0);
-	assert_int_equal(ivl_local_hub_join(hub, "a", &a), 0);
-	assert_int_equal(ivl_local_hub_join(hub, "b", &b), 0);
-	assert_int_equal(ivl_local_hub_join(hub, "c", &c), -ENOSPC);
+	assert_int_equal(ivl_hub_new(&hub, REGION, 2, 2), 0);
+	assert_int_equal(ivl_hub_join(hub, "a", &a), 0);
+	assert_int_equal(ivl_hub_join(hub, "b", &b), 0);
+	assert_int_equal(ivl_hub_join(hub, "c", &c), -ENOSPC);
 	assert_null(c);
 	assert_int_equal(ivl_link_ring(a, 2, 0), -ENOENT);
 	assert_int_equal(ivl_link_ring(a, 65535, 0), -ENOENT);
@@ -259,41 +262,41 @@ static void hub_full_and_errors(void **state)
 	assert_int_equal(ivl_link_ring(NULL, 1, 1), -EINVAL);
 	assert_int_equal(ivl_link_process(a, NULL, 4), -EINVAL);
 	ivl_link_free(b);
-	assert_int_equal(ivl_local_hub_join(hub, "c", &c), 0);
+	assert_int_equal(ivl_hub_join(hub, "c", &c), 0);
 	assert_int_equal(ivl_link_id(c), 1);
 	ivl_link_free(c);
 	ivl_link_free(a);
-	ivl_local_hub_free(hub);
+	ivl_hub_free(hub);
 
 	hub = (void *)1;
-	assert_int_equal(ivl_local_hub_new(&hub, 3 << 20, 4, 1), -EINVAL);
+	assert_int_equal(ivl_hub_new(&hub, 3 << 20, 4, 1), -EINVAL);
 	assert_null(hub);
-	assert_int_equal(ivl_local_hub_new(&hub, REGION, 4, 0), -EINVAL);
-	assert_int_equal(ivl_local_hub_new(&hub, REGION, 4, 65), -EINVAL);
-	assert_int_equal(ivl_local_hub_new(&hub, REGION, 0, 1), -EINVAL);
+	assert_int_equal(ivl_hub_new(&hub, REGION, 4, 0), -EINVAL);
+	assert_int_equal(ivl_hub_new(&hub, REGION, 4, 65), -EINVAL);
+	assert_int_equal(ivl_hub_new(&hub, REGION, 0, 1), -EINVAL);
 	/* The header would leave no application page. */
-	assert_int_equal(ivl_local_hub_new(&hub, 8192, 64, 1), -ENOSPC);
-	ivl_local_hub_free(NULL);
+	assert_int_equal(ivl_hub_new(&hub, 8192, 64, 1), -ENOSPC);
+	ivl_hub_free(NULL);
 	ivl_link_free(NULL);
 }
 
 static void wait_and_fd(void **state)
 {
-	struct ivl_local_hub *hub;
+	struct ivl_hub *hub;
 	struct ivl_link *a, *b;
 	struct ivl_link_event ev[4];
 	struct pollfd p;
 
 	(void)state;
-	assert_int_equal(ivl_local_hub_new(&hub, REGION, 4, 2), 0);
-	assert_int_equal(ivl_local_hub_join(hub, "a", &a), 0);
+	assert_int_equal(ivl_hub_new(&hub, REGION, 4, 2), 0);
+	assert_int_equal(ivl_hub_join(hub, "a", &a), 0);
 	/* Nothing happened to a: the wait times out. */
 	assert_int_equal(ivl_link_wait(a, ev, 4, 20), 0);
 	assert_int_equal(ivl_link_wait(a, ev, 4, 0), 0);
 	p = (struct pollfd){.fd = ivl_link_get_fd(a), .events = POLLIN};
 	assert_int_equal(poll(&p, 1, 0), 0);
 
-	assert_int_equal(ivl_local_hub_join(hub, "b", &b), 0);
+	assert_int_equal(ivl_hub_join(hub, "b", &b), 0);
 	/* A queued event makes the fd readable, as a doorbell does. */
 	assert_int_equal(poll(&p, 1, 5000), 1);
 	assert_int_equal(ivl_link_wait(a, ev, 1, 5000), 1);
@@ -312,7 +315,7 @@ static void wait_and_fd(void **state)
 
 	ivl_link_free(b);
 	ivl_link_free(a);
-	ivl_local_hub_free(hub);
+	ivl_hub_free(hub);
 }
 
 static void on_usr1(int sig)
@@ -329,15 +332,15 @@ static void *poke_later(void *arg)
 
 static void wait_interrupted(void **state)
 {
-	struct ivl_local_hub *hub;
+	struct ivl_hub *hub;
 	struct ivl_link *a;
 	struct ivl_link_event ev[4];
 	struct sigaction sa = {.sa_handler = on_usr1}, old;
 	pthread_t self = pthread_self(), th;
 
 	(void)state;
-	assert_int_equal(ivl_local_hub_new(&hub, REGION, 2, 1), 0);
-	assert_int_equal(ivl_local_hub_join(hub, "a", &a), 0);
+	assert_int_equal(ivl_hub_new(&hub, REGION, 2, 1), 0);
+	assert_int_equal(ivl_hub_join(hub, "a", &a), 0);
 	assert_int_equal(sigaction(SIGUSR1, &sa, &old), 0);
 	assert_int_equal(pthread_create(&th, NULL, poke_later, &self), 0);
 	/* The signal ends the wait long before its time-out. */
@@ -345,21 +348,21 @@ static void wait_interrupted(void **state)
 	pthread_join(th, NULL);
 	sigaction(SIGUSR1, &old, NULL);
 	ivl_link_free(a);
-	ivl_local_hub_free(hub);
+	ivl_hub_free(hub);
 }
 
 static void app_area(void **state)
 {
-	struct ivl_local_hub *hub;
+	struct ivl_hub *hub;
 	struct ivl_link *a, *b;
 	uint64_t rsize, asize;
 	char *base, *app, *app_b;
 	const struct ivl_shm_header *h;
 
 	(void)state;
-	assert_int_equal(ivl_local_hub_new(&hub, REGION, 100, 3), 0);
-	assert_int_equal(ivl_local_hub_join(hub, "a", &a), 0);
-	assert_int_equal(ivl_local_hub_join(hub, "b", &b), 0);
+	assert_int_equal(ivl_hub_new(&hub, REGION, 100, 3), 0);
+	assert_int_equal(ivl_hub_join(hub, "a", &a), 0);
+	assert_int_equal(ivl_hub_join(hub, "b", &b), 0);
 	base = ivl_link_region(a, &rsize);
 	app = ivl_link_app_area(a, &asize);
 	h = ivl_link_header(a);
@@ -377,12 +380,12 @@ static void app_area(void **state)
 	assert_string_equal(app_b, "hello across links");
 	ivl_link_free(b);
 	ivl_link_free(a);
-	ivl_local_hub_free(hub);
+	ivl_hub_free(hub);
 }
 
 static void hub_free_downs_links(void **state)
 {
-	struct ivl_local_hub *hub;
+	struct ivl_hub *hub;
 	struct ivl_link *a, *b;
 	struct ivl_link_event ev[8];
 	struct seen s;
@@ -390,11 +393,11 @@ static void hub_free_downs_links(void **state)
 	int n, fds = tu_count_fds();
 
 	(void)state;
-	assert_int_equal(ivl_local_hub_new(&hub, REGION, 4, 2), 0);
-	assert_int_equal(ivl_local_hub_join(hub, "a", &a), 0);
-	assert_int_equal(ivl_local_hub_join(hub, "b", &b), 0);
+	assert_int_equal(ivl_hub_new(&hub, REGION, 4, 2), 0);
+	assert_int_equal(ivl_hub_join(hub, "a", &a), 0);
+	assert_int_equal(ivl_hub_join(hub, "b", &b), 0);
 	drain(a, &s);
-	ivl_local_hub_free(hub);
+	ivl_hub_free(hub);
 	n = ivl_link_wait(b, ev, 8, 5000);
 	assert_true(n >= 1);
 	assert_int_equal(ev[n - 1].type, IVL_LINK_DOWN);
@@ -436,7 +439,7 @@ static void *ring_thread(void *arg)
 
 static void concurrent_rings(void **state)
 {
-	struct ivl_local_hub *hub;
+	struct ivl_hub *hub;
 	struct ivl_link *rx, *tx[2];
 	struct ringer rs[THREADS];
 	pthread_t th[THREADS];
@@ -446,10 +449,10 @@ static void concurrent_rings(void **state)
 	int64_t end;
 
 	(void)state;
-	assert_int_equal(ivl_local_hub_new(&hub, REGION, 4, 2), 0);
-	assert_int_equal(ivl_local_hub_join(hub, "rx", &rx), 0);
-	assert_int_equal(ivl_local_hub_join(hub, "tx0", &tx[0]), 0);
-	assert_int_equal(ivl_local_hub_join(hub, "tx1", &tx[1]), 0);
+	assert_int_equal(ivl_hub_new(&hub, REGION, 4, 2), 0);
+	assert_int_equal(ivl_hub_join(hub, "rx", &rx), 0);
+	assert_int_equal(ivl_hub_join(hub, "tx0", &tx[0]), 0);
+	assert_int_equal(ivl_hub_join(hub, "tx1", &tx[1]), 0);
 	assert_int_equal(pthread_barrier_init(&start, NULL, THREADS + 1), 0);
 	/* Two sender links, several threads on each: ring is the one call
 	 * that may run concurrently on one link. */
@@ -480,12 +483,12 @@ static void concurrent_rings(void **state)
 	ivl_link_free(tx[1]);
 	ivl_link_free(tx[0]);
 	ivl_link_free(rx);
-	ivl_local_hub_free(hub);
+	ivl_hub_free(hub);
 }
 
 /* Joins and leaves on other threads while rings fly. */
 struct churner {
-	struct ivl_local_hub *hub;
+	struct ivl_hub *hub;
 	atomic_bool *stop;
 	int errors;
 };
@@ -496,7 +499,7 @@ static void *churn_thread(void *arg)
 
 	while (!atomic_load(c->stop)) {
 		struct ivl_link *l;
-		int r = ivl_local_hub_join(c->hub, "churn", &l);
+		int r = ivl_hub_join(c->hub, "churn", &l);
 		if (r == -ENOSPC)
 			continue;
 		if (r < 0) {
@@ -510,7 +513,7 @@ static void *churn_thread(void *arg)
 
 static void rings_during_churn(void **state)
 {
-	struct ivl_local_hub *hub;
+	struct ivl_hub *hub;
 	struct ivl_link *a;
 	struct churner c;
 	pthread_t th;
@@ -520,8 +523,8 @@ static void rings_during_churn(void **state)
 
 	(void)state;
 	atomic_init(&stop, false);
-	assert_int_equal(ivl_local_hub_new(&hub, REGION, 4, 2), 0);
-	assert_int_equal(ivl_local_hub_join(hub, "a", &a), 0);
+	assert_int_equal(ivl_hub_new(&hub, REGION, 4, 2), 0);
+	assert_int_equal(ivl_hub_join(hub, "a", &a), 0);
 	c = (struct churner){.hub = hub, .stop = &stop};
 	assert_int_equal(pthread_create(&th, NULL, churn_thread, &c), 0);
 	for (int i = 0; i < 20000; i++) {
@@ -543,7 +546,7 @@ static void rings_during_churn(void **state)
 	/* Every join was followed by its leave. */
 	assert_int_equal(ivl_link_peers(a, NULL, 0), 0);
 	ivl_link_free(a);
-	ivl_local_hub_free(hub);
+	ivl_hub_free(hub);
 }
 
 int main(void)

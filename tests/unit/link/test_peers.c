@@ -7,7 +7,8 @@
 
 #include "link/link-internal.h"
 #include "testutil.h"
-#include <ivlink/notify.h>
+#include <ivlink/coalesce.h>
+#include <ivlink/eventfd.h>
 
 static void sparse_table(void **state)
 {

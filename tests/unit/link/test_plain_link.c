@@ -7,7 +7,9 @@
 #include <unistd.h>
 
 #include "testutil.h"
-#include <ivlink/ivshmem.h>
+#include <ivlink/server.h>
+#include <ivlink/session.h>
+#include <ivlink/shm.h>
 #include <ivlink/link.h>
 #include <ivlink/plain.h>
 
@@ -113,7 +115,7 @@ static void not_polling_and_full(void **state)
 	e = ivl_shm_peer(ivl_region_base(r), &h, 1);
 	assert_non_null(e);
 	e->vectors = 1;
-	atomic_store(&e->state, IVL_PEER_READY);
+	__atomic_store_n(&e->state, IVL_PEER_READY, __ATOMIC_SEQ_CST);
 	expect(a, IVL_LINK_JOIN, 1);
 	assert_int_equal(ivl_link_ring(a, 1, 0), -ENOTSUP);
 	/* Entries 0 and 1 taken, 2 free, then the table (3) is full. */

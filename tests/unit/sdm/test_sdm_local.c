@@ -40,7 +40,7 @@ static int on_action(struct ivl_sdm *s, const struct ivl_sdm_signal *sig, uint16
 
 static struct ivl_sdm *mk(struct ivl_sdm_bus *b, bool master, uint16_t max, uint16_t id, int *err)
 {
-	struct ivl_sdm_options o = {
+	struct ivl_sdm_opts o = {
 	    .master = master, .max_slaves = max, .id = id, .channel = IVL_SDM_CHAN_LOCAL, .bus = b};
 	struct ivl_sdm *s = NULL;
 
@@ -50,7 +50,7 @@ static struct ivl_sdm *mk(struct ivl_sdm_bus *b, bool master, uint16_t max, uint
 
 static void options(void **state)
 {
-	struct ivl_sdm_options o = {.master = true, .max_slaves = 0, .channel = IVL_SDM_CHAN_LOCAL};
+	struct ivl_sdm_opts o = {.master = true, .max_slaves = 0, .channel = IVL_SDM_CHAN_LOCAL};
 	struct ivl_sdm_bus *b;
 	struct ivl_sdm *s = (void *)1;
 

@@ -11,7 +11,9 @@
 #include <string.h>
 
 #include "testutil.h"
-#include <ivlink/virtio.h>
+#include <ivlink/mmio.h>
+#include <ivlink/msi.h>
+#include <ivlink/virtq.h>
 
 #define WIN (1u << 20)
 #define GPA 0x40000000ull /* guest-physical address of the window */

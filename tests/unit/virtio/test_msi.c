@@ -4,8 +4,11 @@
 #include <string.h>
 
 #include "testutil.h"
+#include <ivlink/hub.h>
 #include <ivlink/link.h>
-#include <ivlink/virtio.h>
+#include <ivlink/mmio.h>
+#include <ivlink/msi.h>
+#include <ivlink/virtq.h>
 
 struct rec {
 	int n;
@@ -180,11 +183,11 @@ static void test_sharing(void **state)
 /* The ivlink meaning of a message: address = peer, data = doorbell. */
 static void test_link_deliver(void **state)
 {
-	struct ivl_local_hub *hub;
+	struct ivl_hub *hub;
 	struct ivl_link *dev, *drv;
-	assert_int_equal(ivl_local_hub_new(&hub, 1 << 20, 4, 4), 0);
-	assert_int_equal(ivl_local_hub_join(hub, "device", &dev), 0);
-	assert_int_equal(ivl_local_hub_join(hub, "driver", &drv), 0);
+	assert_int_equal(ivl_hub_new(&hub, 1 << 20, 4, 4), 0);
+	assert_int_equal(ivl_hub_join(hub, "device", &dev), 0);
+	assert_int_equal(ivl_hub_join(hub, "driver", &drv), 0);
 	struct ivl_msi *m;
 	assert_int_equal(ivl_msi_new(&m, 2, 1, false, ivl_msi_link_deliver, dev), 0);
 	assert_int_equal(ivl_msi_configure(m, 0, (uint64_t)ivl_link_id(drv), 3), 0);
@@ -215,7 +218,7 @@ static void test_link_deliver(void **state)
 	ivl_msi_free(m);
 	ivl_link_free(dev);
 	ivl_link_free(drv);
-	ivl_local_hub_free(hub);
+	ivl_hub_free(hub);
 }
 
 int main(void)

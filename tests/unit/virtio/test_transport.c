@@ -14,7 +14,9 @@
 #include <ivlink/log.h>
 #include <ivlink/sdm.h>
 #include <ivlink/transport.h>
-#include <ivlink/virtio.h>
+#include <ivlink/mmio.h>
+#include <ivlink/msi.h>
+#include <ivlink/virtq.h>
 
 #define AREA (1u << 20)
 
@@ -38,7 +40,7 @@ static int deliver(void *opaque, uint32_t vector, uint64_t address, uint32_t dat
 
 struct env {
 	uint8_t *area;
-	struct ivl_mgmt *m;
+	struct ivl_transport_device *m;
 	struct ivl_sdm_bus *bus;
 	struct rec rec;
 	uint8_t in[4096];
@@ -52,14 +54,14 @@ static int setup(void **state)
 	e->area = aligned_alloc(4096, AREA);
 	memset(e->area, 0xa5, AREA);
 	assert_int_equal(ivl_sdm_bus_new(&e->bus), 0);
-	struct ivl_mgmt_opts o = {.area = e->area,
+	struct ivl_transport_device_opts o = {.area = e->area,
 				  .area_size = AREA,
 				  .msi_deliver = deliver,
 				  .msi_opaque = &e->rec,
 				  .sdm_bus = e->bus,
 				  .host_peer = 7,
 				  .host_vector = 3};
-	assert_int_equal(ivl_mgmt_new(&e->m, &o), 0);
+	assert_int_equal(ivl_transport_device_new(&e->m, &o), 0);
 	*state = e;
 	return 0;
 }
@@ -67,7 +69,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct env *e = *state;
-	ivl_mgmt_free(e->m);
+	ivl_transport_device_free(e->m);
 	ivl_sdm_bus_free(e->bus);
 	free(e->area);
 	free(e);
@@ -79,19 +81,19 @@ static uint32_t run_hdr(struct env *e, uint64_t id, uint16_t cls, uint16_t c, ui
 			const void *out, size_t len)
 {
 	uint8_t cmd[1024];
-	struct ivl_tp_cmd h = {.device_id = id, .class_ = cls, .command = c, .reserved = rsv};
+	struct ivl_transport_cmd h = {.device_id = id, .class_ = cls, .command = c, .reserved = rsv};
 	memcpy(cmd, &h, sizeof(h));
 	if (len)
 		memcpy(cmd + sizeof(h), out, len);
 	uint8_t resp[4096];
-	size_t n = ivl_mgmt_exec(e->m, cmd, sizeof(h) + len, resp, sizeof(resp));
+	size_t n = ivl_transport_device_exec(e->m, cmd, sizeof(h) + len, resp, sizeof(resp));
 	assert_true(n >= 4);
 	uint32_t ack;
 	memcpy(&ack, resp, 4);
 	e->in_len = n - 4;
 	memcpy(e->in, resp + 4, e->in_len);
 	e->reason = 0;
-	if (ack == IVL_TP_ERR) {
+	if (ack == IVL_TRANSPORT_ERR) {
 		assert_int_equal(n, 8);
 		memcpy(&e->reason, resp + 4, 4);
 	}
@@ -104,18 +106,18 @@ static uint32_t run(struct env *e, uint64_t id, uint16_t cls, uint16_t c, const 
 	return run_hdr(e, id, cls, c, 0, out, len);
 }
 
-#define OK(...) assert_int_equal(run(__VA_ARGS__), IVL_TP_OK)
+#define OK(...) assert_int_equal(run(__VA_ARGS__), IVL_TRANSPORT_OK)
 #define ERR(why, ...)                                                                              \
 	do {                                                                                       \
-		assert_int_equal(run(__VA_ARGS__), IVL_TP_ERR);                                    \
+		assert_int_equal(run(__VA_ARGS__), IVL_TRANSPORT_ERR);                                    \
 		assert_int_equal(e->reason, why);                                                  \
 	} while (0)
 
-static uint64_t create(struct env *e, uint32_t vid, uint32_t p0, struct ivl_tp_info *info)
+static uint64_t create(struct env *e, uint32_t vid, uint32_t p0, struct ivl_transport_info *info)
 {
-	struct ivl_tp_create c = {.virtio_id = vid, .param = {p0}};
-	OK(e, 0, IVL_TP_CLASS_MGMT, IVL_TP_MGMT_CREATE, &c, sizeof(c));
-	assert_int_equal(e->in_len, sizeof(struct ivl_tp_info));
+	struct ivl_transport_create c = {.virtio_id = vid, .param = {p0}};
+	OK(e, 0, IVL_TRANSPORT_CLASS_MGMT, IVL_TRANSPORT_MGMT_CREATE, &c, sizeof(c));
+	assert_int_equal(e->in_len, sizeof(struct ivl_transport_info));
 	memcpy(info, e->in, sizeof(*info));
 	return info->device_id;
 }
@@ -123,307 +125,307 @@ static uint64_t create(struct env *e, uint32_t vid, uint32_t p0, struct ivl_tp_i
 static void test_mgmt(void **state)
 {
 	struct env *e = *state;
-	struct ivl_tp_info a, b, q;
-	uint64_t ida = create(e, IVL_TP_VIRTIO_CONSOLE, IVL_TP_CONSOLE_LOOP, &a);
-	uint64_t idb = create(e, IVL_TP_VIRTIO_SDM, IVL_TP_SDM_MASTER, &b);
+	struct ivl_transport_info a, b, q;
+	uint64_t ida = create(e, IVL_TRANSPORT_VIRTIO_CONSOLE, IVL_TRANSPORT_CONSOLE_LOOP, &a);
+	uint64_t idb = create(e, IVL_TRANSPORT_VIRTIO_SDM, IVL_TRANSPORT_SDM_MASTER, &b);
 	assert_int_equal(ida, 1);
 	assert_int_equal(idb, 2);
 	assert_int_equal(a.virtio_id, 3);
 	assert_int_equal(a.num_queues, 2);
 	assert_int_equal(a.msi_vectors, 3);
 	assert_string_equal(a.backend, "loop");
-	assert_true(a.window_offset >= IVL_TP_WINDOWS_OFF);
+	assert_true(a.window_offset >= IVL_TRANSPORT_WINDOWS_OFF);
 	/* Windows are disjoint and inside the area; created zeroed. */
 	assert_true(a.window_offset + a.window_size <= b.window_offset ||
 		    b.window_offset + b.window_size <= a.window_offset);
 	assert_true(b.window_offset + b.window_size <= AREA);
 	assert_int_equal(e->area[a.window_offset], 0);
-	OK(e, idb, IVL_TP_CLASS_MGMT, IVL_TP_MGMT_QUERY, NULL, 0);
+	OK(e, idb, IVL_TRANSPORT_CLASS_MGMT, IVL_TRANSPORT_MGMT_QUERY, NULL, 0);
 	memcpy(&q, e->in, sizeof(q));
 	assert_int_equal(q.virtio_id, 21);
 	assert_int_equal(q.window_offset, b.window_offset);
-	OK(e, 0, IVL_TP_CLASS_MGMT, IVL_TP_MGMT_LIST, NULL, 0);
-	struct ivl_tp_list_resp lr;
-	struct ivl_tp_list_entry le[2];
+	OK(e, 0, IVL_TRANSPORT_CLASS_MGMT, IVL_TRANSPORT_MGMT_LIST, NULL, 0);
+	struct ivl_transport_list_resp lr;
+	struct ivl_transport_list_entry le[2];
 	memcpy(&lr, e->in, sizeof(lr));
 	memcpy(le, e->in + sizeof(lr), sizeof(le));
 	assert_int_equal(lr.count, 2);
 	assert_int_equal(e->in_len, sizeof(lr) + 2 * sizeof(le[0]));
 	assert_int_equal(le[0].device_id, ida);
 	assert_int_equal(le[1].virtio_id, 21);
-	OK(e, ida, IVL_TP_CLASS_MGMT, IVL_TP_MGMT_DESTROY, NULL, 0);
-	ERR(IVL_TP_E_NO_DEVICE, e, ida, IVL_TP_CLASS_MGMT, IVL_TP_MGMT_QUERY, NULL, 0);
+	OK(e, ida, IVL_TRANSPORT_CLASS_MGMT, IVL_TRANSPORT_MGMT_DESTROY, NULL, 0);
+	ERR(IVL_TRANSPORT_E_NO_DEVICE, e, ida, IVL_TRANSPORT_CLASS_MGMT, IVL_TRANSPORT_MGMT_QUERY, NULL, 0);
 	/* IDs are not reused; the window is. */
-	struct ivl_tp_info c;
-	assert_int_equal(create(e, IVL_TP_VIRTIO_CONSOLE, 0, &c), 3);
+	struct ivl_transport_info c;
+	assert_int_equal(create(e, IVL_TRANSPORT_VIRTIO_CONSOLE, 0, &c), 3);
 	assert_int_equal(c.window_offset, a.window_offset);
-	assert_int_equal(ivl_mgmt_count(e->m), 2);
+	assert_int_equal(ivl_transport_device_count(e->m), 2);
 }
 
 static void test_mgmt_errors(void **state)
 {
 	struct env *e = *state;
-	struct ivl_tp_info a;
-	uint64_t id = create(e, IVL_TP_VIRTIO_CONSOLE, 0, &a);
-	struct ivl_tp_create c = {.virtio_id = IVL_TP_VIRTIO_CONSOLE};
+	struct ivl_transport_info a;
+	uint64_t id = create(e, IVL_TRANSPORT_VIRTIO_CONSOLE, 0, &a);
+	struct ivl_transport_create c = {.virtio_id = IVL_TRANSPORT_VIRTIO_CONSOLE};
 	/* Too short to be a command at all. */
 	uint8_t resp[16], shortc[8] = {0};
-	assert_int_equal(ivl_mgmt_exec(e->m, shortc, sizeof(shortc), resp, sizeof(resp)), 8);
-	assert_int_equal(resp[0], IVL_TP_ERR);
-	assert_int_equal(resp[4], IVL_TP_E_LENGTH);
-	assert_int_equal(ivl_mgmt_exec(e->m, shortc, sizeof(shortc), resp, 7), 0);
-	ERR(IVL_TP_E_CLASS, e, 0, 6, 1, NULL, 0);
-	ERR(IVL_TP_E_CLASS, e, 0, 0xffff, 1, NULL, 0);
-	ERR(IVL_TP_E_COMMAND, e, 0, IVL_TP_CLASS_MGMT, 0, NULL, 0);
-	ERR(IVL_TP_E_COMMAND, e, 0, IVL_TP_CLASS_MGMT, 5, NULL, 0);
-	ERR(IVL_TP_E_DEVICE_ID, e, id, IVL_TP_CLASS_MGMT, IVL_TP_MGMT_CREATE, &c, sizeof(c));
-	ERR(IVL_TP_E_DEVICE_ID, e, id, IVL_TP_CLASS_MGMT, IVL_TP_MGMT_LIST, NULL, 0);
-	ERR(IVL_TP_E_DEVICE_ID, e, 0, IVL_TP_CLASS_MGMT, IVL_TP_MGMT_DESTROY, NULL, 0);
-	ERR(IVL_TP_E_DEVICE_ID, e, 0, IVL_TP_CLASS_QUEUE, IVL_TP_QUEUE_GET_MAX, &c, 4);
-	ERR(IVL_TP_E_DEVICE_ID, e, 0, IVL_TP_CLASS_CONFIG, IVL_TP_CONFIG_GENERATION, NULL, 0);
-	ERR(IVL_TP_E_DEVICE_ID, e, 0, IVL_TP_CLASS_MSI, IVL_TP_MSI_GET_NUM, NULL, 0);
-	ERR(IVL_TP_E_NO_DEVICE, e, 99, IVL_TP_CLASS_MGMT, IVL_TP_MGMT_DESTROY, NULL, 0);
-	ERR(IVL_TP_E_NO_DEVICE, e, UINT64_MAX, IVL_TP_CLASS_MSI, IVL_TP_MSI_ENABLE, NULL, 0);
-	assert_int_equal(run_hdr(e, 0, IVL_TP_CLASS_MGMT, IVL_TP_MGMT_LIST, 1, NULL, 0), 1);
-	assert_int_equal(e->reason, IVL_TP_E_RESERVED);
-	ERR(IVL_TP_E_LENGTH, e, 0, IVL_TP_CLASS_MGMT, IVL_TP_MGMT_CREATE, &c, sizeof(c) - 1);
-	ERR(IVL_TP_E_LENGTH, e, 0, IVL_TP_CLASS_MGMT, IVL_TP_MGMT_LIST, &c, 1);
-	ERR(IVL_TP_E_LENGTH, e, id, IVL_TP_CLASS_MGMT, IVL_TP_MGMT_QUERY, &c, 4);
-	ERR(IVL_TP_E_LENGTH, e, id, IVL_TP_CLASS_MGMT, IVL_TP_MGMT_DESTROY, &c, 8);
+	assert_int_equal(ivl_transport_device_exec(e->m, shortc, sizeof(shortc), resp, sizeof(resp)), 8);
+	assert_int_equal(resp[0], IVL_TRANSPORT_ERR);
+	assert_int_equal(resp[4], IVL_TRANSPORT_E_LENGTH);
+	assert_int_equal(ivl_transport_device_exec(e->m, shortc, sizeof(shortc), resp, 7), 0);
+	ERR(IVL_TRANSPORT_E_CLASS, e, 0, 6, 1, NULL, 0);
+	ERR(IVL_TRANSPORT_E_CLASS, e, 0, 0xffff, 1, NULL, 0);
+	ERR(IVL_TRANSPORT_E_COMMAND, e, 0, IVL_TRANSPORT_CLASS_MGMT, 0, NULL, 0);
+	ERR(IVL_TRANSPORT_E_COMMAND, e, 0, IVL_TRANSPORT_CLASS_MGMT, 5, NULL, 0);
+	ERR(IVL_TRANSPORT_E_DEVICE_ID, e, id, IVL_TRANSPORT_CLASS_MGMT, IVL_TRANSPORT_MGMT_CREATE, &c, sizeof(c));
+	ERR(IVL_TRANSPORT_E_DEVICE_ID, e, id, IVL_TRANSPORT_CLASS_MGMT, IVL_TRANSPORT_MGMT_LIST, NULL, 0);
+	ERR(IVL_TRANSPORT_E_DEVICE_ID, e, 0, IVL_TRANSPORT_CLASS_MGMT, IVL_TRANSPORT_MGMT_DESTROY, NULL, 0);
+	ERR(IVL_TRANSPORT_E_DEVICE_ID, e, 0, IVL_TRANSPORT_CLASS_QUEUE, IVL_TRANSPORT_QUEUE_GET_MAX, &c, 4);
+	ERR(IVL_TRANSPORT_E_DEVICE_ID, e, 0, IVL_TRANSPORT_CLASS_CONFIG, IVL_TRANSPORT_CONFIG_GENERATION, NULL, 0);
+	ERR(IVL_TRANSPORT_E_DEVICE_ID, e, 0, IVL_TRANSPORT_CLASS_MSI, IVL_TRANSPORT_MSI_GET_NUM, NULL, 0);
+	ERR(IVL_TRANSPORT_E_NO_DEVICE, e, 99, IVL_TRANSPORT_CLASS_MGMT, IVL_TRANSPORT_MGMT_DESTROY, NULL, 0);
+	ERR(IVL_TRANSPORT_E_NO_DEVICE, e, UINT64_MAX, IVL_TRANSPORT_CLASS_MSI, IVL_TRANSPORT_MSI_ENABLE, NULL, 0);
+	assert_int_equal(run_hdr(e, 0, IVL_TRANSPORT_CLASS_MGMT, IVL_TRANSPORT_MGMT_LIST, 1, NULL, 0), 1);
+	assert_int_equal(e->reason, IVL_TRANSPORT_E_RESERVED);
+	ERR(IVL_TRANSPORT_E_LENGTH, e, 0, IVL_TRANSPORT_CLASS_MGMT, IVL_TRANSPORT_MGMT_CREATE, &c, sizeof(c) - 1);
+	ERR(IVL_TRANSPORT_E_LENGTH, e, 0, IVL_TRANSPORT_CLASS_MGMT, IVL_TRANSPORT_MGMT_LIST, &c, 1);
+	ERR(IVL_TRANSPORT_E_LENGTH, e, id, IVL_TRANSPORT_CLASS_MGMT, IVL_TRANSPORT_MGMT_QUERY, &c, 4);
+	ERR(IVL_TRANSPORT_E_LENGTH, e, id, IVL_TRANSPORT_CLASS_MGMT, IVL_TRANSPORT_MGMT_DESTROY, &c, 8);
 	c.virtio_id = 1; /* net: not offered */
-	ERR(IVL_TP_E_VIRTIO_ID, e, 0, IVL_TP_CLASS_MGMT, IVL_TP_MGMT_CREATE, &c, sizeof(c));
-	c.virtio_id = IVL_TP_VIRTIO_CONSOLE;
+	ERR(IVL_TRANSPORT_E_VIRTIO_ID, e, 0, IVL_TRANSPORT_CLASS_MGMT, IVL_TRANSPORT_MGMT_CREATE, &c, sizeof(c));
+	c.virtio_id = IVL_TRANSPORT_VIRTIO_CONSOLE;
 	c.flags = 2;
-	ERR(IVL_TP_E_VALUE, e, 0, IVL_TP_CLASS_MGMT, IVL_TP_MGMT_CREATE, &c, sizeof(c));
+	ERR(IVL_TRANSPORT_E_VALUE, e, 0, IVL_TRANSPORT_CLASS_MGMT, IVL_TRANSPORT_MGMT_CREATE, &c, sizeof(c));
 	c.flags = 0;
 	c.msi_vectors = 5000;
-	ERR(IVL_TP_E_VALUE, e, 0, IVL_TP_CLASS_MGMT, IVL_TP_MGMT_CREATE, &c, sizeof(c));
+	ERR(IVL_TRANSPORT_E_VALUE, e, 0, IVL_TRANSPORT_CLASS_MGMT, IVL_TRANSPORT_MGMT_CREATE, &c, sizeof(c));
 	c.msi_vectors = 0;
 	c.window_size = UINT64_MAX;
-	ERR(IVL_TP_E_VALUE, e, 0, IVL_TP_CLASS_MGMT, IVL_TP_MGMT_CREATE, &c, sizeof(c));
+	ERR(IVL_TRANSPORT_E_VALUE, e, 0, IVL_TRANSPORT_CLASS_MGMT, IVL_TRANSPORT_MGMT_CREATE, &c, sizeof(c));
 	c.window_size = 0;
 	c.param[0] = 9; /* no such backend */
-	ERR(IVL_TP_E_VALUE, e, 0, IVL_TP_CLASS_MGMT, IVL_TP_MGMT_CREATE, &c, sizeof(c));
-	c.param[0] = IVL_TP_CONSOLE_UNIX; /* no console directory configured */
-	ERR(IVL_TP_E_BACKEND, e, 0, IVL_TP_CLASS_MGMT, IVL_TP_MGMT_CREATE, &c, sizeof(c));
+	ERR(IVL_TRANSPORT_E_VALUE, e, 0, IVL_TRANSPORT_CLASS_MGMT, IVL_TRANSPORT_MGMT_CREATE, &c, sizeof(c));
+	c.param[0] = IVL_TRANSPORT_CONSOLE_UNIX; /* no console directory configured */
+	ERR(IVL_TRANSPORT_E_BACKEND, e, 0, IVL_TRANSPORT_CLASS_MGMT, IVL_TRANSPORT_MGMT_CREATE, &c, sizeof(c));
 	c.param[0] = 0;
-	c.virtio_id = IVL_TP_VIRTIO_SDM;
+	c.virtio_id = IVL_TRANSPORT_VIRTIO_SDM;
 	c.param[0] = 2; /* no such role */
-	ERR(IVL_TP_E_VALUE, e, 0, IVL_TP_CLASS_MGMT, IVL_TP_MGMT_CREATE, &c, sizeof(c));
-	c.param[0] = IVL_TP_SDM_SLAVE; /* the local bus has no master */
-	ERR(IVL_TP_E_BACKEND, e, 0, IVL_TP_CLASS_MGMT, IVL_TP_MGMT_CREATE, &c, sizeof(c));
+	ERR(IVL_TRANSPORT_E_VALUE, e, 0, IVL_TRANSPORT_CLASS_MGMT, IVL_TRANSPORT_MGMT_CREATE, &c, sizeof(c));
+	c.param[0] = IVL_TRANSPORT_SDM_SLAVE; /* the local bus has no master */
+	ERR(IVL_TRANSPORT_E_BACKEND, e, 0, IVL_TRANSPORT_CLASS_MGMT, IVL_TRANSPORT_MGMT_CREATE, &c, sizeof(c));
 	/* Window space: the area has (1 MiB - 64 KiB) / 64 KiB = 15 granules. */
-	c.virtio_id = IVL_TP_VIRTIO_CONSOLE;
+	c.virtio_id = IVL_TRANSPORT_VIRTIO_CONSOLE;
 	c.param[0] = 0;
 	c.window_size = 15 * 65536;
-	ERR(IVL_TP_E_NO_SPACE, e, 0, IVL_TP_CLASS_MGMT, IVL_TP_MGMT_CREATE, &c, sizeof(c));
+	ERR(IVL_TRANSPORT_E_NO_SPACE, e, 0, IVL_TRANSPORT_CLASS_MGMT, IVL_TRANSPORT_MGMT_CREATE, &c, sizeof(c));
 	c.window_size = 65536;
 	for (int i = 0; i < 14; i++)
-		OK(e, 0, IVL_TP_CLASS_MGMT, IVL_TP_MGMT_CREATE, &c, sizeof(c));
-	ERR(IVL_TP_E_NO_SPACE, e, 0, IVL_TP_CLASS_MGMT, IVL_TP_MGMT_CREATE, &c, sizeof(c));
+		OK(e, 0, IVL_TRANSPORT_CLASS_MGMT, IVL_TRANSPORT_MGMT_CREATE, &c, sizeof(c));
+	ERR(IVL_TRANSPORT_E_NO_SPACE, e, 0, IVL_TRANSPORT_CLASS_MGMT, IVL_TRANSPORT_MGMT_CREATE, &c, sizeof(c));
 	/* An answer buffer too small for the answer. */
 	uint8_t cmd[16] = {0};
-	cmd[8] = IVL_TP_CLASS_MGMT;
-	cmd[10] = IVL_TP_MGMT_QUERY;
+	cmd[8] = IVL_TRANSPORT_CLASS_MGMT;
+	cmd[10] = IVL_TRANSPORT_MGMT_QUERY;
 	cmd[0] = (uint8_t)id;
 	uint8_t small[40];
-	assert_int_equal(ivl_mgmt_exec(e->m, cmd, 16, small, sizeof(small)), 8);
-	assert_int_equal(small[4], IVL_TP_E_IN_SPACE);
-	assert_string_equal(ivl_tp_reason_name(IVL_TP_E_WINDOW), "window");
-	assert_string_equal(ivl_tp_reason_name(0), "unknown");
-	assert_string_equal(ivl_tp_reason_name(IVL_TP_E_LAST + 1), "unknown");
-	for (uint32_t r = 1; r <= IVL_TP_E_LAST; r++)
-		assert_string_not_equal(ivl_tp_reason_name(r), "unknown");
+	assert_int_equal(ivl_transport_device_exec(e->m, cmd, 16, small, sizeof(small)), 8);
+	assert_int_equal(small[4], IVL_TRANSPORT_E_IN_SPACE);
+	assert_string_equal(ivl_transport_reason_name(IVL_TRANSPORT_E_WINDOW), "window");
+	assert_string_equal(ivl_transport_reason_name(0), "unknown");
+	assert_string_equal(ivl_transport_reason_name(IVL_TRANSPORT_E_LAST + 1), "unknown");
+	for (uint32_t r = 1; r <= IVL_TRANSPORT_E_LAST; r++)
+		assert_string_not_equal(ivl_transport_reason_name(r), "unknown");
 }
 
 static void set_status(struct env *e, uint64_t id, uint32_t st)
 {
-	OK(e, id, IVL_TP_CLASS_STATUS, IVL_TP_STATUS_SET, &st, 4);
+	OK(e, id, IVL_TRANSPORT_CLASS_STATUS, IVL_TRANSPORT_STATUS_SET, &st, 4);
 }
 
 static void test_features_status(void **state)
 {
 	struct env *e = *state;
-	struct ivl_tp_info a;
-	uint64_t id = create(e, IVL_TP_VIRTIO_CONSOLE, 0, &a);
+	struct ivl_transport_info a;
+	uint64_t id = create(e, IVL_TRANSPORT_VIRTIO_CONSOLE, 0, &a);
 	uint64_t f;
 	uint32_t st;
-	OK(e, id, IVL_TP_CLASS_FEATURES, IVL_TP_FEAT_GET_DEVICE, NULL, 0);
+	OK(e, id, IVL_TRANSPORT_CLASS_FEATURES, IVL_TRANSPORT_FEAT_GET_DEVICE, NULL, 0);
 	memcpy(&f, e->in, 8);
 	assert_true(f & (1ull << 32));
 	assert_true(f & IVL_VIRTQ_F_EVENT_IDX);
-	ERR(IVL_TP_E_LENGTH, e, id, IVL_TP_CLASS_FEATURES, IVL_TP_FEAT_GET_DEVICE, &f, 8);
-	ERR(IVL_TP_E_LENGTH, e, id, IVL_TP_CLASS_FEATURES, IVL_TP_FEAT_SET_DRIVER, &f, 4);
-	ERR(IVL_TP_E_COMMAND, e, id, IVL_TP_CLASS_FEATURES, 4, NULL, 0);
+	ERR(IVL_TRANSPORT_E_LENGTH, e, id, IVL_TRANSPORT_CLASS_FEATURES, IVL_TRANSPORT_FEAT_GET_DEVICE, &f, 8);
+	ERR(IVL_TRANSPORT_E_LENGTH, e, id, IVL_TRANSPORT_CLASS_FEATURES, IVL_TRANSPORT_FEAT_SET_DRIVER, &f, 4);
+	ERR(IVL_TRANSPORT_E_COMMAND, e, id, IVL_TRANSPORT_CLASS_FEATURES, 4, NULL, 0);
 	uint64_t bad = f | (1ull << 50);
-	ERR(IVL_TP_E_VALUE, e, id, IVL_TP_CLASS_FEATURES, IVL_TP_FEAT_SET_DRIVER, &bad, 8);
+	ERR(IVL_TRANSPORT_E_VALUE, e, id, IVL_TRANSPORT_CLASS_FEATURES, IVL_TRANSPORT_FEAT_SET_DRIVER, &bad, 8);
 	uint64_t nov1 = f & ~(1ull << 32);
-	OK(e, id, IVL_TP_CLASS_FEATURES, IVL_TP_FEAT_SET_DRIVER, &nov1, 8);
+	OK(e, id, IVL_TRANSPORT_CLASS_FEATURES, IVL_TRANSPORT_FEAT_SET_DRIVER, &nov1, 8);
 	set_status(e, id, 3);
 	st = 3 | 8; /* FEATURES_OK without VERSION_1 */
-	ERR(IVL_TP_E_VALUE, e, id, IVL_TP_CLASS_STATUS, IVL_TP_STATUS_SET, &st, 4);
-	OK(e, id, IVL_TP_CLASS_FEATURES, IVL_TP_FEAT_SET_DRIVER, &f, 8);
-	OK(e, id, IVL_TP_CLASS_FEATURES, IVL_TP_FEAT_GET_DRIVER, NULL, 0);
+	ERR(IVL_TRANSPORT_E_VALUE, e, id, IVL_TRANSPORT_CLASS_STATUS, IVL_TRANSPORT_STATUS_SET, &st, 4);
+	OK(e, id, IVL_TRANSPORT_CLASS_FEATURES, IVL_TRANSPORT_FEAT_SET_DRIVER, &f, 8);
+	OK(e, id, IVL_TRANSPORT_CLASS_FEATURES, IVL_TRANSPORT_FEAT_GET_DRIVER, NULL, 0);
 	assert_memory_equal(e->in, &f, 8);
 	st = 3 | 4; /* DRIVER_OK without FEATURES_OK */
-	ERR(IVL_TP_E_STATE, e, id, IVL_TP_CLASS_STATUS, IVL_TP_STATUS_SET, &st, 4);
+	ERR(IVL_TRANSPORT_E_STATE, e, id, IVL_TRANSPORT_CLASS_STATUS, IVL_TRANSPORT_STATUS_SET, &st, 4);
 	set_status(e, id, 3 | 8);
-	ERR(IVL_TP_E_STATE, e, id, IVL_TP_CLASS_FEATURES, IVL_TP_FEAT_SET_DRIVER, &f, 8);
+	ERR(IVL_TRANSPORT_E_STATE, e, id, IVL_TRANSPORT_CLASS_FEATURES, IVL_TRANSPORT_FEAT_SET_DRIVER, &f, 8);
 	st = 1; /* clearing bits */
-	ERR(IVL_TP_E_STATE, e, id, IVL_TP_CLASS_STATUS, IVL_TP_STATUS_SET, &st, 4);
+	ERR(IVL_TRANSPORT_E_STATE, e, id, IVL_TRANSPORT_CLASS_STATUS, IVL_TRANSPORT_STATUS_SET, &st, 4);
 	st = 64 | 11; /* NEEDS_RESET is the device's */
-	ERR(IVL_TP_E_VALUE, e, id, IVL_TP_CLASS_STATUS, IVL_TP_STATUS_SET, &st, 4);
+	ERR(IVL_TRANSPORT_E_VALUE, e, id, IVL_TRANSPORT_CLASS_STATUS, IVL_TRANSPORT_STATUS_SET, &st, 4);
 	st = 15; /* DRIVER_OK needs MSI (no legacy interrupt) */
-	ERR(IVL_TP_E_MSI_DISABLED, e, id, IVL_TP_CLASS_STATUS, IVL_TP_STATUS_SET, &st, 4);
-	OK(e, id, IVL_TP_CLASS_MSI, IVL_TP_MSI_ENABLE, NULL, 0);
+	ERR(IVL_TRANSPORT_E_MSI_DISABLED, e, id, IVL_TRANSPORT_CLASS_STATUS, IVL_TRANSPORT_STATUS_SET, &st, 4);
+	OK(e, id, IVL_TRANSPORT_CLASS_MSI, IVL_TRANSPORT_MSI_ENABLE, NULL, 0);
 	set_status(e, id, 15);
-	OK(e, id, IVL_TP_CLASS_STATUS, IVL_TP_STATUS_GET, NULL, 0);
+	OK(e, id, IVL_TRANSPORT_CLASS_STATUS, IVL_TRANSPORT_STATUS_GET, NULL, 0);
 	memcpy(&st, e->in, 4);
 	assert_int_equal(st, 15);
 	/* Seed 002: no legacy interrupts; MSI cannot be turned off under a
 	 * live device (its interrupts would vanish). */
-	ERR(IVL_TP_E_STATE, e, id, IVL_TP_CLASS_MSI, IVL_TP_MSI_DISABLE, NULL, 0);
-	OK(e, id, IVL_TP_CLASS_STATUS, IVL_TP_STATUS_GET, NULL, 0);
-	ERR(IVL_TP_E_LENGTH, e, id, IVL_TP_CLASS_STATUS, IVL_TP_STATUS_SET, &st, 2);
-	ERR(IVL_TP_E_LENGTH, e, id, IVL_TP_CLASS_STATUS, IVL_TP_STATUS_RESET, &st, 4);
-	ERR(IVL_TP_E_COMMAND, e, id, IVL_TP_CLASS_STATUS, 9, NULL, 0);
-	OK(e, id, IVL_TP_CLASS_STATUS, IVL_TP_STATUS_RESET, NULL, 0);
-	OK(e, id, IVL_TP_CLASS_STATUS, IVL_TP_STATUS_GET, NULL, 0);
+	ERR(IVL_TRANSPORT_E_STATE, e, id, IVL_TRANSPORT_CLASS_MSI, IVL_TRANSPORT_MSI_DISABLE, NULL, 0);
+	OK(e, id, IVL_TRANSPORT_CLASS_STATUS, IVL_TRANSPORT_STATUS_GET, NULL, 0);
+	ERR(IVL_TRANSPORT_E_LENGTH, e, id, IVL_TRANSPORT_CLASS_STATUS, IVL_TRANSPORT_STATUS_SET, &st, 2);
+	ERR(IVL_TRANSPORT_E_LENGTH, e, id, IVL_TRANSPORT_CLASS_STATUS, IVL_TRANSPORT_STATUS_RESET, &st, 4);
+	ERR(IVL_TRANSPORT_E_COMMAND, e, id, IVL_TRANSPORT_CLASS_STATUS, 9, NULL, 0);
+	OK(e, id, IVL_TRANSPORT_CLASS_STATUS, IVL_TRANSPORT_STATUS_RESET, NULL, 0);
+	OK(e, id, IVL_TRANSPORT_CLASS_STATUS, IVL_TRANSPORT_STATUS_GET, NULL, 0);
 	memcpy(&st, e->in, 4);
 	assert_int_equal(st, 0);
-	OK(e, id, IVL_TP_CLASS_FEATURES, IVL_TP_FEAT_GET_DRIVER, NULL, 0);
+	OK(e, id, IVL_TRANSPORT_CLASS_FEATURES, IVL_TRANSPORT_FEAT_GET_DRIVER, NULL, 0);
 	memcpy(&f, e->in, 8);
 	assert_int_equal(f, 0);
 	/* Reset disabled MSI too. */
-	OK(e, id, IVL_TP_CLASS_MSI, IVL_TP_MSI_GET_NUM, NULL, 0);
+	OK(e, id, IVL_TRANSPORT_CLASS_MSI, IVL_TRANSPORT_MSI_GET_NUM, NULL, 0);
 	set_status(e, id, 0);
 }
 
 /* Queue commands as wire structs. */
 static uint32_t qval(struct env *e, uint64_t id, uint16_t c, uint16_t q, uint32_t v)
 {
-	struct ivl_tp_queue_val b = {.queue = q, .value = v};
-	return run(e, id, IVL_TP_CLASS_QUEUE, c, &b, sizeof(b));
+	struct ivl_transport_queue_val b = {.queue = q, .value = v};
+	return run(e, id, IVL_TRANSPORT_CLASS_QUEUE, c, &b, sizeof(b));
 }
 
 static uint32_t qaddr(struct env *e, uint64_t id, uint16_t q, uint64_t d, uint64_t a, uint64_t u)
 {
-	struct ivl_tp_queue_addr b = {.queue = q, .desc = d, .avail = a, .used = u};
-	return run(e, id, IVL_TP_CLASS_QUEUE, IVL_TP_QUEUE_SET_ADDR, &b, sizeof(b));
+	struct ivl_transport_queue_addr b = {.queue = q, .desc = d, .avail = a, .used = u};
+	return run(e, id, IVL_TRANSPORT_CLASS_QUEUE, IVL_TRANSPORT_QUEUE_SET_ADDR, &b, sizeof(b));
 }
 
 static void features_ok(struct env *e, uint64_t id)
 {
 	uint64_t f = (1ull << 32) | IVL_VIRTQ_F_EVENT_IDX;
 	set_status(e, id, 3);
-	OK(e, id, IVL_TP_CLASS_FEATURES, IVL_TP_FEAT_SET_DRIVER, &f, 8);
+	OK(e, id, IVL_TRANSPORT_CLASS_FEATURES, IVL_TRANSPORT_FEAT_SET_DRIVER, &f, 8);
 	set_status(e, id, 11);
 }
 
 static void test_queue(void **state)
 {
 	struct env *e = *state;
-	struct ivl_tp_info a;
-	uint64_t id = create(e, IVL_TP_VIRTIO_CONSOLE, 0, &a);
-	struct ivl_tp_queue_sel s = {.queue = 1};
-	OK(e, id, IVL_TP_CLASS_QUEUE, IVL_TP_QUEUE_GET_MAX, &s, sizeof(s));
+	struct ivl_transport_info a;
+	uint64_t id = create(e, IVL_TRANSPORT_VIRTIO_CONSOLE, 0, &a);
+	struct ivl_transport_queue_sel s = {.queue = 1};
+	OK(e, id, IVL_TRANSPORT_CLASS_QUEUE, IVL_TRANSPORT_QUEUE_GET_MAX, &s, sizeof(s));
 	uint32_t max;
 	memcpy(&max, e->in, 4);
 	assert_int_equal(max, 256);
-	OK(e, id, IVL_TP_CLASS_QUEUE, IVL_TP_QUEUE_GET_NOTIFY, &s, sizeof(s));
-	struct ivl_tp_notify n;
+	OK(e, id, IVL_TRANSPORT_CLASS_QUEUE, IVL_TRANSPORT_QUEUE_GET_NOTIFY, &s, sizeof(s));
+	struct ivl_transport_notify n;
 	memcpy(&n, e->in, 4);
 	assert_int_equal(n.peer, 7);
 	assert_int_equal(n.vector, 3);
 	s.queue = 2;
-	ERR(IVL_TP_E_QUEUE, e, id, IVL_TP_CLASS_QUEUE, IVL_TP_QUEUE_GET_MAX, &s, sizeof(s));
+	ERR(IVL_TRANSPORT_E_QUEUE, e, id, IVL_TRANSPORT_CLASS_QUEUE, IVL_TRANSPORT_QUEUE_GET_MAX, &s, sizeof(s));
 	s.queue = 0;
 	s.reserved = 1;
-	ERR(IVL_TP_E_RESERVED, e, id, IVL_TP_CLASS_QUEUE, IVL_TP_QUEUE_GET_MAX, &s, sizeof(s));
-	ERR(IVL_TP_E_LENGTH, e, id, IVL_TP_CLASS_QUEUE, IVL_TP_QUEUE_GET_MAX, &s, 2);
-	ERR(IVL_TP_E_COMMAND, e, id, IVL_TP_CLASS_QUEUE, 0, &s, 4);
-	ERR(IVL_TP_E_COMMAND, e, id, IVL_TP_CLASS_QUEUE, 7, &s, 4);
-	assert_int_equal(qval(e, id, IVL_TP_QUEUE_SET_SIZE, 0, 3), 1);
-	assert_int_equal(e->reason, IVL_TP_E_VALUE);
-	assert_int_equal(qval(e, id, IVL_TP_QUEUE_SET_SIZE, 0, 512), 1);
-	assert_int_equal(e->reason, IVL_TP_E_VALUE);
-	assert_int_equal(qval(e, id, IVL_TP_QUEUE_SET_SIZE, 0, 0), 1);
+	ERR(IVL_TRANSPORT_E_RESERVED, e, id, IVL_TRANSPORT_CLASS_QUEUE, IVL_TRANSPORT_QUEUE_GET_MAX, &s, sizeof(s));
+	ERR(IVL_TRANSPORT_E_LENGTH, e, id, IVL_TRANSPORT_CLASS_QUEUE, IVL_TRANSPORT_QUEUE_GET_MAX, &s, 2);
+	ERR(IVL_TRANSPORT_E_COMMAND, e, id, IVL_TRANSPORT_CLASS_QUEUE, 0, &s, 4);
+	ERR(IVL_TRANSPORT_E_COMMAND, e, id, IVL_TRANSPORT_CLASS_QUEUE, 7, &s, 4);
+	assert_int_equal(qval(e, id, IVL_TRANSPORT_QUEUE_SET_SIZE, 0, 3), 1);
+	assert_int_equal(e->reason, IVL_TRANSPORT_E_VALUE);
+	assert_int_equal(qval(e, id, IVL_TRANSPORT_QUEUE_SET_SIZE, 0, 512), 1);
+	assert_int_equal(e->reason, IVL_TRANSPORT_E_VALUE);
+	assert_int_equal(qval(e, id, IVL_TRANSPORT_QUEUE_SET_SIZE, 0, 0), 1);
 	/* Addresses before a size. */
 	assert_int_equal(qaddr(e, id, 0, 0, 1024, 2048), 1);
-	assert_int_equal(e->reason, IVL_TP_E_STATE);
-	assert_int_equal(qval(e, id, IVL_TP_QUEUE_SET_SIZE, 0, 64), 0);
+	assert_int_equal(e->reason, IVL_TRANSPORT_E_STATE);
+	assert_int_equal(qval(e, id, IVL_TRANSPORT_QUEUE_SET_SIZE, 0, 64), 0);
 	/* DMA isolation: every part inside the window. */
 	assert_int_equal(qaddr(e, id, 0, a.window_size, 1024, 2048), 1);
-	assert_int_equal(e->reason, IVL_TP_E_WINDOW);
+	assert_int_equal(e->reason, IVL_TRANSPORT_E_WINDOW);
 	assert_int_equal(qaddr(e, id, 0, a.window_size - 16 * 64 + 16, 0, 2048), 1);
-	assert_int_equal(e->reason, IVL_TP_E_WINDOW);
+	assert_int_equal(e->reason, IVL_TRANSPORT_E_WINDOW);
 	assert_int_equal(qaddr(e, id, 0, 0, UINT64_MAX - 1, 2048), 1);
-	assert_int_equal(e->reason, IVL_TP_E_WINDOW);
+	assert_int_equal(e->reason, IVL_TRANSPORT_E_WINDOW);
 	assert_int_equal(qaddr(e, id, 0, 0, 1024, a.window_size - 8), 1);
-	assert_int_equal(e->reason, IVL_TP_E_WINDOW);
+	assert_int_equal(e->reason, IVL_TRANSPORT_E_WINDOW);
 	assert_int_equal(qaddr(e, id, 0, 8, 1024, 2048), 1); /* misaligned */
-	assert_int_equal(e->reason, IVL_TP_E_VALUE);
-	struct ivl_tp_queue_addr bad = {.queue = 0, .reserved = {0, 1}};
-	ERR(IVL_TP_E_RESERVED, e, id, IVL_TP_CLASS_QUEUE, IVL_TP_QUEUE_SET_ADDR, &bad, sizeof(bad));
+	assert_int_equal(e->reason, IVL_TRANSPORT_E_VALUE);
+	struct ivl_transport_queue_addr bad = {.queue = 0, .reserved = {0, 1}};
+	ERR(IVL_TRANSPORT_E_RESERVED, e, id, IVL_TRANSPORT_CLASS_QUEUE, IVL_TRANSPORT_QUEUE_SET_ADDR, &bad, sizeof(bad));
 	assert_int_equal(qaddr(e, id, 0, 0, 1024, 2048), 0);
 	/* Enable needs FEATURES_OK. */
-	assert_int_equal(qval(e, id, IVL_TP_QUEUE_ENABLE, 0, 1), 1);
-	assert_int_equal(e->reason, IVL_TP_E_STATE);
+	assert_int_equal(qval(e, id, IVL_TRANSPORT_QUEUE_ENABLE, 0, 1), 1);
+	assert_int_equal(e->reason, IVL_TRANSPORT_E_STATE);
 	features_ok(e, id);
-	assert_int_equal(qval(e, id, IVL_TP_QUEUE_ENABLE, 0, 2), 1);
-	assert_int_equal(e->reason, IVL_TP_E_VALUE);
-	assert_int_equal(qval(e, id, IVL_TP_QUEUE_ENABLE, 1, 1), 1); /* no addresses */
-	assert_int_equal(e->reason, IVL_TP_E_STATE);
-	assert_int_equal(qval(e, id, IVL_TP_QUEUE_ENABLE, 0, 1), 0);
-	assert_int_equal(qval(e, id, IVL_TP_QUEUE_ENABLE, 0, 1), 1); /* already */
-	assert_int_equal(e->reason, IVL_TP_E_STATE);
-	assert_int_equal(qval(e, id, IVL_TP_QUEUE_SET_SIZE, 0, 32), 1);
-	assert_int_equal(e->reason, IVL_TP_E_STATE);
+	assert_int_equal(qval(e, id, IVL_TRANSPORT_QUEUE_ENABLE, 0, 2), 1);
+	assert_int_equal(e->reason, IVL_TRANSPORT_E_VALUE);
+	assert_int_equal(qval(e, id, IVL_TRANSPORT_QUEUE_ENABLE, 1, 1), 1); /* no addresses */
+	assert_int_equal(e->reason, IVL_TRANSPORT_E_STATE);
+	assert_int_equal(qval(e, id, IVL_TRANSPORT_QUEUE_ENABLE, 0, 1), 0);
+	assert_int_equal(qval(e, id, IVL_TRANSPORT_QUEUE_ENABLE, 0, 1), 1); /* already */
+	assert_int_equal(e->reason, IVL_TRANSPORT_E_STATE);
+	assert_int_equal(qval(e, id, IVL_TRANSPORT_QUEUE_SET_SIZE, 0, 32), 1);
+	assert_int_equal(e->reason, IVL_TRANSPORT_E_STATE);
 	assert_int_equal(qaddr(e, id, 0, 0, 1024, 2048), 1);
-	assert_int_equal(e->reason, IVL_TP_E_STATE);
-	assert_int_equal(qval(e, id, IVL_TP_QUEUE_ENABLE, 0, 0), 0);
-	assert_int_equal(qval(e, id, IVL_TP_QUEUE_SET_SIZE, 0, 32), 0);
+	assert_int_equal(e->reason, IVL_TRANSPORT_E_STATE);
+	assert_int_equal(qval(e, id, IVL_TRANSPORT_QUEUE_ENABLE, 0, 0), 0);
+	assert_int_equal(qval(e, id, IVL_TRANSPORT_QUEUE_SET_SIZE, 0, 32), 0);
 	s.reserved = 0;
-	OK(e, id, IVL_TP_CLASS_QUEUE, IVL_TP_QUEUE_RESET, &s, sizeof(s));
+	OK(e, id, IVL_TRANSPORT_CLASS_QUEUE, IVL_TRANSPORT_QUEUE_RESET, &s, sizeof(s));
 	assert_int_equal(qaddr(e, id, 0, 0, 1024, 2048), 1); /* size gone */
-	assert_int_equal(e->reason, IVL_TP_E_STATE);
+	assert_int_equal(e->reason, IVL_TRANSPORT_E_STATE);
 }
 
 static void test_config(void **state)
 {
 	struct env *e = *state;
-	struct ivl_tp_info a, b;
-	uint64_t con = create(e, IVL_TP_VIRTIO_CONSOLE, 0, &a);
-	uint64_t sdm = create(e, IVL_TP_VIRTIO_SDM, IVL_TP_SDM_MASTER, &b);
-	struct ivl_tp_config_rw rw = {.offset = 0, .length = 12};
-	OK(e, con, IVL_TP_CLASS_CONFIG, IVL_TP_CONFIG_READ, &rw, sizeof(rw));
+	struct ivl_transport_info a, b;
+	uint64_t con = create(e, IVL_TRANSPORT_VIRTIO_CONSOLE, 0, &a);
+	uint64_t sdm = create(e, IVL_TRANSPORT_VIRTIO_SDM, IVL_TRANSPORT_SDM_MASTER, &b);
+	struct ivl_transport_config_rw rw = {.offset = 0, .length = 12};
+	OK(e, con, IVL_TRANSPORT_CLASS_CONFIG, IVL_TRANSPORT_CONFIG_READ, &rw, sizeof(rw));
 	assert_int_equal(e->in_len, 12);
 	uint16_t cols;
 	memcpy(&cols, e->in, 2);
 	assert_int_equal(cols, 80);
 	rw.length = 13;
-	ERR(IVL_TP_E_VALUE, e, con, IVL_TP_CLASS_CONFIG, IVL_TP_CONFIG_READ, &rw, sizeof(rw));
+	ERR(IVL_TRANSPORT_E_VALUE, e, con, IVL_TRANSPORT_CLASS_CONFIG, IVL_TRANSPORT_CONFIG_READ, &rw, sizeof(rw));
 	rw.offset = UINT32_MAX;
 	rw.length = 2;
-	ERR(IVL_TP_E_VALUE, e, con, IVL_TP_CLASS_CONFIG, IVL_TP_CONFIG_READ, &rw, sizeof(rw));
+	ERR(IVL_TRANSPORT_E_VALUE, e, con, IVL_TRANSPORT_CLASS_CONFIG, IVL_TRANSPORT_CONFIG_READ, &rw, sizeof(rw));
 	rw.offset = 0;
 	rw.length = 0;
-	ERR(IVL_TP_E_VALUE, e, con, IVL_TP_CLASS_CONFIG, IVL_TP_CONFIG_READ, &rw, sizeof(rw));
-	ERR(IVL_TP_E_LENGTH, e, con, IVL_TP_CLASS_CONFIG, IVL_TP_CONFIG_READ, &rw, 4);
-	ERR(IVL_TP_E_COMMAND, e, con, IVL_TP_CLASS_CONFIG, 4, NULL, 0);
-	OK(e, con, IVL_TP_CLASS_CONFIG, IVL_TP_CONFIG_GENERATION, NULL, 0);
+	ERR(IVL_TRANSPORT_E_VALUE, e, con, IVL_TRANSPORT_CLASS_CONFIG, IVL_TRANSPORT_CONFIG_READ, &rw, sizeof(rw));
+	ERR(IVL_TRANSPORT_E_LENGTH, e, con, IVL_TRANSPORT_CLASS_CONFIG, IVL_TRANSPORT_CONFIG_READ, &rw, 4);
+	ERR(IVL_TRANSPORT_E_COMMAND, e, con, IVL_TRANSPORT_CLASS_CONFIG, 4, NULL, 0);
+	OK(e, con, IVL_TRANSPORT_CLASS_CONFIG, IVL_TRANSPORT_CONFIG_GENERATION, NULL, 0);
 	assert_int_equal(e->in_len, 4);
 	/* Writes: only writable fields, exact lengths. */
 	uint8_t w[12] = {0};
-	struct ivl_tp_config_rw wr = {.offset = 0, .length = 2};
+	struct ivl_transport_config_rw wr = {.offset = 0, .length = 2};
 	memcpy(w, &wr, 8);
-	ERR(IVL_TP_E_LENGTH, e, con, IVL_TP_CLASS_CONFIG, IVL_TP_CONFIG_WRITE, w, 9);
-	ERR(IVL_TP_E_VALUE, e, con, IVL_TP_CLASS_CONFIG, IVL_TP_CONFIG_WRITE, w, 10);
+	ERR(IVL_TRANSPORT_E_LENGTH, e, con, IVL_TRANSPORT_CLASS_CONFIG, IVL_TRANSPORT_CONFIG_WRITE, w, 9);
+	ERR(IVL_TRANSPORT_E_VALUE, e, con, IVL_TRANSPORT_CLASS_CONFIG, IVL_TRANSPORT_CONFIG_WRITE, w, 10);
 	/* SDM: {master, max_slaves, current_slaves}; max_slaves writable. */
 	rw.offset = 0;
 	rw.length = 6;
-	OK(e, sdm, IVL_TP_CLASS_CONFIG, IVL_TP_CONFIG_READ, &rw, sizeof(rw));
-	struct ivl_tp_sdm_config sc;
+	OK(e, sdm, IVL_TRANSPORT_CLASS_CONFIG, IVL_TRANSPORT_CONFIG_READ, &rw, sizeof(rw));
+	struct ivl_transport_sdm_config sc;
 	memcpy(&sc, e->in, 6);
 	assert_int_equal(sc.master, 1);
 	assert_int_equal(sc.max_slaves, 8);
@@ -433,112 +435,112 @@ static void test_config(void **state)
 	uint16_t ms = 3;
 	memcpy(w, &wr, 8);
 	memcpy(w + 8, &ms, 2);
-	OK(e, sdm, IVL_TP_CLASS_CONFIG, IVL_TP_CONFIG_WRITE, w, 10);
-	OK(e, sdm, IVL_TP_CLASS_CONFIG, IVL_TP_CONFIG_READ, &rw, sizeof(rw));
+	OK(e, sdm, IVL_TRANSPORT_CLASS_CONFIG, IVL_TRANSPORT_CONFIG_WRITE, w, 10);
+	OK(e, sdm, IVL_TRANSPORT_CLASS_CONFIG, IVL_TRANSPORT_CONFIG_READ, &rw, sizeof(rw));
 	memcpy(&sc, e->in, 6);
 	assert_int_equal(sc.max_slaves, 3);
 	/* A value the SDM refuses answers ERR (it used to answer OK and keep
 	 * the old value), and the config shows the value in effect. */
 	ms = 0;
 	memcpy(w + 8, &ms, 2);
-	ERR(IVL_TP_E_VALUE, e, sdm, IVL_TP_CLASS_CONFIG, IVL_TP_CONFIG_WRITE, w, 10);
+	ERR(IVL_TRANSPORT_E_VALUE, e, sdm, IVL_TRANSPORT_CLASS_CONFIG, IVL_TRANSPORT_CONFIG_WRITE, w, 10);
 	ms = IVL_SDM_MAX_SLAVES + 1;
 	memcpy(w + 8, &ms, 2);
-	ERR(IVL_TP_E_VALUE, e, sdm, IVL_TP_CLASS_CONFIG, IVL_TP_CONFIG_WRITE, w, 10);
-	OK(e, sdm, IVL_TP_CLASS_CONFIG, IVL_TP_CONFIG_READ, &rw, sizeof(rw));
+	ERR(IVL_TRANSPORT_E_VALUE, e, sdm, IVL_TRANSPORT_CLASS_CONFIG, IVL_TRANSPORT_CONFIG_WRITE, w, 10);
+	OK(e, sdm, IVL_TRANSPORT_CLASS_CONFIG, IVL_TRANSPORT_CONFIG_READ, &rw, sizeof(rw));
 	memcpy(&sc, e->in, 6);
 	assert_int_equal(sc.max_slaves, 3);
 	wr.offset = 4; /* current_slaves is read-only */
 	memcpy(w, &wr, 8);
-	ERR(IVL_TP_E_VALUE, e, sdm, IVL_TP_CLASS_CONFIG, IVL_TP_CONFIG_WRITE, w, 10);
+	ERR(IVL_TRANSPORT_E_VALUE, e, sdm, IVL_TRANSPORT_CLASS_CONFIG, IVL_TRANSPORT_CONFIG_WRITE, w, 10);
 	/* emerg_wr only once VIRTIO_CONSOLE_F_EMERG_WRITE was negotiated. */
 	wr.offset = 8;
 	wr.length = 4;
 	memcpy(w, &wr, 8);
 	w[8] = 'x';
-	ERR(IVL_TP_E_VALUE, e, con, IVL_TP_CLASS_CONFIG, IVL_TP_CONFIG_WRITE, w, 12);
+	ERR(IVL_TRANSPORT_E_VALUE, e, con, IVL_TRANSPORT_CLASS_CONFIG, IVL_TRANSPORT_CONFIG_WRITE, w, 12);
 }
 
 static void test_msi_isolation(void **state)
 {
 	struct env *e = *state;
-	struct ivl_tp_info a, b;
-	uint64_t ida = create(e, IVL_TP_VIRTIO_CONSOLE, 0, &a);
-	struct ivl_tp_create c = {.virtio_id = IVL_TP_VIRTIO_CONSOLE,
-				  .flags = IVL_TP_CREATE_F_MSI_SHARING,
+	struct ivl_transport_info a, b;
+	uint64_t ida = create(e, IVL_TRANSPORT_VIRTIO_CONSOLE, 0, &a);
+	struct ivl_transport_create c = {.virtio_id = IVL_TRANSPORT_VIRTIO_CONSOLE,
+				  .flags = IVL_TRANSPORT_CREATE_F_MSI_SHARING,
 				  .msi_vectors = 1};
 	/* Seed 004's counts: sharing needs 2 vectors, non-sharing one per
 	 * event (console: 2 queues + config). */
-	ERR(IVL_TP_E_VALUE, e, 0, IVL_TP_CLASS_MGMT, IVL_TP_MGMT_CREATE, &c, sizeof(c));
+	ERR(IVL_TRANSPORT_E_VALUE, e, 0, IVL_TRANSPORT_CLASS_MGMT, IVL_TRANSPORT_MGMT_CREATE, &c, sizeof(c));
 	c.flags = 0;
 	c.msi_vectors = 2;
-	ERR(IVL_TP_E_VALUE, e, 0, IVL_TP_CLASS_MGMT, IVL_TP_MGMT_CREATE, &c, sizeof(c));
-	c.flags = IVL_TP_CREATE_F_MSI_SHARING;
-	OK(e, 0, IVL_TP_CLASS_MGMT, IVL_TP_MGMT_CREATE, &c, sizeof(c));
+	ERR(IVL_TRANSPORT_E_VALUE, e, 0, IVL_TRANSPORT_CLASS_MGMT, IVL_TRANSPORT_MGMT_CREATE, &c, sizeof(c));
+	c.flags = IVL_TRANSPORT_CREATE_F_MSI_SHARING;
+	OK(e, 0, IVL_TRANSPORT_CLASS_MGMT, IVL_TRANSPORT_MGMT_CREATE, &c, sizeof(c));
 	memcpy(&b, e->in, sizeof(b));
 	uint64_t idb = b.device_id;
 	assert_int_equal(b.msi_vectors, 2);
-	OK(e, idb, IVL_TP_CLASS_MSI, IVL_TP_MSI_GET_NUM, NULL, 0);
+	OK(e, idb, IVL_TRANSPORT_CLASS_MSI, IVL_TRANSPORT_MSI_GET_NUM, NULL, 0);
 	uint32_t n;
 	memcpy(&n, e->in, 4);
 	assert_int_equal(n, 2);
 	/* A's vectors 0..2 exist; B has only 0..1: B cannot name A's. */
-	struct ivl_tp_msi_cfg cfg = {.vector = 2, .data = 1, .address = 5};
-	OK(e, ida, IVL_TP_CLASS_MSI, IVL_TP_MSI_CONFIGURE, &cfg, sizeof(cfg));
-	ERR(IVL_TP_E_VECTOR, e, idb, IVL_TP_CLASS_MSI, IVL_TP_MSI_CONFIGURE, &cfg, sizeof(cfg));
-	struct ivl_tp_msi_vec v = {2};
-	ERR(IVL_TP_E_VECTOR, e, idb, IVL_TP_CLASS_MSI, IVL_TP_MSI_MASK, &v, 4);
-	ERR(IVL_TP_E_VECTOR, e, idb, IVL_TP_CLASS_MSI, IVL_TP_MSI_UNMASK, &v, 4);
-	ERR(IVL_TP_E_VECTOR, e, idb, IVL_TP_CLASS_MSI, IVL_TP_MSI_PENDING, &v, 4);
-	ERR(IVL_TP_E_VECTOR, e, idb, IVL_TP_CLASS_MSI, IVL_TP_MSI_MAP_CONFIG, &v, 4);
+	struct ivl_transport_msi_cfg cfg = {.vector = 2, .data = 1, .address = 5};
+	OK(e, ida, IVL_TRANSPORT_CLASS_MSI, IVL_TRANSPORT_MSI_CONFIGURE, &cfg, sizeof(cfg));
+	ERR(IVL_TRANSPORT_E_VECTOR, e, idb, IVL_TRANSPORT_CLASS_MSI, IVL_TRANSPORT_MSI_CONFIGURE, &cfg, sizeof(cfg));
+	struct ivl_transport_msi_vec v = {2};
+	ERR(IVL_TRANSPORT_E_VECTOR, e, idb, IVL_TRANSPORT_CLASS_MSI, IVL_TRANSPORT_MSI_MASK, &v, 4);
+	ERR(IVL_TRANSPORT_E_VECTOR, e, idb, IVL_TRANSPORT_CLASS_MSI, IVL_TRANSPORT_MSI_UNMASK, &v, 4);
+	ERR(IVL_TRANSPORT_E_VECTOR, e, idb, IVL_TRANSPORT_CLASS_MSI, IVL_TRANSPORT_MSI_PENDING, &v, 4);
+	ERR(IVL_TRANSPORT_E_VECTOR, e, idb, IVL_TRANSPORT_CLASS_MSI, IVL_TRANSPORT_MSI_MAP_CONFIG, &v, 4);
 	cfg.vector = 0;
 	cfg.address = 1u << 16; /* not a peer */
-	ERR(IVL_TP_E_VALUE, e, idb, IVL_TP_CLASS_MSI, IVL_TP_MSI_CONFIGURE, &cfg, sizeof(cfg));
+	ERR(IVL_TRANSPORT_E_VALUE, e, idb, IVL_TRANSPORT_CLASS_MSI, IVL_TRANSPORT_MSI_CONFIGURE, &cfg, sizeof(cfg));
 	cfg.address = 6;
 	cfg.data = 1u << 16;
-	ERR(IVL_TP_E_VALUE, e, idb, IVL_TP_CLASS_MSI, IVL_TP_MSI_CONFIGURE, &cfg, sizeof(cfg));
+	ERR(IVL_TRANSPORT_E_VALUE, e, idb, IVL_TRANSPORT_CLASS_MSI, IVL_TRANSPORT_MSI_CONFIGURE, &cfg, sizeof(cfg));
 	cfg.data = 2;
-	OK(e, idb, IVL_TP_CLASS_MSI, IVL_TP_MSI_CONFIGURE, &cfg, sizeof(cfg));
-	ERR(IVL_TP_E_LENGTH, e, idb, IVL_TP_CLASS_MSI, IVL_TP_MSI_CONFIGURE, &cfg, 8);
-	ERR(IVL_TP_E_LENGTH, e, idb, IVL_TP_CLASS_MSI, IVL_TP_MSI_ENABLE, &cfg, 4);
-	ERR(IVL_TP_E_COMMAND, e, idb, IVL_TP_CLASS_MSI, 10, NULL, 0);
-	ERR(IVL_TP_E_COMMAND, e, idb, IVL_TP_CLASS_MSI, 0, NULL, 0);
+	OK(e, idb, IVL_TRANSPORT_CLASS_MSI, IVL_TRANSPORT_MSI_CONFIGURE, &cfg, sizeof(cfg));
+	ERR(IVL_TRANSPORT_E_LENGTH, e, idb, IVL_TRANSPORT_CLASS_MSI, IVL_TRANSPORT_MSI_CONFIGURE, &cfg, 8);
+	ERR(IVL_TRANSPORT_E_LENGTH, e, idb, IVL_TRANSPORT_CLASS_MSI, IVL_TRANSPORT_MSI_ENABLE, &cfg, 4);
+	ERR(IVL_TRANSPORT_E_COMMAND, e, idb, IVL_TRANSPORT_CLASS_MSI, 10, NULL, 0);
+	ERR(IVL_TRANSPORT_E_COMMAND, e, idb, IVL_TRANSPORT_CLASS_MSI, 0, NULL, 0);
 	/* Sharing maps on B; A is non-sharing: it may only unmap an event
 	 * (seed 004) or map it back to its fixed vector. */
 	v.vector = 1;
-	ERR(IVL_TP_E_NOT_SHARING, e, ida, IVL_TP_CLASS_MSI, IVL_TP_MSI_MAP_CONFIG, &v, 4);
+	ERR(IVL_TRANSPORT_E_NOT_SHARING, e, ida, IVL_TRANSPORT_CLASS_MSI, IVL_TRANSPORT_MSI_MAP_CONFIG, &v, 4);
 	v.vector = IVL_MSI_NO_VECTOR;
-	OK(e, ida, IVL_TP_CLASS_MSI, IVL_TP_MSI_MAP_CONFIG, &v, 4);
+	OK(e, ida, IVL_TRANSPORT_CLASS_MSI, IVL_TRANSPORT_MSI_MAP_CONFIG, &v, 4);
 	v.vector = 0;
-	OK(e, ida, IVL_TP_CLASS_MSI, IVL_TP_MSI_MAP_CONFIG, &v, 4);
+	OK(e, ida, IVL_TRANSPORT_CLASS_MSI, IVL_TRANSPORT_MSI_MAP_CONFIG, &v, 4);
 	{
-		struct ivl_tp_queue_val uq = {.queue = 1, .value = IVL_MSI_NO_VECTOR};
+		struct ivl_transport_queue_val uq = {.queue = 1, .value = IVL_MSI_NO_VECTOR};
 
-		OK(e, ida, IVL_TP_CLASS_MSI, IVL_TP_MSI_MAP_QUEUE, &uq, sizeof(uq));
+		OK(e, ida, IVL_TRANSPORT_CLASS_MSI, IVL_TRANSPORT_MSI_MAP_QUEUE, &uq, sizeof(uq));
 		uq.value = 2;
-		OK(e, ida, IVL_TP_CLASS_MSI, IVL_TP_MSI_MAP_QUEUE, &uq, sizeof(uq));
+		OK(e, ida, IVL_TRANSPORT_CLASS_MSI, IVL_TRANSPORT_MSI_MAP_QUEUE, &uq, sizeof(uq));
 	}
-	OK(e, idb, IVL_TP_CLASS_MSI, IVL_TP_MSI_MAP_CONFIG, &v, 4);
-	struct ivl_tp_queue_val mq = {.queue = 1, .value = 0};
-	OK(e, idb, IVL_TP_CLASS_MSI, IVL_TP_MSI_MAP_QUEUE, &mq, sizeof(mq));
+	OK(e, idb, IVL_TRANSPORT_CLASS_MSI, IVL_TRANSPORT_MSI_MAP_CONFIG, &v, 4);
+	struct ivl_transport_queue_val mq = {.queue = 1, .value = 0};
+	OK(e, idb, IVL_TRANSPORT_CLASS_MSI, IVL_TRANSPORT_MSI_MAP_QUEUE, &mq, sizeof(mq));
 	mq.value = IVL_MSI_NO_VECTOR;
-	OK(e, idb, IVL_TP_CLASS_MSI, IVL_TP_MSI_MAP_QUEUE, &mq, sizeof(mq));
+	OK(e, idb, IVL_TRANSPORT_CLASS_MSI, IVL_TRANSPORT_MSI_MAP_QUEUE, &mq, sizeof(mq));
 	mq.queue = 2;
-	ERR(IVL_TP_E_QUEUE, e, idb, IVL_TP_CLASS_MSI, IVL_TP_MSI_MAP_QUEUE, &mq, sizeof(mq));
+	ERR(IVL_TRANSPORT_E_QUEUE, e, idb, IVL_TRANSPORT_CLASS_MSI, IVL_TRANSPORT_MSI_MAP_QUEUE, &mq, sizeof(mq));
 	mq.queue = 0;
 	mq.reserved = 1;
-	ERR(IVL_TP_E_RESERVED, e, idb, IVL_TP_CLASS_MSI, IVL_TP_MSI_MAP_QUEUE, &mq, sizeof(mq));
+	ERR(IVL_TRANSPORT_E_RESERVED, e, idb, IVL_TRANSPORT_CLASS_MSI, IVL_TRANSPORT_MSI_MAP_QUEUE, &mq, sizeof(mq));
 	mq.reserved = 0;
 	mq.value = 0; /* queue 0's fixed vector is 1 */
-	ERR(IVL_TP_E_NOT_SHARING, e, ida, IVL_TP_CLASS_MSI, IVL_TP_MSI_MAP_QUEUE, &mq, sizeof(mq));
+	ERR(IVL_TRANSPORT_E_NOT_SHARING, e, ida, IVL_TRANSPORT_CLASS_MSI, IVL_TRANSPORT_MSI_MAP_QUEUE, &mq, sizeof(mq));
 	/* Mask / pending / unmask per device. */
-	OK(e, idb, IVL_TP_CLASS_MSI, IVL_TP_MSI_MASK, &v, 4);
-	OK(e, idb, IVL_TP_CLASS_MSI, IVL_TP_MSI_PENDING, &v, 4);
+	OK(e, idb, IVL_TRANSPORT_CLASS_MSI, IVL_TRANSPORT_MSI_MASK, &v, 4);
+	OK(e, idb, IVL_TRANSPORT_CLASS_MSI, IVL_TRANSPORT_MSI_PENDING, &v, 4);
 	memcpy(&n, e->in, 4);
 	assert_int_equal(n, 0);
-	OK(e, idb, IVL_TP_CLASS_MSI, IVL_TP_MSI_ENABLE, NULL, 0);
-	OK(e, idb, IVL_TP_CLASS_MSI, IVL_TP_MSI_UNMASK, &v, 4);
-	OK(e, idb, IVL_TP_CLASS_MSI, IVL_TP_MSI_DISABLE, NULL, 0);
+	OK(e, idb, IVL_TRANSPORT_CLASS_MSI, IVL_TRANSPORT_MSI_ENABLE, NULL, 0);
+	OK(e, idb, IVL_TRANSPORT_CLASS_MSI, IVL_TRANSPORT_MSI_UNMASK, &v, 4);
+	OK(e, idb, IVL_TRANSPORT_CLASS_MSI, IVL_TRANSPORT_MSI_DISABLE, NULL, 0);
 	assert_int_equal(e->rec.n, 0);
 }
 
@@ -549,7 +551,7 @@ struct drv {
 	uint8_t *buf;
 };
 
-static void drive(struct env *e, const struct ivl_tp_info *info, struct drv *d, uint16_t peer)
+static void drive(struct env *e, const struct ivl_transport_info *info, struct drv *d, uint16_t peer)
 {
 	uint64_t id = info->device_id;
 	uint8_t *win = e->area + info->window_offset;
@@ -561,17 +563,17 @@ static void drive(struct env *e, const struct ivl_tp_info *info, struct drv *d, 
 					   .init = true,
 					   .features = IVL_VIRTQ_F_EVENT_IDX};
 		uint64_t sz = ivl_virtq_layout_default(16, 0, off, &o.layout);
-		assert_int_equal(qval(e, id, IVL_TP_QUEUE_SET_SIZE, q, 16), 0);
+		assert_int_equal(qval(e, id, IVL_TRANSPORT_QUEUE_SET_SIZE, q, 16), 0);
 		assert_int_equal(qaddr(e, id, q, o.layout.desc, o.layout.avail, o.layout.used), 0);
 		assert_int_equal(ivl_virtq_new(&d->q[q], win, info->window_size, &o), 0);
-		assert_int_equal(qval(e, id, IVL_TP_QUEUE_ENABLE, q, 1), 0);
+		assert_int_equal(qval(e, id, IVL_TRANSPORT_QUEUE_ENABLE, q, 1), 0);
 		off += (sz + 63) & ~63ull;
 	}
 	for (uint32_t v = 0; v < 3; v++) {
-		struct ivl_tp_msi_cfg cfg = {.vector = v, .data = v + 10, .address = peer};
-		OK(e, id, IVL_TP_CLASS_MSI, IVL_TP_MSI_CONFIGURE, &cfg, sizeof(cfg));
+		struct ivl_transport_msi_cfg cfg = {.vector = v, .data = v + 10, .address = peer};
+		OK(e, id, IVL_TRANSPORT_CLASS_MSI, IVL_TRANSPORT_MSI_CONFIGURE, &cfg, sizeof(cfg));
 	}
-	OK(e, id, IVL_TP_CLASS_MSI, IVL_TP_MSI_ENABLE, NULL, 0);
+	OK(e, id, IVL_TRANSPORT_CLASS_MSI, IVL_TRANSPORT_MSI_ENABLE, NULL, 0);
 	set_status(e, id, 15);
 	d->buf = win + 8192;
 }
@@ -579,9 +581,9 @@ static void drive(struct env *e, const struct ivl_tp_info *info, struct drv *d, 
 static void test_console_loop(void **state)
 {
 	struct env *e = *state;
-	struct ivl_tp_info a, b;
-	create(e, IVL_TP_VIRTIO_CONSOLE, IVL_TP_CONSOLE_LOOP, &a);
-	create(e, IVL_TP_VIRTIO_CONSOLE, IVL_TP_CONSOLE_LOOP, &b);
+	struct ivl_transport_info a, b;
+	create(e, IVL_TRANSPORT_VIRTIO_CONSOLE, IVL_TRANSPORT_CONSOLE_LOOP, &a);
+	create(e, IVL_TRANSPORT_VIRTIO_CONSOLE, IVL_TRANSPORT_CONSOLE_LOOP, &b);
 	struct drv da, db;
 	drive(e, &a, &da, 40);
 	drive(e, &b, &db, 41);
@@ -592,7 +594,7 @@ static void test_console_loop(void **state)
 	memcpy(da.buf + 512, "hello", 5);
 	struct iovec tx = {da.buf + 512, 5};
 	assert_true(ivl_virtq_add(da.q[1], &tx, 1, NULL, 0, (void *)3) >= 0);
-	assert_true(ivl_mgmt_process(e->m) >= 3);
+	assert_true(ivl_transport_device_process(e->m) >= 3);
 	void *tok;
 	uint32_t len;
 	assert_int_equal(ivl_virtq_get_used(da.q[1], &tok, &len), 1);
@@ -614,32 +616,32 @@ static void test_console_loop(void **state)
 
 	/* A masked vector keeps the interrupt pending; UNMASK delivers it
 	 * once.  Queue 1's vector is 2 (fixed map). */
-	struct ivl_tp_msi_vec v2 = {2};
+	struct ivl_transport_msi_vec v2 = {2};
 	uint32_t pending;
-	OK(e, a.device_id, IVL_TP_CLASS_MSI, IVL_TP_MSI_MASK, &v2, 4);
+	OK(e, a.device_id, IVL_TRANSPORT_CLASS_MSI, IVL_TRANSPORT_MSI_MASK, &v2, 4);
 	int before = e->rec.n;
 	struct iovec tx2 = {da.buf + 512, 1};
 	assert_true(ivl_virtq_add(da.q[1], &tx2, 1, NULL, 0, (void *)6) >= 0);
-	ivl_mgmt_process(e->m);
+	ivl_transport_device_process(e->m);
 	assert_int_equal(ivl_virtq_get_used(da.q[1], &tok, &len), 1);
 	for (int i = before; i < e->rec.n; i++)
 		assert_int_not_equal(e->rec.data[i], 12); /* not while masked */
-	OK(e, a.device_id, IVL_TP_CLASS_MSI, IVL_TP_MSI_PENDING, &v2, 4);
+	OK(e, a.device_id, IVL_TRANSPORT_CLASS_MSI, IVL_TRANSPORT_MSI_PENDING, &v2, 4);
 	memcpy(&pending, e->in, 4);
 	assert_int_equal(pending, 1);
 	before = e->rec.n;
-	OK(e, a.device_id, IVL_TP_CLASS_MSI, IVL_TP_MSI_UNMASK, &v2, 4);
+	OK(e, a.device_id, IVL_TRANSPORT_CLASS_MSI, IVL_TRANSPORT_MSI_UNMASK, &v2, 4);
 	assert_int_equal(e->rec.n, before + 1);
 	assert_int_equal(e->rec.data[before], 12);
 	assert_int_equal(e->rec.addr[before], 40);
-	OK(e, a.device_id, IVL_TP_CLASS_MSI, IVL_TP_MSI_PENDING, &v2, 4);
+	OK(e, a.device_id, IVL_TRANSPORT_CLASS_MSI, IVL_TRANSPORT_MSI_PENDING, &v2, 4);
 	memcpy(&pending, e->in, 4);
 	assert_int_equal(pending, 0);
 	/* The looped byte came back on the receive queue meanwhile or comes
 	 * now; drain it so the queue is empty for what follows. */
 	struct iovec rx3 = {da.buf + 256, 8};
 	assert_true(ivl_virtq_add(da.q[0], NULL, 0, &rx3, 1, (void *)7) >= 0);
-	ivl_mgmt_process(e->m);
+	ivl_transport_device_process(e->m);
 	assert_int_equal(ivl_virtq_get_used(da.q[0], &tok, &len), 1);
 	assert_int_equal(len, 1);
 
@@ -663,14 +665,14 @@ static void test_console_loop(void **state)
 	memset(win + o.layout.avail + 4 + 2 * (idx % 16), 0, 2);
 	idx++;
 	memcpy(win + o.layout.avail + 2, &idx, 2);
-	ivl_mgmt_process(e->m);
-	OK(e, a.device_id, IVL_TP_CLASS_STATUS, IVL_TP_STATUS_GET, NULL, 0);
+	ivl_transport_device_process(e->m);
+	OK(e, a.device_id, IVL_TRANSPORT_CLASS_STATUS, IVL_TRANSPORT_STATUS_GET, NULL, 0);
 	uint32_t st;
 	memcpy(&st, e->in, 4);
 	assert_true(st & 64); /* DEVICE_NEEDS_RESET */
 	for (int i = 0; i < 16; i++)
 		assert_int_equal(bwin[8192 + i], 0x5a);
-	OK(e, b.device_id, IVL_TP_CLASS_STATUS, IVL_TP_STATUS_GET, NULL, 0);
+	OK(e, b.device_id, IVL_TRANSPORT_CLASS_STATUS, IVL_TRANSPORT_STATUS_GET, NULL, 0);
 	memcpy(&st, e->in, 4);
 	assert_int_equal(st, 15);
 	/* B still works. */
@@ -678,13 +680,13 @@ static void test_console_loop(void **state)
 	struct iovec txb = {db.buf + 512, 1}, rxb = {db.buf, 8};
 	assert_true(ivl_virtq_add(db.q[0], NULL, 0, &rxb, 1, (void *)4) >= 0);
 	assert_true(ivl_virtq_add(db.q[1], &txb, 1, NULL, 0, (void *)5) >= 0);
-	ivl_mgmt_process(e->m);
+	ivl_transport_device_process(e->m);
 	assert_int_equal(ivl_virtq_get_used(db.q[0], &tok, &len), 1);
 	assert_int_equal(len, 1);
 	assert_int_equal(db.buf[0], 'x');
 	/* A peer that leaves resets the devices it configured. */
-	ivl_mgmt_peer_left(e->m, 0);
-	OK(e, b.device_id, IVL_TP_CLASS_STATUS, IVL_TP_STATUS_GET, NULL, 0);
+	ivl_transport_device_peer_left(e->m, 0);
+	OK(e, b.device_id, IVL_TRANSPORT_CLASS_STATUS, IVL_TRANSPORT_STATUS_GET, NULL, 0);
 	memcpy(&st, e->in, 4);
 	assert_int_equal(st, 0);
 	for (int i = 0; i < 2; i++) {
@@ -700,54 +702,54 @@ static void test_console_loop(void **state)
 static void test_mgmt_self(void **state)
 {
 	struct env *e = *state;
-	struct ivl_tp_info a;
-	uint64_t id = create(e, IVL_TP_VIRTIO_CONSOLE, 0, &a), f;
+	struct ivl_transport_info a;
+	uint64_t id = create(e, IVL_TRANSPORT_VIRTIO_CONSOLE, 0, &a), f;
 	uint8_t b[8];
 	uint32_t st;
 
-	OK(e, 0, IVL_TP_CLASS_FEATURES, IVL_TP_FEAT_GET_DEVICE, NULL, 0);
+	OK(e, 0, IVL_TRANSPORT_CLASS_FEATURES, IVL_TRANSPORT_FEAT_GET_DEVICE, NULL, 0);
 	assert_int_equal(e->in_len, 8);
 	memcpy(&f, e->in, 8);
-	assert_true(f & IVL_TP_F_TRANSPT_VQ);
+	assert_true(f & IVL_TRANSPORT_F_TRANSPT_VQ);
 	assert_true(f & (1ull << 32)); /* VERSION_1 */
-	OK(e, 0, IVL_TP_CLASS_STATUS, IVL_TP_STATUS_GET, NULL, 0);
+	OK(e, 0, IVL_TRANSPORT_CLASS_STATUS, IVL_TRANSPORT_STATUS_GET, NULL, 0);
 	memcpy(&st, e->in, 4);
 	assert_int_equal(st, 0);
 	/* Not offered: refused; too short: refused. */
 	f = 1;
-	ERR(IVL_TP_E_VALUE, e, 0, IVL_TP_CLASS_FEATURES, IVL_TP_FEAT_SET_DRIVER, &f, 8);
-	ERR(IVL_TP_E_LENGTH, e, 0, IVL_TP_CLASS_FEATURES, IVL_TP_FEAT_SET_DRIVER, &f, 4);
-	ERR(IVL_TP_E_COMMAND, e, 0, IVL_TP_CLASS_FEATURES, 9, NULL, 0);
+	ERR(IVL_TRANSPORT_E_VALUE, e, 0, IVL_TRANSPORT_CLASS_FEATURES, IVL_TRANSPORT_FEAT_SET_DRIVER, &f, 8);
+	ERR(IVL_TRANSPORT_E_LENGTH, e, 0, IVL_TRANSPORT_CLASS_FEATURES, IVL_TRANSPORT_FEAT_SET_DRIVER, &f, 4);
+	ERR(IVL_TRANSPORT_E_COMMAND, e, 0, IVL_TRANSPORT_CLASS_FEATURES, 9, NULL, 0);
 	/* FEATURES_OK needs VERSION_1 accepted. */
-	f = IVL_TP_F_TRANSPT_VQ;
-	OK(e, 0, IVL_TP_CLASS_FEATURES, IVL_TP_FEAT_SET_DRIVER, &f, 8);
+	f = IVL_TRANSPORT_F_TRANSPT_VQ;
+	OK(e, 0, IVL_TRANSPORT_CLASS_FEATURES, IVL_TRANSPORT_FEAT_SET_DRIVER, &f, 8);
 	st = 1 | 2 | 8;
-	ERR(IVL_TP_E_VALUE, e, 0, IVL_TP_CLASS_STATUS, IVL_TP_STATUS_SET, &st, 4);
-	f = IVL_TP_F_TRANSPT_VQ | (1ull << 32);
-	OK(e, 0, IVL_TP_CLASS_FEATURES, IVL_TP_FEAT_SET_DRIVER, &f, 8);
+	ERR(IVL_TRANSPORT_E_VALUE, e, 0, IVL_TRANSPORT_CLASS_STATUS, IVL_TRANSPORT_STATUS_SET, &st, 4);
+	f = IVL_TRANSPORT_F_TRANSPT_VQ | (1ull << 32);
+	OK(e, 0, IVL_TRANSPORT_CLASS_FEATURES, IVL_TRANSPORT_FEAT_SET_DRIVER, &f, 8);
 	st = 1 | 2 | 4;
-	ERR(IVL_TP_E_STATE, e, 0, IVL_TP_CLASS_STATUS, IVL_TP_STATUS_SET, &st, 4);
+	ERR(IVL_TRANSPORT_E_STATE, e, 0, IVL_TRANSPORT_CLASS_STATUS, IVL_TRANSPORT_STATUS_SET, &st, 4);
 	st = 1 | 2 | 8 | 4; /* no MSI needed for device 0 */
-	OK(e, 0, IVL_TP_CLASS_STATUS, IVL_TP_STATUS_SET, &st, 4);
-	OK(e, 0, IVL_TP_CLASS_FEATURES, IVL_TP_FEAT_GET_DRIVER, NULL, 0);
+	OK(e, 0, IVL_TRANSPORT_CLASS_STATUS, IVL_TRANSPORT_STATUS_SET, &st, 4);
+	OK(e, 0, IVL_TRANSPORT_CLASS_FEATURES, IVL_TRANSPORT_FEAT_GET_DRIVER, NULL, 0);
 	assert_memory_equal(e->in, &f, 8);
-	ERR(IVL_TP_E_STATE, e, 0, IVL_TP_CLASS_FEATURES, IVL_TP_FEAT_SET_DRIVER, &f, 8);
+	ERR(IVL_TRANSPORT_E_STATE, e, 0, IVL_TRANSPORT_CLASS_FEATURES, IVL_TRANSPORT_FEAT_SET_DRIVER, &f, 8);
 	st = 1;
-	ERR(IVL_TP_E_STATE, e, 0, IVL_TP_CLASS_STATUS, IVL_TP_STATUS_SET, &st, 4);
-	assert_int_equal(run_hdr(e, 0, IVL_TP_CLASS_STATUS, IVL_TP_STATUS_GET, 1, NULL, 0), 1);
-	assert_int_equal(e->reason, IVL_TP_E_RESERVED);
+	ERR(IVL_TRANSPORT_E_STATE, e, 0, IVL_TRANSPORT_CLASS_STATUS, IVL_TRANSPORT_STATUS_SET, &st, 4);
+	assert_int_equal(run_hdr(e, 0, IVL_TRANSPORT_CLASS_STATUS, IVL_TRANSPORT_STATUS_GET, 1, NULL, 0), 1);
+	assert_int_equal(e->reason, IVL_TRANSPORT_E_RESERVED);
 	/* Reset: device 0's own state only. */
-	OK(e, 0, IVL_TP_CLASS_STATUS, IVL_TP_STATUS_RESET, NULL, 0);
-	OK(e, 0, IVL_TP_CLASS_STATUS, IVL_TP_STATUS_GET, NULL, 0);
+	OK(e, 0, IVL_TRANSPORT_CLASS_STATUS, IVL_TRANSPORT_STATUS_RESET, NULL, 0);
+	OK(e, 0, IVL_TRANSPORT_CLASS_STATUS, IVL_TRANSPORT_STATUS_GET, NULL, 0);
 	memcpy(b, e->in, 4);
 	assert_int_equal(b[0], 0);
-	OK(e, 0, IVL_TP_CLASS_FEATURES, IVL_TP_FEAT_GET_DRIVER, NULL, 0);
+	OK(e, 0, IVL_TRANSPORT_CLASS_FEATURES, IVL_TRANSPORT_FEAT_GET_DRIVER, NULL, 0);
 	assert_int_equal(e->in[0] | e->in[7], 0);
-	OK(e, id, IVL_TP_CLASS_MGMT, IVL_TP_MGMT_QUERY, NULL, 0);
+	OK(e, id, IVL_TRANSPORT_CLASS_MGMT, IVL_TRANSPORT_MGMT_QUERY, NULL, 0);
 	/* A managed device does not offer it (it has no transport queue). */
-	OK(e, id, IVL_TP_CLASS_FEATURES, IVL_TP_FEAT_GET_DEVICE, NULL, 0);
+	OK(e, id, IVL_TRANSPORT_CLASS_FEATURES, IVL_TRANSPORT_FEAT_GET_DEVICE, NULL, 0);
 	memcpy(&f, e->in, 8);
-	assert_false(f & IVL_TP_F_TRANSPT_VQ);
+	assert_false(f & IVL_TRANSPORT_F_TRANSPT_VQ);
 }
 
 static char last_warning[512];
@@ -764,19 +766,19 @@ static void grab(void *opaque, int level, const char *msg)
 static void test_sdm_reset_losses(void **state)
 {
 	struct env *e = *state;
-	struct ivl_tp_info a;
-	uint64_t id = create(e, IVL_TP_VIRTIO_SDM, IVL_TP_SDM_MASTER, &a);
-	struct ivl_sdm_options so = {.channel = IVL_SDM_CHAN_LOCAL, .bus = e->bus, .id = 3};
+	struct ivl_transport_info a;
+	uint64_t id = create(e, IVL_TRANSPORT_VIRTIO_SDM, IVL_TRANSPORT_SDM_MASTER, &a);
+	struct ivl_sdm_opts so = {.channel = IVL_SDM_CHAN_LOCAL, .bus = e->bus, .id = 3};
 	struct ivl_sdm *slave;
 	struct ivl_sdm_signal sig = {.type = IVL_SDM_IRQ};
 
 	assert_int_equal(ivl_sdm_new(&slave, &so), 0);
 	for (int i = 0; i < 3; i++)
 		assert_int_equal(ivl_sdm_send(slave, &sig), 0);
-	ivl_mgmt_process(e->m); /* the device takes them: no hg_vq buffer */
+	ivl_transport_device_process(e->m); /* the device takes them: no hg_vq buffer */
 	last_warning[0] = '\0';
 	ivl_log_set(grab, NULL, IVL_LOG_WARNING);
-	OK(e, id, IVL_TP_CLASS_STATUS, IVL_TP_STATUS_RESET, NULL, 0);
+	OK(e, id, IVL_TRANSPORT_CLASS_STATUS, IVL_TRANSPORT_STATUS_RESET, NULL, 0);
 	ivl_log_set(NULL, NULL, 0);
 	assert_non_null(strstr(last_warning, "3 signals from 3 dropped"));
 	ivl_sdm_free(slave);

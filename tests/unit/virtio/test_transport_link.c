@@ -13,16 +13,19 @@
 #include <string.h>
 
 #include "testutil.h"
+#include <ivlink/hub.h>
 #include <ivlink/link.h>
 #include <ivlink/sdm.h>
 #include <ivlink/transport.h>
-#include <ivlink/virtio.h>
+#include <ivlink/mmio.h>
+#include <ivlink/msi.h>
+#include <ivlink/virtq.h>
 
 #define AREA_OFF 65536u
 
 struct host {
 	struct ivl_link *link;
-	struct ivl_mgmt_host *h;
+	struct ivl_transport_host *h;
 	atomic_bool stop;
 	int err;
 };
@@ -30,11 +33,11 @@ struct host {
 static void *host_main(void *arg)
 {
 	struct host *hs = arg;
-	struct pollfd p = {.fd = ivl_mgmt_host_get_fd(hs->h), .events = POLLIN};
+	struct pollfd p = {.fd = ivl_transport_host_get_fd(hs->h), .events = POLLIN};
 	while (!atomic_load(&hs->stop)) {
-		int t = ivl_mgmt_host_timeout_ms(hs->h);
+		int t = ivl_transport_host_timeout_ms(hs->h);
 		poll(&p, 1, t < 0 || t > 20 ? 20 : t);
-		int r = ivl_mgmt_host_process(hs->h);
+		int r = ivl_transport_host_process(hs->h);
 		if (r < 0) {
 			hs->err = r;
 			break;
@@ -58,40 +61,40 @@ static int wait_used(struct ivl_link *l, struct ivl_virtq *q, void **tok, uint32
 }
 
 struct world {
-	struct ivl_local_hub *hub;
+	struct ivl_hub *hub;
 	struct ivl_sdm_bus *bus;
 	struct host host;
 	pthread_t thr;
 	struct ivl_link *l1, *l2;
-	struct ivl_tdrv *d1, *d2;
+	struct ivl_transport_driver *d1, *d2;
 };
 
 static void world_up(struct world *w)
 {
 	memset(w, 0, sizeof(*w));
-	assert_int_equal(ivl_local_hub_new(&w->hub, 4 << 20, 4, 4), 0);
+	assert_int_equal(ivl_hub_new(&w->hub, 4 << 20, 4, 4), 0);
 	assert_int_equal(ivl_sdm_bus_new(&w->bus), 0);
-	assert_int_equal(ivl_local_hub_join(w->hub, "host", &w->host.link), 0);
-	assert_int_equal(ivl_local_hub_join(w->hub, "drv1", &w->l1), 0);
-	assert_int_equal(ivl_local_hub_join(w->hub, "drv2", &w->l2), 0);
-	struct ivl_mgmt_host_opts o = {.area_offset = AREA_OFF, .area_size = 2 << 20, .vector = 1};
+	assert_int_equal(ivl_hub_join(w->hub, "host", &w->host.link), 0);
+	assert_int_equal(ivl_hub_join(w->hub, "drv1", &w->l1), 0);
+	assert_int_equal(ivl_hub_join(w->hub, "drv2", &w->l2), 0);
+	struct ivl_transport_host_opts o = {.area_offset = AREA_OFF, .area_size = 2 << 20, .vector = 1};
 	o.dev.sdm_bus = w->bus;
-	assert_int_equal(ivl_mgmt_host_new(&w->host.h, w->host.link, &o), 0);
+	assert_int_equal(ivl_transport_host_new(&w->host.h, w->host.link, &o), 0);
 	assert_int_equal(pthread_create(&w->thr, NULL, host_main, &w->host), 0);
-	struct ivl_tdrv_opts d = {.area_offset = AREA_OFF, .area_size = 2 << 20, .vector = 2};
-	assert_int_equal(ivl_tdrv_new(&w->d1, w->l1, &d), 0);
+	struct ivl_transport_driver_opts d = {.area_offset = AREA_OFF, .area_size = 2 << 20, .vector = 2};
+	assert_int_equal(ivl_transport_driver_new(&w->d1, w->l1, &d), 0);
 	d.vector = 3;
-	assert_int_equal(ivl_tdrv_new(&w->d2, w->l2, &d), 0);
+	assert_int_equal(ivl_transport_driver_new(&w->d2, w->l2, &d), 0);
 	/* Both drivers negotiated with device 0: TRANSPT_VQ accepted, DRIVER_OK. */
 	{
 		uint8_t b[8];
 
-		assert_int_equal(ivl_tdrv_cmd(w->d2, 0, IVL_TP_CLASS_STATUS, IVL_TP_STATUS_GET,
+		assert_int_equal(ivl_transport_driver_cmd(w->d2, 0, IVL_TRANSPORT_CLASS_STATUS, IVL_TRANSPORT_STATUS_GET,
 					      NULL, 0, b, 8, NULL),
 				 4);
 		assert_int_equal(b[0], 1 | 2 | 4 | 8);
-		assert_int_equal(ivl_tdrv_cmd(w->d1, 0, IVL_TP_CLASS_FEATURES,
-					      IVL_TP_FEAT_GET_DRIVER, NULL, 0, b, 8, NULL),
+		assert_int_equal(ivl_transport_driver_cmd(w->d1, 0, IVL_TRANSPORT_CLASS_FEATURES,
+					      IVL_TRANSPORT_FEAT_GET_DRIVER, NULL, 0, b, 8, NULL),
 				 8);
 		assert_int_equal(b[7], 0x80); /* bit 63 */
 	}
@@ -102,30 +105,30 @@ static void world_down(struct world *w)
 	atomic_store(&w->host.stop, true);
 	pthread_join(w->thr, NULL);
 	assert_int_equal(w->host.err, 0);
-	ivl_tdrv_free(w->d1);
-	ivl_tdrv_free(w->d2);
-	ivl_mgmt_host_free(w->host.h);
+	ivl_transport_driver_free(w->d1);
+	ivl_transport_driver_free(w->d2);
+	ivl_transport_host_free(w->host.h);
 	ivl_link_free(w->host.link);
 	ivl_link_free(w->l1);
 	ivl_link_free(w->l2);
 	ivl_sdm_bus_free(w->bus);
-	ivl_local_hub_free(w->hub);
+	ivl_hub_free(w->hub);
 }
 
 static void test_no_host(void **state)
 {
 	(void)state;
-	struct ivl_local_hub *hub;
+	struct ivl_hub *hub;
 	struct ivl_link *l;
-	struct ivl_tdrv *d;
-	assert_int_equal(ivl_local_hub_new(&hub, 1 << 20, 2, 2), 0);
-	assert_int_equal(ivl_local_hub_join(hub, "x", &l), 0);
-	struct ivl_tdrv_opts o = {.timeout_ms = 100};
-	assert_int_equal(ivl_tdrv_new(&d, l, &o), -ENODEV);
+	struct ivl_transport_driver *d;
+	assert_int_equal(ivl_hub_new(&hub, 1 << 20, 2, 2), 0);
+	assert_int_equal(ivl_hub_join(hub, "x", &l), 0);
+	struct ivl_transport_driver_opts o = {.timeout_ms = 100};
+	assert_int_equal(ivl_transport_driver_new(&d, l, &o), -ENODEV);
 	o.vector = 9;
-	assert_int_equal(ivl_tdrv_new(&d, l, &o), -EINVAL);
+	assert_int_equal(ivl_transport_driver_new(&d, l, &o), -EINVAL);
 	ivl_link_free(l);
-	ivl_local_hub_free(hub);
+	ivl_hub_free(hub);
 }
 
 /* A host from before VIRTIO_F_TRANSPT_VQ was offered: it publishes the
@@ -142,7 +145,7 @@ struct oldhost {
 static void *oldhost_main(void *arg)
 {
 	struct oldhost *o = arg;
-	struct ivl_tp_ctl *ctl = (struct ivl_tp_ctl *)o->area;
+	struct ivl_transport_ctl *ctl = (struct ivl_transport_ctl *)o->area;
 	struct ivl_virtq *q = NULL;
 	uint32_t gen = 0;
 
@@ -154,14 +157,14 @@ static void *oldhost_main(void *arg)
 
 		ivl_link_wait(o->link, ev, 8, 10);
 		if (g && g != gen) {
-			struct ivl_virtq_opts vo = {.role = IVL_VIRTQ_DEVICE, .num = IVL_TP_RING_NUM};
+			struct ivl_virtq_opts vo = {.role = IVL_VIRTQ_DEVICE, .num = IVL_TRANSPORT_RING_NUM};
 
-			ivl_virtq_layout_default(IVL_TP_RING_NUM, 0, 0, &vo.layout);
+			ivl_virtq_layout_default(IVL_TRANSPORT_RING_NUM, 0, 0, &vo.layout);
 			ivl_virtq_free(q);
 			q = NULL;
 			gen = g;
 			assert_int_equal(
-			    ivl_virtq_new(&q, o->area + IVL_TP_RING_OFF, IVL_TP_TQ_WINDOW, &vo), 0);
+			    ivl_virtq_new(&q, o->area + IVL_TRANSPORT_RING_OFF, IVL_TRANSPORT_TQ_WINDOW, &vo), 0);
 		}
 		while (q && ivl_virtq_pop(q, &e) == 1) {
 			uint8_t ans[12] = {0};
@@ -175,8 +178,8 @@ static void *oldhost_main(void *arg)
 				memcpy(ans + 4, &f, 8);
 				n = 12;
 			} else {
-				ans[0] = IVL_TP_ERR;
-				ans[4] = IVL_TP_E_DEVICE_ID;
+				ans[0] = IVL_TRANSPORT_ERR;
+				ans[4] = IVL_TRANSPORT_E_DEVICE_ID;
 			}
 			memcpy(iov[1].iov_base, ans, n);
 			assert_int_equal(ivl_virtq_push(q, e.head, n), 0);
@@ -195,36 +198,36 @@ static void test_refuses_old_host(void **state)
 {
 	(void)state;
 	for (int no_bit = 0; no_bit < 2; no_bit++) {
-		struct ivl_local_hub *hub;
+		struct ivl_hub *hub;
 		struct ivl_link *drv;
-		struct ivl_tdrv *d = NULL;
+		struct ivl_transport_driver *d = NULL;
 		struct oldhost o = {.no_bit = no_bit};
 		pthread_t t;
 		uint64_t size;
-		struct ivl_tp_ctl *ctl;
+		struct ivl_transport_ctl *ctl;
 
-		assert_int_equal(ivl_local_hub_new(&hub, 4 << 20, 4, 4), 0);
-		assert_int_equal(ivl_local_hub_join(hub, "old", &o.link), 0);
-		assert_int_equal(ivl_local_hub_join(hub, "drv", &drv), 0);
+		assert_int_equal(ivl_hub_new(&hub, 4 << 20, 4, 4), 0);
+		assert_int_equal(ivl_hub_join(hub, "old", &o.link), 0);
+		assert_int_equal(ivl_hub_join(hub, "drv", &drv), 0);
 		o.area = (uint8_t *)ivl_link_app_area(o.link, &size) + AREA_OFF;
-		ctl = (struct ivl_tp_ctl *)o.area;
+		ctl = (struct ivl_transport_ctl *)o.area;
 		memset(ctl, 0, sizeof(*ctl));
-		ctl->version = IVL_TP_VERSION;
+		ctl->version = IVL_TRANSPORT_VERSION;
 		ctl->host_peer = (uint16_t)ivl_link_id(o.link);
 		ctl->host_vector = 1;
 		ctl->area_size = 2 << 20;
-		__atomic_store_n(&ctl->magic, IVL_TP_MAGIC, __ATOMIC_RELEASE);
+		__atomic_store_n(&ctl->magic, IVL_TRANSPORT_MAGIC, __ATOMIC_RELEASE);
 		assert_int_equal(pthread_create(&t, NULL, oldhost_main, &o), 0);
-		struct ivl_tdrv_opts dopt = {
+		struct ivl_transport_driver_opts dopt = {
 		    .area_offset = AREA_OFF, .area_size = 2 << 20, .vector = 2};
-		assert_int_equal(ivl_tdrv_new(&d, drv, &dopt), -EOPNOTSUPP);
+		assert_int_equal(ivl_transport_driver_new(&d, drv, &dopt), -EOPNOTSUPP);
 		assert_null(d);
 		atomic_store(&o.stop, true);
 		pthread_join(t, NULL);
 		assert_int_equal(o.answered, 1);
 		ivl_link_free(drv);
 		ivl_link_free(o.link);
-		ivl_local_hub_free(hub);
+		ivl_hub_free(hub);
 	}
 }
 
@@ -233,24 +236,24 @@ static void test_console(void **state)
 	(void)state;
 	struct world w;
 	world_up(&w);
-	struct ivl_tp_create c = {.virtio_id = IVL_TP_VIRTIO_CONSOLE};
-	struct ivl_tp_info info;
+	struct ivl_transport_create c = {.virtio_id = IVL_TRANSPORT_VIRTIO_CONSOLE};
+	struct ivl_transport_info info;
 	uint32_t reason = 0;
-	assert_int_equal(ivl_tdrv_create(w.d1, &c, &info, &reason), 0);
+	assert_int_equal(ivl_transport_driver_create(w.d1, &c, &info, &reason), 0);
 	assert_int_equal(info.device_id, 1);
 	assert_string_equal(info.backend, "loop");
 	/* An invalid command is ERR with a reason, through the queue. */
 	c.virtio_id = 99;
-	assert_int_equal(ivl_tdrv_create(w.d2, &c, NULL, &reason), -EREMOTEIO);
-	assert_int_equal(reason, IVL_TP_E_VIRTIO_ID);
-	assert_int_equal(ivl_tdrv_query(w.d1, 5, NULL, &reason), -EREMOTEIO);
-	assert_int_equal(reason, IVL_TP_E_NO_DEVICE);
+	assert_int_equal(ivl_transport_driver_create(w.d2, &c, NULL, &reason), -EREMOTEIO);
+	assert_int_equal(reason, IVL_TRANSPORT_E_VIRTIO_ID);
+	assert_int_equal(ivl_transport_driver_query(w.d1, 5, NULL, &reason), -EREMOTEIO);
+	assert_int_equal(reason, IVL_TRANSPORT_E_NO_DEVICE);
 
 	struct ivl_virtq *q[4] = {0};
 	unsigned nq;
 	void *bufv;
 	uint64_t bsz;
-	assert_int_equal(ivl_tdrv_setup(w.d1, 1, 32, q, 4, &nq, &bufv, &bsz, &reason), 0);
+	assert_int_equal(ivl_transport_driver_setup(w.d1, 1, 32, q, 4, &nq, &bufv, &bsz, &reason), 0);
 	assert_int_equal(nq, 2);
 	assert_true(bsz >= 8192);
 	uint8_t *buf = bufv;
@@ -263,8 +266,8 @@ static void test_console(void **state)
 		struct iovec rx = {buf, 2048}, tx = {buf + 4096, n};
 		assert_true(ivl_virtq_add(q[0], NULL, 0, &rx, 1, (void *)1) >= 0);
 		assert_true(ivl_virtq_add(q[1], &tx, 1, NULL, 0, (void *)2) >= 0);
-		assert_true(ivl_tdrv_kick(w.d1, q[0]) >= 0);
-		assert_true(ivl_tdrv_kick(w.d1, q[1]) >= 0);
+		assert_true(ivl_transport_driver_kick(w.d1, q[0]) >= 0);
+		assert_true(ivl_transport_driver_kick(w.d1, q[1]) >= 0);
 		void *tok;
 		uint32_t len;
 		assert_int_equal(wait_used(w.l1, q[1], &tok, &len), 1);
@@ -276,14 +279,14 @@ static void test_console(void **state)
 	}
 	assert_true(total > 0);
 	/* The other driver takes its turn on the queue: list and destroy. */
-	struct ivl_tp_list_entry e[4];
-	assert_int_equal(ivl_tdrv_list(w.d2, e, 4, &reason), 1);
+	struct ivl_transport_list_entry e[4];
+	assert_int_equal(ivl_transport_driver_list(w.d2, e, 4, &reason), 1);
 	assert_int_equal(e[0].device_id, 1);
 	assert_int_equal(e[0].status, 15);
-	assert_int_equal(ivl_tdrv_destroy(w.d2, 1, &reason), 0);
-	assert_int_equal(ivl_tdrv_list(w.d1, e, 4, &reason), 0);
-	assert_int_equal(ivl_tdrv_destroy(w.d1, 1, &reason), -EREMOTEIO);
-	assert_int_equal(reason, IVL_TP_E_NO_DEVICE);
+	assert_int_equal(ivl_transport_driver_destroy(w.d2, 1, &reason), 0);
+	assert_int_equal(ivl_transport_driver_list(w.d1, e, 4, &reason), 0);
+	assert_int_equal(ivl_transport_driver_destroy(w.d1, 1, &reason), -EREMOTEIO);
+	assert_int_equal(reason, IVL_TRANSPORT_E_NO_DEVICE);
 	ivl_virtq_free(q[0]);
 	ivl_virtq_free(q[1]);
 	world_down(&w);
@@ -306,26 +309,26 @@ static void test_sdm(void **state)
 	(void)state;
 	struct world w;
 	world_up(&w);
-	struct ivl_tp_create c = {.virtio_id = IVL_TP_VIRTIO_SDM, .param = {IVL_TP_SDM_MASTER, 4}};
-	struct ivl_tp_info info;
+	struct ivl_transport_create c = {.virtio_id = IVL_TRANSPORT_VIRTIO_SDM, .param = {IVL_TRANSPORT_SDM_MASTER, 4}};
+	struct ivl_transport_info info;
 	uint32_t reason = 0;
-	assert_int_equal(ivl_tdrv_create(w.d1, &c, &info, &reason), 0);
+	assert_int_equal(ivl_transport_driver_create(w.d1, &c, &info, &reason), 0);
 	struct ivl_virtq *q[2];
 	unsigned nq;
 	void *bufv;
 	uint64_t bsz;
-	assert_int_equal(ivl_tdrv_setup(w.d1, info.device_id, 16, q, 2, &nq, &bufv, &bsz, &reason),
+	assert_int_equal(ivl_transport_driver_setup(w.d1, info.device_id, 16, q, 2, &nq, &bufv, &bsz, &reason),
 			 0);
 	uint8_t *buf = bufv;
 	/* A slave on the same local bus. */
 	struct ivl_sdm *slave;
-	struct ivl_sdm_options so = {.channel = IVL_SDM_CHAN_LOCAL, .bus = w.bus, .id = 1};
+	struct ivl_sdm_opts so = {.channel = IVL_SDM_CHAN_LOCAL, .bus = w.bus, .id = 1};
 	assert_int_equal(ivl_sdm_new(&slave, &so), 0);
 	assert_int_equal(ivl_sdm_set_handler(slave, IVL_SDM_IRQ, on_sig, NULL), 0);
 	/* config: current_slaves = 1. */
 	uint8_t cfg[8];
-	struct ivl_tp_config_rw rw = {0, 6};
-	assert_int_equal(ivl_tdrv_cmd(w.d1, info.device_id, IVL_TP_CLASS_CONFIG, IVL_TP_CONFIG_READ,
+	struct ivl_transport_config_rw rw = {0, 6};
+	assert_int_equal(ivl_transport_driver_cmd(w.d1, info.device_id, IVL_TRANSPORT_CLASS_CONFIG, IVL_TRANSPORT_CONFIG_READ,
 				      &rw, 8, cfg, sizeof(cfg), &reason),
 			 6);
 	assert_int_equal(cfg[0], 1);
@@ -336,7 +339,7 @@ static void test_sdm(void **state)
 	memcpy(buf, sig, 16);
 	struct iovec out = {buf, 16}, res = {buf + 64, 4};
 	assert_true(ivl_virtq_add(q[1], &out, 1, &res, 1, (void *)1) >= 0);
-	assert_true(ivl_tdrv_kick(w.d1, q[1]) >= 0);
+	assert_true(ivl_transport_driver_kick(w.d1, q[1]) >= 0);
 	void *tok;
 	uint32_t len;
 	assert_int_equal(wait_used(w.l1, q[1], &tok, &len), 1);
@@ -356,7 +359,7 @@ static void test_sdm(void **state)
 	sig[1] = 3;
 	memcpy(buf, sig, 16);
 	assert_true(ivl_virtq_add(q[1], &out, 1, &res, 1, (void *)1) >= 0);
-	assert_true(ivl_tdrv_kick(w.d1, q[1]) >= 0);
+	assert_true(ivl_transport_driver_kick(w.d1, q[1]) >= 0);
 	assert_int_equal(wait_used(w.l1, q[1], &tok, &len), 1);
 	memcpy(&rc, buf + 64, 4);
 	assert_int_equal(rc, -ENOENT);
@@ -368,7 +371,7 @@ static void test_sdm(void **state)
 	sig[2] = 0x55;
 	memcpy(buf, sig, 16);
 	assert_true(ivl_virtq_add(q[1], &out, 1, &res, 1, (void *)1) >= 0);
-	assert_true(ivl_tdrv_kick(w.d1, q[1]) >= 0);
+	assert_true(ivl_transport_driver_kick(w.d1, q[1]) >= 0);
 	assert_int_equal(wait_used(w.l1, q[1], &tok, &len), 1);
 	memcpy(&rc, buf + 64, 4);
 	assert_int_equal(rc, 1);
@@ -385,7 +388,7 @@ static void test_sdm(void **state)
 	 * the source is a slave); a 20-byte buffer also gets the sender. */
 	struct iovec in = {buf + 128, 16};
 	assert_true(ivl_virtq_add(q[0], NULL, 0, &in, 1, (void *)2) >= 0);
-	assert_true(ivl_tdrv_kick(w.d1, q[0]) >= 0);
+	assert_true(ivl_transport_driver_kick(w.d1, q[0]) >= 0);
 	struct ivl_sdm_signal up = {.type = IVL_SDM_BOOT, .slave = 0, .payload = {7, 8}};
 	assert_int_equal(ivl_sdm_send(slave, &up), 0);
 	assert_int_equal(wait_used(w.l1, q[0], &tok, &len), 1);
@@ -397,7 +400,7 @@ static void test_sdm(void **state)
 	assert_int_equal(sig[3], 8);
 	in.iov_len = 20;
 	assert_true(ivl_virtq_add(q[0], NULL, 0, &in, 1, (void *)2) >= 0);
-	assert_true(ivl_tdrv_kick(w.d1, q[0]) >= 0);
+	assert_true(ivl_transport_driver_kick(w.d1, q[0]) >= 0);
 	assert_int_equal(ivl_sdm_send(slave, &up), 0);
 	assert_int_equal(wait_used(w.l1, q[0], &tok, &len), 1);
 	assert_int_equal(len, 20);
@@ -436,7 +439,7 @@ static void test_sdm(void **state)
 				assert_true(ivl_virtq_add(q[0], NULL, 0, &ins[k], 1,
 							  (void *)(uintptr_t)(k + 1)) >= 0);
 			}
-			assert_true(ivl_tdrv_kick(w.d1, q[0]) >= 0);
+			assert_true(ivl_transport_driver_kick(w.d1, q[0]) >= 0);
 			for (unsigned j = 0; j < k && seen < sent; j++) {
 				uint32_t v[5];
 
@@ -462,46 +465,46 @@ static void test_sdm(void **state)
 		uint8_t wr[10] = {2, 0, 0, 0, 2, 0, 0, 0, 0, 0};
 
 		reason = 0;
-		assert_int_equal(ivl_tdrv_cmd(w.d1, info.device_id, IVL_TP_CLASS_CONFIG,
-					      IVL_TP_CONFIG_WRITE, wr, 10, NULL, 0, &reason),
+		assert_int_equal(ivl_transport_driver_cmd(w.d1, info.device_id, IVL_TRANSPORT_CLASS_CONFIG,
+					      IVL_TRANSPORT_CONFIG_WRITE, wr, 10, NULL, 0, &reason),
 				 -EREMOTEIO);
-		assert_int_equal(reason, IVL_TP_E_VALUE);
-		assert_int_equal(ivl_tdrv_cmd(w.d1, info.device_id, IVL_TP_CLASS_CONFIG,
-					      IVL_TP_CONFIG_READ, &rw, 8, cfg, sizeof(cfg), &reason),
+		assert_int_equal(reason, IVL_TRANSPORT_E_VALUE);
+		assert_int_equal(ivl_transport_driver_cmd(w.d1, info.device_id, IVL_TRANSPORT_CLASS_CONFIG,
+					      IVL_TRANSPORT_CONFIG_READ, &rw, 8, cfg, sizeof(cfg), &reason),
 				 6);
 		assert_int_equal(cfg[2], 4); /* unchanged */
 		wr[8] = 6;
-		assert_int_equal(ivl_tdrv_cmd(w.d1, info.device_id, IVL_TP_CLASS_CONFIG,
-					      IVL_TP_CONFIG_WRITE, wr, 10, NULL, 0, &reason),
+		assert_int_equal(ivl_transport_driver_cmd(w.d1, info.device_id, IVL_TRANSPORT_CLASS_CONFIG,
+					      IVL_TRANSPORT_CONFIG_WRITE, wr, 10, NULL, 0, &reason),
 				 0);
 	}
 
 	/* A managed slave device (ID 2): the seed's `slave` is its own ID. */
 	{
-		struct ivl_tp_create cs = {.virtio_id = IVL_TP_VIRTIO_SDM,
-					   .param = {IVL_TP_SDM_SLAVE, 2}};
-		struct ivl_tp_info si;
+		struct ivl_transport_create cs = {.virtio_id = IVL_TRANSPORT_VIRTIO_SDM,
+					   .param = {IVL_TRANSPORT_SDM_SLAVE, 2}};
+		struct ivl_transport_info si;
 		struct ivl_virtq *sq[2];
 		void *sbufv;
 		uint64_t sbsz;
 		uint8_t wr[10] = {2, 0, 0, 0, 2, 0, 0, 0, 8, 0};
 
-		assert_int_equal(ivl_tdrv_create(w.d2, &cs, &si, &reason), 0);
-		assert_int_equal(ivl_tdrv_setup(w.d2, si.device_id, 16, sq, 2, &nq, &sbufv, &sbsz,
+		assert_int_equal(ivl_transport_driver_create(w.d2, &cs, &si, &reason), 0);
+		assert_int_equal(ivl_transport_driver_setup(w.d2, si.device_id, 16, sq, 2, &nq, &sbufv, &sbsz,
 						&reason),
 				 0);
 		uint8_t *sbuf = sbufv;
-		assert_int_equal(ivl_tdrv_cmd(w.d2, si.device_id, IVL_TP_CLASS_CONFIG,
-					      IVL_TP_CONFIG_WRITE, wr, 10, NULL, 0, &reason),
+		assert_int_equal(ivl_transport_driver_cmd(w.d2, si.device_id, IVL_TRANSPORT_CLASS_CONFIG,
+					      IVL_TRANSPORT_CONFIG_WRITE, wr, 10, NULL, 0, &reason),
 				 -EREMOTEIO);
-		assert_int_equal(reason, IVL_TP_E_VALUE);
+		assert_int_equal(reason, IVL_TRANSPORT_E_VALUE);
 		struct iovec sin = {sbuf + 128, 20};
 		assert_true(ivl_virtq_add(sq[0], NULL, 0, &sin, 1, (void *)3) >= 0);
-		assert_true(ivl_tdrv_kick(w.d2, sq[0]) >= 0);
+		assert_true(ivl_transport_driver_kick(w.d2, sq[0]) >= 0);
 		uint32_t down[4] = {IVL_SDM_IRQ, 2, 0x77, 0x88};
 		memcpy(buf, down, 16);
 		assert_true(ivl_virtq_add(q[1], &out, 1, &res, 1, (void *)1) >= 0);
-		assert_true(ivl_tdrv_kick(w.d1, q[1]) >= 0);
+		assert_true(ivl_transport_driver_kick(w.d1, q[1]) >= 0);
 		/* The slave device registers in the background: retry -ENOENT. */
 		for (int k = 0; k < 250; k++) {
 			assert_int_equal(wait_used(w.l1, q[1], &tok, &len), 1);
@@ -510,7 +513,7 @@ static void test_sdm(void **state)
 				break;
 			poll(NULL, 0, 20);
 			assert_true(ivl_virtq_add(q[1], &out, 1, &res, 1, (void *)1) >= 0);
-			assert_true(ivl_tdrv_kick(w.d1, q[1]) >= 0);
+			assert_true(ivl_transport_driver_kick(w.d1, q[1]) >= 0);
 		}
 		assert_int_equal(rc, 0);
 		assert_int_equal(wait_used(w.l2, sq[0], &tok, &len), 1);

@@ -12,7 +12,9 @@
 #include <string.h>
 
 #include "testutil.h"
-#include <ivlink/virtio.h>
+#include <ivlink/mmio.h>
+#include <ivlink/msi.h>
+#include <ivlink/virtq.h>
 
 #define WIN (1u << 20)
 

@@ -16,7 +16,9 @@
 
 #include "testutil.h"
 #include <ivlink/link.h>
-#include <ivlink/virtio.h>
+#include <ivlink/mmio.h>
+#include <ivlink/msi.h>
+#include <ivlink/virtq.h>
 
 #define NUM 64
 #define MSGS 3000
