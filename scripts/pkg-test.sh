@@ -101,8 +101,16 @@ build_s=$(( $(date +%s) - tb ))
 upstream=$(cd "$src" && dpkg-parsechangelog -S Version | sed 's/-[^-]*$//')
 
 if [ $update_symbols -eq 1 ]; then
+	# New symbols get the upstream version (-v); dpkg-gensymbols keeps
+	# the entries of symbols gone from the library, unmarked when they
+	# carry that same version: mark them #MISSING here, by the list of
+	# what the library exports (the package's DEBIAN/symbols).
 	(cd "$src" && dpkg-gensymbols -plibivlink0 -Pdebian/libivlink0 \
-		-v"$upstream" -c0 -O"$tmp/symbols") >/dev/null
+		-v"$upstream" -c0 -O"$tmp/symbols.all") >/dev/null 2>&1
+	awk -v ver="$upstream" '
+		FNR == NR { if ($0 ~ /^ /) have[$1] = 1; next }
+		/^ / && !($1 in have) { print "#MISSING: " ver "#" $0; next }
+		{ print }' "$src/debian/libivlink0/DEBIAN/symbols" "$tmp/symbols.all" >"$tmp/symbols"
 	step "debian/libivlink0.symbols rewritten:"
 	diff -u "$here/debian/libivlink0.symbols" "$tmp/symbols" || true
 	cp "$tmp/symbols" "$here/debian/libivlink0.symbols"
