@@ -261,28 +261,30 @@ static int ring_one(struct ivl_link *l, uint16_t peer, uint16_t vector)
 	return 0;
 }
 
-IVL_EXPORT int ivl_link_ring(struct ivl_link *l, uint16_t peer, uint16_t vector)
+/* The checks every ring starts with: 0, or the error to return. */
+static int ring_check(const struct ivl_link *l, uint16_t vector)
 {
 	if (!l)
 		return -EINVAL;
 	if (atomic_load_explicit(&l->dead, memory_order_relaxed))
 		return -ENOTCONN;
-	if (vector >= IVL_MAX_VECTORS)
-		return -ERANGE;
-	return ring_one(l, peer, vector);
+	return vector >= IVL_MAX_VECTORS ? -ERANGE : 0;
+}
+
+IVL_EXPORT int ivl_link_ring(struct ivl_link *l, uint16_t peer, uint16_t vector)
+{
+	int ret = ring_check(l, vector);
+
+	return ret < 0 ? ret : ring_one(l, peer, vector);
 }
 
 IVL_EXPORT int ivl_link_broadcast(struct ivl_link *l, uint16_t vector)
 {
 	uint16_t small[256], *ids = small;
-	int n, rung = 0, ret = 0;
+	int n, rung = 0, ret = ring_check(l, vector);
 
-	if (!l)
-		return -EINVAL;
-	if (atomic_load_explicit(&l->dead, memory_order_relaxed))
-		return -ENOTCONN;
-	if (vector >= IVL_MAX_VECTORS)
-		return -ERANGE;
+	if (ret < 0)
+		return ret;
 	n = l->ops->peers(l, small, IVL_ARRAY_SIZE(small));
 	if (n > (int)IVL_ARRAY_SIZE(small)) {
 		/* Peers may come and go meanwhile: ring those we got. */

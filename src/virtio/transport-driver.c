@@ -70,9 +70,9 @@ IVL_EXPORT int ivl_transport_driver_new(struct ivl_transport_driver **out, struc
 {
 	uint8_t *area;
 	uint64_t size;
-	if (!out || !link || !opts || opts->vector >= ivl_link_vectors(link))
+	if (!out || !opts)
 		return -EINVAL;
-	int r = ivl__tp_area(link, opts->area_offset, opts->area_size, &area, &size);
+	int r = ivl__tp_area(link, opts->area_offset, opts->area_size, opts->vector, &area, &size);
 	if (r < 0)
 		return r == -ENOSPC ? -ENODEV : r;
 	struct ivl_transport_driver *d = calloc(1, sizeof(*d));

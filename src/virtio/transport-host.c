@@ -33,13 +33,14 @@ struct ivl_transport_host {
 	uint8_t resp[IVL_TRANSPORT_CMDBUF_SIZE];
 };
 
-int ivl__tp_area(struct ivl_link *link, uint64_t offset, uint64_t size, uint8_t **area,
-		 uint64_t *area_size)
+int ivl__tp_area(struct ivl_link *link, uint64_t offset, uint64_t size, unsigned vector,
+		 uint8_t **area, uint64_t *area_size)
 {
 	uint64_t app_size;
-	uint8_t *app = ivl_link_app_area(link, &app_size);
-	if (offset % 8)
+	uint8_t *app;
+	if (!link || vector >= ivl_link_vectors(link) || offset % 8)
 		return -EINVAL;
+	app = ivl_link_app_area(link, &app_size);
 	if (!app || offset > app_size)
 		return -ENOSPC;
 	if (!size)
@@ -134,9 +135,9 @@ IVL_EXPORT int ivl_transport_host_new(struct ivl_transport_host **out, struct iv
 {
 	uint8_t *area;
 	uint64_t size;
-	if (!out || !link || !opts || opts->vector >= ivl_link_vectors(link))
+	if (!out || !opts)
 		return -EINVAL;
-	int r = ivl__tp_area(link, opts->area_offset, opts->area_size, &area, &size);
+	int r = ivl__tp_area(link, opts->area_offset, opts->area_size, opts->vector, &area, &size);
 	if (r < 0)
 		return r;
 	struct ivl_transport_host *h = calloc(1, sizeof(*h));

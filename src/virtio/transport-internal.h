@@ -97,10 +97,12 @@ void ivl__tdev_broken(struct ivl__tdev *d, int err);
 void ivl__tdev_config_changed(struct ivl__tdev *d);
 
 /* The management area at app-area @offset (@size bytes, 0: the rest) of
- * @link.  Errors: -EINVAL (misaligned), -ENOSPC (outside or too small). */
+ * @link, for an endpoint whose own doorbell is @vector.  Errors: -EINVAL (no
+ * link, @vector beyond the link's, misaligned), -ENOSPC (outside or too
+ * small). */
 struct ivl_link;
-int ivl__tp_area(struct ivl_link *link, uint64_t offset, uint64_t size, uint8_t **area,
-		 uint64_t *area_size);
+int ivl__tp_area(struct ivl_link *link, uint64_t offset, uint64_t size, unsigned vector,
+		 uint8_t **area, uint64_t *area_size);
 
 /* The peer whose command ivl_transport_device_exec() runs (recorded as a device's
  * driver_peer by CREATE and STATUS_SET). */

@@ -19,8 +19,13 @@
 # guest sees the answer: memory only, no doorbells.  After the cases the host
 # asks for a size the file does not have and must get a clear error.
 #
+# With IVL_QEMU_ACCESS=kernel the guest reaches the device through ivlink's
+# kernel driver (ivlink_ivshmem.ko, built against the guest kernel's
+# headers and loaded at boot) instead of sysfs: an ivshmem-plain device has
+# no MSI-X, so the driver maps BAR2 and refuses doorbells.
+#
 # usage: run-plain-test.sh [host|qemu|guest|all]   (default: all)
-# Environment: IVL_BUILD_DIR, IVL_CLI_BIN, IVL_QEMU_TIMEOUT, IVL_QEMU_WORK,
+# Environment: IVL_QEMU_ACCESS (sysfs, the default, or kernel), IVL_BUILD_DIR, IVL_CLI_BIN, IVL_QEMU_TIMEOUT, IVL_QEMU_WORK,
 # IVL_QEMU_CACHE, IVL_QEMU_SKIP_SETUP, CC; IVL_QEMU_KEEP=1 keeps the logs of
 # a passing run.  Exit status: 0 all passed, 1 a check failed, 77 could not run.
 
@@ -85,7 +90,15 @@ if ! $cc -static -O2 -std=gnu11 -Wall -Wextra -Werror -I"$build/include" -I"$rep
 	log "FAIL: building ivl-plain-guest"
 	exit 1
 fi
-if ! "$here/mkinitramfs.sh" "$work/initrd.gz" "$gprog" >"$work/mkinitramfs.log" 2>&1; then
+access=${IVL_QEMU_ACCESS:-sysfs}
+kmod=
+kargs=
+if [ "$access" = kernel ]; then
+	kernel_module_build "$work/kmod"
+	kargs="ivl.kmod=1 ivl.dmesg=1 "
+fi
+# shellcheck disable=SC2086 # $kmod: no argument when empty
+if ! "$here/mkinitramfs.sh" "$work/initrd.gz" "$gprog" $kmod >"$work/mkinitramfs.log" 2>&1; then
 	cat "$work/mkinitramfs.log"
 	log "FAIL: building the initramfs"
 	exit 1
@@ -98,7 +111,7 @@ boot_guest() {
 	# boot_guest SERIAL FILE GUEST-ARGS: QEMU in the background ($qemu_pid)
 	# with an ivshmem-plain device on FILE; GUEST-ARGS comma separated
 	local serial=$1 file=$2 gargs=$3
-	qemu_start "$serial" "ivl.timeout=60 ivl.run=/bin/ivl-plain-guest,-s,1048576,-t,40000,$gargs" \
+	qemu_start "$serial" "${kargs}ivl.timeout=60 ivl.run=/bin/ivl-plain-guest,-s,1048576,-t,40000,$gargs" \
 		-object memory-backend-file,id=m0,share=on,mem-path="$file",size=1M \
 		-device ivshmem-plain,memdev=m0
 	pids+=("$qemu_pid")
@@ -140,7 +153,8 @@ host_answer() {
 guest_results() {
 	# guest_results NAME SERIAL EXPECT-FORMATTED
 	local n=$1 serial=$2 guest_epoch
-	check "$n.guest-link" "$serial" '^GUEST-PLAIN-LINK id=[0-9]+ size=1048576'
+	check "$n.guest-link" "$serial" "^GUEST-PLAIN-LINK id=[0-9]+ size=1048576 access=$access"
+	[ "$access" = kernel ] && kernel_log_checks "$n" "$serial"
 	check "$n.guest-ring-fails" "$serial" '^GUEST-CHECK-OK ring-fails'
 	check "$n.guest-formatted-$3" "$serial" "^GUEST-PLAIN-HEADER formatted=$3 "
 	check "$n.guest-header" "$serial" '^GUEST-CHECK-OK header'

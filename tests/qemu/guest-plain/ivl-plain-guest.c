@@ -99,7 +99,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	base = ivl_link_region(l, &size);
-	printf("GUEST-PLAIN-LINK id=%d size=%llu\n", ivl_link_id(l), (unsigned long long)size);
+	printf("GUEST-PLAIN-LINK id=%d size=%llu access=%s\n", ivl_link_id(l),
+	       (unsigned long long)size, ivl_link_guest_access(l));
 	check(!want_size || size == want_size, "bar2-size");
 	/* No doorbells: ringing another peer fails (-ENOTSUP without a
 	 * header, -ENOENT with one: nobody is in the peer table). */
