@@ -5,6 +5,8 @@
  * peer may scribble on: hostile values cost at most a spurious doorbell or
  * a missed one, which receivers bound by sleeping with a time-out.
  * Thread safety: lock-free; any number of senders, one receiver per entry.
+ * Ownership: the entries are the caller's pointers into a mapped region
+ * (ivl_shm_peer()); none may be NULL.  None of these calls can fail.
  */
 #ifndef IVLINK_COALESCE_H
 #define IVLINK_COALESCE_H

@@ -104,7 +104,10 @@ struct ivl_ivshmem_stats {
 /*
  * Create a device: IVPosition not ready, IntrMask and IntrStatus 0, MSI-X
  * disabled and every vector unmasked.  Errors: -EINVAL (no ops, ring or
- * irq missing, vectors outside 1..64, bar2_size without bar2), -ENOMEM.
+ * irq missing, vectors outside 1..64, unknown mode, bar2_size without
+ * bar2, NULL @out), -ENOMEM.  The ops are copied; @cfg->bar2 and ctx are
+ * borrowed and must outlive the device.  *out is the caller's
+ * (ivl_ivshmem_free()).
  */
 int ivl_ivshmem_new(struct ivl_ivshmem **out, const struct ivl_ivshmem_opts *cfg);
 /* NULL is a no-op.  The pin is not lowered: the embedder owns the line. */
@@ -125,20 +128,22 @@ void ivl_ivshmem_write(struct ivl_ivshmem *dev, uint64_t off, uint64_t val, unsi
 /* One of the device's own vectors was rung (the embedder read its
  * eventfd; several rings may be coalesced into one call, as an eventfd
  * counter does).  Returns 1 if it raised or latched an interrupt, 0 if it
- * was dropped (and counted), -EINVAL for a NULL device. */
+ * was dropped (and counted).  Errors: -EINVAL (NULL @dev). */
 int ivl_ivshmem_doorbell(struct ivl_ivshmem *dev, unsigned vector);
 
 /* IVPosition: @id 0..65535 once the server sent it, -1: not ready again.
- * -EINVAL for anything else. */
+ * Returns 0.  Errors: -EINVAL (NULL @dev, any other @id). */
 int ivl_ivshmem_set_position(struct ivl_ivshmem *dev, int id);
 
 /* MSI mode: the guest set or cleared the MSI-X Enable bit.  While it is
  * clear, incoming doorbells are dropped (what QEMU's ivshmem-doorbell
- * does).  Disabling forgets pending vectors.  -EINVAL in pin mode. */
+ * does).  Disabling forgets pending vectors.  Returns 0.  Errors: -EINVAL
+ * (NULL @dev, pin mode). */
 int ivl_ivshmem_set_msix(struct ivl_ivshmem *dev, bool enabled);
 /* MSI mode: the guest masked or unmasked @vector (MSI-X table entry or the
  * function mask).  A masked vector latches a pending bit instead of
- * raising; unmasking raises it.  -EINVAL (pin mode), -ERANGE. */
+ * raising; unmasking raises it.  Returns 0.  Errors: -EINVAL (NULL @dev,
+ * pin mode), -ERANGE (@vector >= the device's vectors). */
 int ivl_ivshmem_mask(struct ivl_ivshmem *dev, unsigned vector, bool masked);
 /* The Pending Bit Array: bit n = vector n pending (MSI mode). */
 uint64_t ivl_ivshmem_pending(struct ivl_ivshmem *dev);
@@ -149,9 +154,12 @@ uint64_t ivl_ivshmem_pending(struct ivl_ivshmem *dev);
  * connection, not to the function. */
 void ivl_ivshmem_reset(struct ivl_ivshmem *dev);
 
-/* The current pin level (0 or 1; always 0 in MSI mode). */
+/* Returns the current pin level (0 or 1; always 0 in MSI mode and for a
+ * NULL @dev); cannot fail. */
 int ivl_ivshmem_pin(struct ivl_ivshmem *dev);
-/* BAR2: the memory given at creation, and its size. */
+/* BAR2: the memory given at creation (borrowed from the embedder), and its
+ * size.  The getters below return 0 / NULL / IVL_IVSHMEM_MSI for a NULL
+ * @dev. */
 void *ivl_ivshmem_bar2(const struct ivl_ivshmem *dev, uint64_t *size);
 unsigned ivl_ivshmem_vectors(const struct ivl_ivshmem *dev);
 enum ivl_ivshmem_irq_mode ivl_ivshmem_mode(const struct ivl_ivshmem *dev);

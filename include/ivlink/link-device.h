@@ -4,6 +4,10 @@
  * a link: what a VMM or simulator embeds to give its guest an
  * ivshmem-doorbell device on an ivlink server.  Implemented in the link
  * layer (src/link/devmodel.c); docs/device.md.
+ *
+ * Thread safety: as the model's (<ivlink/ivshmem.h>): every call from any
+ * thread, except ivl_link_device_free(); ivl_link_device_deliver() may run
+ * in one thread while vCPU threads access the model's registers.
  */
 #ifndef IVLINK_LINK_DEVICE_H
 #define IVLINK_LINK_DEVICE_H
@@ -34,16 +38,18 @@ struct ivl_link_device_opts {
  * driver does its own, as against QEMU), and a peer or vector the link does
  * not know is dropped.  The link stays the caller's: it must outlive the
  * device, and its DOORBELL events are handed to ivl_link_device_deliver().
- * Errors: -EINVAL (no irq, bad mode), -ENOMEM.
+ * Errors: -EINVAL (NULL argument, no irq, bad mode, vectors > 64),
+ * -ENOMEM.  *out is the caller's (ivl_link_device_free()).
  */
 int ivl_link_device_new(struct ivl_link_device **out, struct ivl_link *link,
 		     const struct ivl_link_device_opts *opts);
-/* The model, to route BAR0 accesses to and to set MSI-X state on. */
+/* The model, to route BAR0 accesses to and to set MSI-X state on (owned by
+ * the device, valid until ivl_link_device_free(); NULL for NULL). */
 struct ivl_ivshmem *ivl_link_device_model(const struct ivl_link_device *ld);
 /* Feed events the caller got from ivl_link_process()/_wait() on the
  * backing link: each DOORBELL goes to ivl_ivshmem_doorbell(); others
- * are ignored.  Returns the number of interrupts raised or latched.  Any
- * thread. */
+ * are ignored.  Returns the number of interrupts raised or latched, or
+ * -EINVAL (NULL @ld, NULL @ev with @n > 0).  Any thread. */
 int ivl_link_device_deliver(struct ivl_link_device *ld, const struct ivl_link_event *ev, size_t n);
 /* NULL is a no-op; the link is not freed. */
 void ivl_link_device_free(struct ivl_link_device *ld);

@@ -9,8 +9,15 @@
  * ivl_link_process() has something to report; ivl_link_wait() blocks.
  *
  * Thread safety: a link is used by one thread at a time, except
- * ivl_link_ring() and ivl_link_broadcast(), which may be called from any
- * thread concurrently with everything but ivl_link_free().
+ * ivl_link_ring(), ivl_link_broadcast() and ivl_link_get_stats(), which may
+ * be called from any thread concurrently with everything but
+ * ivl_link_free().
+ *
+ * Ownership: *out of a constructor is the caller's (ivl_link_free()).
+ * Pointers a link returns (region, app area, header copy, peer names) and
+ * its fd belong to the link and stay valid until ivl_link_free(), unless
+ * said otherwise.  The region is shared with the peers: its bytes may
+ * change at any time and are read as hostile input.
  */
 #ifndef IVLINK_LINK_H
 #define IVLINK_LINK_H
@@ -60,7 +67,10 @@ struct ivl_link_host_opts {
  * -EPROTONOSUPPORT (server version), -EPROTO (protocol violation or bad
  * region), -ECONNRESET (server closed: full, refused), -EUSERS (refused:
  * the server is full), -EACCES (refused: this user is not allowed), -EMFILE
- * (refused: the server is out of file descriptors), -ENOMEM, -errno.
+ * (refused: the server is out of file descriptors), -EINVAL (NULL @out,
+ * vectors > 64, timeout_ms < -1, empty socket_path), -EIO (the hello could
+ * not be written whole), -ENOMEM, -errno.  @opts may be NULL (defaults)
+ * and is only read during the call.
  */
 int ivl_link_host_new(struct ivl_link **out, const struct ivl_link_host_opts *opts);
 
@@ -93,8 +103,12 @@ struct ivl_link_guest_opts {
  * has read the peer's eventfds yet: until it has, the device drops doorbells
  * to that peer without an error, so first contact needs an acknowledgement
  * in shared memory (docs/guest.md).
- * Errors: -ENODEV (no ivshmem device), -EINVAL (bad address), -EACCES (no
- * permission), -ETIMEDOUT (IVPosition never valid), -ENOMEM, -errno.
+ * Errors: -ENODEV (no ivshmem device), -EINVAL (bad address, NULL @out,
+ * timeout_ms < 0), -EACCES (no permission), -ETIMEDOUT (IVPosition never valid), -EPROTO
+ * (IVPosition beyond 65535; the kernel driver's ABI version or region size
+ * unusable), -EBUSY (VFIO: the IOMMU group is not viable), -EIO (a BAR
+ * that cannot be read or has a bad size), -ENAMETOOLONG (sysfs path),
+ * -ENOMEM, -errno of open/mmap/ioctl.  @opts may be NULL (defaults).
  */
 int ivl_link_guest_new(struct ivl_link **out, const struct ivl_link_guest_opts *opts);
 
@@ -130,21 +144,23 @@ int ivl_link_plain_new(struct ivl_link **out, const struct ivl_plain_opts *opts,
 
 /* ---- the peer API ------------------------------------------------------ */
 
-/* My peer ID (0..65535). */
+/* Returns my peer ID (0..65535), or -EINVAL for NULL. */
 int ivl_link_id(const struct ivl_link *l);
-/* Vectors per peer this link uses. */
+/* Vectors per peer this link uses (0 for NULL). */
 unsigned ivl_link_vectors(const struct ivl_link *l);
 
-/* The whole shared region. */
+/* The whole shared region (NULL and *size 0 for a NULL link). */
 void *ivl_link_region(const struct ivl_link *l, uint64_t *size);
 /* The application area: after the ivlink header, or the whole region when
  * there is none. */
 void *ivl_link_app_area(const struct ivl_link *l, uint64_t *size);
-/* The validated header, or NULL for a raw region. */
+/* The link's validated copy of the header (its numbers cannot change under
+ * the caller), or NULL for a raw region. */
 const struct ivl_shm_header *ivl_link_header(const struct ivl_link *l);
 
-/* The IDs of the peers currently known (me excluded), ascending; returns the
- * count (which may exceed @max: then only @max are stored). */
+/* The IDs of the peers currently known (me excluded), ascending.  Returns
+ * the count (which may exceed @max: then only @max are stored), or -EINVAL
+ * (NULL @l, NULL @ids with @max > 0). */
 int ivl_link_peers(const struct ivl_link *l, uint16_t *ids, size_t max);
 /* Number of ringable vectors of @peer; 0 if unknown. */
 unsigned ivl_link_peer_vectors(const struct ivl_link *l, uint16_t peer);
@@ -154,22 +170,30 @@ const char *ivl_link_peer_name(struct ivl_link *l, uint16_t peer);
 
 /*
  * Ring @vector of @peer (my own ID is allowed: a self-ring).
- * Errors: -ENOENT (no such peer), -ERANGE (no such vector), -EIO (host
- * backend: the doorbell was rung, but another process shrank the shared
- * memory, whose lost pages now read as zeros here; see ivl_region_check()),
- * -errno.
+ * Errors: -EINVAL (NULL @l), -ENOTCONN (the link is down), -ENOENT (no
+ * such peer), -ERANGE (no such vector; always for @vector >= 64),
+ * -ENOTSUP (guest and plain backends: the target sleeps on an interrupt
+ * that this backend cannot raise), -EIO (host backend: the doorbell was
+ * rung, but another process shrank the shared memory, whose lost pages now
+ * read as zeros here; see ivl_region_check()), -errno of the doorbell
+ * (eventfd write).
  */
 int ivl_link_ring(struct ivl_link *l, uint16_t peer, uint16_t vector);
-/* Ring @vector of every other peer; returns how many were rung or -errno. */
+/* Ring @vector of every other peer.  Returns how many were rung (0 when
+ * alone; peers that left meanwhile are skipped), or, when none could be
+ * rung, the first error of ivl_link_ring(); -EINVAL, -ENOTCONN, -ERANGE
+ * as there, -ENOMEM (more than 256 peers and no memory for the list). */
 int ivl_link_broadcast(struct ivl_link *l, uint16_t vector);
 
-/* Readable when ivl_link_process() has events.  Owned by the link. */
+/* Returns an fd readable when ivl_link_process() has events (owned by the
+ * link: poll it, never read or close it), or -EINVAL for NULL. */
 int ivl_link_get_fd(const struct ivl_link *l);
 
 /*
  * Without blocking, collect up to @max events.  Returns the number stored
- * (0: nothing now), or -errno.  After IVL_LINK_DOWN, further calls return
- * -ENOTCONN.
+ * (0: nothing now), or -errno: -EINVAL (NULL @l, NULL @ev with @max > 0),
+ * -ENOTCONN after IVL_LINK_DOWN (the event itself is returned once), or
+ * the backend's -errno (reading its fds).
  *
  * Event order (docs/protocol.md §4).  Doorbells carry no sender; JOIN and
  * LEAVE come by another path.  Events are handed out so that, per peer:
@@ -196,8 +220,9 @@ int ivl_link_get_fd(const struct ivl_link *l);
 int ivl_link_process(struct ivl_link *l, struct ivl_link_event *ev, size_t max);
 
 /* As ivl_link_process(), but block up to @timeout_ms (-1: forever) for at
- * least one event.  Returns the count (0 on time-out) or -errno (-EINTR
- * when a signal arrived).
+ * least one event.  Returns the count (0 on time-out) or -errno: -EINTR
+ * when a signal arrived, -EINVAL (NULL @l or @ev, @max 0, @timeout_ms <
+ * -1), -ENOTCONN (down), the backend's -errno.
  *
  * While coalescing, a wait woken from the kernel leaves the link busy
  * (AWAKE, docs/protocol.md §3) until the caller is done with what it
@@ -213,7 +238,7 @@ int ivl_link_wait(struct ivl_link *l, struct ivl_link_event *ev, size_t max, int
  * made before this call are not reported: look at your work once more after
  * it, then block (on ivl_link_get_fd() in an own loop, or in a wait).  The
  * alternative, ivl_link_process(), reports them as events instead.  A no-op
- * when not busy.  Errors: -EINVAL.
+ * when not busy.  Returns 0.  Errors: -EINVAL (NULL @l).
  */
 int ivl_link_done(struct ivl_link *l);
 
@@ -237,7 +262,8 @@ enum ivl_wait_mode {
  * bits: an application that blocks on ivl_link_get_fd() in its own loop must
  * use INTERRUPT mode (switching back to it publishes "asleep" at once).
  * Without a header (raw region) every ring is a real doorbell and
- * POLL/ADAPTIVE spin on the eventfds instead.  Errors: -EINVAL.
+ * POLL/ADAPTIVE spin on the eventfds instead.  Returns 0.  Errors: -EINVAL
+ * (NULL @l, unknown mode).
  */
 int ivl_link_set_wait_mode(struct ivl_link *l, enum ivl_wait_mode mode, uint32_t spin_ns);
 
@@ -248,10 +274,12 @@ int ivl_link_set_wait_mode(struct ivl_link *l, enum ivl_wait_mode mode, uint32_t
  * means "at least once" (and, rarely, a ring racing with the drain is
  * reported twice) instead of the exact eventfd count.  Senders outside
  * ivlink (QEMU guests with other drivers) are unaffected: they always ring.
- * Errors: -EINVAL; -ENOTSUP when there is no header or my ID is beyond its
- * peer table (on), or when the backend has no interrupts (off).
+ * Returns 0.  Errors: -EINVAL (NULL @l); -ENOTSUP when there is no header
+ * or my ID is beyond its peer table (on), or when the backend has no
+ * interrupts (off).
  */
 int ivl_link_set_coalescing(struct ivl_link *l, bool on);
+/* The current wait mode (IVL_WAIT_INTERRUPT for NULL). */
 enum ivl_wait_mode ivl_link_wait_mode(const struct ivl_link *l);
 
 #define IVL_SPIN_DEFAULT_NS 50000u
@@ -264,8 +292,9 @@ struct ivl_link_stats {
 	uint64_t spins;     /* waits satisfied while spinning */
 };
 
-/* Counters since the link was created; any thread (values may be torn
- * across fields, each one is exact). */
+/* Counters since the link was created into the caller's @st (zeros for a
+ * NULL link); any thread (values may be torn across fields, each one is
+ * exact). */
 void ivl_link_get_stats(const struct ivl_link *l, struct ivl_link_stats *st);
 
 /* Leave and free.  NULL is a no-op. */

@@ -65,7 +65,10 @@ struct ivl_mmio_stats {
 
 struct ivl_mmio;
 
-/* Errors: -EINVAL (bad options), -ENOMEM. */
+/* Errors: -EINVAL (bad options, NULL argument), -ENOMEM, and those of
+ * ivl_msi_new().  The options are copied; window, config and opaque are
+ * borrowed and must outlive the model.  *out is the caller's
+ * (ivl_mmio_free(); NULL is a no-op). */
 int ivl_mmio_new(struct ivl_mmio **out, const struct ivl_mmio_opts *opts);
 void ivl_mmio_free(struct ivl_mmio *m);
 
@@ -77,20 +80,27 @@ void ivl_mmio_write(struct ivl_mmio *m, uint64_t offset, uint32_t value, unsigne
 uint32_t ivl_mmio_status(const struct ivl_mmio *m);
 uint64_t ivl_mmio_driver_features(const struct ivl_mmio *m);
 void ivl_mmio_get_stats(const struct ivl_mmio *m, struct ivl_mmio_stats *out);
-struct ivl_msi *ivl_mmio_msi(struct ivl_mmio *m); /* NULL without MSI */
+/* The model's MSI table (owned by the model), NULL without MSI. */
+struct ivl_msi *ivl_mmio_msi(struct ivl_mmio *m);
 /* The device-role virtqueue of a ready queue, or NULL.  Owned by the model
  * (freed on reset / QueueReady=0). */
 struct ivl_virtq *ivl_mmio_queue(struct ivl_mmio *m, unsigned queue);
 
 /* Device: after flushing used buffers, interrupt the driver if the ring
  * asks for it (MSI vector or InterruptStatus bit 0).  Returns 1 if an
- * interrupt was raised or left pending, 0 if suppressed, or -errno. */
+ * interrupt was raised or left pending, 0 if suppressed, or -errno:
+ * -EINVAL (NULL @m, no such queue or not ready), -EIO (broken queue), the
+ * MSI callback's error. */
 int ivl_mmio_notify_queue(struct ivl_mmio *m, unsigned queue);
 /* Device: the configuration changed: ConfigGeneration moves and the driver
- * is interrupted (MSI config vector or InterruptStatus bit 1). */
+ * is interrupted (MSI config vector or InterruptStatus bit 1).  Returns 1
+ * if an interrupt was raised or left pending, 0 if suppressed (the config
+ * event is unmapped), or -errno: -EINVAL (NULL), the MSI callback's
+ * error. */
 int ivl_mmio_config_changed(struct ivl_mmio *m);
-/* Device: something broke (e.g. a hostile ring): set DEVICE_NEEDS_RESET and
- * raise a configuration change. */
+/* Device: something broke (e.g. a hostile ring): set DEVICE_NEEDS_RESET and,
+ * once DRIVER_OK is set, raise a configuration change.  Returns as
+ * ivl_mmio_config_changed() (0 before DRIVER_OK). */
 int ivl_mmio_needs_reset(struct ivl_mmio *m);
 
 #ifdef __cplusplus

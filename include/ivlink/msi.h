@@ -3,7 +3,7 @@
  * MSI vectors with mask/pending bits and the event -> vector map of the
  * virtio-mmio MSI proposal (seed 004; docs/virtio.md §3), in sharing and
  * non-sharing modes.  Thread safety: one table is used by one thread at a
- * time.
+ * time; the deliver callback runs on the calling thread, inside the call.
  */
 #ifndef IVLINK_MSI_H
 #define IVLINK_MSI_H
@@ -39,13 +39,16 @@ struct ivl_msi;
  * leave queues without an interrupt, so it is refused, never accepted and
  * silently lossy).  Sharing: every event starts unmapped (NO_VECTOR) and
  * @nvec must be at least 2 (seed 004).  Starts disabled, every vector
- * unmasked, zero.  Errors: -EINVAL (including those vector counts),
- * -ENOMEM.
+ * unmasked, zero.  Errors: -EINVAL (including those vector counts, NULL
+ * @out), -ENOMEM.  @deliver (may be NULL: deliveries then succeed and go
+ * nowhere) and @opaque are borrowed.  *out is the caller's
+ * (ivl_msi_free(); NULL is a no-op).
  */
 int ivl_msi_new(struct ivl_msi **out, unsigned nvec, unsigned nqueues, bool sharing,
 		ivl_msi_deliver_fn *deliver, void *opaque);
 void ivl_msi_free(struct ivl_msi *m);
 
+/* Getters and switches cannot fail (0 / false for NULL; NULL is ignored). */
 unsigned ivl_msi_num(const struct ivl_msi *m);
 bool ivl_msi_sharing(const struct ivl_msi *m);
 bool ivl_msi_enabled(const struct ivl_msi *m);
@@ -56,13 +59,15 @@ void ivl_msi_disable(struct ivl_msi *m);
  * all unmapped; non-sharing: the fixed map). */
 void ivl_msi_reset(struct ivl_msi *m);
 
-/* Errors of the per-vector calls: -EINVAL (vector >= num). */
+/* The per-vector calls (configure, mask, get into the caller's @out).
+ * Returns 0.  Errors: -EINVAL (NULL argument, vector >= num). */
 int ivl_msi_configure(struct ivl_msi *m, uint32_t vector, uint64_t address, uint32_t data);
 int ivl_msi_mask(struct ivl_msi *m, uint32_t vector);
-/* Unmask; a pending message is delivered now when MSI is enabled (once).
- * Returns 1 if delivered, 0 if not, or -errno (from the callback too). */
-int ivl_msi_unmask(struct ivl_msi *m, uint32_t vector);
 int ivl_msi_get(const struct ivl_msi *m, uint32_t vector, struct ivl_msi_vector *out);
+/* Unmask; a pending message is delivered now when MSI is enabled (once).
+ * Returns 1 if delivered, 0 if not, or -errno: -EINVAL (as above), or the
+ * callback's error (the vector stays pending). */
+int ivl_msi_unmask(struct ivl_msi *m, uint32_t vector);
 
 /*
  * A ready-made ivl_msi_deliver_fn for @opaque = a struct ivl_link *: rings
@@ -71,8 +76,9 @@ int ivl_msi_get(const struct ivl_msi *m, uint32_t vector, struct ivl_msi_vector 
  */
 int ivl_msi_link_deliver(void *opaque, uint32_t vector, uint64_t address, uint32_t data);
 
-/* Map an event to a vector.  @vector < num or IVL_MSI_NO_VECTOR (unmap),
- * else -EINVAL; @queue < nqueues, else -EINVAL.  Sharing mode: any vector.
+/* Map an event to a vector.  Returns 0.  Errors: -EINVAL (NULL @m;
+ * @vector neither < num nor IVL_MSI_NO_VECTOR; @queue >= nqueues), -EPERM
+ * (below).  @vector < num or IVL_MSI_NO_VECTOR (unmap).  Sharing mode: any vector.
  * Non-sharing mode (seed 004: "Device MUST support unmapping any event
  * type"): only IVL_MSI_NO_VECTOR (unmap) or the event's fixed vector (map it
  * back); any other vector is -EPERM.  An unmapped event raises nothing
@@ -80,7 +86,8 @@ int ivl_msi_link_deliver(void *opaque, uint32_t vector, uint64_t address, uint32
  * interrupted for it. */
 int ivl_msi_map_config(struct ivl_msi *m, uint32_t vector);
 int ivl_msi_map_queue(struct ivl_msi *m, unsigned queue, uint32_t vector);
-/* The vector of an event, or IVL_MSI_NO_VECTOR. */
+/* The vector of an event, or IVL_MSI_NO_VECTOR (also for NULL or a bad
+ * queue). */
 uint32_t ivl_msi_config_vector(const struct ivl_msi *m);
 uint32_t ivl_msi_queue_vector(const struct ivl_msi *m, unsigned queue);
 

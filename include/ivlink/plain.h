@@ -68,7 +68,7 @@ struct ivl_plain_opts {
  * object stayed empty, or a claim was held without becoming READY: the log
  * names the claimer), -EPROTO (the object holds something that is neither
  * zero nor a valid ivlink header), -ESHUTDOWN (a header marked CLOSED by its
- * server), -EACCES, -ENOMEM, other -errno.
+ * server), -ENAMETOOLONG, -EACCES, -ENOMEM, other -errno.
  */
 int ivl_plain_open(struct ivl_region **out, const struct ivl_plain_opts *opts,
 		   struct ivl_shm_header *hdr);

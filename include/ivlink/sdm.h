@@ -163,8 +163,9 @@ typedef int ivl_sdm_action_fn(struct ivl_sdm *sdm, const struct ivl_sdm_signal *
 
 /* ---- local bus ---------------------------------------------------------- */
 
-/* A bus for LOCAL objects of one process.  Errors: -ENOMEM.  Free it only
- * after every object on it. ivl_sdm_bus_free(NULL) is a no-op. */
+/* A bus for LOCAL objects of one process.  Errors: -EINVAL (NULL @out),
+ * -ENOMEM.  *out is the caller's: free it only after every object on it.
+ * ivl_sdm_bus_free(NULL) is a no-op.  A bus may be shared by threads. */
 int ivl_sdm_bus_new(struct ivl_sdm_bus **out);
 void ivl_sdm_bus_free(struct ivl_sdm_bus *bus);
 
@@ -185,10 +186,11 @@ int ivl_sdm_new(struct ivl_sdm **out, const struct ivl_sdm_opts *opt);
 /* Close connections, leave the bus, remove a master's UNIX socket.  NULL ok. */
 void ivl_sdm_free(struct ivl_sdm *sdm);
 
-/* The pollable fd (owned by the object; do not close).  Readable when
- * ivl_sdm_process() has work. */
+/* Returns the pollable fd (owned by the object; do not close), readable
+ * when ivl_sdm_process() has work, or -EINVAL for NULL. */
 int ivl_sdm_get_fd(const struct ivl_sdm *sdm);
-/* Milliseconds until ivl_sdm_process() must run even if the fd is quiet. */
+/* Returns the milliseconds until ivl_sdm_process() must run even if the fd
+ * is quiet (the keepalive period; -1: never, LOCAL), or -EINVAL for NULL. */
 int ivl_sdm_timeout_ms(const struct ivl_sdm *sdm);
 
 /*
@@ -249,38 +251,47 @@ int ivl_sdm_set_handler(struct ivl_sdm *sdm, uint32_t type, ivl_sdm_handler_fn *
 /* Install the action of BOOT or RESET.  Errors: -EINVAL (IRQ or unknown). */
 int ivl_sdm_set_action(struct ivl_sdm *sdm, uint32_t type, ivl_sdm_action_fn *fn, void *opaque);
 
+/* Fill the caller's @cfg.  Returns 0.  Errors: -EINVAL (NULL argument). */
 int ivl_sdm_get_config(const struct ivl_sdm *sdm, struct ivl_sdm_config *cfg);
 /*
- * Master only (-EINVAL on a slave; -ERANGE outside 1..IVL_SDM_MAX_SLAVES).
+ * Set max_slaves.  Returns 0.  Errors: -EINVAL (NULL, a slave), -ERANGE
+ * (outside 1..IVL_SDM_MAX_SLAVES; LINK: above the area's capacity).
  * Lowering it below current_slaves keeps the connected slaves but refuses
  * new ones (and IDs above the new value) until there is room again.
  */
 int ivl_sdm_set_max_slaves(struct ivl_sdm *sdm, uint16_t max_slaves);
 
-/* Own ID: 0 for a master, the assigned ID of a welcomed slave, -ENOTCONN. */
+/* Returns the own ID: 0 for a master, the assigned ID of a welcomed slave;
+ * -ENOTCONN (slave not welcome now), -EINVAL (NULL). */
 int ivl_sdm_id(const struct ivl_sdm *sdm);
-/* Master: whether slave @id is connected. */
+/* Master: whether slave @id is connected (false on a slave or for NULL). */
 bool ivl_sdm_slave_present(const struct ivl_sdm *sdm, uint16_t id);
 /*
- * Connection state: 0 when usable (a master always, a welcomed slave),
+ * Returns the connection state: 0 when usable (a master always, a welcomed
+ * slave), -EINVAL for NULL,
  * else why not: -EINPROGRESS (connecting), -ENOTCONN (lost, will retry),
  * -EUSERS (refused: master full; retrying), -EADDRINUSE (refused: ID
  * taken; retrying), -EACCES (authentication failed; fatal),
  * -EPROTONOSUPPORT (version; fatal).
  */
 int ivl_sdm_state(const struct ivl_sdm *sdm);
+/* Copy the counters to the caller's @st.  Returns 0.  Errors: -EINVAL. */
 int ivl_sdm_get_stats(const struct ivl_sdm *sdm, struct ivl_sdm_stats *st);
-/* TCP master: the bound port (useful with port 0); -EINVAL otherwise. */
+/* Returns the bound port of a TCP master (useful with port 0); -EINVAL for
+ * anything else. */
 int ivl_sdm_tcp_port(const struct ivl_sdm *sdm);
 
-/* "irq", "boot", "reset" or NULL; and the reverse (-EINVAL if unknown). */
+/* "irq", "boot", "reset" (static strings) or NULL; and the reverse, case
+ * insensitive: Returns the type, or -EINVAL (unknown or NULL).  Any
+ * thread. */
 const char *ivl_sdm_type_name(uint32_t type);
 int ivl_sdm_type_from_name(const char *name);
 
 /*
  * Read a key file: exactly 32 bytes of binary, or 64 hex digits with an
- * optional trailing newline.  Errors: -EINVAL (wrong format), -EPERM (the
- * file is readable by group or others), open/read errors.
+ * optional trailing newline, into the caller's @key.  Errors: -EINVAL
+ * (NULL argument, not a regular file, wrong format), -EPERM (group or
+ * others have any permission on the file), open/read errors.  Any thread.
  */
 int ivl_sdm_load_key(const char *path, uint8_t key[IVL_SDM_KEY_LEN]);
 

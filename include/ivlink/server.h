@@ -5,7 +5,9 @@
  * header, hellos, admission limits, fd budgets and live upgrade.
  * Normative text: docs/protocol.md; upgrade: docs/upgrade.md.
  * Thread safety: one server is used by one thread at a time; the getters
- * (peers, stats, region) too.
+ * (peers, stats, region) too.  ivl_server_new() and ivl_server_restore()
+ * change the process umask for a moment (to create the socket's lock file
+ * 0600): call them before other threads create files.
  */
 #ifndef IVLINK_SERVER_H
 #define IVLINK_SERVER_H
@@ -53,21 +55,36 @@ struct ivl_server_opts {
 /*
  * Create the region (formatted unless raw), bind the socket and start
  * listening.  An existing socket path is probed: a live server gives
- * -EADDRINUSE, a stale socket is removed.  An existing shm object gives
- * -EEXIST unless its header names a server process that is gone (stale) or
- * @force is set.  Errors: -EINVAL, -ENAMETOOLONG (socket path > 107
- * bytes), -EADDRINUSE, -EEXIST, region errors, -errno.
+ * -EADDRINUSE, a stale socket is removed.  An existing shm or file object
+ * gives -EEXIST unless it carries an ivlink header and no running server
+ * holds its lock (stale: reused, zeroed unless keep_data), or @force is set
+ * (reused as it is); one a running server holds is -EEXIST even so.  A listen_fd of 0 with a socket_path is taken for
+ * zero-initialised options (not a listener: ignored, stdin stays open).
+ * Errors: -EINVAL (NULL argument, no socket_path and no listen_fd, vectors
+ * outside 1..64, max_peers > 65536, an allow list count without its
+ * array, a region name missing), -ENOTSOCK (listen_fd is not a listening
+ * socket; closed), -ENAMETOOLONG (socket path > 107 bytes), -EADDRINUSE (a
+ * live server answers on the socket or holds its lock file), -EEXIST (the
+ * path is not a socket; the shm object exists and is not stale, or a
+ * running server holds it), -EAGAIN (the lock file or the shm object was
+ * replaced while starting), -ENOMEM, the errors of ivl_region_open() and
+ * ivl_shm_format(), other -errno of socket/bind/listen/epoll.  On error
+ * nothing the call created is left behind (socket path, lock file, shm
+ * name), and listen_fd is closed (except for the -EINVAL of NULL
+ * arguments).  *out is the caller's: ivl_server_free().
  */
 int ivl_server_new(struct ivl_server **out, const struct ivl_server_opts *opts);
 
-/* One pollable fd (an epoll fd): readable when process() has work. */
+/* Returns one pollable fd (an epoll fd, owned by the server: do not close
+ * it): readable when process() has work; -EINVAL for NULL. */
 int ivl_server_get_fd(const struct ivl_server *s);
 
 /*
  * Do all pending work without blocking: accept peers, send queued messages,
  * read hellos, detect departures.  A failing peer is dropped; the server and
  * the other peers go on.  Returns 0, or -errno for a failure of the server
- * itself (epoll broken), after which it should be freed.
+ * itself (epoll broken), after which it should be freed; -EINVAL for NULL.
+ * EINTR counts as nothing to do.
  */
 int ivl_server_process(struct ivl_server *s);
 
@@ -88,7 +105,10 @@ struct ivl_server_stats {
 	unsigned fds_in_use;
 };
 
-/* Fill up to @max entries, ascending ID; returns the number of peers. */
+/* Fill up to @max entries of the caller's @info (may be NULL with max 0),
+ * ascending ID.  Returns the number of peers (which may exceed @max), or
+ * -EINVAL for a NULL server.  The stats and region getters cannot fail;
+ * the region stays the server's (valid until ivl_server_free()). */
 int ivl_server_peers(const struct ivl_server *s, struct ivl_server_peer_info *info, size_t max);
 void ivl_server_get_stats(const struct ivl_server *s, struct ivl_server_stats *st);
 const struct ivl_region *ivl_server_region(const struct ivl_server *s);
@@ -99,8 +119,9 @@ const struct ivl_region *ivl_server_region(const struct ivl_server *s);
  * listener; the region, its name and the header copy; both locks; the
  * counters) into a new memfd, seals it, and clears FD_CLOEXEC on it and on
  * every fd the state names, so that an execve() keeps them all.  Pending
- * drops and flushes are done first.  Returns the memfd, or -errno with the
- * server unchanged.  The server stays usable: if the exec does not happen,
+ * drops and flushes are done first.  Returns the memfd (the caller's), or
+ * -errno with the server unchanged (-EINVAL, -ENOMEM, -EIO for a short
+ * write, -errno of memfd_create/write/fcntl).  The server stays usable: if the exec does not happen,
  * ivl_server_save_abort() sets FD_CLOEXEC again and closes the memfd.
  *
  * ivl_server_restore() rebuilds a server, in the new program image, from

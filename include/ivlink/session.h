@@ -39,9 +39,12 @@ struct ivl_session;
 
 /*
  * @max_vectors: how many vectors this peer keeps per peer (1..64); extra
- * fds are closed and ignored, as QEMU does.  Errors: -EINVAL, -ENOMEM.
+ * fds are closed and ignored, as QEMU does.  Errors: -EINVAL (NULL @out,
+ * max_vectors out of range), -ENOMEM.  *out is the caller's: free it with
+ * ivl_session_free().
  */
 int ivl_session_new(struct ivl_session **out, unsigned max_vectors);
+/* Free the session and close every fd it still holds.  NULL is a no-op. */
 void ivl_session_free(struct ivl_session *cs);
 
 /*
@@ -51,12 +54,13 @@ void ivl_session_free(struct ivl_session *cs);
  * closed.  Returns 1 (ev filled), 0 (message consumed, no event: e.g. an
  * extra vector fd that was closed), or an error after which the session is
  * dead: -EPROTONOSUPPORT (version), -EPROTO (anything out of order or out of
- * range, or a leave for an unknown peer), -ECONNREFUSED (IVL_EXT_REFUSED).
+ * range, or a leave for an unknown peer), -ECONNREFUSED (IVL_EXT_REFUSED),
+ * -EINVAL (NULL argument; msg->fd is closed all the same).
  */
 int ivl_session_input(struct ivl_session *cs, struct ivl_msg *msg,
 		 struct ivl_session_event *ev);
 
-/* -1 until the ID arrived. */
+/* Returns my ID (0..65535), or -1 until the ID arrived. */
 int ivl_session_id(const struct ivl_session *cs);
 /* Vectors received so far for @peer (own ID included), 0 if unknown. */
 unsigned ivl_session_peer_vectors(const struct ivl_session *cs, uint16_t peer);

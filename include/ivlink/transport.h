@@ -13,7 +13,12 @@
  *  - ivl_transport_driver: the driver side over a link: commands, and the
  *    set-up of a managed device's queues and MSI vectors.
  *
- * Thread safety: each object is used by one thread at a time.
+ * Thread safety: each object is used by one thread at a time;
+ * ivl_transport_reason_name() from any thread.
+ * Ownership: the links, areas and buses passed in are borrowed and must
+ * outlive the object; what a constructor returns in *out is the caller's
+ * (the matching _free(), NULL is a no-op); the fds returned by _get_fd()
+ * belong to the object.
  */
 #ifndef IVLINK_TRANSPORT_H
 #define IVLINK_TRANSPORT_H
@@ -65,8 +70,11 @@ struct ivl_transport_device_opts {
 };
 
 /*
- * A management device over @opts->area (no link).  Errors: -EINVAL,
- * -ENOMEM.  Free with ivl_transport_device_free() (destroys every managed device).
+ * A management device over @opts->area (no link).  The options are
+ * copied (console_dir and sdm_channel are borrowed).  Errors: -EINVAL
+ * (NULL argument, no area, area_size < IVL_TRANSPORT_AREA_MIN, unknown
+ * default_console), -ENOMEM, -errno of epoll_create1().  Free with
+ * ivl_transport_device_free() (destroys every managed device).
  */
 int ivl_transport_device_new(struct ivl_transport_device **out, const struct ivl_transport_device_opts *opts);
 void ivl_transport_device_free(struct ivl_transport_device *m);
@@ -75,24 +83,28 @@ void ivl_transport_device_free(struct ivl_transport_device *m);
  * Execute one command: @cmd (@cmd_len bytes, hostile) -> the answer in
  * @resp (@resp_max bytes).  Returns the answer's length (>= 4 when
  * resp_max >= 8: ack, and on ERR the reason), or 0 when resp_max < 8.
+ * Cannot fail otherwise: every problem of the command is an ERR answer.
  */
 size_t ivl_transport_device_exec(struct ivl_transport_device *m, const void *cmd, size_t cmd_len, void *resp,
 		     size_t resp_max);
 
-/* Readable when ivl_transport_device_process() has backend work (an epoll fd). */
+/* Returns an epoll fd, readable when ivl_transport_device_process() has
+ * backend work, or -EINVAL for NULL. */
 int ivl_transport_device_get_fd(const struct ivl_transport_device *m);
-/* Milliseconds until ivl_transport_device_process() must run anyway (-1: never). */
+/* Returns the milliseconds until ivl_transport_device_process() must run
+ * anyway (-1: never, also for NULL); cannot fail. */
 int ivl_transport_device_timeout_ms(const struct ivl_transport_device *m);
 /*
  * Serve every managed device without blocking: backends, and the queues of
  * every device with DRIVER_OK (call it after a kick doorbell).  Returns the
- * number of buffers served, or -errno on a fatal error.  A hostile queue
- * breaks only its device (status DEVICE_NEEDS_RESET).
+ * number of buffers served, or -EINVAL for NULL.  A device's errors are
+ * not fatal: a hostile queue breaks only its device (status
+ * DEVICE_NEEDS_RESET).
  */
 int ivl_transport_device_process(struct ivl_transport_device *m);
 /* Reset every device last configured by @peer (it left the link). */
 void ivl_transport_device_peer_left(struct ivl_transport_device *m, uint16_t peer);
-/* Number of managed devices. */
+/* Number of managed devices (0 for NULL). */
 unsigned ivl_transport_device_count(const struct ivl_transport_device *m);
 
 /* ---- device host on a link ------------------------------------------------ */
@@ -111,21 +123,27 @@ struct ivl_transport_host_opts {
 /*
  * Serve the management device on @link (borrowed; the host takes over its
  * events: do not call ivl_link_process() on it).  Publishes the control
- * block.  Errors: -EINVAL, -ENOSPC (area too small), -ENOMEM.
+ * block.  Errors: -EINVAL (NULL argument, vector beyond the link's,
+ * area_offset not a multiple of 8), -ENOSPC (area too small or beyond
+ * the app area),
+ * -ENOMEM, -errno of epoll, the errors of ivl_transport_device_new().
  */
 int ivl_transport_host_new(struct ivl_transport_host **out, struct ivl_link *link,
 		      const struct ivl_transport_host_opts *opts);
 /* Clears the control block's magic, destroys the devices.  NULL ok. */
 void ivl_transport_host_free(struct ivl_transport_host *h);
-/* An epoll fd: readable when ivl_transport_host_process() has work. */
+/* Returns an epoll fd, readable when ivl_transport_host_process() has
+ * work, or -EINVAL for NULL. */
 int ivl_transport_host_get_fd(const struct ivl_transport_host *h);
+/* Returns as ivl_transport_device_timeout_ms() (-1 for NULL). */
 int ivl_transport_host_timeout_ms(const struct ivl_transport_host *h);
 /*
  * Without blocking: link events, transport-queue commands, device queues,
  * backends.  Returns commands + buffers served, or -errno (-ENOTCONN when
- * the link went down).
+ * the link went down, -EINVAL for NULL, the errors of ivl_link_process()).
  */
 int ivl_transport_host_process(struct ivl_transport_host *h);
+/* The management device the host serves (owned by the host). */
 struct ivl_transport_device *ivl_transport_host_device(struct ivl_transport_host *h);
 
 /* ---- driver side ------------------------------------------------------------ */
@@ -150,8 +168,10 @@ struct ivl_transport_driver_opts {
  * offer IVL_TRANSPORT_F_TRANSPT_VQ and VERSION_1 (else -EOPNOTSUPP: not a
  * management device), the driver accepts both and sets its status to
  * DRIVER_OK (skipped when another driver did it already).
- * Errors: -ENODEV (no host serves the area), -EOPNOTSUPP, -EPROTO,
- * -ETIMEDOUT, -EBUSY, -EINVAL, -ENOMEM.
+ * Errors: -ENODEV (no host serves the area within timeout_ms, or the area
+ * lies outside the app area), -EOPNOTSUPP, -EPROTO, -ETIMEDOUT, -EBUSY,
+ * -EINVAL (NULL argument, vector beyond the link's, misaligned offset),
+ * -ENOTCONN (the link went down), -ENOMEM, the errors of ivl_link_wait().
  */
 int ivl_transport_driver_new(struct ivl_transport_driver **out, struct ivl_link *link, const struct ivl_transport_driver_opts *opts);
 /* Managed devices stay.  NULL ok. */
@@ -162,21 +182,26 @@ void ivl_transport_driver_free(struct ivl_transport_driver *d);
  * the length of in[] copied to @in (<= in_max), -EREMOTEIO for ERR (the
  * reason in *reason when not NULL), -ETIMEDOUT, -EBUSY (a live driver held
  * the queue for the whole timeout), -ENODEV (the host left), -EPROTO
- * (malformed answer),
- * -EMSGSIZE (out_len too big), -errno.
+ * (malformed answer), -EMSGSIZE (out_len too big), -EINVAL (NULL @d, or
+ * NULL @out with out_len > 0), -ENOTCONN (the link went down), -errno of
+ * the link.  @out is copied; @in is the caller's buffer.
  */
 int ivl_transport_driver_cmd(struct ivl_transport_driver *d, uint64_t device_id, uint16_t class_, uint16_t command,
 		 const void *out, size_t out_len, void *in, size_t in_max, uint32_t *reason);
 
-/* Helpers (same errors).  @create's fields in host byte order. */
+/* Helpers.  Returns 0 (list: the device count), or the errors of
+ * ivl_transport_driver_cmd(); -EINVAL (NULL @create), -EPROTO (an answer
+ * of the wrong size).  @create's fields in host byte order; @info is
+ * filled when not NULL. */
 int ivl_transport_driver_create(struct ivl_transport_driver *d, const struct ivl_transport_create *create,
 		    struct ivl_transport_info *info, uint32_t *reason);
 int ivl_transport_driver_destroy(struct ivl_transport_driver *d, uint64_t id, uint32_t *reason);
 int ivl_transport_driver_query(struct ivl_transport_driver *d, uint64_t id, struct ivl_transport_info *info, uint32_t *reason);
-/* Up to @max entries; returns the device count. */
+/* Up to @max entries into the caller's @e (may be NULL when @max is 0).
+ * Returns the device count (which may exceed @max), or the errors above. */
 int ivl_transport_driver_list(struct ivl_transport_driver *d, struct ivl_transport_list_entry *e, size_t max, uint32_t *reason);
 
-/* The management area as the driver maps it. */
+/* The management area as the driver maps it (inside the link's region). */
 void *ivl_transport_driver_area(const struct ivl_transport_driver *d, uint64_t *size);
 
 /*
@@ -185,12 +210,17 @@ void *ivl_transport_driver_area(const struct ivl_transport_driver *d, uint64_t *
  * the window, MSI vector q+1 of queue q -> (my peer, opts.vector), MSI
  * enabled, DRIVER_OK.  *queues gets the driver-role rings (caller frees
  * them with ivl_virtq_free()); *buf / *buf_size the rest of the window for
- * buffers.  Errors as ivl_transport_driver_cmd(), -ENOSPC (window too small).
+ * buffers.  Returns 0.  Errors as ivl_transport_driver_cmd(), -EINVAL
+ * (NULL @d, @queues or @nqueues, @qnum 0), -ENOSPC (window too small, or
+ * more queues than @max_queues), -ENOTSUP (the device does not offer
+ * VERSION_1 and EVENT_IDX), -EPROTO; on error no queue is left allocated.
  */
 int ivl_transport_driver_setup(struct ivl_transport_driver *d, uint64_t id, unsigned qnum, struct ivl_virtq **queues,
 		   unsigned max_queues, unsigned *nqueues, void **buf, uint64_t *buf_size,
 		   uint32_t *reason);
-/* Kick the host after adding buffers to a managed device's queue. */
+/* Kick the host after adding buffers to a managed device's queue.  Returns
+ * as ivl_virtq_notify_link(): 1 rung, 0 suppressed, -errno; -EINVAL for
+ * NULL. */
 int ivl_transport_driver_kick(struct ivl_transport_driver *d, struct ivl_virtq *q);
 
 #ifdef __cplusplus

@@ -78,8 +78,10 @@ struct ivl_virtq;
  * Attach to a ring in @window (@window_size bytes).  Checks the layout: size,
  * alignment, every part inside the window.  The device role writes nothing
  * at attach.
- * Errors: -EINVAL (bad num, features, role), -EFAULT (layout outside the
- * window or misaligned), -ENOMEM.
+ * Errors: -EINVAL (bad num, features, role, NULL argument), -EFAULT
+ * (layout outside the window or misaligned), -ENOMEM.  @window is
+ * borrowed (it must stay mapped until ivl_virtq_free()); *out is the
+ * caller's.
  */
 int ivl_virtq_new(struct ivl_virtq **out, void *window, uint64_t window_size,
 		  const struct ivl_virtq_opts *opts);
@@ -87,7 +89,8 @@ int ivl_virtq_new(struct ivl_virtq **out, void *window, uint64_t window_size,
 void ivl_virtq_free(struct ivl_virtq *q);
 
 unsigned ivl_virtq_num(const struct ivl_virtq *q);
-/* 0 if healthy, else the (negative) error that broke the queue.  A broken
+/* Returns 0 if healthy, else the (negative) error that broke the queue
+ * (-EINVAL for NULL).  A broken
  * queue answers every verb with -EIO; like DEVICE_NEEDS_RESET, only a new
  * ivl_virtq on re-initialized memory recovers. */
 int ivl_virtq_broken(const struct ivl_virtq *q);
@@ -132,8 +135,8 @@ int ivl_virtq_publish(struct ivl_virtq *q);
 int ivl_virtq_need_notify(struct ivl_virtq *q);
 /*
  * Both roles: ask (enable) or stop asking (disable) to be notified.  Enable
- * returns 1 when work already arrived since (the caller must process it
- * rather than sleep), 0 otherwise, or -EIO.  With EVENT_IDX, enable arms the
+ * Returns 1 when work already arrived since (the caller must process it
+ * rather than sleep), 0 otherwise, or -EIO (broken), -EINVAL (NULL).  With EVENT_IDX, enable arms the
  * event index at the next entry and disable is a no-op.
  */
 int ivl_virtq_enable_notify(struct ivl_virtq *q);
@@ -141,7 +144,8 @@ void ivl_virtq_disable_notify(struct ivl_virtq *q);
 
 /*
  * need_notify, and when it says so, ring @vector of @peer on @link.
- * Returns 1 if rung, 0 if suppressed, or -errno from either.
+ * Returns 1 if rung, 0 if suppressed, or -errno from either (-EINVAL for
+ * a NULL @link).  @link is borrowed.
  */
 int ivl_virtq_notify_link(struct ivl_virtq *q, struct ivl_link *link, uint16_t peer,
 			  uint16_t vector);
@@ -176,10 +180,12 @@ struct ivl_virtq_elem {
  */
 int ivl_virtq_pop(struct ivl_virtq *q, struct ivl_virtq_elem *e);
 /* Device: record chain @head as used with @len bytes written; not visible
- * to the driver before ivl_virtq_flush().  Errors: -EINVAL (head >= num,
- * or more pushes than popped), -EIO. */
+ * to the driver before ivl_virtq_flush().  Errors: -EINVAL (NULL, driver
+ * role, head >= num, or more pushes than popped), -EIO.  @head is not
+ * checked against the chains popped: the driver checks what it gets. */
 int ivl_virtq_push(struct ivl_virtq *q, uint16_t head, uint32_t len);
-/* Device: publish every pushed entry (store-release of used->idx). */
+/* Device: publish every pushed entry (store-release of used->idx).
+ * Returns 0.  Errors: -EINVAL (NULL, driver role), -EIO (broken). */
 int ivl_virtq_flush(struct ivl_virtq *q);
 
 #ifdef __cplusplus

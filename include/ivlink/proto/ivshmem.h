@@ -3,7 +3,7 @@
  * The ivshmem formats: the server -> peer messages of QEMU's ivshmem-server
  * protocol, ivlink's extension messages and hello, and the BAR0 registers
  * of the ivshmem PCI device (1af4:1110).  Normative text: docs/protocol.md
- * §1-§2 and docs/device.md.
+ * §1 (messages, hello) and §5 (BAR0 registers).
  */
 #ifndef IVLINK_PROTO_IVSHMEM_H
 #define IVLINK_PROTO_IVSHMEM_H

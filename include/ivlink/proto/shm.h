@@ -2,7 +2,9 @@
 /*
  * The ivlink shared-memory header and peer table (layout version 1), at
  * offset 0 of a region, and the claim word of serverless regions.
- * Normative text: docs/protocol.md §3-§4 and docs/plain.md.
+ * Normative text: docs/protocol.md §2 (header, peer table), §3 (the
+ * coalescing fields) and docs/plain.md §2 (the claim word, indexed in
+ * docs/protocol.md §6).
  *
  * Fields marked "atomic" are updated concurrently by several processes or
  * VMs: access them only with __atomic builtins (acquire/release as noted).
@@ -44,7 +46,9 @@ struct ivl_shm_header {
 	__le32 features;	  /* 0x30 IVL_FEAT_* of the server */
 	__u32 state;		  /* 0x34 atomic: enum ivl_shm_state; written
 				   * last with release, read with acquire */
-	__le32 server_pid;	  /* 0x38 for stale-object detection */
+	__le32 server_pid;	  /* 0x38 informational (ivlink info); stale
+				   * objects are told by the server's lock,
+				   * never by this field (§1.5) */
 	__le32 reserved0;	  /* 0x3c */
 	__u8 reserved[64];	  /* 0x40 */
 };

@@ -3,7 +3,8 @@
  * The transport virtqueue's formats (seed 002): the management area's
  * control block and layout, the commands and responses of every class, and
  * the managed devices' configuration spaces.  Normative text:
- * docs/transport.md.  All fields little-endian.
+ * docs/transport.md §1-§5 (indexed in docs/protocol.md §7).  All fields
+ * little-endian.
  */
 #ifndef IVLINK_PROTO_TRANSPORT_H
 #define IVLINK_PROTO_TRANSPORT_H
@@ -109,7 +110,8 @@ enum ivl_transport_reason {
 	IVL_TRANSPORT_E_MSI_DISABLED = 17, /* an interrupt needs MSI enabled */
 	IVL_TRANSPORT_E_LAST = IVL_TRANSPORT_E_MSI_DISABLED,
 };
-/* A short name ("length", "class", ...) or "unknown". */
+/* Their short names ("length", "class", ...): ivl_transport_reason_name()
+ * in <ivlink/transport.h>. */
 
 /* Classes and commands. */
 enum {
@@ -121,7 +123,7 @@ enum {
 	IVL_TRANSPORT_CLASS_MSI = 5,
 };
 enum {
-	IVL_TRANSPORT_MGMT_CREATE = 1,	 /* id 0; out create, in create_resp */
+	IVL_TRANSPORT_MGMT_CREATE = 1,	 /* id 0; out create, in info */
 	IVL_TRANSPORT_MGMT_DESTROY = 2, /* id N; no data */
 	IVL_TRANSPORT_MGMT_LIST = 3,	 /* id 0; in list_resp + entries */
 	IVL_TRANSPORT_MGMT_QUERY = 4,	 /* id N; in info */

@@ -15,6 +15,21 @@
  *   mmap(IVL_DRV_MMAP_REGS)     the page holding BAR0 (registers), when
  *                               IVL_DRV_INFO_REGS_MMAP is set
  *
+ * Errors (errno of the call), besides EFAULT for a bad user pointer:
+ *   GET_INFO     EINVAL (argsz smaller than struct ivl_drv_info)
+ *   SET_EVENTFD  EINVAL (vector >= vectors, fd < -1), EBUSY (another open
+ *                file owns that vector), EBADF/EINVAL (fd is no eventfd)
+ *   RING         EOPNOTSUPP (ivshmem-plain: no Doorbell), EINVAL (peer or
+ *                vector above 65535)
+ *   read         EINVAL (fewer than 8 bytes), EAGAIN (O_NONBLOCK, nothing
+ *                fired), EINTR (a signal; nothing lost)
+ *   mmap         EINVAL (not MAP_SHARED, beyond BAR2, the BAR0 page when it
+ *                cannot be mapped or with more than one page)
+ *   other ioctls ENOTTY
+ * Ownership: a bound eventfd is referenced by the driver until it is
+ * unbound or the binding file is closed; the pending mask is per open file.
+ * Thread safety: every call may come from any thread; the driver locks.
+ *
  * After the device is removed (hot-unplug) every call fails with ENODEV,
  * poll() reports POLLHUP | POLLERR, and existing mappings read all-ones
  * and swallow writes (a dummy page) instead of raising SIGBUS.
