@@ -198,7 +198,8 @@ int ivl_transport_driver_create(struct ivl_transport_driver *d, const struct ivl
 int ivl_transport_driver_destroy(struct ivl_transport_driver *d, uint64_t id, uint32_t *reason);
 int ivl_transport_driver_query(struct ivl_transport_driver *d, uint64_t id, struct ivl_transport_info *info, uint32_t *reason);
 /* Up to @max entries into the caller's @e (may be NULL when @max is 0).
- * Returns the device count (which may exceed @max), or the errors above. */
+ * Returns the device count (which may exceed @max), or the errors above;
+ * -EINVAL when @e is NULL and @max is not 0. */
 int ivl_transport_driver_list(struct ivl_transport_driver *d, struct ivl_transport_list_entry *e, size_t max, uint32_t *reason);
 
 /* The management area as the driver maps it (inside the link's region). */

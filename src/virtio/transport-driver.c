@@ -70,7 +70,10 @@ IVL_EXPORT int ivl_transport_driver_new(struct ivl_transport_driver **out, struc
 {
 	uint8_t *area;
 	uint64_t size;
-	if (!out || !opts)
+	if (!out)
+		return -EINVAL;
+	*out = NULL;
+	if (!opts)
 		return -EINVAL;
 	int r = ivl__tp_area(link, opts->area_offset, opts->area_size, opts->vector, &area, &size);
 	if (r < 0)
@@ -319,6 +322,8 @@ IVL_EXPORT int ivl_transport_driver_list(struct ivl_transport_driver *d, struct 
 			     uint32_t *reason)
 {
 	uint8_t b[IVL_TRANSPORT_CMDBUF_SIZE - IN_OFF];
+	if (!e && max)
+		return -EINVAL;
 	int r =
 	    ivl_transport_driver_cmd(d, 0, IVL_TRANSPORT_CLASS_MGMT, IVL_TRANSPORT_MGMT_LIST, NULL, 0, b, sizeof(b), reason);
 	if (r < 0)

@@ -135,7 +135,10 @@ IVL_EXPORT int ivl_transport_host_new(struct ivl_transport_host **out, struct iv
 {
 	uint8_t *area;
 	uint64_t size;
-	if (!out || !opts)
+	if (!out)
+		return -EINVAL;
+	*out = NULL;
+	if (!opts)
 		return -EINVAL;
 	int r = ivl__tp_area(link, opts->area_offset, opts->area_size, opts->vector, &area, &size);
 	if (r < 0)

@@ -369,7 +369,10 @@ IVL_EXPORT size_t ivl_transport_device_exec(struct ivl_transport_device *m, cons
 
 IVL_EXPORT int ivl_transport_device_new(struct ivl_transport_device **out, const struct ivl_transport_device_opts *opts)
 {
-	if (!out || !opts || !opts->area || opts->area_size < IVL_TRANSPORT_AREA_MIN)
+	if (!out)
+		return -EINVAL;
+	*out = NULL;
+	if (!opts || !opts->area || opts->area_size < IVL_TRANSPORT_AREA_MIN)
 		return -EINVAL;
 	if (opts->default_console > IVL_TRANSPORT_CONSOLE_LOOP)
 		return -EINVAL;

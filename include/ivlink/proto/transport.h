@@ -4,7 +4,9 @@
  * control block and layout, the commands and responses of every class, and
  * the managed devices' configuration spaces.  Normative text:
  * docs/transport.md §1-§5 (indexed in docs/protocol.md §7).  All fields
- * little-endian.
+ * little-endian; the control block's fields marked "atomic" are host-order
+ * integers (ivlink runs on little-endian machines only) updated with
+ * __atomic builtins, as in <ivlink/proto/shm.h>.
  */
 #ifndef IVLINK_PROTO_TRANSPORT_H
 #define IVLINK_PROTO_TRANSPORT_H
@@ -38,19 +40,20 @@ extern "C" {
 /* The control block at the start of the management area.  The device host
  * writes magic..host_vector at start; a driver writes owner..driver_vector. */
 struct ivl_transport_ctl {
-	__le32 magic;	  /* IVL_TRANSPORT_MAGIC once the host serves */
+	__u32 magic;	  /* atomic: IVL_TRANSPORT_MAGIC once the host
+			   * serves (release), 0 when it stops */
 	__le16 version; /* IVL_TRANSPORT_VERSION */
 	__le16 host_peer;
 	__le16 host_vector; /* the doorbell that kicks every queue */
 	__le16 reserved0;
 	__le32 host_epoch; /* changes on every host start */
 	__le64 area_size;  /* bytes of the management area */
-	__le32 owner;	     /* driver peer + 1 holding the transport queue,
-			      * 0: free (atomic compare-and-swap) */
-	__le32 generation; /* bumped (release) after a driver re-initialised
-			      * the ring */
-	__le16 driver_peer;
-	__le16 driver_vector; /* doorbell for transport-queue answers */
+	__u32 owner;	     /* atomic: driver peer + 1 holding the transport
+			      * queue, 0: free (compare-and-swap) */
+	__u32 generation;    /* atomic: bumped (release) after a driver
+			      * re-initialised the ring */
+	__u16 driver_peer;   /* atomic: written before generation */
+	__u16 driver_vector; /* atomic: doorbell for transport-queue answers */
 	__le32 reserved1;
 };
 IVL_PROTO_SIZE(struct ivl_transport_ctl, 40);
@@ -86,6 +89,7 @@ IVL_PROTO_SIZE(struct ivl_transport_resp, 4);
 struct ivl_transport_err {
 	__le32 reason;
 };
+IVL_PROTO_SIZE(struct ivl_transport_err, 4);
 
 /* Reason codes of an ERR answer. */
 enum ivl_transport_reason {
@@ -209,6 +213,7 @@ struct ivl_transport_list_resp {
 			 * as fit in in[] */
 	__le32 reserved;
 };
+IVL_PROTO_SIZE(struct ivl_transport_list_resp, 8);
 struct ivl_transport_list_entry {
 	__le64 device_id;
 	__le32 virtio_id;
@@ -220,11 +225,13 @@ struct ivl_transport_queue_sel {
 	__le16 queue;
 	__le16 reserved;
 };
+IVL_PROTO_SIZE(struct ivl_transport_queue_sel, 4);
 struct ivl_transport_queue_val {
 	__le16 queue;
 	__le16 reserved;
 	__le32 value;
 };
+IVL_PROTO_SIZE(struct ivl_transport_queue_val, 8);
 struct ivl_transport_queue_addr {
 	__le16 queue;
 	__le16 reserved[3];
@@ -235,14 +242,17 @@ struct ivl_transport_notify {
 	__le16 peer;	 /* ring this peer's */
 	__le16 vector; /* doorbell to kick the queue */
 };
+IVL_PROTO_SIZE(struct ivl_transport_notify, 4);
 struct ivl_transport_config_rw {
 	__le32 offset;
 	__le32 length; /* 1..IVL_TRANSPORT_CONFIG_MAX */
 };
+IVL_PROTO_SIZE(struct ivl_transport_config_rw, 8);
 #define IVL_TRANSPORT_CONFIG_MAX 256u
 struct ivl_transport_msi_vec {
 	__le32 vector;
 };
+IVL_PROTO_SIZE(struct ivl_transport_msi_vec, 4);
 struct ivl_transport_msi_cfg {
 	__le32 vector;
 	__le32 data;	  /* the doorbell vector of the destination */

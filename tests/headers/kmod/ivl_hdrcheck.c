@@ -15,9 +15,10 @@
 static int __init ivl_hdrcheck_init(void)
 {
 	struct ivl_shm_header h = { .magic = cpu_to_le64(IVL_SHM_MAGIC) };
-	struct ivl_transport_ctl c = { .magic = cpu_to_le32(IVL_TRANSPORT_MAGIC) };
+	struct ivl_transport_ctl c = { .version = cpu_to_le16(IVL_TRANSPORT_VERSION),
+				       .magic = IVL_TRANSPORT_MAGIC };
 
-	pr_info("ivl_hdrcheck: %llu %u %zu %llu\n", le64_to_cpu(h.magic), le32_to_cpu(c.magic),
+	pr_info("ivl_hdrcheck: %llu %u %zu %llu\n", le64_to_cpu(h.magic), le16_to_cpu(c.version) + c.magic,
 		sizeof(struct ivl_drv_info), ivl_shm_header_size(64));
 	return 0;
 }
