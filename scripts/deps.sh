@@ -12,6 +12,8 @@ pkgs+=(qemu-system-x86 busybox-static cpio)
 # The guest kernel driver (kernel/): sparse for `make C=1`; the headers of
 # the guest kernel come from tests/qemu/setup.sh (same ABI number).
 pkgs+=(sparse make)
+# The Debian packages and their test (debian/, scripts/pkg-test.sh).
+pkgs+=(debhelper dh-dkms dpkg-dev lintian man-db)
 # tests/headers builds the wire-format headers in a module against Debian's
 # current kernel headers.
 pkgs+=(linux-headers-amd64)
