@@ -15,7 +15,6 @@
  * are decoded.  A slot whose ring indices are impossible is unregistered.
  */
 #include <errno.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -26,93 +25,63 @@
 #include "core/internal.h"
 #include "sdm-internal.h"
 
-#define AREA_MAGIC 0x4c4d4453u /* "SDML" */
-#define AREA_VERSION 2u
-#define AREA_HDR 64u  /* the header, padded to a cache line */
-#define SLOT_HDR 64u  /* owner + status, on a line of their own */
-#define RING_HDR 128u /* head and tail, one cache line each */
-#define RX_CHUNK 64u  /* signals copied out per release of tail */
+/* Layout: <ivlink/proto/sdm.h> (docs/sdm.md §5). */
+#define AREA_HDR sizeof(struct ivl_sdm_link_area)
+#define SLOT_HDR sizeof(struct ivl_sdm_link_slot)
+#define RING_HDR sizeof(struct ivl_sdm_link_ring)
+#define RX_CHUNK 64u /* signals copied out per release of tail */
 
-enum { ST_PENDING = 0, ST_WELCOME = 1, ST_REFUSED = 2 };
+#define ST_PENDING IVL_SDM_LINK_PENDING
+#define ST_WELCOME IVL_SDM_LINK_WELCOME
+#define ST_REFUSED IVL_SDM_LINK_REFUSED
 
-/*
- * The producer's head and the consumer's tail live on separate cache lines
- * so that neither side's stores invalidate the line the other one writes;
- * the entries (ring_len x 16 bytes) follow.
- */
-struct ring {
-	_Atomic uint32_t head; /* written by the producer only */
-	uint8_t pad0[60];
-	_Atomic uint32_t tail; /* written by the consumer only */
-	uint8_t pad1[60];
-};
-
-struct slot {
-	_Atomic uint32_t owner;	 /* 0 free, else link peer ID + 1 */
-	_Atomic uint32_t status; /* ST_* | reason << 8; written by the master */
-	uint8_t pad[56];
-	/* then the m2s ring, then the s2m ring */
-};
-
-struct area {
-	uint32_t magic; /* atomic: stored last by the master (release) */
-	uint16_t version;
-	uint16_t capacity;	     /* slots 1..capacity */
-	_Atomic uint32_t max_slaves; /* the master's current max_slaves */
-	uint16_t master_peer;
-	uint16_t ring_len; /* entries per ring, a power of two */
-	uint8_t pad[48];
-	/* then slots 0..capacity, index 0 unused */
-};
-
-_Static_assert(sizeof(struct ring) == RING_HDR, "ring header layout");
-_Static_assert(sizeof(struct slot) == SLOT_HDR, "slot header layout");
-_Static_assert(sizeof(struct area) == AREA_HDR, "area header layout");
-
-static struct area *area_of(struct ivl_sdm *s)
+static struct ivl_sdm_link_area *area_of(struct ivl_sdm *s)
 {
 	return s->link_area;
 }
 
 static size_t slot_size(unsigned ring_len)
 {
-	return SLOT_HDR + 2 * (RING_HDR + (size_t)ring_len * IVL__SDM_SIGNAL_LEN);
+	return (size_t)IVL_SDM_LINK_SLOT_SIZE(ring_len);
 }
 
 static size_t area_size(unsigned capacity, unsigned ring_len)
 {
-	return AREA_HDR + (capacity + 1u) * slot_size(ring_len);
+	return (size_t)IVL_SDM_LINK_AREA_SIZE(capacity, ring_len);
 }
 
 /* How many slots an area of @size holds with rings of @ring_len. */
 static unsigned capacity_of(uint64_t size, unsigned ring_len)
 {
-	uint64_t n = size < area_size(1, ring_len) ? 0 : (size - AREA_HDR) / slot_size(ring_len) - 1;
+	uint64_t n =
+	    size < area_size(1, ring_len) ? 0 : (size - AREA_HDR) / slot_size(ring_len) - 1;
 
 	return n > IVL_SDM_MAX_SLAVES ? IVL_SDM_MAX_SLAVES : (unsigned)n;
 }
 
-static struct slot *slot_at(struct ivl_sdm *s, unsigned id)
+static struct ivl_sdm_link_slot *slot_at(struct ivl_sdm *s, unsigned id)
 {
-	return (struct slot *)((uint8_t *)s->link_area + AREA_HDR + id * slot_size(s->link_ring_len));
+	return (struct ivl_sdm_link_slot *)((uint8_t *)s->link_area + AREA_HDR +
+					    id * slot_size(s->link_ring_len));
 }
 
 /* dir 0: master -> slave, 1: slave -> master. */
-static struct ring *ring_of(struct ivl_sdm *s, struct slot *sl, unsigned dir)
+static struct ivl_sdm_link_ring *ring_of(struct ivl_sdm *s, struct ivl_sdm_link_slot *sl,
+					 unsigned dir)
 {
-	return (struct ring *)((uint8_t *)sl + SLOT_HDR +
-			       dir * (RING_HDR + (size_t)s->link_ring_len * IVL__SDM_SIGNAL_LEN));
+	return (struct ivl_sdm_link_ring *)((uint8_t *)sl + SLOT_HDR +
+					    dir * IVL_SDM_LINK_RING_SIZE(s->link_ring_len));
 }
 
-static uint8_t *entry(struct ivl_sdm *s, struct ring *r, uint32_t i)
+static uint8_t *entry(struct ivl_sdm *s, struct ivl_sdm_link_ring *r, uint32_t i)
 {
-	return (uint8_t *)r + RING_HDR + (size_t)(i & (s->link_ring_len - 1)) * IVL__SDM_SIGNAL_LEN;
+	return (uint8_t *)r + RING_HDR + (size_t)(i & (s->link_ring_len - 1)) * IVL_SDM_SIGNAL_LEN;
 }
 
-static void ring_reset(struct ring *r)
+static void ring_reset(struct ivl_sdm_link_ring *r)
 {
-	atomic_store_explicit(&r->head, 0, memory_order_relaxed);
-	atomic_store_explicit(&r->tail, 0, memory_order_relaxed);
+	__atomic_store_n(&r->head, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&r->tail, 0, __ATOMIC_RELAXED);
 }
 
 /*
@@ -123,30 +92,30 @@ static void ring_reset(struct ring *r)
  */
 static void tx_publish(struct ivl_sdm *s)
 {
-	struct ring *r = s->link_tx;
+	struct ivl_sdm_link_ring *r = s->link_tx;
 
 	if (!r)
 		return;
 	/* Release: pairs with the acquire of head in rx_drain(), publishing
 	 * every entry written since the last publish. */
-	atomic_store_explicit(&r->head, s->link_tx_head, memory_order_release);
+	__atomic_store_n(&r->head, s->link_tx_head, __ATOMIC_RELEASE);
 	s->link_tx = NULL;
 }
 
 /* 0 queued, -EAGAIN full, -EPROTO impossible indices. */
-static int tx_put(struct ivl_sdm *s, struct ring *r, const struct ivl_sdm_signal *sig)
+static int tx_put(struct ivl_sdm *s, struct ivl_sdm_link_ring *r, const struct ivl_sdm_signal *sig)
 {
 	if (s->link_tx != r) {
 		tx_publish(s);
 		s->link_tx = r;
 		/* Our own index (the area is shared: checked below). */
-		s->link_tx_head = atomic_load_explicit(&r->head, memory_order_relaxed);
+		s->link_tx_head = __atomic_load_n(&r->head, __ATOMIC_RELAXED);
 		s->link_tx_room = 0;
 	}
 	if (!s->link_tx_room) {
 		/* Acquire: pairs with the release of tail in rx_drain(): the
 		 * consumer's copies of those entries are done. */
-		uint32_t used = s->link_tx_head - atomic_load_explicit(&r->tail, memory_order_acquire);
+		uint32_t used = s->link_tx_head - __atomic_load_n(&r->tail, __ATOMIC_ACQUIRE);
 
 		if (used > s->link_ring_len)
 			return -EPROTO;
@@ -168,16 +137,16 @@ static int tx_put(struct ivl_sdm *s, struct ring *r, const struct ivl_sdm_signal
  * cannot keep us here.  Returns the number delivered, or -EPROTO on
  * impossible indices.
  */
-static int rx_drain(struct ivl_sdm *s, struct ring *r, uint16_t from)
+static int rx_drain(struct ivl_sdm *s, struct ivl_sdm_link_ring *r, uint16_t from)
 {
-	uint8_t copy[RX_CHUNK][IVL__SDM_SIGNAL_LEN];
+	uint8_t copy[RX_CHUNK][IVL_SDM_SIGNAL_LEN];
 	uint32_t budget = s->link_ring_len;
 	int delivered = 0;
 
 	while (budget) {
-		uint32_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
+		uint32_t tail = __atomic_load_n(&r->tail, __ATOMIC_RELAXED);
 		/* Acquire: pairs with the release in tx_publish(). */
-		uint32_t n = atomic_load_explicit(&r->head, memory_order_acquire) - tail;
+		uint32_t n = __atomic_load_n(&r->head, __ATOMIC_ACQUIRE) - tail;
 
 		if (n == 0)
 			break;
@@ -188,13 +157,13 @@ static int rx_drain(struct ivl_sdm *s, struct ring *r, uint16_t from)
 		if (n > budget)
 			n = budget;
 		for (uint32_t i = 0; i < n; i++)
-			memcpy(copy[i], entry(s, r, tail + i), IVL__SDM_SIGNAL_LEN);
+			memcpy(copy[i], entry(s, r, tail + i), IVL_SDM_SIGNAL_LEN);
 		/* Release: pairs with the acquire of tail in tx_put(): the
 		 * entries may be reused only after our copies. */
-		atomic_store_explicit(&r->tail, tail + n, memory_order_release);
+		__atomic_store_n(&r->tail, tail + n, __ATOMIC_RELEASE);
 		budget -= n;
 		for (uint32_t i = 0; i < n; i++) {
-			struct ivl__sdm_frame f = {IVL__SDM_F_SIGNAL, IVL__SDM_SIGNAL_LEN, copy[i]};
+			struct ivl__sdm_frame f = {IVL_SDM_F_SIGNAL, IVL_SDM_SIGNAL_LEN, copy[i]};
 			struct ivl_sdm_signal sig;
 
 			ivl__sdm_signal_decode(&f, &sig);
@@ -213,7 +182,7 @@ static bool peer_alive(struct ivl_sdm *s, uint32_t peer)
 
 static void master_unregister(struct ivl_sdm *s, uint16_t id, bool dropped)
 {
-	struct slot *sl = slot_at(s, id);
+	struct ivl_sdm_link_slot *sl = slot_at(s, id);
 
 	if (s->link_peer[id]) {
 		s->link_peer[id] = 0;
@@ -224,17 +193,17 @@ static void master_unregister(struct ivl_sdm *s, uint16_t id, bool dropped)
 	}
 	ring_reset(ring_of(s, sl, 0));
 	ring_reset(ring_of(s, sl, 1));
-	atomic_store_explicit(&sl->status, ST_PENDING, memory_order_relaxed);
+	__atomic_store_n(&sl->status, ST_PENDING, __ATOMIC_RELAXED);
 	/* Release: the reset above is visible before the slot looks free
 	 * (pairs with the claimant's acquire CAS). */
-	atomic_store_explicit(&sl->owner, 0, memory_order_release);
+	__atomic_store_n(&sl->owner, 0, __ATOMIC_RELEASE);
 }
 
-static void master_refuse(struct ivl_sdm *s, struct slot *sl, uint32_t peer, uint16_t reason)
+static void master_refuse(struct ivl_sdm *s, struct ivl_sdm_link_slot *sl, uint32_t peer,
+			  uint16_t reason)
 {
 	/* Release: pairs with the slave's acquire of status. */
-	atomic_store_explicit(&sl->status, ST_REFUSED | (uint32_t)reason << 8,
-			      memory_order_release);
+	__atomic_store_n(&sl->status, ST_REFUSED | (uint32_t)reason << 8, __ATOMIC_RELEASE);
 	s->st.conn_refused++;
 	ivl_link_ring(s->link, (uint16_t)peer, 0);
 }
@@ -242,8 +211,8 @@ static void master_refuse(struct ivl_sdm *s, struct slot *sl, uint32_t peer, uin
 /* A new owner of slot @id: admit it (§3.1 rules) or refuse it. */
 static void master_admit(struct ivl_sdm *s, uint16_t id, uint32_t owner)
 {
-	struct slot *sl = slot_at(s, id);
-	uint32_t st = atomic_load_explicit(&sl->status, memory_order_relaxed);
+	struct ivl_sdm_link_slot *sl = slot_at(s, id);
+	uint32_t st = __atomic_load_n(&sl->status, __ATOMIC_RELAXED);
 
 	if ((st & 0xff) != ST_PENDING)
 		return; /* refused, waiting for the slave to let go */
@@ -252,11 +221,11 @@ static void master_admit(struct ivl_sdm *s, uint16_t id, uint32_t owner)
 		return;
 	}
 	if (id > s->max_slaves) {
-		master_refuse(s, sl, owner - 1, IVL__SDM_R_BAD_ID);
+		master_refuse(s, sl, owner - 1, IVL_SDM_R_BAD_ID);
 		return;
 	}
 	if (s->current_slaves >= s->max_slaves) {
-		master_refuse(s, sl, owner - 1, IVL__SDM_R_FULL);
+		master_refuse(s, sl, owner - 1, IVL_SDM_R_FULL);
 		return;
 	}
 	s->link_peer[id] = owner;
@@ -266,7 +235,7 @@ static void master_admit(struct ivl_sdm *s, uint16_t id, uint32_t owner)
 		s->link_hi = id;
 	ivl__info("sdm: slave %u joined (link peer %u)", id, owner - 1);
 	/* Release: pairs with the slave's acquire of status. */
-	atomic_store_explicit(&sl->status, ST_WELCOME, memory_order_release);
+	__atomic_store_n(&sl->status, ST_WELCOME, __ATOMIC_RELEASE);
 	ivl_link_ring(s->link, (uint16_t)(owner - 1), 0);
 }
 
@@ -281,7 +250,7 @@ static int master_scan(struct ivl_sdm *s, bool claims)
 	unsigned last = claims ? s->link_capacity : s->link_hi;
 
 	for (uint16_t id = 1; id <= last; id++) {
-		struct slot *sl;
+		struct ivl_sdm_link_slot *sl;
 		uint32_t owner;
 		int r;
 
@@ -290,7 +259,7 @@ static int master_scan(struct ivl_sdm *s, bool claims)
 		sl = slot_at(s, id);
 		/* Acquire: pairs with the claimant's CAS (its ring indices
 		 * are reset by us, nothing else to publish). */
-		owner = atomic_load_explicit(&sl->owner, memory_order_acquire);
+		owner = __atomic_load_n(&sl->owner, __ATOMIC_ACQUIRE);
 		if (s->link_peer[id] && owner != s->link_peer[id]) {
 			master_unregister(s, id, true); /* slot stolen: hostile */
 			continue;
@@ -315,7 +284,7 @@ static void master_peer_left(struct ivl_sdm *s, uint16_t peer)
 {
 	for (uint16_t id = 1; id <= s->link_capacity; id++)
 		if (s->link_peer[id] == (uint32_t)peer + 1u ||
-		    atomic_load_explicit(&slot_at(s, id)->owner, memory_order_relaxed) ==
+		    __atomic_load_n(&slot_at(s, id)->owner, __ATOMIC_RELAXED) ==
 			(uint32_t)peer + 1u)
 			master_unregister(s, id, false);
 	/* Freed room: let refused slaves try again. */
@@ -329,15 +298,15 @@ static void slave_release(struct ivl_sdm *s)
 	uint32_t me = (uint32_t)s->link_self + 1;
 
 	if (s->link_slot) {
-		struct slot *sl = slot_at(s, s->link_slot);
+		struct ivl_sdm_link_slot *sl = slot_at(s, s->link_slot);
 		uint32_t expect = me;
 
 		/* Leave it PENDING for the next claimant (we own it, so the
 		 * master does not write it now), then give it back if it is
 		 * still ours. */
-		atomic_store_explicit(&sl->status, ST_PENDING, memory_order_relaxed);
-		atomic_compare_exchange_strong_explicit(&sl->owner, &expect, 0,
-							memory_order_release, memory_order_relaxed);
+		__atomic_store_n(&sl->status, ST_PENDING, __ATOMIC_RELAXED);
+		__atomic_compare_exchange_n(&sl->owner, &expect, 0, false, __ATOMIC_RELEASE,
+					    __ATOMIC_RELAXED);
 		s->link_slot = 0;
 	}
 }
@@ -354,13 +323,13 @@ static bool ring_len_ok(uint32_t n)
  */
 static bool area_ready(struct ivl_sdm *s)
 {
-	struct area *a = area_of(s);
+	struct ivl_sdm_link_area *a = area_of(s);
 	unsigned len, cap;
 
 	/* Acquire: pairs with the master's release store of magic after
 	 * formatting. */
-	if (__atomic_load_n(&a->magic, __ATOMIC_ACQUIRE) != AREA_MAGIC ||
-	    a->version != AREA_VERSION || a->master_peer != s->link_master)
+	if (__atomic_load_n(&a->magic, __ATOMIC_ACQUIRE) != IVL_SDM_LINK_MAGIC ||
+	    a->version != IVL_SDM_LINK_VERSION || a->master_peer != s->link_master)
 		return false;
 	len = a->ring_len;
 	if (!ring_len_ok(len))
@@ -375,7 +344,7 @@ static bool area_ready(struct ivl_sdm *s)
 
 static void slave_claim(struct ivl_sdm *s)
 {
-	struct area *a = area_of(s);
+	struct ivl_sdm_link_area *a = area_of(s);
 	uint32_t me = (uint32_t)s->link_self + 1;
 	uint32_t cap, max;
 
@@ -384,7 +353,7 @@ static void slave_claim(struct ivl_sdm *s)
 		return;
 	/* Clamped by area_ready() to what our mapping holds. */
 	cap = s->link_capacity;
-	max = atomic_load_explicit(&a->max_slaves, memory_order_relaxed);
+	max = __atomic_load_n(&a->max_slaves, __ATOMIC_RELAXED);
 	if (max > cap)
 		max = cap;
 	for (uint32_t id = s->want_id ? s->want_id : 1; id <= (s->want_id ? s->want_id : max);
@@ -397,9 +366,8 @@ static void slave_claim(struct ivl_sdm *s)
 		}
 		/* Acquire: pairs with the release in master_unregister and
 		 * slave_release (a free slot's status is already PENDING). */
-		if (atomic_compare_exchange_strong_explicit(&slot_at(s, id)->owner, &expect, me,
-							    memory_order_acq_rel,
-							    memory_order_relaxed)) {
+		if (__atomic_compare_exchange_n(&slot_at(s, id)->owner, &expect, me, false,
+						__ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) {
 			s->link_slot = (uint16_t)id;
 			ivl_link_ring(s->link, s->link_master, 0);
 			return;
@@ -409,11 +377,11 @@ static void slave_claim(struct ivl_sdm *s)
 }
 
 /* Our slot, if we still own it; else back to unregistered. */
-static struct slot *slave_slot(struct ivl_sdm *s)
+static struct ivl_sdm_link_slot *slave_slot(struct ivl_sdm *s)
 {
-	struct slot *sl = slot_at(s, s->link_slot);
+	struct ivl_sdm_link_slot *sl = slot_at(s, s->link_slot);
 
-	if (atomic_load_explicit(&sl->owner, memory_order_relaxed) != (uint32_t)s->link_self + 1) {
+	if (__atomic_load_n(&sl->owner, __ATOMIC_RELAXED) != (uint32_t)s->link_self + 1) {
 		/* The master reset our slot (it restarted, or dropped us). */
 		s->link_slot = 0;
 		s->state = -ENOTCONN;
@@ -422,7 +390,7 @@ static struct slot *slave_slot(struct ivl_sdm *s)
 	return sl;
 }
 
-static int slave_drain(struct ivl_sdm *s, struct slot *sl)
+static int slave_drain(struct ivl_sdm *s, struct ivl_sdm_link_slot *sl)
 {
 	int r = rx_drain(s, ring_of(s, sl, 0), IVL_SDM_MASTER);
 
@@ -437,8 +405,8 @@ static int slave_drain(struct ivl_sdm *s, struct slot *sl)
 
 static int slave_poll(struct ivl_sdm *s)
 {
-	struct area *a = area_of(s);
-	struct slot *sl;
+	struct ivl_sdm_link_area *a = area_of(s);
+	struct ivl_sdm_link_slot *sl;
 	uint32_t st;
 
 	if (!s->link_slot) {
@@ -450,7 +418,7 @@ static int slave_poll(struct ivl_sdm *s)
 	if (!sl)
 		return 0;
 	/* Acquire: pairs with the master's release of status. */
-	st = atomic_load_explicit(&sl->status, memory_order_acquire);
+	st = __atomic_load_n(&sl->status, __ATOMIC_ACQUIRE);
 	if ((st & 0xff) == ST_REFUSED) {
 		s->state = ivl__sdm_refusal_errno((uint16_t)(st >> 8));
 		slave_release(s);
@@ -465,8 +433,7 @@ static int slave_poll(struct ivl_sdm *s)
 	if (s->state != 0) {
 		s->rc_delay_ms = s->rc_min_ms;
 		s->id = s->want_id = s->link_slot;
-		s->max_slaves =
-		    (uint16_t)atomic_load_explicit(&a->max_slaves, memory_order_relaxed);
+		s->max_slaves = (uint16_t)__atomic_load_n(&a->max_slaves, __ATOMIC_RELAXED);
 		if (s->ever_welcomed)
 			s->st.reconnects++;
 		s->ever_welcomed = true;
@@ -520,7 +487,7 @@ int ivl__sdm_link_start(struct ivl_sdm *s, const struct ivl_sdm_opts *o)
 	 * let senders skip them while our bit is still set. */
 	ivl_link_set_coalescing(s->link, true);
 	if (o->master) {
-		struct area *a = area_of(s);
+		struct ivl_sdm_link_area *a = area_of(s);
 
 		if (s->max_slaves > s->link_capacity)
 			return -ENOSPC;
@@ -530,14 +497,14 @@ int ivl__sdm_link_start(struct ivl_sdm *s, const struct ivl_sdm_opts *o)
 		__atomic_store_n(&a->magic, 0, __ATOMIC_RELAXED);
 		memset((uint8_t *)a + sizeof(uint32_t), 0,
 		       area_size(s->link_capacity, s->link_ring_len) - sizeof(uint32_t));
-		a->version = AREA_VERSION;
+		a->version = IVL_SDM_LINK_VERSION;
 		a->capacity = s->link_capacity;
 		a->master_peer = s->link_self;
 		a->ring_len = (uint16_t)s->link_ring_len;
-		atomic_store_explicit(&a->max_slaves, s->max_slaves, memory_order_relaxed);
+		__atomic_store_n(&a->max_slaves, s->max_slaves, __ATOMIC_RELAXED);
 		/* Release: the formatted area before the magic (pairs with
 		 * area_ready's acquire). */
-		__atomic_store_n(&a->magic, AREA_MAGIC, __ATOMIC_RELEASE);
+		__atomic_store_n(&a->magic, IVL_SDM_LINK_MAGIC, __ATOMIC_RELEASE);
 		/* Slaves that came first retry on this doorbell. */
 		ivl_link_broadcast(s->link, 0);
 	}
@@ -579,7 +546,7 @@ int ivl__sdm_link_flush(struct ivl_sdm *s)
 
 int ivl__sdm_link_send(struct ivl_sdm *s, const struct ivl_sdm_signal *sig, bool more)
 {
-	struct ring *ring;
+	struct ivl_sdm_link_ring *ring;
 	uint16_t peer;
 	int r;
 
@@ -607,7 +574,7 @@ int ivl__sdm_link_send(struct ivl_sdm *s, const struct ivl_sdm_signal *sig, bool
 
 int ivl__sdm_link_room(struct ivl_sdm *s, uint16_t id)
 {
-	struct ring *r;
+	struct ivl_sdm_link_ring *r;
 	uint32_t head;
 
 	if (id > s->link_capacity || !s->link_peer[id])
@@ -615,11 +582,8 @@ int ivl__sdm_link_room(struct ivl_sdm *s, uint16_t id)
 	r = ring_of(s, slot_at(s, id), 0);
 	/* Only we push (a batch in progress counts with its private head);
 	 * the slave only pops: the room seen stays. */
-	head = s->link_tx == r ? s->link_tx_head
-			       : atomic_load_explicit(&r->head, memory_order_relaxed);
-	return head - atomic_load_explicit(&r->tail, memory_order_acquire) >= s->link_ring_len
-		   ? -EAGAIN
-		   : 0;
+	head = s->link_tx == r ? s->link_tx_head : __atomic_load_n(&r->head, __ATOMIC_RELAXED);
+	return head - __atomic_load_n(&r->tail, __ATOMIC_ACQUIRE) >= s->link_ring_len ? -EAGAIN : 0;
 }
 
 /*
@@ -640,7 +604,7 @@ int ivl__sdm_link_room(struct ivl_sdm *s, uint16_t id)
 
 static int fast_scan(struct ivl_sdm *s)
 {
-	struct slot *sl;
+	struct ivl_sdm_link_slot *sl;
 
 	if (s->master)
 		return master_scan(s, false);
@@ -695,6 +659,6 @@ int ivl__sdm_link_set_max(struct ivl_sdm *s, uint16_t max)
 {
 	if (max > s->link_capacity)
 		return -ERANGE;
-	atomic_store_explicit(&area_of(s)->max_slaves, max, memory_order_relaxed);
+	__atomic_store_n(&area_of(s)->max_slaves, max, __ATOMIC_RELAXED);
 	return 0;
 }

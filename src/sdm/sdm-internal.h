@@ -11,53 +11,10 @@
 
 #include <sodium.h>
 
+#include <ivlink/proto/sdm.h>
 #include <ivlink/sdm.h>
 
-/* ---- wire format (docs/sdm.md) ------------------------------------------ */
-
-#define IVL__SDM_VERSION 1u
-#define IVL__SDM_HDR_LEN 4u
-/* Largest plaintext payload of any frame; larger lengths drop the link. */
-#define IVL__SDM_MAX_PAYLOAD 128u
-#define IVL__SDM_SIGNAL_LEN 16u
-#define IVL__SDM_SEAL_OVERHEAD crypto_secretstream_xchacha20poly1305_ABYTES
-#define IVL__SDM_MAX_SEALED (IVL__SDM_HDR_LEN + IVL__SDM_MAX_PAYLOAD + IVL__SDM_SEAL_OVERHEAD)
-/* Keyed framing version 2 (docs/sdm.md §4.1): SEALED_BATCH carries up to
- * this many plaintext bytes of whole inner frames, sealed as one message. */
-#define IVL__SDM_KX_VERSION 2u
-#define IVL__SDM_BATCH_PLAIN 2048u
-#define IVL__SDM_MAX_BATCH_SEALED (IVL__SDM_BATCH_PLAIN + IVL__SDM_SEAL_OVERHEAD)
-#define IVL__SDM_MAX_FRAME (IVL__SDM_HDR_LEN + IVL__SDM_MAX_BATCH_SEALED)
-
-enum ivl__sdm_frame_type {
-	IVL__SDM_F_HELLO = 1,	  /* slave -> master: version, requested ID */
-	IVL__SDM_F_WELCOME = 2,	  /* master -> slave: assigned ID, config */
-	IVL__SDM_F_REFUSE = 3,	  /* master -> slave: reason, then close */
-	IVL__SDM_F_SIGNAL = 4,	  /* either way: struct ivl_sdm_signal, LE */
-	IVL__SDM_F_PING = 5,	  /* either way: keepalive, empty */
-	IVL__SDM_F_KX_HELLO = 16, /* secure: client ephemeral key */
-	IVL__SDM_F_KX_REPLY = 17, /* secure: server key, proof, stream header */
-	IVL__SDM_F_KX_AUTH = 18,  /* secure: client proof, stream header */
-	IVL__SDM_F_SEALED = 19,	  /* secure: one encrypted inner frame */
-	IVL__SDM_F_SEALED_BATCH = 20, /* secure v2: inner frames sealed as one */
-};
-
-enum ivl__sdm_refusal {
-	IVL__SDM_R_FULL = 1,
-	IVL__SDM_R_ID_TAKEN = 2,
-	IVL__SDM_R_BAD_VERSION = 3,
-	IVL__SDM_R_UNAUTHENTICATED = 4,
-	IVL__SDM_R_BAD_ID = 5,
-};
-
-#define IVL__SDM_HELLO_LEN 8u	 /* le16 version, le16 id, le32 flags (0) */
-#define IVL__SDM_WELCOME_LEN 12u /* le16 version, le16 id, le16 max, le16 0, le32 ka */
-#define IVL__SDM_REFUSE_LEN 4u	 /* le16 version, le16 reason */
-#define IVL__SDM_KX_HELLO_LEN (4u + crypto_kx_PUBLICKEYBYTES)
-#define IVL__SDM_MAC_LEN 32u
-#define IVL__SDM_SSHDR_LEN crypto_secretstream_xchacha20poly1305_HEADERBYTES
-#define IVL__SDM_KX_REPLY_LEN (crypto_kx_PUBLICKEYBYTES + IVL__SDM_MAC_LEN + IVL__SDM_SSHDR_LEN)
-#define IVL__SDM_KX_AUTH_LEN (IVL__SDM_MAC_LEN + IVL__SDM_SSHDR_LEN)
+/* ---- wire format: <ivlink/proto/sdm.h>, docs/sdm.md -------------------- */
 
 struct ivl__sdm_frame {
 	uint8_t type;
@@ -86,13 +43,13 @@ int ivl__sdm_frame_decode(const uint8_t *buf, size_t len, struct ivl__sdm_frame 
  * not a whole frame or is a sealed one (an empty batch is malformed too:
  * call it first with *@off == 0). */
 int ivl__sdm_batch_next(const uint8_t *buf, size_t len, size_t *off, struct ivl__sdm_frame *f);
-void ivl__sdm_signal_encode(uint8_t out[IVL__SDM_SIGNAL_LEN], const struct ivl_sdm_signal *s);
+void ivl__sdm_signal_encode(uint8_t out[IVL_SDM_SIGNAL_LEN], const struct ivl_sdm_signal *s);
 int ivl__sdm_signal_decode(const struct ivl__sdm_frame *f, struct ivl_sdm_signal *s);
-void ivl__sdm_hello_encode(uint8_t out[IVL__SDM_HELLO_LEN], uint16_t id);
+void ivl__sdm_hello_encode(uint8_t out[IVL_SDM_HELLO_LEN], uint16_t id);
 int ivl__sdm_hello_decode(const struct ivl__sdm_frame *f, struct ivl__sdm_hello *h);
-void ivl__sdm_welcome_encode(uint8_t out[IVL__SDM_WELCOME_LEN], const struct ivl__sdm_welcome *w);
+void ivl__sdm_welcome_encode(uint8_t out[IVL_SDM_WELCOME_LEN], const struct ivl__sdm_welcome *w);
 int ivl__sdm_welcome_decode(const struct ivl__sdm_frame *f, struct ivl__sdm_welcome *w);
-void ivl__sdm_refuse_encode(uint8_t out[IVL__SDM_REFUSE_LEN], uint16_t reason);
+void ivl__sdm_refuse_encode(uint8_t out[IVL_SDM_REFUSE_LEN], uint16_t reason);
 int ivl__sdm_refuse_decode(const struct ivl__sdm_frame *f, uint16_t *reason);
 /* A refusal reason as the -errno a slave reports. */
 int ivl__sdm_refusal_errno(uint16_t reason);
@@ -110,21 +67,21 @@ struct ivl__sdm_sec {
 };
 
 /* Client: fresh ephemeral key; fills the KX_HELLO payload. */
-int ivl__sdm_sec_client_hello(struct ivl__sdm_sec *s, uint8_t out[IVL__SDM_KX_HELLO_LEN]);
+int ivl__sdm_sec_client_hello(struct ivl__sdm_sec *s, uint8_t out[IVL_SDM_KX_HELLO_LEN]);
 /* Server: check a KX_HELLO, derive keys, fill the KX_REPLY payload.
  * -EPROTONOSUPPORT (version), -EBADMSG. */
 int ivl__sdm_sec_server_reply(struct ivl__sdm_sec *s, const struct ivl__sdm_frame *hello,
-			      uint8_t out[IVL__SDM_KX_REPLY_LEN]);
+			      uint8_t out[IVL_SDM_KX_REPLY_LEN]);
 /* Client: verify the server's proof, derive keys, fill KX_AUTH.  -EACCES. */
 int ivl__sdm_sec_client_auth(struct ivl__sdm_sec *s, const struct ivl__sdm_frame *reply,
-			     uint8_t out[IVL__SDM_KX_AUTH_LEN]);
+			     uint8_t out[IVL_SDM_KX_AUTH_LEN]);
 /* Server: verify the client's proof.  -EACCES. */
 int ivl__sdm_sec_server_finish(struct ivl__sdm_sec *s, const struct ivl__sdm_frame *auth);
 /* Seal a plaintext inner frame into a SEALED frame in @out.  Returns its
  * length or -errno. */
 int ivl__sdm_sec_seal(struct ivl__sdm_sec *s, const uint8_t *in, size_t len, uint8_t *out,
 		      size_t room);
-/* Seal @len bytes of whole inner frames (<= IVL__SDM_BATCH_PLAIN) into a
+/* Seal @len bytes of whole inner frames (<= IVL_SDM_BATCH_PLAIN) into a
  * SEALED_BATCH frame in @out.  Returns its length or -errno. */
 int ivl__sdm_sec_seal_batch(struct ivl__sdm_sec *s, const uint8_t *in, size_t len, uint8_t *out,
 			    size_t room);
@@ -141,7 +98,7 @@ void ivl__sdm_sec_wipe(struct ivl__sdm_sec *s);
 /* Receive buffer: many frames per recv() (a burst of signals costs one
  * system call per buffer, not one per frame); at least two maximal frames. */
 #define IVL__SDM_RXBUF 16384u
-_Static_assert(IVL__SDM_RXBUF >= 2 * IVL__SDM_MAX_FRAME, "rx buffer holds a frame");
+_Static_assert(IVL__SDM_RXBUF >= 2 * IVL_SDM_MAX_FRAME, "rx buffer holds a frame");
 #define IVL__SDM_TXBUF 65536u
 #define IVL__SDM_MAX_PENDING 64u
 
@@ -166,7 +123,7 @@ struct ivl__sdm_conn {
 	size_t rx_len, tx_len, ptx_len;
 	uint8_t rx[IVL__SDM_RXBUF];
 	uint8_t tx[IVL__SDM_TXBUF];
-	uint8_t ptx[IVL__SDM_BATCH_PLAIN]; /* v2: inner frames not sealed yet */
+	uint8_t ptx[IVL_SDM_BATCH_PLAIN]; /* v2: inner frames not sealed yet */
 	struct ivl__sdm_sec sec;
 };
 

@@ -136,7 +136,7 @@ static int seal_staged(struct ivl_sdm *s, struct ivl__sdm_conn *c)
 
 	if (!c->ptx_len)
 		return 0;
-	if (IVL__SDM_TXBUF - c->tx_len < IVL__SDM_MAX_FRAME)
+	if (IVL__SDM_TXBUF - c->tx_len < IVL_SDM_MAX_FRAME)
 		return -EAGAIN;
 	n = ivl__sdm_sec_seal_batch(&c->sec, c->ptx, c->ptx_len, c->tx + c->tx_len,
 				    IVL__SDM_TXBUF - c->tx_len);
@@ -188,14 +188,14 @@ static int flush(struct ivl_sdm *s, struct ivl__sdm_conn *c)
 static int conn_queue(struct ivl_sdm *s, struct ivl__sdm_conn *c, uint8_t type, const void *p,
 		      size_t len)
 {
-	uint8_t plain[IVL__SDM_HDR_LEN + IVL__SDM_MAX_PAYLOAD];
+	uint8_t plain[IVL_SDM_HDR_LEN + IVL_SDM_MAX_PAYLOAD];
 	int n;
 
 	if (c->dead)
 		return -EPIPE;
 	if (c->sec.ready && c->sec.version >= 2) {
 		/* Staged, sealed by flush() with the rest of the batch. */
-		if (c->ptx_len + IVL__SDM_HDR_LEN + len > sizeof(c->ptx)) {
+		if (c->ptx_len + IVL_SDM_HDR_LEN + len > sizeof(c->ptx)) {
 			n = seal_staged(s, c);
 			if (n == -EAGAIN) {
 				n = flush(s, c);
@@ -214,11 +214,11 @@ static int conn_queue(struct ivl_sdm *s, struct ivl__sdm_conn *c, uint8_t type, 
 	}
 	/* Check room before sealing: a sealed frame that is not sent would
 	 * desynchronise the stream. */
-	if (IVL__SDM_TXBUF - c->tx_len < IVL__SDM_MAX_FRAME) {
+	if (IVL__SDM_TXBUF - c->tx_len < IVL_SDM_MAX_FRAME) {
 		n = flush(s, c);
 		if (n < 0)
 			return n;
-		if (IVL__SDM_TXBUF - c->tx_len < IVL__SDM_MAX_FRAME)
+		if (IVL__SDM_TXBUF - c->tx_len < IVL_SDM_MAX_FRAME)
 			return -EAGAIN;
 	}
 	if (c->sec.ready) {
@@ -248,10 +248,10 @@ static int conn_send(struct ivl_sdm *s, struct ivl__sdm_conn *c, uint8_t type, c
 
 static void refuse(struct ivl_sdm *s, struct ivl__sdm_conn *c, uint16_t reason)
 {
-	uint8_t p[IVL__SDM_REFUSE_LEN];
+	uint8_t p[IVL_SDM_REFUSE_LEN];
 
 	ivl__sdm_refuse_encode(p, reason);
-	conn_send(s, c, IVL__SDM_F_REFUSE, p, sizeof(p));
+	conn_send(s, c, IVL_SDM_F_REFUSE, p, sizeof(p));
 	s->st.conn_refused++;
 	ivl__info("sdm: refused a slave: %s", ivl__sdm_refusal_name(reason));
 	c->dead = true;
@@ -264,22 +264,22 @@ static uint16_t admit(struct ivl_sdm *s, uint16_t want, uint16_t *reason)
 	uint16_t id = want;
 
 	if (id > s->max_slaves) {
-		*reason = IVL__SDM_R_BAD_ID;
+		*reason = IVL_SDM_R_BAD_ID;
 		return 0;
 	}
 	if (s->current_slaves >= s->max_slaves) {
-		*reason = IVL__SDM_R_FULL;
+		*reason = IVL_SDM_R_FULL;
 		return 0;
 	}
 	if (id == 0) {
 		for (id = 1; id <= s->max_slaves && s->slaves[id]; id++)
 			;
 		if (id > s->max_slaves) {
-			*reason = IVL__SDM_R_FULL;
+			*reason = IVL_SDM_R_FULL;
 			return 0;
 		}
 	} else if (s->slaves[id]) {
-		*reason = IVL__SDM_R_ID_TAKEN;
+		*reason = IVL_SDM_R_ID_TAKEN;
 		return 0;
 	}
 	return id;
@@ -289,17 +289,17 @@ static void master_hello(struct ivl_sdm *s, struct ivl__sdm_conn *c, const struc
 {
 	struct ivl__sdm_hello h;
 	struct ivl__sdm_welcome w;
-	uint8_t p[IVL__SDM_WELCOME_LEN];
+	uint8_t p[IVL_SDM_WELCOME_LEN];
 	uint16_t reason = 0, id;
 
 	if (ivl__sdm_hello_decode(f, &h) < 0)
 		return conn_kill(s, c, "bad hello");
-	if (h.version != IVL__SDM_VERSION)
-		return refuse(s, c, IVL__SDM_R_BAD_VERSION);
+	if (h.version != IVL_SDM_FRAME_VERSION)
+		return refuse(s, c, IVL_SDM_R_BAD_VERSION);
 	id = admit(s, h.id, &reason);
 	if (!id)
 		return refuse(s, c, reason);
-	w = (struct ivl__sdm_welcome){.version = IVL__SDM_VERSION,
+	w = (struct ivl__sdm_welcome){.version = IVL_SDM_FRAME_VERSION,
 				      .id = id,
 				      .max_slaves = s->max_slaves,
 				      .keepalive_ms = s->keepalive_ms};
@@ -310,7 +310,7 @@ static void master_hello(struct ivl_sdm *s, struct ivl__sdm_conn *c, const struc
 	s->current_slaves++;
 	s->st.conn_accepted++;
 	ivl__info("sdm: slave %u joined", id);
-	conn_send(s, c, IVL__SDM_F_WELCOME, p, sizeof(p));
+	conn_send(s, c, IVL_SDM_F_WELCOME, p, sizeof(p));
 }
 
 /* ---- slave side ------------------------------------------------------------- */
@@ -332,22 +332,22 @@ static void slave_lost(struct ivl_sdm *s, int why)
 
 static void slave_send_hello(struct ivl_sdm *s, struct ivl__sdm_conn *c)
 {
-	uint8_t p[IVL__SDM_HELLO_LEN];
+	uint8_t p[IVL_SDM_HELLO_LEN];
 
 	ivl__sdm_hello_encode(p, s->want_id);
 	c->state = IVL__C_WELCOME;
-	conn_send(s, c, IVL__SDM_F_HELLO, p, sizeof(p));
+	conn_send(s, c, IVL_SDM_F_HELLO, p, sizeof(p));
 }
 
 static void slave_connected(struct ivl_sdm *s, struct ivl__sdm_conn *c)
 {
-	uint8_t p[IVL__SDM_KX_HELLO_LEN];
+	uint8_t p[IVL_SDM_KX_HELLO_LEN];
 
 	if (s->have_key) {
 		if (ivl__sdm_sec_client_hello(&c->sec, p) < 0)
 			return conn_kill(s, c, "key generation failed");
 		c->state = IVL__C_KX_REPLY;
-		conn_send(s, c, IVL__SDM_F_KX_HELLO, p, sizeof(p));
+		conn_send(s, c, IVL_SDM_F_KX_HELLO, p, sizeof(p));
 	} else {
 		slave_send_hello(s, c);
 	}
@@ -370,7 +370,7 @@ static void slave_welcome(struct ivl_sdm *s, struct ivl__sdm_conn *c,
 {
 	struct ivl__sdm_welcome w;
 
-	if (ivl__sdm_welcome_decode(f, &w) < 0 || w.version != IVL__SDM_VERSION ||
+	if (ivl__sdm_welcome_decode(f, &w) < 0 || w.version != IVL_SDM_FRAME_VERSION ||
 	    (s->want_id && w.id != s->want_id))
 		return conn_kill(s, c, "bad welcome");
 	c->state = IVL__C_UP;
@@ -396,23 +396,23 @@ static int inner_frame(struct ivl_sdm *s, struct ivl__sdm_conn *c, const struct 
 
 	switch (c->state) {
 	case IVL__C_HELLO:
-		if (f->type != IVL__SDM_F_HELLO)
+		if (f->type != IVL_SDM_F_HELLO)
 			break;
 		master_hello(s, c, f);
 		return 0;
 	case IVL__C_WELCOME:
-		if (f->type == IVL__SDM_F_REFUSE) {
+		if (f->type == IVL_SDM_F_REFUSE) {
 			slave_refused(s, c, f);
 			return 0;
 		}
-		if (f->type != IVL__SDM_F_WELCOME)
+		if (f->type != IVL_SDM_F_WELCOME)
 			break;
 		slave_welcome(s, c, f);
 		return 0;
 	case IVL__C_UP:
-		if (f->type == IVL__SDM_F_PING)
+		if (f->type == IVL_SDM_F_PING)
 			return 0;
-		if (f->type != IVL__SDM_F_SIGNAL || ivl__sdm_signal_decode(f, &sig) < 0)
+		if (f->type != IVL_SDM_F_SIGNAL || ivl__sdm_signal_decode(f, &sig) < 0)
 			break;
 		return ivl__sdm_deliver(s, &sig, s->master ? c->id : IVL_SDM_MASTER);
 	default:
@@ -425,31 +425,31 @@ static int inner_frame(struct ivl_sdm *s, struct ivl__sdm_conn *c, const struct 
 static int handshake_frame(struct ivl_sdm *s, struct ivl__sdm_conn *c,
 			   const struct ivl__sdm_frame *f)
 {
-	uint8_t out[IVL__SDM_KX_REPLY_LEN];
+	uint8_t out[IVL_SDM_KX_REPLY_LEN];
 	int r;
 
 	switch (c->state) {
 	case IVL__C_KX_HELLO:
 		/* A slave without the key: tell it why, then close. */
-		if (f->type == IVL__SDM_F_HELLO) {
-			refuse(s, c, IVL__SDM_R_UNAUTHENTICATED);
+		if (f->type == IVL_SDM_F_HELLO) {
+			refuse(s, c, IVL_SDM_R_UNAUTHENTICATED);
 			return 0;
 		}
-		if (f->type != IVL__SDM_F_KX_HELLO)
+		if (f->type != IVL_SDM_F_KX_HELLO)
 			break;
 		r = ivl__sdm_sec_server_reply(&c->sec, f, out);
 		if (r == -EPROTONOSUPPORT)
-			refuse(s, c, IVL__SDM_R_BAD_VERSION);
+			refuse(s, c, IVL_SDM_R_BAD_VERSION);
 		if (r < 0)
 			break;
 		c->state = IVL__C_KX_AUTH;
-		conn_send(s, c, IVL__SDM_F_KX_REPLY, out, IVL__SDM_KX_REPLY_LEN);
+		conn_send(s, c, IVL_SDM_F_KX_REPLY, out, IVL_SDM_KX_REPLY_LEN);
 		return 0;
 	case IVL__C_KX_AUTH:
-		if (f->type != IVL__SDM_F_KX_AUTH)
+		if (f->type != IVL_SDM_F_KX_AUTH)
 			break;
 		if (ivl__sdm_sec_server_finish(&c->sec, f) < 0) {
-			refuse(s, c, IVL__SDM_R_UNAUTHENTICATED);
+			refuse(s, c, IVL_SDM_R_UNAUTHENTICATED);
 			s->st.conn_dropped++;
 			return 0;
 		}
@@ -457,11 +457,11 @@ static int handshake_frame(struct ivl_sdm *s, struct ivl__sdm_conn *c,
 		c->state = IVL__C_HELLO;
 		return 0;
 	case IVL__C_KX_REPLY:
-		if (f->type == IVL__SDM_F_REFUSE) {
+		if (f->type == IVL_SDM_F_REFUSE) {
 			slave_refused(s, c, f);
 			return 0;
 		}
-		if (f->type != IVL__SDM_F_KX_REPLY)
+		if (f->type != IVL_SDM_F_KX_REPLY)
 			break;
 		r = ivl__sdm_sec_client_auth(&c->sec, f, out);
 		if (r == -EACCES) {
@@ -474,20 +474,20 @@ static int handshake_frame(struct ivl_sdm *s, struct ivl__sdm_conn *c,
 		/* KX_AUTH itself travels in the clear: it carries the header
 		 * the master needs to open everything that follows. */
 		c->sec.ready = false;
-		conn_send(s, c, IVL__SDM_F_KX_AUTH, out, IVL__SDM_KX_AUTH_LEN);
+		conn_send(s, c, IVL_SDM_F_KX_AUTH, out, IVL_SDM_KX_AUTH_LEN);
 		c->sec.ready = true;
 		slave_send_hello(s, c);
 		return 0;
 	case IVL__C_HELLO:
 		/* A master without a key cannot authenticate anyone. */
-		if (f->type == IVL__SDM_F_KX_HELLO) {
-			refuse(s, c, IVL__SDM_R_UNAUTHENTICATED);
+		if (f->type == IVL_SDM_F_KX_HELLO) {
+			refuse(s, c, IVL_SDM_R_UNAUTHENTICATED);
 			return 0;
 		}
 		return inner_frame(s, c, f);
 	default:
-		if (s->have_key && f->type == IVL__SDM_F_HELLO) {
-			refuse(s, c, IVL__SDM_R_UNAUTHENTICATED);
+		if (s->have_key && f->type == IVL_SDM_F_HELLO) {
+			refuse(s, c, IVL_SDM_R_UNAUTHENTICATED);
 			return 0;
 		}
 		return inner_frame(s, c, f);
@@ -498,7 +498,7 @@ static int handshake_frame(struct ivl_sdm *s, struct ivl__sdm_conn *c,
 
 static int one_frame(struct ivl_sdm *s, struct ivl__sdm_conn *c, const struct ivl__sdm_frame *f)
 {
-	uint8_t plain[IVL__SDM_BATCH_PLAIN];
+	uint8_t plain[IVL_SDM_BATCH_PLAIN];
 	struct ivl__sdm_frame in;
 	int n;
 
@@ -510,7 +510,7 @@ static int one_frame(struct ivl_sdm *s, struct ivl__sdm_conn *c, const struct iv
 		conn_kill(s, c, "frame failed authentication");
 		return 0;
 	}
-	if (f->type == IVL__SDM_F_SEALED_BATCH) {
+	if (f->type == IVL_SDM_F_SEALED_BATCH) {
 		size_t off = 0;
 		int k = 0, delivered = 0;
 
@@ -520,7 +520,7 @@ static int one_frame(struct ivl_sdm *s, struct ivl__sdm_conn *c, const struct iv
 			conn_kill(s, c, "malformed batch");
 		return delivered;
 	}
-	if (ivl__sdm_frame_decode(plain, (size_t)n, &in) != n || in.type == IVL__SDM_F_SEALED) {
+	if (ivl__sdm_frame_decode(plain, (size_t)n, &in) != n || in.type == IVL_SDM_F_SEALED) {
 		conn_kill(s, c, "malformed inner frame");
 		return 0;
 	}
@@ -782,7 +782,7 @@ int ivl__sdm_sock_flush(struct ivl_sdm *s)
 int ivl__sdm_sock_send(struct ivl_sdm *s, const struct ivl_sdm_signal *sig, bool more)
 {
 	struct ivl__sdm_conn *c;
-	uint8_t p[IVL__SDM_SIGNAL_LEN];
+	uint8_t p[IVL_SDM_SIGNAL_LEN];
 	int r;
 
 	if (s->master) {
@@ -798,7 +798,7 @@ int ivl__sdm_sock_send(struct ivl_sdm *s, const struct ivl_sdm_signal *sig, bool
 	if (s->dirty && s->dirty != c)
 		ivl__sdm_sock_flush(s);
 	ivl__sdm_signal_encode(p, sig);
-	r = conn_queue(s, c, IVL__SDM_F_SIGNAL, p, sizeof(p));
+	r = conn_queue(s, c, IVL_SDM_F_SIGNAL, p, sizeof(p));
 	if (r < 0)
 		return r;
 	if (more) {
@@ -815,11 +815,11 @@ int ivl__sdm_sock_room(struct ivl_sdm *s, uint16_t id)
 
 	if (!c || c->dead)
 		return -ENOENT;
-	if (IVL__SDM_TXBUF - c->tx_len >= IVL__SDM_MAX_FRAME)
+	if (IVL__SDM_TXBUF - c->tx_len >= IVL_SDM_MAX_FRAME)
 		return 0;
 	if (flush(s, c) < 0)
 		return -ENOENT;
-	return IVL__SDM_TXBUF - c->tx_len >= IVL__SDM_MAX_FRAME ? 0 : -EAGAIN;
+	return IVL__SDM_TXBUF - c->tx_len >= IVL_SDM_MAX_FRAME ? 0 : -EAGAIN;
 }
 
 /* Keepalives, dead peers, handshake deadlines. */
@@ -842,7 +842,7 @@ static void conn_tick(struct ivl_sdm *s, struct ivl__sdm_conn *c, int64_t now)
 	/* last_tx_ms moves when bytes leave: frames still queued will tell the
 	 * peer we are alive once it reads, a PING would only queue behind. */
 	if (c->tx_len == 0 && now - c->last_tx_ms >= s->keepalive_ms)
-		conn_send(s, c, IVL__SDM_F_PING, NULL, 0);
+		conn_send(s, c, IVL_SDM_F_PING, NULL, 0);
 }
 
 static void reap(struct ivl_sdm *s)
