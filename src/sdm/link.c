@@ -35,9 +35,29 @@
 #define ST_WELCOME IVL_SDM_LINK_WELCOME
 #define ST_REFUSED IVL_SDM_LINK_REFUSED
 
+/* The channel's state, in the object's priv[]. */
+struct link_chan {
+	struct ivl_link *link; /* borrowed */
+	void *area;	       /* shared: hostile */
+	uint64_t size;	       /* bytes of the area from link_offset on */
+	uint16_t self, master_peer, capacity, slot;
+	uint16_t hi;		      /* master: highest ID ever registered */
+	uint32_t ring_len;	      /* entries per ring (a slave: from the area) */
+	uint32_t *peer;		      /* master: by ID, link peer + 1 of registered slaves */
+	int32_t ring_peer;	      /* a batch's doorbell still to ring, or -1 */
+	struct ivl_sdm_link_ring *tx; /* the ring a batch is filling, or NULL */
+	uint32_t tx_head, tx_room;    /* its private head, free entries */
+};
+
+static struct link_chan *link_of(const struct ivl_sdm *s)
+{
+	return (struct link_chan *)(void *)s->priv;
+}
+
 static struct ivl_sdm_link_area *area_of(struct ivl_sdm *s)
 {
-	return s->link_area;
+	struct link_chan *lk = link_of(s);
+	return lk->area;
 }
 
 static size_t slot_size(unsigned ring_len)
@@ -61,21 +81,24 @@ static unsigned capacity_of(uint64_t size, unsigned ring_len)
 
 static struct ivl_sdm_link_slot *slot_at(struct ivl_sdm *s, unsigned id)
 {
-	return (struct ivl_sdm_link_slot *)((uint8_t *)s->link_area + AREA_HDR +
-					    id * slot_size(s->link_ring_len));
+	struct link_chan *lk = link_of(s);
+	return (struct ivl_sdm_link_slot *)((uint8_t *)lk->area + AREA_HDR +
+					    id * slot_size(lk->ring_len));
 }
 
 /* dir 0: master -> slave, 1: slave -> master. */
 static struct ivl_sdm_link_ring *ring_of(struct ivl_sdm *s, struct ivl_sdm_link_slot *sl,
 					 unsigned dir)
 {
+	struct link_chan *lk = link_of(s);
 	return (struct ivl_sdm_link_ring *)((uint8_t *)sl + SLOT_HDR +
-					    dir * IVL_SDM_LINK_RING_SIZE(s->link_ring_len));
+					    dir * IVL_SDM_LINK_RING_SIZE(lk->ring_len));
 }
 
 static uint8_t *entry(struct ivl_sdm *s, struct ivl_sdm_link_ring *r, uint32_t i)
 {
-	return (uint8_t *)r + RING_HDR + (size_t)(i & (s->link_ring_len - 1)) * IVL_SDM_SIGNAL_LEN;
+	struct link_chan *lk = link_of(s);
+	return (uint8_t *)r + RING_HDR + (size_t)(i & (lk->ring_len - 1)) * IVL_SDM_SIGNAL_LEN;
 }
 
 static void ring_reset(struct ivl_sdm_link_ring *r)
@@ -92,40 +115,42 @@ static void ring_reset(struct ivl_sdm_link_ring *r)
  */
 static void tx_publish(struct ivl_sdm *s)
 {
-	struct ivl_sdm_link_ring *r = s->link_tx;
+	struct link_chan *lk = link_of(s);
+	struct ivl_sdm_link_ring *r = lk->tx;
 
 	if (!r)
 		return;
 	/* Release: pairs with the acquire of head in rx_drain(), publishing
 	 * every entry written since the last publish. */
-	__atomic_store_n(&r->head, s->link_tx_head, __ATOMIC_RELEASE);
-	s->link_tx = NULL;
+	__atomic_store_n(&r->head, lk->tx_head, __ATOMIC_RELEASE);
+	lk->tx = NULL;
 }
 
 /* 0 queued, -EAGAIN full, -EPROTO impossible indices. */
 static int tx_put(struct ivl_sdm *s, struct ivl_sdm_link_ring *r, const struct ivl_sdm_signal *sig)
 {
-	if (s->link_tx != r) {
+	struct link_chan *lk = link_of(s);
+	if (lk->tx != r) {
 		tx_publish(s);
-		s->link_tx = r;
+		lk->tx = r;
 		/* Our own index (the area is shared: checked below). */
-		s->link_tx_head = __atomic_load_n(&r->head, __ATOMIC_RELAXED);
-		s->link_tx_room = 0;
+		lk->tx_head = __atomic_load_n(&r->head, __ATOMIC_RELAXED);
+		lk->tx_room = 0;
 	}
-	if (!s->link_tx_room) {
+	if (!lk->tx_room) {
 		/* Acquire: pairs with the release of tail in rx_drain(): the
 		 * consumer's copies of those entries are done. */
-		uint32_t used = s->link_tx_head - __atomic_load_n(&r->tail, __ATOMIC_ACQUIRE);
+		uint32_t used = lk->tx_head - __atomic_load_n(&r->tail, __ATOMIC_ACQUIRE);
 
-		if (used > s->link_ring_len)
+		if (used > lk->ring_len)
 			return -EPROTO;
-		s->link_tx_room = s->link_ring_len - used;
-		if (!s->link_tx_room)
+		lk->tx_room = lk->ring_len - used;
+		if (!lk->tx_room)
 			return -EAGAIN;
 	}
-	ivl__sdm_signal_encode(entry(s, r, s->link_tx_head), sig);
-	s->link_tx_head++;
-	s->link_tx_room--;
+	ivl__sdm_signal_encode(entry(s, r, lk->tx_head), sig);
+	lk->tx_head++;
+	lk->tx_room--;
 	return 0;
 }
 
@@ -139,8 +164,9 @@ static int tx_put(struct ivl_sdm *s, struct ivl_sdm_link_ring *r, const struct i
  */
 static int rx_drain(struct ivl_sdm *s, struct ivl_sdm_link_ring *r, uint16_t from)
 {
+	struct link_chan *lk = link_of(s);
 	uint8_t copy[RX_CHUNK][IVL_SDM_SIGNAL_LEN];
-	uint32_t budget = s->link_ring_len;
+	uint32_t budget = lk->ring_len;
 	int delivered = 0;
 
 	while (budget) {
@@ -150,7 +176,7 @@ static int rx_drain(struct ivl_sdm *s, struct ivl_sdm_link_ring *r, uint16_t fro
 
 		if (n == 0)
 			break;
-		if (n > s->link_ring_len)
+		if (n > lk->ring_len)
 			return -EPROTO;
 		if (n > RX_CHUNK)
 			n = RX_CHUNK;
@@ -175,17 +201,19 @@ static int rx_drain(struct ivl_sdm *s, struct ivl_sdm_link_ring *r, uint16_t fro
 
 static bool peer_alive(struct ivl_sdm *s, uint32_t peer)
 {
-	return peer <= UINT16_MAX && ivl_link_peer_vectors(s->link, (uint16_t)peer) > 0;
+	struct link_chan *lk = link_of(s);
+	return peer <= UINT16_MAX && ivl_link_peer_vectors(lk->link, (uint16_t)peer) > 0;
 }
 
 /* ---- master ---------------------------------------------------------------- */
 
 static void master_unregister(struct ivl_sdm *s, uint16_t id, bool dropped)
 {
+	struct link_chan *lk = link_of(s);
 	struct ivl_sdm_link_slot *sl = slot_at(s, id);
 
-	if (s->link_peer[id]) {
-		s->link_peer[id] = 0;
+	if (lk->peer[id]) {
+		lk->peer[id] = 0;
 		s->current_slaves--;
 		if (dropped)
 			s->st.conn_dropped++;
@@ -202,21 +230,23 @@ static void master_unregister(struct ivl_sdm *s, uint16_t id, bool dropped)
 static void master_refuse(struct ivl_sdm *s, struct ivl_sdm_link_slot *sl, uint32_t peer,
 			  uint16_t reason)
 {
+	struct link_chan *lk = link_of(s);
 	/* Release: pairs with the slave's acquire of status. */
 	__atomic_store_n(&sl->status, ST_REFUSED | (uint32_t)reason << 8, __ATOMIC_RELEASE);
 	s->st.conn_refused++;
-	ivl_link_ring(s->link, (uint16_t)peer, 0);
+	ivl_link_ring(lk->link, (uint16_t)peer, 0);
 }
 
 /* A new owner of slot @id: admit it (§3.1 rules) or refuse it. */
 static void master_admit(struct ivl_sdm *s, uint16_t id, uint32_t owner)
 {
+	struct link_chan *lk = link_of(s);
 	struct ivl_sdm_link_slot *sl = slot_at(s, id);
 	uint32_t st = __atomic_load_n(&sl->status, __ATOMIC_RELAXED);
 
 	if ((st & 0xff) != ST_PENDING)
 		return; /* refused, waiting for the slave to let go */
-	if (!peer_alive(s, owner - 1) || owner - 1 == (uint32_t)s->link_self) {
+	if (!peer_alive(s, owner - 1) || owner - 1 == (uint32_t)lk->self) {
 		master_unregister(s, id, true);
 		return;
 	}
@@ -228,15 +258,15 @@ static void master_admit(struct ivl_sdm *s, uint16_t id, uint32_t owner)
 		master_refuse(s, sl, owner - 1, IVL_SDM_R_FULL);
 		return;
 	}
-	s->link_peer[id] = owner;
+	lk->peer[id] = owner;
 	s->current_slaves++;
 	s->st.conn_accepted++;
-	if (id > s->link_hi)
-		s->link_hi = id;
+	if (id > lk->hi)
+		lk->hi = id;
 	ivl__info("sdm: slave %u joined (link peer %u)", id, owner - 1);
 	/* Release: pairs with the slave's acquire of status. */
 	__atomic_store_n(&sl->status, ST_WELCOME, __ATOMIC_RELEASE);
-	ivl_link_ring(s->link, (uint16_t)(owner - 1), 0);
+	ivl_link_ring(lk->link, (uint16_t)(owner - 1), 0);
 }
 
 /*
@@ -246,29 +276,30 @@ static void master_admit(struct ivl_sdm *s, uint16_t id, uint32_t owner)
  */
 static int master_scan(struct ivl_sdm *s, bool claims)
 {
+	struct link_chan *lk = link_of(s);
 	int delivered = 0;
-	unsigned last = claims ? s->link_capacity : s->link_hi;
+	unsigned last = claims ? lk->capacity : lk->hi;
 
 	for (uint16_t id = 1; id <= last; id++) {
 		struct ivl_sdm_link_slot *sl;
 		uint32_t owner;
 		int r;
 
-		if (!claims && !s->link_peer[id])
+		if (!claims && !lk->peer[id])
 			continue;
 		sl = slot_at(s, id);
 		/* Acquire: pairs with the claimant's CAS (its ring indices
 		 * are reset by us, nothing else to publish). */
 		owner = __atomic_load_n(&sl->owner, __ATOMIC_ACQUIRE);
-		if (s->link_peer[id] && owner != s->link_peer[id]) {
+		if (lk->peer[id] && owner != lk->peer[id]) {
 			master_unregister(s, id, true); /* slot stolen: hostile */
 			continue;
 		}
 		if (!owner)
 			continue;
-		if (!s->link_peer[id]) {
+		if (!lk->peer[id]) {
 			master_admit(s, id, owner);
-			if (!s->link_peer[id])
+			if (!lk->peer[id])
 				continue;
 		}
 		r = rx_drain(s, ring_of(s, sl, 1), id);
@@ -282,23 +313,25 @@ static int master_scan(struct ivl_sdm *s, bool claims)
 
 static void master_peer_left(struct ivl_sdm *s, uint16_t peer)
 {
-	for (uint16_t id = 1; id <= s->link_capacity; id++)
-		if (s->link_peer[id] == (uint32_t)peer + 1u ||
+	struct link_chan *lk = link_of(s);
+	for (uint16_t id = 1; id <= lk->capacity; id++)
+		if (lk->peer[id] == (uint32_t)peer + 1u ||
 		    __atomic_load_n(&slot_at(s, id)->owner, __ATOMIC_RELAXED) ==
 			(uint32_t)peer + 1u)
 			master_unregister(s, id, false);
 	/* Freed room: let refused slaves try again. */
-	ivl_link_broadcast(s->link, 0);
+	ivl_link_broadcast(lk->link, 0);
 }
 
 /* ---- slave ------------------------------------------------------------------ */
 
 static void slave_release(struct ivl_sdm *s)
 {
-	uint32_t me = (uint32_t)s->link_self + 1;
+	struct link_chan *lk = link_of(s);
+	uint32_t me = (uint32_t)lk->self + 1;
 
-	if (s->link_slot) {
-		struct ivl_sdm_link_slot *sl = slot_at(s, s->link_slot);
+	if (lk->slot) {
+		struct ivl_sdm_link_slot *sl = slot_at(s, lk->slot);
 		uint32_t expect = me;
 
 		/* Leave it PENDING for the next claimant (we own it, so the
@@ -307,7 +340,7 @@ static void slave_release(struct ivl_sdm *s)
 		__atomic_store_n(&sl->status, ST_PENDING, __ATOMIC_RELAXED);
 		__atomic_compare_exchange_n(&sl->owner, &expect, 0, false, __ATOMIC_RELEASE,
 					    __ATOMIC_RELAXED);
-		s->link_slot = 0;
+		lk->slot = 0;
 	}
 }
 
@@ -323,36 +356,38 @@ static bool ring_len_ok(uint32_t n)
  */
 static bool area_ready(struct ivl_sdm *s)
 {
+	struct link_chan *lk = link_of(s);
 	struct ivl_sdm_link_area *a = area_of(s);
 	unsigned len, cap;
 
 	/* Acquire: pairs with the master's release store of magic after
 	 * formatting. */
 	if (__atomic_load_n(&a->magic, __ATOMIC_ACQUIRE) != IVL_SDM_LINK_MAGIC ||
-	    a->version != IVL_SDM_LINK_VERSION || a->master_peer != s->link_master)
+	    a->version != IVL_SDM_LINK_VERSION || a->master_peer != lk->master_peer)
 		return false;
 	len = a->ring_len;
 	if (!ring_len_ok(len))
 		return false;
-	cap = capacity_of(s->link_size, len);
+	cap = capacity_of(lk->size, len);
 	if (!cap)
 		return false;
-	s->link_ring_len = len;
-	s->link_capacity = (uint16_t)(a->capacity < cap ? a->capacity : cap);
+	lk->ring_len = len;
+	lk->capacity = (uint16_t)(a->capacity < cap ? a->capacity : cap);
 	return true;
 }
 
 static void slave_claim(struct ivl_sdm *s)
 {
+	struct link_chan *lk = link_of(s);
 	struct ivl_sdm_link_area *a = area_of(s);
-	uint32_t me = (uint32_t)s->link_self + 1;
+	uint32_t me = (uint32_t)lk->self + 1;
 	uint32_t cap, max;
 
-	if (s->link_slot || ivl__sdm_now_ms() < s->next_connect_ms || !area_ready(s) ||
-	    !peer_alive(s, s->link_master))
+	if (lk->slot || ivl__sdm_now_ms() < s->next_connect_ms || !area_ready(s) ||
+	    !peer_alive(s, lk->master_peer))
 		return;
 	/* Clamped by area_ready() to what our mapping holds. */
-	cap = s->link_capacity;
+	cap = lk->capacity;
 	max = __atomic_load_n(&a->max_slaves, __ATOMIC_RELAXED);
 	if (max > cap)
 		max = cap;
@@ -368,8 +403,8 @@ static void slave_claim(struct ivl_sdm *s)
 		 * slave_release (a free slot's status is already PENDING). */
 		if (__atomic_compare_exchange_n(&slot_at(s, id)->owner, &expect, me, false,
 						__ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) {
-			s->link_slot = (uint16_t)id;
-			ivl_link_ring(s->link, s->link_master, 0);
+			lk->slot = (uint16_t)id;
+			ivl_link_ring(lk->link, lk->master_peer, 0);
 			return;
 		}
 	}
@@ -379,11 +414,12 @@ static void slave_claim(struct ivl_sdm *s)
 /* Our slot, if we still own it; else back to unregistered. */
 static struct ivl_sdm_link_slot *slave_slot(struct ivl_sdm *s)
 {
-	struct ivl_sdm_link_slot *sl = slot_at(s, s->link_slot);
+	struct link_chan *lk = link_of(s);
+	struct ivl_sdm_link_slot *sl = slot_at(s, lk->slot);
 
-	if (__atomic_load_n(&sl->owner, __ATOMIC_RELAXED) != (uint32_t)s->link_self + 1) {
+	if (__atomic_load_n(&sl->owner, __ATOMIC_RELAXED) != (uint32_t)lk->self + 1) {
 		/* The master reset our slot (it restarted, or dropped us). */
-		s->link_slot = 0;
+		lk->slot = 0;
 		s->state = -ENOTCONN;
 		return NULL;
 	}
@@ -405,13 +441,14 @@ static int slave_drain(struct ivl_sdm *s, struct ivl_sdm_link_slot *sl)
 
 static int slave_poll(struct ivl_sdm *s)
 {
+	struct link_chan *lk = link_of(s);
 	struct ivl_sdm_link_area *a = area_of(s);
 	struct ivl_sdm_link_slot *sl;
 	uint32_t st;
 
-	if (!s->link_slot) {
+	if (!lk->slot) {
 		slave_claim(s);
-		if (!s->link_slot)
+		if (!lk->slot)
 			return 0;
 	}
 	sl = slave_slot(s);
@@ -432,7 +469,7 @@ static int slave_poll(struct ivl_sdm *s)
 		return 0;
 	if (s->state != 0) {
 		s->rc_delay_ms = s->rc_min_ms;
-		s->id = s->want_id = s->link_slot;
+		s->id = s->want_id = lk->slot;
 		s->max_slaves = (uint16_t)__atomic_load_n(&a->max_slaves, __ATOMIC_RELAXED);
 		if (s->ever_welcomed)
 			s->st.reconnects++;
@@ -458,57 +495,61 @@ static int pick_ring_len(uint64_t size, uint32_t want, uint16_t max_slaves)
 	return (int)len;
 }
 
-int ivl__sdm_link_start(struct ivl_sdm *s, const struct ivl_sdm_opts *o)
+static int link_start(struct ivl_sdm *s, const struct ivl_sdm_opts *o)
 {
+	struct link_chan *lk = link_of(s);
 	uint64_t size;
 	void *base = ivl_link_app_area(o->link, &size);
 	int self = ivl_link_id(o->link), len;
 
+	lk->ring_peer = -1;
 	if (!base || self < 0 || o->link_offset > size || (o->link_offset & 7))
 		return -EINVAL;
+	len = ivl__sdm_timer_start(s);
+	if (len)
+		return len;
 	size -= o->link_offset;
-	s->link = o->link;
-	s->link_self = (uint16_t)self;
-	s->link_area = (uint8_t *)base + o->link_offset;
-	s->link_size = size;
-	s->link_master = o->master ? (uint16_t)self : o->link_master;
+	lk->link = o->link;
+	lk->self = (uint16_t)self;
+	lk->area = (uint8_t *)base + o->link_offset;
+	lk->size = size;
+	lk->master_peer = o->master ? (uint16_t)self : o->link_master;
 	s->rc_delay_ms = s->rc_min_ms;
-	s->link_ring_peer = -1;
 	len = pick_ring_len(size, o->master ? o->link_ring : 0, s->max_slaves);
 	if (len < 0)
 		return len;
-	s->link_ring_len = (uint32_t)len;
+	lk->ring_len = (uint32_t)len;
 	/* Capacity: what the area holds, at most the protocol limit (a slave
 	 * recomputes both from the area's header, area_ready()). */
-	s->link_capacity = (uint16_t)capacity_of(size, s->link_ring_len);
-	if (!s->link_capacity)
+	lk->capacity = (uint16_t)capacity_of(size, lk->ring_len);
+	if (!lk->capacity)
 		return -ENOSPC;
 	/* Doorbells are hints here (the receiver always scans its rings):
 	 * let senders skip them while our bit is still set. */
-	ivl_link_set_coalescing(s->link, true);
+	ivl_link_set_coalescing(lk->link, true);
 	if (o->master) {
 		struct ivl_sdm_link_area *a = area_of(s);
 
-		if (s->max_slaves > s->link_capacity)
+		if (s->max_slaves > lk->capacity)
 			return -ENOSPC;
-		s->link_peer = calloc(s->link_capacity + 1u, sizeof(*s->link_peer));
-		if (!s->link_peer)
+		lk->peer = calloc(lk->capacity + 1u, sizeof(*lk->peer));
+		if (!lk->peer)
 			return -ENOMEM;
 		__atomic_store_n(&a->magic, 0, __ATOMIC_RELAXED);
 		memset((uint8_t *)a + sizeof(uint32_t), 0,
-		       area_size(s->link_capacity, s->link_ring_len) - sizeof(uint32_t));
+		       area_size(lk->capacity, lk->ring_len) - sizeof(uint32_t));
 		a->version = IVL_SDM_LINK_VERSION;
-		a->capacity = s->link_capacity;
-		a->master_peer = s->link_self;
-		a->ring_len = (uint16_t)s->link_ring_len;
+		a->capacity = lk->capacity;
+		a->master_peer = lk->self;
+		a->ring_len = (uint16_t)lk->ring_len;
 		__atomic_store_n(&a->max_slaves, s->max_slaves, __ATOMIC_RELAXED);
 		/* Release: the formatted area before the magic (pairs with
 		 * area_ready's acquire). */
 		__atomic_store_n(&a->magic, IVL_SDM_LINK_MAGIC, __ATOMIC_RELEASE);
 		/* Slaves that came first retry on this doorbell. */
-		ivl_link_broadcast(s->link, 0);
+		ivl_link_broadcast(lk->link, 0);
 	}
-	if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, ivl_link_get_fd(s->link),
+	if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, ivl_link_get_fd(lk->link),
 		      &(struct epoll_event){.events = EPOLLIN}) < 0)
 		return -errno;
 	if (!o->master)
@@ -516,74 +557,78 @@ int ivl__sdm_link_start(struct ivl_sdm *s, const struct ivl_sdm_opts *o)
 	return 0;
 }
 
-void ivl__sdm_link_stop(struct ivl_sdm *s)
+static void link_stop(struct ivl_sdm *s)
 {
-	if (s->link_area && !s->master)
+	struct link_chan *lk = link_of(s);
+	if (lk->area && !s->master)
 		slave_release(s);
-	if (s->link_area && s->master && area_of(s))
+	if (lk->area && s->master && area_of(s))
 		__atomic_store_n(&area_of(s)->magic, 0, __ATOMIC_RELAXED);
-	free(s->link_peer);
-	s->link_peer = NULL;
+	free(lk->peer);
+	lk->peer = NULL;
 }
 
 /* Publish the batch and ring its doorbell (one per run of signals to one
  * peer: the receiver drains its whole ring on any doorbell). */
-int ivl__sdm_link_flush(struct ivl_sdm *s)
+static int link_flush(struct ivl_sdm *s)
 {
-	int32_t peer = s->link_ring_peer;
+	struct link_chan *lk = link_of(s);
+	int32_t peer = lk->ring_peer;
 	int r;
 
 	tx_publish(s);
 	if (peer < 0)
 		return 0;
-	s->link_ring_peer = -1;
+	lk->ring_peer = -1;
 	/* The head store above is released before the doorbell's seq_cst
 	 * read-modify-write of the pending bit, which the receiver takes
 	 * with acquire before it scans (docs/protocol.md §3). */
-	r = ivl_link_ring(s->link, (uint16_t)peer, 0);
+	r = ivl_link_ring(lk->link, (uint16_t)peer, 0);
 	return r == -ENOENT ? (s->master ? -ENOENT : -ENOTCONN) : r;
 }
 
-int ivl__sdm_link_send(struct ivl_sdm *s, const struct ivl_sdm_signal *sig, bool more)
+static int link_send(struct ivl_sdm *s, const struct ivl_sdm_signal *sig, bool more)
 {
+	struct link_chan *lk = link_of(s);
 	struct ivl_sdm_link_ring *ring;
 	uint16_t peer;
 	int r;
 
 	if (s->master) {
-		if (sig->slave > s->link_capacity || !s->link_peer[sig->slave])
+		if (sig->slave > lk->capacity || !lk->peer[sig->slave])
 			return -ENOENT;
-		peer = (uint16_t)(s->link_peer[sig->slave] - 1);
+		peer = (uint16_t)(lk->peer[sig->slave] - 1);
 		ring = ring_of(s, slot_at(s, sig->slave), 0);
 	} else {
-		if (s->state != 0 || !s->link_slot)
+		if (s->state != 0 || !lk->slot)
 			return -ENOTCONN;
-		peer = s->link_master;
-		ring = ring_of(s, slot_at(s, s->link_slot), 1);
+		peer = lk->master_peer;
+		ring = ring_of(s, slot_at(s, lk->slot), 1);
 	}
-	if (s->link_ring_peer >= 0 && s->link_ring_peer != peer)
-		ivl__sdm_link_flush(s);
+	if (lk->ring_peer >= 0 && lk->ring_peer != peer)
+		link_flush(s);
 	r = tx_put(s, ring, sig);
 	if (r == -EPROTO)
 		return -EPIPE;
 	if (r)
 		return r;
-	s->link_ring_peer = peer;
-	return more ? 0 : ivl__sdm_link_flush(s);
+	lk->ring_peer = peer;
+	return more ? 0 : link_flush(s);
 }
 
-int ivl__sdm_link_room(struct ivl_sdm *s, uint16_t id)
+static int link_room(struct ivl_sdm *s, uint16_t id)
 {
+	struct link_chan *lk = link_of(s);
 	struct ivl_sdm_link_ring *r;
 	uint32_t head;
 
-	if (id > s->link_capacity || !s->link_peer[id])
+	if (id > lk->capacity || !lk->peer[id])
 		return -ENOENT;
 	r = ring_of(s, slot_at(s, id), 0);
 	/* Only we push (a batch in progress counts with its private head);
 	 * the slave only pops: the room seen stays. */
-	head = s->link_tx == r ? s->link_tx_head : __atomic_load_n(&r->head, __ATOMIC_RELAXED);
-	return head - __atomic_load_n(&r->tail, __ATOMIC_ACQUIRE) >= s->link_ring_len ? -EAGAIN : 0;
+	head = lk->tx == r ? lk->tx_head : __atomic_load_n(&r->head, __ATOMIC_RELAXED);
+	return head - __atomic_load_n(&r->tail, __ATOMIC_ACQUIRE) >= lk->ring_len ? -EAGAIN : 0;
 }
 
 /*
@@ -604,17 +649,19 @@ int ivl__sdm_link_room(struct ivl_sdm *s, uint16_t id)
 
 static int fast_scan(struct ivl_sdm *s)
 {
+	struct link_chan *lk = link_of(s);
 	struct ivl_sdm_link_slot *sl;
 
 	if (s->master)
 		return master_scan(s, false);
-	if (s->state != 0 || !s->link_slot || !(sl = slave_slot(s)))
+	if (s->state != 0 || !lk->slot || !(sl = slave_slot(s)))
 		return 0;
 	return slave_drain(s, sl);
 }
 
-int ivl__sdm_link_process(struct ivl_sdm *s)
+static int link_process(struct ivl_sdm *s)
 {
+	struct link_chan *lk = link_of(s);
 	struct ivl_link_event ev[32];
 	int n, delivered = fast_scan(s);
 
@@ -629,7 +676,7 @@ int ivl__sdm_link_process(struct ivl_sdm *s)
 		if (r < 0)
 			return r;
 	}
-	while ((n = ivl_link_process(s->link, ev, IVL_ARRAY_SIZE(ev))) > 0) {
+	while ((n = ivl_link_process(lk->link, ev, IVL_ARRAY_SIZE(ev))) > 0) {
 		for (int i = 0; i < n; i++) {
 			if (ev[i].type == IVL_LINK_DOWN) {
 				if (!s->master)
@@ -640,8 +687,8 @@ int ivl__sdm_link_process(struct ivl_sdm *s)
 				continue;
 			if (s->master)
 				master_peer_left(s, ev[i].peer);
-			else if (ev[i].peer == s->link_master) {
-				s->link_slot = 0;
+			else if (ev[i].peer == lk->master_peer) {
+				lk->slot = 0;
 				s->state = -ENOTCONN;
 			}
 		}
@@ -655,10 +702,37 @@ int ivl__sdm_link_process(struct ivl_sdm *s)
 	return delivered;
 }
 
-int ivl__sdm_link_set_max(struct ivl_sdm *s, uint16_t max)
+static int link_set_max(struct ivl_sdm *s, uint16_t max)
 {
-	if (max > s->link_capacity)
+	struct link_chan *lk = link_of(s);
+	if (max > lk->capacity)
 		return -ERANGE;
 	__atomic_store_n(&area_of(s)->max_slaves, max, __ATOMIC_RELAXED);
 	return 0;
 }
+
+static bool link_present(const struct ivl_sdm *s, uint16_t id)
+{
+	struct link_chan *lk = link_of(s);
+
+	return id <= lk->capacity && lk->peer && lk->peer[id] != 0;
+}
+
+static int link_check(const struct ivl_sdm_opts *o)
+{
+	return o->link ? 0 : -EINVAL;
+}
+
+const struct ivl__sdm_chan_ops ivl__sdm_link_ops = {
+    .name = "link",
+    .priv_size = sizeof(struct link_chan),
+    .check = link_check,
+    .start = link_start,
+    .stop = link_stop,
+    .send = link_send,
+    .flush = link_flush,
+    .process = link_process,
+    .present = link_present,
+    .room = link_room,
+    .set_max = link_set_max,
+};

@@ -17,7 +17,7 @@
 #include <string.h>
 
 #include "core/internal.h"
-#include "sdm-internal.h"
+#include "sock.h"
 
 /* <ivlink/proto/sdm.h> states these lengths as numbers. */
 _Static_assert(IVL_SDM_KX_PUBKEY_LEN == crypto_kx_PUBLICKEYBYTES, "kx public key length");

@@ -24,7 +24,7 @@
 
 #include "core/internal.h"
 #include "fuzz.h"
-#include "sdm/sdm-internal.h"
+#include "sdm/sock.h"
 
 static void decode_stream(const uint8_t *d, size_t n)
 {
@@ -151,12 +151,12 @@ static void through_master(int keyed, const uint8_t *d, size_t n)
 		ivl_sdm_process(m);
 	}
 	shutdown(fd, SHUT_WR);
-	for (i = 0; i < 200 && m->nconns; i++)
+	for (i = 0; i < 200 && ivl__sock(m)->nconns; i++)
 		ivl_sdm_process(m);
 	close(fd);
-	for (i = 0; i < 200 && m->nconns; i++)
+	for (i = 0; i < 200 && ivl__sock(m)->nconns; i++)
 		ivl_sdm_process(m);
-	FUZZ_CHECK(m->nconns == 0);
+	FUZZ_CHECK(ivl__sock(m)->nconns == 0);
 	FUZZ_CHECK(ivl_sdm_get_config(m, &c) == 0 && c.current_slaves == 0);
 	if (keyed) {
 		struct ivl_sdm_stats st;

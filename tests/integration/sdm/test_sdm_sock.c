@@ -15,9 +15,9 @@
 #include <unistd.h>
 
 #include "sdmtest.h"
+#include "sdm/sock.h"
 
 #define KA_MS 200
-
 
 struct world {
 	int chan;
@@ -33,7 +33,6 @@ static void pump_once(struct world *w)
 {
 	sdm_pump(w->m, w->s, 8, 10);
 }
-
 
 static void pump_for(struct world *w, int ms)
 {
@@ -584,11 +583,11 @@ static void broadcasting(struct world *w)
 	{
 		int small = 4096;
 
-		assert_int_equal(setsockopt(w->m->slaves[u.slave]->fd, SOL_SOCKET, SO_SNDBUF,
-					    &small, sizeof(small)),
+		assert_int_equal(setsockopt(ivl__sock(w->m)->slaves[u.slave]->fd, SOL_SOCKET,
+					    SO_SNDBUF, &small, sizeof(small)),
 				 0);
-		assert_int_equal(setsockopt(w->s[0]->up->fd, SOL_SOCKET, SO_RCVBUF, &small,
-					    sizeof(small)),
+		assert_int_equal(setsockopt(ivl__sock(w->s[0])->up->fd, SOL_SOCKET, SO_RCVBUF,
+					    &small, sizeof(small)),
 				 0);
 	}
 	while (ivl_sdm_send(w->m, &u) == 0) {
@@ -598,7 +597,7 @@ static void broadcasting(struct world *w)
 	assert_int_equal(ivl_sdm_send(w->m, &all), -EAGAIN);
 	/* Nothing was queued for the others. */
 	for (int i = 1; i < 3; i++)
-		assert_int_equal(w->m->slaves[ivl_sdm_id(w->s[i])]->tx_len, 0);
+		assert_int_equal(ivl__sock(w->m)->slaves[ivl_sdm_id(w->s[i])]->tx_len, 0);
 	assert_true(PUMP_UNTIL(w, w->rs[0].n[IVL_SDM_IRQ] == before[0] + 1 + flood));
 	assert_int_equal(ivl_sdm_send(w->m, &all), 3);
 	assert_true(PUMP_UNTIL(w, w->rs[0].n[IVL_SDM_IRQ] == before[0] + 2 + flood &&
@@ -691,10 +690,10 @@ static void tcp_keyed(void **state)
 static void tcp_needs_key(void **state)
 {
 	struct ivl_sdm_opts o = {.master = true,
-				    .max_slaves = 2,
-				    .channel = IVL_SDM_CHAN_TCP,
-				    .host = "0.0.0.0",
-				    .port = 0};
+				 .max_slaves = 2,
+				 .channel = IVL_SDM_CHAN_TCP,
+				 .host = "0.0.0.0",
+				 .port = 0};
 	struct ivl_sdm *m = NULL;
 	int fds = tu_count_fds();
 

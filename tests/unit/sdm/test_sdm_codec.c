@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 #include "testutil.h"
-#include "sdm/sdm-internal.h"
+#include "sdm/sock.h"
 
 static void signal_roundtrip(void **state)
 {
