@@ -35,6 +35,12 @@
 #define ST_WELCOME IVL_SDM_LINK_WELCOME
 #define ST_REFUSED IVL_SDM_LINK_REFUSED
 
+/* What the master stored in a slot's status for its current owner: a
+ * status it did not store there was scribbled (see master_check()). */
+struct said {
+	uint32_t owner, status;
+};
+
 /* The channel's state, in the object's priv[]. */
 struct link_chan {
 	struct ivl_link *link; /* borrowed */
@@ -44,6 +50,7 @@ struct link_chan {
 	uint16_t hi;		      /* master: highest ID ever registered */
 	uint32_t ring_len;	      /* entries per ring (a slave: from the area) */
 	uint32_t *peer;		      /* master: by ID, link peer + 1 of registered slaves */
+	struct said *said;	      /* master: by ID, what it last stored in the slot */
 	int32_t ring_peer;	      /* a batch's doorbell still to ring, or -1 */
 	struct ivl_sdm_link_ring *tx; /* the ring a batch is filling, or NULL */
 	uint32_t tx_head, tx_room;    /* its private head, free entries */
@@ -207,6 +214,37 @@ static bool peer_alive(struct ivl_sdm *s, uint32_t peer)
 
 /* ---- master ---------------------------------------------------------------- */
 
+/* The area header as the master formats it; the magic last (release: pairs
+ * with area_ready()'s acquire). */
+static void master_write_header(struct ivl_sdm *s)
+{
+	struct link_chan *lk = link_of(s);
+	struct ivl_sdm_link_area *a = area_of(s);
+
+	__atomic_store_n(&a->magic, 0, __ATOMIC_RELAXED);
+	a->version = IVL_SDM_LINK_VERSION;
+	a->capacity = lk->capacity;
+	a->master_peer = lk->self;
+	a->ring_len = (uint16_t)lk->ring_len;
+	__atomic_store_n(&a->max_slaves, s->max_slaves, __ATOMIC_RELAXED);
+	memset(a->reserved, 0, sizeof(a->reserved));
+	__atomic_store_n(&a->magic, IVL_SDM_LINK_MAGIC, __ATOMIC_RELEASE);
+}
+
+/* Whether the header still says what master_write_header() wrote. */
+static bool master_header_ok(struct ivl_sdm *s)
+{
+	struct link_chan *lk = link_of(s);
+	struct ivl_sdm_link_area *a = area_of(s);
+
+	return __atomic_load_n(&a->magic, __ATOMIC_RELAXED) == IVL_SDM_LINK_MAGIC &&
+	       __atomic_load_n(&a->version, __ATOMIC_RELAXED) == IVL_SDM_LINK_VERSION &&
+	       __atomic_load_n(&a->capacity, __ATOMIC_RELAXED) == lk->capacity &&
+	       __atomic_load_n(&a->master_peer, __ATOMIC_RELAXED) == lk->self &&
+	       __atomic_load_n(&a->ring_len, __ATOMIC_RELAXED) == lk->ring_len &&
+	       __atomic_load_n(&a->max_slaves, __ATOMIC_RELAXED) == s->max_slaves;
+}
+
 static void master_unregister(struct ivl_sdm *s, uint16_t id, bool dropped)
 {
 	struct link_chan *lk = link_of(s);
@@ -219,6 +257,13 @@ static void master_unregister(struct ivl_sdm *s, uint16_t id, bool dropped)
 			s->st.conn_dropped++;
 		ivl__info("sdm: slave %u left", id);
 	}
+	lk->said[id] = (struct said){0, ST_PENDING};
+	/* A batch in progress on its ring is void (its head would be
+	 * published into the reset ring). */
+	if (lk->tx == ring_of(s, sl, 0)) {
+		lk->tx = NULL;
+		lk->ring_peer = -1;
+	}
 	ring_reset(ring_of(s, sl, 0));
 	ring_reset(ring_of(s, sl, 1));
 	__atomic_store_n(&sl->status, ST_PENDING, __ATOMIC_RELAXED);
@@ -227,14 +272,15 @@ static void master_unregister(struct ivl_sdm *s, uint16_t id, bool dropped)
 	__atomic_store_n(&sl->owner, 0, __ATOMIC_RELEASE);
 }
 
-static void master_refuse(struct ivl_sdm *s, struct ivl_sdm_link_slot *sl, uint32_t peer,
-			  uint16_t reason)
+static void master_refuse(struct ivl_sdm *s, uint16_t id, uint32_t owner, uint16_t reason)
 {
 	struct link_chan *lk = link_of(s);
+
+	lk->said[id] = (struct said){owner, IVL_SDM_LINK_REFUSAL(reason)};
 	/* Release: pairs with the slave's acquire of status. */
-	__atomic_store_n(&sl->status, ST_REFUSED | (uint32_t)reason << 8, __ATOMIC_RELEASE);
+	__atomic_store_n(&slot_at(s, id)->status, lk->said[id].status, __ATOMIC_RELEASE);
 	s->st.conn_refused++;
-	ivl_link_ring(lk->link, (uint16_t)peer, 0);
+	ivl_link_ring(lk->link, (uint16_t)(owner - 1), 0);
 }
 
 /* A new owner of slot @id: admit it (§3.1 rules) or refuse it. */
@@ -244,20 +290,40 @@ static void master_admit(struct ivl_sdm *s, uint16_t id, uint32_t owner)
 	struct ivl_sdm_link_slot *sl = slot_at(s, id);
 	uint32_t st = __atomic_load_n(&sl->status, __ATOMIC_RELAXED);
 
-	if ((st & 0xff) != ST_PENDING)
-		return; /* refused, waiting for the slave to let go */
+	/* Not a live peer (also a scribbled owner): reset, whatever the
+	 * status says. */
 	if (!peer_alive(s, owner - 1) || owner - 1 == (uint32_t)lk->self) {
 		master_unregister(s, id, true);
 		return;
 	}
+	/* One slot per link peer: a second claim in the name of a
+	 * registered slave's peer is a scribble. */
+	for (unsigned j = 1; j <= lk->hi; j++)
+		if (j != id && lk->peer[j] == owner) {
+			master_unregister(s, id, true);
+			return;
+		}
+	if (st != ST_PENDING) {
+		/* Our refusal, still waiting for this owner to let go; any
+		 * other status is not ours: reset the slot, the claimant
+		 * claims again. */
+		if (st != lk->said[id].status || owner != lk->said[id].owner)
+			master_unregister(s, id, true);
+		return;
+	}
 	if (id > s->max_slaves) {
-		master_refuse(s, sl, owner - 1, IVL_SDM_R_BAD_ID);
+		master_refuse(s, id, owner, IVL_SDM_R_BAD_ID);
 		return;
 	}
 	if (s->current_slaves >= s->max_slaves) {
-		master_refuse(s, sl, owner - 1, IVL_SDM_R_FULL);
+		master_refuse(s, id, owner, IVL_SDM_R_FULL);
 		return;
 	}
+	/* Whatever the rings hold from before the claim (a scribble) is
+	 * not the new slave's: it writes nothing before our WELCOME. */
+	ring_reset(ring_of(s, sl, 0));
+	ring_reset(ring_of(s, sl, 1));
+	lk->said[id] = (struct said){owner, ST_WELCOME};
 	lk->peer[id] = owner;
 	s->current_slaves++;
 	s->st.conn_accepted++;
@@ -269,16 +335,43 @@ static void master_admit(struct ivl_sdm *s, uint16_t id, uint32_t owner)
 	ivl_link_ring(lk->link, (uint16_t)(owner - 1), 0);
 }
 
+/* A registered slave's slot: WELCOME, and master->slave indices that make
+ * sense (slave->master: rx_drain() checks them). */
+static bool master_slot_ok(struct ivl_sdm *s, struct ivl_sdm_link_slot *sl)
+{
+	struct link_chan *lk = link_of(s);
+	struct ivl_sdm_link_ring *r = ring_of(s, sl, 0);
+
+	return __atomic_load_n(&sl->status, __ATOMIC_RELAXED) == ST_WELCOME &&
+	       __atomic_load_n(&r->head, __ATOMIC_RELAXED) -
+		       __atomic_load_n(&r->tail, __ATOMIC_RELAXED) <=
+		   lk->ring_len;
+}
+
 /*
  * Look at the slots: with @claims every slot (new claims need a doorbell
  * or an event to be noticed), else only those of registered slaves (the
  * fast path of a busy master).
+ *
+ * With @claims the master also repairs what a peer scribbled (docs/sdm.md
+ * §5, "Recovery"): the area header is rewritten, a free slot's status put
+ * back to PENDING, a claimed slot whose status the master did not write
+ * and a registered slot whose status or indices are wrong are reset (its
+ * slave claims it again).  Signals in a reset slot's rings are lost and
+ * the reset is counted in conn_dropped.
  */
 static int master_scan(struct ivl_sdm *s, bool claims)
 {
 	struct link_chan *lk = link_of(s);
 	int delivered = 0;
 	unsigned last = claims ? lk->capacity : lk->hi;
+
+	if (claims && !master_header_ok(s)) {
+		ivl__debug("sdm: the link area's header was overwritten: rewritten");
+		master_write_header(s);
+		/* Slaves waiting for a valid area retry on this doorbell. */
+		ivl_link_broadcast(lk->link, 0);
+	}
 
 	for (uint16_t id = 1; id <= last; id++) {
 		struct ivl_sdm_link_slot *sl;
@@ -291,12 +384,17 @@ static int master_scan(struct ivl_sdm *s, bool claims)
 		/* Acquire: pairs with the claimant's CAS (its ring indices
 		 * are reset by us, nothing else to publish). */
 		owner = __atomic_load_n(&sl->owner, __ATOMIC_ACQUIRE);
-		if (lk->peer[id] && owner != lk->peer[id]) {
-			master_unregister(s, id, true); /* slot stolen: hostile */
+		if (lk->peer[id] && (owner != lk->peer[id] || (claims && !master_slot_ok(s, sl)))) {
+			master_unregister(s, id, true); /* slot stolen or scribbled */
 			continue;
 		}
-		if (!owner)
+		if (!owner) {
+			/* A free slot's status is PENDING (a claimant expects
+			 * it); put back anything else. */
+			if (claims && __atomic_load_n(&sl->status, __ATOMIC_RELAXED) != ST_PENDING)
+				__atomic_store_n(&sl->status, ST_PENDING, __ATOMIC_RELAXED);
 			continue;
+		}
 		if (!lk->peer[id]) {
 			master_admit(s, id, owner);
 			if (!lk->peer[id])
@@ -360,19 +458,24 @@ static bool area_ready(struct ivl_sdm *s)
 	struct ivl_sdm_link_area *a = area_of(s);
 	unsigned len, cap;
 
+	unsigned acap;
+
 	/* Acquire: pairs with the master's release store of magic after
-	 * formatting. */
+	 * formatting.  Each field is read once: a peer may change it under
+	 * us. */
 	if (__atomic_load_n(&a->magic, __ATOMIC_ACQUIRE) != IVL_SDM_LINK_MAGIC ||
-	    a->version != IVL_SDM_LINK_VERSION || a->master_peer != lk->master_peer)
+	    __atomic_load_n(&a->version, __ATOMIC_RELAXED) != IVL_SDM_LINK_VERSION ||
+	    __atomic_load_n(&a->master_peer, __ATOMIC_RELAXED) != lk->master_peer)
 		return false;
-	len = a->ring_len;
+	len = __atomic_load_n(&a->ring_len, __ATOMIC_RELAXED);
+	acap = __atomic_load_n(&a->capacity, __ATOMIC_RELAXED);
 	if (!ring_len_ok(len))
 		return false;
 	cap = capacity_of(lk->size, len);
 	if (!cap)
 		return false;
 	lk->ring_len = len;
-	lk->capacity = (uint16_t)(a->capacity < cap ? a->capacity : cap);
+	lk->capacity = (uint16_t)(acap < cap ? acap : cap);
 	return true;
 }
 
@@ -401,14 +504,35 @@ static void slave_claim(struct ivl_sdm *s)
 		}
 		/* Acquire: pairs with the release in master_unregister and
 		 * slave_release (a free slot's status is already PENDING). */
+		/* Already ours (a scribble wrote our ID): adopt it, the
+		 * master judges it as any claim. */
 		if (__atomic_compare_exchange_n(&slot_at(s, id)->owner, &expect, me, false,
-						__ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) {
+						__ATOMIC_ACQ_REL, __ATOMIC_RELAXED) ||
+		    expect == me) {
 			lk->slot = (uint16_t)id;
 			ivl_link_ring(lk->link, lk->master_peer, 0);
 			return;
 		}
 	}
 	s->state = s->want_id ? -EADDRINUSE : -EUSERS;
+}
+
+/* Whether the area, if valid, still has the geometry we use (a scribbled
+ * one with a valid magic may have misled our claim). */
+static bool slave_geometry_ok(struct ivl_sdm *s)
+{
+	struct link_chan *lk = link_of(s);
+	uint32_t len = lk->ring_len;
+	uint16_t cap = lk->capacity;
+	bool ok;
+
+	if (!area_ready(s))
+		return true; /* invalid: the master is rewriting it, wait */
+	ok = lk->ring_len == len && lk->slot <= lk->capacity;
+	/* Keep using what our claim was made with until we let go. */
+	lk->ring_len = len;
+	lk->capacity = cap;
+	return ok;
 }
 
 /* Our slot, if we still own it; else back to unregistered. */
@@ -454,9 +578,23 @@ static int slave_poll(struct ivl_sdm *s)
 	sl = slave_slot(s);
 	if (!sl)
 		return 0;
+	/* Not welcomed yet, and the area now says another geometry than the
+	 * one we claimed with (we read a scribbled header): our claim is not
+	 * where the master looks.  Let go; claim again. */
+	if (s->state != 0 && !slave_geometry_ok(s)) {
+		uint32_t expect = (uint32_t)lk->self + 1;
+
+		__atomic_compare_exchange_n(&sl->owner, &expect, 0, false, __ATOMIC_RELEASE,
+					    __ATOMIC_RELAXED);
+		lk->slot = 0;
+		return 0;
+	}
 	/* Acquire: pairs with the master's release of status. */
 	st = __atomic_load_n(&sl->status, __ATOMIC_ACQUIRE);
-	if ((st & 0xff) == ST_REFUSED) {
+	/* A refusal with a reason the master does not give was not written
+	 * by the master: wait for it to reset the slot. */
+	if ((st & 0xff) == ST_REFUSED && (st >> 8) >= IVL_SDM_R_FULL &&
+	    (st >> 8) <= IVL_SDM_R_BAD_ID) {
 		s->state = ivl__sdm_refusal_errno((uint16_t)(st >> 8));
 		slave_release(s);
 		/* Back off: a full master would refuse us again at once. */
@@ -535,17 +673,13 @@ static int link_start(struct ivl_sdm *s, const struct ivl_sdm_opts *o)
 		lk->peer = calloc(lk->capacity + 1u, sizeof(*lk->peer));
 		if (!lk->peer)
 			return -ENOMEM;
+		lk->said = calloc(lk->capacity + 1u, sizeof(*lk->said));
+		if (!lk->said)
+			return -ENOMEM;
 		__atomic_store_n(&a->magic, 0, __ATOMIC_RELAXED);
 		memset((uint8_t *)a + sizeof(uint32_t), 0,
 		       area_size(lk->capacity, lk->ring_len) - sizeof(uint32_t));
-		a->version = IVL_SDM_LINK_VERSION;
-		a->capacity = lk->capacity;
-		a->master_peer = lk->self;
-		a->ring_len = (uint16_t)lk->ring_len;
-		__atomic_store_n(&a->max_slaves, s->max_slaves, __ATOMIC_RELAXED);
-		/* Release: the formatted area before the magic (pairs with
-		 * area_ready's acquire). */
-		__atomic_store_n(&a->magic, IVL_SDM_LINK_MAGIC, __ATOMIC_RELEASE);
+		master_write_header(s);
 		/* Slaves that came first retry on this doorbell. */
 		ivl_link_broadcast(lk->link, 0);
 	}
@@ -566,6 +700,8 @@ static void link_stop(struct ivl_sdm *s)
 		__atomic_store_n(&area_of(s)->magic, 0, __ATOMIC_RELAXED);
 	free(lk->peer);
 	lk->peer = NULL;
+	free(lk->said);
+	lk->said = NULL;
 }
 
 /* Publish the batch and ring its doorbell (one per run of signals to one
@@ -608,8 +744,20 @@ static int link_send(struct ivl_sdm *s, const struct ivl_sdm_signal *sig, bool m
 	if (lk->ring_peer >= 0 && lk->ring_peer != peer)
 		link_flush(s);
 	r = tx_put(s, ring, sig);
-	if (r == -EPROTO)
+	if (r == -EPROTO) {
+		/* Impossible indices in our own ring: reset it (master) or let
+		 * go of the slot and claim it again (slave). */
+		lk->tx = NULL;
+		lk->ring_peer = -1;
+		s->st.conn_dropped++;
+		if (s->master) {
+			master_unregister(s, (uint16_t)sig->slave, false);
+		} else {
+			slave_release(s);
+			s->state = -ENOTCONN;
+		}
 		return -EPIPE;
+	}
 	if (r)
 		return r;
 	lk->ring_peer = peer;
@@ -628,7 +776,14 @@ static int link_room(struct ivl_sdm *s, uint16_t id)
 	/* Only we push (a batch in progress counts with its private head);
 	 * the slave only pops: the room seen stays. */
 	head = lk->tx == r ? lk->tx_head : __atomic_load_n(&r->head, __ATOMIC_RELAXED);
-	return head - __atomic_load_n(&r->tail, __ATOMIC_ACQUIRE) >= lk->ring_len ? -EAGAIN : 0;
+	head -= __atomic_load_n(&r->tail, __ATOMIC_ACQUIRE);
+	if (head > lk->ring_len) {
+		/* Impossible indices: reset (see link_send()). */
+		s->st.conn_dropped++;
+		master_unregister(s, id, false);
+		return -ENOENT;
+	}
+	return head == lk->ring_len ? -EAGAIN : 0;
 }
 
 /*
