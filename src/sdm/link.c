@@ -12,7 +12,9 @@
  *
  * Everything in the area is written by other peers: indices, owners and
  * statuses are checked before use and signals are copied out before they
- * are decoded.  A slot whose ring indices are impossible is unregistered.
+ * are decoded.  A slot whose ring indices are impossible is unregistered,
+ * and the master repairs whatever else a peer scribbled (master_scan()),
+ * so that the channel recovers by itself once the scribbling stops.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -36,7 +38,7 @@
 #define ST_REFUSED IVL_SDM_LINK_REFUSED
 
 /* What the master stored in a slot's status for its current owner: a
- * status it did not store there was scribbled (see master_check()). */
+ * status it did not store there was scribbled (master_admit(), master_scan()). */
 struct said {
 	uint32_t owner, status;
 };
@@ -64,6 +66,7 @@ static struct link_chan *link_of(const struct ivl_sdm *s)
 static struct ivl_sdm_link_area *area_of(struct ivl_sdm *s)
 {
 	struct link_chan *lk = link_of(s);
+
 	return lk->area;
 }
 
@@ -89,6 +92,7 @@ static unsigned capacity_of(uint64_t size, unsigned ring_len)
 static struct ivl_sdm_link_slot *slot_at(struct ivl_sdm *s, unsigned id)
 {
 	struct link_chan *lk = link_of(s);
+
 	return (struct ivl_sdm_link_slot *)((uint8_t *)lk->area + AREA_HDR +
 					    id * slot_size(lk->ring_len));
 }
@@ -98,6 +102,7 @@ static struct ivl_sdm_link_ring *ring_of(struct ivl_sdm *s, struct ivl_sdm_link_
 					 unsigned dir)
 {
 	struct link_chan *lk = link_of(s);
+
 	return (struct ivl_sdm_link_ring *)((uint8_t *)sl + SLOT_HDR +
 					    dir * IVL_SDM_LINK_RING_SIZE(lk->ring_len));
 }
@@ -105,6 +110,7 @@ static struct ivl_sdm_link_ring *ring_of(struct ivl_sdm *s, struct ivl_sdm_link_
 static uint8_t *entry(struct ivl_sdm *s, struct ivl_sdm_link_ring *r, uint32_t i)
 {
 	struct link_chan *lk = link_of(s);
+
 	return (uint8_t *)r + RING_HDR + (size_t)(i & (lk->ring_len - 1)) * IVL_SDM_SIGNAL_LEN;
 }
 
@@ -137,6 +143,7 @@ static void tx_publish(struct ivl_sdm *s)
 static int tx_put(struct ivl_sdm *s, struct ivl_sdm_link_ring *r, const struct ivl_sdm_signal *sig)
 {
 	struct link_chan *lk = link_of(s);
+
 	if (lk->tx != r) {
 		tx_publish(s);
 		lk->tx = r;
@@ -209,6 +216,7 @@ static int rx_drain(struct ivl_sdm *s, struct ivl_sdm_link_ring *r, uint16_t fro
 static bool peer_alive(struct ivl_sdm *s, uint32_t peer)
 {
 	struct link_chan *lk = link_of(s);
+
 	return peer <= UINT16_MAX && ivl_link_peer_vectors(lk->link, (uint16_t)peer) > 0;
 }
 
@@ -412,6 +420,7 @@ static int master_scan(struct ivl_sdm *s, bool claims)
 static void master_peer_left(struct ivl_sdm *s, uint16_t peer)
 {
 	struct link_chan *lk = link_of(s);
+
 	for (uint16_t id = 1; id <= lk->capacity; id++)
 		if (lk->peer[id] == (uint32_t)peer + 1u ||
 		    __atomic_load_n(&slot_at(s, id)->owner, __ATOMIC_RELAXED) ==
@@ -456,9 +465,7 @@ static bool area_ready(struct ivl_sdm *s)
 {
 	struct link_chan *lk = link_of(s);
 	struct ivl_sdm_link_area *a = area_of(s);
-	unsigned len, cap;
-
-	unsigned acap;
+	unsigned len, cap, acap;
 
 	/* Acquire: pairs with the master's release store of magic after
 	 * formatting.  Each field is read once: a peer may change it under
@@ -503,9 +510,9 @@ static void slave_claim(struct ivl_sdm *s)
 			return;
 		}
 		/* Acquire: pairs with the release in master_unregister and
-		 * slave_release (a free slot's status is already PENDING). */
-		/* Already ours (a scribble wrote our ID): adopt it, the
-		 * master judges it as any claim. */
+		 * slave_release (a free slot's status is already PENDING).
+		 * Already ours (a scribble wrote our ID): adopt it, the master
+		 * judges it as any claim. */
 		if (__atomic_compare_exchange_n(&slot_at(s, id)->owner, &expect, me, false,
 						__ATOMIC_ACQ_REL, __ATOMIC_RELAXED) ||
 		    expect == me) {
@@ -694,6 +701,7 @@ static int link_start(struct ivl_sdm *s, const struct ivl_sdm_opts *o)
 static void link_stop(struct ivl_sdm *s)
 {
 	struct link_chan *lk = link_of(s);
+
 	if (lk->area && !s->master)
 		slave_release(s);
 	if (lk->area && s->master && area_of(s))
@@ -860,6 +868,7 @@ static int link_process(struct ivl_sdm *s)
 static int link_set_max(struct ivl_sdm *s, uint16_t max)
 {
 	struct link_chan *lk = link_of(s);
+
 	if (max > lk->capacity)
 		return -ERANGE;
 	__atomic_store_n(&area_of(s)->max_slaves, max, __ATOMIC_RELAXED);

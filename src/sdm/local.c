@@ -259,6 +259,7 @@ static void tx_publish(struct ivl_sdm *s)
 static int tx_put(struct ivl_sdm *s, struct lring *r, uint16_t id, const struct ivl_sdm_signal *sig)
 {
 	struct local_chan *lc = local_of(s);
+
 	if (lc->tx != r) {
 		tx_publish(s);
 		lc->tx = r;

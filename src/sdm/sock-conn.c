@@ -44,6 +44,7 @@ struct ivl__sdm_conn *ivl__sdm_conn_new(struct ivl_sdm *s, int fd, enum ivl__sdm
 void ivl__sdm_conn_free(struct ivl_sdm *s, struct ivl__sdm_conn *c)
 {
 	struct ivl__sdm_sock *sk = ivl__sock(s);
+
 	epoll_ctl(s->epfd, EPOLL_CTL_DEL, c->fd, NULL);
 	ivl__close(c->fd);
 	if (sk->dirty == c)

@@ -79,6 +79,7 @@ void ivl__sdm_master_hello(struct ivl_sdm *s, struct ivl__sdm_conn *c,
 void ivl__sdm_master_accept(struct ivl_sdm *s)
 {
 	struct ivl__sdm_sock *sk = ivl__sock(s);
+
 	for (;;) {
 		struct ivl__sdm_conn *c, **v;
 		int fd = accept4(sk->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);

@@ -126,6 +126,7 @@ static int sock_start(struct ivl_sdm *s, const struct ivl_sdm_opts *o)
 static void sock_stop(struct ivl_sdm *s)
 {
 	struct ivl__sdm_sock *sk = ivl__sock(s);
+
 	for (size_t i = 0; i < sk->nconns; i++)
 		ivl__sdm_conn_free(s, sk->conns[i]);
 	free(sk->conns);
