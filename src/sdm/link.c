@@ -359,22 +359,22 @@ static bool master_slot_ok(struct ivl_sdm *s, struct ivl_sdm_link_slot *sl)
 /*
  * Look at the slots: with @claims every slot (new claims need a doorbell
  * or an event to be noticed), else only those of registered slaves (the
- * fast path of a busy master).
+ * fast path of a busy master).  A claim is judged by master_admit().
  *
- * With @claims the master also repairs what a peer scribbled (docs/sdm.md
- * §5, "Recovery"): the area header is rewritten, a free slot's status put
- * back to PENDING, a claimed slot whose status the master did not write
- * and a registered slot whose status or indices are wrong are reset (its
- * slave claims it again).  Signals in a reset slot's rings are lost and
- * the reset is counted in conn_dropped.
+ * With @repair (once per tick: the checks cost a few cache lines per slot)
+ * the master also repairs what a peer scribbled (docs/sdm.md §5,
+ * "Recovery"): the area header is rewritten, a free slot's status put back
+ * to PENDING, a registered slot whose status or indices are wrong is reset
+ * (its slave claims it again).  Signals in a reset slot's rings are lost
+ * and the reset is counted in conn_dropped.
  */
-static int master_scan(struct ivl_sdm *s, bool claims)
+static int master_scan(struct ivl_sdm *s, bool claims, bool repair)
 {
 	struct link_chan *lk = link_of(s);
 	int delivered = 0;
 	unsigned last = claims ? lk->capacity : lk->hi;
 
-	if (claims && !master_header_ok(s)) {
+	if (repair && !master_header_ok(s)) {
 		ivl__debug("sdm: the link area's header was overwritten: rewritten");
 		master_write_header(s);
 		/* Slaves waiting for a valid area retry on this doorbell. */
@@ -392,14 +392,14 @@ static int master_scan(struct ivl_sdm *s, bool claims)
 		/* Acquire: pairs with the claimant's CAS (its ring indices
 		 * are reset by us, nothing else to publish). */
 		owner = __atomic_load_n(&sl->owner, __ATOMIC_ACQUIRE);
-		if (lk->peer[id] && (owner != lk->peer[id] || (claims && !master_slot_ok(s, sl)))) {
+		if (lk->peer[id] && (owner != lk->peer[id] || (repair && !master_slot_ok(s, sl)))) {
 			master_unregister(s, id, true); /* slot stolen or scribbled */
 			continue;
 		}
 		if (!owner) {
 			/* A free slot's status is PENDING (a claimant expects
 			 * it); put back anything else. */
-			if (claims && __atomic_load_n(&sl->status, __ATOMIC_RELAXED) != ST_PENDING)
+			if (repair && __atomic_load_n(&sl->status, __ATOMIC_RELAXED) != ST_PENDING)
 				__atomic_store_n(&sl->status, ST_PENDING, __ATOMIC_RELAXED);
 			continue;
 		}
@@ -816,7 +816,7 @@ static int fast_scan(struct ivl_sdm *s)
 	struct ivl_sdm_link_slot *sl;
 
 	if (s->master)
-		return master_scan(s, false);
+		return master_scan(s, false, false);
 	if (s->state != 0 || !lk->slot || !(sl = slave_slot(s)))
 		return 0;
 	return slave_drain(s, sl);
@@ -827,13 +827,15 @@ static int link_process(struct ivl_sdm *s)
 	struct link_chan *lk = link_of(s);
 	struct ivl_link_event ev[32];
 	int n, delivered = fast_scan(s);
+	bool tick;
 
 	if (!ivl__sdm_idle(s, delivered) &&
 	    (!delivered || ++s->busy_calls % BUSY_CHECK || !ivl__sdm_timer_due(s)))
 		return delivered;
-	/* The tick wakes us for backoff retries, and a busy receiver for the
-	 * link's events now and then. */
-	if (ivl__sdm_timer_due(s)) {
+	/* The tick wakes us for backoff retries and repairs, and a busy
+	 * receiver for the link's events now and then. */
+	tick = ivl__sdm_timer_due(s);
+	if (tick) {
 		int r = ivl__sdm_timer_drain(s);
 
 		if (r < 0)
@@ -861,7 +863,7 @@ static int link_process(struct ivl_sdm *s)
 	if (n < 0 && n != -EAGAIN)
 		return n;
 	/* Doorbells are coalesced: any event means "look at everything". */
-	delivered += s->master ? master_scan(s, true) : slave_poll(s);
+	delivered += s->master ? master_scan(s, true, tick) : slave_poll(s);
 	return delivered;
 }
 
