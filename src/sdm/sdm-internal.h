@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* SDM internals shared by the core, the channels, the codec and the crypto. */
+/* SDM internals shared by the core (sdm.c), the channels and the codec; the
+ * socket channels and the crypto add src/sdm/sock.h. */
 #ifndef IVL_SDM_INTERNAL_H
 #define IVL_SDM_INTERNAL_H
 
@@ -35,8 +36,7 @@ struct ivl__sdm_welcome {
 int ivl__sdm_frame_encode(uint8_t *out, size_t room, uint8_t type, const void *payload, size_t len);
 /* Parse one frame from @buf.  Returns its total length, 0 if more bytes are
  * needed, -EBADMSG if malformed (flags != 0, length over the limit of its
- * type, unknown type).  @secure_outer: the limits of the outer (sealed)
- * layer apply. */
+ * type, unknown type). */
 int ivl__sdm_frame_decode(const uint8_t *buf, size_t len, struct ivl__sdm_frame *f);
 /* The next inner frame of an opened SEALED_BATCH plaintext at *@off:
  * 1 (stored in @f, *@off advanced), 0 at the end, -EBADMSG if the rest is
