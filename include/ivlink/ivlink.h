@@ -9,6 +9,7 @@
 #include <ivlink/log.h>
 /* Wire and shared-memory formats */
 #include <ivlink/proto/ivshmem.h>
+#include <ivlink/proto/sdm.h>
 #include <ivlink/proto/shm.h>
 #include <ivlink/proto/transport.h>
 /* core */

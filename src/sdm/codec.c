@@ -10,56 +10,33 @@
 #include "core/internal.h"
 #include "sdm-internal.h"
 
-static void put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint16_t get16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] | (p[1] << 8));
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
 /* Exact (or, for SEALED, bounded) payload length of each type; a length
  * outside the rule is malformed, so a peer cannot make us buffer more than
- * IVL__SDM_MAX_FRAME bytes. */
+ * IVL_SDM_MAX_FRAME bytes. */
 static bool length_ok(uint8_t type, size_t len)
 {
 	switch (type) {
-	case IVL__SDM_F_HELLO:
-		return len == IVL__SDM_HELLO_LEN;
-	case IVL__SDM_F_WELCOME:
-		return len == IVL__SDM_WELCOME_LEN;
-	case IVL__SDM_F_REFUSE:
-		return len == IVL__SDM_REFUSE_LEN;
-	case IVL__SDM_F_SIGNAL:
-		return len == IVL__SDM_SIGNAL_LEN;
-	case IVL__SDM_F_PING:
+	case IVL_SDM_F_HELLO:
+		return len == IVL_SDM_HELLO_LEN;
+	case IVL_SDM_F_WELCOME:
+		return len == IVL_SDM_WELCOME_LEN;
+	case IVL_SDM_F_REFUSE:
+		return len == IVL_SDM_REFUSE_LEN;
+	case IVL_SDM_F_SIGNAL:
+		return len == IVL_SDM_SIGNAL_LEN;
+	case IVL_SDM_F_PING:
 		return len == 0;
-	case IVL__SDM_F_KX_HELLO:
-		return len == IVL__SDM_KX_HELLO_LEN;
-	case IVL__SDM_F_KX_REPLY:
-		return len == IVL__SDM_KX_REPLY_LEN;
-	case IVL__SDM_F_KX_AUTH:
-		return len == IVL__SDM_KX_AUTH_LEN;
-	case IVL__SDM_F_SEALED:
-		return len >= IVL__SDM_SEAL_OVERHEAD + IVL__SDM_HDR_LEN &&
-		       len <= IVL__SDM_MAX_SEALED;
-	case IVL__SDM_F_SEALED_BATCH:
-		return len >= IVL__SDM_SEAL_OVERHEAD + IVL__SDM_HDR_LEN &&
-		       len <= IVL__SDM_MAX_BATCH_SEALED;
+	case IVL_SDM_F_KX_HELLO:
+		return len == IVL_SDM_KX_HELLO_LEN;
+	case IVL_SDM_F_KX_REPLY:
+		return len == IVL_SDM_KX_REPLY_LEN;
+	case IVL_SDM_F_KX_AUTH:
+		return len == IVL_SDM_KX_AUTH_LEN;
+	case IVL_SDM_F_SEALED:
+		return len >= IVL_SDM_SEAL_OVERHEAD + IVL_SDM_HDR_LEN && len <= IVL_SDM_MAX_SEALED;
+	case IVL_SDM_F_SEALED_BATCH:
+		return len >= IVL_SDM_SEAL_OVERHEAD + IVL_SDM_HDR_LEN &&
+		       len <= IVL_SDM_MAX_BATCH_SEALED;
 	default:
 		return false;
 	}
@@ -67,33 +44,32 @@ static bool length_ok(uint8_t type, size_t len)
 
 int ivl__sdm_frame_encode(uint8_t *out, size_t room, uint8_t type, const void *payload, size_t len)
 {
-	if (len > UINT16_MAX || room < IVL__SDM_HDR_LEN || len > room - IVL__SDM_HDR_LEN)
+	if (len > UINT16_MAX || room < IVL_SDM_HDR_LEN || len > room - IVL_SDM_HDR_LEN)
 		return -EMSGSIZE;
-	out[0] = type;
-	out[1] = 0;
-	put16(out + 2, (uint16_t)len);
+	memcpy(out, &(struct ivl_sdm_frame_hdr){.type = type, .len = (__le16)len},
+	       sizeof(struct ivl_sdm_frame_hdr));
 	if (len)
-		memcpy(out + IVL__SDM_HDR_LEN, payload, len);
-	return (int)(IVL__SDM_HDR_LEN + len);
+		memcpy(out + IVL_SDM_HDR_LEN, payload, len);
+	return (int)(IVL_SDM_HDR_LEN + len);
 }
 
 int ivl__sdm_frame_decode(const uint8_t *buf, size_t len, struct ivl__sdm_frame *f)
 {
-	uint16_t plen;
+	struct ivl_sdm_frame_hdr h;
 
-	if (len < IVL__SDM_HDR_LEN)
+	if (len < IVL_SDM_HDR_LEN)
 		return 0;
-	plen = get16(buf + 2);
+	memcpy(&h, buf, sizeof(h));
 	/* Judge the header before waiting for the payload: a bad length must
 	 * not make us wait for bytes that will never make sense. */
-	if (buf[1] != 0 || !length_ok(buf[0], plen))
+	if (h.flags != 0 || !length_ok(h.type, h.len))
 		return -EBADMSG;
-	if (len - IVL__SDM_HDR_LEN < plen)
+	if (len - IVL_SDM_HDR_LEN < h.len)
 		return 0;
-	f->type = buf[0];
-	f->len = plen;
-	f->payload = buf + IVL__SDM_HDR_LEN;
-	return (int)(IVL__SDM_HDR_LEN + plen);
+	f->type = h.type;
+	f->len = h.len;
+	f->payload = buf + IVL_SDM_HDR_LEN;
+	return (int)(IVL_SDM_HDR_LEN + h.len);
 }
 
 int ivl__sdm_batch_next(const uint8_t *buf, size_t len, size_t *off, struct ivl__sdm_frame *f)
@@ -107,98 +83,112 @@ int ivl__sdm_batch_next(const uint8_t *buf, size_t len, size_t *off, struct ivl_
 	/* Every frame of the batch is whole: a partial one is malformed, not
 	 * "more bytes needed". */
 	n = ivl__sdm_frame_decode(buf + *off, len - *off, f);
-	if (n <= 0 || f->type == IVL__SDM_F_SEALED || f->type == IVL__SDM_F_SEALED_BATCH)
+	if (n <= 0 || f->type == IVL_SDM_F_SEALED || f->type == IVL_SDM_F_SEALED_BATCH)
 		return -EBADMSG;
 	*off += (size_t)n;
 	return 1;
 }
 
-void ivl__sdm_signal_encode(uint8_t out[IVL__SDM_SIGNAL_LEN], const struct ivl_sdm_signal *s)
+/* The payloads are copied through their wire structures (ivlink is
+ * little-endian only: the fields are read and written in place). */
+void ivl__sdm_signal_encode(uint8_t out[IVL_SDM_SIGNAL_LEN], const struct ivl_sdm_signal *s)
 {
-	put32(out, s->type);
-	put32(out + 4, s->slave);
-	put32(out + 8, s->payload[0]);
-	put32(out + 12, s->payload[1]);
+	struct ivl_sdm_wire_signal w = {
+	    .type = s->type, .slave = s->slave, .payload = {s->payload[0], s->payload[1]}};
+
+	memcpy(out, &w, sizeof(w));
 }
 
 int ivl__sdm_signal_decode(const struct ivl__sdm_frame *f, struct ivl_sdm_signal *s)
 {
-	if (f->type != IVL__SDM_F_SIGNAL || f->len != IVL__SDM_SIGNAL_LEN)
+	struct ivl_sdm_wire_signal w;
+
+	if (f->type != IVL_SDM_F_SIGNAL || f->len != sizeof(w))
 		return -EBADMSG;
-	s->type = get32(f->payload);
-	s->slave = get32(f->payload + 4);
-	s->payload[0] = get32(f->payload + 8);
-	s->payload[1] = get32(f->payload + 12);
+	memcpy(&w, f->payload, sizeof(w));
+	s->type = w.type;
+	s->slave = w.slave;
+	s->payload[0] = w.payload[0];
+	s->payload[1] = w.payload[1];
 	return 0;
 }
 
-void ivl__sdm_hello_encode(uint8_t out[IVL__SDM_HELLO_LEN], uint16_t id)
+void ivl__sdm_hello_encode(uint8_t out[IVL_SDM_HELLO_LEN], uint16_t id)
 {
-	put16(out, IVL__SDM_VERSION);
-	put16(out + 2, id);
-	put32(out + 4, 0);
+	struct ivl_sdm_hello_msg m = {.version = IVL_SDM_FRAME_VERSION, .id = id};
+
+	memcpy(out, &m, sizeof(m));
 }
 
 int ivl__sdm_hello_decode(const struct ivl__sdm_frame *f, struct ivl__sdm_hello *h)
 {
-	if (f->type != IVL__SDM_F_HELLO || f->len != IVL__SDM_HELLO_LEN)
+	struct ivl_sdm_hello_msg m;
+
+	if (f->type != IVL_SDM_F_HELLO || f->len != sizeof(m))
 		return -EBADMSG;
-	h->version = get16(f->payload);
-	h->id = get16(f->payload + 2);
+	memcpy(&m, f->payload, sizeof(m));
+	h->version = m.version;
+	h->id = m.id;
 	/* Flags are reserved: a version 1 peer sends 0. */
-	if (get32(f->payload + 4) != 0)
-		return -EBADMSG;
-	return 0;
+	return m.flags != 0 ? -EBADMSG : 0;
 }
 
-void ivl__sdm_welcome_encode(uint8_t out[IVL__SDM_WELCOME_LEN], const struct ivl__sdm_welcome *w)
+void ivl__sdm_welcome_encode(uint8_t out[IVL_SDM_WELCOME_LEN], const struct ivl__sdm_welcome *w)
 {
-	put16(out, w->version);
-	put16(out + 2, w->id);
-	put16(out + 4, w->max_slaves);
-	put16(out + 6, 0);
-	put32(out + 8, w->keepalive_ms);
+	struct ivl_sdm_welcome_msg m = {.version = w->version,
+					.id = w->id,
+					.max_slaves = w->max_slaves,
+					.keepalive_ms = w->keepalive_ms};
+
+	memcpy(out, &m, sizeof(m));
 }
 
 int ivl__sdm_welcome_decode(const struct ivl__sdm_frame *f, struct ivl__sdm_welcome *w)
 {
-	if (f->type != IVL__SDM_F_WELCOME || f->len != IVL__SDM_WELCOME_LEN)
+	struct ivl_sdm_welcome_msg m;
+
+	if (f->type != IVL_SDM_F_WELCOME || f->len != sizeof(m))
 		return -EBADMSG;
-	w->version = get16(f->payload);
-	w->id = get16(f->payload + 2);
-	w->max_slaves = get16(f->payload + 4);
-	w->keepalive_ms = get32(f->payload + 8);
-	if (get16(f->payload + 6) != 0 || w->id == 0 || w->id > IVL_SDM_MAX_SLAVES)
+	memcpy(&m, f->payload, sizeof(m));
+	w->version = m.version;
+	w->id = m.id;
+	w->max_slaves = m.max_slaves;
+	w->keepalive_ms = m.keepalive_ms;
+	if (m.reserved != 0 || w->id == 0 || w->id > IVL_SDM_MAX_SLAVES)
 		return -EBADMSG;
 	return 0;
 }
 
-void ivl__sdm_refuse_encode(uint8_t out[IVL__SDM_REFUSE_LEN], uint16_t reason)
+void ivl__sdm_refuse_encode(uint8_t out[IVL_SDM_REFUSE_LEN], uint16_t reason)
 {
-	put16(out, IVL__SDM_VERSION);
-	put16(out + 2, reason);
+	struct ivl_sdm_refuse_msg m = {.version = IVL_SDM_FRAME_VERSION, .reason = reason};
+
+	memcpy(out, &m, sizeof(m));
 }
 
 int ivl__sdm_refuse_decode(const struct ivl__sdm_frame *f, uint16_t *reason)
 {
-	if (f->type != IVL__SDM_F_REFUSE || f->len != IVL__SDM_REFUSE_LEN)
+	struct ivl_sdm_refuse_msg m;
+
+	if (f->type != IVL_SDM_F_REFUSE || f->len != sizeof(m))
 		return -EBADMSG;
-	*reason = get16(f->payload + 2);
+	memcpy(&m, f->payload, sizeof(m));
+	*reason = m.reason;
 	return 0;
 }
 
 int ivl__sdm_refusal_errno(uint16_t reason)
 {
 	switch (reason) {
-	case IVL__SDM_R_FULL:
+	case IVL_SDM_R_FULL:
 		return -EUSERS;
-	case IVL__SDM_R_ID_TAKEN:
+	case IVL_SDM_R_ID_TAKEN:
 		return -EADDRINUSE;
-	case IVL__SDM_R_BAD_VERSION:
+	case IVL_SDM_R_BAD_VERSION:
 		return -EPROTONOSUPPORT;
-	case IVL__SDM_R_UNAUTHENTICATED:
+	case IVL_SDM_R_UNAUTHENTICATED:
 		return -EACCES;
-	case IVL__SDM_R_BAD_ID:
+	case IVL_SDM_R_BAD_ID:
 		return -ERANGE;
 	default:
 		return -ECONNREFUSED;
@@ -208,15 +198,15 @@ int ivl__sdm_refusal_errno(uint16_t reason)
 const char *ivl__sdm_refusal_name(uint16_t reason)
 {
 	switch (reason) {
-	case IVL__SDM_R_FULL:
+	case IVL_SDM_R_FULL:
 		return "full";
-	case IVL__SDM_R_ID_TAKEN:
+	case IVL_SDM_R_ID_TAKEN:
 		return "ID taken";
-	case IVL__SDM_R_BAD_VERSION:
+	case IVL_SDM_R_BAD_VERSION:
 		return "bad version";
-	case IVL__SDM_R_UNAUTHENTICATED:
+	case IVL_SDM_R_UNAUTHENTICATED:
 		return "unauthenticated";
-	case IVL__SDM_R_BAD_ID:
+	case IVL_SDM_R_BAD_ID:
 		return "ID out of range";
 	default:
 		return "unknown";

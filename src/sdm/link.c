@@ -12,10 +12,11 @@
  *
  * Everything in the area is written by other peers: indices, owners and
  * statuses are checked before use and signals are copied out before they
- * are decoded.  A slot whose ring indices are impossible is unregistered.
+ * are decoded.  A slot whose ring indices are impossible is unregistered,
+ * and the master repairs whatever else a peer scribbled (master_scan()),
+ * so that the channel recovers by itself once the scribbling stops.
  */
 #include <errno.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -26,93 +27,97 @@
 #include "core/internal.h"
 #include "sdm-internal.h"
 
-#define AREA_MAGIC 0x4c4d4453u /* "SDML" */
-#define AREA_VERSION 2u
-#define AREA_HDR 64u  /* the header, padded to a cache line */
-#define SLOT_HDR 64u  /* owner + status, on a line of their own */
-#define RING_HDR 128u /* head and tail, one cache line each */
-#define RX_CHUNK 64u  /* signals copied out per release of tail */
+/* Layout: <ivlink/proto/sdm.h> (docs/sdm.md §5). */
+#define AREA_HDR sizeof(struct ivl_sdm_link_area)
+#define SLOT_HDR sizeof(struct ivl_sdm_link_slot)
+#define RING_HDR sizeof(struct ivl_sdm_link_ring)
+#define RX_CHUNK 64u /* signals copied out per release of tail */
 
-enum { ST_PENDING = 0, ST_WELCOME = 1, ST_REFUSED = 2 };
+#define ST_PENDING IVL_SDM_LINK_PENDING
+#define ST_WELCOME IVL_SDM_LINK_WELCOME
+#define ST_REFUSED IVL_SDM_LINK_REFUSED
 
-/*
- * The producer's head and the consumer's tail live on separate cache lines
- * so that neither side's stores invalidate the line the other one writes;
- * the entries (ring_len x 16 bytes) follow.
- */
-struct ring {
-	_Atomic uint32_t head; /* written by the producer only */
-	uint8_t pad0[60];
-	_Atomic uint32_t tail; /* written by the consumer only */
-	uint8_t pad1[60];
+/* What the master stored in a slot's status for its current owner: a
+ * status it did not store there was scribbled (master_admit(), master_scan()). */
+struct said {
+	uint32_t owner, status;
 };
 
-struct slot {
-	_Atomic uint32_t owner;	 /* 0 free, else link peer ID + 1 */
-	_Atomic uint32_t status; /* ST_* | reason << 8; written by the master */
-	uint8_t pad[56];
-	/* then the m2s ring, then the s2m ring */
+/* The channel's state, in the object's priv[]. */
+struct link_chan {
+	struct ivl_link *link; /* borrowed */
+	void *area;	       /* shared: hostile */
+	uint64_t size;	       /* bytes of the area from link_offset on */
+	uint16_t self, master_peer, capacity, slot;
+	uint16_t hi;		      /* master: highest ID ever registered */
+	uint32_t ring_len;	      /* entries per ring (a slave: from the area) */
+	uint32_t *peer;		      /* master: by ID, link peer + 1 of registered slaves */
+	struct said *said;	      /* master: by ID, what it last stored in the slot */
+	int32_t ring_peer;	      /* a batch's doorbell still to ring, or -1 */
+	struct ivl_sdm_link_ring *tx; /* the ring a batch is filling, or NULL */
+	uint32_t tx_head, tx_room;    /* its private head, free entries */
 };
 
-struct area {
-	uint32_t magic; /* atomic: stored last by the master (release) */
-	uint16_t version;
-	uint16_t capacity;	     /* slots 1..capacity */
-	_Atomic uint32_t max_slaves; /* the master's current max_slaves */
-	uint16_t master_peer;
-	uint16_t ring_len; /* entries per ring, a power of two */
-	uint8_t pad[48];
-	/* then slots 0..capacity, index 0 unused */
-};
-
-_Static_assert(sizeof(struct ring) == RING_HDR, "ring header layout");
-_Static_assert(sizeof(struct slot) == SLOT_HDR, "slot header layout");
-_Static_assert(sizeof(struct area) == AREA_HDR, "area header layout");
-
-static struct area *area_of(struct ivl_sdm *s)
+static struct link_chan *link_of(const struct ivl_sdm *s)
 {
-	return s->link_area;
+	return (struct link_chan *)(void *)s->priv;
+}
+
+static struct ivl_sdm_link_area *area_of(struct ivl_sdm *s)
+{
+	struct link_chan *lk = link_of(s);
+
+	return lk->area;
 }
 
 static size_t slot_size(unsigned ring_len)
 {
-	return SLOT_HDR + 2 * (RING_HDR + (size_t)ring_len * IVL__SDM_SIGNAL_LEN);
+	return (size_t)IVL_SDM_LINK_SLOT_SIZE(ring_len);
 }
 
 static size_t area_size(unsigned capacity, unsigned ring_len)
 {
-	return AREA_HDR + (capacity + 1u) * slot_size(ring_len);
+	return (size_t)IVL_SDM_LINK_AREA_SIZE(capacity, ring_len);
 }
 
 /* How many slots an area of @size holds with rings of @ring_len. */
 static unsigned capacity_of(uint64_t size, unsigned ring_len)
 {
-	uint64_t n = size < area_size(1, ring_len) ? 0 : (size - AREA_HDR) / slot_size(ring_len) - 1;
+	uint64_t n =
+	    size < area_size(1, ring_len) ? 0 : (size - AREA_HDR) / slot_size(ring_len) - 1;
 
 	return n > IVL_SDM_MAX_SLAVES ? IVL_SDM_MAX_SLAVES : (unsigned)n;
 }
 
-static struct slot *slot_at(struct ivl_sdm *s, unsigned id)
+static struct ivl_sdm_link_slot *slot_at(struct ivl_sdm *s, unsigned id)
 {
-	return (struct slot *)((uint8_t *)s->link_area + AREA_HDR + id * slot_size(s->link_ring_len));
+	struct link_chan *lk = link_of(s);
+
+	return (struct ivl_sdm_link_slot *)((uint8_t *)lk->area + AREA_HDR +
+					    id * slot_size(lk->ring_len));
 }
 
 /* dir 0: master -> slave, 1: slave -> master. */
-static struct ring *ring_of(struct ivl_sdm *s, struct slot *sl, unsigned dir)
+static struct ivl_sdm_link_ring *ring_of(struct ivl_sdm *s, struct ivl_sdm_link_slot *sl,
+					 unsigned dir)
 {
-	return (struct ring *)((uint8_t *)sl + SLOT_HDR +
-			       dir * (RING_HDR + (size_t)s->link_ring_len * IVL__SDM_SIGNAL_LEN));
+	struct link_chan *lk = link_of(s);
+
+	return (struct ivl_sdm_link_ring *)((uint8_t *)sl + SLOT_HDR +
+					    dir * IVL_SDM_LINK_RING_SIZE(lk->ring_len));
 }
 
-static uint8_t *entry(struct ivl_sdm *s, struct ring *r, uint32_t i)
+static uint8_t *entry(struct ivl_sdm *s, struct ivl_sdm_link_ring *r, uint32_t i)
 {
-	return (uint8_t *)r + RING_HDR + (size_t)(i & (s->link_ring_len - 1)) * IVL__SDM_SIGNAL_LEN;
+	struct link_chan *lk = link_of(s);
+
+	return (uint8_t *)r + RING_HDR + (size_t)(i & (lk->ring_len - 1)) * IVL_SDM_SIGNAL_LEN;
 }
 
-static void ring_reset(struct ring *r)
+static void ring_reset(struct ivl_sdm_link_ring *r)
 {
-	atomic_store_explicit(&r->head, 0, memory_order_relaxed);
-	atomic_store_explicit(&r->tail, 0, memory_order_relaxed);
+	__atomic_store_n(&r->head, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&r->tail, 0, __ATOMIC_RELAXED);
 }
 
 /*
@@ -123,40 +128,43 @@ static void ring_reset(struct ring *r)
  */
 static void tx_publish(struct ivl_sdm *s)
 {
-	struct ring *r = s->link_tx;
+	struct link_chan *lk = link_of(s);
+	struct ivl_sdm_link_ring *r = lk->tx;
 
 	if (!r)
 		return;
 	/* Release: pairs with the acquire of head in rx_drain(), publishing
 	 * every entry written since the last publish. */
-	atomic_store_explicit(&r->head, s->link_tx_head, memory_order_release);
-	s->link_tx = NULL;
+	__atomic_store_n(&r->head, lk->tx_head, __ATOMIC_RELEASE);
+	lk->tx = NULL;
 }
 
 /* 0 queued, -EAGAIN full, -EPROTO impossible indices. */
-static int tx_put(struct ivl_sdm *s, struct ring *r, const struct ivl_sdm_signal *sig)
+static int tx_put(struct ivl_sdm *s, struct ivl_sdm_link_ring *r, const struct ivl_sdm_signal *sig)
 {
-	if (s->link_tx != r) {
+	struct link_chan *lk = link_of(s);
+
+	if (lk->tx != r) {
 		tx_publish(s);
-		s->link_tx = r;
+		lk->tx = r;
 		/* Our own index (the area is shared: checked below). */
-		s->link_tx_head = atomic_load_explicit(&r->head, memory_order_relaxed);
-		s->link_tx_room = 0;
+		lk->tx_head = __atomic_load_n(&r->head, __ATOMIC_RELAXED);
+		lk->tx_room = 0;
 	}
-	if (!s->link_tx_room) {
+	if (!lk->tx_room) {
 		/* Acquire: pairs with the release of tail in rx_drain(): the
 		 * consumer's copies of those entries are done. */
-		uint32_t used = s->link_tx_head - atomic_load_explicit(&r->tail, memory_order_acquire);
+		uint32_t used = lk->tx_head - __atomic_load_n(&r->tail, __ATOMIC_ACQUIRE);
 
-		if (used > s->link_ring_len)
+		if (used > lk->ring_len)
 			return -EPROTO;
-		s->link_tx_room = s->link_ring_len - used;
-		if (!s->link_tx_room)
+		lk->tx_room = lk->ring_len - used;
+		if (!lk->tx_room)
 			return -EAGAIN;
 	}
-	ivl__sdm_signal_encode(entry(s, r, s->link_tx_head), sig);
-	s->link_tx_head++;
-	s->link_tx_room--;
+	ivl__sdm_signal_encode(entry(s, r, lk->tx_head), sig);
+	lk->tx_head++;
+	lk->tx_room--;
 	return 0;
 }
 
@@ -168,33 +176,34 @@ static int tx_put(struct ivl_sdm *s, struct ring *r, const struct ivl_sdm_signal
  * cannot keep us here.  Returns the number delivered, or -EPROTO on
  * impossible indices.
  */
-static int rx_drain(struct ivl_sdm *s, struct ring *r, uint16_t from)
+static int rx_drain(struct ivl_sdm *s, struct ivl_sdm_link_ring *r, uint16_t from)
 {
-	uint8_t copy[RX_CHUNK][IVL__SDM_SIGNAL_LEN];
-	uint32_t budget = s->link_ring_len;
+	struct link_chan *lk = link_of(s);
+	uint8_t copy[RX_CHUNK][IVL_SDM_SIGNAL_LEN];
+	uint32_t budget = lk->ring_len;
 	int delivered = 0;
 
 	while (budget) {
-		uint32_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
+		uint32_t tail = __atomic_load_n(&r->tail, __ATOMIC_RELAXED);
 		/* Acquire: pairs with the release in tx_publish(). */
-		uint32_t n = atomic_load_explicit(&r->head, memory_order_acquire) - tail;
+		uint32_t n = __atomic_load_n(&r->head, __ATOMIC_ACQUIRE) - tail;
 
 		if (n == 0)
 			break;
-		if (n > s->link_ring_len)
+		if (n > lk->ring_len)
 			return -EPROTO;
 		if (n > RX_CHUNK)
 			n = RX_CHUNK;
 		if (n > budget)
 			n = budget;
 		for (uint32_t i = 0; i < n; i++)
-			memcpy(copy[i], entry(s, r, tail + i), IVL__SDM_SIGNAL_LEN);
+			memcpy(copy[i], entry(s, r, tail + i), IVL_SDM_SIGNAL_LEN);
 		/* Release: pairs with the acquire of tail in tx_put(): the
 		 * entries may be reused only after our copies. */
-		atomic_store_explicit(&r->tail, tail + n, memory_order_release);
+		__atomic_store_n(&r->tail, tail + n, __ATOMIC_RELEASE);
 		budget -= n;
 		for (uint32_t i = 0; i < n; i++) {
-			struct ivl__sdm_frame f = {IVL__SDM_F_SIGNAL, IVL__SDM_SIGNAL_LEN, copy[i]};
+			struct ivl__sdm_frame f = {IVL_SDM_F_SIGNAL, IVL_SDM_SIGNAL_LEN, copy[i]};
 			struct ivl_sdm_signal sig;
 
 			ivl__sdm_signal_decode(&f, &sig);
@@ -206,100 +215,197 @@ static int rx_drain(struct ivl_sdm *s, struct ring *r, uint16_t from)
 
 static bool peer_alive(struct ivl_sdm *s, uint32_t peer)
 {
-	return peer <= UINT16_MAX && ivl_link_peer_vectors(s->link, (uint16_t)peer) > 0;
+	struct link_chan *lk = link_of(s);
+
+	return peer <= UINT16_MAX && ivl_link_peer_vectors(lk->link, (uint16_t)peer) > 0;
 }
 
 /* ---- master ---------------------------------------------------------------- */
 
+/* The area header as the master formats it; the magic last (release: pairs
+ * with area_ready()'s acquire). */
+static void master_write_header(struct ivl_sdm *s)
+{
+	struct link_chan *lk = link_of(s);
+	struct ivl_sdm_link_area *a = area_of(s);
+
+	__atomic_store_n(&a->magic, 0, __ATOMIC_RELAXED);
+	a->version = IVL_SDM_LINK_VERSION;
+	a->capacity = lk->capacity;
+	a->master_peer = lk->self;
+	a->ring_len = (uint16_t)lk->ring_len;
+	__atomic_store_n(&a->max_slaves, s->max_slaves, __ATOMIC_RELAXED);
+	memset(a->reserved, 0, sizeof(a->reserved));
+	__atomic_store_n(&a->magic, IVL_SDM_LINK_MAGIC, __ATOMIC_RELEASE);
+}
+
+/* Whether the header still says what master_write_header() wrote. */
+static bool master_header_ok(struct ivl_sdm *s)
+{
+	struct link_chan *lk = link_of(s);
+	struct ivl_sdm_link_area *a = area_of(s);
+
+	return __atomic_load_n(&a->magic, __ATOMIC_RELAXED) == IVL_SDM_LINK_MAGIC &&
+	       __atomic_load_n(&a->version, __ATOMIC_RELAXED) == IVL_SDM_LINK_VERSION &&
+	       __atomic_load_n(&a->capacity, __ATOMIC_RELAXED) == lk->capacity &&
+	       __atomic_load_n(&a->master_peer, __ATOMIC_RELAXED) == lk->self &&
+	       __atomic_load_n(&a->ring_len, __ATOMIC_RELAXED) == lk->ring_len &&
+	       __atomic_load_n(&a->max_slaves, __ATOMIC_RELAXED) == s->max_slaves;
+}
+
 static void master_unregister(struct ivl_sdm *s, uint16_t id, bool dropped)
 {
-	struct slot *sl = slot_at(s, id);
+	struct link_chan *lk = link_of(s);
+	struct ivl_sdm_link_slot *sl = slot_at(s, id);
 
-	if (s->link_peer[id]) {
-		s->link_peer[id] = 0;
+	if (lk->peer[id]) {
+		lk->peer[id] = 0;
 		s->current_slaves--;
 		if (dropped)
 			s->st.conn_dropped++;
 		ivl__info("sdm: slave %u left", id);
 	}
+	lk->said[id] = (struct said){0, ST_PENDING};
+	/* A batch in progress on its ring is void (its head would be
+	 * published into the reset ring). */
+	if (lk->tx == ring_of(s, sl, 0)) {
+		lk->tx = NULL;
+		lk->ring_peer = -1;
+	}
 	ring_reset(ring_of(s, sl, 0));
 	ring_reset(ring_of(s, sl, 1));
-	atomic_store_explicit(&sl->status, ST_PENDING, memory_order_relaxed);
+	__atomic_store_n(&sl->status, ST_PENDING, __ATOMIC_RELAXED);
 	/* Release: the reset above is visible before the slot looks free
 	 * (pairs with the claimant's acquire CAS). */
-	atomic_store_explicit(&sl->owner, 0, memory_order_release);
+	__atomic_store_n(&sl->owner, 0, __ATOMIC_RELEASE);
 }
 
-static void master_refuse(struct ivl_sdm *s, struct slot *sl, uint32_t peer, uint16_t reason)
+static void master_refuse(struct ivl_sdm *s, uint16_t id, uint32_t owner, uint16_t reason)
 {
+	struct link_chan *lk = link_of(s);
+
+	lk->said[id] = (struct said){owner, IVL_SDM_LINK_REFUSAL(reason)};
 	/* Release: pairs with the slave's acquire of status. */
-	atomic_store_explicit(&sl->status, ST_REFUSED | (uint32_t)reason << 8,
-			      memory_order_release);
+	__atomic_store_n(&slot_at(s, id)->status, lk->said[id].status, __ATOMIC_RELEASE);
 	s->st.conn_refused++;
-	ivl_link_ring(s->link, (uint16_t)peer, 0);
+	ivl_link_ring(lk->link, (uint16_t)(owner - 1), 0);
 }
 
 /* A new owner of slot @id: admit it (§3.1 rules) or refuse it. */
 static void master_admit(struct ivl_sdm *s, uint16_t id, uint32_t owner)
 {
-	struct slot *sl = slot_at(s, id);
-	uint32_t st = atomic_load_explicit(&sl->status, memory_order_relaxed);
+	struct link_chan *lk = link_of(s);
+	struct ivl_sdm_link_slot *sl = slot_at(s, id);
+	uint32_t st = __atomic_load_n(&sl->status, __ATOMIC_RELAXED);
 
-	if ((st & 0xff) != ST_PENDING)
-		return; /* refused, waiting for the slave to let go */
-	if (!peer_alive(s, owner - 1) || owner - 1 == (uint32_t)s->link_self) {
+	/* Not a live peer (also a scribbled owner): reset, whatever the
+	 * status says. */
+	if (!peer_alive(s, owner - 1) || owner - 1 == (uint32_t)lk->self) {
 		master_unregister(s, id, true);
 		return;
 	}
+	/* One slot per link peer: a second claim in the name of a
+	 * registered slave's peer is a scribble. */
+	for (unsigned j = 1; j <= lk->hi; j++)
+		if (j != id && lk->peer[j] == owner) {
+			master_unregister(s, id, true);
+			return;
+		}
+	if (st != ST_PENDING) {
+		/* Our refusal, still waiting for this owner to let go; any
+		 * other status is not ours: reset the slot, the claimant
+		 * claims again. */
+		if (st != lk->said[id].status || owner != lk->said[id].owner)
+			master_unregister(s, id, true);
+		return;
+	}
 	if (id > s->max_slaves) {
-		master_refuse(s, sl, owner - 1, IVL__SDM_R_BAD_ID);
+		master_refuse(s, id, owner, IVL_SDM_R_BAD_ID);
 		return;
 	}
 	if (s->current_slaves >= s->max_slaves) {
-		master_refuse(s, sl, owner - 1, IVL__SDM_R_FULL);
+		master_refuse(s, id, owner, IVL_SDM_R_FULL);
 		return;
 	}
-	s->link_peer[id] = owner;
+	/* Whatever the rings hold from before the claim (a scribble) is
+	 * not the new slave's: it writes nothing before our WELCOME. */
+	ring_reset(ring_of(s, sl, 0));
+	ring_reset(ring_of(s, sl, 1));
+	lk->said[id] = (struct said){owner, ST_WELCOME};
+	lk->peer[id] = owner;
 	s->current_slaves++;
 	s->st.conn_accepted++;
-	if (id > s->link_hi)
-		s->link_hi = id;
+	if (id > lk->hi)
+		lk->hi = id;
 	ivl__info("sdm: slave %u joined (link peer %u)", id, owner - 1);
 	/* Release: pairs with the slave's acquire of status. */
-	atomic_store_explicit(&sl->status, ST_WELCOME, memory_order_release);
-	ivl_link_ring(s->link, (uint16_t)(owner - 1), 0);
+	__atomic_store_n(&sl->status, ST_WELCOME, __ATOMIC_RELEASE);
+	ivl_link_ring(lk->link, (uint16_t)(owner - 1), 0);
+}
+
+/* A registered slave's slot: WELCOME, and master->slave indices that make
+ * sense (slave->master: rx_drain() checks them). */
+static bool master_slot_ok(struct ivl_sdm *s, struct ivl_sdm_link_slot *sl)
+{
+	struct link_chan *lk = link_of(s);
+	struct ivl_sdm_link_ring *r = ring_of(s, sl, 0);
+
+	return __atomic_load_n(&sl->status, __ATOMIC_RELAXED) == ST_WELCOME &&
+	       __atomic_load_n(&r->head, __ATOMIC_RELAXED) -
+		       __atomic_load_n(&r->tail, __ATOMIC_RELAXED) <=
+		   lk->ring_len;
 }
 
 /*
  * Look at the slots: with @claims every slot (new claims need a doorbell
  * or an event to be noticed), else only those of registered slaves (the
- * fast path of a busy master).
+ * fast path of a busy master).  A claim is judged by master_admit().
+ *
+ * With @repair (once per tick: the checks cost a few cache lines per slot)
+ * the master also repairs what a peer scribbled (docs/sdm.md §5,
+ * "Recovery"): the area header is rewritten, a free slot's status put back
+ * to PENDING, a registered slot whose status or indices are wrong is reset
+ * (its slave claims it again).  Signals in a reset slot's rings are lost
+ * and the reset is counted in conn_dropped.
  */
-static int master_scan(struct ivl_sdm *s, bool claims)
+static int master_scan(struct ivl_sdm *s, bool claims, bool repair)
 {
+	struct link_chan *lk = link_of(s);
 	int delivered = 0;
-	unsigned last = claims ? s->link_capacity : s->link_hi;
+	unsigned last = claims ? lk->capacity : lk->hi;
+
+	if (repair && !master_header_ok(s)) {
+		ivl__debug("sdm: the link area's header was overwritten: rewritten");
+		master_write_header(s);
+		/* Slaves waiting for a valid area retry on this doorbell. */
+		ivl_link_broadcast(lk->link, 0);
+	}
 
 	for (uint16_t id = 1; id <= last; id++) {
-		struct slot *sl;
+		struct ivl_sdm_link_slot *sl;
 		uint32_t owner;
 		int r;
 
-		if (!claims && !s->link_peer[id])
+		if (!claims && !lk->peer[id])
 			continue;
 		sl = slot_at(s, id);
 		/* Acquire: pairs with the claimant's CAS (its ring indices
 		 * are reset by us, nothing else to publish). */
-		owner = atomic_load_explicit(&sl->owner, memory_order_acquire);
-		if (s->link_peer[id] && owner != s->link_peer[id]) {
-			master_unregister(s, id, true); /* slot stolen: hostile */
+		owner = __atomic_load_n(&sl->owner, __ATOMIC_ACQUIRE);
+		if (lk->peer[id] && (owner != lk->peer[id] || (repair && !master_slot_ok(s, sl)))) {
+			master_unregister(s, id, true); /* slot stolen or scribbled */
 			continue;
 		}
-		if (!owner)
+		if (!owner) {
+			/* A free slot's status is PENDING (a claimant expects
+			 * it); put back anything else. */
+			if (repair && __atomic_load_n(&sl->status, __ATOMIC_RELAXED) != ST_PENDING)
+				__atomic_store_n(&sl->status, ST_PENDING, __ATOMIC_RELAXED);
 			continue;
-		if (!s->link_peer[id]) {
+		}
+		if (!lk->peer[id]) {
 			master_admit(s, id, owner);
-			if (!s->link_peer[id])
+			if (!lk->peer[id])
 				continue;
 		}
 		r = rx_drain(s, ring_of(s, sl, 1), id);
@@ -313,32 +419,35 @@ static int master_scan(struct ivl_sdm *s, bool claims)
 
 static void master_peer_left(struct ivl_sdm *s, uint16_t peer)
 {
-	for (uint16_t id = 1; id <= s->link_capacity; id++)
-		if (s->link_peer[id] == (uint32_t)peer + 1u ||
-		    atomic_load_explicit(&slot_at(s, id)->owner, memory_order_relaxed) ==
+	struct link_chan *lk = link_of(s);
+
+	for (uint16_t id = 1; id <= lk->capacity; id++)
+		if (lk->peer[id] == (uint32_t)peer + 1u ||
+		    __atomic_load_n(&slot_at(s, id)->owner, __ATOMIC_RELAXED) ==
 			(uint32_t)peer + 1u)
 			master_unregister(s, id, false);
 	/* Freed room: let refused slaves try again. */
-	ivl_link_broadcast(s->link, 0);
+	ivl_link_broadcast(lk->link, 0);
 }
 
 /* ---- slave ------------------------------------------------------------------ */
 
 static void slave_release(struct ivl_sdm *s)
 {
-	uint32_t me = (uint32_t)s->link_self + 1;
+	struct link_chan *lk = link_of(s);
+	uint32_t me = (uint32_t)lk->self + 1;
 
-	if (s->link_slot) {
-		struct slot *sl = slot_at(s, s->link_slot);
+	if (lk->slot) {
+		struct ivl_sdm_link_slot *sl = slot_at(s, lk->slot);
 		uint32_t expect = me;
 
 		/* Leave it PENDING for the next claimant (we own it, so the
 		 * master does not write it now), then give it back if it is
 		 * still ours. */
-		atomic_store_explicit(&sl->status, ST_PENDING, memory_order_relaxed);
-		atomic_compare_exchange_strong_explicit(&sl->owner, &expect, 0,
-							memory_order_release, memory_order_relaxed);
-		s->link_slot = 0;
+		__atomic_store_n(&sl->status, ST_PENDING, __ATOMIC_RELAXED);
+		__atomic_compare_exchange_n(&sl->owner, &expect, 0, false, __ATOMIC_RELEASE,
+					    __ATOMIC_RELAXED);
+		lk->slot = 0;
 	}
 }
 
@@ -354,37 +463,42 @@ static bool ring_len_ok(uint32_t n)
  */
 static bool area_ready(struct ivl_sdm *s)
 {
-	struct area *a = area_of(s);
-	unsigned len, cap;
+	struct link_chan *lk = link_of(s);
+	struct ivl_sdm_link_area *a = area_of(s);
+	unsigned len, cap, acap;
 
 	/* Acquire: pairs with the master's release store of magic after
-	 * formatting. */
-	if (__atomic_load_n(&a->magic, __ATOMIC_ACQUIRE) != AREA_MAGIC ||
-	    a->version != AREA_VERSION || a->master_peer != s->link_master)
+	 * formatting.  Each field is read once: a peer may change it under
+	 * us. */
+	if (__atomic_load_n(&a->magic, __ATOMIC_ACQUIRE) != IVL_SDM_LINK_MAGIC ||
+	    __atomic_load_n(&a->version, __ATOMIC_RELAXED) != IVL_SDM_LINK_VERSION ||
+	    __atomic_load_n(&a->master_peer, __ATOMIC_RELAXED) != lk->master_peer)
 		return false;
-	len = a->ring_len;
+	len = __atomic_load_n(&a->ring_len, __ATOMIC_RELAXED);
+	acap = __atomic_load_n(&a->capacity, __ATOMIC_RELAXED);
 	if (!ring_len_ok(len))
 		return false;
-	cap = capacity_of(s->link_size, len);
+	cap = capacity_of(lk->size, len);
 	if (!cap)
 		return false;
-	s->link_ring_len = len;
-	s->link_capacity = (uint16_t)(a->capacity < cap ? a->capacity : cap);
+	lk->ring_len = len;
+	lk->capacity = (uint16_t)(acap < cap ? acap : cap);
 	return true;
 }
 
 static void slave_claim(struct ivl_sdm *s)
 {
-	struct area *a = area_of(s);
-	uint32_t me = (uint32_t)s->link_self + 1;
+	struct link_chan *lk = link_of(s);
+	struct ivl_sdm_link_area *a = area_of(s);
+	uint32_t me = (uint32_t)lk->self + 1;
 	uint32_t cap, max;
 
-	if (s->link_slot || ivl__sdm_now_ms() < s->next_connect_ms || !area_ready(s) ||
-	    !peer_alive(s, s->link_master))
+	if (lk->slot || ivl__sdm_now_ms() < s->next_connect_ms || !area_ready(s) ||
+	    !peer_alive(s, lk->master_peer))
 		return;
 	/* Clamped by area_ready() to what our mapping holds. */
-	cap = s->link_capacity;
-	max = atomic_load_explicit(&a->max_slaves, memory_order_relaxed);
+	cap = lk->capacity;
+	max = __atomic_load_n(&a->max_slaves, __ATOMIC_RELAXED);
 	if (max > cap)
 		max = cap;
 	for (uint32_t id = s->want_id ? s->want_id : 1; id <= (s->want_id ? s->want_id : max);
@@ -396,33 +510,54 @@ static void slave_claim(struct ivl_sdm *s)
 			return;
 		}
 		/* Acquire: pairs with the release in master_unregister and
-		 * slave_release (a free slot's status is already PENDING). */
-		if (atomic_compare_exchange_strong_explicit(&slot_at(s, id)->owner, &expect, me,
-							    memory_order_acq_rel,
-							    memory_order_relaxed)) {
-			s->link_slot = (uint16_t)id;
-			ivl_link_ring(s->link, s->link_master, 0);
+		 * slave_release (a free slot's status is already PENDING).
+		 * Already ours (a scribble wrote our ID): adopt it, the master
+		 * judges it as any claim. */
+		if (__atomic_compare_exchange_n(&slot_at(s, id)->owner, &expect, me, false,
+						__ATOMIC_ACQ_REL, __ATOMIC_RELAXED) ||
+		    expect == me) {
+			lk->slot = (uint16_t)id;
+			ivl_link_ring(lk->link, lk->master_peer, 0);
 			return;
 		}
 	}
 	s->state = s->want_id ? -EADDRINUSE : -EUSERS;
 }
 
-/* Our slot, if we still own it; else back to unregistered. */
-static struct slot *slave_slot(struct ivl_sdm *s)
+/* Whether the area, if valid, still has the geometry we use (a scribbled
+ * one with a valid magic may have misled our claim). */
+static bool slave_geometry_ok(struct ivl_sdm *s)
 {
-	struct slot *sl = slot_at(s, s->link_slot);
+	struct link_chan *lk = link_of(s);
+	uint32_t len = lk->ring_len;
+	uint16_t cap = lk->capacity;
+	bool ok;
 
-	if (atomic_load_explicit(&sl->owner, memory_order_relaxed) != (uint32_t)s->link_self + 1) {
+	if (!area_ready(s))
+		return true; /* invalid: the master is rewriting it, wait */
+	ok = lk->ring_len == len && lk->slot <= lk->capacity;
+	/* Keep using what our claim was made with until we let go. */
+	lk->ring_len = len;
+	lk->capacity = cap;
+	return ok;
+}
+
+/* Our slot, if we still own it; else back to unregistered. */
+static struct ivl_sdm_link_slot *slave_slot(struct ivl_sdm *s)
+{
+	struct link_chan *lk = link_of(s);
+	struct ivl_sdm_link_slot *sl = slot_at(s, lk->slot);
+
+	if (__atomic_load_n(&sl->owner, __ATOMIC_RELAXED) != (uint32_t)lk->self + 1) {
 		/* The master reset our slot (it restarted, or dropped us). */
-		s->link_slot = 0;
+		lk->slot = 0;
 		s->state = -ENOTCONN;
 		return NULL;
 	}
 	return sl;
 }
 
-static int slave_drain(struct ivl_sdm *s, struct slot *sl)
+static int slave_drain(struct ivl_sdm *s, struct ivl_sdm_link_slot *sl)
 {
 	int r = rx_drain(s, ring_of(s, sl, 0), IVL_SDM_MASTER);
 
@@ -437,21 +572,36 @@ static int slave_drain(struct ivl_sdm *s, struct slot *sl)
 
 static int slave_poll(struct ivl_sdm *s)
 {
-	struct area *a = area_of(s);
-	struct slot *sl;
+	struct link_chan *lk = link_of(s);
+	struct ivl_sdm_link_area *a = area_of(s);
+	struct ivl_sdm_link_slot *sl;
 	uint32_t st;
 
-	if (!s->link_slot) {
+	if (!lk->slot) {
 		slave_claim(s);
-		if (!s->link_slot)
+		if (!lk->slot)
 			return 0;
 	}
 	sl = slave_slot(s);
 	if (!sl)
 		return 0;
+	/* Not welcomed yet, and the area now says another geometry than the
+	 * one we claimed with (we read a scribbled header): our claim is not
+	 * where the master looks.  Let go; claim again. */
+	if (s->state != 0 && !slave_geometry_ok(s)) {
+		uint32_t expect = (uint32_t)lk->self + 1;
+
+		__atomic_compare_exchange_n(&sl->owner, &expect, 0, false, __ATOMIC_RELEASE,
+					    __ATOMIC_RELAXED);
+		lk->slot = 0;
+		return 0;
+	}
 	/* Acquire: pairs with the master's release of status. */
-	st = atomic_load_explicit(&sl->status, memory_order_acquire);
-	if ((st & 0xff) == ST_REFUSED) {
+	st = __atomic_load_n(&sl->status, __ATOMIC_ACQUIRE);
+	/* A refusal with a reason the master does not give was not written
+	 * by the master: wait for it to reset the slot. */
+	if ((st & 0xff) == ST_REFUSED && (st >> 8) >= IVL_SDM_R_FULL &&
+	    (st >> 8) <= IVL_SDM_R_BAD_ID) {
 		s->state = ivl__sdm_refusal_errno((uint16_t)(st >> 8));
 		slave_release(s);
 		/* Back off: a full master would refuse us again at once. */
@@ -464,9 +614,8 @@ static int slave_poll(struct ivl_sdm *s)
 		return 0;
 	if (s->state != 0) {
 		s->rc_delay_ms = s->rc_min_ms;
-		s->id = s->want_id = s->link_slot;
-		s->max_slaves =
-		    (uint16_t)atomic_load_explicit(&a->max_slaves, memory_order_relaxed);
+		s->id = s->want_id = lk->slot;
+		s->max_slaves = (uint16_t)__atomic_load_n(&a->max_slaves, __ATOMIC_RELAXED);
 		if (s->ever_welcomed)
 			s->st.reconnects++;
 		s->ever_welcomed = true;
@@ -491,57 +640,57 @@ static int pick_ring_len(uint64_t size, uint32_t want, uint16_t max_slaves)
 	return (int)len;
 }
 
-int ivl__sdm_link_start(struct ivl_sdm *s, const struct ivl_sdm_opts *o)
+static int link_start(struct ivl_sdm *s, const struct ivl_sdm_opts *o)
 {
+	struct link_chan *lk = link_of(s);
 	uint64_t size;
 	void *base = ivl_link_app_area(o->link, &size);
 	int self = ivl_link_id(o->link), len;
 
+	lk->ring_peer = -1;
 	if (!base || self < 0 || o->link_offset > size || (o->link_offset & 7))
 		return -EINVAL;
+	len = ivl__sdm_timer_start(s);
+	if (len)
+		return len;
 	size -= o->link_offset;
-	s->link = o->link;
-	s->link_self = (uint16_t)self;
-	s->link_area = (uint8_t *)base + o->link_offset;
-	s->link_size = size;
-	s->link_master = o->master ? (uint16_t)self : o->link_master;
+	lk->link = o->link;
+	lk->self = (uint16_t)self;
+	lk->area = (uint8_t *)base + o->link_offset;
+	lk->size = size;
+	lk->master_peer = o->master ? (uint16_t)self : o->link_master;
 	s->rc_delay_ms = s->rc_min_ms;
-	s->link_ring_peer = -1;
 	len = pick_ring_len(size, o->master ? o->link_ring : 0, s->max_slaves);
 	if (len < 0)
 		return len;
-	s->link_ring_len = (uint32_t)len;
+	lk->ring_len = (uint32_t)len;
 	/* Capacity: what the area holds, at most the protocol limit (a slave
 	 * recomputes both from the area's header, area_ready()). */
-	s->link_capacity = (uint16_t)capacity_of(size, s->link_ring_len);
-	if (!s->link_capacity)
+	lk->capacity = (uint16_t)capacity_of(size, lk->ring_len);
+	if (!lk->capacity)
 		return -ENOSPC;
 	/* Doorbells are hints here (the receiver always scans its rings):
 	 * let senders skip them while our bit is still set. */
-	ivl_link_set_coalescing(s->link, true);
+	ivl_link_set_coalescing(lk->link, true);
 	if (o->master) {
-		struct area *a = area_of(s);
+		struct ivl_sdm_link_area *a = area_of(s);
 
-		if (s->max_slaves > s->link_capacity)
+		if (s->max_slaves > lk->capacity)
 			return -ENOSPC;
-		s->link_peer = calloc(s->link_capacity + 1u, sizeof(*s->link_peer));
-		if (!s->link_peer)
+		lk->peer = calloc(lk->capacity + 1u, sizeof(*lk->peer));
+		if (!lk->peer)
+			return -ENOMEM;
+		lk->said = calloc(lk->capacity + 1u, sizeof(*lk->said));
+		if (!lk->said)
 			return -ENOMEM;
 		__atomic_store_n(&a->magic, 0, __ATOMIC_RELAXED);
 		memset((uint8_t *)a + sizeof(uint32_t), 0,
-		       area_size(s->link_capacity, s->link_ring_len) - sizeof(uint32_t));
-		a->version = AREA_VERSION;
-		a->capacity = s->link_capacity;
-		a->master_peer = s->link_self;
-		a->ring_len = (uint16_t)s->link_ring_len;
-		atomic_store_explicit(&a->max_slaves, s->max_slaves, memory_order_relaxed);
-		/* Release: the formatted area before the magic (pairs with
-		 * area_ready's acquire). */
-		__atomic_store_n(&a->magic, AREA_MAGIC, __ATOMIC_RELEASE);
+		       area_size(lk->capacity, lk->ring_len) - sizeof(uint32_t));
+		master_write_header(s);
 		/* Slaves that came first retry on this doorbell. */
-		ivl_link_broadcast(s->link, 0);
+		ivl_link_broadcast(lk->link, 0);
 	}
-	if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, ivl_link_get_fd(s->link),
+	if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, ivl_link_get_fd(lk->link),
 		      &(struct epoll_event){.events = EPOLLIN}) < 0)
 		return -errno;
 	if (!o->master)
@@ -549,77 +698,100 @@ int ivl__sdm_link_start(struct ivl_sdm *s, const struct ivl_sdm_opts *o)
 	return 0;
 }
 
-void ivl__sdm_link_stop(struct ivl_sdm *s)
+static void link_stop(struct ivl_sdm *s)
 {
-	if (s->link_area && !s->master)
+	struct link_chan *lk = link_of(s);
+
+	if (lk->area && !s->master)
 		slave_release(s);
-	if (s->link_area && s->master && area_of(s))
+	if (lk->area && s->master && area_of(s))
 		__atomic_store_n(&area_of(s)->magic, 0, __ATOMIC_RELAXED);
-	free(s->link_peer);
-	s->link_peer = NULL;
+	free(lk->peer);
+	lk->peer = NULL;
+	free(lk->said);
+	lk->said = NULL;
 }
 
 /* Publish the batch and ring its doorbell (one per run of signals to one
  * peer: the receiver drains its whole ring on any doorbell). */
-int ivl__sdm_link_flush(struct ivl_sdm *s)
+static int link_flush(struct ivl_sdm *s)
 {
-	int32_t peer = s->link_ring_peer;
+	struct link_chan *lk = link_of(s);
+	int32_t peer = lk->ring_peer;
 	int r;
 
 	tx_publish(s);
 	if (peer < 0)
 		return 0;
-	s->link_ring_peer = -1;
+	lk->ring_peer = -1;
 	/* The head store above is released before the doorbell's seq_cst
 	 * read-modify-write of the pending bit, which the receiver takes
 	 * with acquire before it scans (docs/protocol.md §3). */
-	r = ivl_link_ring(s->link, (uint16_t)peer, 0);
+	r = ivl_link_ring(lk->link, (uint16_t)peer, 0);
 	return r == -ENOENT ? (s->master ? -ENOENT : -ENOTCONN) : r;
 }
 
-int ivl__sdm_link_send(struct ivl_sdm *s, const struct ivl_sdm_signal *sig, bool more)
+static int link_send(struct ivl_sdm *s, const struct ivl_sdm_signal *sig, bool more)
 {
-	struct ring *ring;
+	struct link_chan *lk = link_of(s);
+	struct ivl_sdm_link_ring *ring;
 	uint16_t peer;
 	int r;
 
 	if (s->master) {
-		if (sig->slave > s->link_capacity || !s->link_peer[sig->slave])
+		if (sig->slave > lk->capacity || !lk->peer[sig->slave])
 			return -ENOENT;
-		peer = (uint16_t)(s->link_peer[sig->slave] - 1);
+		peer = (uint16_t)(lk->peer[sig->slave] - 1);
 		ring = ring_of(s, slot_at(s, sig->slave), 0);
 	} else {
-		if (s->state != 0 || !s->link_slot)
+		if (s->state != 0 || !lk->slot)
 			return -ENOTCONN;
-		peer = s->link_master;
-		ring = ring_of(s, slot_at(s, s->link_slot), 1);
+		peer = lk->master_peer;
+		ring = ring_of(s, slot_at(s, lk->slot), 1);
 	}
-	if (s->link_ring_peer >= 0 && s->link_ring_peer != peer)
-		ivl__sdm_link_flush(s);
+	if (lk->ring_peer >= 0 && lk->ring_peer != peer)
+		link_flush(s);
 	r = tx_put(s, ring, sig);
-	if (r == -EPROTO)
+	if (r == -EPROTO) {
+		/* Impossible indices in our own ring: reset it (master) or let
+		 * go of the slot and claim it again (slave). */
+		lk->tx = NULL;
+		lk->ring_peer = -1;
+		s->st.conn_dropped++;
+		if (s->master) {
+			master_unregister(s, (uint16_t)sig->slave, false);
+		} else {
+			slave_release(s);
+			s->state = -ENOTCONN;
+		}
 		return -EPIPE;
+	}
 	if (r)
 		return r;
-	s->link_ring_peer = peer;
-	return more ? 0 : ivl__sdm_link_flush(s);
+	lk->ring_peer = peer;
+	return more ? 0 : link_flush(s);
 }
 
-int ivl__sdm_link_room(struct ivl_sdm *s, uint16_t id)
+static int link_room(struct ivl_sdm *s, uint16_t id)
 {
-	struct ring *r;
+	struct link_chan *lk = link_of(s);
+	struct ivl_sdm_link_ring *r;
 	uint32_t head;
 
-	if (id > s->link_capacity || !s->link_peer[id])
+	if (id > lk->capacity || !lk->peer[id])
 		return -ENOENT;
 	r = ring_of(s, slot_at(s, id), 0);
 	/* Only we push (a batch in progress counts with its private head);
 	 * the slave only pops: the room seen stays. */
-	head = s->link_tx == r ? s->link_tx_head
-			       : atomic_load_explicit(&r->head, memory_order_relaxed);
-	return head - atomic_load_explicit(&r->tail, memory_order_acquire) >= s->link_ring_len
-		   ? -EAGAIN
-		   : 0;
+	head = lk->tx == r ? lk->tx_head : __atomic_load_n(&r->head, __ATOMIC_RELAXED);
+	head -= __atomic_load_n(&r->tail, __ATOMIC_ACQUIRE);
+	if (head > lk->ring_len) {
+		/* Impossible indices: reset (see link_send()). */
+		s->st.conn_dropped++;
+		master_unregister(s, id, false);
+		return -ENOENT;
+	}
+	return head == lk->ring_len ? -EAGAIN : 0;
 }
 
 /*
@@ -640,32 +812,36 @@ int ivl__sdm_link_room(struct ivl_sdm *s, uint16_t id)
 
 static int fast_scan(struct ivl_sdm *s)
 {
-	struct slot *sl;
+	struct link_chan *lk = link_of(s);
+	struct ivl_sdm_link_slot *sl;
 
 	if (s->master)
-		return master_scan(s, false);
-	if (s->state != 0 || !s->link_slot || !(sl = slave_slot(s)))
+		return master_scan(s, false, false);
+	if (s->state != 0 || !lk->slot || !(sl = slave_slot(s)))
 		return 0;
 	return slave_drain(s, sl);
 }
 
-int ivl__sdm_link_process(struct ivl_sdm *s)
+static int link_process(struct ivl_sdm *s)
 {
+	struct link_chan *lk = link_of(s);
 	struct ivl_link_event ev[32];
 	int n, delivered = fast_scan(s);
+	bool tick;
 
 	if (!ivl__sdm_idle(s, delivered) &&
 	    (!delivered || ++s->busy_calls % BUSY_CHECK || !ivl__sdm_timer_due(s)))
 		return delivered;
-	/* The tick wakes us for backoff retries, and a busy receiver for the
-	 * link's events now and then. */
-	if (ivl__sdm_timer_due(s)) {
+	/* The tick wakes us for backoff retries and repairs, and a busy
+	 * receiver for the link's events now and then. */
+	tick = ivl__sdm_timer_due(s);
+	if (tick) {
 		int r = ivl__sdm_timer_drain(s);
 
 		if (r < 0)
 			return r;
 	}
-	while ((n = ivl_link_process(s->link, ev, IVL_ARRAY_SIZE(ev))) > 0) {
+	while ((n = ivl_link_process(lk->link, ev, IVL_ARRAY_SIZE(ev))) > 0) {
 		for (int i = 0; i < n; i++) {
 			if (ev[i].type == IVL_LINK_DOWN) {
 				if (!s->master)
@@ -676,8 +852,8 @@ int ivl__sdm_link_process(struct ivl_sdm *s)
 				continue;
 			if (s->master)
 				master_peer_left(s, ev[i].peer);
-			else if (ev[i].peer == s->link_master) {
-				s->link_slot = 0;
+			else if (ev[i].peer == lk->master_peer) {
+				lk->slot = 0;
 				s->state = -ENOTCONN;
 			}
 		}
@@ -687,14 +863,42 @@ int ivl__sdm_link_process(struct ivl_sdm *s)
 	if (n < 0 && n != -EAGAIN)
 		return n;
 	/* Doorbells are coalesced: any event means "look at everything". */
-	delivered += s->master ? master_scan(s, true) : slave_poll(s);
+	delivered += s->master ? master_scan(s, true, tick) : slave_poll(s);
 	return delivered;
 }
 
-int ivl__sdm_link_set_max(struct ivl_sdm *s, uint16_t max)
+static int link_set_max(struct ivl_sdm *s, uint16_t max)
 {
-	if (max > s->link_capacity)
+	struct link_chan *lk = link_of(s);
+
+	if (max > lk->capacity)
 		return -ERANGE;
-	atomic_store_explicit(&area_of(s)->max_slaves, max, memory_order_relaxed);
+	__atomic_store_n(&area_of(s)->max_slaves, max, __ATOMIC_RELAXED);
 	return 0;
 }
+
+static bool link_present(const struct ivl_sdm *s, uint16_t id)
+{
+	struct link_chan *lk = link_of(s);
+
+	return id <= lk->capacity && lk->peer && lk->peer[id] != 0;
+}
+
+static int link_check(const struct ivl_sdm_opts *o)
+{
+	return o->link ? 0 : -EINVAL;
+}
+
+const struct ivl__sdm_chan_ops ivl__sdm_link_ops = {
+    .name = "link",
+    .priv_size = sizeof(struct link_chan),
+    .check = link_check,
+    .start = link_start,
+    .stop = link_stop,
+    .send = link_send,
+    .flush = link_flush,
+    .process = link_process,
+    .present = link_present,
+    .room = link_room,
+    .set_max = link_set_max,
+};

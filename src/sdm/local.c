@@ -14,12 +14,11 @@
  * receiver that may sleep: it "arms" (drains the eventfd, sets its armed
  * flag, then looks at its rings again) when it has found nothing for a
  * while (ivl__sdm_idle(): a caller blocked in poll() comes straight back
- * meanwhile, as the eventfd is still readable), and the first sender that sees the flag takes it and rings, under
- * the bus lock (the lock keeps the object alive while its fd is written).
- * Lost wake-ups are excluded by the Dekker pattern on two seq_cst fences:
- *   receiver: store(armed, 1); fence; load(head)
- *   sender:   store(head);     fence; load(armed)
- * A busy receiver therefore costs its senders no system call.
+ * meanwhile, as the eventfd is still readable), and the first sender that sees the flag takes it
+ * and rings, under the bus lock (the lock keeps the object alive while its fd is written). Lost
+ * wake-ups are excluded by the Dekker pattern on two seq_cst fences: receiver: store(armed, 1);
+ * fence; load(head) sender:   store(head);     fence; load(armed) A busy receiver therefore costs
+ * its senders no system call.
  *
  * The bus lock also covers admission (the same rules as the socket
  * channels: full, ID taken, ID out of range) and departures.
@@ -49,6 +48,21 @@ struct ivl__sdm_lslot {
 	_Atomic bool live;  /* a slave holds the ID (written under the lock) */
 	_Atomic bool armed; /* the slave wants a doorbell */
 };
+
+/* The channel's state, in the object's priv[]. */
+struct local_chan {
+	struct ivl_sdm_bus *bus;
+	int evfd;		      /* doorbell of our rings */
+	struct ivl__sdm_lslot *lslot; /* slave: our slot (owned by the bus) */
+	struct lring *tx;	      /* the ring a batch is filling, or NULL */
+	uint16_t tx_id;		      /* its destination */
+	uint32_t tx_head, tx_room;    /* its private head, free entries */
+};
+
+static struct local_chan *local_of(const struct ivl_sdm *s)
+{
+	return (struct local_chan *)(void *)s->priv;
+}
 
 struct ivl_sdm_bus {
 	pthread_mutex_t lock;
@@ -89,6 +103,7 @@ IVL_EXPORT void ivl_sdm_bus_free(struct ivl_sdm_bus *b)
 /* Under the lock. */
 static int admit(struct ivl_sdm_bus *b, struct ivl_sdm *s)
 {
+	struct local_chan *lc = local_of(s);
 	struct ivl_sdm *m = b->master;
 	struct ivl__sdm_lslot *sl;
 	uint16_t id = s->want_id;
@@ -128,21 +143,23 @@ static int admit(struct ivl_sdm_bus *b, struct ivl_sdm *s)
 	b->slaves[id] = s;
 	b->count++;
 	s->id = id;
-	s->lslot = sl;
+	lc->lslot = sl;
 	s->max_slaves = m->max_slaves;
 	s->state = 0;
 	m->st.conn_accepted++;
 	return 0;
 }
 
-int ivl__sdm_local_attach(struct ivl_sdm *s, struct ivl_sdm_bus *b)
+static int local_start(struct ivl_sdm *s, const struct ivl_sdm_opts *o)
 {
+	struct local_chan *lc = local_of(s);
+	struct ivl_sdm_bus *b = o->bus;
 	int r = 0;
 
-	s->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (s->evfd < 0)
+	lc->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (lc->evfd < 0)
 		return -errno;
-	if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->evfd, &(struct epoll_event){.events = EPOLLIN}) <
+	if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, lc->evfd, &(struct epoll_event){.events = EPOLLIN}) <
 	    0)
 		return -errno;
 	pthread_mutex_lock(&b->lock);
@@ -162,13 +179,14 @@ int ivl__sdm_local_attach(struct ivl_sdm *s, struct ivl_sdm_bus *b)
 	}
 	pthread_mutex_unlock(&b->lock);
 	if (r == 0)
-		s->bus = b;
+		lc->bus = b;
 	return r;
 }
 
-void ivl__sdm_local_detach(struct ivl_sdm *s)
+static void local_stop(struct ivl_sdm *s)
 {
-	struct ivl_sdm_bus *b = s->bus;
+	struct local_chan *lc = local_of(s);
+	struct ivl_sdm_bus *b = lc->bus;
 
 	if (b) {
 		pthread_mutex_lock(&b->lock);
@@ -189,13 +207,13 @@ void ivl__sdm_local_detach(struct ivl_sdm *s)
 			b->count = 0;
 		} else if (s->id && b->slaves[s->id] == s) {
 			b->slaves[s->id] = NULL;
-			atomic_store_explicit(&s->lslot->live, false, memory_order_relaxed);
+			atomic_store_explicit(&lc->lslot->live, false, memory_order_relaxed);
 			b->count--;
 		}
 		pthread_mutex_unlock(&b->lock);
-		s->bus = NULL;
+		lc->bus = NULL;
 	}
-	ivl__close(s->evfd);
+	ivl__close(lc->evfd);
 }
 
 /* The sender's side of a doorbell, after publishing (see the top). */
@@ -212,7 +230,7 @@ static void maybe_ring(struct ivl_sdm_bus *b, _Atomic bool *armed, uint16_t id)
 	pthread_mutex_lock(&b->lock);
 	dst = id == IVL_SDM_MASTER ? b->master : b->slaves[id];
 	/* An EAGAIN would only mean the counter is already readable. */
-	if (dst && write(dst->evfd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+	if (dst && write(local_of(dst)->evfd, &one, sizeof(one)) < 0 && errno != EAGAIN)
 		ivl__debug("sdm: doorbell of %u: %s", id, strerror(errno));
 	pthread_mutex_unlock(&b->lock);
 }
@@ -220,48 +238,52 @@ static void maybe_ring(struct ivl_sdm_bus *b, _Atomic bool *armed, uint16_t id)
 /* Publish a batch's entries and ring their receiver if it sleeps. */
 static void tx_publish(struct ivl_sdm *s)
 {
-	struct lring *r = s->link_tx;
+	struct local_chan *lc = local_of(s);
+	struct lring *r = lc->tx;
 
 	if (!r)
 		return;
 	/* Release: pairs with the acquire of head in rx_drain(). */
-	atomic_store_explicit(&r->head, s->link_tx_head, memory_order_release);
-	s->link_tx = NULL;
+	atomic_store_explicit(&r->head, lc->tx_head, memory_order_release);
+	lc->tx = NULL;
 	if (s->master)
-		maybe_ring(s->bus,
-			   &atomic_load_explicit(&s->bus->slot[s->local_tx_id], memory_order_relaxed)
-				->armed,
-			   s->local_tx_id);
+		maybe_ring(
+		    lc->bus,
+		    &atomic_load_explicit(&lc->bus->slot[lc->tx_id], memory_order_relaxed)->armed,
+		    lc->tx_id);
 	else
-		maybe_ring(s->bus, &s->bus->master_armed, IVL_SDM_MASTER);
+		maybe_ring(lc->bus, &lc->bus->master_armed, IVL_SDM_MASTER);
 }
 
 /* 0 queued, -EAGAIN full. */
 static int tx_put(struct ivl_sdm *s, struct lring *r, uint16_t id, const struct ivl_sdm_signal *sig)
 {
-	if (s->link_tx != r) {
+	struct local_chan *lc = local_of(s);
+
+	if (lc->tx != r) {
 		tx_publish(s);
-		s->link_tx = r;
-		s->local_tx_id = id;
-		s->link_tx_head = atomic_load_explicit(&r->head, memory_order_relaxed);
-		s->link_tx_room = 0;
+		lc->tx = r;
+		lc->tx_id = id;
+		lc->tx_head = atomic_load_explicit(&r->head, memory_order_relaxed);
+		lc->tx_room = 0;
 	}
-	if (!s->link_tx_room) {
+	if (!lc->tx_room) {
 		/* Acquire: pairs with the release of tail in rx_drain(). */
-		s->link_tx_room = LRING_LEN - (s->link_tx_head -
-					       atomic_load_explicit(&r->tail, memory_order_acquire));
-		if (!s->link_tx_room)
+		lc->tx_room = LRING_LEN -
+			      (lc->tx_head - atomic_load_explicit(&r->tail, memory_order_acquire));
+		if (!lc->tx_room)
 			return -EAGAIN;
 	}
-	r->ent[s->link_tx_head % LRING_LEN] = *sig;
-	s->link_tx_head++;
-	s->link_tx_room--;
+	r->ent[lc->tx_head % LRING_LEN] = *sig;
+	lc->tx_head++;
+	lc->tx_room--;
 	return 0;
 }
 
-int ivl__sdm_local_send_batch(struct ivl_sdm *s, const struct ivl_sdm_signal *sigs, size_t n)
+static int local_send_batch(struct ivl_sdm *s, const struct ivl_sdm_signal *sigs, size_t n)
 {
-	struct ivl_sdm_bus *b = s->bus;
+	struct local_chan *lc = local_of(s);
+	struct ivl_sdm_bus *b = lc->bus;
 	size_t i;
 	int r = 0;
 
@@ -281,7 +303,7 @@ int ivl__sdm_local_send_batch(struct ivl_sdm *s, const struct ivl_sdm_signal *si
 			   !atomic_load_explicit(&b->master_live, memory_order_relaxed)) {
 			r = -ENOTCONN;
 		} else {
-			r = tx_put(s, &s->lslot->s2m, IVL_SDM_MASTER, &sigs[i]);
+			r = tx_put(s, &lc->lslot->s2m, IVL_SDM_MASTER, &sigs[i]);
 		}
 		if (r)
 			break;
@@ -319,18 +341,20 @@ static int rx_drain(struct ivl_sdm *s, struct lring *r, uint16_t from)
 
 static int drain_all(struct ivl_sdm *s)
 {
-	struct ivl_sdm_bus *b = s->bus;
+	struct local_chan *lc = local_of(s);
+	struct ivl_sdm_bus *b = lc->bus;
 	unsigned hi;
 	int delivered = 0;
 
 	if (!b)
 		return 0;
 	if (!s->master)
-		return s->lslot ? rx_drain(s, &s->lslot->m2s, IVL_SDM_MASTER) : 0;
+		return lc->lslot ? rx_drain(s, &lc->lslot->m2s, IVL_SDM_MASTER) : 0;
 	/* Acquire: pairs with the release in admit(). */
 	hi = atomic_load_explicit(&b->hi, memory_order_acquire);
 	for (unsigned id = 1; id <= hi; id++) {
-		struct ivl__sdm_lslot *sl = atomic_load_explicit(&b->slot[id], memory_order_acquire);
+		struct ivl__sdm_lslot *sl =
+		    atomic_load_explicit(&b->slot[id], memory_order_acquire);
 
 		/* A slot that is not live may still hold what its slave sent
 		 * before it left: delivered, as a socket's last frames are. */
@@ -343,12 +367,13 @@ static int drain_all(struct ivl_sdm *s)
 /* Going idle: drain the eventfd, arm, look again (see the top). */
 static int arm(struct ivl_sdm *s)
 {
-	_Atomic bool *armed = s->master ? &s->bus->master_armed : &s->lslot->armed;
+	struct local_chan *lc = local_of(s);
+	_Atomic bool *armed = s->master ? &lc->bus->master_armed : &lc->lslot->armed;
 	uint64_t v;
 
 	if (atomic_load_explicit(armed, memory_order_relaxed))
 		return 0; /* nobody rang since we armed: the eventfd is empty */
-	if (read(s->evfd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+	if (read(lc->evfd, &v, sizeof(v)) < 0 && errno != EAGAIN)
 		return -errno;
 	atomic_store_explicit(armed, true, memory_order_relaxed);
 	/* Pairs with the fence in maybe_ring() (Dekker). */
@@ -356,18 +381,20 @@ static int arm(struct ivl_sdm *s)
 	return drain_all(s);
 }
 
-int ivl__sdm_local_process(struct ivl_sdm *s)
+static int local_process(struct ivl_sdm *s)
 {
+	struct local_chan *lc = local_of(s);
 	int delivered = drain_all(s);
 
-	if (!ivl__sdm_idle(s, delivered) || !s->bus || (!s->master && !s->lslot))
+	if (!ivl__sdm_idle(s, delivered) || !lc->bus || (!s->master && !lc->lslot))
 		return delivered;
 	return arm(s);
 }
 
-bool ivl__sdm_local_present(const struct ivl_sdm *s, uint16_t id)
+static bool local_present(const struct ivl_sdm *s, uint16_t id)
 {
-	struct ivl_sdm_bus *b = s->bus;
+	struct local_chan *lc = local_of(s);
+	struct ivl_sdm_bus *b = lc->bus;
 	bool r;
 
 	if (!b)
@@ -378,9 +405,10 @@ bool ivl__sdm_local_present(const struct ivl_sdm *s, uint16_t id)
 	return r;
 }
 
-int ivl__sdm_local_count(const struct ivl_sdm *s)
+static int local_count(const struct ivl_sdm *s)
 {
-	struct ivl_sdm_bus *b = s->bus;
+	struct local_chan *lc = local_of(s);
+	struct ivl_sdm_bus *b = lc->bus;
 	int r;
 
 	if (!b)
@@ -391,9 +419,10 @@ int ivl__sdm_local_count(const struct ivl_sdm *s)
 	return r;
 }
 
-size_t ivl__sdm_local_ids(const struct ivl_sdm *s, uint16_t *ids)
+static size_t local_ids(const struct ivl_sdm *s, uint16_t *ids)
 {
-	struct ivl_sdm_bus *b = s->bus;
+	struct local_chan *lc = local_of(s);
+	struct ivl_sdm_bus *b = lc->bus;
 	size_t n = 0;
 
 	if (!b)
@@ -406,9 +435,10 @@ size_t ivl__sdm_local_ids(const struct ivl_sdm *s, uint16_t *ids)
 	return n;
 }
 
-int ivl__sdm_local_room(const struct ivl_sdm *s, uint16_t id)
+static int local_room(struct ivl_sdm *s, uint16_t id)
 {
-	struct ivl_sdm_bus *b = s->bus;
+	struct local_chan *lc = local_of(s);
+	struct ivl_sdm_bus *b = lc->bus;
 	struct ivl__sdm_lslot *sl;
 	struct lring *r;
 	uint32_t head;
@@ -422,8 +452,37 @@ int ivl__sdm_local_room(const struct ivl_sdm *s, uint16_t id)
 	r = &sl->m2s;
 	/* Only the master pushes (a batch in progress counts with its
 	 * private head); the slave only pops: the room seen stays. */
-	head = s->link_tx == r ? s->link_tx_head
-			       : atomic_load_explicit(&r->head, memory_order_relaxed);
+	head = lc->tx == r ? lc->tx_head : atomic_load_explicit(&r->head, memory_order_relaxed);
 	return head - atomic_load_explicit(&r->tail, memory_order_acquire) >= LRING_LEN ? -EAGAIN
 											: 0;
 }
+
+/* One signal: a batch of one (published at once, there is nothing to
+ * flush). */
+static int local_send(struct ivl_sdm *s, const struct ivl_sdm_signal *sig, bool more)
+{
+	int r = local_send_batch(s, sig, 1);
+
+	(void)more;
+	return r < 0 ? r : 0;
+}
+
+static int local_check(const struct ivl_sdm_opts *o)
+{
+	return o->bus ? 0 : -EINVAL;
+}
+
+const struct ivl__sdm_chan_ops ivl__sdm_local_ops = {
+    .name = "local",
+    .priv_size = sizeof(struct local_chan),
+    .check = local_check,
+    .start = local_start,
+    .stop = local_stop,
+    .send = local_send,
+    .send_batch = local_send_batch,
+    .process = local_process,
+    .present = local_present,
+    .count = local_count,
+    .ids = local_ids,
+    .room = local_room,
+};

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* SDM internals shared by the core, the channels, the codec and the crypto. */
+/* SDM internals shared by the core (sdm.c), the channels and the codec; the
+ * socket channels and the crypto add src/sdm/sock.h. */
 #ifndef IVL_SDM_INTERNAL_H
 #define IVL_SDM_INTERNAL_H
 
@@ -11,53 +12,10 @@
 
 #include <sodium.h>
 
+#include <ivlink/proto/sdm.h>
 #include <ivlink/sdm.h>
 
-/* ---- wire format (docs/sdm.md) ------------------------------------------ */
-
-#define IVL__SDM_VERSION 1u
-#define IVL__SDM_HDR_LEN 4u
-/* Largest plaintext payload of any frame; larger lengths drop the link. */
-#define IVL__SDM_MAX_PAYLOAD 128u
-#define IVL__SDM_SIGNAL_LEN 16u
-#define IVL__SDM_SEAL_OVERHEAD crypto_secretstream_xchacha20poly1305_ABYTES
-#define IVL__SDM_MAX_SEALED (IVL__SDM_HDR_LEN + IVL__SDM_MAX_PAYLOAD + IVL__SDM_SEAL_OVERHEAD)
-/* Keyed framing version 2 (docs/sdm.md §4.1): SEALED_BATCH carries up to
- * this many plaintext bytes of whole inner frames, sealed as one message. */
-#define IVL__SDM_KX_VERSION 2u
-#define IVL__SDM_BATCH_PLAIN 2048u
-#define IVL__SDM_MAX_BATCH_SEALED (IVL__SDM_BATCH_PLAIN + IVL__SDM_SEAL_OVERHEAD)
-#define IVL__SDM_MAX_FRAME (IVL__SDM_HDR_LEN + IVL__SDM_MAX_BATCH_SEALED)
-
-enum ivl__sdm_frame_type {
-	IVL__SDM_F_HELLO = 1,	  /* slave -> master: version, requested ID */
-	IVL__SDM_F_WELCOME = 2,	  /* master -> slave: assigned ID, config */
-	IVL__SDM_F_REFUSE = 3,	  /* master -> slave: reason, then close */
-	IVL__SDM_F_SIGNAL = 4,	  /* either way: struct ivl_sdm_signal, LE */
-	IVL__SDM_F_PING = 5,	  /* either way: keepalive, empty */
-	IVL__SDM_F_KX_HELLO = 16, /* secure: client ephemeral key */
-	IVL__SDM_F_KX_REPLY = 17, /* secure: server key, proof, stream header */
-	IVL__SDM_F_KX_AUTH = 18,  /* secure: client proof, stream header */
-	IVL__SDM_F_SEALED = 19,	  /* secure: one encrypted inner frame */
-	IVL__SDM_F_SEALED_BATCH = 20, /* secure v2: inner frames sealed as one */
-};
-
-enum ivl__sdm_refusal {
-	IVL__SDM_R_FULL = 1,
-	IVL__SDM_R_ID_TAKEN = 2,
-	IVL__SDM_R_BAD_VERSION = 3,
-	IVL__SDM_R_UNAUTHENTICATED = 4,
-	IVL__SDM_R_BAD_ID = 5,
-};
-
-#define IVL__SDM_HELLO_LEN 8u	 /* le16 version, le16 id, le32 flags (0) */
-#define IVL__SDM_WELCOME_LEN 12u /* le16 version, le16 id, le16 max, le16 0, le32 ka */
-#define IVL__SDM_REFUSE_LEN 4u	 /* le16 version, le16 reason */
-#define IVL__SDM_KX_HELLO_LEN (4u + crypto_kx_PUBLICKEYBYTES)
-#define IVL__SDM_MAC_LEN 32u
-#define IVL__SDM_SSHDR_LEN crypto_secretstream_xchacha20poly1305_HEADERBYTES
-#define IVL__SDM_KX_REPLY_LEN (crypto_kx_PUBLICKEYBYTES + IVL__SDM_MAC_LEN + IVL__SDM_SSHDR_LEN)
-#define IVL__SDM_KX_AUTH_LEN (IVL__SDM_MAC_LEN + IVL__SDM_SSHDR_LEN)
+/* ---- wire format: <ivlink/proto/sdm.h>, docs/sdm.md -------------------- */
 
 struct ivl__sdm_frame {
 	uint8_t type;
@@ -78,108 +36,83 @@ struct ivl__sdm_welcome {
 int ivl__sdm_frame_encode(uint8_t *out, size_t room, uint8_t type, const void *payload, size_t len);
 /* Parse one frame from @buf.  Returns its total length, 0 if more bytes are
  * needed, -EBADMSG if malformed (flags != 0, length over the limit of its
- * type, unknown type).  @secure_outer: the limits of the outer (sealed)
- * layer apply. */
+ * type, unknown type). */
 int ivl__sdm_frame_decode(const uint8_t *buf, size_t len, struct ivl__sdm_frame *f);
 /* The next inner frame of an opened SEALED_BATCH plaintext at *@off:
  * 1 (stored in @f, *@off advanced), 0 at the end, -EBADMSG if the rest is
  * not a whole frame or is a sealed one (an empty batch is malformed too:
  * call it first with *@off == 0). */
 int ivl__sdm_batch_next(const uint8_t *buf, size_t len, size_t *off, struct ivl__sdm_frame *f);
-void ivl__sdm_signal_encode(uint8_t out[IVL__SDM_SIGNAL_LEN], const struct ivl_sdm_signal *s);
+void ivl__sdm_signal_encode(uint8_t out[IVL_SDM_SIGNAL_LEN], const struct ivl_sdm_signal *s);
 int ivl__sdm_signal_decode(const struct ivl__sdm_frame *f, struct ivl_sdm_signal *s);
-void ivl__sdm_hello_encode(uint8_t out[IVL__SDM_HELLO_LEN], uint16_t id);
+void ivl__sdm_hello_encode(uint8_t out[IVL_SDM_HELLO_LEN], uint16_t id);
 int ivl__sdm_hello_decode(const struct ivl__sdm_frame *f, struct ivl__sdm_hello *h);
-void ivl__sdm_welcome_encode(uint8_t out[IVL__SDM_WELCOME_LEN], const struct ivl__sdm_welcome *w);
+void ivl__sdm_welcome_encode(uint8_t out[IVL_SDM_WELCOME_LEN], const struct ivl__sdm_welcome *w);
 int ivl__sdm_welcome_decode(const struct ivl__sdm_frame *f, struct ivl__sdm_welcome *w);
-void ivl__sdm_refuse_encode(uint8_t out[IVL__SDM_REFUSE_LEN], uint16_t reason);
+void ivl__sdm_refuse_encode(uint8_t out[IVL_SDM_REFUSE_LEN], uint16_t reason);
 int ivl__sdm_refuse_decode(const struct ivl__sdm_frame *f, uint16_t *reason);
 /* A refusal reason as the -errno a slave reports. */
 int ivl__sdm_refusal_errno(uint16_t reason);
 const char *ivl__sdm_refusal_name(uint16_t reason);
 
-/* ---- secure channel (secure.c) -------------------------------------------- */
-
-struct ivl__sdm_sec {
-	uint8_t psk[IVL_SDM_KEY_LEN];
-	uint8_t pk[crypto_kx_PUBLICKEYBYTES], sk[crypto_kx_SECRETKEYBYTES];
-	uint8_t peer_pk[crypto_kx_PUBLICKEYBYTES];
-	crypto_secretstream_xchacha20poly1305_state tx, rx;
-	bool ready;	  /* both streams initialised */
-	uint16_t version; /* keyed framing version in use: 1, or 2 (batches) */
-};
-
-/* Client: fresh ephemeral key; fills the KX_HELLO payload. */
-int ivl__sdm_sec_client_hello(struct ivl__sdm_sec *s, uint8_t out[IVL__SDM_KX_HELLO_LEN]);
-/* Server: check a KX_HELLO, derive keys, fill the KX_REPLY payload.
- * -EPROTONOSUPPORT (version), -EBADMSG. */
-int ivl__sdm_sec_server_reply(struct ivl__sdm_sec *s, const struct ivl__sdm_frame *hello,
-			      uint8_t out[IVL__SDM_KX_REPLY_LEN]);
-/* Client: verify the server's proof, derive keys, fill KX_AUTH.  -EACCES. */
-int ivl__sdm_sec_client_auth(struct ivl__sdm_sec *s, const struct ivl__sdm_frame *reply,
-			     uint8_t out[IVL__SDM_KX_AUTH_LEN]);
-/* Server: verify the client's proof.  -EACCES. */
-int ivl__sdm_sec_server_finish(struct ivl__sdm_sec *s, const struct ivl__sdm_frame *auth);
-/* Seal a plaintext inner frame into a SEALED frame in @out.  Returns its
- * length or -errno. */
-int ivl__sdm_sec_seal(struct ivl__sdm_sec *s, const uint8_t *in, size_t len, uint8_t *out,
-		      size_t room);
-/* Seal @len bytes of whole inner frames (<= IVL__SDM_BATCH_PLAIN) into a
- * SEALED_BATCH frame in @out.  Returns its length or -errno. */
-int ivl__sdm_sec_seal_batch(struct ivl__sdm_sec *s, const uint8_t *in, size_t len, uint8_t *out,
-			    size_t room);
-/* Open a SEALED or SEALED_BATCH frame's payload into @out (room for the
- * largest plaintext of its type).  Returns the plaintext length; -EBADMSG
- * on any forgery, replay, reordering or truncation (the stream is then
- * dead). */
-int ivl__sdm_sec_open(struct ivl__sdm_sec *s, const struct ivl__sdm_frame *f, uint8_t *out,
-		      size_t room);
-void ivl__sdm_sec_wipe(struct ivl__sdm_sec *s);
-
 /* ---- the object ------------------------------------------------------------ */
 
-/* Receive buffer: many frames per recv() (a burst of signals costs one
- * system call per buffer, not one per frame); at least two maximal frames. */
-#define IVL__SDM_RXBUF 16384u
-_Static_assert(IVL__SDM_RXBUF >= 2 * IVL__SDM_MAX_FRAME, "rx buffer holds a frame");
-#define IVL__SDM_TXBUF 65536u
-#define IVL__SDM_MAX_PENDING 64u
-
-enum ivl__sdm_conn_state {
-	IVL__C_CONNECTING, /* client: non-blocking connect in flight */
-	IVL__C_KX_REPLY,   /* client: waiting for KX_REPLY */
-	IVL__C_WELCOME,	   /* client: HELLO sent, waiting for WELCOME */
-	IVL__C_KX_HELLO,   /* server: waiting for KX_HELLO */
-	IVL__C_KX_AUTH,	   /* server: waiting for KX_AUTH */
-	IVL__C_HELLO,	   /* server: waiting for HELLO */
-	IVL__C_UP,	   /* registered */
+/*
+ * A channel: how signals move.  sdm.c owns the object, the routing rules,
+ * the tables and the counters, and calls the channel only through its ops
+ * (one const table per channel, chosen in ivl_sdm_new()).  A channel keeps
+ * its own state in the object's priv[] area (priv_size bytes, zeroed) and
+ * knows nothing of the other channels.
+ */
+struct ivl__sdm_chan_ops {
+	const char *name;
+	size_t priv_size;
+	/* Check the channel's options (before anything is allocated). */
+	int (*check)(const struct ivl_sdm_opts *o);
+	/* Set up (epfd exists; priv is zeroed).  On failure stop() follows. */
+	int (*start)(struct ivl_sdm *s, const struct ivl_sdm_opts *o);
+	/* Release everything of the channel; also after a failed start(). */
+	void (*stop)(struct ivl_sdm *s);
+	/* One route-checked signal to one destination.  @more: further
+	 * signals of one batch follow, the channel may hold them until
+	 * flush().  0, -EAGAIN (full), -ENOENT (no such slave), -ENOTCONN,
+	 * -EPIPE. */
+	int (*send)(struct ivl_sdm *s, const struct ivl_sdm_signal *sig, bool more);
+	/* Send what a batch queued.  May be NULL (nothing is ever held). */
+	int (*flush)(struct ivl_sdm *s);
+	/* Optional: @n route-checked signals, none a broadcast, in one go;
+	 * returns how many were queued, or the first one's error. */
+	int (*send_batch)(struct ivl_sdm *s, const struct ivl_sdm_signal *sigs, size_t n);
+	/* ivl_sdm_process(): signals delivered, or -errno. */
+	int (*process)(struct ivl_sdm *s);
+	/* Master: whether slave @id (1..IVL_SDM_MAX_SLAVES) is registered. */
+	bool (*present)(const struct ivl_sdm *s, uint16_t id);
+	/* Master: registered slaves; NULL: s->current_slaves. */
+	int (*count)(const struct ivl_sdm *s);
+	/* Master: their IDs, ascending, into @ids (IVL_SDM_MAX_SLAVES);
+	 * NULL: every ID for which present() holds. */
+	size_t (*ids)(const struct ivl_sdm *s, uint16_t *ids);
+	/* Master: 0 if slave @id can take one more signal, -EAGAIN, -ENOENT. */
+	int (*room)(struct ivl_sdm *s, uint16_t id);
+	/* Master: max_slaves is about to change (validated); may be NULL. */
+	int (*set_max)(struct ivl_sdm *s, uint16_t max);
+	/* The master's TCP port, -EINVAL if none; NULL: never one. */
+	int (*port)(const struct ivl_sdm *s);
 };
 
-struct ivl__sdm_conn {
-	int fd;
-	enum ivl__sdm_conn_state state;
-	uint16_t id; /* the slave's ID once registered (master side) */
-	bool secure;
-	bool dead;     /* to be closed by the owner */
-	bool want_out; /* EPOLLOUT is in the epoll set (tx_len > 0) */
-	int64_t last_rx_ms, last_tx_ms, born_ms;
-	size_t rx_len, tx_len, ptx_len;
-	uint8_t rx[IVL__SDM_RXBUF];
-	uint8_t tx[IVL__SDM_TXBUF];
-	uint8_t ptx[IVL__SDM_BATCH_PLAIN]; /* v2: inner frames not sealed yet */
-	struct ivl__sdm_sec sec;
-};
-
+extern const struct ivl__sdm_chan_ops ivl__sdm_local_ops;
+extern const struct ivl__sdm_chan_ops ivl__sdm_sock_ops; /* UNIX and TCP */
+extern const struct ivl__sdm_chan_ops ivl__sdm_link_ops;
 
 struct ivl_sdm {
+	const struct ivl__sdm_chan_ops *ops;
 	bool master;
-	enum ivl_sdm_channel channel;
 	uint16_t max_slaves, current_slaves;
 	uint16_t id;	  /* slave: assigned ID (0 = none yet) */
 	uint16_t want_id; /* slave: ID to ask for */
 	int state;	  /* see ivl_sdm_state() */
 	int epfd;	  /* the pollable fd */
-	int timerfd;	  /* periodic tick for keepalive and reconnection */
+	int timerfd;	  /* periodic tick (ivl__sdm_timer_start()), or -1 */
 	struct ivl_sdm_stats st;
 	struct {
 		ivl_sdm_handler_fn *fn;
@@ -190,48 +123,26 @@ struct ivl_sdm {
 		void *opaque;
 	} action[IVL_SDM_NTYPES];
 
-	/* LOCAL */
-	struct ivl_sdm_bus *bus;
-	int evfd;			/* doorbell of our rings */
-	struct ivl__sdm_lslot *lslot;	/* slave: our slot (owned by the bus) */
-	uint16_t local_tx_id;		/* the batch's destination (local.c) */
-	uint32_t idle_calls, busy_calls; /* ivl__sdm_idle(), link.c */
-	int64_t idle_since_ns;		 /* -1: not idle */
+	/* Receivers on shared memory (LOCAL, LINK): ivl__sdm_idle(). */
+	uint32_t idle_calls, busy_calls;
+	int64_t idle_since_ns; /* -1: not idle */
 
-	/* UNIX/TCP */
-	bool have_key, insecure;
-	uint8_t key[IVL_SDM_KEY_LEN];
+	/* Channels with a tick (UNIX, TCP, LINK): keepalive, reconnection. */
 	uint32_t keepalive_ms, rc_min_ms, rc_max_ms, rc_delay_ms;
 	int64_t next_connect_ms;
-	int64_t next_full_ms; /* process() runs its full path at the latest then */
 	int64_t timer_t0_ns, tick_ns; /* the timerfd expires at t0 + k * tick, k >= 1 */
 	uint64_t timer_seen;	      /* expirations read from it so far */
-	int lfd; /* master: listening socket */
-	char *path;
-	char *host;
-	uint16_t port;
-	struct ivl__sdm_conn **conns; /* master: every connection */
-	size_t nconns;
-	struct ivl__sdm_conn **slaves; /* master: by ID, registered only */
-	struct ivl__sdm_conn *up;      /* slave: the connection */
-	struct ivl__sdm_conn *dirty;   /* frames queued by a batch, not yet flushed */
 	bool ever_welcomed;
 
-	/* LINK */
-	struct ivl_link *link; /* borrowed */
-	void *link_area;       /* shared: hostile */
-	uint64_t link_size;    /* bytes of the area from link_offset on */
-	uint16_t link_self, link_master, link_capacity, link_slot;
-	uint16_t link_hi;      /* master: highest ID ever registered */
-	uint32_t link_ring_len; /* entries per ring (a slave: from the area) */
-	uint32_t *link_peer; /* master: by ID, link peer + 1 of registered slaves */
-	int32_t link_ring_peer; /* a batch's doorbell still to ring, or -1 */
-	void *link_tx;		/* the ring a batch is filling, or NULL (also LOCAL) */
-	uint32_t link_tx_head, link_tx_room; /* its private head, free entries */
+	/* The channel's own state (ops->priv_size bytes). */
+	_Alignas(16) unsigned char priv[];
 };
 
 int64_t ivl__sdm_now_ns(void);
 int64_t ivl__sdm_now_ms(void);
+/* Create the periodic timerfd (keepalive / 4, for a slave at most the
+ * reconnection minimum) and add it to the epoll set with data.ptr NULL. */
+int ivl__sdm_timer_start(struct ivl_sdm *sdm);
 /* Whether the periodic timerfd has expired more often than it was read
  * (from the clock, no system call); read it (non-blocking). */
 bool ivl__sdm_timer_due(const struct ivl_sdm *sdm);
@@ -242,43 +153,5 @@ int ivl__sdm_timer_drain(struct ivl_sdm *sdm);
 bool ivl__sdm_idle(struct ivl_sdm *sdm, int delivered);
 /* Routing + action + handler for a received signal (from: connection ID). */
 int ivl__sdm_deliver(struct ivl_sdm *sdm, const struct ivl_sdm_signal *sig, uint16_t from);
-
-/* local.c */
-int ivl__sdm_local_attach(struct ivl_sdm *sdm, struct ivl_sdm_bus *bus);
-void ivl__sdm_local_detach(struct ivl_sdm *sdm);
-/* Send @n signals (already route-checked) under one lock; returns how many
- * were queued, or the first one's error. */
-int ivl__sdm_local_send_batch(struct ivl_sdm *sdm, const struct ivl_sdm_signal *sigs, size_t n);
-int ivl__sdm_local_process(struct ivl_sdm *sdm);
-bool ivl__sdm_local_present(const struct ivl_sdm *sdm, uint16_t id);
-int ivl__sdm_local_count(const struct ivl_sdm *sdm);
-/* Master: the registered slaves' IDs into @ids (IVL_SDM_MAX_SLAVES). */
-size_t ivl__sdm_local_ids(const struct ivl_sdm *sdm, uint16_t *ids);
-/* Master: 0 if slave @id can take one more signal, -EAGAIN, -ENOENT. */
-int ivl__sdm_local_room(const struct ivl_sdm *sdm, uint16_t id);
-
-/* link.c */
-int ivl__sdm_link_start(struct ivl_sdm *sdm, const struct ivl_sdm_opts *opt);
-void ivl__sdm_link_stop(struct ivl_sdm *sdm);
-/* @more: further signals of one batch follow; the doorbell may wait for
- * ivl__sdm_link_flush(). */
-int ivl__sdm_link_send(struct ivl_sdm *sdm, const struct ivl_sdm_signal *sig, bool more);
-int ivl__sdm_link_flush(struct ivl_sdm *sdm);
-int ivl__sdm_link_process(struct ivl_sdm *sdm);
-int ivl__sdm_link_set_max(struct ivl_sdm *sdm, uint16_t max);
-/* Master: 0 if slave @id's mailbox has room for one signal, -EAGAIN, -ENOENT. */
-int ivl__sdm_link_room(struct ivl_sdm *sdm, uint16_t id);
-
-/* sock.c */
-int ivl__sdm_sock_start(struct ivl_sdm *sdm, const struct ivl_sdm_opts *opt);
-void ivl__sdm_sock_stop(struct ivl_sdm *sdm);
-/* @more: further signals of one batch follow; the frame may stay queued
- * until ivl__sdm_sock_flush() (one send() for the whole batch). */
-int ivl__sdm_sock_send(struct ivl_sdm *sdm, const struct ivl_sdm_signal *sig, bool more);
-int ivl__sdm_sock_flush(struct ivl_sdm *sdm);
-int ivl__sdm_sock_process(struct ivl_sdm *sdm);
-/* Master: 0 if slave @id's send buffer has room for one frame (after
- * trying to flush it), -EAGAIN, -ENOENT (not connected, or it broke). */
-int ivl__sdm_sock_room(struct ivl_sdm *sdm, uint16_t id);
 
 #endif

@@ -100,7 +100,23 @@ IVL_EXPORT int ivl_sdm_type_from_name(const char *name)
 	return -EINVAL;
 }
 
-static int check_options(const struct ivl_sdm_opts *o)
+/* The one place that looks at the channel kind: its ops table. */
+static const struct ivl__sdm_chan_ops *chan_ops(enum ivl_sdm_channel c)
+{
+	switch (c) {
+	case IVL_SDM_CHAN_LOCAL:
+		return &ivl__sdm_local_ops;
+	case IVL_SDM_CHAN_UNIX:
+	case IVL_SDM_CHAN_TCP:
+		return &ivl__sdm_sock_ops;
+	case IVL_SDM_CHAN_LINK:
+		return &ivl__sdm_link_ops;
+	default:
+		return NULL;
+	}
+}
+
+static int check_options(const struct ivl_sdm_opts *o, const struct ivl__sdm_chan_ops *ops)
 {
 	if (o->master) {
 		if (o->max_slaves < 1 || o->max_slaves > IVL_SDM_MAX_SLAVES)
@@ -108,40 +124,57 @@ static int check_options(const struct ivl_sdm_opts *o)
 	} else if (o->id > IVL_SDM_MAX_SLAVES) {
 		return -ERANGE;
 	}
-	switch (o->channel) {
-	case IVL_SDM_CHAN_LOCAL:
-		return o->bus ? 0 : -EINVAL;
-	case IVL_SDM_CHAN_UNIX:
-		return o->path && *o->path ? 0 : -EINVAL;
-	case IVL_SDM_CHAN_TCP:
-		return o->host && *o->host && (o->port || o->master) ? 0 : -EINVAL;
-	case IVL_SDM_CHAN_LINK:
-		return o->link ? 0 : -EINVAL;
-	default:
-		return -EINVAL;
-	}
+	return ops ? ops->check(o) : -EINVAL;
+}
+
+int ivl__sdm_timer_start(struct ivl_sdm *s)
+{
+	struct itimerspec its = {0};
+	long tick = s->keepalive_ms / 4 ? s->keepalive_ms / 4 : 1;
+
+	/* Slaves also need it for the reconnection backoff. */
+	if (!s->master && tick > (long)s->rc_min_ms)
+		tick = (long)s->rc_min_ms;
+	s->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (s->timerfd < 0)
+		return -errno;
+	/* A periodic tick drives keepalives, dead-peer detection and
+	 * reconnection without the caller computing deadlines. */
+	its.it_interval.tv_sec = tick / 1000;
+	its.it_interval.tv_nsec = (tick % 1000) * 1000000L;
+	its.it_value = its.it_interval;
+	/* Taken before the kernel's start: our idea of the next expiry is
+	 * never later than the real one (ivl__sdm_timer_due()). */
+	s->tick_ns = (int64_t)tick * 1000000;
+	s->timer_t0_ns = ivl__sdm_now_ns();
+	if (timerfd_settime(s->timerfd, 0, &its, NULL) < 0 ||
+	    epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->timerfd,
+		      &(struct epoll_event){.events = EPOLLIN, .data.ptr = NULL}) < 0)
+		return -errno;
+	return 0;
 }
 
 IVL_EXPORT int ivl_sdm_new(struct ivl_sdm **out, const struct ivl_sdm_opts *opt)
 {
+	const struct ivl__sdm_chan_ops *ops;
 	struct ivl_sdm *s;
 	int r;
 
 	if (!out || !opt)
 		return -EINVAL;
 	*out = NULL;
-	r = check_options(opt);
+	ops = chan_ops(opt->channel);
+	r = check_options(opt, ops);
 	if (r)
 		return r;
-	s = calloc(1, sizeof(*s));
+	s = calloc(1, sizeof(*s) + ops->priv_size);
 	if (!s)
 		return -ENOMEM;
 	s->master = opt->master;
-	s->channel = opt->channel;
 	s->max_slaves = opt->master ? opt->max_slaves : 0;
 	s->want_id = opt->master ? 0 : opt->id;
 	s->state = opt->master ? 0 : -EINPROGRESS;
-	s->evfd = s->timerfd = s->lfd = -1;
+	s->timerfd = -1;
 	s->keepalive_ms = opt->keepalive_ms ? opt->keepalive_ms : 1000;
 	s->rc_min_ms = opt->reconnect_min_ms ? opt->reconnect_min_ms : 50;
 	s->rc_max_ms = opt->reconnect_max_ms ? opt->reconnect_max_ms : 2000;
@@ -150,66 +183,27 @@ IVL_EXPORT int ivl_sdm_new(struct ivl_sdm **out, const struct ivl_sdm_opts *opt)
 	s->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (s->epfd < 0) {
 		r = -errno;
-		goto fail;
+		free(s);
+		return r;
 	}
-	if (opt->channel == IVL_SDM_CHAN_LOCAL) {
-		r = ivl__sdm_local_attach(s, opt->bus);
-		if (r)
-			goto fail;
-	} else {
-		struct itimerspec its = {0};
-		long tick = s->keepalive_ms / 4 ? s->keepalive_ms / 4 : 1;
-
-		/* Slaves also need it for the reconnection backoff. */
-		if (!s->master && tick > (long)s->rc_min_ms)
-			tick = (long)s->rc_min_ms;
-		s->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-		if (s->timerfd < 0) {
-			r = -errno;
-			goto fail;
-		}
-		/* A periodic tick drives keepalives, dead-peer detection and
-		 * reconnection without the caller computing deadlines. */
-		its.it_interval.tv_sec = tick / 1000;
-		its.it_interval.tv_nsec = (tick % 1000) * 1000000L;
-		its.it_value = its.it_interval;
-		/* Taken before the kernel's start: our idea of the next expiry
-		 * is never later than the real one (sock.c, timer_due()). */
-		s->tick_ns = (int64_t)tick * 1000000;
-		s->timer_t0_ns = ivl__sdm_now_ns();
-		if (timerfd_settime(s->timerfd, 0, &its, NULL) < 0 ||
-		    epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->timerfd,
-			      &(struct epoll_event){.events = EPOLLIN, .data.ptr = NULL}) < 0) {
-			r = -errno;
-			goto fail;
-		}
-		if (opt->channel == IVL_SDM_CHAN_LINK)
-			r = ivl__sdm_link_start(s, opt);
-		else
-			r = ivl__sdm_sock_start(s, opt);
-		if (r)
-			goto fail;
+	/* From here on ivl_sdm_free() undoes everything, start included. */
+	s->ops = ops;
+	r = ops->start(s, opt);
+	if (r) {
+		ivl_sdm_free(s);
+		return r;
 	}
 	*out = s;
 	return 0;
-fail:
-	ivl_sdm_free(s);
-	return r;
 }
 
 IVL_EXPORT void ivl_sdm_free(struct ivl_sdm *s)
 {
 	if (!s)
 		return;
-	if (s->channel == IVL_SDM_CHAN_LOCAL)
-		ivl__sdm_local_detach(s);
-	else if (s->channel == IVL_SDM_CHAN_LINK)
-		ivl__sdm_link_stop(s);
-	else
-		ivl__sdm_sock_stop(s);
+	s->ops->stop(s);
 	ivl__close(s->timerfd);
 	ivl__close(s->epfd);
-	sodium_memzero(s->key, sizeof(s->key));
 	free(s);
 }
 
@@ -222,20 +216,17 @@ IVL_EXPORT int ivl_sdm_timeout_ms(const struct ivl_sdm *s)
 {
 	if (!s)
 		return -EINVAL;
-	/* LOCAL has no timers; the sockets' tick is in the epoll set already,
-	 * this is only a safety net for callers that poll with a timeout. */
-	return s->channel == IVL_SDM_CHAN_LOCAL ? -1 : (int)s->keepalive_ms;
+	/* Without a tick (LOCAL) nothing is timed; a channel's tick is in the
+	 * epoll set already, this is only a safety net for callers that poll
+	 * with a timeout. */
+	return s->timerfd < 0 ? -1 : (int)s->keepalive_ms;
 }
 
 IVL_EXPORT int ivl_sdm_process(struct ivl_sdm *s)
 {
 	if (!s)
 		return -EINVAL;
-	if (s->channel == IVL_SDM_CHAN_LOCAL)
-		return ivl__sdm_local_process(s);
-	if (s->channel == IVL_SDM_CHAN_LINK)
-		return ivl__sdm_link_process(s);
-	return ivl__sdm_sock_process(s);
+	return s->ops->process(s);
 }
 
 /* Sender-side routing: a slave signals only the master, the master only a
@@ -253,26 +244,9 @@ static int route_check(const struct ivl_sdm *s, const struct ivl_sdm_signal *sig
 	return 0;
 }
 
-/* @more: another signal of the same batch follows (see the channels). */
-static int chan_send(struct ivl_sdm *s, const struct ivl_sdm_signal *sig, bool more)
-{
-	if (s->channel == IVL_SDM_CHAN_LOCAL) {
-		int r = ivl__sdm_local_send_batch(s, sig, 1);
-
-		return r < 0 ? r : 0;
-	}
-	if (s->channel == IVL_SDM_CHAN_LINK)
-		return ivl__sdm_link_send(s, sig, more);
-	return ivl__sdm_sock_send(s, sig, more);
-}
-
 static int chan_flush(struct ivl_sdm *s)
 {
-	if (s->channel == IVL_SDM_CHAN_LINK)
-		return ivl__sdm_link_flush(s);
-	if (s->channel != IVL_SDM_CHAN_LOCAL)
-		return ivl__sdm_sock_flush(s);
-	return 0;
+	return s->ops->flush ? s->ops->flush(s) : 0;
 }
 
 /* Master: the IDs of the registered slaves, ascending; returns how many. */
@@ -280,22 +254,12 @@ static size_t slave_ids(struct ivl_sdm *s, uint16_t *ids)
 {
 	size_t n = 0;
 
-	if (s->channel == IVL_SDM_CHAN_LOCAL)
-		return ivl__sdm_local_ids(s, ids);
+	if (s->ops->ids)
+		return s->ops->ids(s, ids);
 	for (uint16_t id = 1; id <= IVL_SDM_MAX_SLAVES; id++)
-		if (ivl_sdm_slave_present(s, id))
+		if (s->ops->present(s, id))
 			ids[n++] = id;
 	return n;
-}
-
-/* Room for one more signal to slave @id: 0, -EAGAIN (full), -ENOENT (gone). */
-static int chan_room(struct ivl_sdm *s, uint16_t id)
-{
-	if (s->channel == IVL_SDM_CHAN_LOCAL)
-		return ivl__sdm_local_room(s, id);
-	if (s->channel == IVL_SDM_CHAN_LINK)
-		return ivl__sdm_link_room(s, id);
-	return ivl__sdm_sock_room(s, id);
 }
 
 /*
@@ -314,7 +278,7 @@ static int broadcast(struct ivl_sdm *s, const struct ivl_sdm_signal *sig, bool m
 	int reached = 0, r;
 
 	for (size_t i = 0; i < n; i++) {
-		r = chan_room(s, ids[i]);
+		r = s->ops->room(s, ids[i]);
 		if (r == -EAGAIN)
 			return r;
 		if (r == 0)
@@ -326,7 +290,7 @@ static int broadcast(struct ivl_sdm *s, const struct ivl_sdm_signal *sig, bool m
 		one.slave = ids[i];
 		/* One frame per slave; the channel sends each connection's
 		 * frames in one write when it moves to the next one. */
-		r = chan_send(s, &one, more || i + 1 < k);
+		r = s->ops->send(s, &one, more || i + 1 < k);
 		if (r == 0)
 			reached++;
 		else if (r != -ENOENT && r != -EPIPE)
@@ -335,9 +299,9 @@ static int broadcast(struct ivl_sdm *s, const struct ivl_sdm_signal *sig, bool m
 	return reached;
 }
 
-/* LOCAL without broadcasts: the route-checked prefix goes to the bus as
- * one batch. */
-static int local_send_batch(struct ivl_sdm *s, const struct ivl_sdm_signal *sigs, size_t n)
+/* A channel that takes batches whole (LOCAL), without broadcasts: the
+ * route-checked prefix goes in one call. */
+static int whole_batch(struct ivl_sdm *s, const struct ivl_sdm_signal *sigs, size_t n)
 {
 	size_t ok = 0;
 	int r = 0, q;
@@ -346,7 +310,7 @@ static int local_send_batch(struct ivl_sdm *s, const struct ivl_sdm_signal *sigs
 		ok++;
 	if (!ok)
 		return r;
-	q = ivl__sdm_local_send_batch(s, sigs, ok);
+	q = s->ops->send_batch(s, sigs, ok);
 	if (q > 0)
 		s->st.sent += (uint64_t)q;
 	return q;
@@ -380,18 +344,18 @@ IVL_EXPORT int ivl_sdm_send_batch(struct ivl_sdm *s, const struct ivl_sdm_signal
 
 	if (!s || !sigs || n == 0 || n > INT_MAX)
 		return -EINVAL;
-	if (s->channel == IVL_SDM_CHAN_LOCAL) {
+	if (s->ops->send_batch) {
 		for (i = 0; i < n && sigs[i].slave != IVL_SDM_ALL; i++)
 			;
 		if (i == n)
-			return local_send_batch(s, sigs, n);
+			return whole_batch(s, sigs, n);
 	}
 	for (i = 0; i < n; i++) {
 		r = route_check(s, &sigs[i]);
 		if (!r && sigs[i].slave == IVL_SDM_ALL)
 			r = broadcast(s, &sigs[i], i + 1 < n) < 0 ? -EAGAIN : 0;
 		else if (!r)
-			r = chan_send(s, &sigs[i], i + 1 < n);
+			r = s->ops->send(s, &sigs[i], i + 1 < n);
 		if (r)
 			break;
 	}
@@ -438,7 +402,8 @@ IVL_EXPORT int ivl_sdm_set_handler(struct ivl_sdm *s, uint32_t type, ivl_sdm_han
 	return 0;
 }
 
-IVL_EXPORT int ivl_sdm_set_action(struct ivl_sdm *s, uint32_t type, ivl_sdm_action_fn *fn, void *opaque)
+IVL_EXPORT int ivl_sdm_set_action(struct ivl_sdm *s, uint32_t type, ivl_sdm_action_fn *fn,
+				  void *opaque)
 {
 	if (!s || (type != IVL_SDM_BOOT && type != IVL_SDM_RESET))
 		return -EINVAL;
@@ -455,8 +420,8 @@ IVL_EXPORT int ivl_sdm_get_config(const struct ivl_sdm *s, struct ivl_sdm_config
 	cfg->max_slaves = s->max_slaves;
 	if (!s->master)
 		cfg->current_slaves = 0;
-	else if (s->channel == IVL_SDM_CHAN_LOCAL)
-		cfg->current_slaves = (uint16_t)ivl__sdm_local_count(s);
+	else if (s->ops->count)
+		cfg->current_slaves = (uint16_t)s->ops->count(s);
 	else
 		cfg->current_slaves = s->current_slaves;
 	return 0;
@@ -468,8 +433,8 @@ IVL_EXPORT int ivl_sdm_set_max_slaves(struct ivl_sdm *s, uint16_t max_slaves)
 		return -EINVAL;
 	if (max_slaves < 1 || max_slaves > IVL_SDM_MAX_SLAVES)
 		return -ERANGE;
-	if (s->channel == IVL_SDM_CHAN_LINK) {
-		int r = ivl__sdm_link_set_max(s, max_slaves);
+	if (s->ops->set_max) {
+		int r = s->ops->set_max(s, max_slaves);
 
 		if (r)
 			return r;
@@ -493,11 +458,7 @@ IVL_EXPORT bool ivl_sdm_slave_present(const struct ivl_sdm *s, uint16_t id)
 {
 	if (!s || !s->master || id == 0 || id > IVL_SDM_MAX_SLAVES)
 		return false;
-	if (s->channel == IVL_SDM_CHAN_LOCAL)
-		return ivl__sdm_local_present(s, id);
-	if (s->channel == IVL_SDM_CHAN_LINK)
-		return id <= s->link_capacity && s->link_peer[id] != 0;
-	return s->slaves[id] != NULL;
+	return s->ops->present(s, id);
 }
 
 IVL_EXPORT int ivl_sdm_state(const struct ivl_sdm *s)
@@ -515,9 +476,9 @@ IVL_EXPORT int ivl_sdm_get_stats(const struct ivl_sdm *s, struct ivl_sdm_stats *
 
 IVL_EXPORT int ivl_sdm_tcp_port(const struct ivl_sdm *s)
 {
-	if (!s || !s->master || s->channel != IVL_SDM_CHAN_TCP)
+	if (!s || !s->master || !s->ops->port)
 		return -EINVAL;
-	return s->port;
+	return s->ops->port(s);
 }
 
 static int hexval(int c)

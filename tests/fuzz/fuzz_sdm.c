@@ -24,7 +24,7 @@
 
 #include "core/internal.h"
 #include "fuzz.h"
-#include "sdm/sdm-internal.h"
+#include "sdm/sock.h"
 
 static void decode_stream(const uint8_t *d, size_t n)
 {
@@ -40,10 +40,10 @@ static void decode_stream(const uint8_t *d, size_t n)
 
 		if (len <= 0)
 			return;
-		FUZZ_CHECK((size_t)len <= IVL__SDM_MAX_FRAME && (size_t)len <= n - off);
-		FUZZ_CHECK((size_t)len == IVL__SDM_HDR_LEN + f.len);
+		FUZZ_CHECK((size_t)len <= IVL_SDM_MAX_FRAME && (size_t)len <= n - off);
+		FUZZ_CHECK((size_t)len == IVL_SDM_HDR_LEN + f.len);
 		if (ivl__sdm_signal_decode(&f, &sig) == 0) {
-			uint8_t p[IVL__SDM_SIGNAL_LEN];
+			uint8_t p[IVL_SDM_SIGNAL_LEN];
 
 			ivl__sdm_signal_encode(p, &sig);
 			FUZZ_CHECK(!memcmp(p, f.payload, sizeof(p)));
@@ -60,7 +60,7 @@ static void decode_stream(const uint8_t *d, size_t n)
 static void server_side(const uint8_t *d, size_t n)
 {
 	struct ivl__sdm_sec s = {0};
-	uint8_t out[IVL__SDM_KX_REPLY_LEN], plain[IVL__SDM_HDR_LEN + IVL__SDM_MAX_PAYLOAD];
+	uint8_t out[IVL_SDM_KX_REPLY_LEN], plain[IVL_SDM_HDR_LEN + IVL_SDM_MAX_PAYLOAD];
 	size_t off = 0;
 	int step = 0;
 
@@ -91,7 +91,7 @@ static void server_side(const uint8_t *d, size_t n)
 static void client_side(const uint8_t *d, size_t n)
 {
 	struct ivl__sdm_sec s = {0};
-	uint8_t hello[IVL__SDM_KX_HELLO_LEN], auth[IVL__SDM_KX_AUTH_LEN];
+	uint8_t hello[IVL_SDM_KX_HELLO_LEN], auth[IVL_SDM_KX_AUTH_LEN];
 	struct ivl__sdm_frame f;
 
 	memset(s.psk, 0x5a, sizeof(s.psk));
@@ -151,12 +151,12 @@ static void through_master(int keyed, const uint8_t *d, size_t n)
 		ivl_sdm_process(m);
 	}
 	shutdown(fd, SHUT_WR);
-	for (i = 0; i < 200 && m->nconns; i++)
+	for (i = 0; i < 200 && ivl__sock(m)->nconns; i++)
 		ivl_sdm_process(m);
 	close(fd);
-	for (i = 0; i < 200 && m->nconns; i++)
+	for (i = 0; i < 200 && ivl__sock(m)->nconns; i++)
 		ivl_sdm_process(m);
-	FUZZ_CHECK(m->nconns == 0);
+	FUZZ_CHECK(ivl__sock(m)->nconns == 0);
 	FUZZ_CHECK(ivl_sdm_get_config(m, &c) == 0 && c.current_slaves == 0);
 	if (keyed) {
 		struct ivl_sdm_stats st;
@@ -178,14 +178,14 @@ static void batch_plain(const uint8_t *d, size_t n)
 
 	while ((r = ivl__sdm_batch_next(d, n, &off, &f)) > 0) {
 		FUZZ_CHECK(off <= n);
-		FUZZ_CHECK(f.type != IVL__SDM_F_SEALED && f.type != IVL__SDM_F_SEALED_BATCH);
+		FUZZ_CHECK(f.type != IVL_SDM_F_SEALED && f.type != IVL_SDM_F_SEALED_BATCH);
 		FUZZ_CHECK(f.payload + f.len == d + off);
 		frames++;
 	}
 	FUZZ_CHECK(r < 0 || (off == n && frames > 0));
-	if (r == 0 && n <= IVL__SDM_BATCH_PLAIN) {
+	if (r == 0 && n <= IVL_SDM_BATCH_PLAIN) {
 		struct ivl__sdm_sec a = {0}, b = {0};
-		uint8_t sealed[IVL__SDM_MAX_FRAME], plain[IVL__SDM_BATCH_PLAIN];
+		uint8_t sealed[IVL_SDM_MAX_FRAME], plain[IVL_SDM_BATCH_PLAIN];
 		uint8_t hdr[crypto_secretstream_xchacha20poly1305_HEADERBYTES];
 		uint8_t key[crypto_secretstream_xchacha20poly1305_KEYBYTES] = {7};
 		struct ivl__sdm_frame sf;
@@ -194,7 +194,7 @@ static void batch_plain(const uint8_t *d, size_t n)
 		crypto_secretstream_xchacha20poly1305_init_push(&a.tx, hdr, key);
 		crypto_secretstream_xchacha20poly1305_init_pull(&b.rx, hdr, key);
 		a.ready = b.ready = true;
-		a.version = b.version = IVL__SDM_KX_VERSION;
+		a.version = b.version = IVL_SDM_KX_VERSION;
 		len = ivl__sdm_sec_seal_batch(&a, d, n, sealed, sizeof(sealed));
 		FUZZ_CHECK(len > 0);
 		FUZZ_CHECK(ivl__sdm_frame_decode(sealed, (size_t)len, &sf) == len);

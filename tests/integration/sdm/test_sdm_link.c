@@ -19,7 +19,6 @@
 /* The default ring length (the master sets none). */
 #define RING IVL_SDM_LINK_RING_DEFAULT
 
-
 struct world {
 	struct ivl_hub *hub;
 	struct ivl_link *ml, *sl[6];
@@ -31,7 +30,6 @@ static void pump_once(struct world *w)
 {
 	sdm_pump(w->m, w->s, 6, 5);
 }
-
 
 static uint16_t current(struct world *w)
 {
@@ -197,19 +195,23 @@ static void link_channel(void **state)
 		uint64_t size;
 		uint8_t *area = ivl_link_app_area(w.sl[2], &size);
 		int id = ivl_sdm_id(w.s[2]);
-		/* Layout of docs/sdm.md §5: 64-byte header (ring length at
-		 * 14), slots of 64 + 2 ring sizes; slot: owner, status, m2s
-		 * ring, s2m ring; ring: head, tail (128), entries. */
-		uint16_t len = *(uint16_t *)(area + 14);
-		size_t ring = 128 + 16 * (size_t)len;
-		uint8_t *s2m = area + 64 + (64 + 2 * ring) * (size_t)id + 64 + ring;
+		/* Layout of docs/sdm.md §5, <ivlink/proto/sdm.h>: header,
+		 * slots; slot: owner, status, m2s ring, s2m ring; ring: head,
+		 * tail, entries. */
+		uint16_t len = ((struct ivl_sdm_link_area *)(void *)area)->ring_len;
+		size_t ring = IVL_SDM_LINK_RING_SIZE(len);
+		uint8_t *s2m = area + sizeof(struct ivl_sdm_link_area) +
+			       IVL_SDM_LINK_SLOT_SIZE(len) * (size_t)id +
+			       sizeof(struct ivl_sdm_link_slot) + ring;
 		_Atomic uint32_t *head = (_Atomic uint32_t *)s2m;
 		struct ivl_sdm_signal forged = {IVL_SDM_IRQ, 1, {66, 66}};
 		uint32_t h = atomic_load(head);
 
 		assert_int_equal(len, IVL_SDM_LINK_RING_DEFAULT);
 		ivl_sdm_get_stats(w.m, &st);
-		ivl__sdm_signal_encode(s2m + 128 + 16 * (h % len), &forged);
+		ivl__sdm_signal_encode(s2m + sizeof(struct ivl_sdm_link_ring) +
+					   sizeof(struct ivl_sdm_wire_signal) * (h % len),
+				       &forged);
 		atomic_store(head, h + 1);
 		ivl_link_ring(w.sl[2], (uint16_t)ivl_link_id(w.ml), 0);
 		{

@@ -15,9 +15,9 @@
 #include <unistd.h>
 
 #include "sdmtest.h"
+#include "sdm/sock.h"
 
 #define KA_MS 200
-
 
 struct world {
 	int chan;
@@ -33,7 +33,6 @@ static void pump_once(struct world *w)
 {
 	sdm_pump(w->m, w->s, 8, 10);
 }
-
 
 static void pump_for(struct world *w, int ms)
 {
@@ -165,7 +164,7 @@ static int raw_recv(struct world *w, int fd, uint8_t *buf, size_t room, struct i
 /* The secure handshake as a slave speaking keyed framing @version. */
 static void raw_secure(struct world *w, int fd, struct ivl__sdm_sec *sec, uint16_t version)
 {
-	uint8_t hello[IVL__SDM_KX_HELLO_LEN], auth[IVL__SDM_KX_AUTH_LEN], buf[256];
+	uint8_t hello[IVL_SDM_KX_HELLO_LEN], auth[IVL_SDM_KX_AUTH_LEN], buf[256];
 	struct ivl__sdm_frame f;
 
 	memset(sec, 0, sizeof(*sec));
@@ -173,10 +172,10 @@ static void raw_secure(struct world *w, int fd, struct ivl__sdm_sec *sec, uint16
 	assert_int_equal(ivl__sdm_sec_client_hello(sec, hello), 0);
 	hello[0] = (uint8_t)version;
 	sec->version = version;
-	raw_send(fd, IVL__SDM_F_KX_HELLO, hello, sizeof(hello));
+	raw_send(fd, IVL_SDM_F_KX_HELLO, hello, sizeof(hello));
 	assert_true(raw_recv(w, fd, buf, sizeof(buf), &f) > 0);
 	assert_int_equal(ivl__sdm_sec_client_auth(sec, &f, auth), 0);
-	raw_send(fd, IVL__SDM_F_KX_AUTH, auth, sizeof(auth));
+	raw_send(fd, IVL_SDM_F_KX_AUTH, auth, sizeof(auth));
 }
 
 static int sealed(struct ivl__sdm_sec *sec, uint8_t type, const void *p, size_t len, uint8_t *out)
@@ -191,12 +190,12 @@ static int sealed(struct ivl__sdm_sec *sec, uint8_t type, const void *p, size_t 
  * sealed HELLO; returns the socket. */
 static int raw_register(struct world *w, struct ivl__sdm_sec *sec, uint16_t version)
 {
-	uint8_t p[IVL__SDM_HELLO_LEN], out[256];
+	uint8_t p[IVL_SDM_HELLO_LEN], out[256];
 	int fd = raw_connect(w), n;
 
 	raw_secure(w, fd, sec, version);
 	ivl__sdm_hello_encode(p, 0);
-	n = sealed(sec, IVL__SDM_F_HELLO, p, IVL__SDM_HELLO_LEN, out);
+	n = sealed(sec, IVL_SDM_F_HELLO, p, IVL_SDM_HELLO_LEN, out);
 	assert_int_equal(send(fd, out, (size_t)n, MSG_NOSIGNAL), n);
 	return fd;
 }
@@ -205,15 +204,15 @@ static int raw_register(struct world *w, struct ivl__sdm_sec *sec, uint16_t vers
 static int sealed_batch(struct ivl__sdm_sec *sec, const struct ivl_sdm_signal *sig, int n,
 			size_t junk, uint8_t *out)
 {
-	uint8_t plain[256], p[IVL__SDM_SIGNAL_LEN];
+	uint8_t plain[256], p[IVL_SDM_SIGNAL_LEN];
 	size_t len = 0;
 
 	for (int i = 0; i < n; i++) {
 		ivl__sdm_signal_encode(p, sig);
 		len += (size_t)ivl__sdm_frame_encode(plain + len, sizeof(plain) - len,
-						     IVL__SDM_F_SIGNAL, p, sizeof(p));
+						     IVL_SDM_F_SIGNAL, p, sizeof(p));
 	}
-	memset(plain + len, IVL__SDM_F_SIGNAL, junk);
+	memset(plain + len, IVL_SDM_F_SIGNAL, junk);
 	return ivl__sdm_sec_seal_batch(sec, plain, len + junk, out, 256);
 }
 
@@ -337,13 +336,13 @@ static void hostile_plain(struct world *w)
 	/* Forged: registered as some ID, claims to address slave 1. */
 	fd = raw_connect(w);
 	ivl__sdm_hello_encode(p, 0);
-	raw_send(fd, IVL__SDM_F_HELLO, p, IVL__SDM_HELLO_LEN);
+	raw_send(fd, IVL_SDM_F_HELLO, p, IVL_SDM_HELLO_LEN);
 	assert_true(raw_recv(w, fd, buf, sizeof(buf), &f) > 0);
-	assert_int_equal(f.type, IVL__SDM_F_WELCOME);
+	assert_int_equal(f.type, IVL_SDM_F_WELCOME);
 	assert_int_equal(current(w), 3);
 	sig = (struct ivl_sdm_signal){IVL_SDM_IRQ, 1, {1, 1}};
 	ivl__sdm_signal_encode(p, &sig);
-	raw_send(fd, IVL__SDM_F_SIGNAL, p, 16);
+	raw_send(fd, IVL_SDM_F_SIGNAL, p, 16);
 	ivl_sdm_get_stats(w->m, &st);
 	assert_true(PUMP_UNTIL(
 	    w, (ivl_sdm_get_stats(w->m, &st), st.dropped_forged == st0.dropped_forged + 1)));
@@ -359,7 +358,7 @@ static void hostile_plain(struct world *w)
 	/* Silent: welcomed, then says nothing; keepalive detects it. */
 	fd = raw_connect(w);
 	ivl__sdm_hello_encode(p, 0);
-	raw_send(fd, IVL__SDM_F_HELLO, p, IVL__SDM_HELLO_LEN);
+	raw_send(fd, IVL_SDM_F_HELLO, p, IVL_SDM_HELLO_LEN);
 	assert_true(PUMP_UNTIL(w, current(w) == 3));
 	assert_true(PUMP_UNTIL(w, current(w) == 2));
 	ivl_sdm_get_stats(w->m, &st);
@@ -370,27 +369,27 @@ static void hostile_plain(struct world *w)
 	fd = raw_connect(w);
 	{
 		struct ivl__sdm_sec sec = {0};
-		uint8_t h[IVL__SDM_KX_HELLO_LEN];
+		uint8_t h[IVL_SDM_KX_HELLO_LEN];
 		uint16_t reason;
 
 		ivl__sdm_sec_client_hello(&sec, h);
-		raw_send(fd, IVL__SDM_F_KX_HELLO, h, sizeof(h));
+		raw_send(fd, IVL_SDM_F_KX_HELLO, h, sizeof(h));
 		assert_true(raw_recv(w, fd, buf, sizeof(buf), &f) > 0);
 		assert_int_equal(ivl__sdm_refuse_decode(&f, &reason), 0);
-		assert_int_equal(reason, IVL__SDM_R_UNAUTHENTICATED);
+		assert_int_equal(reason, IVL_SDM_R_UNAUTHENTICATED);
 	}
 	close(fd);
 	/* Bad version. */
 	fd = raw_connect(w);
 	ivl__sdm_hello_encode(p, 0);
 	p[0] = 9;
-	raw_send(fd, IVL__SDM_F_HELLO, p, IVL__SDM_HELLO_LEN);
+	raw_send(fd, IVL_SDM_F_HELLO, p, IVL_SDM_HELLO_LEN);
 	{
 		uint16_t reason;
 
 		assert_true(raw_recv(w, fd, buf, sizeof(buf), &f) > 0);
 		assert_int_equal(ivl__sdm_refuse_decode(&f, &reason), 0);
-		assert_int_equal(reason, IVL__SDM_R_BAD_VERSION);
+		assert_int_equal(reason, IVL_SDM_R_BAD_VERSION);
 	}
 	close(fd);
 }
@@ -432,10 +431,10 @@ static void hostile_keyed(struct world *w)
 	ivl_sdm_get_stats(w->m, &st0);
 	fd = raw_register(w, &sec, 1);
 	assert_true(raw_recv(w, fd, buf, sizeof(buf), &f) > 0);
-	assert_int_equal(f.type, IVL__SDM_F_SEALED);
+	assert_int_equal(f.type, IVL_SDM_F_SEALED);
 	assert_true(PUMP_UNTIL(w, current(w) == 3));
 	ivl__sdm_signal_encode(p, &sig);
-	n = sealed(&sec, IVL__SDM_F_SIGNAL, p, 16, out);
+	n = sealed(&sec, IVL_SDM_F_SIGNAL, p, 16, out);
 	out[n - 3] ^= 0x10;
 	assert_int_equal(send(fd, out, (size_t)n, MSG_NOSIGNAL), n);
 	assert_true(PUMP_UNTIL(w, current(w) == 2));
@@ -450,10 +449,10 @@ static void hostile_keyed(struct world *w)
 	ivl_sdm_get_stats(w->m, &st0);
 	fd = raw_register(w, &sec, 2);
 	assert_true(raw_recv(w, fd, buf, sizeof(buf), &f) > 0);
-	assert_int_equal(f.type, IVL__SDM_F_SEALED_BATCH);
+	assert_int_equal(f.type, IVL_SDM_F_SEALED_BATCH);
 	assert_int_equal(current(w), 3);
 	ivl__sdm_signal_encode(p, &sig);
-	n = sealed(&sec, IVL__SDM_F_SIGNAL, p, 16, out);
+	n = sealed(&sec, IVL_SDM_F_SIGNAL, p, 16, out);
 	assert_int_equal(send(fd, out, (size_t)n, MSG_NOSIGNAL), n);
 	assert_true(PUMP_UNTIL(w, (ivl_sdm_get_stats(w->m, &st), st.received == st0.received + 1)));
 	n = sealed_batch(&sec, &sig, 3, 0, out);
@@ -584,11 +583,11 @@ static void broadcasting(struct world *w)
 	{
 		int small = 4096;
 
-		assert_int_equal(setsockopt(w->m->slaves[u.slave]->fd, SOL_SOCKET, SO_SNDBUF,
-					    &small, sizeof(small)),
+		assert_int_equal(setsockopt(ivl__sock(w->m)->slaves[u.slave]->fd, SOL_SOCKET,
+					    SO_SNDBUF, &small, sizeof(small)),
 				 0);
-		assert_int_equal(setsockopt(w->s[0]->up->fd, SOL_SOCKET, SO_RCVBUF, &small,
-					    sizeof(small)),
+		assert_int_equal(setsockopt(ivl__sock(w->s[0])->up->fd, SOL_SOCKET, SO_RCVBUF,
+					    &small, sizeof(small)),
 				 0);
 	}
 	while (ivl_sdm_send(w->m, &u) == 0) {
@@ -598,7 +597,7 @@ static void broadcasting(struct world *w)
 	assert_int_equal(ivl_sdm_send(w->m, &all), -EAGAIN);
 	/* Nothing was queued for the others. */
 	for (int i = 1; i < 3; i++)
-		assert_int_equal(w->m->slaves[ivl_sdm_id(w->s[i])]->tx_len, 0);
+		assert_int_equal(ivl__sock(w->m)->slaves[ivl_sdm_id(w->s[i])]->tx_len, 0);
 	assert_true(PUMP_UNTIL(w, w->rs[0].n[IVL_SDM_IRQ] == before[0] + 1 + flood));
 	assert_int_equal(ivl_sdm_send(w->m, &all), 3);
 	assert_true(PUMP_UNTIL(w, w->rs[0].n[IVL_SDM_IRQ] == before[0] + 2 + flood &&
@@ -691,10 +690,10 @@ static void tcp_keyed(void **state)
 static void tcp_needs_key(void **state)
 {
 	struct ivl_sdm_opts o = {.master = true,
-				    .max_slaves = 2,
-				    .channel = IVL_SDM_CHAN_TCP,
-				    .host = "0.0.0.0",
-				    .port = 0};
+				 .max_slaves = 2,
+				 .channel = IVL_SDM_CHAN_TCP,
+				 .host = "0.0.0.0",
+				 .port = 0};
 	struct ivl_sdm *m = NULL;
 	int fds = tu_count_fds();
 

@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 #include "testutil.h"
-#include "sdm/sdm-internal.h"
+#include "sdm/sock.h"
 
 static void signal_roundtrip(void **state)
 {
@@ -26,9 +26,9 @@ static void signal_roundtrip(void **state)
 	assert_int_equal(p[8], 0x44);
 	assert_int_equal(p[11], 0x11);
 	assert_int_equal(p[12], 0xef);
-	n = ivl__sdm_frame_encode(buf, sizeof(buf), IVL__SDM_F_SIGNAL, p, sizeof(p));
+	n = ivl__sdm_frame_encode(buf, sizeof(buf), IVL_SDM_F_SIGNAL, p, sizeof(p));
 	assert_int_equal(n, 20);
-	assert_int_equal(buf[0], IVL__SDM_F_SIGNAL);
+	assert_int_equal(buf[0], IVL_SDM_F_SIGNAL);
 	assert_int_equal(buf[1], 0);
 	assert_int_equal(buf[2], 16);
 	assert_int_equal(buf[3], 0);
@@ -49,24 +49,24 @@ static void frame_limits(void **state)
 	/* Unknown type, nonzero flags, wrong fixed length, oversized sealed. */
 	buf[0] = 99;
 	assert_int_equal(ivl__sdm_frame_decode(buf, 4, &f), -EBADMSG);
-	buf[0] = IVL__SDM_F_PING;
+	buf[0] = IVL_SDM_F_PING;
 	buf[1] = 1;
 	assert_int_equal(ivl__sdm_frame_decode(buf, 4, &f), -EBADMSG);
 	buf[1] = 0;
 	assert_int_equal(ivl__sdm_frame_decode(buf, 4, &f), 4);
 	buf[2] = 1;
 	assert_int_equal(ivl__sdm_frame_decode(buf, 4, &f), -EBADMSG);
-	buf[0] = IVL__SDM_F_SIGNAL;
+	buf[0] = IVL_SDM_F_SIGNAL;
 	buf[2] = 15;
 	assert_int_equal(ivl__sdm_frame_decode(buf, 4, &f), -EBADMSG);
-	buf[0] = IVL__SDM_F_SEALED;
+	buf[0] = IVL_SDM_F_SEALED;
 	buf[2] = 0xff;
 	buf[3] = 0xff;
 	assert_int_equal(ivl__sdm_frame_decode(buf, 4, &f), -EBADMSG);
 	buf[2] = 3;
 	buf[3] = 0;
 	assert_int_equal(ivl__sdm_frame_decode(buf, 4, &f), -EBADMSG);
-	assert_int_equal(ivl__sdm_frame_encode(buf, 8, IVL__SDM_F_SIGNAL, buf, 16), -EMSGSIZE);
+	assert_int_equal(ivl__sdm_frame_encode(buf, 8, IVL_SDM_F_SIGNAL, buf, 16), -EMSGSIZE);
 }
 
 static void hello_welcome_refuse(void **state)
@@ -80,16 +80,16 @@ static void hello_welcome_refuse(void **state)
 
 	(void)state;
 	ivl__sdm_hello_encode(p, 5);
-	ivl__sdm_frame_encode(buf, sizeof(buf), IVL__SDM_F_HELLO, p, IVL__SDM_HELLO_LEN);
+	ivl__sdm_frame_encode(buf, sizeof(buf), IVL_SDM_F_HELLO, p, IVL_SDM_HELLO_LEN);
 	assert_int_equal(ivl__sdm_frame_decode(buf, sizeof(buf), &f), 12);
 	assert_int_equal(ivl__sdm_hello_decode(&f, &h), 0);
-	assert_int_equal(h.version, IVL__SDM_VERSION);
+	assert_int_equal(h.version, IVL_SDM_FRAME_VERSION);
 	assert_int_equal(h.id, 5);
 	buf[4 + 4] = 1; /* reserved flags */
 	assert_int_equal(ivl__sdm_hello_decode(&f, &h), -EBADMSG);
 
 	ivl__sdm_welcome_encode(p, &w);
-	f = (struct ivl__sdm_frame){.type = IVL__SDM_F_WELCOME, .len = 12, .payload = p};
+	f = (struct ivl__sdm_frame){.type = IVL_SDM_F_WELCOME, .len = 12, .payload = p};
 	assert_int_equal(ivl__sdm_welcome_decode(&f, &w2), 0);
 	assert_int_equal(w2.id, 3);
 	assert_int_equal(w2.max_slaves, 8);
@@ -97,23 +97,23 @@ static void hello_welcome_refuse(void **state)
 	p[2] = p[3] = 0; /* ID 0 is the master's */
 	assert_int_equal(ivl__sdm_welcome_decode(&f, &w2), -EBADMSG);
 	/* A signal is not a welcome. */
-	f.type = IVL__SDM_F_SIGNAL;
+	f.type = IVL_SDM_F_SIGNAL;
 	assert_int_equal(ivl__sdm_welcome_decode(&f, &w2), -EBADMSG);
 
-	ivl__sdm_refuse_encode(p, IVL__SDM_R_ID_TAKEN);
-	f = (struct ivl__sdm_frame){.type = IVL__SDM_F_REFUSE, .len = 4, .payload = p};
+	ivl__sdm_refuse_encode(p, IVL_SDM_R_ID_TAKEN);
+	f = (struct ivl__sdm_frame){.type = IVL_SDM_F_REFUSE, .len = 4, .payload = p};
 	assert_int_equal(ivl__sdm_refuse_decode(&f, &reason), 0);
 	assert_int_equal(ivl__sdm_refusal_errno(reason), -EADDRINUSE);
-	assert_int_equal(ivl__sdm_refusal_errno(IVL__SDM_R_FULL), -EUSERS);
-	assert_int_equal(ivl__sdm_refusal_errno(IVL__SDM_R_UNAUTHENTICATED), -EACCES);
-	assert_int_equal(ivl__sdm_refusal_errno(IVL__SDM_R_BAD_VERSION), -EPROTONOSUPPORT);
+	assert_int_equal(ivl__sdm_refusal_errno(IVL_SDM_R_FULL), -EUSERS);
+	assert_int_equal(ivl__sdm_refusal_errno(IVL_SDM_R_UNAUTHENTICATED), -EACCES);
+	assert_int_equal(ivl__sdm_refusal_errno(IVL_SDM_R_BAD_VERSION), -EPROTONOSUPPORT);
 	assert_int_equal(ivl__sdm_refusal_errno(999), -ECONNREFUSED);
 }
 
 /* Run the handshake between two in-memory ends. */
 static int handshake(struct ivl__sdm_sec *cl, struct ivl__sdm_sec *sv, uint8_t ckey, uint8_t skey)
 {
-	uint8_t h[IVL__SDM_KX_HELLO_LEN], rep[IVL__SDM_KX_REPLY_LEN], auth[IVL__SDM_KX_AUTH_LEN];
+	uint8_t h[IVL_SDM_KX_HELLO_LEN], rep[IVL_SDM_KX_REPLY_LEN], auth[IVL_SDM_KX_AUTH_LEN];
 	struct ivl__sdm_frame f;
 	int r;
 
@@ -122,20 +122,20 @@ static int handshake(struct ivl__sdm_sec *cl, struct ivl__sdm_sec *sv, uint8_t c
 	memset(cl->psk, ckey, sizeof(cl->psk));
 	memset(sv->psk, skey, sizeof(sv->psk));
 	assert_int_equal(ivl__sdm_sec_client_hello(cl, h), 0);
-	f = (struct ivl__sdm_frame){IVL__SDM_F_KX_HELLO, sizeof(h), h};
+	f = (struct ivl__sdm_frame){IVL_SDM_F_KX_HELLO, sizeof(h), h};
 	assert_int_equal(ivl__sdm_sec_server_reply(sv, &f, rep), 0);
-	f = (struct ivl__sdm_frame){IVL__SDM_F_KX_REPLY, sizeof(rep), rep};
+	f = (struct ivl__sdm_frame){IVL_SDM_F_KX_REPLY, sizeof(rep), rep};
 	r = ivl__sdm_sec_client_auth(cl, &f, auth);
 	if (r)
 		return r;
-	f = (struct ivl__sdm_frame){IVL__SDM_F_KX_AUTH, sizeof(auth), auth};
+	f = (struct ivl__sdm_frame){IVL_SDM_F_KX_AUTH, sizeof(auth), auth};
 	return ivl__sdm_sec_server_finish(sv, &f);
 }
 
 static void secure_stream(void **state)
 {
 	struct ivl__sdm_sec cl, sv;
-	uint8_t plain[20], sealed[64], sealed2[64], out[IVL__SDM_HDR_LEN + IVL__SDM_MAX_PAYLOAD];
+	uint8_t plain[20], sealed[64], sealed2[64], out[IVL_SDM_HDR_LEN + IVL_SDM_MAX_PAYLOAD];
 	struct ivl__sdm_frame f;
 	int n, n2;
 
@@ -143,7 +143,7 @@ static void secure_stream(void **state)
 	assert_int_equal(sodium_init() >= 0, 1);
 	assert_int_equal(handshake(&cl, &sv, 0x42, 0x42), 0);
 	memset(plain, 0, sizeof(plain));
-	plain[0] = IVL__SDM_F_SIGNAL;
+	plain[0] = IVL_SDM_F_SIGNAL;
 	plain[2] = 16;
 	plain[8] = 9;
 	n = ivl__sdm_sec_seal(&cl, plain, sizeof(plain), sealed, sizeof(sealed));
