@@ -17,7 +17,10 @@
 #include "sdmtest.h"
 #include "sdm/sock.h"
 
-#define KA_MS 200
+/* Keepalive period.  A test thread descheduled for 3 periods without
+ * calling process() loses its connections; 500 ms keeps that out of reach
+ * of a loaded machine while a silent peer is still found in 1.5 s. */
+#define KA_MS 500
 
 struct world {
 	int chan;
@@ -621,7 +624,7 @@ static unsigned idle_wakeups(struct ivl_sdm *sdm, int ms)
 }
 
 /* An idle object's fd is readable only for its periodic tick (every
- * keepalive / 4 = 50 ms here), never continuously: the single-connection
+ * keepalive / 4 = 125 ms here), never continuously: the single-connection
  * fast path must not leave work behind that keeps poll() spinning. */
 static void idle(struct world *w)
 {
