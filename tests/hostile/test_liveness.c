@@ -169,15 +169,18 @@ static void two_servers_race(void **state)
 			fail_msg("race %d: the loser exited with status %#x", i, st);
 		assert_true(ho_log_has(loser ? lb : la, "another server is running") ||
 			    ho_log_has(loser ? lb : la, "in use by a running server"));
-		/* The winner serves, its files in place. */
+		/* The winner serves, its files in place.  The socket listens
+		 * before the region exists (a peer that connects early waits
+		 * in the backlog), so look for the files once a handshake has
+		 * shown the server serving. */
 		assert_int_equal(tu_wait_socket(sock, 10000), 0);
-		assert_true(st_shm_exists(shm));
-		assert_int_equal(access(lockpath, F_OK), 0);
 		st_connect(&p, sock);
 		/* The readiness probe above joined too: it may not be gone
 		 * yet. */
 		st_handshake_any(&p, 1);
 		st_close(&p);
+		assert_true(st_shm_exists(shm));
+		assert_int_equal(access(lockpath, F_OK), 0);
 		assert_int_equal(kill(winner, 0), 0);
 		assert_int_equal(kill(winner, SIGTERM), 0);
 		st = tu_wait(winner, 10000);
