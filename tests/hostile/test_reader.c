@@ -58,49 +58,6 @@ static pid_t reader_pid(const char *log, unsigned n)
 	return (pid_t)pid;
 }
 
-/* A handshake; the fds of each of @others' vectors are kept in
- * fds[i][v] (NULL: closed), the own ones in own[] (NULL: closed). */
-static int handshake(struct st_peer *p, const int *others, int n_others, int (*fds)[VEC],
-		     int *own)
-{
-	struct ivl_msg m;
-
-	st_expect(p, 0, false, false);
-	assert_int_equal(st_recv(p, &m, ST_TIMEOUT), 1);
-	assert_true(m.fd < 0 && m.value >= 0 && m.value <= 65535);
-	p->id = (int)m.value;
-	p->shm_fd = st_expect(p, -1, true, true);
-	for (int i = 0; i < n_others; i++)
-		for (int v = 0; v < VEC; v++) {
-			int fd = st_expect(p, others[i], true, true);
-
-			if (fds)
-				fds[i][v] = fd;
-			else
-				close(fd);
-		}
-	for (int v = 0; v < VEC; v++) {
-		int fd = st_expect(p, p->id, true, true);
-
-		if (own)
-			own[v] = fd;
-		else
-			close(fd);
-	}
-	return p->id;
-}
-
-static void expect_join(struct st_peer *p, int id, int *fds)
-{
-	for (int v = 0; v < VEC; v++) {
-		int fd = st_expect(p, id, true, true);
-
-		if (fds)
-			fds[v] = fd;
-		else
-			close(fd);
-	}
-}
 
 static void expect_welcome(struct st_peer *p)
 {
@@ -121,59 +78,9 @@ static void send_hello(struct st_peer *p, const char *name)
 	assert_int_equal(write(p->sock, &h, sizeof(h)), sizeof(h));
 }
 
-static uint64_t take_count(int efd)
-{
-	uint64_t n = 0;
-	struct pollfd pfd = {.fd = efd, .events = POLLIN};
 
-	/* A doorbell is an eventfd write by the ringer: it is there. */
-	if (poll(&pfd, 1, 0) != 1 || read(efd, &n, sizeof(n)) != sizeof(n))
-		return 0;
-	return n;
-}
 
-static unsigned count_lines(const char *log, const char *needle)
-{
-	char *text = tu_read_file(log), *line;
-	unsigned n = 0;
 
-	for (line = text; line && *line;) {
-		char *nl = strchr(line, '\n');
-
-		if (nl)
-			*nl = 0;
-		n += strstr(line, needle) != NULL;
-		line = nl ? nl + 1 : NULL;
-	}
-	free(text);
-	return n;
-}
-
-static unsigned long listen_doorbells(const char *log)
-{
-	char *text = tu_read_file(log), *line;
-	unsigned long sum = 0;
-
-	for (line = text; line && *line;) {
-		unsigned vv, c;
-		char *nl = strchr(line, '\n');
-
-		if (sscanf(line, "doorbell vector %u count %u", &vv, &c) == 2)
-			sum += c;
-		line = nl ? nl + 1 : NULL;
-	}
-	free(text);
-	return sum;
-}
-
-static void alive(pid_t pid)
-{
-	int st;
-
-	if (waitpid(pid, &st, WNOHANG) == pid)
-		fail_msg("the server died: %s %d", WIFSIGNALED(st) ? "signal" : "exit",
-			 WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
-}
 
 /*
  * Each round, the keeper is stopped (SIGSTOP) while the reader is killed,
@@ -202,14 +109,14 @@ static void reader_killed_repeatedly(void **state)
 	assert_true(base > 0);
 
 	st_connect(&a, sock);
-	assert_int_equal(handshake(&a, NULL, 0, NULL, a_own), 0);
+	assert_int_equal(st_handshake_keep(&a, VEC, NULL, 0, NULL, a_own), 0);
 	st_connect(&b, sock);
-	assert_int_equal(handshake(&b, (int[]){0}, 1, b_to_a, b_own), 1);
-	expect_join(&a, 1, a_to_b[0]);
+	assert_int_equal(st_handshake_keep(&b, VEC, (int[]){0}, 1, &b_to_a[0][0], b_own), 1);
+	st_expect_join(&a, 1, VEC, a_to_b[0]);
 	lis = tu_spawn(largv, llog);
 	assert_true(lis > 0);
-	expect_join(&a, LISTEN_ID, a_to_l);
-	expect_join(&b, LISTEN_ID, NULL);
+	st_expect_join(&a, LISTEN_ID, VEC, a_to_l);
+	st_expect_join(&b, LISTEN_ID, VEC, NULL);
 	assert_true(ho_wait_log(llog, "self peer 2", ST_TIMEOUT));
 	assert_true(ho_wait_log(slog, "peer 2 is \"ivlink-cli\"", ST_TIMEOUT));
 	rss0 = ho_rss_kib(srv);
@@ -240,7 +147,7 @@ static void reader_killed_repeatedly(void **state)
 		old = rp;
 		rp = reader_pid(slog, (unsigned)i + 2);
 		assert_true(rp != old);
-		alive(srv);
+		ho_alive(srv);
 		if (i >= 1 && (i - 1) % 2 == 1) {
 			/* ... or after the new reader is up. */
 			snprintf(name, sizeof(name), "c%d", i - 1);
@@ -266,19 +173,19 @@ static void reader_killed_repeatedly(void **state)
 		/* A newcomer: the next ID, every live peer's vectors, and a
 		 * doorbell to an old peer through them. */
 		st_connect(&c[i], sock);
-		assert_int_equal(handshake(&c[i], others, n_others, to_a, NULL), 3 + i);
-		expect_join(&a, 3 + i, NULL);
-		expect_join(&b, 3 + i, NULL);
+		assert_int_equal(st_handshake_keep(&c[i], VEC, others, n_others, &to_a[0][0], NULL), 3 + i);
+		st_expect_join(&a, 3 + i, VEC, NULL);
+		st_expect_join(&b, 3 + i, VEC, NULL);
 		if (i >= 1)
-			expect_join(&c[i - 1], 3 + i, NULL);
+			st_expect_join(&c[i - 1], 3 + i, VEC, NULL);
 		assert_int_equal(ivl_eventfd_ring(to_a[0][1]), 0);
 		for (int k = 0; k < n_others; k++)
 			for (int v = 0; v < VEC; v++)
 				close(to_a[k][v]);
 
-		assert_int_equal(take_count(b_own[i % VEC]), 3);
-		assert_int_equal(take_count(a_own[0]), 3);
-		assert_int_equal(take_count(a_own[1]), 1);
+		assert_int_equal(ho_take_count(b_own[i % VEC]), 3);
+		assert_int_equal(ho_take_count(a_own[0]), 3);
+		assert_int_equal(ho_take_count(a_own[1]), 1);
 	}
 	/* No leave or join anyone should not have seen. */
 	st_expect_quiet(&a, 50);
@@ -287,18 +194,18 @@ static void reader_killed_repeatedly(void **state)
 	{
 		int64_t end = tu_now_ms() + ST_TIMEOUT;
 
-		while (listen_doorbells(llog) < 3 * KILLS && tu_now_ms() < end)
+		while (ho_listen_doorbells(llog, -1) < 3 * KILLS && tu_now_ms() < end)
 			usleep(5000);
-		assert_int_equal(listen_doorbells(llog), 3 * KILLS);
+		assert_int_equal(ho_listen_doorbells(llog, -1), 3 * KILLS);
 		assert_true(ho_wait_log(llog, "join peer 22", ST_TIMEOUT));
-		assert_int_equal(count_lines(llog, "join peer"), 2 + KILLS);
-		assert_int_equal(count_lines(llog, "leave peer"), KILLS - 2);
-		assert_int_equal(count_lines(llog, "down"), 0);
+		assert_int_equal(ho_count_lines(llog, "join peer", false), 2 + KILLS);
+		assert_int_equal(ho_count_lines(llog, "leave peer", false), KILLS - 2);
+		assert_int_equal(ho_count_lines(llog, "down", false), 0);
 	}
-	assert_int_equal(count_lines(slog, "was killed by signal 9"), KILLS);
-	assert_int_equal(count_lines(slog, "exited with status"), 0);
-	assert_int_equal(count_lines(slog, "malformed"), 0);
-	assert_int_equal(count_lines(slog, "dropping"), 0);
+	assert_int_equal(ho_count_lines(slog, "was killed by signal 9", false), KILLS);
+	assert_int_equal(ho_count_lines(slog, "exited with status", false), 0);
+	assert_int_equal(ho_count_lines(slog, "malformed", false), 0);
+	assert_int_equal(ho_count_lines(slog, "dropping", false), 0);
 
 	/* Departures still work, and every fd comes back, in the keeper
 	 * and in the reader (stdio, channel, epoll). */

@@ -32,97 +32,7 @@
 #define UPGRADES 25
 #define MAXJ (UPGRADES + 1)
 
-/* A handshake that keeps the fds asked for: vector @keep_v of peer
- * @keep_id in *keep_fd, and the own vectors in own[] (NULL: closed).  The
- * others' IDs must be @others in order. */
-static int handshake_keep(struct st_peer *p, const int *others, int n_others, int keep_id,
-			  int *keep_fd, int *own)
-{
-	int i, v;
 
-	st_expect(p, 0, false, false);
-	{
-		struct ivl_msg m;
-
-		assert_int_equal(st_recv(p, &m, ST_TIMEOUT), 1);
-		assert_true(m.fd < 0 && m.value >= 0 && m.value <= 65535);
-		p->id = (int)m.value;
-	}
-	p->shm_fd = st_expect(p, -1, true, true);
-	for (i = 0; i < n_others; i++)
-		for (v = 0; v < VEC; v++) {
-			int fd = st_expect(p, others[i], true, true);
-
-			if (keep_fd && others[i] == keep_id && v == 0)
-				*keep_fd = fd;
-			else
-				close(fd);
-		}
-	for (v = 0; v < VEC; v++) {
-		int fd = st_expect(p, p->id, true, true);
-
-		if (own)
-			own[v] = fd;
-		else
-			close(fd);
-	}
-	return p->id;
-}
-
-/* The join of @id: VEC messages with an fd; kept in fds[] unless NULL. */
-static void expect_join(struct st_peer *p, int id, int *fds)
-{
-	for (int v = 0; v < VEC; v++) {
-		int fd = st_expect(p, id, true, true);
-
-		if (fds)
-			fds[v] = fd;
-		else
-			close(fd);
-	}
-}
-
-static uint64_t take_count(int efd)
-{
-	uint64_t n = 0;
-
-	if (read(efd, &n, sizeof(n)) != sizeof(n))
-		return 0;
-	return n;
-}
-
-/* Sum of the doorbell counts `ivlink listen` printed for @vector. */
-static unsigned long listen_doorbells(const char *log, unsigned vector)
-{
-	char *text = tu_read_file(log), *line;
-	unsigned long sum = 0;
-
-	for (line = text; line && *line;) {
-		unsigned vv, c;
-		char *nl = strchr(line, '\n');
-
-		if (sscanf(line, "doorbell vector %u count %u", &vv, &c) == 2 && vv == vector)
-			sum += c;
-		line = nl ? nl + 1 : NULL;
-	}
-	free(text);
-	return sum;
-}
-
-static unsigned count_lines(const char *log, const char *prefix)
-{
-	char *text = tu_read_file(log), *line;
-	unsigned n = 0;
-
-	for (line = text; line && *line;) {
-		char *nl = strchr(line, '\n');
-
-		n += !strncmp(line, prefix, strlen(prefix));
-		line = nl ? nl + 1 : NULL;
-	}
-	free(text);
-	return n;
-}
 
 static void wait_upgrade(const char *log, unsigned gen)
 {
@@ -133,14 +43,6 @@ static void wait_upgrade(const char *log, unsigned gen)
 		fail_msg("the server did not log \"%s\"", needle);
 }
 
-static void alive(pid_t pid)
-{
-	int st;
-
-	if (waitpid(pid, &st, WNOHANG) == pid)
-		fail_msg("the server died: %s %d", WIFSIGNALED(st) ? "signal" : "exit",
-			 WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
-}
 
 static void upgrade_mid_traffic(void **state)
 {
@@ -162,14 +64,14 @@ static void upgrade_mid_traffic(void **state)
 	/* Two QEMU-protocol peers, an ivlink host peer, and a peer that
 	 * never reads. */
 	st_connect(&a, sock);
-	assert_int_equal(handshake_keep(&a, NULL, 0, -1, NULL, a_own), 0);
+	assert_int_equal(st_handshake_keep(&a, VEC, NULL, 0, NULL, a_own), 0);
 	st_connect(&b, sock);
-	assert_int_equal(handshake_keep(&b, (int[]){0}, 1, -1, NULL, b_own), 1);
-	expect_join(&a, 1, a_to_b);
+	assert_int_equal(st_handshake_keep(&b, VEC, (int[]){0}, 1, NULL, b_own), 1);
+	st_expect_join(&a, 1, VEC, a_to_b);
 	lis = tu_spawn(largv, llog);
 	assert_true(lis > 0);
-	expect_join(&a, 2, a_to_l);
-	expect_join(&b, 2, NULL);
+	st_expect_join(&a, 2, VEC, a_to_l);
+	st_expect_join(&b, 2, VEC, NULL);
 	assert_true(ho_wait_log(llog, "self peer 2", ST_TIMEOUT));
 	l_id = 2;
 	/* The stuck peer says hello: its welcome (an extension message)
@@ -184,8 +86,8 @@ static void upgrade_mid_traffic(void **state)
 		memcpy(h.name, "stuck", 5);
 		assert_int_equal(write(s.sock, &h, sizeof(h)), sizeof(h));
 	}
-	expect_join(&a, 3, NULL);
-	expect_join(&b, 3, NULL);
+	st_expect_join(&a, 3, VEC, NULL);
+	st_expect_join(&b, 3, VEC, NULL);
 	assert_true(ho_wait_log(llog, "join peer 3", ST_TIMEOUT));
 	assert_true(ho_wait_log(slog, "peer 3 is \"stuck\"", ST_TIMEOUT));
 	for (i = 0; i < 4; i++)
@@ -193,7 +95,7 @@ static void upgrade_mid_traffic(void **state)
 	before = ho_count_fds(srv);
 
 	for (i = 0; i < UPGRADES; i++) {
-		int id = 4 + i, to_a = -1;
+		int id = 4 + i, to_a = -1, ofd[(4 + UPGRADES) * VEC];
 
 		/* A newcomer connects, then the upgrade starts, then the
 		 * doorbells: all three in flight at once. */
@@ -202,19 +104,23 @@ static void upgrade_mid_traffic(void **state)
 		assert_int_equal(ivl_eventfd_ring(a_to_b[i % VEC]), 0);
 		assert_int_equal(ivl_eventfd_ring(a_to_l[0]), 0);
 		wait_upgrade(slog, (unsigned)i + 1);
-		alive(srv);
+		ho_alive(srv);
 
-		assert_int_equal(handshake_keep(&j[i], others, id, 0, &to_a, NULL), id);
+		/* Keep vector 0 of peer 0 (others[0]); close the rest. */
+		assert_int_equal(st_handshake_keep(&j[i], VEC, others, id, ofd, NULL), id);
+		to_a = ofd[0];
+		for (int k = 1; k < id * VEC; k++)
+			close(ofd[k]);
 		others[id] = id;
-		expect_join(&a, id, NULL);
-		expect_join(&b, id, NULL);
+		st_expect_join(&a, id, VEC, NULL);
+		st_expect_join(&b, id, VEC, NULL);
 		/* The newcomer rings an old peer with the vector it was
 		 * handed after the upgrade. */
 		assert_true(to_a >= 0);
 		assert_int_equal(ivl_eventfd_ring(to_a), 0);
 		close(to_a);
-		assert_int_equal(take_count(a_own[0]), 1);
-		assert_int_equal(take_count(b_own[i % VEC]), 1);
+		assert_int_equal(ho_take_count(a_own[0]), 1);
+		assert_int_equal(ho_take_count(b_own[i % VEC]), 1);
 	}
 	/* The peer that never reads had messages queued in the server when
 	 * it was upgraded (its socket buffer holds a few hundred). */
@@ -235,7 +141,7 @@ static void upgrade_mid_traffic(void **state)
 	st_expect_quiet(&b, 50);
 
 	/* The peer that never read gets its whole stream now, once. */
-	handshake_keep(&s, (int[]){0, 1, 2}, 3, -1, NULL, NULL);
+	st_handshake(&s, VEC, (int[]){0, 1, 2}, 3);
 	assert_int_equal(s.id, 3);
 	{
 		struct ivl_msg m;
@@ -245,24 +151,24 @@ static void upgrade_mid_traffic(void **state)
 			    IVL_EXT_OP(m.value) == IVL_EXT_WELCOME);
 	}
 	for (i = 0; i < UPGRADES; i++)
-		expect_join(&s, 4 + i, NULL);
+		st_expect_join(&s, 4 + i, VEC, NULL);
 	st_expect_quiet(&s, 50);
 
 	/* The ivlink host peer: every doorbell, every join once, no leave. */
 	{
 		int64_t end = tu_now_ms() + ST_TIMEOUT;
 
-		while (listen_doorbells(llog, 0) < UPGRADES && tu_now_ms() < end)
+		while (ho_listen_doorbells(llog, 0) < UPGRADES && tu_now_ms() < end)
 			usleep(5000);
-		assert_int_equal(listen_doorbells(llog, 0), UPGRADES);
+		assert_int_equal(ho_listen_doorbells(llog, 0), UPGRADES);
 		assert_true(ho_wait_log(llog, "join peer 28", ST_TIMEOUT));
-		assert_int_equal(count_lines(llog, "leave"), 0);
-		assert_int_equal(count_lines(llog, "down"), 0);
+		assert_int_equal(ho_count_lines(llog, "leave", true), 0);
+		assert_int_equal(ho_count_lines(llog, "down", true), 0);
 		for (i = 3; i < 4 + UPGRADES; i++) {
 			char pre[32];
 
 			snprintf(pre, sizeof(pre), "join peer %d ", i);
-			assert_int_equal(count_lines(llog, pre), 1);
+			assert_int_equal(ho_count_lines(llog, pre, true), 1);
 		}
 	}
 
@@ -333,7 +239,7 @@ static void exec_failure_keeps_serving(void **state)
 	assert_int_equal(chmod(bin, 0600), 0);
 	assert_int_equal(kill(srv, SIGUSR2), 0);
 	assert_true(ho_wait_log(slog, "cannot upgrade", 10000));
-	alive(srv);
+	ho_alive(srv);
 	/* Still serving, with the same fds: the state memfd is gone and
 	 * everything is close-on-exec again. */
 	assert_int_equal(ho_count_fds(srv), base);
@@ -346,7 +252,7 @@ static void exec_failure_keeps_serving(void **state)
 	assert_int_equal(rename(fresh, bin), 0);
 	assert_int_equal(kill(srv, SIGUSR2), 0);
 	wait_upgrade(slog, 1);
-	alive(srv);
+	ho_alive(srv);
 	snprintf(link, sizeof(link), "/proc/%ld/exe", (long)srv);
 	n = readlink(link, exe, sizeof(exe) - 1);
 	assert_true(n > 0);

@@ -89,18 +89,31 @@ static void handshake_head(struct st_peer *p)
 	p->shm_fd = st_expect(p, -1, true, true);
 }
 
-int st_handshake(struct st_peer *p, unsigned vectors, const int *others, size_t n_others)
+int st_handshake_keep(struct st_peer *p, unsigned vectors, const int *others, size_t n_others,
+		      int *other_fds, int *own)
 {
 	size_t i;
-	unsigned v;
 
 	handshake_head(p);
 	for (i = 0; i < n_others; i++)
-		for (v = 0; v < vectors; v++)
-			st_expect(p, others[i], true, false);
-	for (v = 0; v < vectors; v++)
-		st_expect(p, p->id, true, false);
+		st_expect_join(p, others[i], vectors, other_fds ? other_fds + i * vectors : NULL);
+	st_expect_join(p, p->id, vectors, own);
 	return p->id;
+}
+
+int st_handshake(struct st_peer *p, unsigned vectors, const int *others, size_t n_others)
+{
+	return st_handshake_keep(p, vectors, others, n_others, NULL, NULL);
+}
+
+void st_expect_join(struct st_peer *p, int id, unsigned vectors, int *fds)
+{
+	for (unsigned v = 0; v < vectors; v++) {
+		int fd = st_expect(p, id, true, fds != NULL);
+
+		if (fds)
+			fds[v] = fd;
+	}
 }
 
 int st_handshake_any(struct st_peer *p, unsigned vectors)

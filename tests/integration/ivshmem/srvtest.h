@@ -40,6 +40,13 @@ int st_expect(struct st_peer *p, int64_t value, bool with_fd, bool keep_fd);
  * for the own ID.  The shm fd is kept in p->shm_fd.  Returns the ID.
  */
 int st_handshake(struct st_peer *p, unsigned vectors, const int *others, size_t n_others);
+/* As st_handshake(), keeping fds: those of others[i]'s vector v in
+ * other_fds[i * vectors + v], the own ones in own[] (either NULL: closed). */
+int st_handshake_keep(struct st_peer *p, unsigned vectors, const int *others, size_t n_others,
+		      int *other_fds, int *own);
+/* The @vectors messages of @id's join (or of my own vectors), each with an
+ * fd, kept in fds[] (NULL: closed). */
+void st_expect_join(struct st_peer *p, int id, unsigned vectors, int *fds);
 /* As st_handshake(), for a server that may still hold other peers (say a
  * readiness probe whose leave it has not seen yet): their vectors and
  * leaves are skipped until @vectors of my own are in.  Returns my ID. */
