@@ -6,6 +6,7 @@ the built library agree.
  - every function the public headers declare is in libivlink.sym;
  - every name in libivlink.sym is declared by a public header.
 Usage: check-abi.py NM LIBIVLINK_SO SYMFILE INCLUDE_DIR"""
+import importlib.util
 import os
 import re
 import subprocess
@@ -24,22 +25,18 @@ for line in out.splitlines():
         exported.add(parts[2].split('@')[0])
 exported = {s for s in exported if not s.startswith('_')}
 
+# The declarations, as the documentation check reads them (one parser).
+spec = importlib.util.spec_from_file_location(
+    'check_docs', os.path.join(os.path.dirname(os.path.abspath(__file__)), 'check-docs.py'))
+check_docs = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(check_docs)
 declared = set()
 for root, _, files in os.walk(os.path.join(inc, 'ivlink')):
     for f in files:
-        if not f.endswith(('.h', '.h.in')) or 'uapi' in root:
-            continue
-        src = open(os.path.join(root, f)).read()
-        src = re.sub(r'/\*.*?\*/', '', src, flags=re.S)
-        src = re.sub(r'static inline[^{]*\{.*?\n\}', '', src, flags=re.S)
-        src = re.sub(r'^#.*(\\\n.*)*$', '', src, flags=re.M)
-        # A declaration: a name followed by "(" at file scope (not a
-        # typedef of a function type, not a function-pointer field).
-        for m in re.finditer(r'^[A-Za-z_][^;{}()]*?\b(ivl_[a-z0-9_]+)\s*\(', src, flags=re.M):
-            head = m.group(0)
-            if head.startswith('typedef') or '(*' in head:
-                continue
-            declared.add(m.group(1))
+        if f.endswith(('.h', '.h.in')) and 'uapi' not in root:
+            # static inline functions are not exported.
+            declared.update(fn[0] for fn in check_docs.functions(os.path.join(root, f))
+                            if not fn[1].startswith('static'))
 
 bad = 0
 for name, got, want in (('exported but not listed', exported - listed, None),
