@@ -14,14 +14,9 @@ shift 2
 	echo "build.sh: no kernel headers in $kdir" >&2
 	exit 77
 }
-mkdir -p "$out/include/ivlink/uapi" "$out/include/ivlink/proto"
+mkdir -p "$out"
 # Kbuild needs an absolute M=.
 out=$(cd "$out" && pwd)
-cp "$here"/Kbuild "$out/"
-for f in "$here"/*.c "$here"/*.h; do
-	case $f in *.mod.c) ;; *) cp "$f" "$out/" ;; esac
-done
-cp "$here/../include/ivlink/uapi/ivshmem-drv.h" "$out/include/ivlink/uapi/"
-cp "$here"/../include/ivlink/proto/*.h "$out/include/ivlink/proto/"
+sh "$here/lay-out.sh" "$out"
 make -s -C "$kdir" M="$out" "$@" modules >&2
 echo "$out/ivlink_ivshmem.ko"
