@@ -97,14 +97,16 @@ struct run {
 	uint64_t win_size;
 	size_t msg;
 	char *slots; /* the buffer pool: nslots buffers of msg bytes */
-	unsigned nslots;
+	unsigned nslots; /* a power of two */
 	uint64_t base_sum; /* sum of the message's words after the first */
 	_Atomic bool stop;
-	_Atomic uint64_t consumed;
 	uint64_t produced;
 	bool adaptive;
 	struct ivl_link *la, *lb; /* driver's and device's links */
 	struct ivl_virtq *drv, *dev;
+	/* the consumer's progress, stored once per batch: its own cache
+	 * line, away from what the producer reads for every message */
+	_Alignas(64) _Atomic uint64_t consumed;
 	/* raw ring: indices on their own cache lines */
 	_Alignas(64) _Atomic uint64_t head;
 	_Alignas(64) _Atomic uint64_t tail;
@@ -124,11 +126,16 @@ static unsigned pub_batch(const struct run *r)
 
 /* ---- the data handling shared by every contender ------------------------ */
 
-/* Producer: stamp the private message, copy it into the buffer (1 memcpy). */
-static void produce(char *dst, char *msg, size_t n, uint64_t seq)
+/* Producer: copy the private message into the buffer (1 memcpy), then stamp
+ * the sequence number over its first word.  (Stamping the private message
+ * first and copying it after defeats store forwarding: the copy's load then
+ * waits for every earlier store to drain, the previous message's payload
+ * included, and the harness itself, not the ring, serializes the cache
+ * misses.) */
+static void produce(char *dst, const char *msg, size_t n, uint64_t seq)
 {
-	memcpy(msg, &seq, 8);
 	memcpy(dst, msg, n);
+	memcpy(dst, &seq, 8);
 }
 
 /* Two 64-bit lanes (SSE2, the x86-64 baseline); may_alias: the buffer is
@@ -286,7 +293,7 @@ static void *raw_consumer(void *arg)
 			continue;
 		}
 		for (unsigned n = 0; t != h && n < batch; n++) {
-			consume(r, priv, r->slots + (size_t)(t % r->nslots) * r->msg, t);
+			consume(r, priv, r->slots + (size_t)(t & (r->nslots - 1)) * r->msg, t);
 			t++;
 		}
 		/* Release: the slots are read before the producer reuses them;
@@ -308,7 +315,7 @@ static void raw_producer(struct run *r, char *msg, int64_t end)
 			t = atomic_load_explicit(&r->tail, memory_order_acquire);
 		unsigned k = 0;
 		while (k < batch && h - t < r->nslots) {
-			produce(r->slots + (size_t)(h % r->nslots) * r->msg, msg, r->msg, h);
+			produce(r->slots + (size_t)(h & (r->nslots - 1)) * r->msg, msg, r->msg, h);
 			h++;
 			k++;
 		}
@@ -335,7 +342,7 @@ static double measure(struct run *r, char *msg, enum kind k)
 		uint64_t n = 0;
 		int64_t t0 = bu_now_ns(), end = t0 + (int64_t)run_ms * 1000000;
 		for (;;) {
-			produce(r->slots + (n % r->nslots) * r->msg, msg, r->msg, n);
+			produce(r->slots + (n & (r->nslots - 1)) * r->msg, msg, r->msg, n);
 			n++;
 			if ((n & 63) == 0 && bu_now_ns() >= end)
 				break;
@@ -389,8 +396,7 @@ static void setup_links(struct ivl_hub **hub, struct run *r, uint64_t need)
 	uint64_t size = 1 << 20, app = 0;
 	for (;;) {
 		struct ivl_link_event ev[8];
-		if (ivl_hub_new(hub, size, 2, 1) < 0 ||
-		    ivl_hub_join(*hub, "driver", &r->la) < 0 ||
+		if (ivl_hub_new(hub, size, 2, 1) < 0 || ivl_hub_join(*hub, "driver", &r->la) < 0 ||
 		    ivl_hub_join(*hub, "device", &r->lb) < 0)
 			die("local hub");
 		r->win = ivl_link_app_area(r->la, &app);
