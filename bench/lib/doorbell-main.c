@@ -70,6 +70,8 @@ static int cmp_double(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+static void set_ratio(struct ratio *out, double *r, unsigned n, int err);
+
 static void interleaved(const char *prim_name, enum ivl_wait_mode mode, uint32_t spin_ns,
 			unsigned iters, unsigned rounds, uint64_t *buf, struct ratio *out)
 {
@@ -100,6 +102,12 @@ static void interleaved(const char *prim_name, enum ivl_wait_mode mode, uint32_t
 		if (a > 0)
 			r[n++] = b / a;
 	}
+	set_ratio(out, r, n, out->err);
+}
+
+static void set_ratio(struct ratio *out, double *r, unsigned n, int err)
+{
+	out->err = err;
 	if (!n) {
 		out->median = out->min = out->max = 0;
 		if (!out->err)
@@ -110,6 +118,43 @@ static void interleaved(const char *prim_name, enum ivl_wait_mode mode, uint32_t
 	out->median = r[n / 2];
 	out->min = r[0];
 	out->max = r[n - 1];
+}
+
+/*
+ * The burst targets, interleaved the same way: each round bursts @rings
+ * doorbells through the two floors (one eventfd write per doorbell; one
+ * contended atomic RMW per doorbell) and through a link in poll and in
+ * adaptive mode, back to back.  out[]: poll / RMW, adaptive / RMW, poll /
+ * eventfd, adaptive / eventfd (rate ratios: above 1 is faster).
+ */
+static void interleaved_burst(uint32_t spin_ns, unsigned rings, unsigned rounds,
+			      struct ratio out[4])
+{
+	double r[4][64];
+	unsigned n = 0;
+	int err = 0;
+
+	if (rounds > 64)
+		rounds = 64;
+	for (unsigned i = 0; i < rounds && !err; i++) {
+		uint64_t rmw = 0, efd = 0;
+		struct bench_burst_result b[2];
+
+		if ((err = bench_raw_rmw_burst(rings, &rmw)) < 0 ||
+		    (err = bench_raw_burst(rings, &efd)) < 0 ||
+		    (err = bench_link_burst(IVL_WAIT_POLL, spin_ns, rings, &b[0])) < 0 ||
+		    (err = bench_link_burst(IVL_WAIT_ADAPTIVE, spin_ns, rings, &b[1])) < 0)
+			break;
+		if (!b[0].ns || !b[1].ns)
+			continue;
+		for (int m = 0; m < 2; m++) {
+			r[m][n] = (double)rmw / (double)b[m].ns;
+			r[2 + m][n] = (double)efd / (double)b[m].ns;
+		}
+		n++;
+	}
+	for (int k = 0; k < 4; k++)
+		set_ratio(&out[k], r[k], n, err);
 }
 
 static double find_p50(const struct lat *l, size_t n, const char *name)
@@ -144,7 +189,7 @@ int bench_doorbell_main(int argc, char **argv)
 	struct lat lats[16];
 	size_t nl = 0;
 	struct bench_burst_result br[3];
-	uint64_t raw_ns = 0, *buf;
+	uint64_t raw_ns = 0, rmw_ns = 0, *buf;
 	double idle[3] = { 0 };
 	int json = 0, c, ret = 0;
 	struct utsname un;
@@ -200,6 +245,8 @@ int bench_doorbell_main(int argc, char **argv)
 	/* (b) burst */
 	if ((c = bench_raw_burst(burst, &raw_ns)) < 0)
 		ret = report(c, "raw burst", "");
+	if ((c = bench_raw_rmw_burst(burst, &rmw_ns)) < 0)
+		ret = report(c, "contended RMW burst", "");
 	for (int m = 0; m < 3; m++)
 		if ((c = bench_link_burst((enum ivl_wait_mode)m, spin_ns, burst, &br[m])) < 0)
 			ret = report(c, "burst", mode_name[m]);
@@ -222,9 +269,18 @@ int bench_doorbell_main(int argc, char **argv)
 	for (int k = 0; k < 2; k++)
 		if (rat[k].err)
 			ret = report(rat[k].err, "interleaved", rat[k].what);
+	struct ratio brat[4] = { { .what = "link-poll burst / contended RMW" },
+				 { .what = "link-adaptive burst / contended RMW" },
+				 { .what = "link-poll burst / eventfd write" },
+				 { .what = "link-adaptive burst / eventfd write" } };
+	unsigned bround = burst / 10 ? burst / 10 : 1;
+	interleaved_burst(spin_ns, bround, 9, brat);
+	if (brat[0].err)
+		ret = report(brat[0].err, "interleaved", "burst");
 
 	double efd = find_p50(lats, nl, "eventfd"), pol = find_p50(lats, nl, "polled-cache-line");
 	double raw_rate = raw_ns ? burst / (raw_ns / 1e9) : 0;
+	double rmw_rate = rmw_ns ? burst / (rmw_ns / 1e9) : 0;
 	uname(&un);
 
 	if (json) {
@@ -242,11 +298,13 @@ int bench_doorbell_main(int argc, char **argv)
 							    "error", lats[i].err));
 		json_object_set_new(root, "latency", jl);
 		json_object_set_new(root, "raw_eventfd_burst_per_s", json_real(raw_rate));
+		json_object_set_new(root, "raw_contended_rmw_burst_per_s", json_real(rmw_rate));
 		for (int m = 0; m < 3; m++) {
 			double rate = br[m].ns ? br[m].rings / (br[m].ns / 1e9) : 0;
 			json_array_append_new(
-				jb, json_pack("{s:s, s:f, s:f, s:f, s:I}", "mode", mode_name[m],
+				jb, json_pack("{s:s, s:f, s:f, s:f, s:f, s:I}", "mode", mode_name[m],
 					      "doorbells_per_s", rate, "x_raw", raw_rate ? rate / raw_rate : 0,
+					      "x_rmw", rmw_rate ? rate / rmw_rate : 0,
 					      "eventfd_writes_per_doorbell",
 					      br[m].rings ? (double)br[m].eventfd_writes / br[m].rings : 0,
 					      "received_count", (json_int_t)br[m].received));
@@ -260,6 +318,12 @@ int bench_doorbell_main(int argc, char **argv)
 							    rat[k].what, "median", rat[k].median,
 							    "min", rat[k].min, "max", rat[k].max));
 		json_object_set_new(root, "interleaved_p50_ratios", jr);
+		json_t *jbr = json_array();
+		for (int k = 0; k < 4; k++)
+			json_array_append_new(jbr, json_pack("{s:s, s:f, s:f, s:f}", "ratio",
+							     brat[k].what, "median", brat[k].median,
+							     "min", brat[k].min, "max", brat[k].max));
+		json_object_set_new(root, "interleaved_burst_ratios", jbr);
 		json_object_set_new(root, "idle", ji);
 		json_object_set_new(
 			root, "busy_receiver",
@@ -287,6 +351,9 @@ int bench_doorbell_main(int argc, char **argv)
 		printf("\n(b) burst of %u doorbells to a busy receiver\n", burst);
 		printf("    %-20s %12.0f /s   1.00 x   1.0000 eventfd writes/doorbell\n",
 		       "raw eventfd", raw_rate);
+		printf("    %-20s %12.0f /s %6.2f x   0 eventfd writes (the floor: 1 contended "
+		       "atomic RMW per doorbell)\n",
+		       "contended RMW", rmw_rate, raw_rate ? rmw_rate / raw_rate : 0);
 		for (int m = 0; m < 3; m++) {
 			double rate = br[m].ns ? br[m].rings / (br[m].ns / 1e9) : 0;
 			printf("    link-%-15s %12.0f /s %6.2f x   %.4f eventfd writes/doorbell\n",
@@ -307,6 +374,11 @@ int bench_doorbell_main(int argc, char **argv)
 		for (int k = 0; k < 2; k++)
 			printf("    %-36s median %.2f  (min %.2f, max %.2f)\n", rat[k].what,
 			       rat[k].median, rat[k].min, rat[k].max);
+		printf("\n(f) burst rate ratios measured interleaved, 9 rounds of %u doorbells\n",
+		       bround);
+		for (int k = 0; k < 4; k++)
+			printf("    %-36s median %.2f  (min %.2f, max %.2f)\n", brat[k].what,
+			       brat[k].median, brat[k].min, brat[k].max);
 	}
 	free(buf);
 	return ret;

@@ -325,6 +325,49 @@ int bench_raw_burst(unsigned rings, uint64_t *ns)
 	return 0;
 }
 
+/* The contended-RMW floor: one shared line, two threads, one RMW each. */
+struct raw_rmw {
+	_Alignas(64) _Atomic uint64_t line;
+	_Alignas(64) _Atomic int stop;
+	uint64_t taken;
+};
+
+static void *rmw_receiver(void *p)
+{
+	struct raw_rmw *r = p;
+
+	bench_pin_self(1);
+	while (!atomic_load_explicit(&r->stop, memory_order_relaxed))
+		if (atomic_load_explicit(&r->line, memory_order_relaxed) &&
+		    atomic_exchange_explicit(&r->line, 0, memory_order_acquire))
+			r->taken++;
+	return NULL;
+}
+
+int bench_raw_rmw_burst(unsigned rings, uint64_t *ns)
+{
+	struct raw_rmw *r = aligned_alloc(64, sizeof(*r));
+	pthread_t th;
+	uint64_t t0;
+
+	if (!r)
+		return -ENOMEM;
+	memset(r, 0, sizeof(*r));
+	if (pthread_create(&th, NULL, rmw_receiver, r) != 0) {
+		free(r);
+		return -EAGAIN;
+	}
+	bench_pin_self(0);
+	t0 = bench_now_ns();
+	for (unsigned i = 0; i < rings; i++)
+		atomic_fetch_or_explicit(&r->line, 1, memory_order_seq_cst);
+	*ns = bench_now_ns() - t0;
+	atomic_store(&r->stop, 1);
+	pthread_join(th, NULL);
+	free(r);
+	return 0;
+}
+
 /* ---- (c) idle receiver CPU ---------------------------------------------- */
 
 struct idle {

@@ -33,6 +33,12 @@ int bench_link_busy(unsigned bursts, unsigned per_burst, unsigned gap_ns, unsign
 		    struct bench_busy_result *res);
 /* The same with one eventfd write per doorbell. */
 int bench_raw_burst(unsigned rings, uint64_t *ns);
+/* The floor of any doorbell to a busy receiver that shares memory: the sender
+ * does @rings seq_cst atomic fetch_or on one cache line while the receiver
+ * thread, on the other CPU, takes the bits with an atomic exchange whenever
+ * it sees them set (what ivl_coalesce_mark() / ivl_coalesce_take() do, with
+ * nothing else around them). */
+int bench_raw_rmw_burst(unsigned rings, uint64_t *ns);
 /* CPU share (percent of one CPU) of a receiver waiting @ms with no traffic. */
 int bench_link_idle(enum ivl_wait_mode mode, uint32_t spin_ns, unsigned ms, double *cpu_pct);
 
