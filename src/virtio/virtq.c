@@ -631,12 +631,12 @@ static __attribute__((noinline)) int walk(struct ivl_virtq *q, uint16_t head,
 #define PREFETCH_AHEAD 4u
 static inline void prefetch_ahead(const struct ivl_virtq *q)
 {
-	uint16_t ahead = (uint16_t)(q->avail_shadow - q->last_avail);
-	if (!ahead)
+	/* Only in the steady state of a batch: fewer instructions than
+	 * clamping the distance, and the last few of a batch need none. */
+	if ((uint16_t)(q->avail_shadow - q->last_avail) < PREFETCH_AHEAD)
 		return;
-	uint16_t k = ahead < PREFETCH_AHEAD ? ahead : PREFETCH_AHEAD;
-	uint16_t h = le16toh(
-	    *(volatile uint16_t *)&q->avail->ring[(uint16_t)(q->last_avail + k - 1) & q->mask]);
+	uint16_t h = le16toh(*(volatile uint16_t *)&q->avail
+				  ->ring[(uint16_t)(q->last_avail + PREFETCH_AHEAD - 1) & q->mask]);
 	if (h >= q->num)
 		return;
 	uint64_t addr = le64toh(((volatile struct vring_desc *)q->desc)[h].addr);
