@@ -29,7 +29,7 @@
  * messages unless --batch says otherwise.
  *
  *   bench_virtq [--ms N] [--reps N] [--sizes 64,65536] [--pool-kib N]
- *               [--batch N] [--consume sum|copy|first] [--no-pin]
+ *               [--batch N] [--consume sum|copy|first] [--no-pin] [--one-call]
  * Exit 1 on a wrong message or a broken queue, never on timing.
  */
 #include <errno.h>
@@ -58,6 +58,10 @@
 
 static int run_ms = 200, reps = 7, pool_kib = 2048, batch_opt;
 static bool pin = true;
+/* --one-call: the driver adds and takes back one buffer per call
+ * (ivl_virtq_add / ivl_virtq_get_used) instead of a batch per call
+ * (ivl_virtq_add_many / ivl_virtq_get_used_many). */
+static bool one_call;
 /* What the consumer does with a message (--consume). */
 static enum { C_SUM, C_COPY, C_FIRST } consume_how;
 static const char *const consume_desc[] = {
@@ -244,26 +248,38 @@ static void vq_producer(struct run *r, char *msg, int64_t end)
 	if (r->adaptive)
 		ivl_virtq_disable_notify(r->drv);
 	for (;;) {
-		void *tok;
-		uint32_t len;
-		while (ivl_virtq_get_used(r->drv, &tok, &len) == 1)
-			freelist[ftail++ % NUM] = (int)(uintptr_t)tok - 1, nfree++;
+		void *toks[NUM];
+		int got;
+		if (one_call) {
+			uint32_t len;
+			for (got = 0; ivl_virtq_get_used(r->drv, &toks[got], &len) == 1; got++)
+				;
+		} else if ((got = ivl_virtq_get_used_many(r->drv, toks, NULL, NUM)) < 0) {
+			die("virtq: get_used_many");
+		}
+		for (int i = 0; i < got; i++)
+			freelist[ftail++ % NUM] = (int)(uintptr_t)toks[i] - 1, nfree++;
 		if (nfree == 0) {
 			if (r->adaptive)
 				vq_sleep(r->drv, r->la);
 			else
 				idle(&spins);
 		}
-		for (unsigned k = 0; k < batch && nfree > 0; k++) {
+		struct iovec v[NUM];
+		unsigned k = 0;
+		for (; k < batch && nfree > 0; k++) {
 			int s = freelist[fhead++ % NUM];
 			nfree--;
 			char *b = r->slots + (size_t)s * r->msg;
 			produce(b, msg, r->msg, seq);
-			struct iovec v = {b, r->msg};
-			if (ivl_virtq_add(r->drv, &v, 1, NULL, 0, (void *)(uintptr_t)(s + 1)) < 0)
+			v[k] = (struct iovec){b, r->msg};
+			toks[k] = (void *)(uintptr_t)(s + 1);
+			if (one_call && ivl_virtq_add(r->drv, &v[k], 1, NULL, 0, toks[k]) < 0)
 				die("virtq: add failed");
 			seq++;
 		}
+		if (!one_call && k && ivl_virtq_add_many(r->drv, v, k, false, toks) != (int)k)
+			die("virtq: add_many failed");
 		/* Publish the batch (one avail->idx store), and kick if the
 		 * device asked for it (never in poll mode). */
 		if (ivl_virtq_notify_link(r->drv, r->la, idb, 0) < 0)
@@ -505,6 +521,8 @@ int main(int argc, char **argv)
 			consume_how = C_SUM, i++;
 		else if (!strcmp(argv[i], "--no-pin"))
 			pin = false;
+		else if (!strcmp(argv[i], "--one-call"))
+			one_call = true;
 		else if (!strcmp(argv[i], "--sizes") && i + 1 < argc) {
 			nsizes = 0;
 			for (char *s = strtok(argv[++i], ","); s && nsizes < 8;
@@ -513,7 +531,7 @@ int main(int argc, char **argv)
 		} else {
 			fprintf(stderr, "usage: bench_virtq [--ms N] [--reps N] [--sizes a,b] "
 					"[--pool-kib N] [--batch N] [--consume sum|copy|first] "
-					"[--no-pin]\n");
+					"[--no-pin] [--one-call]\n");
 			return 2;
 		}
 	}

@@ -110,12 +110,31 @@ int ivl_virtq_broken(const struct ivl_virtq *q);
 int ivl_virtq_add(struct ivl_virtq *q, const struct iovec *out, unsigned nout,
 		  const struct iovec *in, unsigned nin, void *token);
 /*
+ * Driver: ivl_virtq_add() for @n buffers of one piece each (bufs[i], all
+ * device-readable, or all device-writable when @writable), token tokens[i]
+ * (none NULL), with the checks of ivl_virtq_add() for each, in one call: the
+ * per-call work is paid once per batch.  Publishes as ivl_virtq_add() does
+ * (at once, or deferred).  Returns how many were added (they stop at the
+ * first that fails), or that one's error when it is the first: -EINVAL,
+ * -EFAULT, -ENOSPC, -EIO.  @bufs and @tokens are borrowed for the call.
+ */
+int ivl_virtq_add_many(struct ivl_virtq *q, const struct iovec *bufs, unsigned n, bool writable,
+		       void *const *tokens);
+/*
  * Driver: take one used buffer.  Returns 1 with *token and *len (bytes the
  * device wrote), 0 if none, or -errno: -EPROTO when the device returned an
  * id that is not in flight or a used index that jumps too far (the queue
  * breaks), -EIO (broken).
  */
 int ivl_virtq_get_used(struct ivl_virtq *q, void **token, uint32_t *len);
+/*
+ * Driver: ivl_virtq_get_used() for up to @max buffers in one call: tokens[i]
+ * and, when @lens is not NULL, lens[i].  Returns how many (0 if none), or
+ * the error of the first (-EPROTO breaks the queue, -EIO when broken); a bad
+ * used entry after good ones ends the batch with the good ones and breaks
+ * the queue (the next call returns -EIO).
+ */
+int ivl_virtq_get_used_many(struct ivl_virtq *q, void **tokens, uint32_t *lens, unsigned max);
 /*
  * Driver: store-release avail->idx so that the device sees every buffer
  * added so far (needed only with defer_publish; a no-op when nothing is
@@ -136,8 +155,8 @@ int ivl_virtq_need_notify(struct ivl_virtq *q);
 /*
  * Both roles: ask (enable) or stop asking (disable) to be notified.  Enable
  * Returns 1 when work already arrived since (the caller must process it
- * rather than sleep), 0 otherwise, or -EIO (broken), -EINVAL (NULL).  With EVENT_IDX, enable arms the
- * event index at the next entry and disable is a no-op.
+ * rather than sleep), 0 otherwise, or -EIO (broken), -EINVAL (NULL).  With EVENT_IDX, enable arms
+ * the event index at the next entry and disable is a no-op.
  */
 int ivl_virtq_enable_notify(struct ivl_virtq *q);
 void ivl_virtq_disable_notify(struct ivl_virtq *q);

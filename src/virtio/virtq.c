@@ -310,8 +310,6 @@ static inline __attribute__((always_inline)) int add_finish(struct ivl_virtq *q,
 	q->tokens[head] = token;
 	put16(&q->avail->ring[q->avail_idx & q->mask], htole16(head));
 	q->avail_idx++;
-	if (!q->defer_publish)
-		publish(q);
 	return head;
 }
 
@@ -341,11 +339,39 @@ IVL_EXPORT int ivl_virtq_add(struct ivl_virtq *q, const struct iovec *out, unsig
 		return -EINVAL;
 	if (q->broken)
 		return -EIO;
+	int r;
 	if (nout == 1 && nin == 0)
-		return add_one(q, out, 0, token);
-	if (nout == 0 && nin == 1)
-		return add_one(q, in, VRING_DESC_F_WRITE, token);
-	return add_chain(q, out, nout, in, nin, token);
+		r = add_one(q, out, 0, token);
+	else if (nout == 0 && nin == 1)
+		r = add_one(q, in, VRING_DESC_F_WRITE, token);
+	else
+		r = add_chain(q, out, nout, in, nin, token);
+	if (r >= 0 && !q->defer_publish)
+		publish(q);
+	return r;
+}
+
+IVL_EXPORT int ivl_virtq_add_many(struct ivl_virtq *q, const struct iovec *bufs, unsigned n,
+				  bool writable, void *const *tokens)
+{
+	if (!q || q->role != IVL_VIRTQ_DRIVER || (n && (!bufs || !tokens)))
+		return -EINVAL;
+	if (q->broken)
+		return -EIO;
+	unsigned k = 0;
+	int r = 0;
+	for (; k < n; k++) {
+		if (!tokens[k]) {
+			r = -EINVAL;
+			break;
+		}
+		r = add_one(q, &bufs[k], writable ? VRING_DESC_F_WRITE : 0, tokens[k]);
+		if (r < 0)
+			break;
+	}
+	if (k && !q->defer_publish)
+		publish(q);
+	return k ? (int)k : (r < 0 ? r : 0);
 }
 
 /* Driver: any other shape (a chain, or one indirect table).  Out of line:
@@ -411,52 +437,98 @@ IVL_EXPORT int ivl_virtq_publish(struct ivl_virtq *q)
 	return 0;
 }
 
+/*
+ * Driver: take up to @max used buffers into tokens[] (and lens[] when not
+ * NULL).  Returns how many, or the error when the first one is bad (a bad
+ * one after good ones breaks the queue and ends the batch: the next call
+ * returns -EIO).  The private state lives in locals for the loop: stores
+ * through the token and free-list arrays may alias the object's fields as
+ * far as the compiler knows.
+ */
+static inline __attribute__((always_inline)) int take_used(struct ivl_virtq *q, void **tokens,
+							   uint32_t *lens, unsigned max)
+{
+	uint16_t last = q->last_used, shadow = q->used_shadow;
+	unsigned n = 0;
+	int err = 0;
+	const char *why = NULL;
+
+	while (n < max) {
+		if (shadow == last) {
+			/* Acquire: pairs with the store-release of used->idx in
+			 * ivl_virtq_flush(): every element before it is
+			 * complete.  The index is re-read only when we caught
+			 * up, so its cache line moves once per batch rather
+			 * than once per buffer. */
+			shadow =
+			    le16toh(atomic_load_explicit(a16(&q->used->idx), memory_order_acquire));
+			if ((uint16_t)(shadow - last) > q->num) {
+				err = -EPROTO, why = "used index jumped";
+				break;
+			}
+			if (shadow == last)
+				break;
+		}
+		struct vring_used_elem e;
+		memcpy(&e, &q->used->ring[last & q->mask], sizeof(e));
+		uint32_t id = le32toh(e.id);
+		void *tok = id < q->num ? q->tokens[id] : NULL;
+		if (!tok) {
+			err = -EPROTO, why = "used id not in flight";
+			break;
+		}
+		tokens[n] = tok;
+		if (lens)
+			lens[n] = le32toh(e.len);
+		q->tokens[id] = NULL;
+		unsigned nd = q->ndesc[id], tail = id;
+		for (unsigned k = 1; k < nd; k++)
+			tail = q->next[tail];
+		/* Freed descriptors join the end of the free list: in-order
+		 * completions then reuse heads in ring order, so avail entries
+		 * (and the descriptors of buffers recycled in order) keep their
+		 * values. */
+		if (q->num_free)
+			q->next[q->free_tail] = (uint16_t)id;
+		else
+			q->free_head = id;
+		q->free_tail = tail;
+		q->num_free += nd;
+		last++;
+		n++;
+	}
+	q->last_used = last;
+	q->used_shadow = shadow;
+	if (n && q->event_idx && q->notify_on)
+		/* Keep the event just ahead of what we consumed; ordered by the
+		 * fence in need_notify on the device side. */
+		atomic_store_explicit(q->used_event, htole16(last), memory_order_relaxed);
+	if (err) {
+		/* Keep the last good index seen: a broken queue answers -EIO. */
+		q->used_shadow = last;
+		int r = break_queue(q, err, why);
+		return n ? (int)n : r;
+	}
+	return (int)n;
+}
+
 IVL_EXPORT int ivl_virtq_get_used(struct ivl_virtq *q, void **token, uint32_t *len)
 {
 	if (!q || q->role != IVL_VIRTQ_DRIVER || !token)
 		return -EINVAL;
 	if (q->broken)
 		return -EIO;
-	if (q->used_shadow == q->last_used) {
-		/* Acquire: pairs with the store-release of used->idx in
-		 * ivl_virtq_flush(): every element before it is complete.  The
-		 * index is re-read only when we caught up, so its cache line
-		 * moves once per batch rather than once per buffer. */
-		uint16_t uidx =
-		    le16toh(atomic_load_explicit(a16(&q->used->idx), memory_order_acquire));
-		if ((uint16_t)(uidx - q->last_used) > q->num)
-			return break_queue(q, -EPROTO, "used index jumped");
-		q->used_shadow = uidx;
-		if (uidx == q->last_used)
-			return 0;
-	}
-	struct vring_used_elem e;
-	memcpy(&e, &q->used->ring[q->last_used & q->mask], sizeof(e));
-	uint32_t id = le32toh(e.id);
-	if (id >= q->num || !q->tokens[id])
-		return break_queue(q, -EPROTO, "used id not in flight");
-	*token = q->tokens[id];
-	if (len)
-		*len = le32toh(e.len);
-	q->tokens[id] = NULL;
-	unsigned tail = id;
-	for (unsigned k = 1; k < q->ndesc[id]; k++)
-		tail = q->next[tail];
-	/* Freed descriptors join the end of the free list: in-order
-	 * completions then reuse heads in ring order, so avail entries (and
-	 * the descriptors of buffers recycled in order) keep their values. */
-	if (q->num_free)
-		q->next[q->free_tail] = (uint16_t)id;
-	else
-		q->free_head = id;
-	q->free_tail = tail;
-	q->num_free += q->ndesc[id];
-	q->last_used++;
-	if (q->event_idx && q->notify_on)
-		/* Keep the event just ahead of what we consumed; ordered by the
-		 * fence in need_notify on the device side. */
-		atomic_store_explicit(q->used_event, htole16(q->last_used), memory_order_relaxed);
-	return 1;
+	return take_used(q, token, len, 1);
+}
+
+IVL_EXPORT int ivl_virtq_get_used_many(struct ivl_virtq *q, void **tokens, uint32_t *lens,
+				       unsigned max)
+{
+	if (!q || q->role != IVL_VIRTQ_DRIVER || (max && !tokens))
+		return -EINVAL;
+	if (q->broken)
+		return -EIO;
+	return take_used(q, tokens, lens, max);
 }
 
 /* ---- both roles: notification suppression ---------------------------- */

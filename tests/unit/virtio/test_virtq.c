@@ -600,6 +600,73 @@ static void test_single(void **state)
 	}
 }
 
+/* The batch verbs: add_many / get_used_many, their partial results and
+ * errors, and a hostile used ring behind good entries. */
+static void test_many(void **state)
+{
+	struct pair p;
+	pair_open(&p, 4, 0, 0, 0);
+	int tags[6];
+	void *toks[6] = {&tags[0], &tags[1], &tags[2], &tags[3], &tags[4], &tags[5]};
+	struct iovec v[6];
+	for (unsigned i = 0; i < 6; i++)
+		v[i] = (struct iovec){buf(&p, i), 16 + i};
+	assert_int_equal(ivl_virtq_add_many(p.drv, v, 0, false, toks), 0);
+	assert_int_equal(ivl_virtq_add_many(p.drv, NULL, 1, false, toks), -EINVAL);
+	assert_int_equal(ivl_virtq_add_many(p.dev, v, 1, false, toks), -EINVAL);
+	/* Four fit; the ring is then full. */
+	assert_int_equal(ivl_virtq_add_many(p.drv, v, 6, true, toks), 4);
+	assert_int_equal(ivl_virtq_add_many(p.drv, v, 1, true, toks), -ENOSPC);
+	struct iovec iov[2];
+	struct ivl_virtq_elem e = {.iov = iov, .iov_max = 2};
+	for (unsigned i = 0; i < 4; i++) {
+		pop_one(&p, &e, 0, 1, 0, 16 + i, buf(&p, i));
+		assert_int_equal(ivl_virtq_push(p.dev, e.head, 100 + i), 0);
+		if (i == 2)
+			assert_int_equal(ivl_virtq_flush(p.dev), 0);
+	}
+	void *got[8];
+	uint32_t lens[8];
+	assert_int_equal(ivl_virtq_get_used_many(p.drv, got, lens, 2), 2);
+	assert_int_equal(ivl_virtq_get_used_many(p.drv, got + 2, lens + 2, 8), 1);
+	assert_int_equal(ivl_virtq_get_used_many(p.drv, got, lens, 8), 0);
+	assert_int_equal(ivl_virtq_flush(p.dev), 0);
+	assert_int_equal(ivl_virtq_get_used_many(p.drv, got + 3, NULL, 8), 1);
+	for (unsigned i = 0; i < 4; i++)
+		assert_ptr_equal(got[i], toks[i]);
+	for (unsigned i = 0; i < 3; i++)
+		assert_int_equal(lens[i], 100 + i);
+	/* Stops at the first bad buffer: a piece outside, a NULL token. */
+	struct iovec bad[3] = {v[0], {p.win + WIN - 4, 8}, v[1]};
+	assert_int_equal(ivl_virtq_add_many(p.drv, bad, 3, false, toks), 1);
+	assert_int_equal(ivl_virtq_add_many(p.drv, bad + 1, 2, false, toks), -EFAULT);
+	void *nulls[2] = {&tags[0], NULL};
+	assert_int_equal(ivl_virtq_add_many(p.drv, v, 2, false, nulls), 1);
+	assert_int_equal(ivl_virtq_add_many(p.drv, v, 1, false, nulls + 1), -EINVAL);
+	assert_int_equal(ivl_virtq_broken(p.drv), 0);
+	pair_close(&p);
+
+	/* A good used entry, then one never added: the good one comes back,
+	 * the queue breaks, the next call says so. */
+	pair_open(&p, 8, 0, 0, 0);
+	struct vring_used *u = (struct vring_used *)(p.win + p.lay.used);
+	assert_int_equal(ivl_virtq_add_many(p.drv, v, 1, false, toks), 1);
+	u->ring[0].id = 0;
+	u->ring[1].id = 5;
+	u->idx = 2;
+	assert_int_equal(ivl_virtq_get_used_many(p.drv, got, NULL, 8), 1);
+	assert_ptr_equal(got[0], toks[0]);
+	assert_int_equal(ivl_virtq_broken(p.drv), -EPROTO);
+	assert_int_equal(ivl_virtq_get_used_many(p.drv, got, NULL, 8), -EIO);
+	pair_close(&p);
+
+	pair_open(&p, 8, 0, 0, 0);
+	u = (struct vring_used *)(p.win + p.lay.used);
+	u->idx = 9; /* jumps past the ring */
+	assert_int_equal(ivl_virtq_get_used_many(p.drv, got, NULL, 8), -EPROTO);
+	pair_close(&p);
+}
+
 static void test_hostile_device(void **state)
 {
 	/* The driver checks what the device hands back, too. */
@@ -685,7 +752,7 @@ int main(void)
 	    cmocka_unit_test(test_indirect),	   cmocka_unit_test(test_event_idx),
 	    cmocka_unit_test(test_flags),	   cmocka_unit_test(test_hostile),
 	    cmocka_unit_test(test_hostile_device), cmocka_unit_test(test_single),
-	    cmocka_unit_test(test_defer_publish),
+	    cmocka_unit_test(test_many),	   cmocka_unit_test(test_defer_publish),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
