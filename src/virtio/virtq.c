@@ -301,32 +301,60 @@ static int piece(const struct ivl_virtq *q, const struct iovec *v, uint64_t *off
 	return 0;
 }
 
-/* Driver: the new head enters the avail ring (published now or later). */
-static inline __attribute__((always_inline)) int add_finish(struct ivl_virtq *q, uint16_t head,
-							    unsigned need, void *token)
+/*
+ * Driver: @n buffers of one piece, one direct descriptor each (the common
+ * small message), tokens[k] each.  Returns how many were added, and in *err
+ * the error of the one that stopped the loop (0 if none).  The queue's state
+ * is kept in locals for the loop: the stores into the shared ring and the
+ * private arrays may alias the object's fields as far as the compiler
+ * knows, and would force a reload of every field for every buffer.
+ */
+static inline __attribute__((always_inline)) unsigned add_ones(struct ivl_virtq *q,
+							       const struct iovec *bufs, unsigned n,
+							       uint16_t flags, void *const *tokens,
+							       int *err)
 {
-	q->num_free -= need;
-	q->ndesc[head] = (uint16_t)need;
-	q->tokens[head] = token;
-	put16(&q->avail->ring[q->avail_idx & q->mask], htole16(head));
-	q->avail_idx++;
-	return head;
-}
+	struct vring_desc *desc = q->desc;
+	uint16_t *ring = q->avail->ring, *next = q->next, *ndesc = q->ndesc;
+	void **toks = q->tokens;
+	const uintptr_t w = (uintptr_t)q->win;
+	const uint64_t wsz = q->win_size;
+	const unsigned mask = q->mask;
+	unsigned head = q->free_head, nfree = q->num_free, k = 0;
+	uint16_t aidx = q->avail_idx;
 
-/* Driver: one piece, one direct descriptor (the common small message). */
-static inline __attribute__((always_inline)) int add_one(struct ivl_virtq *q, const struct iovec *v,
-							 uint16_t flags, void *token)
-{
-	uint64_t off;
-	if (piece(q, v, &off))
-		return -EFAULT;
-	if (!q->num_free)
-		return -ENOSPC;
-	uint16_t head = (uint16_t)q->free_head;
-	/* next 0: see the chain case in ivl_virtq_add() */
-	put_desc(&q->desc[head], off, (uint32_t)v->iov_len, flags, 0);
-	q->free_head = q->next[head];
-	return add_finish(q, head, 1, token);
+	*err = 0;
+	for (; k < n; k++) {
+		const uintptr_t b = (uintptr_t)bufs[k].iov_base;
+		const size_t len = bufs[k].iov_len;
+		if (!tokens[k]) {
+			*err = -EINVAL;
+			break;
+		}
+		/* piece(): inside the window, length in 32 bits */
+		if (b < w || len > UINT32_MAX || b - w > wsz || len > wsz - (b - w)) {
+			*err = -EFAULT;
+			break;
+		}
+		if (!nfree) {
+			*err = -ENOSPC;
+			break;
+		}
+		/* next 0: see the chain case in ivl_virtq_add() */
+		put_desc(&desc[head], b - w, (uint32_t)len, flags, 0);
+		ndesc[head] = 1;
+		toks[head] = tokens[k];
+		put16(&ring[aidx & mask], htole16((uint16_t)head));
+		aidx++;
+		nfree--;
+		head = next[head];
+	}
+	if (k) {
+		q->free_head = head;
+		q->num_free = nfree;
+		q->avail_idx = aidx;
+	}
+	return k;
 }
 
 static int add_chain(struct ivl_virtq *q, const struct iovec *out, unsigned nout,
@@ -340,12 +368,13 @@ IVL_EXPORT int ivl_virtq_add(struct ivl_virtq *q, const struct iovec *out, unsig
 	if (q->broken)
 		return -EIO;
 	int r;
-	if (nout == 1 && nin == 0)
-		r = add_one(q, out, 0, token);
-	else if (nout == 0 && nin == 1)
-		r = add_one(q, in, VRING_DESC_F_WRITE, token);
-	else
+	if ((nout == 1 && nin == 0) || (nout == 0 && nin == 1)) {
+		uint16_t head = (uint16_t)q->free_head;
+		if (add_ones(q, nout ? out : in, 1, nout ? 0 : VRING_DESC_F_WRITE, &token, &r))
+			r = head;
+	} else {
 		r = add_chain(q, out, nout, in, nin, token);
+	}
 	if (r >= 0 && !q->defer_publish)
 		publish(q);
 	return r;
@@ -358,20 +387,11 @@ IVL_EXPORT int ivl_virtq_add_many(struct ivl_virtq *q, const struct iovec *bufs,
 		return -EINVAL;
 	if (q->broken)
 		return -EIO;
-	unsigned k = 0;
-	int r = 0;
-	for (; k < n; k++) {
-		if (!tokens[k]) {
-			r = -EINVAL;
-			break;
-		}
-		r = add_one(q, &bufs[k], writable ? VRING_DESC_F_WRITE : 0, tokens[k]);
-		if (r < 0)
-			break;
-	}
+	int err;
+	unsigned k = add_ones(q, bufs, n, writable ? VRING_DESC_F_WRITE : 0, tokens, &err);
 	if (k && !q->defer_publish)
 		publish(q);
-	return k ? (int)k : (r < 0 ? r : 0);
+	return k ? (int)k : err;
 }
 
 /* Driver: any other shape (a chain, or one indirect table).  Out of line:
@@ -424,7 +444,12 @@ static __attribute__((noinline)) int add_chain(struct ivl_virtq *q, const struct
 		}
 		q->free_head = q->next[last];
 	}
-	return add_finish(q, head, need, token);
+	q->num_free -= need;
+	q->ndesc[head] = (uint16_t)need;
+	q->tokens[head] = token;
+	put16(&q->avail->ring[q->avail_idx & q->mask], htole16(head));
+	q->avail_idx++;
+	return head;
 }
 
 IVL_EXPORT int ivl_virtq_publish(struct ivl_virtq *q)
