@@ -100,8 +100,8 @@ struct run {
 	char *win;
 	uint64_t win_size;
 	size_t msg;
-	char *slots; /* the buffer pool: nslots buffers of msg bytes */
-	unsigned nslots; /* a power of two */
+	char *slots;	   /* the buffer pool: nslots buffers of msg bytes */
+	unsigned nslots;   /* a power of two */
 	uint64_t base_sum; /* sum of the message's words after the first */
 	_Atomic bool stop;
 	uint64_t produced;
@@ -249,14 +249,17 @@ static void vq_producer(struct run *r, char *msg, int64_t end)
 		ivl_virtq_disable_notify(r->drv);
 	for (;;) {
 		void *toks[NUM];
-		int got;
-		if (one_call) {
-			uint32_t len;
-			for (got = 0; ivl_virtq_get_used(r->drv, &toks[got], &len) == 1; got++)
-				;
-		} else if ((got = ivl_virtq_get_used_many(r->drv, toks, NULL, NUM)) < 0) {
+		int got = 0;
+		/* Take buffers back only when fewer than a batch are free, as
+		 * the raw producer reads the consumer's tail only then. */
+		uint32_t len;
+		if (nfree < (int)batch && one_call)
+			while (ivl_virtq_get_used(r->drv, &toks[got], &len) == 1)
+				got++;
+		else if (nfree < (int)batch)
+			got = ivl_virtq_get_used_many(r->drv, toks, NULL, NUM);
+		if (got < 0)
 			die("virtq: get_used_many");
-		}
 		for (int i = 0; i < got; i++)
 			freelist[ftail++ % NUM] = (int)(uintptr_t)toks[i] - 1, nfree++;
 		if (nfree == 0) {
