@@ -584,6 +584,7 @@ static void test_single(void **state)
 		pair_open(&p, 8, 0, 0, 0);
 		struct vring_desc *d = (struct vring_desc *)(p.win + p.lay.desc);
 		struct vring_avail *av = (struct vring_avail *)(p.win + p.lay.avail);
+		rd.iov_base = buf(&p, 0); /* the new window */
 		for (unsigned i = 0; i < 8; i++)
 			assert_true(ivl_virtq_add(p.drv, &rd, 1, NULL, 0, &p) >= 0);
 		/* Entries 1..7 turn hostile after publication. */
@@ -650,6 +651,7 @@ static void test_many(void **state)
 	 * the queue breaks, the next call says so. */
 	pair_open(&p, 8, 0, 0, 0);
 	struct vring_used *u = (struct vring_used *)(p.win + p.lay.used);
+	v[0].iov_base = buf(&p, 0); /* the new window */
 	assert_int_equal(ivl_virtq_add_many(p.drv, v, 1, false, toks), 1);
 	u->ring[0].id = 0;
 	u->ring[1].id = 5;
