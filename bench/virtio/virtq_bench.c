@@ -5,19 +5,21 @@
  * SPSC ring with the same data handling, and memcpy.
  *
  * What each contender does per message of S bytes (docs/PERFORMANCE.md):
- *  - producer (virtq driver / raw ring producer): writes the sequence number
- *    into its private S-byte message and copies the message into a free
- *    buffer of the pool in the shared window (one memcpy of S bytes), then
- *    publishes it (virtq: add + need_notify once per batch);
+ *  - producer (virtq driver / raw ring producer): copies its private S-byte
+ *    message into a free buffer of the pool in the shared window (one memcpy
+ *    of S bytes) and stores the sequence number over the buffer's first
+ *    word, then publishes it (virtq: add_many + need_notify once per batch,
+ *    or add per message with --one-call; buffers are taken back only when
+ *    fewer than a batch are free, as the raw producer reads the tail);
  *  - consumer (virtq device / raw ring consumer): consumes the buffer in
  *    place, zero copy: sums every 64-bit word and checks the sum and the
  *    sequence number, then returns the buffer (virtq: push, flush once per
  *    batch).  --consume copy copies it out to a private buffer instead (a
  *    second memcpy; the reference stays one copy); --consume first reads
  *    only the sequence number (a diagnostic: the data never moves);
- *  - memcpy: one thread writes the sequence number into the same private
- *    message and copies it into the next buffer of the same pool (one memcpy
- *    of S bytes per message, the same source and destination working set).
+ *  - memcpy: one thread copies the same private message into the next
+ *    buffer of the same pool and stamps it (one memcpy of S bytes per
+ *    message, the same source and destination working set).
  *
  * Modes of the virtqueue: poll (the device never asks for kicks, both sides
  * spin) and adaptive (EVENT_IDX; a side that runs dry arms its event index
@@ -547,13 +549,16 @@ int main(int argc, char **argv)
 	       bu_kernel(), bu_loadavg());
 	printf("# ring %d, %d rounds x %d ms interleaved, threads %s\n", NUM, reps, run_ms,
 	       pin ? "pinned to 2 cpus" : "not pinned");
-	printf("# producer: stamps seq into its private message, 1 memcpy into a pool buffer\n"
+	printf("# producer: 1 memcpy of its private message into a pool buffer, then stamps seq\n"
+	       "#           in it; virtq driver: %s\n"
 	       "# consumer: %s\n"
-	       "# memcpy:   1 thread, the same stamp + 1 memcpy into the next buffer of the same\n"
+	       "# memcpy:   1 thread, the same memcpy + stamp into the next buffer of the same\n"
 	       "#           pool (same source, same destination working set)\n"
 	       "# virtq-poll: no notifications; virtq-adaptive: EVENT_IDX + link doorbells,\n"
 	       "#           spin 50 us then sleep; raw-ring: always polls\n"
 	       "# ratios: median over rounds of (virtq / contender of the same round)\n",
+	       one_call ? "add / get_used per buffer (--one-call)"
+			: "add_many / get_used_many per batch",
 	       consume_desc[consume_how]);
 	for (int i = 0; i < nsizes; i++)
 		bench_size(sizes[i]);
