@@ -98,6 +98,7 @@ struct vivl {
 	bool ready;		/* host found, device 0 negotiated */
 	bool gone;		/* remove() has begun */
 	bool ring_ok;		/* my ring is the current generation */
+	u32 epoch;		/* host_epoch when device 0 was negotiated */
 	u32 gen;
 	u16 avail_idx, used_idx;
 	struct completion answered;
@@ -210,10 +211,13 @@ static bool vivl_host_ok(struct vivl *v)
 static int vivl_kick(struct vivl *v)
 {
 	struct ivl_shm_peer *e = vivl_peer(v, v->host_peer);
-	u64 bit = 1ull << v->host_vector, old, cur;
+	u64 bit, old, cur;
 	u32 w;
 
+	/* host_vector is below the host's vector count, which is the
+	 * host's to write: bound the shift here. */
 	if (e && v->host_vector < 64) {
+		bit = 1ull << v->host_vector;
 		w = READ_ONCE(e->waiting);
 		if (w == IVL_WAITING_AWAKE || w == IVL_WAITING_ASLEEP) {
 			/* Fully ordered: publishes the ring to the host's
@@ -472,6 +476,31 @@ static int vivl_negotiate(struct vivl *v)
 	return ret;
 }
 
+/*
+ * Before a sysfs request, with v->lock held: the transport must be up, and
+ * a device host that started again since the last negotiation (a new
+ * host_epoch) gets its management device negotiated first.
+ */
+static int vivl_begin(struct vivl *v)
+{
+	u32 epoch;
+	int ret;
+
+	if (!v->ready || v->gone)
+		return -ENODEV;
+	if (!vivl_host_ok(v))
+		return -ENODEV;
+	epoch = le32_to_cpu(READ_ONCE(v->ctl->host_epoch));
+	if (epoch == v->epoch)
+		return 0;
+	ret = vivl_negotiate(v);
+	if (ret)
+		return ret;
+	v->epoch = epoch;
+	dev_info(&v->adev->dev, "a new device host (peer %u, epoch %#x)\n", v->host_peer, epoch);
+	return 0;
+}
+
 /* ---- managed devices ----------------------------------------------------------- */
 
 struct vivl_info {
@@ -599,6 +628,7 @@ static void vivl_wait_host(struct work_struct *work)
 		return;
 	if (!ret && vivl_host_ok(v)) {
 		mutex_lock(&v->lock);
+		v->epoch = le32_to_cpu(READ_ONCE(v->ctl->host_epoch));
 		ret = v->gone ? -ENODEV : vivl_negotiate(v);
 		if (!ret) {
 			v->ready = true;
@@ -632,11 +662,9 @@ static ssize_t devices_show(struct device *dev, struct device_attribute *attr, c
 	ssize_t len = 0;
 
 	mutex_lock(&v->lock);
-	if (!v->ready || v->gone) {
-		mutex_unlock(&v->lock);
-		return -ENODEV;
-	}
-	n = vivl_list(v, ids, ARRAY_SIZE(ids));
+	n = vivl_begin(v);
+	if (!n)
+		n = vivl_list(v, ids, ARRAY_SIZE(ids));
 	for (k = 0; k < n; k++) {
 		ret = vivl_query(v, ids[k], &i, NULL);
 		if (ret == -EREMOTEIO)
@@ -683,7 +711,7 @@ static ssize_t create_store(struct device *dev, struct device_attribute *attr,
 	c.virtio_id = cpu_to_le32(IVL_TRANSPORT_VIRTIO_CONSOLE);
 	c.param[0] = cpu_to_le32(backend);
 	mutex_lock(&v->lock);
-	ret = v->ready && !v->gone ? 0 : -ENODEV;
+	ret = vivl_begin(v);
 	if (!ret)
 		ret = vivl_cmd_exact(v, 0, IVL_TRANSPORT_CLASS_MGMT, IVL_TRANSPORT_MGMT_CREATE,
 				     &c, sizeof(c), &w, sizeof(w), &reason);
@@ -712,7 +740,7 @@ static ssize_t destroy_store(struct device *dev, struct device_attribute *attr,
 	if (ret || id == 0)
 		return -EINVAL;
 	mutex_lock(&v->lock);
-	ret = v->ready && !v->gone ? 0 : -ENODEV;
+	ret = vivl_begin(v);
 	if (!ret)
 		ret = vivl_cmd_exact(v, id, IVL_TRANSPORT_CLASS_MGMT, IVL_TRANSPORT_MGMT_DESTROY,
 				     NULL, 0, NULL, 0, &reason);

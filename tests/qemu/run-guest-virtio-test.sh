@@ -9,7 +9,9 @@
 # the device host and negotiates the management device.  Through the
 # transport's sysfs files the guest then creates a console, lists it and
 # destroys it, 20 times; unknown types and absent devices are refused; the
-# transport module is unloaded while bound and loaded again, and both
+# device host is killed (SIGKILL: requests fail, none hangs) and started
+# again (found, negotiated, a UNIX-socket console created and destroyed);
+# the transport module is unloaded while bound and loaded again, and both
 # modules unload.  The guest's dmesg must be clean (kernel_log_checks).
 #
 # usage: run-guest-virtio-test.sh
@@ -68,6 +70,17 @@ qemu_start "$serial" "ivl.kmod=1 ivl.dmesg=1 ivl.timeout=200 ivl.run=/bin/kvirti
 	-chardev socket,path="$sockdir/sock",id=iv0 \
 	-device ivshmem-doorbell,chardev=iv0,vectors=4
 pids+=("$qemu_pid")
+if wait_for_line "$serial" '^GV-HOST-KILL-READY' "$qemu_timeout" "$qemu_pid"; then
+	kill -KILL "$host_pid"
+	wait "$host_pid" 2>/dev/null
+	if wait_for_line "$serial" '^GV-HOST-GONE' 90 "$qemu_pid"; then
+		"$cli_bin" -S "$sockdir/sock" dev serve --console-dir "$sockdir" >"$work/host2.log" 2>&1 &
+		host_pid=$!
+		pids+=("$host_pid")
+		wait_for_line "$work/host2.log" '^serving on peer' 10 "$host_pid" ||
+			fail gvirtio.host-restart "the second device host did not start (see host2.log)"
+	fi
+fi
 wait_pid "$qemu_pid" "$qemu_timeout"
 log "guest done after $(elapsed "$t") s"
 
@@ -77,10 +90,12 @@ check gvirtio.rounds "$serial" "^GV-ROUNDS $rounds of $rounds fails=0 last-id=$r
 check gvirtio.devices-line "$serial" '^GV-LINE 1 console 3 0x0 0x10000 0x10000 2 loop$'
 check gvirtio.created-logged "$serial" "virtio_ivlink.*created device $rounds: console"
 check gvirtio.destroyed-logged "$serial" "virtio_ivlink.*destroyed device $rounds\$"
-for c in create-unknown-refused destroy-absent-refused destroy-zero-refused rmmod-bound \
-	reload-found-host reload-destroy rmmod-again rmmod-ivshmem; do
+for c in create-unknown-refused destroy-absent-refused destroy-zero-refused host-gone \
+	create-without-host-refused host-back new-host-destroy rmmod-bound reload-found-host reload-destroy rmmod-again rmmod-ivshmem; do
 	check "gvirtio.$c" "$serial" "^GV-OK $c"
 done
+check gvirtio.new-host-negotiated "$serial" 'virtio_ivlink.*a new device host \(peer [0-9]+, epoch'
+check gvirtio.new-host-unix-console "$serial" '^GV-LINE-UNIX 1 console 3 0x0 0x10000 0x10000 2 unix:'
 check gvirtio.reload-listed "$serial" 'virtio_ivlink.*device [0-9]+: console \(virtio 3\)'
 check_absent gvirtio.no-guest-fail "$serial" '^GV-FAIL'
 check_absent gvirtio.no-kernel-panic "$serial" 'Kernel panic'
