@@ -95,7 +95,7 @@ struct vivl {
 	unsigned int waited_ms;
 
 	struct mutex lock;	/* one command at a time; fields below */
-	bool ready;		/* host found, device 0 negotiated */
+	bool ready;		/* a device host was found and negotiated */
 	bool gone;		/* remove() has begun */
 	bool ring_ok;		/* my ring is the current generation */
 	u32 epoch;		/* host_epoch when device 0 was negotiated */
@@ -477,27 +477,47 @@ static int vivl_negotiate(struct vivl *v)
 }
 
 /*
- * Before a sysfs request, with v->lock held: the transport must be up, and
- * a device host that started again since the last negotiation (a new
- * host_epoch) gets its management device negotiated first.
+ * Before a request, with v->lock held: find the device host (the region's
+ * header, my IVPosition, the control block) if not done yet, and negotiate
+ * its management device when it is new: the first one, or one that
+ * started again since (a new host_epoch).  0, -ENODEV (no device host
+ * now), -EOPNOTSUPP (it offers no transport virtqueue) or a command's
+ * error.
  */
 static int vivl_begin(struct vivl *v)
 {
-	u32 epoch;
+	u32 pos, epoch;
+	bool first = !v->ready;
 	int ret;
 
-	if (!v->ready || v->gone)
+	if (v->gone || !ivl_ivshmem_alive(v->d))
 		return -ENODEV;
+	if (!v->ctl) {
+		pos = ivl_ivshmem_position(v->d);
+		if (pos > U16_MAX)
+			return -ENODEV;
+		v->me = pos;
+		if (vivl_map_area(v))
+			return -ENODEV;
+	}
 	if (!vivl_host_ok(v))
 		return -ENODEV;
 	epoch = le32_to_cpu(READ_ONCE(v->ctl->host_epoch));
-	if (epoch == v->epoch)
+	if (v->ready && epoch == v->epoch)
 		return 0;
+	/* On failure the epoch stays old: the next request tries again. */
 	ret = vivl_negotiate(v);
 	if (ret)
 		return ret;
 	v->epoch = epoch;
-	dev_info(&v->adev->dev, "a new device host (peer %u, epoch %#x)\n", v->host_peer, epoch);
+	v->ready = true;
+	if (first)
+		dev_info(&v->adev->dev,
+			 "transport virtqueue: peer %u, device host peer %u (vector %u), area %#llx+%#llx\n",
+			 v->me, v->host_peer, v->host_vector, area, v->mgmt_size);
+	else
+		dev_info(&v->adev->dev, "a new device host (peer %u, epoch %#x)\n",
+			 v->host_peer, epoch);
 	return 0;
 }
 
@@ -615,36 +635,22 @@ static void vivl_log_devices(struct vivl *v)
 static void vivl_wait_host(struct work_struct *work)
 {
 	struct vivl *v = container_of(to_delayed_work(work), struct vivl, wait_work);
-	u32 pos = ivl_ivshmem_position(v->d);
-	int ret = -EAGAIN;
+	int ret;
 
-	if (!ivl_ivshmem_alive(v->d))
+	mutex_lock(&v->lock);
+	ret = vivl_begin(v);
+	if (!ret)
+		vivl_log_devices(v);
+	mutex_unlock(&v->lock);
+	if (ret == -EOPNOTSUPP)
 		return;
-	if (pos <= U16_MAX) {
-		v->me = pos;
-		ret = v->ctl ? 0 : vivl_map_area(v);
-	}
-	if (ret == -ENODEV)
+	if (ret && ret != -ENODEV)
+		dev_warn(&v->adev->dev, "the device host's management device: %d\n", ret);
+	if (!ret)
 		return;
-	if (!ret && vivl_host_ok(v)) {
-		mutex_lock(&v->lock);
-		v->epoch = le32_to_cpu(READ_ONCE(v->ctl->host_epoch));
-		ret = v->gone ? -ENODEV : vivl_negotiate(v);
-		if (!ret) {
-			v->ready = true;
-			dev_info(&v->adev->dev,
-				 "transport virtqueue: peer %u, device host peer %u (vector %u), area %#llx+%#llx\n",
-				 v->me, v->host_peer, v->host_vector, area, v->mgmt_size);
-			vivl_log_devices(v);
-		} else {
-			dev_err(&v->adev->dev, "the device host's management device: %d\n", ret);
-		}
-		mutex_unlock(&v->lock);
-		return;
-	}
 	v->waited_ms += VIVL_WAIT_STEP_MS;
 	if (v->waited_ms >= wait_host_ms) {
-		dev_warn(&v->adev->dev, "no device host after %u ms (unbind and bind to retry)\n",
+		dev_warn(&v->adev->dev, "no device host after %u ms: the next request looks again\n",
 			 v->waited_ms);
 		return;
 	}
