@@ -109,16 +109,6 @@ struct vivl {
 
 /* Little-endian shared words (ivlink runs little-endian only; proto/common.h),
  * accessed atomically where several peers update them. */
-static u32 vivl_load_acquire32(__le32 *p)
-{
-	return smp_load_acquire((__force u32 *)p);
-}
-
-static void vivl_store_release32(__le32 *p, u32 v)
-{
-	smp_store_release((__force u32 *)p, v);
-}
-
 /* The peer table entry of @peer, or NULL when outside the table. */
 static struct ivl_shm_peer *vivl_peer(struct vivl *v, u32 peer)
 {
@@ -191,7 +181,7 @@ static bool vivl_host_ok(struct vivl *v)
 	u16 peer, vec;
 
 	/* Pairs with the host's release store of the magic. */
-	if (vivl_load_acquire32(&v->ctl->magic) != IVL_TRANSPORT_MAGIC ||
+	if (smp_load_acquire(&v->ctl->magic) != IVL_TRANSPORT_MAGIC ||
 	    le16_to_cpu(READ_ONCE(v->ctl->version)) != IVL_TRANSPORT_VERSION)
 		return false;
 	peer = le16_to_cpu(READ_ONCE(v->ctl->host_peer));
@@ -243,7 +233,7 @@ static int vivl_kick(struct vivl *v)
  * from a peer that left or from my own ID (an earlier load of mine). */
 static int vivl_lock(struct vivl *v, unsigned long end)
 {
-	u32 *owner = (__force u32 *)&v->ctl->owner;
+	u32 *owner = &v->ctl->owner;
 	u32 mine = (u32)v->me + 1, cur;
 
 	for (;;) {
@@ -264,27 +254,27 @@ static int vivl_lock(struct vivl *v, unsigned long end)
 static void vivl_unlock(struct vivl *v)
 {
 	/* Fully ordered: my reads of the answer come before the release. */
-	cmpxchg((__force u32 *)&v->ctl->owner, (u32)v->me + 1, 0);
+	cmpxchg(&v->ctl->owner, (u32)v->me + 1, 0);
 }
 
 /* Re-initialise the ring unless it is still mine (§2, 2). */
 static void vivl_ensure_ring(struct vivl *v)
 {
-	u32 gen = vivl_load_acquire32(&v->ctl->generation);
+	u32 gen = smp_load_acquire(&v->ctl->generation);
 
 	if (v->ring_ok && gen == v->gen && gen != 0 &&
-	    le16_to_cpu(READ_ONCE(v->ctl->driver_peer)) == v->me &&
-	    le16_to_cpu(READ_ONCE(v->ctl->driver_vector)) == vector)
+	    READ_ONCE(v->ctl->driver_peer) == v->me &&
+	    READ_ONCE(v->ctl->driver_vector) == vector)
 		return;
-	WRITE_ONCE(v->ctl->driver_peer, cpu_to_le16(v->me));
-	WRITE_ONCE(v->ctl->driver_vector, cpu_to_le16(vector));
+	WRITE_ONCE(v->ctl->driver_peer, v->me);
+	WRITE_ONCE(v->ctl->driver_vector, vector);
 	memset(v->win, 0, VIVL_RING_END);
 	v->avail_idx = 0;
 	v->used_idx = 0;
 	v->gen = gen + 1 ? gen + 1 : 1;
 	/* Publishes the zeroed ring and driver_peer/vector (pairs with the
 	 * host's acquire load of generation). */
-	vivl_store_release32(&v->ctl->generation, v->gen);
+	smp_store_release(&v->ctl->generation, v->gen);
 	v->ring_ok = true;
 }
 
