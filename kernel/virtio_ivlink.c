@@ -20,11 +20,18 @@
 #include <linux/auxiliary_bus.h>
 #include <linux/completion.h>
 #include <linux/delay.h>
+#include <linux/dma-map-ops.h>
+#include <linux/genalloc.h>
+#include <linux/list.h>
 #include <linux/module.h>
 #include <linux/mutex.h>
 #include <linux/slab.h>
 #include <linux/string.h>
+#include <linux/virtio.h>
+#include <linux/virtio_config.h>
+#include <linux/virtio_ring.h>
 #include <linux/workqueue.h>
+#include <linux/xarray.h>
 #include <asm/unaligned.h>
 
 #include <ivlink/proto/shm.h>
@@ -76,6 +83,41 @@ struct vivl_desc {
 	__le16 next;
 };
 
+#define VIVL_QUEUE_MAX 32u	/* entries per queue of a managed device */
+#define VIVL_CONSOLE_WINDOW (512u * 1024) /* rings and bounce buffers */
+
+struct vivl;
+
+/* A managed device as QUERY/CREATE describe it (checked). */
+struct vivl_info {
+	u64 id, window_offset, window_size;
+	u32 virtio_id, status, flags;
+	u16 num_queues, msi_vectors;
+	char backend[64];
+};
+
+/* A managed device registered with the virtio core. */
+struct vivl_vdev {
+	struct virtio_device vdev;
+	struct device dma;	/* vdev's parent: DMA ops over the window */
+	struct vivl *v;
+	struct vivl_info info;
+	u8 *win;
+	struct gen_pool *pool;
+	struct xarray bounces;	/* window offset -> struct vivl_bounce */
+	struct virtqueue *vqs[IVL_TRANSPORT_MAX_QUEUES];
+	unsigned int vec[IVL_TRANSPORT_MAX_QUEUES + 1];
+	unsigned int nvec;
+	struct list_head node;
+};
+
+/* Who an ivshmem vector of mine interrupts: a device's configuration
+ * (queue -1) or one of its queues. */
+struct vivl_irq {
+	struct vivl_vdev *vd;
+	int queue;
+};
+
 struct vivl {
 	struct auxiliary_device *adev;
 	struct ivl_ivshmem *d;
@@ -103,6 +145,11 @@ struct vivl {
 	u16 avail_idx, used_idx;
 	struct completion answered;
 	u8 *ans;		/* VIVL_IN_MAX: the answer, copied out */
+	u64 vec_used;		/* ivshmem vectors given to devices */
+
+	struct vivl_irq irq[64];
+	struct mutex vdevs_lock;	/* vdevs */
+	struct list_head vdevs;
 };
 
 /* ---- shared memory --------------------------------------------------------- */
@@ -513,13 +560,6 @@ static int vivl_begin(struct vivl *v)
 
 /* ---- managed devices ----------------------------------------------------------- */
 
-struct vivl_info {
-	u64 id, window_offset, window_size;
-	u32 virtio_id, status, flags;
-	u16 num_queues, msi_vectors;
-	char backend[64];
-};
-
 /* Decode and check an ivl_transport_info: the window inside the area. */
 static int vivl_parse_info(struct vivl *v, const struct ivl_transport_info *w,
 			   struct vivl_info *i)
@@ -620,6 +660,541 @@ static void vivl_log_devices(struct vivl *v)
 	}
 }
 
+/* ---- managed devices as virtio devices ------------------------------------------ */
+
+/*
+ * Each managed device this guest creates is registered with the virtio
+ * core.  Its parent is a device of ours whose DMA ops allocate from, and
+ * bounce into, the device's window: DMA addresses are window offsets (the
+ * host offers VIRTIO_F_ACCESS_PLATFORM), and no memory of the guest is
+ * ever named to the host.  The bounce records live in kernel memory.
+ */
+struct vivl_bounce {
+	struct page *page;
+	unsigned long offset;
+	size_t size;
+	enum dma_data_direction dir;
+};
+
+static struct vivl_vdev *vivl_dma_vdev(struct device *dev)
+{
+	return container_of(dev, struct vivl_vdev, dma);
+}
+
+static void *vivl_dma_alloc(struct device *dev, size_t size, dma_addr_t *dma, gfp_t gfp,
+			    unsigned long attrs)
+{
+	struct vivl_vdev *vd = vivl_dma_vdev(dev);
+	unsigned long a = size ? gen_pool_alloc(vd->pool, size) : 0;
+
+	if (!a)
+		return NULL;
+	memset((void *)a, 0, size);
+	*dma = a - (unsigned long)vd->win;
+	return (void *)a;
+}
+
+static void vivl_dma_free(struct device *dev, size_t size, void *cpu, dma_addr_t dma,
+			  unsigned long attrs)
+{
+	gen_pool_free(vivl_dma_vdev(dev)->pool, (unsigned long)cpu, size);
+}
+
+static dma_addr_t vivl_dma_map_page(struct device *dev, struct page *page, unsigned long offset,
+				    size_t size, enum dma_data_direction dir,
+				    unsigned long attrs)
+{
+	struct vivl_vdev *vd = vivl_dma_vdev(dev);
+	struct vivl_bounce *b;
+	unsigned long a, flags;
+	dma_addr_t off;
+	int ret;
+
+	if (!size)
+		return DMA_MAPPING_ERROR;
+	b = kmalloc(sizeof(*b), GFP_ATOMIC);
+	if (!b)
+		return DMA_MAPPING_ERROR;
+	a = gen_pool_alloc(vd->pool, size);
+	if (!a) {
+		kfree(b);
+		return DMA_MAPPING_ERROR;
+	}
+	off = a - (unsigned long)vd->win;
+	*b = (struct vivl_bounce){ .page = page, .offset = offset, .size = size, .dir = dir };
+	if (dir == DMA_TO_DEVICE || dir == DMA_BIDIRECTIONAL)
+		memcpy((void *)a, page_address(page) + offset, size);
+	xa_lock_irqsave(&vd->bounces, flags);
+	ret = xa_err(__xa_store(&vd->bounces, off, b, GFP_ATOMIC));
+	xa_unlock_irqrestore(&vd->bounces, flags);
+	if (ret) {
+		gen_pool_free(vd->pool, a, size);
+		kfree(b);
+		return DMA_MAPPING_ERROR;
+	}
+	return off;
+}
+
+static void vivl_dma_unmap_page(struct device *dev, dma_addr_t dma, size_t size,
+				enum dma_data_direction dir, unsigned long attrs)
+{
+	struct vivl_vdev *vd = vivl_dma_vdev(dev);
+	struct vivl_bounce *b;
+	unsigned long flags;
+
+	xa_lock_irqsave(&vd->bounces, flags);
+	b = __xa_erase(&vd->bounces, dma);
+	xa_unlock_irqrestore(&vd->bounces, flags);
+	if (!b)
+		return;
+	/* What the device wrote: copied out of the window, at most the
+	 * mapped size whatever the used ring says. */
+	if (b->dir == DMA_FROM_DEVICE || b->dir == DMA_BIDIRECTIONAL)
+		memcpy(page_address(b->page) + b->offset, vd->win + dma, b->size);
+	gen_pool_free(vd->pool, (unsigned long)vd->win + dma, b->size);
+	kfree(b);
+}
+
+static void vivl_dma_sync(struct device *dev, dma_addr_t dma, size_t size, bool to_cpu)
+{
+	struct vivl_vdev *vd = vivl_dma_vdev(dev);
+	struct vivl_bounce *b;
+	unsigned long flags;
+
+	xa_lock_irqsave(&vd->bounces, flags);
+	b = xa_load(&vd->bounces, dma);
+	if (b) {
+		size = min(size, b->size);
+		if (to_cpu && b->dir != DMA_TO_DEVICE)
+			memcpy(page_address(b->page) + b->offset, vd->win + dma, size);
+		else if (!to_cpu && b->dir != DMA_FROM_DEVICE)
+			memcpy(vd->win + dma, page_address(b->page) + b->offset, size);
+	}
+	xa_unlock_irqrestore(&vd->bounces, flags);
+}
+
+static void vivl_dma_sync_cpu(struct device *dev, dma_addr_t dma, size_t size,
+			      enum dma_data_direction dir)
+{
+	vivl_dma_sync(dev, dma, size, true);
+}
+
+static void vivl_dma_sync_dev(struct device *dev, dma_addr_t dma, size_t size,
+			      enum dma_data_direction dir)
+{
+	vivl_dma_sync(dev, dma, size, false);
+}
+
+static const struct dma_map_ops vivl_dma_ops = {
+	.alloc = vivl_dma_alloc,
+	.free = vivl_dma_free,
+	.map_page = vivl_dma_map_page,
+	.unmap_page = vivl_dma_unmap_page,
+	.sync_single_for_cpu = vivl_dma_sync_cpu,
+	.sync_single_for_device = vivl_dma_sync_dev,
+};
+
+static struct vivl_vdev *to_vd(struct virtio_device *vdev)
+{
+	return container_of(vdev, struct vivl_vdev, vdev);
+}
+
+/* A command on the device, taking the lock (virtio core context: process). */
+static int vivl_vd_cmd(struct vivl_vdev *vd, u16 cls, u16 cmd, const void *out,
+		       size_t out_len, void *in, size_t in_len)
+{
+	struct vivl *v = vd->v;
+	u32 reason = 0;
+	int ret;
+
+	mutex_lock(&v->lock);
+	ret = v->gone ? -ENODEV : vivl_cmd_exact(v, vd->info.id, cls, cmd, out, out_len, in,
+						 in_len, &reason);
+	mutex_unlock(&v->lock);
+	if (ret == -EREMOTEIO)
+		dev_warn(&vd->vdev.dev, "class %u command %u: refused (%s)\n", cls, cmd,
+			 vivl_reason(reason));
+	return ret;
+}
+
+static void vivl_get(struct virtio_device *vdev, unsigned int offset, void *buf,
+		     unsigned int len)
+{
+	struct ivl_transport_config_rw rw = {
+		.offset = cpu_to_le32(offset), .length = cpu_to_le32(len) };
+
+	if (!len || len > IVL_TRANSPORT_CONFIG_MAX ||
+	    vivl_vd_cmd(to_vd(vdev), IVL_TRANSPORT_CLASS_CONFIG, IVL_TRANSPORT_CONFIG_READ,
+			&rw, sizeof(rw), buf, len))
+		memset(buf, 0, len);
+}
+
+static void vivl_set(struct virtio_device *vdev, unsigned int offset, const void *buf,
+		     unsigned int len)
+{
+	u8 out[sizeof(struct ivl_transport_config_rw) + IVL_TRANSPORT_CONFIG_MAX];
+	struct ivl_transport_config_rw rw = {
+		.offset = cpu_to_le32(offset), .length = cpu_to_le32(len) };
+
+	if (!len || len > IVL_TRANSPORT_CONFIG_MAX)
+		return;
+	memcpy(out, &rw, sizeof(rw));
+	memcpy(out + sizeof(rw), buf, len);
+	vivl_vd_cmd(to_vd(vdev), IVL_TRANSPORT_CLASS_CONFIG, IVL_TRANSPORT_CONFIG_WRITE, out,
+		    sizeof(rw) + len, NULL, 0);
+}
+
+static u32 vivl_generation(struct virtio_device *vdev)
+{
+	__le32 g = 0;
+
+	vivl_vd_cmd(to_vd(vdev), IVL_TRANSPORT_CLASS_CONFIG, IVL_TRANSPORT_CONFIG_GENERATION,
+		    NULL, 0, &g, sizeof(g));
+	return le32_to_cpu(g);
+}
+
+static u8 vivl_get_status(struct virtio_device *vdev)
+{
+	__le32 st;
+
+	if (vivl_vd_cmd(to_vd(vdev), IVL_TRANSPORT_CLASS_STATUS, IVL_TRANSPORT_STATUS_GET,
+			NULL, 0, &st, sizeof(st)))
+		return VIRTIO_CONFIG_S_FAILED;
+	return le32_to_cpu(st) & 0xff;
+}
+
+static void vivl_reset(struct virtio_device *vdev)
+{
+	vivl_vd_cmd(to_vd(vdev), IVL_TRANSPORT_CLASS_STATUS, IVL_TRANSPORT_STATUS_RESET, NULL,
+		    0, NULL, 0);
+}
+
+static void vivl_set_status(struct virtio_device *vdev, u8 status)
+{
+	__le32 st = cpu_to_le32(status);
+
+	if (!status) {
+		vivl_reset(vdev);
+		return;
+	}
+	vivl_vd_cmd(to_vd(vdev), IVL_TRANSPORT_CLASS_STATUS, IVL_TRANSPORT_STATUS_SET, &st,
+		    sizeof(st), NULL, 0);
+}
+
+static u64 vivl_get_features(struct virtio_device *vdev)
+{
+	__le64 f = 0;
+
+	vivl_vd_cmd(to_vd(vdev), IVL_TRANSPORT_CLASS_FEATURES, IVL_TRANSPORT_FEAT_GET_DEVICE,
+		    NULL, 0, &f, sizeof(f));
+	return le64_to_cpu(f);
+}
+
+static int vivl_finalize_features(struct virtio_device *vdev)
+{
+	__le64 f;
+
+	vring_transport_features(vdev);
+	/* Without ACCESS_PLATFORM the ring would hand guest-physical
+	 * addresses to the host: nothing works, and that must not happen. */
+	if (!__virtio_test_bit(vdev, VIRTIO_F_ACCESS_PLATFORM) ||
+	    !__virtio_test_bit(vdev, VIRTIO_F_VERSION_1)) {
+		dev_err(&vdev->dev, "the host does not offer ACCESS_PLATFORM and VERSION_1\n");
+		return -ENODEV;
+	}
+	f = cpu_to_le64(vdev->features);
+	return vivl_vd_cmd(to_vd(vdev), IVL_TRANSPORT_CLASS_FEATURES,
+			   IVL_TRANSPORT_FEAT_SET_DRIVER, &f, sizeof(f), NULL, 0);
+}
+
+static const char *vivl_bus_name(struct virtio_device *vdev)
+{
+	return dev_name(&to_vd(vdev)->v->adev->dev);
+}
+
+static bool vivl_vq_notify(struct virtqueue *vq)
+{
+	return !vivl_kick(to_vd(vq->vdev)->v);
+}
+
+/* An ivshmem vector of a managed device: its configuration or one queue. */
+static void vivl_vd_irq(void *ctx, unsigned int vec)
+{
+	struct vivl *v = ctx;
+	struct vivl_irq *e = &v->irq[vec];
+
+	if (!e->vd)
+		return;
+	if (e->queue < 0)
+		virtio_config_changed(&e->vd->vdev);
+	else if (e->vd->vqs[e->queue])
+		vring_interrupt(0, e->vd->vqs[e->queue]);
+}
+
+static void vivl_free_irqs(struct vivl_vdev *vd)
+{
+	struct vivl *v = vd->v;
+	unsigned int k;
+
+	for (k = 0; k < vd->nvec; k++) {
+		ivl_ivshmem_free_vector(v->d, vd->vec[k]);
+		v->irq[vd->vec[k]].vd = NULL;
+		mutex_lock(&v->lock);
+		v->vec_used &= ~BIT_ULL(vd->vec[k]);
+		mutex_unlock(&v->lock);
+	}
+	vd->nvec = 0;
+}
+
+static void vivl_del_vqs(struct virtio_device *vdev)
+{
+	struct vivl_vdev *vd = to_vd(vdev);
+	unsigned int q;
+
+	/* No interrupt reaches a queue being deleted. */
+	vivl_free_irqs(vd);
+	for (q = 0; q < ARRAY_SIZE(vd->vqs); q++) {
+		if (vd->vqs[q])
+			vring_del_virtqueue(vd->vqs[q]);
+		vd->vqs[q] = NULL;
+	}
+}
+
+static int vivl_setup_vq(struct vivl_vdev *vd, unsigned int q, vq_callback_t *cb,
+			 const char *name, bool ctx, struct virtqueue **out)
+{
+	struct ivl_transport_queue_sel sel = { .queue = cpu_to_le16(q) };
+	struct ivl_transport_queue_val val = { .queue = cpu_to_le16(q) };
+	struct ivl_transport_queue_addr addr = { .queue = cpu_to_le16(q) };
+	struct virtqueue *vq;
+	__le32 max;
+	u32 num;
+	int ret;
+
+	ret = vivl_vd_cmd(vd, IVL_TRANSPORT_CLASS_QUEUE, IVL_TRANSPORT_QUEUE_GET_MAX, &sel,
+			  sizeof(sel), &max, sizeof(max));
+	if (ret)
+		return ret;
+	num = min_t(u32, le32_to_cpu(max), VIVL_QUEUE_MAX);
+	if (!num)
+		return -EPROTO;
+	num = rounddown_pow_of_two(num);
+	vq = vring_create_virtqueue(q, num, SMP_CACHE_BYTES, &vd->vdev, true, true, ctx,
+				    vivl_vq_notify, cb, name);
+	if (!vq)
+		return -ENOMEM;
+	val.value = cpu_to_le32(virtqueue_get_vring_size(vq));
+	ret = vivl_vd_cmd(vd, IVL_TRANSPORT_CLASS_QUEUE, IVL_TRANSPORT_QUEUE_SET_SIZE, &val,
+			  sizeof(val), NULL, 0);
+	addr.desc = cpu_to_le64(virtqueue_get_desc_addr(vq));
+	addr.avail = cpu_to_le64(virtqueue_get_avail_addr(vq));
+	addr.used = cpu_to_le64(virtqueue_get_used_addr(vq));
+	if (!ret)
+		ret = vivl_vd_cmd(vd, IVL_TRANSPORT_CLASS_QUEUE, IVL_TRANSPORT_QUEUE_SET_ADDR,
+				  &addr, sizeof(addr), NULL, 0);
+	val.value = cpu_to_le32(1);
+	if (!ret)
+		ret = vivl_vd_cmd(vd, IVL_TRANSPORT_CLASS_QUEUE, IVL_TRANSPORT_QUEUE_ENABLE,
+				  &val, sizeof(val), NULL, 0);
+	if (ret) {
+		vring_del_virtqueue(vq);
+		return ret;
+	}
+	*out = vq;
+	return 0;
+}
+
+/*
+ * Non-sharing MSI (seed 004): MSI vector 0 is the configuration, vector
+ * q + 1 queue q; each is one of this guest's free ivshmem vectors, and
+ * the device's table sends it to my IVPosition.
+ */
+static int vivl_setup_msi(struct vivl_vdev *vd, unsigned int nvqs)
+{
+	struct vivl *v = vd->v;
+	struct ivl_transport_msi_cfg cfg;
+	unsigned int k, vec, want = nvqs + 1, n = min(ivl_ivshmem_vectors(v->d), 64u);
+	int ret = 0;
+
+	if (want > vd->info.msi_vectors)
+		return -ENOSPC;
+	for (k = 0; k < want; k++) {
+		mutex_lock(&v->lock);
+		for (vec = 0; vec < n; vec++)
+			if (vec != vector && !(v->vec_used & BIT_ULL(vec)))
+				break;
+		if (vec < n)
+			v->vec_used |= BIT_ULL(vec);
+		mutex_unlock(&v->lock);
+		if (vec >= n) {
+			dev_err(&vd->vdev.dev, "not enough free ivshmem vectors (%u needed)\n", want);
+			return -ENOSPC;
+		}
+		v->irq[vec].queue = (int)k - 1;
+		v->irq[vec].vd = vd;
+		ret = ivl_ivshmem_request_vector(v->d, vec, vivl_vd_irq, v);
+		if (ret) {
+			v->irq[vec].vd = NULL;
+			mutex_lock(&v->lock);
+			v->vec_used &= ~BIT_ULL(vec);
+			mutex_unlock(&v->lock);
+			return ret;
+		}
+		vd->vec[vd->nvec++] = vec;
+		cfg = (struct ivl_transport_msi_cfg){ .vector = cpu_to_le32(k),
+						      .data = cpu_to_le32(vec),
+						      .address = cpu_to_le64(v->me) };
+		ret = vivl_vd_cmd(vd, IVL_TRANSPORT_CLASS_MSI, IVL_TRANSPORT_MSI_CONFIGURE, &cfg,
+				  sizeof(cfg), NULL, 0);
+		if (ret)
+			return ret;
+	}
+	return vivl_vd_cmd(vd, IVL_TRANSPORT_CLASS_MSI, IVL_TRANSPORT_MSI_ENABLE, NULL, 0, NULL,
+			   0);
+}
+
+static int vivl_find_vqs(struct virtio_device *vdev, unsigned int nvqs, struct virtqueue *vqs[],
+			 vq_callback_t *callbacks[], const char *const names[], const bool *ctx,
+			 struct irq_affinity *desc)
+{
+	struct vivl_vdev *vd = to_vd(vdev);
+	unsigned int q, made = 0;
+	int ret = 0;
+
+	if (nvqs > vd->info.num_queues || nvqs > ARRAY_SIZE(vd->vqs))
+		return -EINVAL;
+	for (q = 0; q < nvqs && !ret; q++) {
+		vqs[q] = NULL;
+		if (!names[q])
+			continue;
+		ret = vivl_setup_vq(vd, made, callbacks[q], names[q], ctx ? ctx[q] : false,
+				    &vd->vqs[made]);
+		if (!ret)
+			vqs[q] = vd->vqs[made++];
+	}
+	if (!ret)
+		ret = vivl_setup_msi(vd, made);
+	if (ret)
+		vivl_del_vqs(vdev);
+	return ret;
+}
+
+static const struct virtio_config_ops vivl_config_ops = {
+	.get = vivl_get,
+	.set = vivl_set,
+	.generation = vivl_generation,
+	.get_status = vivl_get_status,
+	.set_status = vivl_set_status,
+	.reset = vivl_reset,
+	.find_vqs = vivl_find_vqs,
+	.del_vqs = vivl_del_vqs,
+	.get_features = vivl_get_features,
+	.finalize_features = vivl_finalize_features,
+	.bus_name = vivl_bus_name,
+};
+
+static void vivl_dma_release(struct device *dev)
+{
+	struct vivl_vdev *vd = vivl_dma_vdev(dev);
+	struct vivl_bounce *b;
+	unsigned long i;
+
+	xa_for_each(&vd->bounces, i, b)
+		kfree(b);
+	xa_destroy(&vd->bounces);
+	/* gen_pool_destroy() must not see live allocations: a driver that
+	 * leaked a mapping leaves the pool (not the window) behind. */
+	if (vd->pool && gen_pool_avail(vd->pool) == gen_pool_size(vd->pool))
+		gen_pool_destroy(vd->pool);
+	else if (vd->pool)
+		pr_warn("virtio_ivlink: device %llu: DMA mappings left, pool not freed\n",
+			vd->info.id);
+	kfree(vd);
+}
+
+static void vivl_vdev_release(struct device *dev)
+{
+	struct vivl_vdev *vd = container_of(dev, struct vivl_vdev, vdev.dev);
+
+	put_device(&vd->dma);
+}
+
+/* Register a managed device with the virtio core (no v->lock held: the
+ * driver's probe sends commands). */
+static int vivl_vdev_add(struct vivl *v, const struct vivl_info *i)
+{
+	struct vivl_vdev *vd;
+	int ret;
+
+	vd = kzalloc(sizeof(*vd), GFP_KERNEL);
+	if (!vd)
+		return -ENOMEM;
+	vd->v = v;
+	vd->info = *i;
+	vd->win = v->mgmt + i->window_offset;
+	xa_init_flags(&vd->bounces, XA_FLAGS_LOCK_IRQ);
+	device_initialize(&vd->dma);
+	vd->dma.parent = &v->adev->dev;
+	vd->dma.release = vivl_dma_release;
+	vd->dma.coherent_dma_mask = DMA_BIT_MASK(64);
+	vd->dma.dma_mask = &vd->dma.coherent_dma_mask;
+	set_dma_ops(&vd->dma, &vivl_dma_ops);
+	ret = dev_set_name(&vd->dma, "%s.dev%llu", dev_name(&v->adev->dev), i->id);
+	vd->pool = gen_pool_create(6, -1);
+	if (!ret && !vd->pool)
+		ret = -ENOMEM;
+	if (!ret)
+		ret = gen_pool_add(vd->pool, (unsigned long)vd->win, i->window_size, -1);
+	if (!ret)
+		ret = device_add(&vd->dma);
+	if (ret) {
+		put_device(&vd->dma);
+		return ret;
+	}
+	vd->vdev.dev.parent = &vd->dma;
+	vd->vdev.dev.release = vivl_vdev_release;
+	vd->vdev.config = &vivl_config_ops;
+	vd->vdev.id.device = i->virtio_id;
+	vd->vdev.id.vendor = VIRTIO_DEV_ANY_ID;
+	get_device(&vd->dma); /* the virtio device's, dropped by its release */
+	ret = register_virtio_device(&vd->vdev);
+	if (ret) {
+		put_device(&vd->vdev.dev);
+		device_unregister(&vd->dma);
+		return ret;
+	}
+	mutex_lock(&v->vdevs_lock);
+	list_add_tail(&vd->node, &v->vdevs);
+	mutex_unlock(&v->vdevs_lock);
+	return 0;
+}
+
+/* Unregister (the driver is removed, the device reset), then forget. */
+static void vivl_vdev_del(struct vivl_vdev *vd)
+{
+	struct device *dma = &vd->dma;
+
+	unregister_virtio_device(&vd->vdev);
+	device_unregister(dma);
+}
+
+/* The registered device with @id, taken off the list; NULL if none. */
+static struct vivl_vdev *vivl_vdev_take(struct vivl *v, u64 id)
+{
+	struct vivl_vdev *vd, *found = NULL;
+
+	mutex_lock(&v->vdevs_lock);
+	list_for_each_entry(vd, &v->vdevs, node) {
+		if (vd->info.id == id) {
+			found = vd;
+			list_del(&vd->node);
+			break;
+		}
+	}
+	mutex_unlock(&v->vdevs_lock);
+	return found;
+}
+
 /* ---- probe: wait for the device host ------------------------------------------ */
 
 static void vivl_wait_host(struct work_struct *work)
@@ -705,6 +1280,7 @@ static ssize_t create_store(struct device *dev, struct device_attribute *attr,
 		backend = k;
 	}
 	c.virtio_id = cpu_to_le32(IVL_TRANSPORT_VIRTIO_CONSOLE);
+	c.window_size = cpu_to_le64(VIVL_CONSOLE_WINDOW);
 	c.param[0] = cpu_to_le32(backend);
 	mutex_lock(&v->lock);
 	ret = vivl_begin(v);
@@ -720,6 +1296,17 @@ static ssize_t create_store(struct device *dev, struct device_attribute *attr,
 		return ret;
 	dev_info(dev, "created device %llu: %s, window %#llx+%#llx, %s\n", i.id,
 		 vivl_type_name(i.virtio_id), i.window_offset, i.window_size, i.backend);
+	ret = vivl_vdev_add(v, &i);
+	if (ret) {
+		dev_err(dev, "device %llu: not registered with virtio (%d): destroyed\n", i.id,
+			ret);
+		mutex_lock(&v->lock);
+		if (!v->gone)
+			vivl_cmd_exact(v, i.id, IVL_TRANSPORT_CLASS_MGMT,
+				       IVL_TRANSPORT_MGMT_DESTROY, NULL, 0, NULL, 0, NULL);
+		mutex_unlock(&v->lock);
+		return ret;
+	}
 	return count;
 }
 static DEVICE_ATTR_WO(create);
@@ -728,6 +1315,7 @@ static ssize_t destroy_store(struct device *dev, struct device_attribute *attr,
 			     const char *buf, size_t count)
 {
 	struct vivl *v = dev_get_drvdata(dev);
+	struct vivl_vdev *vd;
 	u32 reason = 0;
 	u64 id;
 	int ret;
@@ -735,6 +1323,10 @@ static ssize_t destroy_store(struct device *dev, struct device_attribute *attr,
 	ret = kstrtou64(buf, 0, &id);
 	if (ret || id == 0)
 		return -EINVAL;
+	/* The virtio driver goes first (it resets the device). */
+	vd = vivl_vdev_take(v, id);
+	if (vd)
+		vivl_vdev_del(vd);
 	mutex_lock(&v->lock);
 	ret = vivl_begin(v);
 	if (!ret)
@@ -785,6 +1377,8 @@ static int vivl_probe(struct auxiliary_device *adev, const struct auxiliary_devi
 	if (!v->region || v->region_size < IVL_SHM_PAGE)
 		return -ENODEV;
 	mutex_init(&v->lock);
+	mutex_init(&v->vdevs_lock);
+	INIT_LIST_HEAD(&v->vdevs);
 	init_completion(&v->answered);
 	INIT_DELAYED_WORK(&v->wait_work, vivl_wait_host);
 	ret = ivl_ivshmem_request_vector(d, vector, vivl_answer_irq, v);
@@ -802,8 +1396,22 @@ static void vivl_remove(struct auxiliary_device *adev)
 {
 	struct vivl *v = auxiliary_get_drvdata(adev);
 
+	struct vivl_vdev *vd;
+
 	/* No new wait step, and none running. */
 	cancel_delayed_work_sync(&v->wait_work);
+	/* Every virtio driver goes while commands still work (sysfs is
+	 * gone already: no new device).  The devices stay on the host. */
+	for (;;) {
+		mutex_lock(&v->vdevs_lock);
+		vd = list_first_entry_or_null(&v->vdevs, struct vivl_vdev, node);
+		if (vd)
+			list_del(&vd->node);
+		mutex_unlock(&v->vdevs_lock);
+		if (!vd)
+			break;
+		vivl_vdev_del(vd);
+	}
 	/* A command in flight ends first (bounded by timeout_ms). */
 	mutex_lock(&v->lock);
 	v->gone = true;
@@ -812,6 +1420,7 @@ static void vivl_remove(struct auxiliary_device *adev)
 	if (v->vector_taken)
 		ivl_ivshmem_free_vector(v->d, vector);
 	mutex_destroy(&v->lock);
+	mutex_destroy(&v->vdevs_lock);
 }
 
 static const struct auxiliary_device_id vivl_ids[] = {
@@ -832,4 +1441,4 @@ static struct auxiliary_driver vivl_driver = {
 module_auxiliary_driver(vivl_driver);
 
 MODULE_LICENSE("GPL");
-MODULE_DESCRIPTION("ivlink: the transport virtqueue (virtio over ivshmem) in a guest");
+MODULE_DESCRIPTION("ivlink: virtio devices over the transport virtqueue (ivshmem) in a guest");

@@ -23,6 +23,9 @@
 #define IVL__VS_NEEDS_RESET 64u
 #define IVL__VS_FAILED 128u
 #define IVL__VIRTIO_F_VERSION_1 (1ull << 32)
+/* Addresses are window offsets, not guest-physical (virtio 1.x §6): a
+ * guest kernel's virtio core then maps every buffer through the DMA API. */
+#define IVL__VIRTIO_F_ACCESS_PLATFORM (1ull << 33)
 
 #define IVL__TDEV_CONFIG_MAX 64u
 

@@ -47,7 +47,9 @@ t0=$(date +%s.%N)
 kernel_module_build "$work/kmod"
 mkdir -p "$work/guest"
 cp "$here/guest-virtio/kvirtio-case" "$work/guest/"
-if ! "$here/mkinitramfs.sh" "$work/initrd.gz" "$kmod" "$work/kmod/virtio_ivlink.ko" \
+# The in-tree driver that binds to the consoles (virtio, virtio_ring come
+# with it: virtio_ivlink.ko needs them too).
+if ! IVL_INITRAMFS_MODULES=virtio_console "$here/mkinitramfs.sh" "$work/initrd.gz" "$kmod" "$work/kmod/virtio_ivlink.ko" \
 	"$work/guest/kvirtio-case" >"$work/mkinitramfs.log" 2>&1; then
 	cat "$work/mkinitramfs.log"
 	log "FAIL: building the initramfs"
@@ -87,7 +89,7 @@ log "guest done after $(elapsed "$t") s"
 check gvirtio.transport-found "$serial" '^GV-OK transport .* driver=virtio_ivlink'
 check gvirtio.probe-log "$serial" 'virtio_ivlink.*transport virtqueue: peer [0-9]+, device host peer'
 check gvirtio.rounds "$serial" "^GV-ROUNDS $rounds of $rounds fails=0 last-id=$rounds\$"
-check gvirtio.devices-line "$serial" '^GV-LINE 1 console 3 0x0 0x10000 0x10000 2 loop$'
+check gvirtio.devices-line "$serial" '^GV-LINE 1 console 3 0xf 0x10000 0x80000 2 loop$'
 check gvirtio.created-logged "$serial" "virtio_ivlink.*created device $rounds: console"
 check gvirtio.destroyed-logged "$serial" "virtio_ivlink.*destroyed device $rounds\$"
 for c in create-unknown-refused destroy-absent-refused destroy-zero-refused host-gone \
@@ -95,7 +97,7 @@ for c in create-unknown-refused destroy-absent-refused destroy-zero-refused host
 	check "gvirtio.$c" "$serial" "^GV-OK $c"
 done
 check gvirtio.new-host-negotiated "$serial" 'virtio_ivlink.*a new device host \(peer [0-9]+, epoch'
-check gvirtio.new-host-unix-console "$serial" '^GV-LINE-UNIX 1 console 3 0x0 0x10000 0x10000 2 unix:'
+check gvirtio.new-host-unix-console "$serial" '^GV-LINE-UNIX 1 console 3 0xf 0x10000 0x80000 2 unix:'
 check gvirtio.reload-listed "$serial" 'virtio_ivlink.*device [0-9]+: console \(virtio 3\)'
 check_absent gvirtio.no-guest-fail "$serial" '^GV-FAIL'
 check_absent gvirtio.no-kernel-panic "$serial" 'Kernel panic'
