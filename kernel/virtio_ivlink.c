@@ -621,16 +621,76 @@ static int vivl_list(struct vivl *v, u64 *ids, unsigned int max)
 	return min(have, max);
 }
 
+/*
+ * Device types a guest can create from sysfs: `echo "TYPE [ARG...]" >
+ * create`.  Argument k fills create.param[k]: a word of kw[k] (its index)
+ * when kw[k] is set, else a decimal number; missing arguments are 0.
+ */
+struct vivl_ctype {
+	const char *name;
+	u32 virtio_id;
+	u64 window; /* rings and bounce buffers */
+	const char *const *kw[3];
+};
+
+static const char *const vivl_console_kw[] = { "default", "pty", "unix", "loop", NULL };
+static const char *const vivl_sdm_kw[] = { "slave", "master", NULL };
+
+static const struct vivl_ctype vivl_ctypes[] = {
+	{ "console", IVL_TRANSPORT_VIRTIO_CONSOLE, VIVL_CONSOLE_WINDOW, { vivl_console_kw } },
+	{ "rng", IVL_TRANSPORT_VIRTIO_RNG, 256u * 1024, {} },
+	{ "sdm", IVL_TRANSPORT_VIRTIO_SDM, 256u * 1024, { vivl_sdm_kw } },
+};
+
 static const char *vivl_type_name(u32 virtio_id)
 {
-	switch (virtio_id) {
-	case IVL_TRANSPORT_VIRTIO_CONSOLE:
-		return "console";
-	case IVL_TRANSPORT_VIRTIO_SDM:
-		return "sdm";
-	default:
-		return "unknown";
+	unsigned int k;
+
+	for (k = 0; k < ARRAY_SIZE(vivl_ctypes); k++)
+		if (vivl_ctypes[k].virtio_id == virtio_id)
+			return vivl_ctypes[k].name;
+	return "unknown";
+}
+
+/* Parse "TYPE [ARG...]" into @c; the type, or an ERR_PTR. */
+static const struct vivl_ctype *vivl_parse_create(const char *buf, size_t count,
+						  struct ivl_transport_create *c)
+{
+	char line[64], *p = line, *w;
+	const struct vivl_ctype *t = NULL;
+	unsigned int k, n;
+	u32 val;
+
+	if (count >= sizeof(line))
+		return ERR_PTR(-EINVAL);
+	memcpy(line, buf, count);
+	line[count] = 0;
+	w = strsep(&p, " \t\n");
+	for (k = 0; w && k < ARRAY_SIZE(vivl_ctypes); k++)
+		if (!strcmp(w, vivl_ctypes[k].name))
+			t = &vivl_ctypes[k];
+	if (!t)
+		return ERR_PTR(-EINVAL);
+	memset(c, 0, sizeof(*c));
+	c->virtio_id = cpu_to_le32(t->virtio_id);
+	c->window_size = cpu_to_le64(t->window);
+	n = 0;
+	while ((w = strsep(&p, " \t\n"))) {
+		if (!*w)
+			continue;
+		if (n == ARRAY_SIZE(c->param))
+			return ERR_PTR(-EINVAL);
+		if (t->kw[n]) {
+			for (val = 0; t->kw[n][val] && strcmp(w, t->kw[n][val]); val++)
+				;
+			if (!t->kw[n][val])
+				return ERR_PTR(-EINVAL);
+		} else if (kstrtou32(w, 10, &val)) {
+			return ERR_PTR(-EINVAL);
+		}
+		c->param[n++] = cpu_to_le32(val);
 	}
+	return t;
 }
 
 /* Log every managed device the host has (at probe). */
@@ -1255,33 +1315,21 @@ static ssize_t devices_show(struct device *dev, struct device_attribute *attr, c
 }
 static DEVICE_ATTR_RO(devices);
 
-/* "console" [pty|unix|loop] */
+/* "TYPE [ARG...]", see vivl_ctypes */
 static ssize_t create_store(struct device *dev, struct device_attribute *attr,
 			    const char *buf, size_t count)
 {
-	static const char *const backends[] = { "default", "pty", "unix", "loop" };
 	struct vivl *v = dev_get_drvdata(dev);
-	struct ivl_transport_create c = {};
+	const struct vivl_ctype *t;
+	struct ivl_transport_create c;
 	struct ivl_transport_info w;
 	struct vivl_info i;
-	char word[16], kind[16] = "";
-	u32 reason = 0, backend = IVL_TRANSPORT_CONSOLE_DEFAULT, k;
+	u32 reason = 0;
 	int ret;
 
-	if (count >= 64 || sscanf(buf, "%15s %15s", word, kind) < 1)
-		return -EINVAL;
-	if (strcmp(word, "console"))
-		return -EINVAL;
-	if (kind[0]) {
-		for (k = 0; k < ARRAY_SIZE(backends) && strcmp(kind, backends[k]); k++)
-			;
-		if (k == ARRAY_SIZE(backends))
-			return -EINVAL;
-		backend = k;
-	}
-	c.virtio_id = cpu_to_le32(IVL_TRANSPORT_VIRTIO_CONSOLE);
-	c.window_size = cpu_to_le64(VIVL_CONSOLE_WINDOW);
-	c.param[0] = cpu_to_le32(backend);
+	t = vivl_parse_create(buf, count, &c);
+	if (IS_ERR(t))
+		return PTR_ERR(t);
 	mutex_lock(&v->lock);
 	ret = vivl_begin(v);
 	if (!ret)
@@ -1291,7 +1339,7 @@ static ssize_t create_store(struct device *dev, struct device_attribute *attr,
 		ret = vivl_parse_info(v, &w, &i);
 	mutex_unlock(&v->lock);
 	if (ret == -EREMOTEIO)
-		dev_warn(dev, "CREATE console: refused (%s)\n", vivl_reason(reason));
+		dev_warn(dev, "CREATE %s: refused (%s)\n", t->name, vivl_reason(reason));
 	if (ret)
 		return ret;
 	dev_info(dev, "created device %llu: %s, window %#llx+%#llx, %s\n", i.id,

@@ -260,8 +260,11 @@ struct ivl_transport_msi_cfg {
 };
 IVL_PROTO_SIZE(struct ivl_transport_msi_cfg, 16);
 
-/* Device types. */
+/* Device types (virtio device IDs). */
+#define IVL_TRANSPORT_VIRTIO_NET 1u
+#define IVL_TRANSPORT_VIRTIO_BLK 2u
 #define IVL_TRANSPORT_VIRTIO_CONSOLE 3u
+#define IVL_TRANSPORT_VIRTIO_RNG 4u
 #define IVL_TRANSPORT_VIRTIO_SDM 21u
 
 /* SDM configuration space (seed 000, docs/sdm.md), little-endian. */
