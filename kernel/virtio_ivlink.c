@@ -622,24 +622,36 @@ static int vivl_list(struct vivl *v, u64 *ids, unsigned int max)
 }
 
 /*
- * Device types a guest can create from sysfs: `echo "TYPE [ARG...]" >
- * create`.  Argument k fills create.param[k]: a word of kw[k] (its index)
- * when kw[k] is set, else a decimal number; missing arguments are 0.
+ * Device types a guest can create from sysfs: `echo "TYPE [NAME] [ARG...]"
+ * > create`.  For a type with a backend name (has_name), the first word is
+ * CREATE's backend argument (docs/transport.md §3), which the device host
+ * looks up in its own configuration.  Argument k fills create.param[k]: a
+ * word of kw[k] (its index) when kw[k] is set, else a decimal number;
+ * missing arguments are 0.
  */
 struct vivl_ctype {
 	const char *name;
 	u32 virtio_id;
 	u64 window; /* rings and bounce buffers */
+	bool has_name;
 	const char *const *kw[3];
 };
+
+/* A CREATE command's out part: the struct and the backend argument. */
+struct vivl_create {
+	struct ivl_transport_create c;
+	char arg[IVL_TRANSPORT_CREATE_ARG_MAX];
+	size_t len; /* bytes to send */
+};
+static_assert(offsetof(struct vivl_create, arg) == sizeof(struct ivl_transport_create));
 
 static const char *const vivl_console_kw[] = { "default", "pty", "unix", "loop", NULL };
 static const char *const vivl_sdm_kw[] = { "slave", "master", NULL };
 
 static const struct vivl_ctype vivl_ctypes[] = {
-	{ "console", IVL_TRANSPORT_VIRTIO_CONSOLE, VIVL_CONSOLE_WINDOW, { vivl_console_kw } },
-	{ "rng", IVL_TRANSPORT_VIRTIO_RNG, 256u * 1024, {} },
-	{ "sdm", IVL_TRANSPORT_VIRTIO_SDM, 256u * 1024, { vivl_sdm_kw } },
+	{ "console", IVL_TRANSPORT_VIRTIO_CONSOLE, VIVL_CONSOLE_WINDOW, false, { vivl_console_kw } },
+	{ "rng", IVL_TRANSPORT_VIRTIO_RNG, 256u * 1024, false, {} },
+	{ "sdm", IVL_TRANSPORT_VIRTIO_SDM, 256u * 1024, false, { vivl_sdm_kw } },
 };
 
 static const char *vivl_type_name(u32 virtio_id)
@@ -652,10 +664,11 @@ static const char *vivl_type_name(u32 virtio_id)
 	return "unknown";
 }
 
-/* Parse "TYPE [ARG...]" into @c; the type, or an ERR_PTR. */
+/* Parse "TYPE [NAME] [ARG...]" into @cr; the type, or an ERR_PTR. */
 static const struct vivl_ctype *vivl_parse_create(const char *buf, size_t count,
-						  struct ivl_transport_create *c)
+						  struct vivl_create *cr)
 {
+	struct ivl_transport_create *c = &cr->c;
 	char line[64], *p = line, *w;
 	const struct vivl_ctype *t = NULL;
 	unsigned int k, n;
@@ -671,9 +684,18 @@ static const struct vivl_ctype *vivl_parse_create(const char *buf, size_t count,
 			t = &vivl_ctypes[k];
 	if (!t)
 		return ERR_PTR(-EINVAL);
-	memset(c, 0, sizeof(*c));
+	memset(cr, 0, sizeof(*cr));
 	c->virtio_id = cpu_to_le32(t->virtio_id);
 	c->window_size = cpu_to_le64(t->window);
+	cr->len = sizeof(*c);
+	if (t->has_name) {
+		do
+			w = strsep(&p, " \t\n");
+		while (w && !*w);
+		if (!w || strscpy(cr->arg, w, sizeof(cr->arg)) < 0)
+			return ERR_PTR(-EINVAL);
+		cr->len += strlen(cr->arg) + 1;
+	}
 	n = 0;
 	while ((w = strsep(&p, " \t\n"))) {
 		if (!*w)
@@ -1321,7 +1343,7 @@ static ssize_t create_store(struct device *dev, struct device_attribute *attr,
 {
 	struct vivl *v = dev_get_drvdata(dev);
 	const struct vivl_ctype *t;
-	struct ivl_transport_create c;
+	struct vivl_create c;
 	struct ivl_transport_info w;
 	struct vivl_info i;
 	u32 reason = 0;
@@ -1334,7 +1356,7 @@ static ssize_t create_store(struct device *dev, struct device_attribute *attr,
 	ret = vivl_begin(v);
 	if (!ret)
 		ret = vivl_cmd_exact(v, 0, IVL_TRANSPORT_CLASS_MGMT, IVL_TRANSPORT_MGMT_CREATE,
-				     &c, sizeof(c), &w, sizeof(w), &reason);
+				     &c, c.len, &w, sizeof(w), &reason);
 	if (!ret)
 		ret = vivl_parse_info(v, &w, &i);
 	mutex_unlock(&v->lock);

@@ -103,9 +103,11 @@ static void con_fini(struct ivl__tdev *d)
 	d->priv = NULL;
 }
 
-static int con_init(struct ivl__tdev *d, const struct ivl_transport_create *cr,
+static int con_init(struct ivl__tdev *d, const struct ivl_transport_create *cr, const char *arg,
 		    const struct ivl_transport_device_opts *o)
 {
+	if (arg)
+		return -EINVAL;
 	unsigned mode = cr->param[0] ? cr->param[0] : o->default_console;
 	if (!mode)
 		mode = IVL_TRANSPORT_CONSOLE_LOOP;

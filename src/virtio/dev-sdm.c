@@ -147,11 +147,11 @@ static void sdm_config_read(struct ivl__tdev *d)
 	ivl__put16(d->config + 4, cfg.current_slaves);
 }
 
-static int sdm_init(struct ivl__tdev *d, const struct ivl_transport_create *c,
+static int sdm_init(struct ivl__tdev *d, const struct ivl_transport_create *c, const char *arg,
 		    const struct ivl_transport_device_opts *mo)
 {
 	struct ivl_sdm_opts o = {0};
-	if (c->param[0] > IVL_TRANSPORT_SDM_MASTER || c->param[1] > IVL_SDM_MAX_SLAVES || c->param[2])
+	if (arg || c->param[0] > IVL_TRANSPORT_SDM_MASTER || c->param[1] > IVL_SDM_MAX_SLAVES || c->param[2])
 		return -EINVAL;
 	o.master = c->param[0] == IVL_TRANSPORT_SDM_MASTER;
 	if (o.master)

@@ -39,9 +39,10 @@ struct ivl__tdev_type {
 	uint64_t features; /* offered besides VERSION_1 and the ring features */
 	uint32_t config_size;
 	uint64_t window_default;
-	/* Create the backend; fill d->config and d->backend.  -errno fails
+	/* Create the backend; fill d->config and d->backend.  @arg: CREATE's
+	 * backend argument (NUL-terminated, untrusted), or NULL.  -errno fails
 	 * the CREATE with IVL_TRANSPORT_E_BACKEND (IVL_TRANSPORT_E_VALUE for -EINVAL). */
-	int (*init)(struct ivl__tdev *d, const struct ivl_transport_create *c,
+	int (*init)(struct ivl__tdev *d, const struct ivl_transport_create *c, const char *arg,
 		    const struct ivl_transport_device_opts *o);
 	void (*fini)(struct ivl__tdev *d);
 	/* The driver reset the device (its queues are gone). */

@@ -206,8 +206,17 @@ static void fill_info(const struct ivl__tdev *d, uint8_t *p)
 
 static int cmd_create(struct ivl_transport_device *m, const uint8_t *out, size_t len, struct ivl__ans *a)
 {
-	if (len != sizeof(struct ivl_transport_create))
+	/* The struct, or the struct and a backend argument NUL-terminated
+	 * within its IVL_TRANSPORT_CREATE_ARG_MAX bytes. */
+	size_t alen = len - sizeof(struct ivl_transport_create);
+	if (len < sizeof(struct ivl_transport_create) || alen > IVL_TRANSPORT_CREATE_ARG_MAX)
 		return ivl__ans_err(a, IVL_TRANSPORT_E_LENGTH);
+	char arg[IVL_TRANSPORT_CREATE_ARG_MAX];
+	if (alen) {
+		memcpy(arg, out + sizeof(struct ivl_transport_create), alen);
+		if (!memchr(arg, 0, alen) || !arg[0])
+			return ivl__ans_err(a, IVL_TRANSPORT_E_VALUE);
+	}
 	struct ivl_transport_create c = {
 	    .virtio_id = ivl__le32(out),
 	    .flags = ivl__le32(out + 4),
@@ -265,7 +274,7 @@ static int cmd_create(struct ivl_transport_device *m, const uint8_t *out, size_t
 		dev_free(m, slot);
 		return ivl__ans_err(a, IVL_TRANSPORT_E_NO_SPACE);
 	}
-	int r = t->init(d, &c, &m->o);
+	int r = t->init(d, &c, alen ? arg : NULL, &m->o);
 	if (r < 0) {
 		ivl__info("transport: creating a %s failed: %d", t->name, r);
 		dev_free(m, slot);

@@ -183,6 +183,12 @@ enum {
 
 #define IVL_TRANSPORT_CREATE_F_MSI_SHARING 1u
 
+/* CREATE's out part may go on after struct ivl_transport_create with a
+ * backend argument of 1..IVL_TRANSPORT_CREATE_ARG_MAX bytes, NUL-terminated
+ * within them (a name the device host looks up in its own configuration:
+ * docs/transport.md §5; types without one refuse it). */
+#define IVL_TRANSPORT_CREATE_ARG_MAX 64u
+
 struct ivl_transport_create {
 	__le32 virtio_id;   /* 3 console, 21 SDM */
 	__le32 flags;	      /* IVL_TRANSPORT_CREATE_F_* */

@@ -198,6 +198,18 @@ static void test_mgmt_errors(void **state)
 	c.flags = 2;
 	ERR(IVL_TRANSPORT_E_VALUE, e, 0, IVL_TRANSPORT_CLASS_MGMT, IVL_TRANSPORT_MGMT_CREATE, &c, sizeof(c));
 	c.flags = 0;
+	/* A backend argument: at most IVL_TRANSPORT_CREATE_ARG_MAX bytes,
+	 * NUL-terminated, not empty; the console takes none. */
+	uint8_t big[sizeof(c) + IVL_TRANSPORT_CREATE_ARG_MAX + 1];
+	memcpy(big, &c, sizeof(c));
+	memset(big + sizeof(c), 'a', sizeof(big) - sizeof(c));
+	big[sizeof(big) - 1] = 0;
+	ERR(IVL_TRANSPORT_E_LENGTH, e, 0, IVL_TRANSPORT_CLASS_MGMT, IVL_TRANSPORT_MGMT_CREATE, big, sizeof(big));
+	ERR(IVL_TRANSPORT_E_VALUE, e, 0, IVL_TRANSPORT_CLASS_MGMT, IVL_TRANSPORT_MGMT_CREATE, big, sizeof(c) + 4);
+	big[sizeof(c)] = 0;
+	ERR(IVL_TRANSPORT_E_VALUE, e, 0, IVL_TRANSPORT_CLASS_MGMT, IVL_TRANSPORT_MGMT_CREATE, big, sizeof(c) + 4);
+	memcpy(big + sizeof(c), "pty", 4);
+	ERR(IVL_TRANSPORT_E_VALUE, e, 0, IVL_TRANSPORT_CLASS_MGMT, IVL_TRANSPORT_MGMT_CREATE, big, sizeof(c) + 4);
 	c.msi_vectors = 5000;
 	ERR(IVL_TRANSPORT_E_VALUE, e, 0, IVL_TRANSPORT_CLASS_MGMT, IVL_TRANSPORT_MGMT_CREATE, &c, sizeof(c));
 	c.msi_vectors = 0;
