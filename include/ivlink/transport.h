@@ -195,19 +195,19 @@ int ivl_transport_driver_cmd(struct ivl_transport_driver *d, uint64_t device_id,
  * filled when not NULL. */
 int ivl_transport_driver_create(struct ivl_transport_driver *d, const struct ivl_transport_create *create,
 		    struct ivl_transport_info *info, uint32_t *reason);
-/* The same with a backend argument @arg (NULL: none; else 1 to
- * IVL_TRANSPORT_CREATE_ARG_MAX - 1 bytes, copied), which the device type
- * looks up in the host's configuration (docs/transport.md §5).  Errors as
- * ivl_transport_driver_create(); -EINVAL also for an empty or too long
- * @arg. */
-int ivl_transport_driver_create_arg(struct ivl_transport_driver *d, const struct ivl_transport_create *create,
-				    const char *arg, struct ivl_transport_info *info, uint32_t *reason);
 int ivl_transport_driver_destroy(struct ivl_transport_driver *d, uint64_t id, uint32_t *reason);
 int ivl_transport_driver_query(struct ivl_transport_driver *d, uint64_t id, struct ivl_transport_info *info, uint32_t *reason);
 /* Up to @max entries into the caller's @e (may be NULL when @max is 0).
  * Returns the device count (which may exceed @max), or the errors above;
  * -EINVAL when @e is NULL and @max is not 0. */
 int ivl_transport_driver_list(struct ivl_transport_driver *d, struct ivl_transport_list_entry *e, size_t max, uint32_t *reason);
+/* ivl_transport_driver_create() with a backend argument @arg (NULL: none; else 1 to
+ * IVL_TRANSPORT_CREATE_ARG_MAX - 1 bytes, copied), which the device type
+ * looks up in the host's configuration (docs/transport.md §5).  Returns 0 or
+ * the errors of ivl_transport_driver_create(); -EINVAL also for an empty or too long
+ * @arg. */
+int ivl_transport_driver_create_arg(struct ivl_transport_driver *d, const struct ivl_transport_create *create,
+				    const char *arg, struct ivl_transport_info *info, uint32_t *reason);
 
 /* The management area as the driver maps it (inside the link's region). */
 void *ivl_transport_driver_area(const struct ivl_transport_driver *d, uint64_t *size);
