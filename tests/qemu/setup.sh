@@ -93,7 +93,8 @@ if [ -f "$envfile" ]; then
 	. "$envfile"
 	if [ -f "$IVL_VMLINUZ" ] && [ -f "$IVL_MODDIR/kernel/drivers/vfio/pci/vfio-pci.ko" ] &&
 		[ -f "$IVL_MODDIR/kernel/drivers/char/virtio_console.ko" ] &&
-		[ -f "$IVL_MODDIR/kernel/fs/ext4/ext4.ko" ]; then
+		[ -f "$IVL_MODDIR/kernel/fs/ext4/ext4.ko" ] &&
+		[ -f "$IVL_MODDIR/kernel/drivers/virtio/virtio_pci.ko" ]; then
 		say "kernel cached: $IVL_KVER ($IVL_VMLINUZ)"
 		headers "$IVL_KVER"
 		exit 0
@@ -161,10 +162,11 @@ moddir=$root/lib/modules/$kver
 
 # The whole module tree is ~400 MB.  Keep what the tests load (VFIO, the
 # virtio core and the in-tree virtio drivers that run on ivlink's transport,
-# ext4 for the disk tests) and every module those depend on, read from each
+# ext4 for the disk tests, virtio_pci for the comparisons with QEMU's own
+# virtio devices) and every module those depend on, read from each
 # module's .modinfo (depends=).  IVL_QEMU_KEEP_MODULES=1 keeps everything.
 keep_modules='vfio vfio_iommu_type1 vfio-pci virtio virtio_ring virtio_console
-virtio-rng virtio_net virtio_blk ext4 crc32c_generic'
+virtio-rng virtio_net virtio_blk ext4 crc32c_generic virtio_pci'
 if [ "${IVL_QEMU_KEEP_MODULES:-0}" != 1 ]; then
 	keep=$cache/keep.list
 	: >"$keep"
