@@ -234,7 +234,9 @@ static int cmd_create(struct ivl_transport_device *m, const uint8_t *out, size_t
 	if (!t || (t == &ivl__console_type && m->o.no_console) ||
 	    (t == &ivl__sdm_type && m->o.no_sdm))
 		return ivl__ans_err(a, IVL_TRANSPORT_E_VIRTIO_ID);
-	if (c.flags & ~IVL_TRANSPORT_CREATE_F_MSI_SHARING)
+	/* Known flags; a peer in the upper half only with F_FOR_PEER. */
+	if ((c.flags & 0xffffu & ~(IVL_TRANSPORT_CREATE_F_MSI_SHARING | IVL_TRANSPORT_CREATE_F_FOR_PEER)) ||
+	    (!(c.flags & IVL_TRANSPORT_CREATE_F_FOR_PEER) && (c.flags >> 16)))
 		return ivl__ans_err(a, IVL_TRANSPORT_E_VALUE);
 	uint64_t wsz = c.window_size ? c.window_size : t->window_default;
 	if (wsz > WINDOW_MAX)
@@ -282,7 +284,7 @@ static int cmd_create(struct ivl_transport_device *m, const uint8_t *out, size_t
 								    : IVL_TRANSPORT_E_BACKEND);
 	}
 	m->next_id++;
-	d->driver_peer = m->caller;
+	d->driver_peer = c.flags & IVL_TRANSPORT_CREATE_F_FOR_PEER ? (uint16_t)(c.flags >> 16) : m->caller;
 	fill_info(d, a->buf + 4);
 	ivl__info("transport: created %s device %llu (%s)", t->name, (unsigned long long)d->id,
 		  d->backend);

@@ -31,7 +31,9 @@ const char dev_usage[] =
     "Usage: ivlink dev serve [--console-dir DIR] [--console pty|unix|loop]\n"
     "                        [--sdm unix:PATH|tcp:HOST:PORT] [AREA OPTIONS]\n"
     "       ivlink dev create console [--backend pty|unix|loop] [--window BYTES]\n"
+    "                                 [--for PEER]\n"
     "       ivlink dev create sdm (--master [--max-slaves N] | --slave [--id N])\n"
+    "                             [--for PEER]\n"
     "       ivlink dev list\n"
     "       ivlink dev destroy ID\n"
     "\n"
@@ -50,6 +52,9 @@ const char dev_usage[] =
     "      --backend KIND     create console: pty, unix or loop (default: the\n"
     "                         host's)\n"
     "      --window BYTES     create: the device's window (default 64 KiB)\n"
+    "      --for PEER         create: offer the device to the driver on PEER (a\n"
+    "                         guest's virtio_ivlink registers it when it loads or\n"
+    "                         rescans); default: this program drives it\n"
     "      --master, --slave  create sdm: the role\n"
     "      --max-slaves N     create sdm --master: 1..1024 (default 8)\n"
     "      --id N             create sdm --slave: the ID to ask for (default any)\n" AREA_OPTS;
@@ -68,7 +73,8 @@ enum { D_SERVE = 1, D_CREATE, D_LIST, D_DESTROY, D_CONSOLE };
 
 struct dev_args {
 	int mode;
-	uint64_t offset, size, vector, timeout_ms, window, max_slaves, id;
+	uint64_t offset, size, vector, timeout_ms, window, max_slaves, id, for_peer;
+	bool has_for;
 	const char *console_dir, *sdm;
 	unsigned console, backend; /* IVL_TRANSPORT_CONSOLE_* */
 	uint32_t virtio_id;
@@ -88,7 +94,8 @@ enum {
 	O_MASTER,
 	O_SLAVE,
 	O_MAXS,
-	O_ID
+	O_ID,
+	O_FOR
 };
 
 static const struct opt dev_opts[] = {
@@ -105,6 +112,7 @@ static const struct opt dev_opts[] = {
     {"slave", 0, OPT_FLAG, O_SLAVE},
     {"max-slaves", 0, OPT_ARG, O_MAXS},
     {"id", 0, OPT_ARG, O_ID},
+    {"for", 0, OPT_ARG, O_FOR},
     {0},
 };
 
@@ -120,7 +128,8 @@ static int backend_kind(const char *s)
 static const unsigned allowed[] = {
     [D_SERVE] = 1u << O_CDIR | 1u << O_CON | 1u << O_SDM,
     [D_CREATE] =
-	1u << O_BACK | 1u << O_WIN | 1u << O_MASTER | 1u << O_SLAVE | 1u << O_MAXS | 1u << O_ID,
+	1u << O_BACK | 1u << O_WIN | 1u << O_MASTER | 1u << O_SLAVE | 1u << O_MAXS | 1u << O_ID |
+	1u << O_FOR,
     [D_LIST] = 0,
     [D_DESTROY] = 0,
     [D_CONSOLE] = 0,
@@ -178,6 +187,11 @@ static int dev_parse(struct cli_global *g, int argc, char **argv, struct dev_arg
 			if ((k = backend_kind(val)) < 0)
 				return cli_usage_error(g->cmd, "unknown console backend '%s'", val);
 			*(id == O_CON ? &a->console : &a->backend) = (unsigned)k;
+			break;
+		case O_FOR:
+			if (parse_num_arg(g->cmd, "for", val, 0, 0xffff, &a->for_peer))
+				return -2;
+			a->has_for = true;
 			break;
 		case O_WIN:
 			if (parse_num_arg(g->cmd, "window", val, 1, 64ull << 20, &a->window))
@@ -332,6 +346,8 @@ int dev_fail(struct cli_global *g, const char *what, int r, uint32_t reason)
 static int create(struct cli_global *g, const struct dev_args *a, struct ivl_transport_driver *d)
 {
 	struct ivl_transport_create c = {.virtio_id = a->virtio_id, .window_size = a->window};
+	if (a->has_for)
+		c.flags = IVL_TRANSPORT_CREATE_FOR(a->for_peer);
 	struct ivl_transport_info info;
 	uint32_t reason = 0;
 	if (a->virtio_id == IVL_TRANSPORT_VIRTIO_CONSOLE)

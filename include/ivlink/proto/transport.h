@@ -182,6 +182,11 @@ enum {
 };
 
 #define IVL_TRANSPORT_CREATE_F_MSI_SHARING 1u
+/* Offered to one driver: the device's driver_peer starts as the peer in
+ * bits 16..31 of flags (IVL_TRANSPORT_CREATE_FOR(peer)) instead of the
+ * creator, so that driver finds it in LIST (docs/transport.md §4). */
+#define IVL_TRANSPORT_CREATE_F_FOR_PEER 2u
+#define IVL_TRANSPORT_CREATE_FOR(peer) (IVL_TRANSPORT_CREATE_F_FOR_PEER | ((__u32)(peer) << 16))
 
 /* CREATE's out part may go on after struct ivl_transport_create with a
  * backend argument of 1..IVL_TRANSPORT_CREATE_ARG_MAX bytes, NUL-terminated

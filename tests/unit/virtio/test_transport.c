@@ -195,7 +195,7 @@ static void test_mgmt_errors(void **state)
 	c.virtio_id = 1; /* net: not offered */
 	ERR(IVL_TRANSPORT_E_VIRTIO_ID, e, 0, IVL_TRANSPORT_CLASS_MGMT, IVL_TRANSPORT_MGMT_CREATE, &c, sizeof(c));
 	c.virtio_id = IVL_TRANSPORT_VIRTIO_CONSOLE;
-	c.flags = 2;
+	c.flags = 8; /* unknown */
 	ERR(IVL_TRANSPORT_E_VALUE, e, 0, IVL_TRANSPORT_CLASS_MGMT, IVL_TRANSPORT_MGMT_CREATE, &c, sizeof(c));
 	c.flags = 0;
 	/* A backend argument: at most IVL_TRANSPORT_CREATE_ARG_MAX bytes,
@@ -210,6 +210,19 @@ static void test_mgmt_errors(void **state)
 	ERR(IVL_TRANSPORT_E_VALUE, e, 0, IVL_TRANSPORT_CLASS_MGMT, IVL_TRANSPORT_MGMT_CREATE, big, sizeof(c) + 4);
 	memcpy(big + sizeof(c), "pty", 4);
 	ERR(IVL_TRANSPORT_E_VALUE, e, 0, IVL_TRANSPORT_CLASS_MGMT, IVL_TRANSPORT_MGMT_CREATE, big, sizeof(c) + 4);
+	/* Offered to one driver: driver_peer is that peer, not the creator;
+	 * a peer in the flags without F_FOR_PEER, or an unknown flag, is refused. */
+	c.flags = IVL_TRANSPORT_CREATE_FOR(5);
+	OK(e, 0, IVL_TRANSPORT_CLASS_MGMT, IVL_TRANSPORT_MGMT_CREATE, &c, sizeof(c));
+	struct ivl_transport_info f;
+	memcpy(&f, e->in, sizeof(f));
+	assert_int_equal(f.driver_peer, 5);
+	OK(e, f.device_id, IVL_TRANSPORT_CLASS_MGMT, IVL_TRANSPORT_MGMT_DESTROY, NULL, 0);
+	c.flags = 5u << 16;
+	ERR(IVL_TRANSPORT_E_VALUE, e, 0, IVL_TRANSPORT_CLASS_MGMT, IVL_TRANSPORT_MGMT_CREATE, &c, sizeof(c));
+	c.flags = 4;
+	ERR(IVL_TRANSPORT_E_VALUE, e, 0, IVL_TRANSPORT_CLASS_MGMT, IVL_TRANSPORT_MGMT_CREATE, &c, sizeof(c));
+	c.flags = 0;
 	c.msi_vectors = 5000;
 	ERR(IVL_TRANSPORT_E_VALUE, e, 0, IVL_TRANSPORT_CLASS_MGMT, IVL_TRANSPORT_MGMT_CREATE, &c, sizeof(c));
 	c.msi_vectors = 0;
