@@ -51,8 +51,9 @@ struct ivl_transport_device_opts {
 	/* The management area: @area of @area_size bytes (>= IVL_TRANSPORT_AREA_MIN). */
 	void *area;
 	uint64_t area_size;
-	/* Refuse to create consoles / SDM devices (IVL_TRANSPORT_E_VIRTIO_ID). */
-	bool no_console, no_sdm;
+	/* Refuse to create consoles / SDM devices / entropy devices
+	 * (IVL_TRANSPORT_E_VIRTIO_ID). */
+	bool no_console, no_sdm, no_rng;
 	/* Console backends.  default_console: IVL_TRANSPORT_CONSOLE_* used for
 	 * DEFAULT (0: LOOP).  console_dir: where UNIX-socket consoles listen
 	 * (console-ID.sock); NULL: UNIX consoles are refused. */

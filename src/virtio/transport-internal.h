@@ -87,6 +87,7 @@ struct ivl__tdev {
 
 extern const struct ivl__tdev_type ivl__console_type;
 extern const struct ivl__tdev_type ivl__sdm_type;
+extern const struct ivl__tdev_type ivl__rng_type;
 
 /* The device-role ring of queue @q when the device is live (DRIVER_OK, not
  * NEEDS_RESET, queue enabled), else NULL. */

@@ -31,7 +31,8 @@ struct ivl_transport_device {
 	uint32_t self_status;
 };
 
-static const struct ivl__tdev_type *const types[] = {&ivl__console_type, &ivl__sdm_type};
+static const struct ivl__tdev_type *const types[] = {&ivl__console_type, &ivl__sdm_type,
+						     &ivl__rng_type};
 
 IVL_EXPORT const char *ivl_transport_reason_name(uint32_t reason)
 {
@@ -232,7 +233,7 @@ static int cmd_create(struct ivl_transport_device *m, const uint8_t *out, size_t
 		if (types[i]->virtio_id == c.virtio_id)
 			t = types[i];
 	if (!t || (t == &ivl__console_type && m->o.no_console) ||
-	    (t == &ivl__sdm_type && m->o.no_sdm))
+	    (t == &ivl__sdm_type && m->o.no_sdm) || (t == &ivl__rng_type && m->o.no_rng))
 		return ivl__ans_err(a, IVL_TRANSPORT_E_VIRTIO_ID);
 	/* Known flags; a peer in the upper half only with F_FOR_PEER. */
 	if ((c.flags & 0xffffu & ~(IVL_TRANSPORT_CREATE_F_MSI_SHARING | IVL_TRANSPORT_CREATE_F_FOR_PEER)) ||

@@ -29,18 +29,20 @@ int console_check(struct cli_global *g, int argc, char **argv);
 
 const char dev_usage[] =
     "Usage: ivlink dev serve [--console-dir DIR] [--console pty|unix|loop]\n"
-    "                        [--sdm unix:PATH|tcp:HOST:PORT] [AREA OPTIONS]\n"
+    "                        [--sdm unix:PATH|tcp:HOST:PORT] [--no-rng] [AREA OPTIONS]\n"
     "       ivlink dev create console [--backend pty|unix|loop] [--window BYTES]\n"
     "                                 [--for PEER]\n"
     "       ivlink dev create sdm (--master [--max-slaves N] | --slave [--id N])\n"
     "                             [--for PEER]\n"
+    "       ivlink dev create rng [--window BYTES] [--for PEER]\n"
     "       ivlink dev list\n"
     "       ivlink dev destroy ID\n"
     "\n"
     "serve runs a device host on the link: the management device and its\n"
     "transport virtqueue in the management area, until SIGINT/SIGTERM.\n"
     "Consoles are bridged to a PTY, a UNIX socket DIR/console-ID.sock, or a\n"
-    "loop; SDM devices are masters or slaves on the --sdm channel.\n"
+    "loop; SDM devices are masters or slaves on the --sdm channel; entropy\n"
+    "devices (rng) fill the driver's buffers from getrandom(2).\n"
     "create, list and destroy are commands on the transport virtqueue of the\n"
     "device host serving the area; create prints the new device's ID.\n"
     "\n"
@@ -49,6 +51,7 @@ const char dev_usage[] =
     "      --console KIND     serve: the backend of a console created without\n"
     "                         --backend (default loop)\n"
     "      --sdm ADDR         serve: the channel of SDM devices (none: refused)\n"
+    "      --no-rng           serve: refuse entropy devices\n"
     "      --backend KIND     create console: pty, unix or loop (default: the\n"
     "                         host's)\n"
     "      --window BYTES     create: the device's window (default 64 KiB)\n"
@@ -76,6 +79,7 @@ struct dev_args {
 	uint64_t offset, size, vector, timeout_ms, window, max_slaves, id, for_peer;
 	bool has_for;
 	const char *console_dir, *sdm;
+	bool no_rng;
 	unsigned console, backend; /* IVL_TRANSPORT_CONSOLE_* */
 	uint32_t virtio_id;
 	int role; /* -1 unset, IVL_TRANSPORT_SDM_* */
@@ -95,7 +99,8 @@ enum {
 	O_SLAVE,
 	O_MAXS,
 	O_ID,
-	O_FOR
+	O_FOR,
+	O_NORNG
 };
 
 static const struct opt dev_opts[] = {
@@ -113,6 +118,7 @@ static const struct opt dev_opts[] = {
     {"max-slaves", 0, OPT_ARG, O_MAXS},
     {"id", 0, OPT_ARG, O_ID},
     {"for", 0, OPT_ARG, O_FOR},
+    {"no-rng", 0, OPT_FLAG, O_NORNG},
     {0},
 };
 
@@ -126,7 +132,7 @@ static int backend_kind(const char *s)
 
 /* Which options each mode takes (bit per O_*). */
 static const unsigned allowed[] = {
-    [D_SERVE] = 1u << O_CDIR | 1u << O_CON | 1u << O_SDM,
+    [D_SERVE] = 1u << O_CDIR | 1u << O_CON | 1u << O_SDM | 1u << O_NORNG,
     [D_CREATE] =
 	1u << O_BACK | 1u << O_WIN | 1u << O_MASTER | 1u << O_SLAVE | 1u << O_MAXS | 1u << O_ID |
 	1u << O_FOR,
@@ -175,6 +181,9 @@ static int dev_parse(struct cli_global *g, int argc, char **argv, struct dev_arg
 			break;
 		case O_CDIR:
 			a->console_dir = val;
+			break;
+		case O_NORNG:
+			a->no_rng = true;
 			break;
 		case O_SDM:
 			if (strncmp(val, "unix:", 5) && strncmp(val, "tcp:", 4))
@@ -237,7 +246,7 @@ static int dev_parse(struct cli_global *g, int argc, char **argv, struct dev_arg
 		return cli_usage_error(g->cmd, "unexpected argument '%s'", pos[npos - 1]);
 	if (npos - first < want)
 		return cli_usage_error(g->cmd, "missing argument (%s)",
-				       a->mode == D_CREATE ? "console or sdm" : "ID");
+				       a->mode == D_CREATE ? "console, sdm or rng" : "ID");
 	if (a->mode == D_DESTROY || a->mode == D_CONSOLE)
 		return parse_num_arg(g->cmd, "ID", pos[first], 1, UINT64_MAX, &a->id);
 	if (a->mode != D_CREATE)
@@ -255,8 +264,12 @@ static int dev_parse(struct cli_global *g, int argc, char **argv, struct dev_arg
 		    (a->role == IVL_TRANSPORT_SDM_SLAVE && a->max_slaves))
 			return cli_usage_error(g->cmd,
 					       "--max-slaves is for masters, --id for slaves");
+	} else if (!strcmp(pos[first], "rng")) {
+		a->virtio_id = IVL_TRANSPORT_VIRTIO_RNG;
+		if (seen & ~(1u << O_WIN | 1u << O_OFF | 1u << O_SIZE | 1u << O_VEC | 1u << O_TMO))
+			return cli_usage_error(g->cmd, "rng takes no options but --window");
 	} else
-		return cli_usage_error(g->cmd, "unknown device type '%s' (console, sdm)",
+		return cli_usage_error(g->cmd, "unknown device type '%s' (console, sdm, rng)",
 				       pos[first]);
 	return 0;
 }
@@ -293,7 +306,10 @@ void dev_catch_stop(void)
 
 static const char *type_name(uint32_t vid)
 {
-	return vid == IVL_TRANSPORT_VIRTIO_CONSOLE ? "console" : vid == IVL_TRANSPORT_VIRTIO_SDM ? "sdm" : "?";
+	return vid == IVL_TRANSPORT_VIRTIO_CONSOLE ? "console"
+	       : vid == IVL_TRANSPORT_VIRTIO_SDM   ? "sdm"
+	       : vid == IVL_TRANSPORT_VIRTIO_RNG   ? "rng"
+						   : "?";
 }
 
 static int serve(struct cli_global *g, const struct dev_args *a, struct ivl_link *l)
@@ -305,6 +321,7 @@ static int serve(struct cli_global *g, const struct dev_args *a, struct ivl_link
 	o.dev.default_console = a->console;
 	o.dev.sdm_channel = a->sdm;
 	o.dev.no_sdm = !a->sdm;
+	o.dev.no_rng = a->no_rng;
 	int r = ivl_transport_host_new(&h, l, &o);
 	if (r < 0) {
 		cli_err(g, "cannot serve: %s", strerror(-r));
@@ -352,7 +369,7 @@ static int create(struct cli_global *g, const struct dev_args *a, struct ivl_tra
 	uint32_t reason = 0;
 	if (a->virtio_id == IVL_TRANSPORT_VIRTIO_CONSOLE)
 		c.param[0] = a->backend;
-	else {
+	else if (a->virtio_id == IVL_TRANSPORT_VIRTIO_SDM) {
 		c.param[0] = (uint32_t)a->role;
 		c.param[1] = (uint32_t)(a->role == IVL_TRANSPORT_SDM_MASTER ? a->max_slaves : a->id);
 	}

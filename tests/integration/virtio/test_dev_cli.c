@@ -3,7 +3,8 @@
  * Managed devices across processes (docs/transport.md): ivlink-server, a
  * device host (`ivlink dev serve`), and drivers in other processes: create
  * a console bridged to a UNIX socket, attach `ivlink console` to it, send
- * bytes both ways, list, destroy, and the errors of the CLI.
+ * bytes both ways, list, destroy, an entropy device, and the errors of the
+ * CLI.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -184,6 +185,21 @@ static void test_sdm_and_errors(void **state)
 	assert_non_null(strstr(out, "sdm-master"));
 	assert_non_null(strstr(out, "sdm-slave"));
 	free(out);
+	/* An entropy device: created, listed, destroyed. */
+	assert_int_equal(cli(&out, NULL, "dev", "create", "rng", NULL), 0);
+	unsigned id = 0;
+	assert_int_equal(sscanf(out, "%u rng getrandom", &id), 1);
+	free(out);
+	assert_int_equal(cli(&out, NULL, "--json", "dev", "list", NULL), 0);
+	assert_non_null(strstr(out, "\"type\": \"rng\""));
+	free(out);
+	char ids[24];
+	snprintf(ids, sizeof(ids), "%u", id);
+	assert_int_equal(cli(NULL, NULL, "dev", "destroy", ids, NULL), 0);
+	assert_int_equal(cli(&out, NULL, "dev", "list", NULL), 0);
+	assert_null(strstr(out, "rng"));
+	free(out);
+	assert_int_equal(cli(NULL, NULL, "dev", "create", "rng", "--master", NULL), 2);
 	/* Usage errors: exit 2. */
 	assert_int_equal(cli(NULL, NULL, "dev", "create", "disk", NULL), 2);
 	assert_int_equal(cli(NULL, NULL, "dev", "create", "sdm", NULL), 2);

@@ -576,13 +576,17 @@ struct drv {
 	uint8_t *buf;
 };
 
-static void drive(struct env *e, const struct ivl_transport_info *info, struct drv *d, uint16_t peer)
+/* Drive device @info as a driver on peer @peer: its @nq queues of 16
+ * entries at the start of the window, vectors 0..nq to (peer, 10 + v),
+ * DRIVER_OK; buffers from window offset 8192. */
+static void drive_n(struct env *e, const struct ivl_transport_info *info, struct drv *d,
+		    uint16_t peer, uint16_t nq)
 {
 	uint64_t id = info->device_id;
 	uint8_t *win = e->area + info->window_offset;
 	features_ok(e, id);
 	uint64_t off = 0;
-	for (uint16_t q = 0; q < 2; q++) {
+	for (uint16_t q = 0; q < nq; q++) {
 		struct ivl_virtq_opts o = {.role = IVL_VIRTQ_DRIVER,
 					   .num = 16,
 					   .init = true,
@@ -594,13 +598,120 @@ static void drive(struct env *e, const struct ivl_transport_info *info, struct d
 		assert_int_equal(qval(e, id, IVL_TRANSPORT_QUEUE_ENABLE, q, 1), 0);
 		off += (sz + 63) & ~63ull;
 	}
-	for (uint32_t v = 0; v < 3; v++) {
+	for (uint32_t v = 0; v <= nq; v++) {
 		struct ivl_transport_msi_cfg cfg = {.vector = v, .data = v + 10, .address = peer};
 		OK(e, id, IVL_TRANSPORT_CLASS_MSI, IVL_TRANSPORT_MSI_CONFIGURE, &cfg, sizeof(cfg));
 	}
 	OK(e, id, IVL_TRANSPORT_CLASS_MSI, IVL_TRANSPORT_MSI_ENABLE, NULL, 0);
 	set_status(e, id, 15);
 	d->buf = win + 8192;
+}
+
+static void drive(struct env *e, const struct ivl_transport_info *info, struct drv *d, uint16_t peer)
+{
+	drive_n(e, info, d, peer, 2);
+}
+
+static uint32_t dev_status(struct env *e, uint64_t id)
+{
+	uint32_t st;
+	OK(e, id, IVL_TRANSPORT_CLASS_STATUS, IVL_TRANSPORT_STATUS_GET, NULL, 0);
+	memcpy(&st, e->in, 4);
+	return st;
+}
+
+/* Make the next avail entry of @q (layout at window offset 0, 16 entries)
+ * a one-piece chain at @addr/@len/@flags written by hand: a hostile driver
+ * that the driver-role ring would refuse. */
+static void hostile_desc(uint8_t *win, uint64_t addr, uint32_t len, uint16_t flags)
+{
+	struct ivl_virtq_opts o = {.num = 16};
+	ivl_virtq_layout_default(16, 0, 0, &o.layout);
+	uint8_t *desc = win + o.layout.desc + 16 * 15; /* the last entry */
+	memcpy(desc, &addr, 8);
+	memcpy(desc + 8, &len, 4);
+	memcpy(desc + 12, &flags, 2);
+	memset(desc + 14, 0, 2);
+	uint16_t idx, head = 15;
+	memcpy(&idx, win + o.layout.avail + 2, 2);
+	memcpy(win + o.layout.avail + 4 + 2 * (idx % 16), &head, 2);
+	idx++;
+	memcpy(win + o.layout.avail + 2, &idx, 2);
+}
+
+/* virtio-rng: writable buffers filled from getrandom(), used length = bytes
+ * written; no argument or parameter; a hostile chain breaks that device
+ * only; no_rng refuses the type. */
+static void test_rng(void **state)
+{
+	struct env *e = *state;
+	struct ivl_transport_info a, b;
+	struct ivl_transport_create c = {.virtio_id = IVL_TRANSPORT_VIRTIO_RNG, .param = {0, 1}};
+	ERR(IVL_TRANSPORT_E_VALUE, e, 0, IVL_TRANSPORT_CLASS_MGMT, IVL_TRANSPORT_MGMT_CREATE, &c, sizeof(c));
+	uint8_t withc[sizeof(c) + 4];
+	c.param[1] = 0;
+	memcpy(withc, &c, sizeof(c));
+	memcpy(withc + sizeof(c), "img", 4);
+	ERR(IVL_TRANSPORT_E_VALUE, e, 0, IVL_TRANSPORT_CLASS_MGMT, IVL_TRANSPORT_MGMT_CREATE, withc, sizeof(withc));
+	assert_int_equal(ivl_transport_device_count(e->m), 0);
+	create(e, IVL_TRANSPORT_VIRTIO_RNG, 0, &a);
+	create(e, IVL_TRANSPORT_VIRTIO_RNG, 0, &b);
+	assert_int_equal(a.num_queues, 1);
+	assert_int_equal(a.msi_vectors, 2);
+	assert_string_equal(a.backend, "getrandom");
+	/* No configuration space. */
+	struct ivl_transport_config_rw rw = {.offset = 0, .length = 1};
+	ERR(IVL_TRANSPORT_E_VALUE, e, a.device_id, IVL_TRANSPORT_CLASS_CONFIG, IVL_TRANSPORT_CONFIG_READ, &rw, sizeof(rw));
+	struct drv da, db;
+	drive_n(e, &a, &da, 40, 1);
+	drive_n(e, &b, &db, 41, 1);
+	memset(da.buf, 0, 4096);
+	struct iovec two[2] = {{da.buf, 3}, {da.buf + 64, 200}};
+	assert_true(ivl_virtq_add(da.q[0], NULL, 0, two, 2, (void *)1) >= 0);
+	struct iovec rd = {da.buf + 512, 8}, wr = {da.buf + 1024, 8};
+	assert_true(ivl_virtq_add(da.q[0], &rd, 1, &wr, 1, (void *)2) >= 0); /* readable: refused */
+	assert_int_equal(ivl_transport_device_process(e->m), 2);
+	void *tok;
+	uint32_t len;
+	assert_int_equal(ivl_virtq_get_used(da.q[0], &tok, &len), 1);
+	assert_ptr_equal(tok, (void *)1);
+	assert_int_equal(len, 203);
+	unsigned nz = 0;
+	for (int i = 0; i < 200; i++)
+		nz += da.buf[64 + i] != 0;
+	assert_true(nz > 150); /* random bytes, not zeroes */
+	assert_true(da.buf[3] == 0 && da.buf[63] == 0); /* only the buffers */
+	assert_int_equal(ivl_virtq_get_used(da.q[0], &tok, &len), 1);
+	assert_ptr_equal(tok, (void *)2);
+	assert_int_equal(len, 0);
+	for (int i = 0; i < 8; i++)
+		assert_int_equal(da.buf[1024 + i], 0);
+	assert_true(e->rec.n >= 1 && e->rec.addr[0] == 40 && e->rec.data[0] == 11);
+	/* A chain pointing outside A's window breaks A only. */
+	hostile_desc(e->area + a.window_offset, b.window_offset - a.window_offset + 8192, 16, 2);
+	memset(db.buf, 0x5a, 16);
+	ivl_transport_device_process(e->m);
+	assert_true(dev_status(e, a.device_id) & 64);
+	for (int i = 0; i < 16; i++)
+		assert_int_equal(db.buf[i], 0x5a);
+	assert_int_equal(dev_status(e, b.device_id), 15);
+	struct iovec wb = {db.buf + 100, 32};
+	assert_true(ivl_virtq_add(db.q[0], NULL, 0, &wb, 1, (void *)3) >= 0);
+	assert_int_equal(ivl_transport_device_process(e->m), 1);
+	assert_int_equal(ivl_virtq_get_used(db.q[0], &tok, &len), 1);
+	assert_int_equal(len, 32);
+	ivl_virtq_free(da.q[0]);
+	ivl_virtq_free(db.q[0]);
+	/* A host started with no_rng refuses the type. */
+	struct ivl_transport_device *m2;
+	struct ivl_transport_device_opts o = {.area = e->area, .area_size = AREA, .no_rng = true};
+	assert_int_equal(ivl_transport_device_new(&m2, &o), 0);
+	struct ivl_transport_device *keep = e->m;
+	e->m = m2;
+	c.param[0] = 0;
+	ERR(IVL_TRANSPORT_E_VIRTIO_ID, e, 0, IVL_TRANSPORT_CLASS_MGMT, IVL_TRANSPORT_MGMT_CREATE, &c, sizeof(c));
+	e->m = keep;
+	ivl_transport_device_free(m2);
 }
 
 static void test_console_loop(void **state)
@@ -821,6 +932,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_config, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_msi_isolation, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_console_loop, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_rng, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
