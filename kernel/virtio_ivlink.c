@@ -19,14 +19,17 @@
  */
 #include <linux/auxiliary_bus.h>
 #include <linux/completion.h>
+#include <linux/cpu.h>
 #include <linux/delay.h>
 #include <linux/dma-map-ops.h>
 #include <linux/genalloc.h>
 #include <linux/list.h>
 #include <linux/module.h>
 #include <linux/mutex.h>
+#include <linux/percpu.h>
 #include <linux/slab.h>
 #include <linux/string.h>
+#include <linux/timer.h>
 #include <linux/virtio.h>
 #include <linux/virtio_config.h>
 #include <linux/virtio_ring.h>
@@ -48,12 +51,10 @@ MODULE_PARM_DESC(vector, "the device's MSI-X vector for transport answers (defau
 static unsigned int timeout_ms = 5000;
 module_param(timeout_ms, uint, 0644);
 MODULE_PARM_DESC(timeout_ms, "bound of one command, ms (default 5000)");
-static unsigned int wait_host_ms = 60000;
-module_param(wait_host_ms, uint, 0444);
-MODULE_PARM_DESC(wait_host_ms, "how long probe waits for a device host, ms (default 60000)");
 
 #define VIVL_POLL_MS 20		/* the used ring is looked at this often */
-#define VIVL_WAIT_STEP_MS 100	/* the host's magic is looked for this often */
+#define VIVL_WATCH_MS 100	/* the device host's liveness is looked at this often */
+#define VIVL_LIST_EVERY 10	/* ... and its device list every 10th time */
 #define VIVL_IN_OFF 4096u	/* answer half of the command buffer */
 #define VIVL_IN_MAX (IVL_TRANSPORT_CMDBUF_SIZE - VIVL_IN_OFF)
 #define VIVL_OUT_MAX (VIVL_IN_OFF - sizeof(struct ivl_transport_cmd))
@@ -84,7 +85,7 @@ struct vivl_desc {
 };
 
 #define VIVL_QUEUE_MAX 32u	/* entries per queue of a managed device */
-#define VIVL_CONSOLE_WINDOW (512u * 1024) /* rings and bounce buffers */
+#define VIVL_CONSOLE_WINDOW (256u * 1024) /* rings, 32 receive pages, transmits */
 
 struct vivl;
 
@@ -92,7 +93,7 @@ struct vivl;
 struct vivl_info {
 	u64 id, window_offset, window_size;
 	u32 virtio_id, status, flags;
-	u16 num_queues, msi_vectors;
+	u16 num_queues, msi_vectors, driver_peer;
 	char backend[64];
 };
 
@@ -102,6 +103,8 @@ struct vivl_vdev {
 	struct device dma;	/* vdev's parent: DMA ops over the window */
 	struct vivl *v;
 	struct vivl_info info;
+	u32 epoch;		/* the device host's host_epoch at creation */
+	u8 status;		/* the last status set (what a gone host had) */
 	u8 *win;
 	struct gen_pool *pool;
 	struct xarray bounces;	/* window offset -> struct vivl_bounce */
@@ -112,10 +115,27 @@ struct vivl_vdev {
 };
 
 /* Who an ivshmem vector of mine interrupts: a device's configuration
- * (queue -1) or one of its queues. */
+ * (VIVL_IRQ_CONFIG), one of its queues, or all of them (VIVL_IRQ_QUEUES,
+ * MSI sharing mode). */
+#define VIVL_IRQ_CONFIG (-1)
+#define VIVL_IRQ_QUEUES (-2)
 struct vivl_irq {
 	struct vivl_vdev *vd;
 	int queue;
+};
+
+/*
+ * A watchdog on one CPU: virtio_console spins, interrupts off, until the
+ * device gives a transmit buffer back, so a device host that dies
+ * mid-write stops that CPU's timers and work for good.  A pinned timer on
+ * every CPU looks at the device host (shared memory reads only) and, when
+ * it is gone, breaks the devices from a work item on its own CPU, which
+ * ends such spins (the watcher removes the devices afterwards).
+ */
+struct vivl_dog {
+	struct timer_list timer;
+	struct work_struct work;
+	struct vivl *v;
 };
 
 struct vivl {
@@ -133,11 +153,20 @@ struct vivl {
 	u16 host_peer, host_vector;
 	bool vector_taken;
 
-	struct delayed_work wait_work;
-	unsigned int waited_ms;
+	/* Finds the device host, registers what it offers, and removes the
+	 * devices of a host that is gone or of devices destroyed by others. */
+	struct delayed_work watch_work;
+	unsigned int ticks;
+	bool host_seen;		/* the host was there last time */
+	/* Serialises what registers or removes virtio devices: create,
+	 * destroy, scans, the watcher. */
+	struct mutex reg_lock;
+	bool scanned;		/* the host of scanned_epoch was scanned */
+	u32 scanned_epoch;
 
 	struct mutex lock;	/* one command at a time; fields below */
 	bool ready;		/* a device host was found and negotiated */
+	unsigned int negotiated; /* how many times */
 	bool gone;		/* remove() has begun */
 	bool ring_ok;		/* my ring is the current generation */
 	u32 epoch;		/* host_epoch when device 0 was negotiated */
@@ -150,6 +179,9 @@ struct vivl {
 	struct vivl_irq irq[64];
 	struct mutex vdevs_lock;	/* vdevs */
 	struct list_head vdevs;
+	atomic_t nvdevs;		/* registered, for the watchdogs */
+	struct vivl_dog __percpu *dogs;
+	bool dogs_stop;
 };
 
 /* ---- shared memory --------------------------------------------------------- */
@@ -238,6 +270,23 @@ static bool vivl_host_ok(struct vivl *v)
 	v->host_peer = peer;
 	v->host_vector = vec;
 	return true;
+}
+
+/*
+ * Lockless (any context): the device host of @epoch still serves: the
+ * control block's magic and epoch, its peer present with its kick vector.
+ * Read-only; for the watchdogs and kicks, which may not take v->lock.
+ */
+static bool vivl_host_alive(struct vivl *v, u32 epoch)
+{
+	struct ivl_transport_ctl *ctl = READ_ONCE(v->ctl);
+
+	if (!ctl)
+		return false;
+	return smp_load_acquire(&ctl->magic) == IVL_TRANSPORT_MAGIC &&
+	       le32_to_cpu(READ_ONCE(ctl->host_epoch)) == epoch &&
+	       vivl_peer_has(v, le16_to_cpu(READ_ONCE(ctl->host_peer)),
+			     le16_to_cpu(READ_ONCE(ctl->host_vector)));
 }
 
 /*
@@ -524,7 +573,6 @@ static int vivl_negotiate(struct vivl *v)
 static int vivl_begin(struct vivl *v)
 {
 	u32 pos, epoch;
-	bool first = !v->ready;
 	int ret;
 
 	if (v->gone || !ivl_ivshmem_alive(v->d))
@@ -548,7 +596,7 @@ static int vivl_begin(struct vivl *v)
 		return ret;
 	v->epoch = epoch;
 	v->ready = true;
-	if (first)
+	if (!v->negotiated++)
 		dev_info(&v->adev->dev,
 			 "transport virtqueue: peer %u, device host peer %u (vector %u), area %#llx+%#llx\n",
 			 v->me, v->host_peer, v->host_vector, area, v->mgmt_size);
@@ -572,6 +620,7 @@ static int vivl_parse_info(struct vivl *v, const struct ivl_transport_info *w,
 	i->num_queues = le16_to_cpu(w->num_queues);
 	i->msi_vectors = le16_to_cpu(w->msi_vectors);
 	i->flags = le32_to_cpu(w->flags);
+	i->driver_peer = le16_to_cpu(w->driver_peer);
 	memcpy(i->backend, w->backend, sizeof(i->backend));
 	i->backend[sizeof(i->backend) - 1] = '\0';
 	if (i->id == 0 || i->window_offset < IVL_TRANSPORT_WINDOWS_OFF ||
@@ -713,33 +762,6 @@ static const struct vivl_ctype *vivl_parse_create(const char *buf, size_t count,
 		c->param[n++] = cpu_to_le32(val);
 	}
 	return t;
-}
-
-/* Log every managed device the host has (at probe). */
-static void vivl_log_devices(struct vivl *v)
-{
-	u64 ids[IVL_TRANSPORT_MAX_DEVICES];
-	struct vivl_info i;
-	int n, k, ret;
-
-	n = vivl_list(v, ids, ARRAY_SIZE(ids));
-	if (n < 0) {
-		dev_warn(&v->adev->dev, "LIST: %d\n", n);
-		return;
-	}
-	dev_info(&v->adev->dev, "%d managed device(s)\n", n);
-	for (k = 0; k < n; k++) {
-		ret = vivl_query(v, ids[k], &i, NULL);
-		if (ret) {
-			dev_warn(&v->adev->dev, "QUERY %llu: %d\n", ids[k], ret);
-			continue;
-		}
-		dev_info(&v->adev->dev,
-			 "device %llu: %s (virtio %u), status %#x, window %#llx+%#llx, %u queues, %u MSI vectors, %s\n",
-			 i.id, vivl_type_name(i.virtio_id), i.virtio_id, i.status,
-			 i.window_offset, i.window_size, i.num_queues, i.msi_vectors,
-			 i.backend);
-	}
 }
 
 /* ---- managed devices as virtio devices ------------------------------------------ */
@@ -890,8 +912,13 @@ static int vivl_vd_cmd(struct vivl_vdev *vd, u16 cls, u16 cmd, const void *out,
 	int ret;
 
 	mutex_lock(&v->lock);
-	ret = v->gone ? -ENODEV : vivl_cmd_exact(v, vd->info.id, cls, cmd, out, out_len, in,
-						 in_len, &reason);
+	/* Only the device host that created the device: IDs start again at
+	 * 1 with a new host (a new host_epoch). */
+	if (v->gone || !v->ready || vd->epoch != v->epoch ||
+	    le32_to_cpu(READ_ONCE(v->ctl->host_epoch)) != vd->epoch)
+		ret = -ENODEV;
+	else
+		ret = vivl_cmd_exact(v, vd->info.id, cls, cmd, out, out_len, in, in_len, &reason);
 	mutex_unlock(&v->lock);
 	if (ret == -EREMOTEIO)
 		dev_warn(&vd->vdev.dev, "class %u command %u: refused (%s)\n", cls, cmd,
@@ -935,18 +962,22 @@ static u32 vivl_generation(struct virtio_device *vdev)
 	return le32_to_cpu(g);
 }
 
+/* The device's status; with its device host gone, the last one set
+ * (a reset then reads 0, as the virtio core expects on removal). */
 static u8 vivl_get_status(struct virtio_device *vdev)
 {
+	struct vivl_vdev *vd = to_vd(vdev);
 	__le32 st;
 
-	if (vivl_vd_cmd(to_vd(vdev), IVL_TRANSPORT_CLASS_STATUS, IVL_TRANSPORT_STATUS_GET,
-			NULL, 0, &st, sizeof(st)))
-		return VIRTIO_CONFIG_S_FAILED;
+	if (vivl_vd_cmd(vd, IVL_TRANSPORT_CLASS_STATUS, IVL_TRANSPORT_STATUS_GET, NULL, 0, &st,
+			sizeof(st)))
+		return READ_ONCE(vd->status);
 	return le32_to_cpu(st) & 0xff;
 }
 
 static void vivl_reset(struct virtio_device *vdev)
 {
+	WRITE_ONCE(to_vd(vdev)->status, 0);
 	vivl_vd_cmd(to_vd(vdev), IVL_TRANSPORT_CLASS_STATUS, IVL_TRANSPORT_STATUS_RESET, NULL,
 		    0, NULL, 0);
 }
@@ -959,6 +990,7 @@ static void vivl_set_status(struct virtio_device *vdev, u8 status)
 		vivl_reset(vdev);
 		return;
 	}
+	WRITE_ONCE(to_vd(vdev)->status, status);
 	vivl_vd_cmd(to_vd(vdev), IVL_TRANSPORT_CLASS_STATUS, IVL_TRANSPORT_STATUS_SET, &st,
 		    sizeof(st), NULL, 0);
 }
@@ -994,9 +1026,137 @@ static const char *vivl_bus_name(struct virtio_device *vdev)
 	return dev_name(&to_vd(vdev)->v->adev->dev);
 }
 
+/*
+ * A device host that is gone (its peer left) and not replaced (same
+ * host_epoch) serves nobody's window any more: give the buffers made
+ * available on @vq back as used, with nothing written, as a device that
+ * drops them would (buffers are used in order on a console's transmitq).
+ * A new host zeroes a window when it gives it to a device.
+ */
+static void vivl_give_back(struct virtqueue *vq, const struct vring *r, u16 want)
+{
+	struct virtio_device *vdev = vq->vdev;
+	u16 used = virtio16_to_cpu(vdev, READ_ONCE(r->used->idx));
+	u16 head, k;
+
+	for (; used != want; used++) {
+		k = used & (r->num - 1);
+		head = virtio16_to_cpu(vdev, READ_ONCE(r->avail->ring[k]));
+		WRITE_ONCE(r->used->ring[k].id, cpu_to_virtio32(vdev, head));
+		WRITE_ONCE(r->used->ring[k].len, 0);
+	}
+	/* The elements before the index (the driver reads them after it). */
+	virtio_wmb(true);
+	WRITE_ONCE(r->used->idx, cpu_to_virtio16(vdev, want));
+}
+
+/*
+ * virtio_console hands each console write to the device and then spins,
+ * interrupts off and its locks held, until the device gives the buffer
+ * back, or the queue is broken; in that second case it frees the buffer
+ * while it is still on the queue, and frees it again when the device is
+ * removed.  So a console's transmitq is never broken here.  Its kick does
+ * the wait itself, where it can see the device host: until the host has
+ * used what is available; when the host is gone, the buffers are given
+ * back (vivl_give_back()) and the console is removed by the watcher.
+ */
+static bool vivl_wait_consumed(struct vivl_vdev *vd, struct virtqueue *vq, bool kicked)
+{
+	const struct vring *r = virtqueue_get_vring(vq);
+	u16 want = virtio16_to_cpu(vq->vdev, READ_ONCE(r->avail->idx));
+
+	while (virtio16_to_cpu(vq->vdev, READ_ONCE(r->used->idx)) != want) {
+		if (!kicked || !vivl_host_alive(vd->v, vd->epoch)) {
+			if (le32_to_cpu(READ_ONCE(vd->v->ctl->host_epoch)) != vd->epoch)
+				return false; /* a new host already: not our window */
+			vivl_give_back(vq, r, want);
+			return true;
+		}
+		cpu_relax();
+	}
+	return true;
+}
+
+/* false breaks the queue (virtio core): no device host to kick. */
 static bool vivl_vq_notify(struct virtqueue *vq)
 {
-	return !vivl_kick(to_vd(vq->vdev)->v);
+	struct vivl_vdev *vd = to_vd(vq->vdev);
+	bool kicked = vivl_host_alive(vd->v, vd->epoch) && !vivl_kick(vd->v);
+
+	if (vd->info.virtio_id == IVL_TRANSPORT_VIRTIO_CONSOLE && vq->index == 1)
+		return vivl_wait_consumed(vd, vq, kicked);
+	return kicked;
+}
+
+/* Break a device whose host is gone (not a console: vivl_wait_consumed()). */
+static void vivl_break(struct vivl_vdev *vd)
+{
+	if (vd->info.virtio_id != IVL_TRANSPORT_VIRTIO_CONSOLE)
+		virtio_break_device(&vd->vdev);
+}
+
+static void vivl_dog_work(struct work_struct *work)
+{
+	struct vivl *v = container_of(work, struct vivl_dog, work)->v;
+	struct vivl_vdev *vd;
+
+	mutex_lock(&v->vdevs_lock);
+	list_for_each_entry(vd, &v->vdevs, node)
+		if (!vivl_host_alive(v, vd->epoch))
+			vivl_break(vd);
+	mutex_unlock(&v->vdevs_lock);
+}
+
+static void vivl_dog_bark(struct timer_list *t)
+{
+	struct vivl_dog *dog = from_timer(dog, t, timer);
+	struct vivl *v = dog->v;
+
+	if (atomic_read(&v->nvdevs) && !vivl_host_alive(v, READ_ONCE(v->epoch)))
+		queue_work_on(smp_processor_id(), system_highpri_wq, &dog->work);
+	if (!READ_ONCE(v->dogs_stop))
+		mod_timer(&dog->timer, jiffies + msecs_to_jiffies(VIVL_WATCH_MS));
+}
+
+static int vivl_dogs_start(struct vivl *v)
+{
+	struct vivl_dog *dog;
+	int cpu;
+
+	v->dogs = alloc_percpu(struct vivl_dog);
+	if (!v->dogs)
+		return -ENOMEM;
+	for_each_possible_cpu(cpu) {
+		dog = per_cpu_ptr(v->dogs, cpu);
+		dog->v = v;
+		timer_setup(&dog->timer, vivl_dog_bark, TIMER_PINNED);
+		INIT_WORK(&dog->work, vivl_dog_work);
+	}
+	cpus_read_lock();
+	for_each_online_cpu(cpu) {
+		dog = per_cpu_ptr(v->dogs, cpu);
+		dog->timer.expires = jiffies + msecs_to_jiffies(VIVL_WATCH_MS);
+		add_timer_on(&dog->timer, cpu);
+	}
+	cpus_read_unlock();
+	return 0;
+}
+
+static void vivl_dogs_stop(struct vivl *v)
+{
+	struct vivl_dog *dog;
+	int cpu;
+
+	if (!v->dogs)
+		return;
+	WRITE_ONCE(v->dogs_stop, true);
+	for_each_possible_cpu(cpu) {
+		dog = per_cpu_ptr(v->dogs, cpu);
+		del_timer_sync(&dog->timer);
+		cancel_work_sync(&dog->work);
+	}
+	free_percpu(v->dogs);
+	v->dogs = NULL;
 }
 
 /* An ivshmem vector of a managed device: its configuration or one queue. */
@@ -1005,12 +1165,19 @@ static void vivl_vd_irq(void *ctx, unsigned int vec)
 	struct vivl *v = ctx;
 	struct vivl_irq *e = &v->irq[vec];
 
+	unsigned int q;
+
 	if (!e->vd)
 		return;
-	if (e->queue < 0)
+	if (e->queue == VIVL_IRQ_CONFIG) {
 		virtio_config_changed(&e->vd->vdev);
-	else if (e->vd->vqs[e->queue])
+	} else if (e->queue == VIVL_IRQ_QUEUES) {
+		for (q = 0; q < ARRAY_SIZE(e->vd->vqs); q++)
+			if (e->vd->vqs[q])
+				vring_interrupt(0, e->vd->vqs[q]);
+	} else if (e->vd->vqs[e->queue]) {
 		vring_interrupt(0, e->vd->vqs[e->queue]);
+	}
 }
 
 static void vivl_free_irqs(struct vivl_vdev *vd)
@@ -1087,50 +1254,108 @@ static int vivl_setup_vq(struct vivl_vdev *vd, unsigned int q, vq_callback_t *cb
 }
 
 /*
- * Non-sharing MSI (seed 004): MSI vector 0 is the configuration, vector
- * q + 1 queue q; each is one of this guest's free ivshmem vectors, and
- * the device's table sends it to my IVPosition.
+ * The doorbell vectors others can ring on me: my MSI-X vectors, as far as
+ * the server gave me eventfds for them (my peer table entry), at most 64.
  */
-static int vivl_setup_msi(struct vivl_vdev *vd, unsigned int nvqs)
+static unsigned int vivl_my_vectors(struct vivl *v)
+{
+	struct ivl_shm_peer *e = vivl_peer(v, v->me);
+	unsigned int n = min(ivl_ivshmem_vectors(v->d), 64u);
+
+	return e ? min_t(u32, n, le32_to_cpu(READ_ONCE(e->vectors))) : 0;
+}
+
+/* How many ivshmem vectors of mine are free for devices. */
+static unsigned int vivl_free_vectors(struct vivl *v)
+{
+	unsigned int vec, n = vivl_my_vectors(v), free = 0;
+
+	mutex_lock(&v->lock);
+	for (vec = 0; vec < n; vec++)
+		if (vec != vector && !(v->vec_used & BIT_ULL(vec)))
+			free++;
+	mutex_unlock(&v->lock);
+	return free;
+}
+
+/*
+ * Give MSI vector @msi of @vd's table one of my free ivshmem vectors,
+ * interrupting @queue (a queue or VIVL_IRQ_*): the table sends it to my
+ * IVPosition with that vector as data.
+ */
+static int vivl_take_vector(struct vivl_vdev *vd, unsigned int msi, int queue)
 {
 	struct vivl *v = vd->v;
 	struct ivl_transport_msi_cfg cfg;
-	unsigned int k, vec, want = nvqs + 1, n = min(ivl_ivshmem_vectors(v->d), 64u);
-	int ret = 0;
+	unsigned int vec, n = vivl_my_vectors(v);
+	int ret;
 
-	if (want > vd->info.msi_vectors)
+	mutex_lock(&v->lock);
+	for (vec = 0; vec < n; vec++)
+		if (vec != vector && !(v->vec_used & BIT_ULL(vec)))
+			break;
+	if (vec < n)
+		v->vec_used |= BIT_ULL(vec);
+	mutex_unlock(&v->lock);
+	if (vec >= n)
 		return -ENOSPC;
-	for (k = 0; k < want; k++) {
+	v->irq[vec].queue = queue;
+	v->irq[vec].vd = vd;
+	ret = ivl_ivshmem_request_vector(v->d, vec, vivl_vd_irq, v);
+	if (ret) {
+		v->irq[vec].vd = NULL;
 		mutex_lock(&v->lock);
-		for (vec = 0; vec < n; vec++)
-			if (vec != vector && !(v->vec_used & BIT_ULL(vec)))
-				break;
-		if (vec < n)
-			v->vec_used |= BIT_ULL(vec);
+		v->vec_used &= ~BIT_ULL(vec);
 		mutex_unlock(&v->lock);
-		if (vec >= n) {
-			dev_err(&vd->vdev.dev, "not enough free ivshmem vectors (%u needed)\n", want);
-			return -ENOSPC;
-		}
-		v->irq[vec].queue = (int)k - 1;
-		v->irq[vec].vd = vd;
-		ret = ivl_ivshmem_request_vector(v->d, vec, vivl_vd_irq, v);
-		if (ret) {
-			v->irq[vec].vd = NULL;
-			mutex_lock(&v->lock);
-			v->vec_used &= ~BIT_ULL(vec);
-			mutex_unlock(&v->lock);
-			return ret;
-		}
-		vd->vec[vd->nvec++] = vec;
-		cfg = (struct ivl_transport_msi_cfg){ .vector = cpu_to_le32(k),
-						      .data = cpu_to_le32(vec),
-						      .address = cpu_to_le64(v->me) };
-		ret = vivl_vd_cmd(vd, IVL_TRANSPORT_CLASS_MSI, IVL_TRANSPORT_MSI_CONFIGURE, &cfg,
-				  sizeof(cfg), NULL, 0);
-		if (ret)
-			return ret;
+		return ret;
 	}
+	vd->vec[vd->nvec++] = vec;
+	cfg = (struct ivl_transport_msi_cfg){ .vector = cpu_to_le32(msi),
+					      .data = cpu_to_le32(vec),
+					      .address = cpu_to_le64(v->me) };
+	return vivl_vd_cmd(vd, IVL_TRANSPORT_CLASS_MSI, IVL_TRANSPORT_MSI_CONFIGURE, &cfg,
+			   sizeof(cfg), NULL, 0);
+}
+
+/*
+ * The device's MSI table (seeds 002, 004).  Non-sharing: MSI vector 0 is
+ * the configuration, vector q + 1 queue q, each on an ivshmem vector of
+ * its own.  Sharing (created so when this guest had too few vectors):
+ * vector 0 the configuration, vector 1 every queue (MAP_CONFIG,
+ * MAP_QUEUE).  Then MSI ENABLE, before DRIVER_OK.
+ */
+static int vivl_setup_msi(struct vivl_vdev *vd, unsigned int nvqs)
+{
+	struct ivl_transport_queue_val map = {};
+	struct ivl_transport_msi_vec cv = {};
+	unsigned int k;
+	int ret;
+
+	if (vd->info.flags & IVL_TRANSPORT_CREATE_F_MSI_SHARING) {
+		if (vd->info.msi_vectors < 2)
+			return -ENOSPC;
+		ret = vivl_take_vector(vd, 0, VIVL_IRQ_CONFIG);
+		if (!ret)
+			ret = vivl_take_vector(vd, 1, VIVL_IRQ_QUEUES);
+		if (!ret)
+			ret = vivl_vd_cmd(vd, IVL_TRANSPORT_CLASS_MSI, IVL_TRANSPORT_MSI_MAP_CONFIG,
+					  &cv, sizeof(cv), NULL, 0);
+		map.value = cpu_to_le32(1);
+		for (k = 0; k < nvqs && !ret; k++) {
+			map.queue = cpu_to_le16(k);
+			ret = vivl_vd_cmd(vd, IVL_TRANSPORT_CLASS_MSI, IVL_TRANSPORT_MSI_MAP_QUEUE,
+					  &map, sizeof(map), NULL, 0);
+		}
+	} else {
+		if (nvqs + 1 > vd->info.msi_vectors)
+			return -ENOSPC;
+		for (k = 0, ret = 0; k <= nvqs && !ret; k++)
+			ret = vivl_take_vector(vd, k, k ? (int)k - 1 : VIVL_IRQ_CONFIG);
+	}
+	if (ret == -ENOSPC)
+		dev_err(&vd->vdev.dev, "not enough free ivshmem MSI-X vectors\n");
+	if (ret)
+		return ret;
 	return vivl_vd_cmd(vd, IVL_TRANSPORT_CLASS_MSI, IVL_TRANSPORT_MSI_ENABLE, NULL, 0, NULL,
 			   0);
 }
@@ -1203,7 +1428,7 @@ static void vivl_vdev_release(struct device *dev)
 
 /* Register a managed device with the virtio core (no v->lock held: the
  * driver's probe sends commands). */
-static int vivl_vdev_add(struct vivl *v, const struct vivl_info *i)
+static int vivl_vdev_add(struct vivl *v, const struct vivl_info *i, u32 epoch)
 {
 	struct vivl_vdev *vd;
 	int ret;
@@ -1213,6 +1438,7 @@ static int vivl_vdev_add(struct vivl *v, const struct vivl_info *i)
 		return -ENOMEM;
 	vd->v = v;
 	vd->info = *i;
+	vd->epoch = epoch;
 	vd->win = v->mgmt + i->window_offset;
 	xa_init_flags(&vd->bounces, XA_FLAGS_LOCK_IRQ);
 	device_initialize(&vd->dma);
@@ -1248,6 +1474,7 @@ static int vivl_vdev_add(struct vivl *v, const struct vivl_info *i)
 	mutex_lock(&v->vdevs_lock);
 	list_add_tail(&vd->node, &v->vdevs);
 	mutex_unlock(&v->vdevs_lock);
+	atomic_inc(&v->nvdevs);
 	return 0;
 }
 
@@ -1256,6 +1483,7 @@ static void vivl_vdev_del(struct vivl_vdev *vd)
 {
 	struct device *dma = &vd->dma;
 
+	atomic_dec(&vd->v->nvdevs);
 	unregister_virtio_device(&vd->vdev);
 	device_unregister(dma);
 }
@@ -1277,31 +1505,143 @@ static struct vivl_vdev *vivl_vdev_take(struct vivl *v, u64 id)
 	return found;
 }
 
-/* ---- probe: wait for the device host ------------------------------------------ */
+/* ---- the device host: offered devices, liveness ----------------------------------- */
 
-static void vivl_wait_host(struct work_struct *work)
+static bool vivl_registered(struct vivl *v, u64 id)
 {
-	struct vivl *v = container_of(to_delayed_work(work), struct vivl, wait_work);
-	int ret;
+	struct vivl_vdev *vd;
+	bool found = false;
+
+	mutex_lock(&v->vdevs_lock);
+	list_for_each_entry(vd, &v->vdevs, node)
+		found |= vd->info.id == id;
+	mutex_unlock(&v->vdevs_lock);
+	return found;
+}
+
+/*
+ * Register what the device host offers this guest: every listed device
+ * whose driver_peer is me and that is reset (created for me with
+ * `ivlink dev create --for`, or mine before this driver was loaded), not
+ * registered yet.  Each device is logged.  With reg_lock held.
+ */
+static int vivl_scan(struct vivl *v)
+{
+	u64 ids[IVL_TRANSPORT_MAX_DEVICES];
+	struct vivl_info i;
+	u32 epoch;
+	int n, k, ret;
 
 	mutex_lock(&v->lock);
-	ret = vivl_begin(v);
-	if (!ret)
-		vivl_log_devices(v);
+	n = vivl_begin(v);
+	if (!n)
+		n = vivl_list(v, ids, ARRAY_SIZE(ids));
+	epoch = v->epoch;
 	mutex_unlock(&v->lock);
-	if (ret == -EOPNOTSUPP)
-		return;
-	if (ret && ret != -ENODEV)
-		dev_warn(&v->adev->dev, "the device host's management device: %d\n", ret);
-	if (!ret)
-		return;
-	v->waited_ms += VIVL_WAIT_STEP_MS;
-	if (v->waited_ms >= wait_host_ms) {
-		dev_warn(&v->adev->dev, "no device host after %u ms: the next request looks again\n",
-			 v->waited_ms);
-		return;
+	if (n < 0)
+		return n;
+	for (k = 0; k < n; k++) {
+		if (vivl_registered(v, ids[k]))
+			continue;
+		mutex_lock(&v->lock);
+		ret = v->ready && v->epoch == epoch ? vivl_query(v, ids[k], &i, NULL) : -ENODEV;
+		mutex_unlock(&v->lock);
+		if (ret == -EREMOTEIO)
+			continue; /* destroyed since the LIST */
+		if (ret)
+			return ret;
+		dev_info(&v->adev->dev,
+			 "device %llu: %s (virtio %u), status %#x, window %#llx+%#llx, %u queues, %u MSI vectors, driver peer %u, %s\n",
+			 i.id, vivl_type_name(i.virtio_id), i.virtio_id, i.status,
+			 i.window_offset, i.window_size, i.num_queues, i.msi_vectors,
+			 i.driver_peer, i.backend);
+		/* Reset, or reset and acknowledged again (the virtio core does
+		 * that when a driver is unbound). */
+		if (i.driver_peer != v->me || (i.status & ~VIVL_S_ACKNOWLEDGE))
+			continue;
+		ret = vivl_vdev_add(v, &i, epoch);
+		if (ret)
+			dev_err(&v->adev->dev, "device %llu: not registered with virtio (%d)\n",
+				i.id, ret);
+		else
+			dev_info(&v->adev->dev, "device %llu: offered to this guest, registered\n",
+				 i.id);
 	}
-	schedule_delayed_work(&v->wait_work, msecs_to_jiffies(VIVL_WAIT_STEP_MS));
+	return 0;
+}
+
+/*
+ * Remove the registered devices that have no device host any more: all
+ * of them when @alive is false, else those of another host_epoch than
+ * @epoch and, with @ids (@n of them listed), those no longer listed
+ * (destroyed by another peer).  Each is broken first, so its driver's
+ * waits end, then unregistered.  With reg_lock held.
+ */
+static void vivl_drop(struct vivl *v, bool alive, u32 epoch, const u64 *ids, int n)
+{
+	struct vivl_vdev *vd, *tmp;
+	LIST_HEAD(stale);
+	bool listed;
+	int k;
+
+	mutex_lock(&v->vdevs_lock);
+	list_for_each_entry_safe(vd, tmp, &v->vdevs, node) {
+		listed = !ids;
+		for (k = 0; k < n && !listed; k++)
+			listed = ids[k] == vd->info.id;
+		if (!alive || vd->epoch != epoch || !listed)
+			list_move_tail(&vd->node, &stale);
+	}
+	mutex_unlock(&v->vdevs_lock);
+	list_for_each_entry_safe(vd, tmp, &stale, node) {
+		list_del(&vd->node);
+		dev_warn(&v->adev->dev, "device %llu: %s: removed\n", vd->info.id,
+			 alive && vd->epoch == epoch ? "destroyed by another peer"
+						     : "its device host is gone");
+		vivl_break(vd);
+		vivl_vdev_del(vd);
+	}
+}
+
+static void vivl_watch(struct work_struct *work)
+{
+	struct vivl *v = container_of(to_delayed_work(work), struct vivl, watch_work);
+	u64 ids[IVL_TRANSPORT_MAX_DEVICES];
+	bool alive, list;
+	u32 epoch = 0;
+	int n = -1;
+
+	mutex_lock(&v->reg_lock);
+	mutex_lock(&v->lock);
+	if (!v->ctl)
+		vivl_begin(v); /* maps the area once the header is ready */
+	alive = v->ctl && !v->gone && ivl_ivshmem_alive(v->d) && vivl_host_ok(v);
+	if (alive)
+		epoch = le32_to_cpu(READ_ONCE(v->ctl->host_epoch));
+	if (!alive && v->host_seen)
+		dev_warn(&v->adev->dev, "the device host (peer %u) is gone\n", v->host_peer);
+	if (!alive)
+		v->ready = false;
+	v->host_seen = alive;
+	list = alive && v->ready && epoch == v->epoch && !list_empty(&v->vdevs) &&
+	       ++v->ticks % VIVL_LIST_EVERY == 0;
+	if (list)
+		n = vivl_list(v, ids, ARRAY_SIZE(ids));
+	mutex_unlock(&v->lock);
+	vivl_drop(v, alive, epoch, n >= 0 ? ids : NULL, n);
+	/* Each host (host_epoch) is scanned once for what it offers; a scan
+	 * that found no host (-ENODEV) is tried again. */
+	if (alive && (!v->scanned || epoch != v->scanned_epoch)) {
+		n = vivl_scan(v);
+		if (n && n != -ENODEV)
+			dev_warn(&v->adev->dev, "the device host's devices: %d\n", n);
+		if (n != -ENODEV) {
+			v->scanned = true;
+			v->scanned_epoch = epoch;
+		}
+	}
+	mutex_unlock(&v->reg_lock);
+	schedule_delayed_work(&v->watch_work, msecs_to_jiffies(VIVL_WATCH_MS));
 }
 
 /* ---- sysfs ---------------------------------------------------------------------- */
@@ -1337,47 +1677,79 @@ static ssize_t devices_show(struct device *dev, struct device_attribute *attr, c
 }
 static DEVICE_ATTR_RO(devices);
 
-/* "TYPE [ARG...]", see vivl_ctypes */
+/* CREATE with v->lock held: the new device, checked, in @i. */
+static int vivl_create(struct vivl *v, const struct vivl_create *c, struct vivl_info *i,
+		       u32 *reason)
+{
+	struct ivl_transport_info w;
+	int ret;
+
+	ret = vivl_begin(v);
+	if (!ret)
+		ret = vivl_cmd_exact(v, 0, IVL_TRANSPORT_CLASS_MGMT, IVL_TRANSPORT_MGMT_CREATE,
+				     c, c->len, &w, sizeof(w), reason);
+	if (!ret)
+		ret = vivl_parse_info(v, &w, i);
+	return ret;
+}
+
+static void vivl_destroy_cmd(struct vivl *v, u64 id)
+{
+	mutex_lock(&v->lock);
+	if (!v->gone)
+		vivl_cmd_exact(v, id, IVL_TRANSPORT_CLASS_MGMT, IVL_TRANSPORT_MGMT_DESTROY, NULL, 0,
+			       NULL, 0, NULL);
+	mutex_unlock(&v->lock);
+}
+
+/*
+ * "TYPE [NAME] [ARG...]", see vivl_ctypes.  The device gets an MSI table
+ * without sharing (a vector per event, seed 004) when this guest has
+ * enough free vectors for it, else it is created again with sharing.
+ */
 static ssize_t create_store(struct device *dev, struct device_attribute *attr,
 			    const char *buf, size_t count)
 {
 	struct vivl *v = dev_get_drvdata(dev);
 	const struct vivl_ctype *t;
 	struct vivl_create c;
-	struct ivl_transport_info w;
 	struct vivl_info i;
-	u32 reason = 0;
+	u32 reason = 0, epoch;
 	int ret;
 
 	t = vivl_parse_create(buf, count, &c);
 	if (IS_ERR(t))
 		return PTR_ERR(t);
+	mutex_lock(&v->reg_lock);
 	mutex_lock(&v->lock);
-	ret = vivl_begin(v);
-	if (!ret)
-		ret = vivl_cmd_exact(v, 0, IVL_TRANSPORT_CLASS_MGMT, IVL_TRANSPORT_MGMT_CREATE,
-				     &c, c.len, &w, sizeof(w), &reason);
-	if (!ret)
-		ret = vivl_parse_info(v, &w, &i);
+	ret = vivl_create(v, &c, &i, &reason);
+	epoch = v->epoch;
 	mutex_unlock(&v->lock);
+	if (!ret && i.num_queues + 1u > vivl_free_vectors(v)) {
+		vivl_destroy_cmd(v, i.id);
+		c.c.flags = cpu_to_le32(IVL_TRANSPORT_CREATE_F_MSI_SHARING);
+		c.c.msi_vectors = cpu_to_le32(2);
+		mutex_lock(&v->lock);
+		ret = vivl_create(v, &c, &i, &reason);
+		epoch = v->epoch;
+		mutex_unlock(&v->lock);
+	}
 	if (ret == -EREMOTEIO)
 		dev_warn(dev, "CREATE %s: refused (%s)\n", t->name, vivl_reason(reason));
 	if (ret)
-		return ret;
-	dev_info(dev, "created device %llu: %s, window %#llx+%#llx, %s\n", i.id,
-		 vivl_type_name(i.virtio_id), i.window_offset, i.window_size, i.backend);
-	ret = vivl_vdev_add(v, &i);
+		goto out;
+	dev_info(dev, "created device %llu: %s, window %#llx+%#llx, %s%s\n", i.id,
+		 vivl_type_name(i.virtio_id), i.window_offset, i.window_size, i.backend,
+		 i.flags & IVL_TRANSPORT_CREATE_F_MSI_SHARING ? ", MSI sharing" : "");
+	ret = vivl_vdev_add(v, &i, epoch);
 	if (ret) {
 		dev_err(dev, "device %llu: not registered with virtio (%d): destroyed\n", i.id,
 			ret);
-		mutex_lock(&v->lock);
-		if (!v->gone)
-			vivl_cmd_exact(v, i.id, IVL_TRANSPORT_CLASS_MGMT,
-				       IVL_TRANSPORT_MGMT_DESTROY, NULL, 0, NULL, 0, NULL);
-		mutex_unlock(&v->lock);
-		return ret;
+		vivl_destroy_cmd(v, i.id);
 	}
-	return count;
+out:
+	mutex_unlock(&v->reg_lock);
+	return ret ? ret : count;
 }
 static DEVICE_ATTR_WO(create);
 
@@ -1393,6 +1765,7 @@ static ssize_t destroy_store(struct device *dev, struct device_attribute *attr,
 	ret = kstrtou64(buf, 0, &id);
 	if (ret || id == 0)
 		return -EINVAL;
+	mutex_lock(&v->reg_lock);
 	/* The virtio driver goes first (it resets the device). */
 	vd = vivl_vdev_take(v, id);
 	if (vd)
@@ -1403,6 +1776,7 @@ static ssize_t destroy_store(struct device *dev, struct device_attribute *attr,
 		ret = vivl_cmd_exact(v, id, IVL_TRANSPORT_CLASS_MGMT, IVL_TRANSPORT_MGMT_DESTROY,
 				     NULL, 0, NULL, 0, &reason);
 	mutex_unlock(&v->lock);
+	mutex_unlock(&v->reg_lock);
 	if (ret == -EREMOTEIO) {
 		dev_warn(dev, "DESTROY %llu: refused (%s)\n", id, vivl_reason(reason));
 		return reason == IVL_TRANSPORT_E_NO_DEVICE ? -ENOENT : -EREMOTEIO;
@@ -1414,10 +1788,25 @@ static ssize_t destroy_store(struct device *dev, struct device_attribute *attr,
 }
 static DEVICE_ATTR_WO(destroy);
 
+/* Any write: register what the device host offers now (vivl_scan). */
+static ssize_t rescan_store(struct device *dev, struct device_attribute *attr,
+			    const char *buf, size_t count)
+{
+	struct vivl *v = dev_get_drvdata(dev);
+	int ret;
+
+	mutex_lock(&v->reg_lock);
+	ret = vivl_scan(v);
+	mutex_unlock(&v->reg_lock);
+	return ret ? ret : count;
+}
+static DEVICE_ATTR_WO(rescan);
+
 static struct attribute *vivl_attrs[] = {
 	&dev_attr_devices.attr,
 	&dev_attr_create.attr,
 	&dev_attr_destroy.attr,
+	&dev_attr_rescan.attr,
 	NULL,
 };
 ATTRIBUTE_GROUPS(vivl);
@@ -1448,17 +1837,23 @@ static int vivl_probe(struct auxiliary_device *adev, const struct auxiliary_devi
 		return -ENODEV;
 	mutex_init(&v->lock);
 	mutex_init(&v->vdevs_lock);
+	mutex_init(&v->reg_lock);
 	INIT_LIST_HEAD(&v->vdevs);
 	init_completion(&v->answered);
-	INIT_DELAYED_WORK(&v->wait_work, vivl_wait_host);
+	INIT_DELAYED_WORK(&v->watch_work, vivl_watch);
 	ret = ivl_ivshmem_request_vector(d, vector, vivl_answer_irq, v);
 	if (ret) {
 		dev_err(&adev->dev, "vector %u: %d\n", vector, ret);
 		return ret;
 	}
 	v->vector_taken = true;
+	ret = vivl_dogs_start(v);
+	if (ret) {
+		ivl_ivshmem_free_vector(d, vector);
+		return ret;
+	}
 	auxiliary_set_drvdata(adev, v);
-	schedule_delayed_work(&v->wait_work, 0);
+	schedule_delayed_work(&v->watch_work, 0);
 	return 0;
 }
 
@@ -1468,10 +1863,12 @@ static void vivl_remove(struct auxiliary_device *adev)
 
 	struct vivl_vdev *vd;
 
-	/* No new wait step, and none running. */
-	cancel_delayed_work_sync(&v->wait_work);
+	/* No watcher step now or later (it re-arms itself: the _sync
+	 * variant stops that too). */
+	cancel_delayed_work_sync(&v->watch_work);
 	/* Every virtio driver goes while commands still work (sysfs is
 	 * gone already: no new device).  The devices stay on the host. */
+	mutex_lock(&v->reg_lock);
 	for (;;) {
 		mutex_lock(&v->vdevs_lock);
 		vd = list_first_entry_or_null(&v->vdevs, struct vivl_vdev, node);
@@ -1482,15 +1879,18 @@ static void vivl_remove(struct auxiliary_device *adev)
 			break;
 		vivl_vdev_del(vd);
 	}
+	mutex_unlock(&v->reg_lock);
 	/* A command in flight ends first (bounded by timeout_ms). */
 	mutex_lock(&v->lock);
 	v->gone = true;
 	v->ready = false;
 	mutex_unlock(&v->lock);
+	vivl_dogs_stop(v);
 	if (v->vector_taken)
 		ivl_ivshmem_free_vector(v->d, vector);
 	mutex_destroy(&v->lock);
 	mutex_destroy(&v->vdevs_lock);
+	mutex_destroy(&v->reg_lock);
 }
 
 static const struct auxiliary_device_id vivl_ids[] = {

@@ -121,13 +121,14 @@ for o in json.load(open(sys.argv[1])):
 qemu_start() {
 	# qemu_start SERIAL-LOG KERNEL-ARGS QEMU-ARGS...: boot the guest kernel
 	# and $work/initrd.gz in the background under $qemu_timeout; sets
-	# $qemu_pid; $qemu_machine (default q35) is the -M.  no_timer_check: on a loaded host the emulated timer can
+	# $qemu_pid; $qemu_machine (default q35) is the -M, $qemu_smp (default 1)
+	# the vCPUs.  no_timer_check: on a loaded host the emulated timer can
 	# miss the kernel's boot-time check, which panics ("timer doesn't work
 	# through Interrupt-remapped IO-APIC").
 	local serial=$1 kargs=$2
 	shift 2
 	timeout -k 5 "$qemu_timeout" qemu-system-x86_64 \
-		-M "${qemu_machine:-q35}" -m 256 -smp 1 -nographic -no-reboot -net none \
+		-M "${qemu_machine:-q35}" -m 256 -smp "${qemu_smp:-1}" -nographic -no-reboot -net none \
 		-kernel "$IVL_VMLINUZ" -initrd "$work/initrd.gz" \
 		-append "console=ttyS0 no_timer_check panic=-1 quiet $kargs" \
 		"$@" >"$serial" 2>&1 </dev/null &
