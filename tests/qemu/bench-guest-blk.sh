@@ -35,7 +35,7 @@ server_prereqs "the server's readiness"
 kernel_module_build "$work/kmod"
 mkdir -p "$work/guest"
 cp "$here/guest-virtio/kblk-case" "$work/guest/"
-IVL_INITRAMFS_MODULES="virtio_blk ext4 crc32c_generic" "$here/mkinitramfs.sh" "$work/initrd.gz" \
+IVL_INITRAMFS_MODULES="virtio_pci virtio_blk ext4 crc32c_generic" "$here/mkinitramfs.sh" "$work/initrd.gz" \
 	"$kmod" "$work/kmod/virtio_ivlink.ko" "$work/guest/kblk-case" >"$work/mkinitramfs.log" 2>&1 || {
 	cat "$work/mkinitramfs.log"
 	exit 1
