@@ -3,8 +3,9 @@
  * Managed devices across processes (docs/transport.md): ivlink-server, a
  * device host (`ivlink dev serve`), and drivers in other processes: create
  * a console bridged to a UNIX socket, attach `ivlink console` to it, send
- * bytes both ways, list, destroy, an entropy device, and the errors of the
- * CLI.
+ * bytes both ways, list, destroy, an entropy device, block devices on the
+ * host's image (by name and path, one writer, unknown names refused), and
+ * the errors of the CLI.
  */
 #include <errno.h>
 #include <fcntl.h>

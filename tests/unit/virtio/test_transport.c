@@ -2,8 +2,9 @@
 /*
  * The management device's command decoder (docs/transport.md): every
  * command, every invalid command answered ERR with its reason, window and
- * vector isolation between managed devices, and a console's data path with
- * the rings driven in-process.
+ * vector isolation between managed devices, and the data paths of a
+ * console, an rng and a blk device (every request, every refusal) with the
+ * rings driven in-process.
  */
 #include <errno.h>
 #include <fcntl.h>
