@@ -701,6 +701,7 @@ static const struct vivl_ctype vivl_ctypes[] = {
 	{ "console", IVL_TRANSPORT_VIRTIO_CONSOLE, VIVL_CONSOLE_WINDOW, false, { vivl_console_kw } },
 	{ "rng", IVL_TRANSPORT_VIRTIO_RNG, 256u * 1024, false, {} },
 	{ "sdm", IVL_TRANSPORT_VIRTIO_SDM, 256u * 1024, false, { vivl_sdm_kw } },
+	{ "blk", IVL_TRANSPORT_VIRTIO_BLK, 8u << 20, true, {} }, /* bounces: 8 MiB in flight */
 };
 
 static const char *vivl_type_name(u32 virtio_id)

@@ -17,6 +17,8 @@ pkgs+=(debhelper dh-dkms dpkg-dev lintian man-db)
 # tests/headers builds the wire-format headers in a module against Debian's
 # current kernel headers.
 pkgs+=(linux-headers-amd64)
+# guest-virtio-blk checks the guest's file system on the host (e2fsck).
+pkgs+=(e2fsprogs)
 
 missing=()
 for p in "${pkgs[@]}"; do

@@ -47,6 +47,16 @@ const char *ivl_transport_reason_name(uint32_t reason);
 
 struct ivl_transport_device;
 
+/* A block image the device host may serve (virtio-blk, docs/transport.md
+ * §5).  A blk CREATE names it by its backend argument: equal to @name, or
+ * to @path (so a CLI may pass the canonical path).  Nothing else is ever
+ * opened: the argument comes from a possibly hostile driver. */
+struct ivl_transport_blk_image {
+	const char *name; /* 1..63 bytes, unique among the images */
+	const char *path; /* a regular file or a block device, opened at CREATE */
+	bool read_only;	  /* served read-only whatever the driver asks */
+};
+
 struct ivl_transport_device_opts {
 	/* The management area: @area of @area_size bytes (>= IVL_TRANSPORT_AREA_MIN). */
 	void *area;
@@ -64,6 +74,10 @@ struct ivl_transport_device_opts {
 	 * (both NULL: creating an SDM device fails with IVL_TRANSPORT_E_BACKEND). */
 	const char *sdm_channel;
 	struct ivl_sdm_bus *sdm_bus;
+	/* The block images blk devices may serve (@nblk entries, borrowed
+	 * with their strings; none: every blk CREATE answers ERR value). */
+	const struct ivl_transport_blk_image *blk;
+	unsigned nblk;
 	/* Where MSI messages go (NULL: nowhere, every delivery fails). */
 	ivl_msi_deliver_fn *msi_deliver;
 	void *msi_opaque;
@@ -72,7 +86,7 @@ struct ivl_transport_device_opts {
 
 /*
  * A management device over @opts->area (no link).  The options are
- * copied (console_dir and sdm_channel are borrowed).  Errors: -EINVAL
+ * copied (console_dir, sdm_channel and blk are borrowed).  Errors: -EINVAL
  * (NULL argument, no area, area_size < IVL_TRANSPORT_AREA_MIN, unknown
  * default_console), -ENOMEM, -errno of epoll_create1().  Free with
  * ivl_transport_device_free() (destroys every managed device).

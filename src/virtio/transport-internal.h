@@ -81,6 +81,7 @@ struct ivl__tdev {
 	struct ivl__tqueue q[IVL_TRANSPORT_MAX_QUEUES];
 	uint8_t config[IVL__TDEV_CONFIG_MAX];
 	uint16_t driver_peer;
+	uint64_t features; /* offered besides the type's (set by its init) */
 	char backend[64];
 	void *priv;
 };
@@ -88,6 +89,7 @@ struct ivl__tdev {
 extern const struct ivl__tdev_type ivl__console_type;
 extern const struct ivl__tdev_type ivl__sdm_type;
 extern const struct ivl__tdev_type ivl__rng_type;
+extern const struct ivl__tdev_type ivl__blk_type;
 
 /* The device-role ring of queue @q when the device is live (DRIVER_OK, not
  * NEEDS_RESET, queue enabled), else NULL. */

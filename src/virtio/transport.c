@@ -32,7 +32,7 @@ struct ivl_transport_device {
 };
 
 static const struct ivl__tdev_type *const types[] = {&ivl__console_type, &ivl__sdm_type,
-						     &ivl__rng_type};
+						     &ivl__rng_type, &ivl__blk_type};
 
 IVL_EXPORT const char *ivl_transport_reason_name(uint32_t reason)
 {

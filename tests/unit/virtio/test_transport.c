@@ -2,13 +2,17 @@
 /*
  * The management device's command decoder (docs/transport.md): every
  * command, every invalid command answered ERR with its reason, window and
- * vector isolation between managed devices, and a console's data path with
- * the rings driven in-process.
+ * vector isolation between managed devices, and the data paths of a
+ * console, an rng and a blk device (every request, every refusal) with the
+ * rings driven in-process.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "testutil.h"
 #include <ivlink/log.h>
@@ -339,12 +343,17 @@ static uint32_t qaddr(struct env *e, uint64_t id, uint16_t q, uint64_t d, uint64
 	return run(e, id, IVL_TRANSPORT_CLASS_QUEUE, IVL_TRANSPORT_QUEUE_SET_ADDR, &b, sizeof(b));
 }
 
-static void features_ok(struct env *e, uint64_t id)
+static void features_ok_f(struct env *e, uint64_t id, uint64_t extra)
 {
-	uint64_t f = (1ull << 32) | IVL_VIRTQ_F_EVENT_IDX;
+	uint64_t f = (1ull << 32) | IVL_VIRTQ_F_EVENT_IDX | extra;
 	set_status(e, id, 3);
 	OK(e, id, IVL_TRANSPORT_CLASS_FEATURES, IVL_TRANSPORT_FEAT_SET_DRIVER, &f, 8);
 	set_status(e, id, 11);
+}
+
+static void features_ok(struct env *e, uint64_t id)
+{
+	features_ok_f(e, id, 0);
 }
 
 static void test_queue(void **state)
@@ -580,11 +589,11 @@ struct drv {
  * entries at the start of the window, vectors 0..nq to (peer, 10 + v),
  * DRIVER_OK; buffers from window offset 8192. */
 static void drive_n(struct env *e, const struct ivl_transport_info *info, struct drv *d,
-		    uint16_t peer, uint16_t nq)
+		    uint16_t peer, uint16_t nq, uint64_t feat)
 {
 	uint64_t id = info->device_id;
 	uint8_t *win = e->area + info->window_offset;
-	features_ok(e, id);
+	features_ok_f(e, id, feat);
 	uint64_t off = 0;
 	for (uint16_t q = 0; q < nq; q++) {
 		struct ivl_virtq_opts o = {.role = IVL_VIRTQ_DRIVER,
@@ -609,7 +618,7 @@ static void drive_n(struct env *e, const struct ivl_transport_info *info, struct
 
 static void drive(struct env *e, const struct ivl_transport_info *info, struct drv *d, uint16_t peer)
 {
-	drive_n(e, info, d, peer, 2);
+	drive_n(e, info, d, peer, 2, 0);
 }
 
 static uint32_t dev_status(struct env *e, uint64_t id)
@@ -663,8 +672,8 @@ static void test_rng(void **state)
 	struct ivl_transport_config_rw rw = {.offset = 0, .length = 1};
 	ERR(IVL_TRANSPORT_E_VALUE, e, a.device_id, IVL_TRANSPORT_CLASS_CONFIG, IVL_TRANSPORT_CONFIG_READ, &rw, sizeof(rw));
 	struct drv da, db;
-	drive_n(e, &a, &da, 40, 1);
-	drive_n(e, &b, &db, 41, 1);
+	drive_n(e, &a, &da, 40, 1, 0);
+	drive_n(e, &b, &db, 41, 1, 0);
 	memset(da.buf, 0, 4096);
 	struct iovec two[2] = {{da.buf, 3}, {da.buf + 64, 200}};
 	assert_true(ivl_virtq_add(da.q[0], NULL, 0, two, 2, (void *)1) >= 0);
@@ -712,6 +721,312 @@ static void test_rng(void **state)
 	ERR(IVL_TRANSPORT_E_VIRTIO_ID, e, 0, IVL_TRANSPORT_CLASS_MGMT, IVL_TRANSPORT_MGMT_CREATE, &c, sizeof(c));
 	e->m = keep;
 	ivl_transport_device_free(m2);
+}
+
+/* ---- virtio-blk ---------------------------------------------------------- */
+
+#define BLK_F_RO (1ull << 5)
+#define BLK_F_FLUSH (1ull << 9)
+#define BLK_F_DISCARD (1ull << 13)
+#define BLK_F_WZ (1ull << 14)
+#define IMG_SIZE (1u << 20)
+
+static struct ivl_transport_blk_image images[3];
+
+/* A device host that may serve "disk" (1 MiB, read-write), "cd" (64 KiB,
+ * read-only) and "gone" (a path that does not exist). */
+static int setup_blk(void **state)
+{
+	const char *dir = tu_tmpdir();
+	static char disk[256], cd[256], gone[256];
+	snprintf(disk, sizeof(disk), "%s", tu_path(dir, "disk.img"));
+	snprintf(cd, sizeof(cd), "%s", tu_path(dir, "cd.img"));
+	snprintf(gone, sizeof(gone), "%s", tu_path(dir, "gone.img"));
+	for (int i = 0; i < 2; i++) {
+		int fd = open(i ? cd : disk, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		assert_true(fd >= 0);
+		uint8_t b[4096];
+		for (unsigned off = 0; off < (i ? 65536u : IMG_SIZE); off += sizeof(b)) {
+			memset(b, (int)(off / 4096 + 1), sizeof(b));
+			assert_int_equal(pwrite(fd, b, sizeof(b), off), (ssize_t)sizeof(b));
+		}
+		close(fd);
+	}
+	images[0] = (struct ivl_transport_blk_image){.name = "disk", .path = disk};
+	images[1] = (struct ivl_transport_blk_image){.name = "cd", .path = cd, .read_only = true};
+	images[2] = (struct ivl_transport_blk_image){.name = "gone", .path = gone};
+	struct env *e = calloc(1, sizeof(*e));
+	e->area = aligned_alloc(4096, AREA);
+	memset(e->area, 0xa5, AREA);
+	struct ivl_transport_device_opts o = {.area = e->area,
+					      .area_size = AREA,
+					      .msi_deliver = deliver,
+					      .msi_opaque = &e->rec,
+					      .blk = images,
+					      .nblk = 3};
+	assert_int_equal(ivl_transport_device_new(&e->m, &o), 0);
+	*state = e;
+	return 0;
+}
+
+/* CREATE a blk with backend argument @arg (NULL: none), param[0] @p0 and
+ * param[1] @p1, a 256 KiB window; returns the ack. */
+static uint32_t create_blk(struct env *e, const char *arg, uint32_t p0, uint32_t p1,
+			   struct ivl_transport_info *info)
+{
+	uint8_t b[sizeof(struct ivl_transport_create) + 64];
+	struct ivl_transport_create c = {.virtio_id = IVL_TRANSPORT_VIRTIO_BLK,
+					 .window_size = 256u << 10,
+					 .param = {p0, p1}};
+	size_t n = sizeof(c);
+	memcpy(b, &c, sizeof(c));
+	if (arg) {
+		memcpy(b + n, arg, strlen(arg) + 1);
+		n += strlen(arg) + 1;
+	}
+	uint32_t ack = run(e, 0, IVL_TRANSPORT_CLASS_MGMT, IVL_TRANSPORT_MGMT_CREATE, b, n);
+	if (ack == IVL_TRANSPORT_OK)
+		memcpy(info, e->in, sizeof(*info));
+	return ack;
+}
+
+/* Buffer offsets in the driver's part of the window (d->buf). */
+#define B_HDR 0u
+#define B_OUT 64u
+#define B_IN 65600u
+#define B_ST 131200u
+
+/* One request: header {type, sector}, @out_len readable data bytes (at
+ * B_OUT), @in_len writable data bytes (at B_IN), a status byte.  Returns
+ * the status; *used the used length. */
+static uint8_t blk_req(struct env *e, struct drv *d, uint32_t type, uint64_t sector,
+		       size_t out_len, size_t in_len, uint32_t *used)
+{
+	memcpy(d->buf + B_HDR, &type, 4);
+	memset(d->buf + B_HDR + 4, 0, 4);
+	memcpy(d->buf + B_HDR + 8, &sector, 8);
+	d->buf[B_ST] = 0xee;
+	struct iovec o[2] = {{d->buf + B_HDR, 16}, {d->buf + B_OUT, out_len}};
+	struct iovec i[2] = {{d->buf + B_IN, in_len}, {d->buf + B_ST, 1}};
+	assert_true(ivl_virtq_add(d->q[0], o, out_len ? 2 : 1, in_len ? i : i + 1, in_len ? 2 : 1,
+				  (void *)9) >= 0);
+	assert_int_equal(ivl_transport_device_process(e->m), 1);
+	void *tok;
+	assert_int_equal(ivl_virtq_get_used(d->q[0], &tok, used), 1);
+	assert_ptr_equal(tok, (void *)9);
+	return d->buf[B_ST];
+}
+
+/* A discard / write-zeroes range at B_OUT + 16 * @k. */
+static void dz_seg(struct drv *d, unsigned k, uint64_t sector, uint32_t num, uint32_t flags)
+{
+	uint8_t *p = d->buf + B_OUT + 16 * k;
+	memcpy(p, &sector, 8);
+	memcpy(p + 8, &num, 4);
+	memcpy(p + 12, &flags, 4);
+}
+
+static void file_bytes(const char *path, off_t off, void *dst, size_t n)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, dst, n, off), (ssize_t)n);
+	close(fd);
+}
+
+static const char *backend_of(struct env *e, uint64_t id)
+{
+	static struct ivl_transport_info info;
+	OK(e, id, IVL_TRANSPORT_CLASS_MGMT, IVL_TRANSPORT_MGMT_QUERY, NULL, 0);
+	memcpy(&info, e->in, sizeof(info));
+	return info.backend;
+}
+
+/* virtio-blk: naming, every request type, every refusal (counted), the
+ * file untouched outside the image, read-only images, isolation. */
+static void test_blk(void **state)
+{
+	struct env *e = *state;
+	struct ivl_transport_info a, r;
+	/* Only configured names (or their configured paths) open anything. */
+	assert_int_equal(create_blk(e, NULL, 0, 0, &a), IVL_TRANSPORT_ERR);
+	assert_int_equal(e->reason, IVL_TRANSPORT_E_VALUE);
+	assert_int_equal(create_blk(e, "/etc/passwd", 0, 0, &a), IVL_TRANSPORT_ERR);
+	assert_int_equal(e->reason, IVL_TRANSPORT_E_VALUE);
+	assert_int_equal(create_blk(e, "nosuch", 0, 0, &a), IVL_TRANSPORT_ERR);
+	assert_int_equal(e->reason, IVL_TRANSPORT_E_VALUE);
+	assert_int_equal(create_blk(e, "disk", 2, 0, &a), IVL_TRANSPORT_ERR);
+	assert_int_equal(e->reason, IVL_TRANSPORT_E_VALUE);
+	assert_int_equal(create_blk(e, "disk", 0, 1, &a), IVL_TRANSPORT_ERR);
+	assert_int_equal(e->reason, IVL_TRANSPORT_E_VALUE);
+	assert_int_equal(create_blk(e, "gone", 0, 0, &a), IVL_TRANSPORT_ERR);
+	assert_int_equal(e->reason, IVL_TRANSPORT_E_BACKEND);
+	assert_int_equal(ivl_transport_device_count(e->m), 0);
+	assert_int_equal(create_blk(e, images[0].path, 0, 0, &a), IVL_TRANSPORT_OK); /* by path */
+	/* One writer per image: a second device on it is refused. */
+	assert_int_equal(create_blk(e, "disk", 0, 0, &r), IVL_TRANSPORT_ERR);
+	assert_int_equal(e->reason, IVL_TRANSPORT_E_BACKEND);
+	assert_int_equal(create_blk(e, "cd", 0, 0, &r), IVL_TRANSPORT_OK);
+	assert_string_equal(a.backend, "disk bad=0 range=0 unsupp=0 err=0");
+	assert_string_equal(r.backend, "cd,ro bad=0 range=0 unsupp=0 err=0");
+	assert_int_equal(a.num_queues, 1);
+
+	/* Features and config. */
+	uint64_t f;
+	OK(e, a.device_id, IVL_TRANSPORT_CLASS_FEATURES, IVL_TRANSPORT_FEAT_GET_DEVICE, NULL, 0);
+	memcpy(&f, e->in, 8);
+	assert_true(f & BLK_F_FLUSH);
+	assert_false(f & BLK_F_RO);
+	bool punch = f & BLK_F_DISCARD;
+	assert_int_equal(!!(f & BLK_F_WZ), punch);
+	OK(e, r.device_id, IVL_TRANSPORT_CLASS_FEATURES, IVL_TRANSPORT_FEAT_GET_DEVICE, NULL, 0);
+	memcpy(&f, e->in, 8);
+	assert_true((f & BLK_F_RO) && !(f & BLK_F_DISCARD) && !(f & BLK_F_WZ));
+	struct ivl_transport_config_rw rw = {.offset = 0, .length = 60};
+	OK(e, a.device_id, IVL_TRANSPORT_CLASS_CONFIG, IVL_TRANSPORT_CONFIG_READ, &rw, sizeof(rw));
+	uint64_t cap;
+	uint32_t v32;
+	memcpy(&cap, e->in, 8);
+	assert_int_equal(cap, IMG_SIZE / 512);
+	memcpy(&v32, e->in + 12, 4);
+	assert_int_equal(v32, 32); /* seg_max */
+	memcpy(&v32, e->in + 20, 4);
+	assert_int_equal(v32, 512); /* blk_size */
+	rw.length = 61;
+	ERR(IVL_TRANSPORT_E_VALUE, e, a.device_id, IVL_TRANSPORT_CLASS_CONFIG, IVL_TRANSPORT_CONFIG_READ, &rw, sizeof(rw));
+	uint8_t cfgw[sizeof(rw) + 1] = {0};
+	rw = (struct ivl_transport_config_rw){.offset = 32, .length = 1}; /* wce: not offered */
+	memcpy(cfgw, &rw, sizeof(rw));
+	ERR(IVL_TRANSPORT_E_VALUE, e, a.device_id, IVL_TRANSPORT_CLASS_CONFIG, IVL_TRANSPORT_CONFIG_WRITE, cfgw, sizeof(cfgw));
+
+	struct drv da, dr;
+	drive_n(e, &a, &da, 40, 1, BLK_F_FLUSH | (punch ? BLK_F_DISCARD | BLK_F_WZ : 0));
+	drive_n(e, &r, &dr, 41, 1, 0);
+	uint32_t used;
+	uint8_t got[4096], want[4096];
+	/* OUT then IN. */
+	for (int i = 0; i < 1024; i++)
+		da.buf[B_OUT + i] = (uint8_t)(i * 7 + 3);
+	assert_int_equal(blk_req(e, &da, 1, 10, 1024, 0, &used), 0);
+	assert_int_equal(used, 1);
+	file_bytes(images[0].path, 10 * 512, got, 1024);
+	assert_memory_equal(got, da.buf + B_OUT, 1024);
+	assert_int_equal(blk_req(e, &da, 0, 9, 0, 2048, &used), 0);
+	assert_int_equal(used, 2049);
+	memset(want, 2, 512); /* sector 9: the setup's pattern of block 1 */
+	assert_memory_equal(da.buf + B_IN, want, 512);
+	assert_memory_equal(da.buf + B_IN + 512, da.buf + B_OUT, 1024);
+	/* The last sector reads; one past it does not (nor wrapping ones). */
+	assert_int_equal(blk_req(e, &da, 0, IMG_SIZE / 512 - 1, 0, 512, &used), 0);
+	assert_int_equal(blk_req(e, &da, 0, IMG_SIZE / 512 - 1, 0, 1024, &used), 1);
+	assert_int_equal(blk_req(e, &da, 1, IMG_SIZE / 512, 0 + 512, 0, &used), 1);
+	assert_int_equal(blk_req(e, &da, 1, UINT64_MAX / 512 + 1, 512, 0, &used), 1);
+	assert_int_equal(blk_req(e, &da, 1, UINT64_MAX, 512, 0, &used), 1);
+	assert_string_equal(backend_of(e, a.device_id), "disk bad=0 range=4 unsupp=0 err=0");
+	/* Malformed: partial sectors, data in the wrong direction. */
+	assert_int_equal(blk_req(e, &da, 1, 0, 100, 0, &used), 1);
+	assert_int_equal(blk_req(e, &da, 0, 0, 0, 513, &used), 1);
+	assert_int_equal(blk_req(e, &da, 0, 0, 512, 512, &used), 1);
+	assert_int_equal(blk_req(e, &da, 1, 0, 512, 512, &used), 1);
+	assert_int_equal(blk_req(e, &da, 4, 0, 0, 8, &used), 1);
+	/* A header shorter than 16 bytes; a chain with no writable byte. */
+	void *tok;
+	struct iovec h8 = {da.buf, 8}, st = {da.buf + B_ST, 1};
+	assert_true(ivl_virtq_add(da.q[0], &h8, 1, &st, 1, (void *)1) >= 0);
+	struct iovec h16 = {da.buf, 16};
+	assert_true(ivl_virtq_add(da.q[0], &h16, 1, NULL, 0, (void *)2) >= 0);
+	da.buf[B_ST] = 0xee;
+	assert_int_equal(ivl_transport_device_process(e->m), 2);
+	assert_int_equal(ivl_virtq_get_used(da.q[0], &tok, &used), 1);
+	assert_int_equal(used, 1);
+	assert_int_equal(da.buf[B_ST], 1);
+	assert_int_equal(ivl_virtq_get_used(da.q[0], &tok, &used), 1);
+	assert_int_equal(used, 0);
+	assert_string_equal(backend_of(e, a.device_id), "disk bad=7 range=4 unsupp=0 err=0");
+	/* FLUSH, GET_ID, unknown types. */
+	assert_int_equal(blk_req(e, &da, 4, 0, 0, 0, &used), 0);
+	assert_int_equal(used, 1);
+	memset(da.buf + B_IN, 0x77, 32);
+	assert_int_equal(blk_req(e, &da, 8, 0, 0, 20, &used), 0);
+	assert_int_equal(used, 21);
+	assert_memory_equal(da.buf + B_IN, "disk\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0", 20);
+	assert_int_equal(blk_req(e, &da, 10, 0, 0, 8, &used), 2); /* GET_LIFETIME */
+	assert_int_equal(blk_req(e, &da, 99, 0, 0, 0, &used), 2);
+	/* DISCARD and WRITE_ZEROES. */
+	if (punch) {
+		dz_seg(&da, 0, 10, 1, 0);
+		dz_seg(&da, 1, 100, 8, 0);
+		assert_int_equal(blk_req(e, &da, 11, 0, 32, 0, &used), 0);
+		file_bytes(images[0].path, 10 * 512, got, 1024);
+		memset(want, 0, 512);
+		assert_memory_equal(got, want, 512);
+		file_bytes(images[0].path, 11 * 512, got, 512);
+		uint8_t pat[512];
+		for (int i = 0; i < 512; i++)
+			pat[i] = (uint8_t)((i + 512) * 7 + 3);
+		assert_memory_equal(got, pat, 512);
+		file_bytes(images[0].path, 100 * 512, got, 4096);
+		memset(want, 0, 4096);
+		assert_memory_equal(got, want, 4096);
+		file_bytes(images[0].path, 108 * 512, got, 512);
+		memset(want, 14, 512); /* block 13's pattern */
+		assert_memory_equal(got, want, 512);
+		dz_seg(&da, 0, 200, 8, 1); /* unmap: only for write-zeroes */
+		assert_int_equal(blk_req(e, &da, 11, 0, 16, 0, &used), 2);
+		assert_int_equal(blk_req(e, &da, 13, 0, 16, 0, &used), 0);
+		dz_seg(&da, 0, 300, 8, 0);
+		assert_int_equal(blk_req(e, &da, 13, 0, 16, 0, &used), 0);
+		file_bytes(images[0].path, 200 * 512, got, 4096);
+		memset(want, 0, 4096);
+		assert_memory_equal(got, want, 4096);
+		file_bytes(images[0].path, 300 * 512, got, 4096);
+		assert_memory_equal(got, want, 4096);
+		dz_seg(&da, 0, 10, 1, 2); /* unknown flag */
+		assert_int_equal(blk_req(e, &da, 13, 0, 16, 0, &used), 2);
+		dz_seg(&da, 0, IMG_SIZE / 512 - 4, 8, 0); /* past the end */
+		assert_int_equal(blk_req(e, &da, 13, 0, 16, 0, &used), 1);
+		dz_seg(&da, 0, 0, 1, 0); /* a good range, then one past the end: */
+		dz_seg(&da, 1, UINT64_MAX - 2, 8, 0); /* nothing is applied */
+		file_bytes(images[0].path, 0, want, 512);
+		assert_int_equal(blk_req(e, &da, 11, 0, 32, 0, &used), 1);
+		file_bytes(images[0].path, 0, got, 512);
+		assert_memory_equal(got, want, 512);
+		assert_int_equal(blk_req(e, &da, 11, 0, 24, 0, &used), 1); /* not whole ranges */
+		assert_int_equal(blk_req(e, &da, 11, 0, 17 * 16, 0, &used), 1); /* too many */
+		assert_string_equal(backend_of(e, a.device_id),
+				    "disk bad=9 range=6 unsupp=4 err=0");
+	} else {
+		dz_seg(&da, 0, 10, 1, 0);
+		assert_int_equal(blk_req(e, &da, 11, 0, 16, 0, &used), 2);
+	}
+	/* Nothing written outside the image. */
+	struct stat sb;
+	assert_int_equal(stat(images[0].path, &sb), 0);
+	assert_int_equal(sb.st_size, IMG_SIZE);
+
+	/* Read-only: reads work, writes and flushes of data answer IOERR. */
+	assert_int_equal(blk_req(e, &dr, 0, 0, 0, 512, &used), 0);
+	memset(want, 1, 512);
+	assert_memory_equal(dr.buf + B_IN, want, 512);
+	assert_int_equal(blk_req(e, &dr, 1, 0, 512, 0, &used), 1);
+	assert_int_equal(blk_req(e, &dr, 11, 0, 16, 0, &used), 2);
+	assert_int_equal(blk_req(e, &dr, 4, 0, 0, 0, &used), 0);
+	assert_string_equal(backend_of(e, r.device_id), "cd,ro bad=0 range=0 unsupp=1 err=1");
+	file_bytes(images[1].path, 0, got, 512);
+	assert_memory_equal(got, want, 512);
+
+	/* A chain outside its window breaks its own device only. */
+	hostile_desc(e->area + a.window_offset, r.window_offset - a.window_offset + 8192, 16, 0);
+	ivl_transport_device_process(e->m);
+	assert_true(dev_status(e, a.device_id) & 64);
+	assert_int_equal(dev_status(e, r.device_id), 15);
+	assert_int_equal(blk_req(e, &dr, 0, 1, 0, 512, &used), 0);
+	/* Destroyed, the image is free for a new device. */
+	OK(e, a.device_id, IVL_TRANSPORT_CLASS_MGMT, IVL_TRANSPORT_MGMT_DESTROY, NULL, 0);
+	assert_int_equal(create_blk(e, "disk", 1, 0, &a), IVL_TRANSPORT_OK); /* asked read-only */
+	assert_string_equal(a.backend, "disk,ro bad=0 range=0 unsupp=0 err=0");
+	ivl_virtq_free(da.q[0]);
+	ivl_virtq_free(dr.q[0]);
 }
 
 static void test_console_loop(void **state)
@@ -933,6 +1248,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_msi_isolation, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_console_loop, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_rng, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_blk, setup_blk, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
