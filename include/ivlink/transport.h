@@ -64,6 +64,15 @@ struct ivl_transport_device_opts {
 	 * (both NULL: creating an SDM device fails with IVL_TRANSPORT_E_BACKEND). */
 	const char *sdm_channel;
 	struct ivl_sdm_bus *sdm_bus;
+	/* Net backends (docs/transport.md §5.4): a net device's CREATE
+	 * argument "switch:NAME" or "tap:IFNAME" must name one of these
+	 * (borrowed arrays of names, 1..15 bytes each; none: net devices are
+	 * refused with IVL_TRANSPORT_E_BACKEND).  Switches are built in;
+	 * a TAP interface must exist already (it is attached, never made). */
+	const char *const *net_switches;
+	unsigned n_net_switches;
+	const char *const *net_taps;
+	unsigned n_net_taps;
 	/* Where MSI messages go (NULL: nowhere, every delivery fails). */
 	ivl_msi_deliver_fn *msi_deliver;
 	void *msi_opaque;

@@ -192,7 +192,7 @@ static void test_mgmt_errors(void **state)
 	ERR(IVL_TRANSPORT_E_LENGTH, e, 0, IVL_TRANSPORT_CLASS_MGMT, IVL_TRANSPORT_MGMT_LIST, &c, 1);
 	ERR(IVL_TRANSPORT_E_LENGTH, e, id, IVL_TRANSPORT_CLASS_MGMT, IVL_TRANSPORT_MGMT_QUERY, &c, 4);
 	ERR(IVL_TRANSPORT_E_LENGTH, e, id, IVL_TRANSPORT_CLASS_MGMT, IVL_TRANSPORT_MGMT_DESTROY, &c, 8);
-	c.virtio_id = 1; /* net: not offered */
+	c.virtio_id = 5; /* balloon: not offered */
 	ERR(IVL_TRANSPORT_E_VIRTIO_ID, e, 0, IVL_TRANSPORT_CLASS_MGMT, IVL_TRANSPORT_MGMT_CREATE, &c, sizeof(c));
 	c.virtio_id = IVL_TRANSPORT_VIRTIO_CONSOLE;
 	c.flags = 8; /* unknown */
