@@ -64,7 +64,7 @@ struct ivl_transport_device_opts {
 	 * (both NULL: creating an SDM device fails with IVL_TRANSPORT_E_BACKEND). */
 	const char *sdm_channel;
 	struct ivl_sdm_bus *sdm_bus;
-	/* Net backends (docs/transport.md §5.4): a net device's CREATE
+	/* Net backends (docs/transport.md §5, Net): a net device's CREATE
 	 * argument "switch:NAME" or "tap:IFNAME" must name one of these
 	 * (borrowed arrays of names, 1..15 bytes each; none: net devices are
 	 * refused with IVL_TRANSPORT_E_BACKEND).  Switches are built in;

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The managed network device (virtio device ID 1, docs/transport.md §5.4):
+ * The managed network device (virtio device ID 1, docs/transport.md §5, Net):
  * queue 0 receiveq, queue 1 transmitq, no control queue.  Features: MAC (a
  * locally administered 02:69:76:00:ID), MTU, STATUS (link always up),
  * MRG_RXBUF; no checksum or segmentation offload.  Every transmit chain is

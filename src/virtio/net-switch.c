@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The managed network's frame checks and built-in L2 switch (see
- * net-switch.h and docs/transport.md §5.4).
+ * net-switch.h and docs/transport.md §5, Net).
  */
 #include <errno.h>
 #include <stdlib.h>

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The managed network's frame path (docs/transport.md §5.4): the checks of
+ * The managed network's frame path (docs/transport.md §5, Net): the checks of
  * a transmitted frame (its virtio_net_hdr and size), and the built-in L2
  * switch that joins net devices of one device host.
  *
