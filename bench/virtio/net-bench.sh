@@ -63,7 +63,8 @@ run_pair() {
 	a=$qemu_pid
 	pids+=("$a")
 	wait_for_line "$work/$name-a.log" '^GN-SENT' "$qemu_timeout" "$a"
-	ca=$(cpu_s "$a") cb=$(cpu_s "$b")
+	# $a and $b are timeout(1) wrappers: QEMU is their child.
+	ca=$(cpu_s "$(pgrep -P "$a" | head -n1)") cb=$(cpu_s "$(pgrep -P "$b" | head -n1)")
 	hcpu=$( [ -n "${host_pid:-}" ] && cpu_s "$host_pid" || echo -)
 	wait_pid "$a" 120
 	wait_pid "$b" 120
