@@ -10,7 +10,8 @@
  *         piece after them
  *   op 1: B posts receive buffers, one per payload byte (size 1 + 8 * b)
  *   op 2: C posts the same
- *   op 3: serve, then take every used buffer back
+ *   op 3: serve, then take every used buffer back (length 0: a buffer
+ *         too small for a header, given back unused)
  * Invariants: no crash or leak; the devices stay live (a hostile frame
  * never breaks them); a used receive length never exceeds its buffer; the
  * frames B and C get are frames A sent and the header check accepted, in
@@ -63,7 +64,8 @@ static uint32_t cmd(uint64_t id, uint16_t cls, uint16_t c, const void *out, size
 	uint8_t b[256], r[256];
 	struct ivl_transport_cmd h = {.device_id = id, .class_ = cls, .command = c};
 	memcpy(b, &h, sizeof(h));
-	memcpy(b + sizeof(h), out, len);
+	if (len)
+		memcpy(b + sizeof(h), out, len);
 	size_t n = ivl_transport_device_exec(m, b, sizeof(h) + len, r, sizeof(r));
 	FUZZ_CHECK(n >= 4);
 	if (in)
@@ -134,8 +136,11 @@ static void take_rx(struct dev *d, bool mrg)
 		FUZZ_CHECK(i < QN && d->len[i] && len <= d->len[i]);
 		d->len[i] = 0;
 		const uint8_t *p = d->win + RXB + 2048 * i;
+		if (!d->left && len == 0)
+			continue; /* a buffer too small for a header, given back */
 		if (!d->left) { /* the first buffer of a frame */
-			FUZZ_CHECK(len >= IVL__NET_HDR_LEN + IVL__ETH_HLEN);
+			/* Mergeable: the header may be all the first buffer holds. */
+			FUZZ_CHECK(len >= IVL__NET_HDR_LEN + (mrg ? 0 : IVL__ETH_HLEN));
 			unsigned nb = p[10] | p[11] << 8;
 			FUZZ_CHECK(mrg ? nb >= 1 : nb == 1);
 			d->left = nb;
