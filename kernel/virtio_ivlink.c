@@ -702,6 +702,8 @@ static const struct vivl_ctype vivl_ctypes[] = {
 	{ "rng", IVL_TRANSPORT_VIRTIO_RNG, 256u * 1024, false, {} },
 	{ "sdm", IVL_TRANSPORT_VIRTIO_SDM, 256u * 1024, false, { vivl_sdm_kw } },
 	{ "blk", IVL_TRANSPORT_VIRTIO_BLK, 8u << 20, true, {} }, /* bounces: 8 MiB in flight */
+	/* net: rings, 256 receive buffers of up to a page, in-flight frames */
+	{ "net", IVL_TRANSPORT_VIRTIO_NET, 4u << 20, true, {} },
 };
 
 static const char *vivl_type_name(u32 virtio_id)

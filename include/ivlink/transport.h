@@ -78,6 +78,15 @@ struct ivl_transport_device_opts {
 	 * with their strings; none: every blk CREATE answers ERR value). */
 	const struct ivl_transport_blk_image *blk;
 	unsigned nblk;
+	/* Net backends (docs/transport.md §5, Net): a net device's CREATE
+	 * argument "switch:NAME" or "tap:IFNAME" must name one of these
+	 * (borrowed arrays of names, 1..15 bytes each; none: net devices are
+	 * refused with IVL_TRANSPORT_E_BACKEND).  Switches are built in;
+	 * a TAP interface must exist already (it is attached, never made). */
+	const char *const *net_switches;
+	unsigned n_net_switches;
+	const char *const *net_taps;
+	unsigned n_net_taps;
 	/* Where MSI messages go (NULL: nowhere, every delivery fails). */
 	ivl_msi_deliver_fn *msi_deliver;
 	void *msi_opaque;

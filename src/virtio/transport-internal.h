@@ -90,6 +90,7 @@ extern const struct ivl__tdev_type ivl__console_type;
 extern const struct ivl__tdev_type ivl__sdm_type;
 extern const struct ivl__tdev_type ivl__rng_type;
 extern const struct ivl__tdev_type ivl__blk_type;
+extern const struct ivl__tdev_type ivl__net_type;
 
 /* The device-role ring of queue @q when the device is live (DRIVER_OK, not
  * NEEDS_RESET, queue enabled), else NULL. */
@@ -127,6 +128,10 @@ size_t ivl__elem_write(const struct ivl_virtq_elem *e, const void *src, size_t l
 int ivl__tdev_pop(struct ivl__tdev *d, unsigned q, struct ivl_virtq_elem *e);
 /* Push @head with @len, flush and notify. */
 void ivl__tdev_done(struct ivl__tdev *d, unsigned q, uint16_t head, uint32_t len);
+
+/* dev-net.c's slot for state shared by the net devices of @m (its
+ * switches); NULL while no net device uses a switch. */
+void **ivl__mgmt_net(struct ivl_transport_device *m);
 
 /* Watch @fd (level-triggered) for @events (0: not at all for now), or
  * stop watching it before closing it.  Returns 0 or -errno. */

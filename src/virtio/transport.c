@@ -29,10 +29,12 @@ struct ivl_transport_device {
 	/* The management device's own negotiation (device_id 0). */
 	uint64_t self_features;
 	uint32_t self_status;
+	void *net; /* dev-net.c: the live switches */
 };
 
 static const struct ivl__tdev_type *const types[] = {&ivl__console_type, &ivl__sdm_type,
-						     &ivl__rng_type, &ivl__blk_type};
+						     &ivl__rng_type, &ivl__blk_type,
+						     &ivl__net_type};
 
 IVL_EXPORT const char *ivl_transport_reason_name(uint32_t reason)
 {
@@ -421,6 +423,11 @@ void ivl__mgmt_notify(const struct ivl_transport_device *m, uint8_t out[4])
 {
 	ivl__put16(out, m->o.host_peer);
 	ivl__put16(out + 2, m->o.host_vector);
+}
+
+void **ivl__mgmt_net(struct ivl_transport_device *m)
+{
+	return &m->net;
 }
 
 void ivl__mgmt_set_caller(struct ivl_transport_device *m, uint16_t peer)

@@ -162,8 +162,39 @@ def blk_seeds():
         breq(0, 0, status=False) + bytes([1, 1, 8, 0, 1, 0]) + b'\0' * 8
 
 
+def rec(kind, payload):
+    return bytes([kind]) + struct.pack('<H', len(payload)) + payload
+
+
+def net_frame(dst, src, payload, flags=0, gso=0):
+    hdr = bytes([flags, gso]) + bytes(10)
+    return hdr + dst + src + b'\x88\xb5' + payload
+
+
+def net_seeds():
+    """fuzz_net.c: A transmits, B (MRG_RXBUF) and C post buffers, serve."""
+    bc = b'\xff' * 6
+    a = bytes([2, 0x69, 0x76, 0, 0, 1])
+    b = bytes([2, 0x69, 0x76, 0, 0, 2])
+    good = net_frame(bc, a, bytes(range(46)))
+    big = net_frame(b, a, bytes(1400))
+    yield 'broadcast', rec(1, bytes([255] * 8)) + rec(2, bytes([255] * 8)) + \
+        rec(0, bytes([20, 40]) + good) + rec(3, b'')
+    yield 'mergeable', rec(1, bytes([20] * 40)) + rec(2, bytes([200] * 4)) + \
+        rec(0, bytes([0, 0]) + big) + rec(0, bytes([5, 9]) + good) + rec(3, b'')
+    yield 'hostile', rec(1, bytes([255] * 8)) + \
+        rec(0, bytes([0, 0]) + net_frame(bc, a, bytes(46), flags=1)) + \
+        rec(0, bytes([0, 0]) + net_frame(bc, a, bytes(46), gso=1)) + \
+        rec(0, bytes([0, 0]) + good[:20]) + \
+        rec(4, bytes([0, 0]) + good) + \
+        rec(0, bytes([0, 0]) + net_frame(bc, bytes([3]) + a[1:], bytes(46))) + \
+        rec(0, bytes([0, 0]) + net_frame(bc, a, bytes(1600))) + rec(3, b'')
+    yield 'stalled', b''.join(rec(0, bytes([1, 2]) + net_frame(bc, a, bytes([i]) * 46))
+                              for i in range(200)) + rec(1, bytes([255] * 64)) + rec(3, b'')
+
+
 def main():
-    for name, gen in (('virtq', virtq_seeds), ('mmio', mmio_seeds), ('blk', blk_seeds)):
+    for name, gen in (('virtq', virtq_seeds), ('mmio', mmio_seeds), ('blk', blk_seeds), ('net', net_seeds)):
         d = os.path.join(HERE, 'corpus', name)
         os.makedirs(d, exist_ok=True)
         for fname, data in gen():

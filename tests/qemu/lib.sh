@@ -278,3 +278,26 @@ start_server() {
 	fail server-start "ivlink-server did not listen (see ${logf#"$work"/})"
 	return 1
 }
+
+virtio_guest_initramfs() {
+	# virtio_guest_initramfs "MODULES" GUEST-FILE...: build ivlink_ivshmem.ko
+	# and virtio_ivlink.ko (kernel_module_build), and $work/initrd.gz with
+	# them, the guest kernel's MODULES (IVL_INITRAMFS_MODULES) and the
+	# guest files (copied to $work/guest first); exits 1 on failure.
+	local mods=$1 f t0 files=()
+	shift
+	t0=$(date +%s.%N)
+	kernel_module_build "$work/kmod"
+	mkdir -p "$work/guest"
+	for f in "$@"; do
+		cp "$f" "$work/guest/"
+		files+=("$work/guest/$(basename "$f")")
+	done
+	if ! IVL_INITRAMFS_MODULES=$mods "$here/mkinitramfs.sh" "$work/initrd.gz" "$kmod" \
+		"$work/kmod/virtio_ivlink.ko" "${files[@]}" >"$work/mkinitramfs.log" 2>&1; then
+		cat "$work/mkinitramfs.log"
+		log "FAIL: building the initramfs"
+		exit 1
+	fi
+	log "built the modules and initramfs in $(elapsed "$t0") s"
+}

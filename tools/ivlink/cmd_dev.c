@@ -32,7 +32,8 @@ int console_check(struct cli_global *g, int argc, char **argv);
 const char dev_usage[] =
     "Usage: ivlink dev serve [--console-dir DIR] [--console pty|unix|loop]\n"
     "                        [--sdm unix:PATH|tcp:HOST:PORT] [--no-rng]\n"
-    "                        [--blk NAME=PATH[,ro]]... [AREA OPTIONS]\n"
+    "                        [--blk NAME=PATH[,ro]]... [--switch NAME]... [--tap IFNAME]...\n"
+    "                        [AREA OPTIONS]\n"
     "       ivlink dev create console [--backend pty|unix|loop] [--window BYTES]\n"
     "                                 [--for PEER]\n"
     "       ivlink dev create sdm (--master [--max-slaves N] | --slave [--id N])\n"
@@ -40,6 +41,8 @@ const char dev_usage[] =
     "       ivlink dev create rng [--window BYTES] [--for PEER]\n"
     "       ivlink dev create blk (--name NAME | --file PATH) [--ro] [--window BYTES]\n"
     "                             [--for PEER]\n"
+    "       ivlink dev create net (--switch NAME | --tap IFNAME) [--mtu N]\n"
+    "                             [--window BYTES] [--for PEER]\n"
     "       ivlink dev list\n"
     "       ivlink dev destroy ID\n"
     "\n"
@@ -49,7 +52,10 @@ const char dev_usage[] =
     "loop; SDM devices are masters or slaves on the --sdm channel; entropy\n"
     "devices (rng) fill the driver's buffers from getrandom(2); block devices\n"
     "(blk) serve the images given with --blk, and only those: a blk device\n"
-    "names its image by NAME (or by its PATH as given to serve).\n"
+    "names its image by NAME (or by its PATH as given to serve); net devices\n"
+    "are ports of a built-in L2 switch or attached to an existing TAP\n"
+    "interface, each named with --switch / --tap at serve (a driver can only\n"
+    "name one of those).\n"
     "create, list and destroy are commands on the transport virtqueue of the\n"
     "device host serving the area; create prints the new device's ID.\n"
     "\n"
@@ -61,9 +67,15 @@ const char dev_usage[] =
     "      --no-rng           serve: refuse entropy devices\n"
     "      --blk NAME=PATH[,ro]  serve: an image blk devices may use (a file or\n"
     "                         block device; ,ro: read-only); repeatable\n"
+    "      --switch NAME      serve: offer switch NAME (1..15 bytes; repeatable);\n"
+    "                         create net: join it\n"
+    "      --tap IFNAME       serve: offer the existing TAP interface IFNAME\n"
+    "                         (repeatable); create net: attach to it\n"
+    "      --mtu N            create net: 68..65521 (default 1500)\n"
     "      --backend KIND     create console: pty, unix or loop (default: the\n"
     "                         host's)\n"
-    "      --window BYTES     create: the device's window (default 64 KiB)\n"
+    "      --window BYTES     create: the device's window (default 64 KiB;\n"
+    "                         net 4 MiB)\n"
     "      --for PEER         create: offer the device to the driver on PEER (a\n"
     "                         guest's virtio_ivlink registers it when it loads or\n"
     "                         rescans); default: this program drives it\n"
@@ -87,9 +99,13 @@ const char console_usage[] =
 enum { D_SERVE = 1, D_CREATE, D_LIST, D_DESTROY, D_CONSOLE };
 #define DEV_BLK_MAX 16u
 
+#define NET_NAMES_MAX 16
+
 struct dev_args {
 	int mode;
-	uint64_t offset, size, vector, timeout_ms, window, max_slaves, id, for_peer;
+	uint64_t offset, size, vector, timeout_ms, window, max_slaves, id, for_peer, mtu;
+	const char *switches[NET_NAMES_MAX], *taps[NET_NAMES_MAX];
+	unsigned nswitches, ntaps;
 	bool has_for;
 	const char *console_dir, *sdm;
 	bool no_rng, ro;
@@ -122,7 +138,10 @@ enum {
 	O_BLK,
 	O_NAME,
 	O_FILE,
-	O_RO
+	O_RO,
+	O_SWITCH,
+	O_TAP,
+	O_MTU
 };
 
 static const struct opt dev_opts[] = {
@@ -145,6 +164,9 @@ static const struct opt dev_opts[] = {
     {"name", 0, OPT_ARG, O_NAME},
     {"file", 0, OPT_ARG, O_FILE},
     {"ro", 0, OPT_FLAG, O_RO},
+    {"switch", 0, OPT_ARG, O_SWITCH},
+    {"tap", 0, OPT_ARG, O_TAP},
+    {"mtu", 0, OPT_ARG, O_MTU},
     {0},
 };
 
@@ -203,9 +225,11 @@ static int backend_kind(const char *s)
 
 /* Which options each mode takes (bit per O_*). */
 static const unsigned allowed[] = {
-    [D_SERVE] = 1u << O_CDIR | 1u << O_CON | 1u << O_SDM | 1u << O_NORNG | 1u << O_BLK,
+    [D_SERVE] = 1u << O_CDIR | 1u << O_CON | 1u << O_SDM | 1u << O_NORNG | 1u << O_BLK |
+		1u << O_SWITCH | 1u << O_TAP,
     [D_CREATE] = 1u << O_BACK | 1u << O_WIN | 1u << O_MASTER | 1u << O_SLAVE | 1u << O_MAXS |
-		 1u << O_ID | 1u << O_FOR | 1u << O_NAME | 1u << O_FILE | 1u << O_RO,
+		 1u << O_ID | 1u << O_FOR | 1u << O_NAME | 1u << O_FILE | 1u << O_RO | 1u << O_SWITCH |
+		 1u << O_TAP | 1u << O_MTU,
     [D_LIST] = 0,
     [D_DESTROY] = 0,
     [D_CONSOLE] = 0,
@@ -280,6 +304,23 @@ static int dev_parse(struct cli_global *g, int argc, char **argv, struct dev_arg
 			memcpy(a->blk_arg, path, strlen(path) + 1);
 			break;
 		}
+		case O_SWITCH:
+		case O_TAP: {
+			unsigned *n = id == O_SWITCH ? &a->nswitches : &a->ntaps;
+			size_t len = strlen(val);
+			if (len == 0 || len > 15 || strpbrk(val, " \t\n/:"))
+				return cli_usage_error(g->cmd, "bad %s name '%s' (1..15 bytes)",
+						       id == O_SWITCH ? "switch" : "TAP", val);
+			if (*n == NET_NAMES_MAX)
+				return cli_usage_error(g->cmd, "at most %d of --%s", NET_NAMES_MAX,
+						       id == O_SWITCH ? "switch" : "tap");
+			(id == O_SWITCH ? a->switches : a->taps)[(*n)++] = val;
+			break;
+		}
+		case O_MTU:
+			if (parse_num_arg(g->cmd, "mtu", val, 68, 65521, &a->mtu))
+				return -2;
+			break;
 		case O_SDM:
 			if (strncmp(val, "unix:", 5) && strncmp(val, "tcp:", 4))
 				return cli_usage_error(g->cmd,
@@ -341,7 +382,7 @@ static int dev_parse(struct cli_global *g, int argc, char **argv, struct dev_arg
 		return cli_usage_error(g->cmd, "unexpected argument '%s'", pos[npos - 1]);
 	if (npos - first < want)
 		return cli_usage_error(g->cmd, "missing argument (%s)",
-				       a->mode == D_CREATE ? "console, sdm, rng or blk" : "ID");
+				       a->mode == D_CREATE ? "console, sdm, rng, blk or net" : "ID");
 	if (a->mode == D_DESTROY || a->mode == D_CONSOLE)
 		return parse_num_arg(g->cmd, "ID", pos[first], 1, UINT64_MAX, &a->id);
 	if (a->mode != D_CREATE)
@@ -349,6 +390,17 @@ static int dev_parse(struct cli_global *g, int argc, char **argv, struct dev_arg
 	if (strcmp(pos[first], "blk") && (seen & (1u << O_NAME | 1u << O_FILE | 1u << O_RO)))
 		return cli_usage_error(g->cmd, "--name, --file and --ro are for blk");
 	if (!strcmp(pos[first], "console")) {
+	unsigned net_opts = 1u << O_SWITCH | 1u << O_TAP | 1u << O_MTU;
+	if (!strcmp(pos[first], "net")) {
+		a->virtio_id = IVL_TRANSPORT_VIRTIO_NET;
+		if (a->nswitches + a->ntaps != 1)
+			return cli_usage_error(g->cmd, "net needs one --switch NAME or --tap IFNAME");
+		if (seen & ~(net_opts | 1u << O_WIN | 1u << O_FOR | 1u << O_OFF | 1u << O_SIZE |
+			     1u << O_VEC | 1u << O_TMO))
+			return cli_usage_error(g->cmd, "console or SDM options on a net device");
+	} else if (seen & net_opts)
+		return cli_usage_error(g->cmd, "--switch, --tap and --mtu are for net devices");
+	else if (!strcmp(pos[first], "console")) {
 		a->virtio_id = IVL_TRANSPORT_VIRTIO_CONSOLE;
 		if (seen & (1u << O_MASTER | 1u << O_SLAVE | 1u << O_MAXS | 1u << O_ID))
 			return cli_usage_error(g->cmd, "SDM options on a console");
@@ -373,7 +425,7 @@ static int dev_parse(struct cli_global *g, int argc, char **argv, struct dev_arg
 			     1u << O_TMO))
 			return cli_usage_error(g->cmd, "rng takes no options but --window and --for");
 	} else
-		return cli_usage_error(g->cmd, "unknown device type '%s' (console, sdm, rng, blk)",
+		return cli_usage_error(g->cmd, "unknown device type '%s' (console, sdm, rng, blk, net)",
 				       pos[first]);
 	return 0;
 }
@@ -414,6 +466,7 @@ static const char *type_name(uint32_t vid)
 	       : vid == IVL_TRANSPORT_VIRTIO_SDM   ? "sdm"
 	       : vid == IVL_TRANSPORT_VIRTIO_RNG   ? "rng"
 	       : vid == IVL_TRANSPORT_VIRTIO_BLK   ? "blk"
+	       : vid == IVL_TRANSPORT_VIRTIO_NET   ? "net"
 						   : "?";
 }
 
@@ -429,6 +482,16 @@ static int serve(struct cli_global *g, const struct dev_args *a, struct ivl_link
 	o.dev.no_rng = a->no_rng;
 	o.dev.blk = a->blk;
 	o.dev.nblk = a->nblk;
+	o.dev.net_switches = a->switches;
+	o.dev.n_net_switches = a->nswitches;
+	o.dev.net_taps = a->taps;
+	o.dev.n_net_taps = a->ntaps;
+	for (unsigned i = 0; i < a->nswitches; i++)
+		for (unsigned j = 0; j < i; j++)
+			if (!strcmp(a->switches[i], a->switches[j])) {
+				cli_err(g, "switch %s given twice", a->switches[i]);
+				return EXIT_FAIL;
+			}
 	int r = ivl_transport_host_new(&h, l, &o);
 	if (r < 0) {
 		cli_err(g, "cannot serve: %s", strerror(-r));
@@ -474,16 +537,21 @@ static int create(struct cli_global *g, const struct dev_args *a, struct ivl_tra
 		c.flags = IVL_TRANSPORT_CREATE_FOR(a->for_peer);
 	struct ivl_transport_info info;
 	uint32_t reason = 0;
-	if (a->virtio_id == IVL_TRANSPORT_VIRTIO_CONSOLE)
+	char arg[IVL_TRANSPORT_CREATE_ARG_MAX] = "";
+	if (a->virtio_id == IVL_TRANSPORT_VIRTIO_NET) {
+		c.param[0] = (uint32_t)a->mtu;
+		snprintf(arg, sizeof(arg), "%s:%s", a->nswitches ? "switch" : "tap",
+			 a->nswitches ? a->switches[0] : a->taps[0]);
+	} else if (a->virtio_id == IVL_TRANSPORT_VIRTIO_CONSOLE)
 		c.param[0] = a->backend;
-	else if (a->virtio_id == IVL_TRANSPORT_VIRTIO_BLK)
+	else if (a->virtio_id == IVL_TRANSPORT_VIRTIO_BLK) {
 		c.param[0] = a->ro;
-	else if (a->virtio_id == IVL_TRANSPORT_VIRTIO_SDM) {
+		snprintf(arg, sizeof(arg), "%s", a->blk_arg);
+	} else if (a->virtio_id == IVL_TRANSPORT_VIRTIO_SDM) {
 		c.param[0] = (uint32_t)a->role;
 		c.param[1] = (uint32_t)(a->role == IVL_TRANSPORT_SDM_MASTER ? a->max_slaves : a->id);
 	}
-	int r = ivl_transport_driver_create_arg(
-	    d, &c, a->virtio_id == IVL_TRANSPORT_VIRTIO_BLK ? a->blk_arg : NULL, &info, &reason);
+	int r = ivl_transport_driver_create_arg(d, &c, arg[0] ? arg : NULL, &info, &reason);
 	if (r < 0)
 		return dev_fail(g, "create", r, reason);
 	if (g->json)

@@ -69,7 +69,7 @@ static int setup(void **state)
 	assert_true(fd >= 0 && ftruncate(fd, 1 << 20) == 0);
 	close(fd);
 	char *argv[] = {(char *)tu_cli_bin(), "-S", (char *)sock, "dev", "serve", "--console-dir",
-			(char *)dir, "--sdm", sdm, "--blk", blk, NULL};
+			(char *)dir, "--sdm", sdm, "--blk", blk, "--switch", "sw0", NULL};
 	host = tu_spawn(argv, tu_path(dir, "host.log"));
 	assert_true(host > 0);
 	assert_true(file_has(tu_path(dir, "host.log"), "serving on peer", 10000));
@@ -237,6 +237,33 @@ static void test_sdm_and_errors(void **state)
 	assert_int_equal(cli(NULL, NULL, "dev", "create", "blk", "--name", "a b", NULL), 2);
 	assert_int_equal(cli(NULL, NULL, "dev", "create", "rng", "--ro", NULL), 2);
 	assert_int_equal(cli(NULL, NULL, "dev", "serve", "--blk", "x", NULL), 2);
+	/* A net device on the host's switch; names the host was not given are
+	 * refused by the host. */
+	assert_int_equal(cli(&out, NULL, "dev", "create", "net", "--switch", "sw0", "--window",
+			     "65536", NULL),
+			 0);
+	assert_int_equal(sscanf(out, "%u net switch:sw0 tx=0 rx=0 drop=0 bad=0", &id), 1);
+	free(out);
+	assert_int_equal(cli(&out, NULL, "dev", "list", NULL), 0);
+	assert_non_null(strstr(out, " net "));
+	free(out);
+	snprintf(ids, sizeof(ids), "%u", id);
+	assert_int_equal(cli(NULL, NULL, "dev", "destroy", ids, NULL), 0);
+	assert_int_equal(cli(NULL, &err, "dev", "create", "net", "--switch", "sw1", "--window",
+			     "65536", NULL),
+			 1);
+	assert_non_null(strstr(err, "backend"));
+	free(err);
+	assert_int_equal(cli(NULL, &err, "dev", "create", "net", "--tap", "eth0", "--window",
+			     "65536", NULL),
+			 1);
+	assert_non_null(strstr(err, "backend"));
+	free(err);
+	assert_int_equal(cli(NULL, NULL, "dev", "create", "net", NULL), 2);
+	assert_int_equal(cli(NULL, NULL, "dev", "create", "net", "--switch", "a", "--tap", "b", NULL), 2);
+	assert_int_equal(cli(NULL, NULL, "dev", "create", "net", "--switch", "a/b", NULL), 2);
+	assert_int_equal(cli(NULL, NULL, "dev", "create", "net", "--switch", "a", "--mtu", "67", NULL), 2);
+	assert_int_equal(cli(NULL, NULL, "dev", "create", "console", "--tap", "b", NULL), 2);
 	/* Usage errors: exit 2. */
 	assert_int_equal(cli(NULL, NULL, "dev", "create", "disk", NULL), 2);
 	assert_int_equal(cli(NULL, NULL, "dev", "create", "sdm", NULL), 2);

@@ -52,6 +52,8 @@ struct env {
 	uint32_t reason;
 };
 
+static const char *const switches[] = {"sw0"};
+
 static int setup(void **state)
 {
 	struct env *e = calloc(1, sizeof(*e));
@@ -63,6 +65,8 @@ static int setup(void **state)
 				  .msi_deliver = deliver,
 				  .msi_opaque = &e->rec,
 				  .sdm_bus = e->bus,
+				  .net_switches = switches,
+				  .n_net_switches = 1,
 				  .host_peer = 7,
 				  .host_vector = 3};
 	assert_int_equal(ivl_transport_device_new(&e->m, &o), 0);
@@ -196,7 +200,7 @@ static void test_mgmt_errors(void **state)
 	ERR(IVL_TRANSPORT_E_LENGTH, e, 0, IVL_TRANSPORT_CLASS_MGMT, IVL_TRANSPORT_MGMT_LIST, &c, 1);
 	ERR(IVL_TRANSPORT_E_LENGTH, e, id, IVL_TRANSPORT_CLASS_MGMT, IVL_TRANSPORT_MGMT_QUERY, &c, 4);
 	ERR(IVL_TRANSPORT_E_LENGTH, e, id, IVL_TRANSPORT_CLASS_MGMT, IVL_TRANSPORT_MGMT_DESTROY, &c, 8);
-	c.virtio_id = 1; /* net: not offered */
+	c.virtio_id = 5; /* balloon: not offered */
 	ERR(IVL_TRANSPORT_E_VIRTIO_ID, e, 0, IVL_TRANSPORT_CLASS_MGMT, IVL_TRANSPORT_MGMT_CREATE, &c, sizeof(c));
 	c.virtio_id = IVL_TRANSPORT_VIRTIO_CONSOLE;
 	c.flags = 8; /* unknown */
@@ -1235,6 +1239,214 @@ static void test_sdm_reset_losses(void **state)
 	ivl_sdm_free(slave);
 }
 
+/* ---- the net device on the switch, rings driven in-process ---------------- */
+
+static uint64_t create_net(struct env *e, const char *arg, uint32_t mtu,
+			   struct ivl_transport_info *info)
+{
+	uint8_t buf[sizeof(struct ivl_transport_create) + IVL_TRANSPORT_CREATE_ARG_MAX] = {0};
+	struct ivl_transport_create c = {.virtio_id = IVL_TRANSPORT_VIRTIO_NET,
+					 .window_size = 65536,
+					 .param = {mtu}};
+	memcpy(buf, &c, sizeof(c));
+	memcpy(buf + sizeof(c), arg, strlen(arg) + 1);
+	uint32_t ack = run(e, 0, IVL_TRANSPORT_CLASS_MGMT, IVL_TRANSPORT_MGMT_CREATE, buf,
+			   sizeof(c) + strlen(arg) + 1);
+	if (ack != IVL_TRANSPORT_OK)
+		return 0;
+	memcpy(info, e->in, sizeof(*info));
+	return info->device_id;
+}
+
+/* Post receive buffer @i (2 KiB at buf + 2048 * i) on queue 0. */
+static void net_rx_post(struct drv *d, unsigned i)
+{
+	struct iovec v = {d->buf + 2048 * i, 2048};
+	assert_true(ivl_virtq_add(d->q[0], NULL, 0, &v, 1, (void *)(uintptr_t)(i + 1)) >= 0);
+}
+
+/* Transmit @n pieces (header + frame bytes at buf + 32 KiB). */
+static void net_tx(struct drv *d, const uint8_t *bytes, size_t len, unsigned nwritable)
+{
+	uint8_t *p = d->buf + 32768;
+	memcpy(p, bytes, len);
+	struct iovec out = {p, len}, in = {p + 4096, 16};
+	assert_true(ivl_virtq_add(d->q[1], &out, 1, &in, nwritable, (void *)1) >= 0);
+}
+
+/* Header + an Ethernet frame dst <- src MAC 02:69:76:00:00:src, @seq in
+ * the payload; returns the length. */
+static size_t net_frame(uint8_t *b, const uint8_t dst[6], uint8_t src, uint32_t seq)
+{
+	memset(b, 0, 12);
+	memcpy(b + 12, dst, 6);
+	const uint8_t s[6] = {0x02, 0x69, 0x76, 0, 0, src};
+	memcpy(b + 18, s, 6);
+	b[24] = 0x88;
+	b[25] = 0xb5;
+	memcpy(b + 26, &seq, 4);
+	return 12 + 60;
+}
+
+/* The next received frame's sequence number (-1: none); checks the
+ * header's num_buffers = 1. */
+static long net_rx_seq(struct drv *d, unsigned *slot)
+{
+	void *tok;
+	uint32_t len, seq;
+	if (ivl_virtq_get_used(d->q[0], &tok, &len) != 1)
+		return -1;
+	*slot = (unsigned)(uintptr_t)tok - 1;
+	const uint8_t *b = d->buf + 2048 * *slot;
+	assert_int_equal(len, 12 + 60);
+	assert_int_equal(b[10] | b[11] << 8, 1);
+	memcpy(&seq, b + 26, 4);
+	return seq;
+}
+
+static void net_counters(struct env *e, uint64_t id, unsigned long long *tx, unsigned long long *rx,
+			 unsigned long long *drop, unsigned long long *bad)
+{
+	struct ivl_transport_info info;
+	OK(e, id, IVL_TRANSPORT_CLASS_MGMT, IVL_TRANSPORT_MGMT_QUERY, NULL, 0);
+	memcpy(&info, e->in, sizeof(info));
+	assert_int_equal(sscanf(info.backend, "switch:sw0 tx=%llu rx=%llu drop=%llu bad=%llu", tx, rx,
+				drop, bad),
+			 4);
+}
+
+/* Serve as a device host's loop does: again while the timeout says 0
+ * (frames one device queued for another served earlier in the pass). */
+static void pump(struct env *e)
+{
+	int n = 0;
+	do
+		ivl_transport_device_process(e->m);
+	while (ivl_transport_device_timeout_ms(e->m) == 0 && ++n < 16);
+	assert_true(n < 16);
+}
+
+static void test_net_switch(void **state)
+{
+	struct env *e = *state;
+	struct ivl_transport_info a, b, c, x;
+	static const uint8_t bc[6] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+	uint8_t f[2048];
+	unsigned long long tx, rx, drop, bad;
+	unsigned slot;
+
+	/* Only configured names, with a kind prefix; sane MTUs. */
+	assert_int_equal(create_net(e, "switch:sw9", 0, &x), 0);
+	assert_int_equal(e->reason, IVL_TRANSPORT_E_BACKEND);
+	assert_int_equal(create_net(e, "sw0", 0, &x), 0);
+	assert_int_equal(e->reason, IVL_TRANSPORT_E_VALUE);
+	assert_int_equal(create_net(e, "tap:sw0", 0, &x), 0);
+	assert_int_equal(e->reason, IVL_TRANSPORT_E_BACKEND);
+	assert_int_equal(create_net(e, "switch:sw0", 67, &x), 0);
+	assert_int_equal(e->reason, IVL_TRANSPORT_E_VALUE);
+	struct ivl_transport_create plain = {.virtio_id = IVL_TRANSPORT_VIRTIO_NET, .window_size = 65536};
+	ERR(IVL_TRANSPORT_E_VALUE, e, 0, IVL_TRANSPORT_CLASS_MGMT, IVL_TRANSPORT_MGMT_CREATE, &plain,
+	    sizeof(plain));
+
+	uint64_t ida = create_net(e, "switch:sw0", 0, &a);
+	uint64_t idb = create_net(e, "switch:sw0", 0, &b);
+	uint64_t idc = create_net(e, "switch:sw0", 0, &c);
+	assert_true(ida && idb && idc);
+	/* Config: MAC 02:69:76:00:00:ID, link up, one pair, MTU 1500. */
+	uint8_t cfg[12];
+	struct ivl_transport_config_rw rd = {.offset = 0, .length = 12};
+	OK(e, ida, IVL_TRANSPORT_CLASS_CONFIG, IVL_TRANSPORT_CONFIG_READ, &rd, sizeof(rd));
+	memcpy(cfg, e->in, 12);
+	const uint8_t want[12] = {0x02, 0x69, 0x76, 0, 0, (uint8_t)ida, 1, 0, 1, 0, 0xdc, 0x05};
+	assert_memory_equal(cfg, want, 12);
+	struct drv da, db, dc;
+	drive(e, &a, &da, 40);
+	drive(e, &b, &db, 41);
+	drive(e, &c, &dc, 42);
+	for (unsigned i = 0; i < 8; i++) {
+		net_rx_post(&da, i);
+		net_rx_post(&db, i);
+	}
+	/* C posts nothing: it stops reading. */
+
+	/* A broadcasts: B and C get it (C's waits in its FIFO). */
+	net_tx(&da, f, net_frame(f, bc, (uint8_t)ida, 1), 0);
+	pump(e);
+	assert_int_equal(net_rx_seq(&db, &slot), 1);
+	net_rx_post(&db, slot);
+	assert_int_equal(net_rx_seq(&da, &slot), -1);
+	void *tok;
+	uint32_t len;
+	assert_int_equal(ivl_virtq_get_used(da.q[1], &tok, &len), 1);
+	/* B answers A by unicast (A's MAC was learnt): only A gets it. */
+	const uint8_t maca[6] = {0x02, 0x69, 0x76, 0, 0, (uint8_t)ida};
+	net_tx(&db, f, net_frame(f, maca, (uint8_t)idb, 2), 0);
+	pump(e);
+	assert_int_equal(net_rx_seq(&da, &slot), 2);
+	net_rx_post(&da, slot);
+
+	/* Hostile transmit chains from A: each given back unused, counted,
+	 * the device stays live and B sees none of them. */
+	size_t n = net_frame(f, bc, (uint8_t)ida, 99);
+	f[0] = 1; /* NEEDS_CSUM: not offered */
+	net_tx(&da, f, n, 0);
+	f[0] = 0;
+	f[1] = 4; /* GSO_TCPV6: not offered */
+	net_tx(&da, f, n, 0);
+	f[1] = 0;
+	net_tx(&da, f, 25, 0);		  /* shorter than header + Ethernet header */
+	net_tx(&da, f, 12 + 1519, 0);	  /* beyond the MTU */
+	net_tx(&da, f, n, 1);		  /* a writable piece */
+	f[18] = 0x03;			  /* multicast source */
+	net_tx(&da, f, n, 0);
+	f[18] = 0x02;
+	pump(e);
+	for (int i = 0; i < 6; i++) {
+		assert_int_equal(ivl_virtq_get_used(da.q[1], &tok, &len), 1);
+		assert_int_equal(len, 0);
+	}
+	assert_int_equal(net_rx_seq(&db, &slot), -1);
+	net_counters(e, ida, &tx, &rx, &drop, &bad);
+	assert_int_equal(bad, 6);
+	assert_int_equal(tx, 1);
+	OK(e, ida, IVL_TRANSPORT_CLASS_STATUS, IVL_TRANSPORT_STATUS_GET, NULL, 0);
+	uint32_t st;
+	memcpy(&st, e->in, 4);
+	assert_int_equal(st, 15);
+
+	/* A keeps broadcasting while C never reads: B gets every frame in
+	 * order, C's FIFO fills and drops (counted), nobody waits. */
+	uint32_t next = 3;
+	for (uint32_t s = 3; s < 3 + 600; s++) {
+		net_tx(&da, f, net_frame(f, bc, (uint8_t)ida, s), 0);
+		pump(e);
+		assert_int_equal(ivl_virtq_get_used(da.q[1], &tok, &len), 1);
+		long got;
+		while ((got = net_rx_seq(&db, &slot)) >= 0) {
+			assert_int_equal(got, next++);
+			net_rx_post(&db, slot);
+		}
+	}
+	assert_int_equal(next, 603);
+	net_counters(e, idb, &tx, &rx, &drop, &bad);
+	assert_int_equal(rx, 601);
+	assert_int_equal(drop, 0);
+	net_counters(e, idc, &tx, &rx, &drop, &bad);
+	assert_int_equal(rx, 0);
+	assert_int_equal(drop, 601 - 256);
+	/* C starts reading: the oldest frames, in order. */
+	for (unsigned i = 0; i < 8; i++)
+		net_rx_post(&dc, i);
+	pump(e);
+	for (uint32_t s = 1; s < 9; s++)
+		assert_int_equal(net_rx_seq(&dc, &slot), s == 1 ? 1 : s + 1);
+	for (int q = 0; q < 2; q++) {
+		ivl_virtq_free(da.q[q]);
+		ivl_virtq_free(db.q[q]);
+		ivl_virtq_free(dc.q[q]);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1249,6 +1461,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_console_loop, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_rng, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_blk, setup_blk, teardown),
+	    cmocka_unit_test_setup_teardown(test_net_switch, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
