@@ -1,0 +1,156 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+#
+# Real-QEMU test of the guest SDM driver (kernel/virtio_sdm.c,
+# docs/guest-sdm.md), suite guest-sdm.  The host runs ivlink-server and a
+# device host whose SDM devices live on a UNIX channel (`ivlink dev serve
+# --sdm unix:PATH`: the device host does not offer the link channel,
+# docs/transport.md §5).  A -M pc guest loads ivlink_ivshmem.ko,
+# virtio_ivlink.ko and virtio_sdm.ko, creates an SDM master (max_slaves
+# 4) through the transport's sysfs `create`; a host process `ivlink sdm
+# slave` joins the same channel.  The guest (tests/qemu/guest-sdm/ksdm-case)
+# sees its role and slave count in sysfs, interrupts the host slave with a
+# payload and reads its answer from /dev/sdm0, broadcasts, is refused what
+# the seed forbids, creates a slave device of its own (a slave may signal
+# only the master; the master BOOTs it: a uevent run by busybox `uevent`
+# and a record on /dev/sdm1), destroys it under a blocked reader, lowers
+# max_slaves so that a second host slave is refused, and uses the mailbox
+# API from a test module (tests/qemu/guest-sdm/sdm_mbox_test.c).  The
+# guest's dmesg must be clean (kernel_log_checks).
+#
+# usage: run-guest-sdm-test.sh
+# Environment: as run-guest-virtio-test.sh.
+# Exit status: 0 passed, 1 a check failed, 77 could not run.
+
+set -u
+
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+build=${IVL_BUILD_DIR:-$repo/build}
+server_bin=${IVL_SERVER_BIN:-$build/tools/ivlink-server/ivlink-server}
+cli_bin=${IVL_CLI_BIN:-$build/tools/ivlink/ivlink}
+qemu_timeout=${IVL_QEMU_TIMEOUT:-400}
+
+qemu_machine=pc
+
+# shellcheck source=lib.sh
+. "$here/lib.sh"
+server_run_init gsdm
+
+qemu_prereqs
+server_prereqs "the server's readiness"
+[ -x "$cli_bin" ] || {
+	log "FAIL: the ivlink CLI not found at $cli_bin"
+	exit 1
+}
+
+t0=$(date +%s.%N)
+kernel_module_build "$work/kmod"
+# The mailbox client test module, against virtio_sdm's exported symbol.
+mkdir -p "$work/mbox" "$work/guest"
+cp "$here/guest-sdm/Kbuild" "$here/guest-sdm/sdm_mbox_test.c" "$repo/kernel/virtio_sdm.h" "$work/mbox/"
+extra="W=1"
+command -v sparse >/dev/null 2>&1 && extra="$extra C=1"
+# shellcheck disable=SC2086
+if make -s -C "${IVL_KDIR:-/usr/src/linux-headers-$IVL_KVER}" M="$work/mbox" \
+	KBUILD_EXTRA_SYMBOLS="$work/kmod/Module.symvers" $extra modules >"$work/mbox-build.log" 2>&1 &&
+	! grep -E 'warning:|error:|sparse:' "$work/mbox-build.log" >/dev/null; then
+	pass "mbox-test-module-build"
+else
+	cat "$work/mbox-build.log"
+	fail mbox-test-module-build "sdm_mbox_test.ko not built or not warning-clean"
+	qemu_finish
+fi
+# Not a .ko for mkinitramfs: ivl.kmod=1 would load it at boot, before
+# virtio_sdm; the case loads it.
+cp "$work/mbox/sdm_mbox_test.ko" "$work/guest/sdm_mbox_test.kmod"
+cp "$here/guest-sdm/ksdm-case" "$here/guest-sdm/sdm-uevent" "$work/guest/"
+if ! IVL_INITRAMFS_MODULES="virtio virtio_ring" "$here/mkinitramfs.sh" "$work/initrd.gz" "$kmod" \
+	"$work/kmod/virtio_ivlink.ko" "$work/kmod/virtio_sdm.ko" "$work/guest/ksdm-case" \
+	"$work/guest/sdm-uevent" "$work/guest/sdm_mbox_test.kmod" >"$work/mkinitramfs.log" 2>&1; then
+	cat "$work/mkinitramfs.log"
+	log "FAIL: building the initramfs"
+	exit 1
+fi
+log "built the modules and initramfs in $(elapsed "$t0") s"
+
+# --- server, device host, guest ------------------------------------------------
+chan=unix:$sockdir/sdm
+# Two SDM devices of 2 queues each, and the transport: 16 vectors.
+start_server "$work/server.log" -n 16 || qemu_finish
+"$cli_bin" -S "$sockdir/sock" dev serve --sdm "$chan" >"$work/host.log" 2>&1 &
+host_pid=$!
+pids+=("$host_pid")
+if ! wait_for_line "$work/host.log" '^serving on peer' 10 "$host_pid"; then
+	fail gsdm.host-start "the device host did not start (see host.log)"
+	qemu_finish
+fi
+serial=$work/serial.log
+t=$(date +%s.%N)
+qemu_start "$serial" "ivl.kmod=1 ivl.dmesg=1 ivl.timeout=340 ivl.run=/bin/ksdm-case" \
+	-chardev socket,path="$sockdir/sock",id=iv0 \
+	-device ivshmem-doorbell,chardev=iv0,vectors=16
+pids+=("$qemu_pid")
+
+# The host slave answers what the guest asks for (the guest waits, bounded).
+slave_log=$work/slave1.log
+step() { wait_for_line "$serial" "^$1" "$qemu_timeout" "$qemu_pid"; }
+send_to_master() { "$cli_bin" sdm send --control "$sockdir/slave1.ctl" irq 0 "$1" "$2" >>"$work/send.log" 2>&1; }
+if step GS-WANT-SLAVE; then
+	"$cli_bin" sdm slave --connect "$chan" --control "$sockdir/slave1.ctl" >"$slave_log" 2>&1 &
+	slave_pid=$!
+	pids+=("$slave_pid")
+	wait_for_line "$slave_log" '^registered 1$' 60 "$slave_pid" || fail gsdm.slave-registered "see slave1.log"
+fi
+if step GS-WANT-ANSWER && wait_for_line "$slave_log" '^irq from 0 to 1 payload 0x00000011 0x00000022$' 60; then
+	send_to_master 0x33 0x44 || fail gsdm.slave-answer "see send.log"
+fi
+step GS-WANT-BROADCAST-SEEN && check gsdm.broadcast-received "$slave_log" '^irq from 0 to 1 payload 0x00000055 0x00000066$'
+if step GS-WANT-REFUSED-SLAVE; then
+	"$cli_bin" sdm slave --connect "$chan" --control "$sockdir/slave2.ctl" >"$work/slave2.log" 2>&1 &
+	slave2_pid=$!
+	pids+=("$slave2_pid")
+	if wait_for_line "$work/slave2.log" 'refused us: full' 60 "$slave2_pid"; then
+		pass "gsdm.second-slave-refused: $(grep -m1 refused "$work/slave2.log")"
+	else
+		fail gsdm.second-slave-refused "see slave2.log"
+	fi
+	stop "$slave2_pid"
+	send_to_master 0xd0 0xd1 || fail gsdm.slave-done "see send.log"
+fi
+if step GS-WANT-MBOX-ANSWER && wait_for_line "$slave_log" 'payload 0x0000600d 0x00000001$' 60; then
+	send_to_master 0x7 0x8 || fail gsdm.mbox-answer "see send.log"
+fi
+wait_pid "$qemu_pid" "$qemu_timeout"
+log "guest done after $(elapsed "$t") s"
+
+check gsdm.config "$serial" '^GS-CONFIG master=1 max_slaves=4 current_slaves=0 driver=virtio_sdm$'
+check gsdm.probe-log "$serial" 'virtio_sdm virtio[0-9]+: /dev/sdm0: SDM master, max_slaves 4'
+check gsdm.answer "$serial" '^GS-ANSWER 0 0 51 68 1$'
+check gsdm.two-received "$slave_log" 'payload 0x00000102 0x00000000$'
+check gsdm.slave-config "$serial" '^GS-SLAVE-CONFIG master=0$'
+check gsdm.from-slave "$serial" '^GS-FROM-SLAVE 0 0 2748 3567 2$'
+check gsdm.boot-read "$serial" '^GS-BOOT-READ 1 2 45063 1 0 id=2$'
+check gsdm.boot-uevent "$serial" '^GS-UEVENT change sdm1 SDM_TYPE=BOOT SDM_FROM=0 SDM_SLAVE=2 SDM_PAYLOAD0=0x0000b007 SDM_PAYLOAD1=0x00000001$'
+check gsdm.blocked-reader "$serial" '^GS-BLOCKED-READER rc=1 .*No such device'
+check gsdm.max-lowered "$serial" '^GS-MAX 1$'
+check gsdm.after-refusal "$serial" '^GS-AFTER-REFUSAL 0 0 208 209 1$'
+check gsdm.mbox-sent "$serial" '^GS-MBOX sdm_mbox_test: sent on sdm0 channel 1: result 0$'
+check gsdm.mbox-rx "$serial" '^GS-MBOX sdm_mbox_test: rx type 0 from 1 payload 0x00000007 0x00000008$'
+check gsdm.mbox-broadcast-received "$slave_log" 'payload 0x0000bcbc 0x00000002$'
+for c in current-slaves-1 irq-sent broadcast-sent two-in-one-write master-to-itself bad-type absent-slave \
+	partial-record-refused max-slaves-0-refused max-slaves-2000-refused current-slaves-read-only \
+	current-slaves-2 slave-max-slaves-refused slave-to-slave slave-broadcast slave-irq-sent boot-sent \
+	reader-blocked slave-destroyed current-slaves-back-1 max-slaves-1 mbox-insmod mbox-broadcast \
+	mbox-absent-refused master-destroyed rmmod; do
+	check "gsdm.$c" "$serial" "^GS-OK $c"
+done
+check_absent gsdm.no-guest-fail "$serial" '^GS-FAIL'
+check_absent gsdm.no-kernel-panic "$serial" 'Kernel panic'
+kernel_log_checks gsdm "$serial"
+check gsdm.guest-pass "$serial" '^GS-PASS'
+check gsdm.result "$serial" '^IVL-RESULT: PASS'
+if alive "$host_pid"; then pass gsdm.host-alive; else fail gsdm.host-alive "the device host died"; fi
+stop_all
+
+qemu_finish
