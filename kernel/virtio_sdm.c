@@ -14,7 +14,7 @@
  *    le32 `from`) received on hg_vq; poll().
  *  - BOOT and RESET raise a KOBJ_CHANGE uevent on /dev/sdmN (SDM_TYPE,
  *    SDM_FROM, SDM_SLAVE, SDM_PAYLOAD0/1).
- *  - a mailbox controller (virtio_sdm_mbox.c): channel 0 is the broadcast
+ *  - a mailbox controller (virtio_sdm.h): channel 0 is the broadcast
  *    on a master, the master on a slave; channel k is slave k on a master.
  *
  * Everything the device writes (used lengths, the result, every field of
@@ -129,6 +129,10 @@ static unsigned int mbox_slaves = 16;
 module_param(mbox_slaves, uint, 0444);
 MODULE_PARM_DESC(mbox_slaves, "mailbox channels to slaves on a master (default 16, 0..1024)");
 
+static unsigned int send_timeout_ms = 10000;
+module_param(send_timeout_ms, uint, 0644);
+MODULE_PARM_DESC(send_timeout_ms, "how long write() waits for the device's result, ms (default 10000)");
+
 static DEFINE_IDA(sdm_ida);
 static DEFINE_MUTEX(sdm_list_lock);	/* sdm_list */
 static LIST_HEAD(sdm_list);
@@ -235,6 +239,23 @@ static int sdm_check(struct vsdm *s, u32 type, u32 slave)
 	return slave <= IVL_SDM_MAX_SLAVES_WIRE ? 0 : -EINVAL;
 }
 
+/* Until the writers' buffer is back from the device: 0, -ENODEV
+ * (removed), -ETIMEDOUT (send_timeout_ms: it stays with the device, the
+ * next writer waits for it again) or -ERESTARTSYS. */
+static int sdm_wait_sync(struct vsdm *s)
+{
+	long r;
+
+	r = wait_event_interruptible_timeout(s->txwait, !smp_load_acquire(&s->sync_busy) ||
+					     READ_ONCE(s->dead),
+					     msecs_to_jiffies(send_timeout_ms));
+	if (r < 0)
+		return r;
+	if (READ_ONCE(s->dead))
+		return -ENODEV;
+	return r ? 0 : -ETIMEDOUT;
+}
+
 /* One signal from a writer; returns the device's result (>= 0) or -errno.
  * Sleeps; serialised by tx_mutex. */
 static int sdm_send_one(struct vsdm *s, const struct ivl_sdm_wire_signal *w)
@@ -246,12 +267,9 @@ static int sdm_send_one(struct vsdm *s, const struct ivl_sdm_wire_signal *w)
 		return ret;
 	/* A writer interrupted earlier may have left its buffer with the
 	 * device: wait for it to come back before reusing it. */
-	ret = wait_event_interruptible(s->txwait, !smp_load_acquire(&s->sync_busy) ||
-				       READ_ONCE(s->dead));
+	ret = sdm_wait_sync(s);
 	if (ret)
 		return ret;
-	if (READ_ONCE(s->dead))
-		return -ENODEV;
 	s->sync.sig = *w;
 	s->sync_busy = true;
 	ret = vsdm_tx_start(s, &s->sync);
@@ -259,13 +277,9 @@ static int sdm_send_one(struct vsdm *s, const struct ivl_sdm_wire_signal *w)
 		s->sync_busy = false;
 		return ret;
 	}
-	ret = wait_event_interruptible(s->txwait, !smp_load_acquire(&s->sync_busy) ||
-				       READ_ONCE(s->dead));
-	if (ret)
-		return ret;	/* the signal may or may not have gone */
-	if (smp_load_acquire(&s->sync_busy))
-		return -ENODEV;
-	return READ_ONCE(s->sync_res);
+	ret = sdm_wait_sync(s);
+	/* Interrupted or timed out: the signal may or may not have gone. */
+	return ret ? ret : READ_ONCE(s->sync_res);
 }
 
 /* ---- hg_vq: receiving ----------------------------------------------------------- */
