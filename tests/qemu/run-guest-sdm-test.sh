@@ -16,6 +16,11 @@
 #       uevent run by busybox `uevent` and a record on /dev/sdm1), removal
 #       under a blocked reader, max_slaves lowered refusing a second host
 #       slave, the mailbox API from a test module (guest-sdm/sdm_mbox_test.c).
+#  rtt: a measurement, not a test (no meson test runs it): N round trips
+#       (IVL_SDM_RTT_N, default 2000) from a guest to a host echo slave
+#       (tests/qemu/host/sdm-echo.c) through virtio_sdm.ko, then through
+#       ivlink's userspace driver in the same guest (guest-sdm/sdm-rtt.c);
+#       prints both medians and their ratio.
 #  amp: issue #17's AMP scenario: guest A (amp-a) the master, guest B
 #       (amp-b) slave 1 and a host slave 2; A boots B (B's uevent handler,
 #       sdm-boot, reports and answers), interrupts B with a payload and B
@@ -23,7 +28,7 @@
 #       refused, max_slaves lowered refuses a third slave, A ends B.
 # Every guest's dmesg must be clean (kernel_log_checks).
 #
-# usage: run-guest-sdm-test.sh one|amp
+# usage: run-guest-sdm-test.sh one|amp|rtt
 # Environment: as run-guest-virtio-test.sh.
 # Exit status: 0 passed, 1 a check failed, 77 could not run.
 
@@ -36,8 +41,8 @@ server_bin=${IVL_SERVER_BIN:-$build/tools/ivlink-server/ivlink-server}
 cli_bin=${IVL_CLI_BIN:-$build/tools/ivlink/ivlink}
 qemu_timeout=${IVL_QEMU_TIMEOUT:-400}
 mode=${1:-}
-case $mode in one | amp) ;; *)
-	echo "usage: run-guest-sdm-test.sh one|amp" >&2
+case $mode in one | amp | rtt) ;; *)
+	echo "usage: run-guest-sdm-test.sh one|amp|rtt" >&2
 	exit 2
 	;;
 esac
@@ -75,7 +80,24 @@ fi
 # Not a .ko for mkinitramfs: ivl.kmod=1 would load it at boot, before
 # virtio_sdm; the case loads it.
 cp "$work/mbox/sdm_mbox_test.ko" "$work/guest/sdm_mbox_test.kmod"
-for f in ksdm-case sdm-lib.sh sdm-uevent amp-a amp-b sdm-boot; do cp "$here/guest-sdm/$f" "$work/guest/"; done
+for f in ksdm-case sdm-lib.sh sdm-uevent amp-a amp-b sdm-boot rtt-case; do cp "$here/guest-sdm/$f" "$work/guest/"; done
+if [ "$mode" = rtt ]; then
+	# The static guest program links the library (and libsodium, which the
+	# SDM code uses); the host echo links libivlink.so.
+	static_guest_prereqs
+	sodium_a=$(ls /usr/lib/*/libsodium.a /usr/lib/libsodium.a 2>/dev/null | head -n1)
+	# shellcheck disable=SC2086
+	if ! ${CC:-gcc} -static -O2 -std=gnu11 -Wall -Wextra -Werror -I"$build/include" -I"$repo/include" \
+		-o "$work/guest/sdm-rtt" "$here/guest-sdm/sdm-rtt.c" "$build/src/libivlink_internal.a" \
+		$sodium_a -lpthread -lrt >"$work/build-rtt.log" 2>&1 ||
+		! ${CC:-gcc} -std=gnu11 -O2 -Wall -Wextra -Werror -I"$build/include" -I"$repo/include" \
+			-o "$work/sdm-echo" "$here/host/sdm-echo.c" -L"$build/src" -livlink \
+			-Wl,-rpath,"$build/src" >>"$work/build-rtt.log" 2>&1; then
+		cat "$work/build-rtt.log"
+		fail rtt.build "sdm-rtt or sdm-echo"
+		qemu_finish
+	fi
+fi
 if ! IVL_INITRAMFS_MODULES="virtio virtio_ring" "$here/mkinitramfs.sh" "$work/initrd.gz" "$kmod" \
 	"$work/kmod/virtio_ivlink.ko" "$work/kmod/virtio_sdm.ko" "$work/guest/"* >"$work/mkinitramfs.log" 2>&1; then
 	cat "$work/mkinitramfs.log"
@@ -227,6 +249,32 @@ case_amp() {
 		check "amp.$g-result" "$work/$g.log" '^IVL-RESULT: PASS'
 	done
 	if alive "$host_pid"; then pass amp.host-alive; else fail amp.host-alive "the device host died"; fi
+}
+
+case_rtt() {
+	local n=${IVL_SDM_RTT_N:-2000} serial=$work/serial.log echo_pid k u
+	guest "$serial" "rtt-case,$n"
+	echo_start() {
+		"$work/sdm-echo" "$sockdir/sdm" >"$work/echo$1.log" 2>&1 &
+		echo_pid=$!
+		pids+=("$echo_pid")
+	}
+	if wait_for_line "$serial" '^GR-WANT-ECHO' "$qemu_timeout" "$qemu_pid"; then
+		echo_start 1
+		wait_for_line "$serial" '^GR-KERNEL-DONE' "$qemu_timeout" "$qemu_pid"
+		stop "$echo_pid"
+	fi
+	wait_for_line "$serial" '^RTT-USER-MASTER' "$qemu_timeout" "$qemu_pid" && echo_start 2
+	wait_pid "$qemu_pid" "$qemu_timeout"
+	k=$(tr -d '\r' <"$serial" | sed -n 's/^RTT kernel .*median_ns=\([0-9]*\).*/\1/p')
+	u=$(tr -d '\r' <"$serial" | sed -n 's/^RTT user .*median_ns=\([0-9]*\).*/\1/p')
+	check rtt.kernel "$serial" '^RTT kernel '
+	check rtt.user "$serial" '^RTT user '
+	check rtt.guest-pass "$serial" '^GR-PASS'
+	kernel_log_checks rtt "$serial"
+	if [ -n "$k" ] && [ -n "$u" ]; then
+		log "RTT median: kernel driver $k ns, userspace driver $u ns, user/kernel $(awk -v a="$u" -v b="$k" 'BEGIN { printf "%.2f", a / b }') (n=$n, TCG, same guest, same run)"
+	fi
 }
 
 "case_$mode"
