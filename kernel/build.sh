@@ -1,7 +1,7 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-2.0-only
 #
-# Build ivlink_ivshmem.ko and virtio_ivlink.ko out of the source tree
+# Build ivlink_ivshmem.ko, virtio_ivlink.ko and virtio_sdm.ko out of the source tree
 # (Kbuild writes next to its sources, so they are copied first).
 # usage: build.sh KDIR OUTDIR [MAKE-ARGS...]     e.g. W=1 C=1
 # Prints the modules' paths, one a line, ivlink_ivshmem.ko first.
@@ -22,3 +22,4 @@ sh "$here/lay-out.sh" "$out"
 make -s -C "$kdir" M="$out" "$@" modules >&2
 echo "$out/ivlink_ivshmem.ko"
 echo "$out/virtio_ivlink.ko"
+echo "$out/virtio_sdm.ko"

@@ -1,7 +1,7 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-2.0-only
 #
-# Build ivlink_ivshmem.ko and virtio_ivlink.ko with W=1, and sparse (C=1)
+# Build ivlink_ivshmem.ko, virtio_ivlink.ko and virtio_sdm.ko with W=1, and sparse (C=1)
 # when it is installed; fail on any compiler or sparse warning (the modules
 # must stay clean).  The modules are copied, in build.sh's order, to the
 # COPY-TO paths given.

@@ -12,6 +12,7 @@
 #define IVLINK_PROTO_TRANSPORT_H
 
 #include <ivlink/proto/common.h>
+#include <ivlink/proto/sdm.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -286,6 +287,25 @@ struct ivl_transport_sdm_config {
 	__le16 current_slaves;
 };
 IVL_PROTO_SIZE(struct ivl_transport_sdm_config, 6);
+IVL_PROTO_OFFSET(struct ivl_transport_sdm_config, current_slaves, 4);
+
+/*
+ * SDM queues (docs/transport.md §5).  gh_vq (queue 1): a buffer's readable
+ * part starts with the seed's SDMSignalData (struct ivl_sdm_wire_signal,
+ * `slave` IVL_TRANSPORT_SDM_ALL broadcasts from a master); its writable part,
+ * when present, receives the le32 result (0, the number of slaves a
+ * broadcast reached, or a negative errno).  hg_vq (queue 0): each signal
+ * fills one buffer with this, 20 bytes when the buffer has room, else the
+ * seed's 16 (no `from`).
+ */
+struct ivl_transport_sdm_rx {
+	struct ivl_sdm_wire_signal sig; /* 0 `slave`: the receiver's ID, 0 on a master */
+	__le32 from;			/* 16 the sender's ID, 0 = the master */
+};
+IVL_PROTO_SIZE(struct ivl_transport_sdm_rx, 20);
+IVL_PROTO_OFFSET(struct ivl_transport_sdm_rx, from, 16);
+#define IVL_TRANSPORT_SDM_RESULT_LEN 4u
+#define IVL_TRANSPORT_SDM_ALL 0xffffffffu /* = IVL_SDM_ALL of <ivlink/sdm.h> */
 
 #ifdef __cplusplus
 }
