@@ -389,7 +389,6 @@ static int dev_parse(struct cli_global *g, int argc, char **argv, struct dev_arg
 		return 0;
 	if (strcmp(pos[first], "blk") && (seen & (1u << O_NAME | 1u << O_FILE | 1u << O_RO)))
 		return cli_usage_error(g->cmd, "--name, --file and --ro are for blk");
-	if (!strcmp(pos[first], "console")) {
 	unsigned net_opts = 1u << O_SWITCH | 1u << O_TAP | 1u << O_MTU;
 	if (!strcmp(pos[first], "net")) {
 		a->virtio_id = IVL_TRANSPORT_VIRTIO_NET;
