@@ -17,6 +17,10 @@ pkgs+=(debhelper dh-dkms dpkg-dev lintian man-db)
 # tests/headers builds the wire-format headers in a module against Debian's
 # current kernel headers.
 pkgs+=(linux-headers-amd64)
+# guest-virtio-blk checks the guest's file system on the host (e2fsck).
+pkgs+=(e2fsprogs)
+# guest-virtio-net: ip netns / ip tuntap for its TAP; net-bench: ss
+pkgs+=(iproute2)
 
 missing=()
 for p in "${pkgs[@]}"; do

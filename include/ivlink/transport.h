@@ -47,12 +47,23 @@ const char *ivl_transport_reason_name(uint32_t reason);
 
 struct ivl_transport_device;
 
+/* A block image the device host may serve (virtio-blk, docs/transport.md
+ * §5).  A blk CREATE names it by its backend argument: equal to @name, or
+ * to @path (so a CLI may pass the canonical path).  Nothing else is ever
+ * opened: the argument comes from a possibly hostile driver. */
+struct ivl_transport_blk_image {
+	const char *name; /* 1..63 bytes, unique among the images */
+	const char *path; /* a regular file or a block device, opened at CREATE */
+	bool read_only;	  /* served read-only whatever the driver asks */
+};
+
 struct ivl_transport_device_opts {
 	/* The management area: @area of @area_size bytes (>= IVL_TRANSPORT_AREA_MIN). */
 	void *area;
 	uint64_t area_size;
-	/* Refuse to create consoles / SDM devices (IVL_TRANSPORT_E_VIRTIO_ID). */
-	bool no_console, no_sdm;
+	/* Refuse to create consoles / SDM devices / entropy devices
+	 * (IVL_TRANSPORT_E_VIRTIO_ID). */
+	bool no_console, no_sdm, no_rng;
 	/* Console backends.  default_console: IVL_TRANSPORT_CONSOLE_* used for
 	 * DEFAULT (0: LOOP).  console_dir: where UNIX-socket consoles listen
 	 * (console-ID.sock); NULL: UNIX consoles are refused. */
@@ -63,6 +74,19 @@ struct ivl_transport_device_opts {
 	 * (both NULL: creating an SDM device fails with IVL_TRANSPORT_E_BACKEND). */
 	const char *sdm_channel;
 	struct ivl_sdm_bus *sdm_bus;
+	/* The block images blk devices may serve (@nblk entries, borrowed
+	 * with their strings; none: every blk CREATE answers ERR value). */
+	const struct ivl_transport_blk_image *blk;
+	unsigned nblk;
+	/* Net backends (docs/transport.md §5, Net): a net device's CREATE
+	 * argument "switch:NAME" or "tap:IFNAME" must name one of these
+	 * (borrowed arrays of names, 1..15 bytes each; none: net devices are
+	 * refused with IVL_TRANSPORT_E_BACKEND).  Switches are built in;
+	 * a TAP interface must exist already (it is attached, never made). */
+	const char *const *net_switches;
+	unsigned n_net_switches;
+	const char *const *net_taps;
+	unsigned n_net_taps;
 	/* Where MSI messages go (NULL: nowhere, every delivery fails). */
 	ivl_msi_deliver_fn *msi_deliver;
 	void *msi_opaque;
@@ -71,7 +95,7 @@ struct ivl_transport_device_opts {
 
 /*
  * A management device over @opts->area (no link).  The options are
- * copied (console_dir and sdm_channel are borrowed).  Errors: -EINVAL
+ * copied (console_dir, sdm_channel and blk are borrowed).  Errors: -EINVAL
  * (NULL argument, no area, area_size < IVL_TRANSPORT_AREA_MIN, unknown
  * default_console), -ENOMEM, -errno of epoll_create1().  Free with
  * ivl_transport_device_free() (destroys every managed device).
@@ -201,6 +225,13 @@ int ivl_transport_driver_query(struct ivl_transport_driver *d, uint64_t id, stru
  * Returns the device count (which may exceed @max), or the errors above;
  * -EINVAL when @e is NULL and @max is not 0. */
 int ivl_transport_driver_list(struct ivl_transport_driver *d, struct ivl_transport_list_entry *e, size_t max, uint32_t *reason);
+/* ivl_transport_driver_create() with a backend argument @arg (NULL: none; else 1 to
+ * IVL_TRANSPORT_CREATE_ARG_MAX - 1 bytes, copied), which the device type
+ * looks up in the host's configuration (docs/transport.md §5).  Returns 0 or
+ * the errors of ivl_transport_driver_create(); -EINVAL also for an empty or too long
+ * @arg. */
+int ivl_transport_driver_create_arg(struct ivl_transport_driver *d, const struct ivl_transport_create *create,
+				    const char *arg, struct ivl_transport_info *info, uint32_t *reason);
 
 /* The management area as the driver maps it (inside the link's region). */
 void *ivl_transport_driver_area(const struct ivl_transport_driver *d, uint64_t *size);

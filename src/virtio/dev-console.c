@@ -6,10 +6,13 @@
  * keeps the slave side open so the master never hangs up), a UNIX socket
  * (console-ID.sock in the host's console directory; the newest client wins),
  * or a loop (what the driver sends comes back, for tests and the demo).
- * Transmitted bytes wait in the ring while a UNIX console has no client;
- * bytes that the backend cannot take at once (a full socket or PTY buffer)
- * are dropped (logged at debug level).  Received bytes wait in the backend until the
- * driver gives receive buffers.
+ * Transmitted bytes wait in the ring while a UNIX console has no client, and
+ * while its client does not read (a full socket buffer: the device keeps
+ * the buffer and goes on when the socket is writable, so nothing is lost).
+ * Bytes that a PTY or the loop cannot take at once are dropped (logged at
+ * debug level): nobody may be reading a PTY (the host holds its slave
+ * side), and the loop's reader is the driver itself.  Received bytes wait
+ * in the backend until the driver gives receive buffers.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -42,6 +45,13 @@ struct console {
 	struct iovec iov[IOV_MAX_];
 	struct ivl_virtq_elem held; /* a receive buffer waiting for bytes */
 	bool have_held;
+	/* A transmit buffer a UNIX client has not taken all of yet: out
+	 * segment tx_seg from byte tx_off on. */
+	struct iovec tx_iov[IOV_MAX_];
+	struct ivl_virtq_elem tx;
+	bool have_tx;
+	unsigned tx_seg;
+	size_t tx_off;
 };
 
 static int data_fd(const struct console *c)
@@ -103,9 +113,11 @@ static void con_fini(struct ivl__tdev *d)
 	d->priv = NULL;
 }
 
-static int con_init(struct ivl__tdev *d, const struct ivl_transport_create *cr,
+static int con_init(struct ivl__tdev *d, const struct ivl_transport_create *cr, const char *arg,
 		    const struct ivl_transport_device_opts *o)
 {
+	if (arg)
+		return -EINVAL;
 	unsigned mode = cr->param[0] ? cr->param[0] : o->default_console;
 	if (!mode)
 		mode = IVL_TRANSPORT_CONSOLE_LOOP;
@@ -143,6 +155,7 @@ static void con_reset(struct ivl__tdev *d)
 {
 	struct console *c = d->priv;
 	c->have_held = false;
+	c->have_tx = false;
 	c->loop_len = 0;
 }
 
@@ -154,9 +167,11 @@ static void drop_client(struct ivl__tdev *d, struct console *c)
 	c->client = ivl__close(c->client);
 }
 
-/* Write what the backend takes now; the rest is dropped. */
-static void sink(struct ivl__tdev *d, struct console *c, const uint8_t *p, size_t n)
+/* Write what the backend takes now.  UNIX: returns the bytes taken (the
+ * caller keeps the rest).  PTY and loop: the rest is dropped; returns @n. */
+static size_t sink(struct ivl__tdev *d, struct console *c, const uint8_t *p, size_t n)
 {
+	size_t want = n;
 	if (c->mode == IVL_TRANSPORT_CONSOLE_LOOP) {
 		size_t k = n < LOOP_SIZE - c->loop_len ? n : LOOP_SIZE - c->loop_len;
 		memcpy(c->loop + c->loop_len, p, k);
@@ -165,7 +180,7 @@ static void sink(struct ivl__tdev *d, struct console *c, const uint8_t *p, size_
 		if (n)
 			ivl__debug("transport: console %llu: %zu bytes dropped (loop full)",
 				   (unsigned long long)d->id, n);
-		return;
+		return want;
 	}
 	int fd = data_fd(c);
 	while (n > 0 && fd >= 0) {
@@ -182,22 +197,45 @@ static void sink(struct ivl__tdev *d, struct console *c, const uint8_t *p, size_
 		p += w;
 		n -= (size_t)w;
 	}
+	if (c->mode == IVL_TRANSPORT_CONSOLE_UNIX)
+		return want - n;
 	if (n)
 		ivl__debug("transport: console %llu: %zu bytes dropped (backend full)",
 			   (unsigned long long)d->id, n);
+	return want;
 }
 
+/* Transmit buffers to the backend; returns buffers used.  A buffer a
+ * UNIX client did not take whole stays in c->tx until it does. */
 static int serve_tx(struct ivl__tdev *d, struct console *c)
 {
-	struct iovec iov[IOV_MAX_];
-	struct ivl_virtq_elem e = {.iov = iov, .iov_max = IOV_MAX_};
 	int n = 0;
-	if (c->mode == IVL_TRANSPORT_CONSOLE_UNIX && c->client < 0)
-		return 0; /* keep the bytes in the ring until a client connects */
-	while (ivl__tdev_pop(d, TXQ, &e) == 1) {
-		for (unsigned i = 0; i < e.out_num; i++)
-			sink(d, c, iov[i].iov_base, iov[i].iov_len);
-		ivl__tdev_done(d, TXQ, e.head, 0);
+	if (!ivl__tdev_queue(d, TXQ))
+		c->have_tx = false; /* the queue went away with its buffers */
+	for (;;) {
+		if (c->mode == IVL_TRANSPORT_CONSOLE_UNIX && c->client < 0)
+			break; /* keep the bytes in the ring until a client connects */
+		if (!c->have_tx) {
+			c->tx = (struct ivl_virtq_elem){.iov = c->tx_iov, .iov_max = IOV_MAX_};
+			if (ivl__tdev_pop(d, TXQ, &c->tx) != 1)
+				break;
+			c->have_tx = true;
+			c->tx_seg = 0;
+			c->tx_off = 0;
+		}
+		while (c->tx_seg < c->tx.out_num) {
+			const struct iovec *v = &c->tx_iov[c->tx_seg];
+			size_t left = v->iov_len - c->tx_off;
+			size_t w = sink(d, c, (const uint8_t *)v->iov_base + c->tx_off, left);
+			if (w < left) {
+				c->tx_off += w;
+				return n; /* the client's socket is full */
+			}
+			c->tx_seg++;
+			c->tx_off = 0;
+		}
+		c->have_tx = false;
+		ivl__tdev_done(d, TXQ, c->tx.head, 0);
 		n++;
 	}
 	return n;
@@ -259,9 +297,12 @@ static int con_serve(struct ivl__tdev *d)
 		c->have_held = false; /* the queue went away with its buffers */
 	int n = serve_tx(d, c);
 	n += serve_rx(d, c);
-	/* Level-triggered: listen for bytes only while a buffer waits. */
+	/* Level-triggered: listen for bytes only while a buffer waits, for
+	 * room only while a transmit buffer waits. */
 	if (data_fd(c) >= 0)
-		(void)ivl__mgmt_watch(d->m, data_fd(c), c->have_held ? EPOLLIN : 0);
+		(void)ivl__mgmt_watch(d->m, data_fd(c),
+				      (c->have_held ? EPOLLIN : 0) |
+					  (c->have_tx && c->mode == IVL_TRANSPORT_CONSOLE_UNIX ? EPOLLOUT : 0));
 	return n;
 }
 

@@ -23,7 +23,8 @@
  *    broadcast, or -errno).
  *  - config {u8 master; u8 reserved; le16 max_slaves; le16 current_slaves};
  *    a master's driver may write max_slaves; any other write, or a value
- *    the SDM refuses, answers ERR (value).
+ *    the SDM refuses, answers ERR (value).  A change of current_slaves
+ *    seen after processing the channel raises a configuration change.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -147,11 +148,11 @@ static void sdm_config_read(struct ivl__tdev *d)
 	ivl__put16(d->config + 4, cfg.current_slaves);
 }
 
-static int sdm_init(struct ivl__tdev *d, const struct ivl_transport_create *c,
+static int sdm_init(struct ivl__tdev *d, const struct ivl_transport_create *c, const char *arg,
 		    const struct ivl_transport_device_opts *mo)
 {
 	struct ivl_sdm_opts o = {0};
-	if (c->param[0] > IVL_TRANSPORT_SDM_MASTER || c->param[1] > IVL_SDM_MAX_SLAVES || c->param[2])
+	if (arg || c->param[0] > IVL_TRANSPORT_SDM_MASTER || c->param[1] > IVL_SDM_MAX_SLAVES || c->param[2])
 		return -EINVAL;
 	o.master = c->param[0] == IVL_TRANSPORT_SDM_MASTER;
 	if (o.master)
@@ -225,35 +226,42 @@ static int sdm_serve(struct ivl__tdev *d)
 	 * keepalive goes out either, so a driver that posts no hg_vq buffer
 	 * for three keepalive periods loses its connection, which the peers
 	 * see as this SDM leaving). */
-	if (s->reading)
+	if (s->reading) {
 		(void)ivl_sdm_process(s->sdm);
+		/* A slave joined or left: current_slaves changed, which the
+		 * driver learns from a configuration change interrupt. */
+		uint16_t before = ivl__le16(d->config + 4);
+		sdm_config_read(d);
+		if (ivl__le16(d->config + 4) != before)
+			ivl__tdev_config_changed(d);
+	}
 	while (ivl__tdev_pop(d, GHQ, &e) == 1) {
-		uint8_t w[16];
+		struct ivl_sdm_wire_signal w;
 		int32_t res = -EINVAL;
-		if (ivl__elem_read(&e, w, sizeof(w)) == sizeof(w)) {
+		if (ivl__elem_read(&e, &w, sizeof(w)) == sizeof(w)) {
 			struct ivl_sdm_signal sig = {
-			    .type = ivl__le32(w),
-			    .slave = ivl__le32(w + 4),
-			    .payload = {ivl__le32(w + 8), ivl__le32(w + 12)},
+			    .type = ivl__le32(&w.type),
+			    .slave = ivl__le32(&w.slave),
+			    .payload = {ivl__le32(&w.payload[0]), ivl__le32(&w.payload[1])},
 			};
 			res = ivl_sdm_send(s->sdm, &sig);
 		}
-		uint8_t rb[4];
+		uint8_t rb[IVL_TRANSPORT_SDM_RESULT_LEN];
 		ivl__put32(rb, (uint32_t)res);
 		ivl__tdev_done(d, GHQ, e.head, (uint32_t)ivl__elem_write(&e, rb, sizeof(rb)));
 		n++;
 	}
 	while (s->count > 0 && ivl__tdev_pop(d, HGQ, &e) == 1) {
 		const struct held *h = &s->hold[s->head];
-		uint8_t w[20];
-		ivl__put32(w, h->sig.type);
+		struct ivl_transport_sdm_rx w;
+		ivl__put32(&w.sig.type, h->sig.type);
 		/* The seed's `slave`: the destination (0 on a master). */
-		ivl__put32(w + 4, s->master ? IVL_SDM_MASTER : h->sig.slave);
-		ivl__put32(w + 8, h->sig.payload[0]);
-		ivl__put32(w + 12, h->sig.payload[1]);
-		ivl__put32(w + 16, h->from);
-		size_t k = ivl__elem_write(&e, w, e.in_len >= sizeof(w) ? sizeof(w) : 16);
-		if (k < 16) /* the driver gave a buffer too small */
+		ivl__put32(&w.sig.slave, s->master ? IVL_SDM_MASTER : h->sig.slave);
+		ivl__put32(&w.sig.payload[0], h->sig.payload[0]);
+		ivl__put32(&w.sig.payload[1], h->sig.payload[1]);
+		ivl__put32(&w.from, h->from);
+		size_t k = ivl__elem_write(&e, &w, e.in_len >= sizeof(w) ? sizeof(w) : IVL_SDM_SIGNAL_LEN);
+		if (k < IVL_SDM_SIGNAL_LEN) /* the driver gave a buffer too small */
 			ivl__info("transport: SDM device %llu: signal truncated to %zu bytes",
 				  (unsigned long long)d->id, k);
 		s->head = (s->head + 1) % HOLD;

@@ -74,8 +74,9 @@ static int status_next(struct negotiation n, uint32_t v, bool msi_on, uint32_t *
 static struct negotiation dev_negotiation(struct ivl__tdev *d)
 {
 	return (struct negotiation){
-	    .offered = d->type->features | IVL__VIRTIO_F_VERSION_1 | IVL_VIRTQ_F_EVENT_IDX |
-		       IVL_VIRTQ_F_INDIRECT_DESC,
+	    .offered = d->type->features | d->features | IVL__VIRTIO_F_VERSION_1 |
+		       IVL_VIRTQ_F_EVENT_IDX |
+		       IVL_VIRTQ_F_INDIRECT_DESC | IVL__VIRTIO_F_ACCESS_PLATFORM,
 	    .drv_features = &d->drv_features,
 	    .status = &d->status,
 	};

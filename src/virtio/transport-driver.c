@@ -293,16 +293,25 @@ static int info_cmd(struct ivl_transport_driver *d, uint64_t id, uint16_t c, con
 IVL_EXPORT int ivl_transport_driver_create(struct ivl_transport_driver *d, const struct ivl_transport_create *c,
 			       struct ivl_transport_info *info, uint32_t *reason)
 {
-	if (!c)
+	return ivl_transport_driver_create_arg(d, c, NULL, info, reason);
+}
+
+IVL_EXPORT int ivl_transport_driver_create_arg(struct ivl_transport_driver *d, const struct ivl_transport_create *c,
+					       const char *arg, struct ivl_transport_info *info, uint32_t *reason)
+{
+	size_t alen = arg ? strlen(arg) + 1 : 0;
+	if (!c || alen == 1 || alen > IVL_TRANSPORT_CREATE_ARG_MAX)
 		return -EINVAL;
-	uint8_t b[sizeof(*c)];
+	uint8_t b[sizeof(*c) + IVL_TRANSPORT_CREATE_ARG_MAX];
 	ivl__put32(b, c->virtio_id);
 	ivl__put32(b + 4, c->flags);
 	ivl__put64(b + 8, c->window_size);
 	ivl__put32(b + 16, c->msi_vectors);
 	for (int i = 0; i < 3; i++)
 		ivl__put32(b + 20 + 4 * i, c->param[i]);
-	return info_cmd(d, 0, IVL_TRANSPORT_MGMT_CREATE, b, sizeof(b), info, reason);
+	if (alen)
+		memcpy(b + sizeof(*c), arg, alen);
+	return info_cmd(d, 0, IVL_TRANSPORT_MGMT_CREATE, b, sizeof(*c) + alen, info, reason);
 }
 
 IVL_EXPORT int ivl_transport_driver_query(struct ivl_transport_driver *d, uint64_t id, struct ivl_transport_info *info,

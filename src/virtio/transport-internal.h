@@ -23,6 +23,9 @@
 #define IVL__VS_NEEDS_RESET 64u
 #define IVL__VS_FAILED 128u
 #define IVL__VIRTIO_F_VERSION_1 (1ull << 32)
+/* Addresses are window offsets, not guest-physical (virtio 1.x §6): a
+ * guest kernel's virtio core then maps every buffer through the DMA API. */
+#define IVL__VIRTIO_F_ACCESS_PLATFORM (1ull << 33)
 
 #define IVL__TDEV_CONFIG_MAX 64u
 
@@ -36,9 +39,10 @@ struct ivl__tdev_type {
 	uint64_t features; /* offered besides VERSION_1 and the ring features */
 	uint32_t config_size;
 	uint64_t window_default;
-	/* Create the backend; fill d->config and d->backend.  -errno fails
+	/* Create the backend; fill d->config and d->backend.  @arg: CREATE's
+	 * backend argument (NUL-terminated, untrusted), or NULL.  -errno fails
 	 * the CREATE with IVL_TRANSPORT_E_BACKEND (IVL_TRANSPORT_E_VALUE for -EINVAL). */
-	int (*init)(struct ivl__tdev *d, const struct ivl_transport_create *c,
+	int (*init)(struct ivl__tdev *d, const struct ivl_transport_create *c, const char *arg,
 		    const struct ivl_transport_device_opts *o);
 	void (*fini)(struct ivl__tdev *d);
 	/* The driver reset the device (its queues are gone). */
@@ -77,12 +81,16 @@ struct ivl__tdev {
 	struct ivl__tqueue q[IVL_TRANSPORT_MAX_QUEUES];
 	uint8_t config[IVL__TDEV_CONFIG_MAX];
 	uint16_t driver_peer;
+	uint64_t features; /* offered besides the type's (set by its init) */
 	char backend[64];
 	void *priv;
 };
 
 extern const struct ivl__tdev_type ivl__console_type;
 extern const struct ivl__tdev_type ivl__sdm_type;
+extern const struct ivl__tdev_type ivl__rng_type;
+extern const struct ivl__tdev_type ivl__blk_type;
+extern const struct ivl__tdev_type ivl__net_type;
 
 /* The device-role ring of queue @q when the device is live (DRIVER_OK, not
  * NEEDS_RESET, queue enabled), else NULL. */
@@ -120,6 +128,10 @@ size_t ivl__elem_write(const struct ivl_virtq_elem *e, const void *src, size_t l
 int ivl__tdev_pop(struct ivl__tdev *d, unsigned q, struct ivl_virtq_elem *e);
 /* Push @head with @len, flush and notify. */
 void ivl__tdev_done(struct ivl__tdev *d, unsigned q, uint16_t head, uint32_t len);
+
+/* dev-net.c's slot for state shared by the net devices of @m (its
+ * switches); NULL while no net device uses a switch. */
+void **ivl__mgmt_net(struct ivl_transport_device *m);
 
 /* Watch @fd (level-triggered) for @events (0: not at all for now), or
  * stop watching it before closing it.  Returns 0 or -errno. */

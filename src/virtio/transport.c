@@ -29,9 +29,12 @@ struct ivl_transport_device {
 	/* The management device's own negotiation (device_id 0). */
 	uint64_t self_features;
 	uint32_t self_status;
+	void *net; /* dev-net.c: the live switches */
 };
 
-static const struct ivl__tdev_type *const types[] = {&ivl__console_type, &ivl__sdm_type};
+static const struct ivl__tdev_type *const types[] = {&ivl__console_type, &ivl__sdm_type,
+						     &ivl__rng_type, &ivl__blk_type,
+						     &ivl__net_type};
 
 IVL_EXPORT const char *ivl_transport_reason_name(uint32_t reason)
 {
@@ -206,8 +209,17 @@ static void fill_info(const struct ivl__tdev *d, uint8_t *p)
 
 static int cmd_create(struct ivl_transport_device *m, const uint8_t *out, size_t len, struct ivl__ans *a)
 {
-	if (len != sizeof(struct ivl_transport_create))
+	/* The struct, or the struct and a backend argument NUL-terminated
+	 * within its IVL_TRANSPORT_CREATE_ARG_MAX bytes. */
+	size_t alen = len - sizeof(struct ivl_transport_create);
+	if (len < sizeof(struct ivl_transport_create) || alen > IVL_TRANSPORT_CREATE_ARG_MAX)
 		return ivl__ans_err(a, IVL_TRANSPORT_E_LENGTH);
+	char arg[IVL_TRANSPORT_CREATE_ARG_MAX];
+	if (alen) {
+		memcpy(arg, out + sizeof(struct ivl_transport_create), alen);
+		if (!memchr(arg, 0, alen) || !arg[0])
+			return ivl__ans_err(a, IVL_TRANSPORT_E_VALUE);
+	}
 	struct ivl_transport_create c = {
 	    .virtio_id = ivl__le32(out),
 	    .flags = ivl__le32(out + 4),
@@ -223,9 +235,11 @@ static int cmd_create(struct ivl_transport_device *m, const uint8_t *out, size_t
 		if (types[i]->virtio_id == c.virtio_id)
 			t = types[i];
 	if (!t || (t == &ivl__console_type && m->o.no_console) ||
-	    (t == &ivl__sdm_type && m->o.no_sdm))
+	    (t == &ivl__sdm_type && m->o.no_sdm) || (t == &ivl__rng_type && m->o.no_rng))
 		return ivl__ans_err(a, IVL_TRANSPORT_E_VIRTIO_ID);
-	if (c.flags & ~IVL_TRANSPORT_CREATE_F_MSI_SHARING)
+	/* Known flags; a peer in the upper half only with F_FOR_PEER. */
+	if ((c.flags & 0xffffu & ~(IVL_TRANSPORT_CREATE_F_MSI_SHARING | IVL_TRANSPORT_CREATE_F_FOR_PEER)) ||
+	    (!(c.flags & IVL_TRANSPORT_CREATE_F_FOR_PEER) && (c.flags >> 16)))
 		return ivl__ans_err(a, IVL_TRANSPORT_E_VALUE);
 	uint64_t wsz = c.window_size ? c.window_size : t->window_default;
 	if (wsz > WINDOW_MAX)
@@ -265,7 +279,7 @@ static int cmd_create(struct ivl_transport_device *m, const uint8_t *out, size_t
 		dev_free(m, slot);
 		return ivl__ans_err(a, IVL_TRANSPORT_E_NO_SPACE);
 	}
-	int r = t->init(d, &c, &m->o);
+	int r = t->init(d, &c, alen ? arg : NULL, &m->o);
 	if (r < 0) {
 		ivl__info("transport: creating a %s failed: %d", t->name, r);
 		dev_free(m, slot);
@@ -273,7 +287,7 @@ static int cmd_create(struct ivl_transport_device *m, const uint8_t *out, size_t
 								    : IVL_TRANSPORT_E_BACKEND);
 	}
 	m->next_id++;
-	d->driver_peer = m->caller;
+	d->driver_peer = c.flags & IVL_TRANSPORT_CREATE_F_FOR_PEER ? (uint16_t)(c.flags >> 16) : m->caller;
 	fill_info(d, a->buf + 4);
 	ivl__info("transport: created %s device %llu (%s)", t->name, (unsigned long long)d->id,
 		  d->backend);
@@ -409,6 +423,11 @@ void ivl__mgmt_notify(const struct ivl_transport_device *m, uint8_t out[4])
 {
 	ivl__put16(out, m->o.host_peer);
 	ivl__put16(out + 2, m->o.host_vector);
+}
+
+void **ivl__mgmt_net(struct ivl_transport_device *m)
+{
+	return &m->net;
 }
 
 void ivl__mgmt_set_caller(struct ivl_transport_device *m, uint16_t peer)

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
-"""Write the seed corpora of fuzz_virtq and fuzz_mmio (deterministic).
+"""Write the seed corpora of fuzz_virtq, fuzz_mmio and fuzz_blk (deterministic).
 
 virtq inputs: [log2 num][flags: bit0 INDIRECT, bit1 EVENT_IDX, bits 2.. iov_max-1]
 [start idx le16] then the window from offset 0 with the default layout
@@ -8,6 +8,9 @@ virtq inputs: [log2 num][flags: bit0 INDIRECT, bit1 EVENT_IDX, bits 2.. iov_max-
 mmio inputs: [mode: bit0 MSI, bit1 sharing] then 8-byte operations
 [kind][offset le16][size][value le32]; kind 0/1 read, 2/3 write, 4 poke the
 window, 5 serve a queue, 6 config change, 7 needs reset.
+blk inputs: [flags: bit0 ro, bit1 FLUSH, bit2 DISCARD, bit3 WRITE_ZEROES,
+bit4 ZERO_RANGE, bit5 failed] then requests [nout][nin] le16 lengths, then
+the readable pieces' bytes.
 """
 import os
 import struct
@@ -127,8 +130,71 @@ def mmio_seeds():
         op(4, 14, 0) + op(4, 0x80, 1 << 16) + op(5, 0) + rd(0x70)
 
 
+def breq(typ, sector, out=b'', inl=(), hdr_split=False, status=True):
+    """One blk request: header (optionally in two pieces), readable data,
+    writable pieces of lengths inl, and a status byte."""
+    hdr = struct.pack('<IIQ', typ, 0, sector)
+    outs = [hdr[:8], hdr[8:]] if hdr_split else [hdr]
+    if out:
+        outs.append(out)
+    ins = list(inl) + ([1] if status else [])
+    b = bytes([len(outs), len(ins)])
+    b += b''.join(struct.pack('<H', len(p)) for p in outs)
+    b += b''.join(struct.pack('<H', n) for n in ins)
+    return b + b''.join(outs)
+
+
+def seg(sector, num, flags=0):
+    return struct.pack('<QII', sector, num, flags)
+
+
+def blk_seeds():
+    all_f = 2 | 4 | 8 | 16
+    yield 'write_read', bytes([all_f]) + breq(1, 3, bytes(range(256)) * 4) + breq(0, 3, inl=[512, 512])
+    yield 'split', bytes([all_f]) + breq(0, 0, inl=[100, 412, 512], hdr_split=True)
+    yield 'flush_id', bytes([all_f]) + breq(4, 0) + breq(8, 0, inl=[20]) + breq(99, 0)
+    yield 'range', bytes([all_f]) + breq(0, 127, inl=[1024]) + breq(1, 1 << 62, b'x' * 512) + \
+        breq(1, (1 << 64) - 1, b'y' * 512)
+    yield 'discard', bytes([all_f]) + breq(11, 0, seg(2, 4) + seg(100, 8)) + \
+        breq(13, 0, seg(10, 2, 1)) + breq(13, 0, seg(20, 2)) + breq(11, 0, seg(126, 4))
+    yield 'ro', bytes([1 | 2]) + breq(1, 0, b'z' * 512) + breq(11, 0, seg(0, 1)) + breq(0, 0, inl=[512])
+    yield 'malformed', bytes([all_f | 32]) + breq(1, 0, b'q' * 100) + breq(0, 0, b'r' * 512, inl=[512]) + \
+        breq(0, 0, status=False) + bytes([1, 1, 8, 0, 1, 0]) + b'\0' * 8
+
+
+def rec(kind, payload):
+    return bytes([kind]) + struct.pack('<H', len(payload)) + payload
+
+
+def net_frame(dst, src, payload, flags=0, gso=0):
+    hdr = bytes([flags, gso]) + bytes(10)
+    return hdr + dst + src + b'\x88\xb5' + payload
+
+
+def net_seeds():
+    """fuzz_net.c: A transmits, B (MRG_RXBUF) and C post buffers, serve."""
+    bc = b'\xff' * 6
+    a = bytes([2, 0x69, 0x76, 0, 0, 1])
+    b = bytes([2, 0x69, 0x76, 0, 0, 2])
+    good = net_frame(bc, a, bytes(range(46)))
+    big = net_frame(b, a, bytes(1400))
+    yield 'broadcast', rec(1, bytes([255] * 8)) + rec(2, bytes([255] * 8)) + \
+        rec(0, bytes([20, 40]) + good) + rec(3, b'')
+    yield 'mergeable', rec(1, bytes([20] * 40)) + rec(2, bytes([200] * 4)) + \
+        rec(0, bytes([0, 0]) + big) + rec(0, bytes([5, 9]) + good) + rec(3, b'')
+    yield 'hostile', rec(1, bytes([255] * 8)) + \
+        rec(0, bytes([0, 0]) + net_frame(bc, a, bytes(46), flags=1)) + \
+        rec(0, bytes([0, 0]) + net_frame(bc, a, bytes(46), gso=1)) + \
+        rec(0, bytes([0, 0]) + good[:20]) + \
+        rec(4, bytes([0, 0]) + good) + \
+        rec(0, bytes([0, 0]) + net_frame(bc, bytes([3]) + a[1:], bytes(46))) + \
+        rec(0, bytes([0, 0]) + net_frame(bc, a, bytes(1600))) + rec(3, b'')
+    yield 'stalled', b''.join(rec(0, bytes([1, 2]) + net_frame(bc, a, bytes([i]) * 46))
+                              for i in range(200)) + rec(1, bytes([255] * 64)) + rec(3, b'')
+
+
 def main():
-    for name, gen in (('virtq', virtq_seeds), ('mmio', mmio_seeds)):
+    for name, gen in (('virtq', virtq_seeds), ('mmio', mmio_seeds), ('blk', blk_seeds), ('net', net_seeds)):
         d = os.path.join(HERE, 'corpus', name)
         os.makedirs(d, exist_ok=True)
         for fname, data in gen():

@@ -121,13 +121,14 @@ for o in json.load(open(sys.argv[1])):
 qemu_start() {
 	# qemu_start SERIAL-LOG KERNEL-ARGS QEMU-ARGS...: boot the guest kernel
 	# and $work/initrd.gz in the background under $qemu_timeout; sets
-	# $qemu_pid; $qemu_machine (default q35) is the -M.  no_timer_check: on a loaded host the emulated timer can
+	# $qemu_pid; $qemu_machine (default q35) is the -M, $qemu_smp (default 1)
+	# the vCPUs.  no_timer_check: on a loaded host the emulated timer can
 	# miss the kernel's boot-time check, which panics ("timer doesn't work
 	# through Interrupt-remapped IO-APIC").
 	local serial=$1 kargs=$2
 	shift 2
 	timeout -k 5 "$qemu_timeout" qemu-system-x86_64 \
-		-M "${qemu_machine:-q35}" -m 256 -smp 1 -nographic -no-reboot -net none \
+		-M "${qemu_machine:-q35}" -m 256 -smp "${qemu_smp:-1}" -nographic -no-reboot -net none \
 		-kernel "$IVL_VMLINUZ" -initrd "$work/initrd.gz" \
 		-append "console=ttyS0 no_timer_check panic=-1 quiet $kargs" \
 		"$@" >"$serial" 2>&1 </dev/null &
@@ -276,4 +277,27 @@ start_server() {
 	done
 	fail server-start "ivlink-server did not listen (see ${logf#"$work"/})"
 	return 1
+}
+
+virtio_guest_initramfs() {
+	# virtio_guest_initramfs "MODULES" GUEST-FILE...: build ivlink_ivshmem.ko
+	# and virtio_ivlink.ko (kernel_module_build), and $work/initrd.gz with
+	# them, the guest kernel's MODULES (IVL_INITRAMFS_MODULES) and the
+	# guest files (copied to $work/guest first); exits 1 on failure.
+	local mods=$1 f t0 files=()
+	shift
+	t0=$(date +%s.%N)
+	kernel_module_build "$work/kmod"
+	mkdir -p "$work/guest"
+	for f in "$@"; do
+		cp "$f" "$work/guest/"
+		files+=("$work/guest/$(basename "$f")")
+	done
+	if ! IVL_INITRAMFS_MODULES=$mods "$here/mkinitramfs.sh" "$work/initrd.gz" "$kmod" \
+		"$work/kmod/virtio_ivlink.ko" "${files[@]}" >"$work/mkinitramfs.log" 2>&1; then
+		cat "$work/mkinitramfs.log"
+		log "FAIL: building the initramfs"
+		exit 1
+	fi
+	log "built the modules and initramfs in $(elapsed "$t0") s"
 }

@@ -24,7 +24,8 @@
 # console and powers the VM off.
 #
 # Environment: IVL_QEMU_CACHE (as setup.sh), IVL_BUSYBOX (default: the
-# busybox-static binary).
+# busybox-static binary), IVL_INITRAMFS_MODULES (more modules of the
+# guest kernel, e.g. virtio_console).
 
 set -eu
 
@@ -87,7 +88,9 @@ add_module() {
 	case " $order " in *" $1 "*) return 0 ;; esac
 	order="$order $1"
 }
-for m in vfio vfio_iommu_type1 vfio-pci; do
+# IVL_INITRAMFS_MODULES: more of the kernel's modules (with their
+# dependencies), loaded like these before ivl.kmod's.
+for m in vfio vfio_iommu_type1 vfio-pci ${IVL_INITRAMFS_MODULES:-}; do
 	add_module "$m"
 done
 # shellcheck disable=SC2086 # one module per line

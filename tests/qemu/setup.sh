@@ -9,7 +9,8 @@
 #   IVL_QEMU_CACHE       cache directory (default: tests/qemu/cache)
 #   IVL_QEMU_KERNEL_PKG  exact Debian package to use instead of the newest
 #                        linux-image-6.1.0-N-amd64[-unsigned]
-#   IVL_QEMU_KEEP_MODULES=1  keep every kernel module (default: only VFIO's)
+#   IVL_QEMU_KEEP_MODULES=1  keep every kernel module (default: the ones the
+#                        tests load and their dependencies)
 #
 # On success the cache holds kernel.env, a shell fragment defining
 # IVL_KVER, IVL_VMLINUZ and IVL_MODDIR, which the other scripts source.
@@ -90,7 +91,10 @@ headers() {
 if [ -f "$envfile" ]; then
 	# shellcheck disable=SC1090
 	. "$envfile"
-	if [ -f "$IVL_VMLINUZ" ] && [ -f "$IVL_MODDIR/kernel/drivers/vfio/pci/vfio-pci.ko" ]; then
+	if [ -f "$IVL_VMLINUZ" ] && [ -f "$IVL_MODDIR/kernel/drivers/vfio/pci/vfio-pci.ko" ] &&
+		[ -f "$IVL_MODDIR/kernel/drivers/char/virtio_console.ko" ] &&
+		[ -f "$IVL_MODDIR/kernel/fs/ext4/ext4.ko" ] &&
+		[ -f "$IVL_MODDIR/kernel/drivers/virtio/virtio_pci.ko" ]; then
 		say "kernel cached: $IVL_KVER ($IVL_VMLINUZ)"
 		headers "$IVL_KVER"
 		exit 0
@@ -156,14 +160,33 @@ moddir=$root/lib/modules/$kver
 # The package ships no modules.dep (its postinst runs depmod);
 # mkinitramfs.sh reads each module's depends= from its .modinfo instead.
 
-# The whole module tree is ~400 MB; the tests need VFIO and irqbypass only.
-# Keep it small for CI caches unless asked otherwise.
+# The whole module tree is ~400 MB.  Keep what the tests load (VFIO, the
+# virtio core and the in-tree virtio drivers that run on ivlink's transport,
+# ext4 for the disk tests, virtio_pci for the comparisons with QEMU's own
+# virtio devices) and every module those depend on, read from each
+# module's .modinfo (depends=).  IVL_QEMU_KEEP_MODULES=1 keeps everything.
+keep_modules='vfio vfio_iommu_type1 vfio-pci virtio virtio_ring virtio_console
+virtio-rng virtio_net virtio_blk ext4 crc32c_generic virtio_pci'
 if [ "${IVL_QEMU_KEEP_MODULES:-0}" != 1 ]; then
-	find "$moddir/kernel" -name '*.ko*' \
-		! -path '*/kernel/drivers/vfio/*' ! -path '*/kernel/virt/lib/*' \
-		-delete
+	keep=$cache/keep.list
+	: >"$keep"
+	todo=$keep_modules
+	while [ -n "$todo" ]; do
+		next=
+		for m in $todo; do
+			a=$(printf '%s' "$m" | tr '_' '-')
+			b=$(printf '%s' "$m" | tr '-' '_')
+			f=$(find "$moddir/kernel" \( -name "$a.ko" -o -name "$b.ko" \) | head -n 1)
+			[ -n "$f" ] || die "no module $m in $pkg"
+			grep -qxF "$f" "$keep" && continue
+			printf '%s\n' "$f" >>"$keep"
+			next="$next $(tr '\0' '\n' <"$f" | sed -n 's/^depends=//p' | head -n 1 | tr ',' ' ')"
+		done
+		todo=$next
+	done
+	find "$moddir/kernel" -name '*.ko*' | grep -vxF -f "$keep" | xargs -r rm -f
 	find "$moddir/kernel" -depth -type d -empty -delete
-	rm -rf "${root:?}/usr"
+	rm -rf "${root:?}/usr" "$keep"
 fi
 
 headers "$kver"

@@ -5,7 +5,9 @@
  * parsing of ivlink console, which runs in cmd_console.c
  * (docs/transport.md).
  */
+#include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -29,16 +31,31 @@ int console_check(struct cli_global *g, int argc, char **argv);
 
 const char dev_usage[] =
     "Usage: ivlink dev serve [--console-dir DIR] [--console pty|unix|loop]\n"
-    "                        [--sdm unix:PATH|tcp:HOST:PORT] [AREA OPTIONS]\n"
+    "                        [--sdm unix:PATH|tcp:HOST:PORT] [--no-rng]\n"
+    "                        [--blk NAME=PATH[,ro]]... [--switch NAME]... [--tap IFNAME]...\n"
+    "                        [AREA OPTIONS]\n"
     "       ivlink dev create console [--backend pty|unix|loop] [--window BYTES]\n"
+    "                                 [--for PEER]\n"
     "       ivlink dev create sdm (--master [--max-slaves N] | --slave [--id N])\n"
+    "                             [--for PEER]\n"
+    "       ivlink dev create rng [--window BYTES] [--for PEER]\n"
+    "       ivlink dev create blk (--name NAME | --file PATH) [--ro] [--window BYTES]\n"
+    "                             [--for PEER]\n"
+    "       ivlink dev create net (--switch NAME | --tap IFNAME) [--mtu N]\n"
+    "                             [--window BYTES] [--for PEER]\n"
     "       ivlink dev list\n"
     "       ivlink dev destroy ID\n"
     "\n"
     "serve runs a device host on the link: the management device and its\n"
     "transport virtqueue in the management area, until SIGINT/SIGTERM.\n"
     "Consoles are bridged to a PTY, a UNIX socket DIR/console-ID.sock, or a\n"
-    "loop; SDM devices are masters or slaves on the --sdm channel.\n"
+    "loop; SDM devices are masters or slaves on the --sdm channel; entropy\n"
+    "devices (rng) fill the driver's buffers from getrandom(2); block devices\n"
+    "(blk) serve the images given with --blk, and only those: a blk device\n"
+    "names its image by NAME (or by its PATH as given to serve); net devices\n"
+    "are ports of a built-in L2 switch or attached to an existing TAP\n"
+    "interface, each named with --switch / --tap at serve (a driver can only\n"
+    "name one of those).\n"
     "create, list and destroy are commands on the transport virtqueue of the\n"
     "device host serving the area; create prints the new device's ID.\n"
     "\n"
@@ -47,12 +64,27 @@ const char dev_usage[] =
     "      --console KIND     serve: the backend of a console created without\n"
     "                         --backend (default loop)\n"
     "      --sdm ADDR         serve: the channel of SDM devices (none: refused)\n"
+    "      --no-rng           serve: refuse entropy devices\n"
+    "      --blk NAME=PATH[,ro]  serve: an image blk devices may use (a file or\n"
+    "                         block device; ,ro: read-only); repeatable\n"
+    "      --switch NAME      serve: offer switch NAME (1..15 bytes; repeatable);\n"
+    "                         create net: join it\n"
+    "      --tap IFNAME       serve: offer the existing TAP interface IFNAME\n"
+    "                         (repeatable); create net: attach to it\n"
+    "      --mtu N            create net: 68..65521 (default 1500)\n"
     "      --backend KIND     create console: pty, unix or loop (default: the\n"
     "                         host's)\n"
-    "      --window BYTES     create: the device's window (default 64 KiB)\n"
+    "      --window BYTES     create: the device's window (default 64 KiB;\n"
+    "                         net 4 MiB)\n"
+    "      --for PEER         create: offer the device to the driver on PEER (a\n"
+    "                         guest's virtio_ivlink registers it when it loads or\n"
+    "                         rescans); default: this program drives it\n"
     "      --master, --slave  create sdm: the role\n"
     "      --max-slaves N     create sdm --master: 1..1024 (default 8)\n"
-    "      --id N             create sdm --slave: the ID to ask for (default any)\n" AREA_OPTS;
+    "      --id N             create sdm --slave: the ID to ask for (default any)\n"
+    "      --name NAME        create blk: the image the host serves as NAME\n"
+    "      --file PATH        create blk: the image the host serves from PATH\n"
+    "      --ro               create blk: read-only\n" AREA_OPTS;
 
 const char console_usage[] =
     "Usage: ivlink console ID [AREA OPTIONS]\n"
@@ -65,11 +97,23 @@ const char console_usage[] =
     "Options:\n" AREA_OPTS;
 
 enum { D_SERVE = 1, D_CREATE, D_LIST, D_DESTROY, D_CONSOLE };
+#define DEV_BLK_MAX 16u
+
+#define NET_NAMES_MAX 16
 
 struct dev_args {
 	int mode;
-	uint64_t offset, size, vector, timeout_ms, window, max_slaves, id;
+	uint64_t offset, size, vector, timeout_ms, window, max_slaves, id, for_peer, mtu;
+	const char *switches[NET_NAMES_MAX], *taps[NET_NAMES_MAX];
+	unsigned nswitches, ntaps;
+	bool has_for;
 	const char *console_dir, *sdm;
+	bool no_rng, ro;
+	/* serve --blk; create blk --name / --file (canonical) */
+	struct ivl_transport_blk_image blk[DEV_BLK_MAX];
+	char blk_path[DEV_BLK_MAX][PATH_MAX], blk_name[DEV_BLK_MAX][IVL_TRANSPORT_CREATE_ARG_MAX];
+	char blk_arg[IVL_TRANSPORT_CREATE_ARG_MAX];
+	unsigned nblk;
 	unsigned console, backend; /* IVL_TRANSPORT_CONSOLE_* */
 	uint32_t virtio_id;
 	int role; /* -1 unset, IVL_TRANSPORT_SDM_* */
@@ -88,7 +132,16 @@ enum {
 	O_MASTER,
 	O_SLAVE,
 	O_MAXS,
-	O_ID
+	O_ID,
+	O_FOR,
+	O_NORNG,
+	O_BLK,
+	O_NAME,
+	O_FILE,
+	O_RO,
+	O_SWITCH,
+	O_TAP,
+	O_MTU
 };
 
 static const struct opt dev_opts[] = {
@@ -105,8 +158,62 @@ static const struct opt dev_opts[] = {
     {"slave", 0, OPT_FLAG, O_SLAVE},
     {"max-slaves", 0, OPT_ARG, O_MAXS},
     {"id", 0, OPT_ARG, O_ID},
+    {"for", 0, OPT_ARG, O_FOR},
+    {"no-rng", 0, OPT_FLAG, O_NORNG},
+    {"blk", 0, OPT_ARG, O_BLK},
+    {"name", 0, OPT_ARG, O_NAME},
+    {"file", 0, OPT_ARG, O_FILE},
+    {"ro", 0, OPT_FLAG, O_RO},
+    {"switch", 0, OPT_ARG, O_SWITCH},
+    {"tap", 0, OPT_ARG, O_TAP},
+    {"mtu", 0, OPT_ARG, O_MTU},
     {0},
 };
+
+/* A blk image's name: what a guest writes after "blk" in sysfs, so one
+ * word of [A-Za-z0-9._-]. */
+static bool blk_name_ok(const char *s, size_t n)
+{
+	if (n == 0 || n >= IVL_TRANSPORT_CREATE_ARG_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!isalnum((unsigned char)s[i]) && !strchr("._-", s[i]))
+			return false;
+	return true;
+}
+
+/* serve --blk NAME=PATH[,ro]: the path made canonical (it must exist). */
+static int parse_blk(const char *cmd, const char *val, struct dev_args *a)
+{
+	const char *eq = strchr(val, '=');
+	if (!eq || !blk_name_ok(val, (size_t)(eq - val)))
+		return cli_usage_error(cmd, "--blk needs NAME=PATH[,ro], NAME of 1-63 letters, "
+					    "digits, '.', '_' or '-'");
+	if (a->nblk == DEV_BLK_MAX)
+		return cli_usage_error(cmd, "at most %u --blk images", DEV_BLK_MAX);
+	char path[PATH_MAX];
+	size_t n = strlen(eq + 1);
+	bool ro = n > 3 && !strcmp(eq + 1 + n - 3, ",ro");
+	if (ro)
+		n -= 3;
+	if (n == 0 || n >= sizeof(path))
+		return cli_usage_error(cmd, "--blk %s: bad path", val);
+	memcpy(path, eq + 1, n);
+	path[n] = 0;
+	unsigned k = a->nblk;
+	if (!realpath(path, a->blk_path[k]))
+		return cli_usage_error(cmd, "--blk %s: %s", val, strerror(errno));
+	char *name = a->blk_name[k];
+	memcpy(name, val, (size_t)(eq - val));
+	name[eq - val] = 0;
+	for (unsigned i = 0; i < k; i++)
+		if (!strcmp(a->blk[i].name, name))
+			return cli_usage_error(cmd, "--blk %s: the name is given twice", val);
+	a->blk[k] = (struct ivl_transport_blk_image){
+	    .name = name, .path = a->blk_path[k], .read_only = ro};
+	a->nblk++;
+	return 0;
+}
 
 static int backend_kind(const char *s)
 {
@@ -118,9 +225,11 @@ static int backend_kind(const char *s)
 
 /* Which options each mode takes (bit per O_*). */
 static const unsigned allowed[] = {
-    [D_SERVE] = 1u << O_CDIR | 1u << O_CON | 1u << O_SDM,
-    [D_CREATE] =
-	1u << O_BACK | 1u << O_WIN | 1u << O_MASTER | 1u << O_SLAVE | 1u << O_MAXS | 1u << O_ID,
+    [D_SERVE] = 1u << O_CDIR | 1u << O_CON | 1u << O_SDM | 1u << O_NORNG | 1u << O_BLK |
+		1u << O_SWITCH | 1u << O_TAP,
+    [D_CREATE] = 1u << O_BACK | 1u << O_WIN | 1u << O_MASTER | 1u << O_SLAVE | 1u << O_MAXS |
+		 1u << O_ID | 1u << O_FOR | 1u << O_NAME | 1u << O_FILE | 1u << O_RO | 1u << O_SWITCH |
+		 1u << O_TAP | 1u << O_MTU,
     [D_LIST] = 0,
     [D_DESTROY] = 0,
     [D_CONSOLE] = 0,
@@ -167,6 +276,51 @@ static int dev_parse(struct cli_global *g, int argc, char **argv, struct dev_arg
 		case O_CDIR:
 			a->console_dir = val;
 			break;
+		case O_NORNG:
+			a->no_rng = true;
+			break;
+		case O_BLK:
+			if ((r = parse_blk(g->cmd, val, a)))
+				return r;
+			break;
+		case O_RO:
+			a->ro = true;
+			break;
+		case O_NAME:
+			if (!blk_name_ok(val, strlen(val)))
+				return cli_usage_error(g->cmd, "bad --name '%s'", val);
+			snprintf(a->blk_arg, sizeof(a->blk_arg), "%s", val);
+			break;
+		case O_FILE: {
+			/* The host matches the canonical path it was given. */
+			char path[PATH_MAX];
+			if (!realpath(val, path))
+				return cli_usage_error(g->cmd, "--file %s: %s", val, strerror(errno));
+			if (strlen(path) >= sizeof(a->blk_arg))
+				return cli_usage_error(g->cmd,
+						       "--file %s: the path is longer than %u bytes "
+						       "(use --name)",
+						       path, IVL_TRANSPORT_CREATE_ARG_MAX - 1);
+			memcpy(a->blk_arg, path, strlen(path) + 1);
+			break;
+		}
+		case O_SWITCH:
+		case O_TAP: {
+			unsigned *n = id == O_SWITCH ? &a->nswitches : &a->ntaps;
+			size_t len = strlen(val);
+			if (len == 0 || len > 15 || strpbrk(val, " \t\n/:"))
+				return cli_usage_error(g->cmd, "bad %s name '%s' (1..15 bytes)",
+						       id == O_SWITCH ? "switch" : "TAP", val);
+			if (*n == NET_NAMES_MAX)
+				return cli_usage_error(g->cmd, "at most %d of --%s", NET_NAMES_MAX,
+						       id == O_SWITCH ? "switch" : "tap");
+			(id == O_SWITCH ? a->switches : a->taps)[(*n)++] = val;
+			break;
+		}
+		case O_MTU:
+			if (parse_num_arg(g->cmd, "mtu", val, 68, 65521, &a->mtu))
+				return -2;
+			break;
 		case O_SDM:
 			if (strncmp(val, "unix:", 5) && strncmp(val, "tcp:", 4))
 				return cli_usage_error(g->cmd,
@@ -178,6 +332,11 @@ static int dev_parse(struct cli_global *g, int argc, char **argv, struct dev_arg
 			if ((k = backend_kind(val)) < 0)
 				return cli_usage_error(g->cmd, "unknown console backend '%s'", val);
 			*(id == O_CON ? &a->console : &a->backend) = (unsigned)k;
+			break;
+		case O_FOR:
+			if (parse_num_arg(g->cmd, "for", val, 0, 0xffff, &a->for_peer))
+				return -2;
+			a->has_for = true;
 			break;
 		case O_WIN:
 			if (parse_num_arg(g->cmd, "window", val, 1, 64ull << 20, &a->window))
@@ -223,12 +382,24 @@ static int dev_parse(struct cli_global *g, int argc, char **argv, struct dev_arg
 		return cli_usage_error(g->cmd, "unexpected argument '%s'", pos[npos - 1]);
 	if (npos - first < want)
 		return cli_usage_error(g->cmd, "missing argument (%s)",
-				       a->mode == D_CREATE ? "console or sdm" : "ID");
+				       a->mode == D_CREATE ? "console, sdm, rng, blk or net" : "ID");
 	if (a->mode == D_DESTROY || a->mode == D_CONSOLE)
 		return parse_num_arg(g->cmd, "ID", pos[first], 1, UINT64_MAX, &a->id);
 	if (a->mode != D_CREATE)
 		return 0;
-	if (!strcmp(pos[first], "console")) {
+	if (strcmp(pos[first], "blk") && (seen & (1u << O_NAME | 1u << O_FILE | 1u << O_RO)))
+		return cli_usage_error(g->cmd, "--name, --file and --ro are for blk");
+	unsigned net_opts = 1u << O_SWITCH | 1u << O_TAP | 1u << O_MTU;
+	if (!strcmp(pos[first], "net")) {
+		a->virtio_id = IVL_TRANSPORT_VIRTIO_NET;
+		if (a->nswitches + a->ntaps != 1)
+			return cli_usage_error(g->cmd, "net needs one --switch NAME or --tap IFNAME");
+		if (seen & ~(net_opts | 1u << O_WIN | 1u << O_FOR | 1u << O_OFF | 1u << O_SIZE |
+			     1u << O_VEC | 1u << O_TMO))
+			return cli_usage_error(g->cmd, "console or SDM options on a net device");
+	} else if (seen & net_opts)
+		return cli_usage_error(g->cmd, "--switch, --tap and --mtu are for net devices");
+	else if (!strcmp(pos[first], "console")) {
 		a->virtio_id = IVL_TRANSPORT_VIRTIO_CONSOLE;
 		if (seen & (1u << O_MASTER | 1u << O_SLAVE | 1u << O_MAXS | 1u << O_ID))
 			return cli_usage_error(g->cmd, "SDM options on a console");
@@ -241,8 +412,19 @@ static int dev_parse(struct cli_global *g, int argc, char **argv, struct dev_arg
 		    (a->role == IVL_TRANSPORT_SDM_SLAVE && a->max_slaves))
 			return cli_usage_error(g->cmd,
 					       "--max-slaves is for masters, --id for slaves");
+	} else if (!strcmp(pos[first], "blk")) {
+		a->virtio_id = IVL_TRANSPORT_VIRTIO_BLK;
+		if (!!(seen & 1u << O_NAME) == !!(seen & 1u << O_FILE))
+			return cli_usage_error(g->cmd, "blk needs --name NAME or --file PATH");
+		if (seen & (1u << O_BACK | 1u << O_MASTER | 1u << O_SLAVE | 1u << O_MAXS | 1u << O_ID))
+			return cli_usage_error(g->cmd, "blk takes --name or --file, --ro, --window");
+	} else if (!strcmp(pos[first], "rng")) {
+		a->virtio_id = IVL_TRANSPORT_VIRTIO_RNG;
+		if (seen & ~(1u << O_WIN | 1u << O_FOR | 1u << O_OFF | 1u << O_SIZE | 1u << O_VEC |
+			     1u << O_TMO))
+			return cli_usage_error(g->cmd, "rng takes no options but --window and --for");
 	} else
-		return cli_usage_error(g->cmd, "unknown device type '%s' (console, sdm)",
+		return cli_usage_error(g->cmd, "unknown device type '%s' (console, sdm, rng, blk, net)",
 				       pos[first]);
 	return 0;
 }
@@ -279,7 +461,12 @@ void dev_catch_stop(void)
 
 static const char *type_name(uint32_t vid)
 {
-	return vid == IVL_TRANSPORT_VIRTIO_CONSOLE ? "console" : vid == IVL_TRANSPORT_VIRTIO_SDM ? "sdm" : "?";
+	return vid == IVL_TRANSPORT_VIRTIO_CONSOLE ? "console"
+	       : vid == IVL_TRANSPORT_VIRTIO_SDM   ? "sdm"
+	       : vid == IVL_TRANSPORT_VIRTIO_RNG   ? "rng"
+	       : vid == IVL_TRANSPORT_VIRTIO_BLK   ? "blk"
+	       : vid == IVL_TRANSPORT_VIRTIO_NET   ? "net"
+						   : "?";
 }
 
 static int serve(struct cli_global *g, const struct dev_args *a, struct ivl_link *l)
@@ -291,6 +478,19 @@ static int serve(struct cli_global *g, const struct dev_args *a, struct ivl_link
 	o.dev.default_console = a->console;
 	o.dev.sdm_channel = a->sdm;
 	o.dev.no_sdm = !a->sdm;
+	o.dev.no_rng = a->no_rng;
+	o.dev.blk = a->blk;
+	o.dev.nblk = a->nblk;
+	o.dev.net_switches = a->switches;
+	o.dev.n_net_switches = a->nswitches;
+	o.dev.net_taps = a->taps;
+	o.dev.n_net_taps = a->ntaps;
+	for (unsigned i = 0; i < a->nswitches; i++)
+		for (unsigned j = 0; j < i; j++)
+			if (!strcmp(a->switches[i], a->switches[j])) {
+				cli_err(g, "switch %s given twice", a->switches[i]);
+				return EXIT_FAIL;
+			}
 	int r = ivl_transport_host_new(&h, l, &o);
 	if (r < 0) {
 		cli_err(g, "cannot serve: %s", strerror(-r));
@@ -332,15 +532,25 @@ int dev_fail(struct cli_global *g, const char *what, int r, uint32_t reason)
 static int create(struct cli_global *g, const struct dev_args *a, struct ivl_transport_driver *d)
 {
 	struct ivl_transport_create c = {.virtio_id = a->virtio_id, .window_size = a->window};
+	if (a->has_for)
+		c.flags = IVL_TRANSPORT_CREATE_FOR(a->for_peer);
 	struct ivl_transport_info info;
 	uint32_t reason = 0;
-	if (a->virtio_id == IVL_TRANSPORT_VIRTIO_CONSOLE)
+	char arg[IVL_TRANSPORT_CREATE_ARG_MAX] = "";
+	if (a->virtio_id == IVL_TRANSPORT_VIRTIO_NET) {
+		c.param[0] = (uint32_t)a->mtu;
+		snprintf(arg, sizeof(arg), "%s:%s", a->nswitches ? "switch" : "tap",
+			 a->nswitches ? a->switches[0] : a->taps[0]);
+	} else if (a->virtio_id == IVL_TRANSPORT_VIRTIO_CONSOLE)
 		c.param[0] = a->backend;
-	else {
+	else if (a->virtio_id == IVL_TRANSPORT_VIRTIO_BLK) {
+		c.param[0] = a->ro;
+		snprintf(arg, sizeof(arg), "%s", a->blk_arg);
+	} else if (a->virtio_id == IVL_TRANSPORT_VIRTIO_SDM) {
 		c.param[0] = (uint32_t)a->role;
 		c.param[1] = (uint32_t)(a->role == IVL_TRANSPORT_SDM_MASTER ? a->max_slaves : a->id);
 	}
-	int r = ivl_transport_driver_create(d, &c, &info, &reason);
+	int r = ivl_transport_driver_create_arg(d, &c, arg[0] ? arg : NULL, &info, &reason);
 	if (r < 0)
 		return dev_fail(g, "create", r, reason);
 	if (g->json)

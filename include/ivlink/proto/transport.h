@@ -12,6 +12,7 @@
 #define IVLINK_PROTO_TRANSPORT_H
 
 #include <ivlink/proto/common.h>
+#include <ivlink/proto/sdm.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -182,6 +183,17 @@ enum {
 };
 
 #define IVL_TRANSPORT_CREATE_F_MSI_SHARING 1u
+/* Offered to one driver: the device's driver_peer starts as the peer in
+ * bits 16..31 of flags (IVL_TRANSPORT_CREATE_FOR(peer)) instead of the
+ * creator, so that driver finds it in LIST (docs/transport.md §4). */
+#define IVL_TRANSPORT_CREATE_F_FOR_PEER 2u
+#define IVL_TRANSPORT_CREATE_FOR(peer) (IVL_TRANSPORT_CREATE_F_FOR_PEER | ((__u32)(peer) << 16))
+
+/* CREATE's out part may go on after struct ivl_transport_create with a
+ * backend argument of 1..IVL_TRANSPORT_CREATE_ARG_MAX bytes, NUL-terminated
+ * within them (a name the device host looks up in its own configuration:
+ * docs/transport.md §5; types without one refuse it). */
+#define IVL_TRANSPORT_CREATE_ARG_MAX 64u
 
 struct ivl_transport_create {
 	__le32 virtio_id;   /* 3 console, 21 SDM */
@@ -260,8 +272,11 @@ struct ivl_transport_msi_cfg {
 };
 IVL_PROTO_SIZE(struct ivl_transport_msi_cfg, 16);
 
-/* Device types. */
+/* Device types (virtio device IDs). */
+#define IVL_TRANSPORT_VIRTIO_NET 1u
+#define IVL_TRANSPORT_VIRTIO_BLK 2u
 #define IVL_TRANSPORT_VIRTIO_CONSOLE 3u
+#define IVL_TRANSPORT_VIRTIO_RNG 4u
 #define IVL_TRANSPORT_VIRTIO_SDM 21u
 
 /* SDM configuration space (seed 000, docs/sdm.md), little-endian. */
@@ -272,6 +287,25 @@ struct ivl_transport_sdm_config {
 	__le16 current_slaves;
 };
 IVL_PROTO_SIZE(struct ivl_transport_sdm_config, 6);
+IVL_PROTO_OFFSET(struct ivl_transport_sdm_config, current_slaves, 4);
+
+/*
+ * SDM queues (docs/transport.md §5).  gh_vq (queue 1): a buffer's readable
+ * part starts with the seed's SDMSignalData (struct ivl_sdm_wire_signal,
+ * `slave` IVL_TRANSPORT_SDM_ALL broadcasts from a master); its writable part,
+ * when present, receives the le32 result (0, the number of slaves a
+ * broadcast reached, or a negative errno).  hg_vq (queue 0): each signal
+ * fills one buffer with this, 20 bytes when the buffer has room, else the
+ * seed's 16 (no `from`).
+ */
+struct ivl_transport_sdm_rx {
+	struct ivl_sdm_wire_signal sig; /* 0 `slave`: the receiver's ID, 0 on a master */
+	__le32 from;			/* 16 the sender's ID, 0 = the master */
+};
+IVL_PROTO_SIZE(struct ivl_transport_sdm_rx, 20);
+IVL_PROTO_OFFSET(struct ivl_transport_sdm_rx, from, 16);
+#define IVL_TRANSPORT_SDM_RESULT_LEN 4u
+#define IVL_TRANSPORT_SDM_ALL 0xffffffffu /* = IVL_SDM_ALL of <ivlink/sdm.h> */
 
 #ifdef __cplusplus
 }

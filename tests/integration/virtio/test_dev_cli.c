@@ -3,7 +3,9 @@
  * Managed devices across processes (docs/transport.md): ivlink-server, a
  * device host (`ivlink dev serve`), and drivers in other processes: create
  * a console bridged to a UNIX socket, attach `ivlink console` to it, send
- * bytes both ways, list, destroy, and the errors of the CLI.
+ * bytes both ways, list, destroy, an entropy device, block devices on the
+ * host's image (by name and path, one writer, unknown names refused), and
+ * the errors of the CLI.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -60,10 +62,14 @@ static int setup(void **state)
 	sock = tu_path(dir, "s.sock");
 	server = tu_start_server(sock, tu_path(dir, "server.log"), "--memfd", "-l", "4M", NULL);
 	assert_true(server > 0);
-	static char sdm[300];
+	static char sdm[300], blk[300];
 	snprintf(sdm, sizeof(sdm), "unix:%s/sdm.sock", dir);
-	char *argv[] = {(char *)tu_cli_bin(), "-S",	   (char *)sock, "dev", "serve",
-			"--console-dir",      (char *)dir, "--sdm",	 sdm,	NULL};
+	snprintf(blk, sizeof(blk), "disk=%s/disk.img", dir);
+	int fd = open(blk + 5, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	assert_true(fd >= 0 && ftruncate(fd, 1 << 20) == 0);
+	close(fd);
+	char *argv[] = {(char *)tu_cli_bin(), "-S", (char *)sock, "dev", "serve", "--console-dir",
+			(char *)dir, "--sdm", sdm, "--blk", blk, "--switch", "sw0", NULL};
 	host = tu_spawn(argv, tu_path(dir, "host.log"));
 	assert_true(host > 0);
 	assert_true(file_has(tu_path(dir, "host.log"), "serving on peer", 10000));
@@ -184,6 +190,80 @@ static void test_sdm_and_errors(void **state)
 	assert_non_null(strstr(out, "sdm-master"));
 	assert_non_null(strstr(out, "sdm-slave"));
 	free(out);
+	/* An entropy device: created, listed, destroyed. */
+	assert_int_equal(cli(&out, NULL, "dev", "create", "rng", NULL), 0);
+	unsigned id = 0;
+	assert_int_equal(sscanf(out, "%u rng getrandom", &id), 1);
+	free(out);
+	assert_int_equal(cli(&out, NULL, "--json", "dev", "list", NULL), 0);
+	assert_non_null(strstr(out, "\"type\": \"rng\""));
+	free(out);
+	char ids[24];
+	snprintf(ids, sizeof(ids), "%u", id);
+	assert_int_equal(cli(NULL, NULL, "dev", "destroy", ids, NULL), 0);
+	assert_int_equal(cli(&out, NULL, "dev", "list", NULL), 0);
+	assert_null(strstr(out, "rng"));
+	free(out);
+	assert_int_equal(cli(NULL, NULL, "dev", "create", "rng", "--master", NULL), 2);
+	/* A block device on the image the host was given, by name or path. */
+	assert_int_equal(cli(&out, NULL, "dev", "create", "blk", "--name", "disk", "--window",
+			     "1048576", NULL),
+			 0);
+	assert_int_equal(sscanf(out, "%u blk disk bad=0 range=0 unsupp=0 err=0", &id), 1);
+	free(out);
+	char img[300];
+	snprintf(img, sizeof(img), "%s/disk.img", dir);
+	assert_int_equal(cli(NULL, &err, "dev", "create", "blk", "--file", img, "--window", "1048576", NULL), 1);
+	assert_non_null(strstr(err, "backend")); /* in use */
+	free(err);
+	snprintf(ids, sizeof(ids), "%u", id);
+	assert_int_equal(cli(&out, NULL, "dev", "list", NULL), 0);
+	assert_non_null(strstr(out, "blk      0x0    disk bad=0"));
+	free(out);
+	assert_int_equal(cli(NULL, NULL, "dev", "destroy", ids, NULL), 0);
+	assert_int_equal(cli(&out, NULL, "dev", "create", "blk", "--file", img, "--ro", "--window",
+			     "1048576", NULL),
+			 0);
+	assert_non_null(strstr(out, " blk disk,ro bad=0"));
+	free(out);
+	/* Names the host was not given are refused; nothing else is opened. */
+	assert_int_equal(cli(NULL, &err, "dev", "create", "blk", "--name", "other", "--window", "1048576", NULL), 1);
+	assert_non_null(strstr(err, "value"));
+	free(err);
+	assert_int_equal(cli(NULL, &err, "dev", "create", "blk", "--file", "/etc/passwd", "--window", "1048576", NULL), 1);
+	assert_non_null(strstr(err, "value"));
+	free(err);
+	assert_int_equal(cli(NULL, NULL, "dev", "create", "blk", NULL), 2);
+	assert_int_equal(cli(NULL, NULL, "dev", "create", "blk", "--name", "a b", NULL), 2);
+	assert_int_equal(cli(NULL, NULL, "dev", "create", "rng", "--ro", NULL), 2);
+	assert_int_equal(cli(NULL, NULL, "dev", "serve", "--blk", "x", NULL), 2);
+	/* A net device on the host's switch; names the host was not given are
+	 * refused by the host. */
+	assert_int_equal(cli(&out, NULL, "dev", "create", "net", "--switch", "sw0", "--window",
+			     "65536", NULL),
+			 0);
+	assert_int_equal(sscanf(out, "%u net switch:sw0 tx=0 rx=0 drop=0 bad=0", &id), 1);
+	free(out);
+	assert_int_equal(cli(&out, NULL, "dev", "list", NULL), 0);
+	assert_non_null(strstr(out, " net "));
+	free(out);
+	snprintf(ids, sizeof(ids), "%u", id);
+	assert_int_equal(cli(NULL, NULL, "dev", "destroy", ids, NULL), 0);
+	assert_int_equal(cli(NULL, &err, "dev", "create", "net", "--switch", "sw1", "--window",
+			     "65536", NULL),
+			 1);
+	assert_non_null(strstr(err, "backend"));
+	free(err);
+	assert_int_equal(cli(NULL, &err, "dev", "create", "net", "--tap", "eth0", "--window",
+			     "65536", NULL),
+			 1);
+	assert_non_null(strstr(err, "backend"));
+	free(err);
+	assert_int_equal(cli(NULL, NULL, "dev", "create", "net", NULL), 2);
+	assert_int_equal(cli(NULL, NULL, "dev", "create", "net", "--switch", "a", "--tap", "b", NULL), 2);
+	assert_int_equal(cli(NULL, NULL, "dev", "create", "net", "--switch", "a/b", NULL), 2);
+	assert_int_equal(cli(NULL, NULL, "dev", "create", "net", "--switch", "a", "--mtu", "67", NULL), 2);
+	assert_int_equal(cli(NULL, NULL, "dev", "create", "console", "--tap", "b", NULL), 2);
 	/* Usage errors: exit 2. */
 	assert_int_equal(cli(NULL, NULL, "dev", "create", "disk", NULL), 2);
 	assert_int_equal(cli(NULL, NULL, "dev", "create", "sdm", NULL), 2);

@@ -2,13 +2,17 @@
 /*
  * The management device's command decoder (docs/transport.md): every
  * command, every invalid command answered ERR with its reason, window and
- * vector isolation between managed devices, and a console's data path with
- * the rings driven in-process.
+ * vector isolation between managed devices, and the data paths of a
+ * console, an rng and a blk device (every request, every refusal) with the
+ * rings driven in-process.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "testutil.h"
 #include <ivlink/log.h>
@@ -48,6 +52,8 @@ struct env {
 	uint32_t reason;
 };
 
+static const char *const switches[] = {"sw0"};
+
 static int setup(void **state)
 {
 	struct env *e = calloc(1, sizeof(*e));
@@ -59,6 +65,8 @@ static int setup(void **state)
 				  .msi_deliver = deliver,
 				  .msi_opaque = &e->rec,
 				  .sdm_bus = e->bus,
+				  .net_switches = switches,
+				  .n_net_switches = 1,
 				  .host_peer = 7,
 				  .host_vector = 3};
 	assert_int_equal(ivl_transport_device_new(&e->m, &o), 0);
@@ -192,10 +200,35 @@ static void test_mgmt_errors(void **state)
 	ERR(IVL_TRANSPORT_E_LENGTH, e, 0, IVL_TRANSPORT_CLASS_MGMT, IVL_TRANSPORT_MGMT_LIST, &c, 1);
 	ERR(IVL_TRANSPORT_E_LENGTH, e, id, IVL_TRANSPORT_CLASS_MGMT, IVL_TRANSPORT_MGMT_QUERY, &c, 4);
 	ERR(IVL_TRANSPORT_E_LENGTH, e, id, IVL_TRANSPORT_CLASS_MGMT, IVL_TRANSPORT_MGMT_DESTROY, &c, 8);
-	c.virtio_id = 1; /* net: not offered */
+	c.virtio_id = 5; /* balloon: not offered */
 	ERR(IVL_TRANSPORT_E_VIRTIO_ID, e, 0, IVL_TRANSPORT_CLASS_MGMT, IVL_TRANSPORT_MGMT_CREATE, &c, sizeof(c));
 	c.virtio_id = IVL_TRANSPORT_VIRTIO_CONSOLE;
-	c.flags = 2;
+	c.flags = 8; /* unknown */
+	ERR(IVL_TRANSPORT_E_VALUE, e, 0, IVL_TRANSPORT_CLASS_MGMT, IVL_TRANSPORT_MGMT_CREATE, &c, sizeof(c));
+	c.flags = 0;
+	/* A backend argument: at most IVL_TRANSPORT_CREATE_ARG_MAX bytes,
+	 * NUL-terminated, not empty; the console takes none. */
+	uint8_t big[sizeof(c) + IVL_TRANSPORT_CREATE_ARG_MAX + 1];
+	memcpy(big, &c, sizeof(c));
+	memset(big + sizeof(c), 'a', sizeof(big) - sizeof(c));
+	big[sizeof(big) - 1] = 0;
+	ERR(IVL_TRANSPORT_E_LENGTH, e, 0, IVL_TRANSPORT_CLASS_MGMT, IVL_TRANSPORT_MGMT_CREATE, big, sizeof(big));
+	ERR(IVL_TRANSPORT_E_VALUE, e, 0, IVL_TRANSPORT_CLASS_MGMT, IVL_TRANSPORT_MGMT_CREATE, big, sizeof(c) + 4);
+	big[sizeof(c)] = 0;
+	ERR(IVL_TRANSPORT_E_VALUE, e, 0, IVL_TRANSPORT_CLASS_MGMT, IVL_TRANSPORT_MGMT_CREATE, big, sizeof(c) + 4);
+	memcpy(big + sizeof(c), "pty", 4);
+	ERR(IVL_TRANSPORT_E_VALUE, e, 0, IVL_TRANSPORT_CLASS_MGMT, IVL_TRANSPORT_MGMT_CREATE, big, sizeof(c) + 4);
+	/* Offered to one driver: driver_peer is that peer, not the creator;
+	 * a peer in the flags without F_FOR_PEER, or an unknown flag, is refused. */
+	c.flags = IVL_TRANSPORT_CREATE_FOR(5);
+	OK(e, 0, IVL_TRANSPORT_CLASS_MGMT, IVL_TRANSPORT_MGMT_CREATE, &c, sizeof(c));
+	struct ivl_transport_info f;
+	memcpy(&f, e->in, sizeof(f));
+	assert_int_equal(f.driver_peer, 5);
+	OK(e, f.device_id, IVL_TRANSPORT_CLASS_MGMT, IVL_TRANSPORT_MGMT_DESTROY, NULL, 0);
+	c.flags = 5u << 16;
+	ERR(IVL_TRANSPORT_E_VALUE, e, 0, IVL_TRANSPORT_CLASS_MGMT, IVL_TRANSPORT_MGMT_CREATE, &c, sizeof(c));
+	c.flags = 4;
 	ERR(IVL_TRANSPORT_E_VALUE, e, 0, IVL_TRANSPORT_CLASS_MGMT, IVL_TRANSPORT_MGMT_CREATE, &c, sizeof(c));
 	c.flags = 0;
 	c.msi_vectors = 5000;
@@ -314,12 +347,17 @@ static uint32_t qaddr(struct env *e, uint64_t id, uint16_t q, uint64_t d, uint64
 	return run(e, id, IVL_TRANSPORT_CLASS_QUEUE, IVL_TRANSPORT_QUEUE_SET_ADDR, &b, sizeof(b));
 }
 
-static void features_ok(struct env *e, uint64_t id)
+static void features_ok_f(struct env *e, uint64_t id, uint64_t extra)
 {
-	uint64_t f = (1ull << 32) | IVL_VIRTQ_F_EVENT_IDX;
+	uint64_t f = (1ull << 32) | IVL_VIRTQ_F_EVENT_IDX | extra;
 	set_status(e, id, 3);
 	OK(e, id, IVL_TRANSPORT_CLASS_FEATURES, IVL_TRANSPORT_FEAT_SET_DRIVER, &f, 8);
 	set_status(e, id, 11);
+}
+
+static void features_ok(struct env *e, uint64_t id)
+{
+	features_ok_f(e, id, 0);
 }
 
 static void test_queue(void **state)
@@ -551,13 +589,17 @@ struct drv {
 	uint8_t *buf;
 };
 
-static void drive(struct env *e, const struct ivl_transport_info *info, struct drv *d, uint16_t peer)
+/* Drive device @info as a driver on peer @peer: its @nq queues of 16
+ * entries at the start of the window, vectors 0..nq to (peer, 10 + v),
+ * DRIVER_OK; buffers from window offset 8192. */
+static void drive_n(struct env *e, const struct ivl_transport_info *info, struct drv *d,
+		    uint16_t peer, uint16_t nq, uint64_t feat)
 {
 	uint64_t id = info->device_id;
 	uint8_t *win = e->area + info->window_offset;
-	features_ok(e, id);
+	features_ok_f(e, id, feat);
 	uint64_t off = 0;
-	for (uint16_t q = 0; q < 2; q++) {
+	for (uint16_t q = 0; q < nq; q++) {
 		struct ivl_virtq_opts o = {.role = IVL_VIRTQ_DRIVER,
 					   .num = 16,
 					   .init = true,
@@ -569,13 +611,426 @@ static void drive(struct env *e, const struct ivl_transport_info *info, struct d
 		assert_int_equal(qval(e, id, IVL_TRANSPORT_QUEUE_ENABLE, q, 1), 0);
 		off += (sz + 63) & ~63ull;
 	}
-	for (uint32_t v = 0; v < 3; v++) {
+	for (uint32_t v = 0; v <= nq; v++) {
 		struct ivl_transport_msi_cfg cfg = {.vector = v, .data = v + 10, .address = peer};
 		OK(e, id, IVL_TRANSPORT_CLASS_MSI, IVL_TRANSPORT_MSI_CONFIGURE, &cfg, sizeof(cfg));
 	}
 	OK(e, id, IVL_TRANSPORT_CLASS_MSI, IVL_TRANSPORT_MSI_ENABLE, NULL, 0);
 	set_status(e, id, 15);
 	d->buf = win + 8192;
+}
+
+static void drive(struct env *e, const struct ivl_transport_info *info, struct drv *d, uint16_t peer)
+{
+	drive_n(e, info, d, peer, 2, 0);
+}
+
+static uint32_t dev_status(struct env *e, uint64_t id)
+{
+	uint32_t st;
+	OK(e, id, IVL_TRANSPORT_CLASS_STATUS, IVL_TRANSPORT_STATUS_GET, NULL, 0);
+	memcpy(&st, e->in, 4);
+	return st;
+}
+
+/* Make the next avail entry of @q (layout at window offset 0, 16 entries)
+ * a one-piece chain at @addr/@len/@flags written by hand: a hostile driver
+ * that the driver-role ring would refuse. */
+static void hostile_desc(uint8_t *win, uint64_t addr, uint32_t len, uint16_t flags)
+{
+	struct ivl_virtq_opts o = {.num = 16};
+	ivl_virtq_layout_default(16, 0, 0, &o.layout);
+	uint8_t *desc = win + o.layout.desc + 16 * 15; /* the last entry */
+	memcpy(desc, &addr, 8);
+	memcpy(desc + 8, &len, 4);
+	memcpy(desc + 12, &flags, 2);
+	memset(desc + 14, 0, 2);
+	uint16_t idx, head = 15;
+	memcpy(&idx, win + o.layout.avail + 2, 2);
+	memcpy(win + o.layout.avail + 4 + 2 * (idx % 16), &head, 2);
+	idx++;
+	memcpy(win + o.layout.avail + 2, &idx, 2);
+}
+
+/* virtio-rng: writable buffers filled from getrandom(), used length = bytes
+ * written; no argument or parameter; a hostile chain breaks that device
+ * only; no_rng refuses the type. */
+static void test_rng(void **state)
+{
+	struct env *e = *state;
+	struct ivl_transport_info a, b;
+	struct ivl_transport_create c = {.virtio_id = IVL_TRANSPORT_VIRTIO_RNG, .param = {0, 1}};
+	ERR(IVL_TRANSPORT_E_VALUE, e, 0, IVL_TRANSPORT_CLASS_MGMT, IVL_TRANSPORT_MGMT_CREATE, &c, sizeof(c));
+	uint8_t withc[sizeof(c) + 4];
+	c.param[1] = 0;
+	memcpy(withc, &c, sizeof(c));
+	memcpy(withc + sizeof(c), "img", 4);
+	ERR(IVL_TRANSPORT_E_VALUE, e, 0, IVL_TRANSPORT_CLASS_MGMT, IVL_TRANSPORT_MGMT_CREATE, withc, sizeof(withc));
+	assert_int_equal(ivl_transport_device_count(e->m), 0);
+	create(e, IVL_TRANSPORT_VIRTIO_RNG, 0, &a);
+	create(e, IVL_TRANSPORT_VIRTIO_RNG, 0, &b);
+	assert_int_equal(a.num_queues, 1);
+	assert_int_equal(a.msi_vectors, 2);
+	assert_string_equal(a.backend, "getrandom");
+	/* No configuration space. */
+	struct ivl_transport_config_rw rw = {.offset = 0, .length = 1};
+	ERR(IVL_TRANSPORT_E_VALUE, e, a.device_id, IVL_TRANSPORT_CLASS_CONFIG, IVL_TRANSPORT_CONFIG_READ, &rw, sizeof(rw));
+	struct drv da, db;
+	drive_n(e, &a, &da, 40, 1, 0);
+	drive_n(e, &b, &db, 41, 1, 0);
+	memset(da.buf, 0, 4096);
+	struct iovec two[2] = {{da.buf, 3}, {da.buf + 64, 200}};
+	assert_true(ivl_virtq_add(da.q[0], NULL, 0, two, 2, (void *)1) >= 0);
+	struct iovec rd = {da.buf + 512, 8}, wr = {da.buf + 1024, 8};
+	assert_true(ivl_virtq_add(da.q[0], &rd, 1, &wr, 1, (void *)2) >= 0); /* readable: refused */
+	assert_int_equal(ivl_transport_device_process(e->m), 2);
+	void *tok;
+	uint32_t len;
+	assert_int_equal(ivl_virtq_get_used(da.q[0], &tok, &len), 1);
+	assert_ptr_equal(tok, (void *)1);
+	assert_int_equal(len, 203);
+	unsigned nz = 0;
+	for (int i = 0; i < 200; i++)
+		nz += da.buf[64 + i] != 0;
+	assert_true(nz > 150); /* random bytes, not zeroes */
+	assert_true(da.buf[3] == 0 && da.buf[63] == 0); /* only the buffers */
+	assert_int_equal(ivl_virtq_get_used(da.q[0], &tok, &len), 1);
+	assert_ptr_equal(tok, (void *)2);
+	assert_int_equal(len, 0);
+	for (int i = 0; i < 8; i++)
+		assert_int_equal(da.buf[1024 + i], 0);
+	assert_true(e->rec.n >= 1 && e->rec.addr[0] == 40 && e->rec.data[0] == 11);
+	/* A chain pointing outside A's window breaks A only. */
+	hostile_desc(e->area + a.window_offset, b.window_offset - a.window_offset + 8192, 16, 2);
+	memset(db.buf, 0x5a, 16);
+	ivl_transport_device_process(e->m);
+	assert_true(dev_status(e, a.device_id) & 64);
+	for (int i = 0; i < 16; i++)
+		assert_int_equal(db.buf[i], 0x5a);
+	assert_int_equal(dev_status(e, b.device_id), 15);
+	struct iovec wb = {db.buf + 100, 32};
+	assert_true(ivl_virtq_add(db.q[0], NULL, 0, &wb, 1, (void *)3) >= 0);
+	assert_int_equal(ivl_transport_device_process(e->m), 1);
+	assert_int_equal(ivl_virtq_get_used(db.q[0], &tok, &len), 1);
+	assert_int_equal(len, 32);
+	ivl_virtq_free(da.q[0]);
+	ivl_virtq_free(db.q[0]);
+	/* A host started with no_rng refuses the type. */
+	struct ivl_transport_device *m2;
+	struct ivl_transport_device_opts o = {.area = e->area, .area_size = AREA, .no_rng = true};
+	assert_int_equal(ivl_transport_device_new(&m2, &o), 0);
+	struct ivl_transport_device *keep = e->m;
+	e->m = m2;
+	c.param[0] = 0;
+	ERR(IVL_TRANSPORT_E_VIRTIO_ID, e, 0, IVL_TRANSPORT_CLASS_MGMT, IVL_TRANSPORT_MGMT_CREATE, &c, sizeof(c));
+	e->m = keep;
+	ivl_transport_device_free(m2);
+}
+
+/* ---- virtio-blk ---------------------------------------------------------- */
+
+#define BLK_F_RO (1ull << 5)
+#define BLK_F_FLUSH (1ull << 9)
+#define BLK_F_DISCARD (1ull << 13)
+#define BLK_F_WZ (1ull << 14)
+#define IMG_SIZE (1u << 20)
+
+static struct ivl_transport_blk_image images[3];
+
+/* A device host that may serve "disk" (1 MiB, read-write), "cd" (64 KiB,
+ * read-only) and "gone" (a path that does not exist). */
+static int setup_blk(void **state)
+{
+	const char *dir = tu_tmpdir();
+	static char disk[256], cd[256], gone[256];
+	snprintf(disk, sizeof(disk), "%s", tu_path(dir, "disk.img"));
+	snprintf(cd, sizeof(cd), "%s", tu_path(dir, "cd.img"));
+	snprintf(gone, sizeof(gone), "%s", tu_path(dir, "gone.img"));
+	for (int i = 0; i < 2; i++) {
+		int fd = open(i ? cd : disk, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		assert_true(fd >= 0);
+		uint8_t b[4096];
+		for (unsigned off = 0; off < (i ? 65536u : IMG_SIZE); off += sizeof(b)) {
+			memset(b, (int)(off / 4096 + 1), sizeof(b));
+			assert_int_equal(pwrite(fd, b, sizeof(b), off), (ssize_t)sizeof(b));
+		}
+		close(fd);
+	}
+	images[0] = (struct ivl_transport_blk_image){.name = "disk", .path = disk};
+	images[1] = (struct ivl_transport_blk_image){.name = "cd", .path = cd, .read_only = true};
+	images[2] = (struct ivl_transport_blk_image){.name = "gone", .path = gone};
+	struct env *e = calloc(1, sizeof(*e));
+	e->area = aligned_alloc(4096, AREA);
+	memset(e->area, 0xa5, AREA);
+	struct ivl_transport_device_opts o = {.area = e->area,
+					      .area_size = AREA,
+					      .msi_deliver = deliver,
+					      .msi_opaque = &e->rec,
+					      .blk = images,
+					      .nblk = 3};
+	assert_int_equal(ivl_transport_device_new(&e->m, &o), 0);
+	*state = e;
+	return 0;
+}
+
+/* CREATE a blk with backend argument @arg (NULL: none), param[0] @p0 and
+ * param[1] @p1, a 256 KiB window; returns the ack. */
+static uint32_t create_blk(struct env *e, const char *arg, uint32_t p0, uint32_t p1,
+			   struct ivl_transport_info *info)
+{
+	uint8_t b[sizeof(struct ivl_transport_create) + 64];
+	struct ivl_transport_create c = {.virtio_id = IVL_TRANSPORT_VIRTIO_BLK,
+					 .window_size = 256u << 10,
+					 .param = {p0, p1}};
+	size_t n = sizeof(c);
+	memcpy(b, &c, sizeof(c));
+	if (arg) {
+		memcpy(b + n, arg, strlen(arg) + 1);
+		n += strlen(arg) + 1;
+	}
+	uint32_t ack = run(e, 0, IVL_TRANSPORT_CLASS_MGMT, IVL_TRANSPORT_MGMT_CREATE, b, n);
+	if (ack == IVL_TRANSPORT_OK)
+		memcpy(info, e->in, sizeof(*info));
+	return ack;
+}
+
+/* Buffer offsets in the driver's part of the window (d->buf). */
+#define B_HDR 0u
+#define B_OUT 64u
+#define B_IN 65600u
+#define B_ST 131200u
+
+/* One request: header {type, sector}, @out_len readable data bytes (at
+ * B_OUT), @in_len writable data bytes (at B_IN), a status byte.  Returns
+ * the status; *used the used length. */
+static uint8_t blk_req(struct env *e, struct drv *d, uint32_t type, uint64_t sector,
+		       size_t out_len, size_t in_len, uint32_t *used)
+{
+	memcpy(d->buf + B_HDR, &type, 4);
+	memset(d->buf + B_HDR + 4, 0, 4);
+	memcpy(d->buf + B_HDR + 8, &sector, 8);
+	d->buf[B_ST] = 0xee;
+	struct iovec o[2] = {{d->buf + B_HDR, 16}, {d->buf + B_OUT, out_len}};
+	struct iovec i[2] = {{d->buf + B_IN, in_len}, {d->buf + B_ST, 1}};
+	assert_true(ivl_virtq_add(d->q[0], o, out_len ? 2 : 1, in_len ? i : i + 1, in_len ? 2 : 1,
+				  (void *)9) >= 0);
+	assert_int_equal(ivl_transport_device_process(e->m), 1);
+	void *tok;
+	assert_int_equal(ivl_virtq_get_used(d->q[0], &tok, used), 1);
+	assert_ptr_equal(tok, (void *)9);
+	return d->buf[B_ST];
+}
+
+/* A discard / write-zeroes range at B_OUT + 16 * @k. */
+static void dz_seg(struct drv *d, unsigned k, uint64_t sector, uint32_t num, uint32_t flags)
+{
+	uint8_t *p = d->buf + B_OUT + 16 * k;
+	memcpy(p, &sector, 8);
+	memcpy(p + 8, &num, 4);
+	memcpy(p + 12, &flags, 4);
+}
+
+static void file_bytes(const char *path, off_t off, void *dst, size_t n)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, dst, n, off), (ssize_t)n);
+	close(fd);
+}
+
+static const char *backend_of(struct env *e, uint64_t id)
+{
+	static struct ivl_transport_info info;
+	OK(e, id, IVL_TRANSPORT_CLASS_MGMT, IVL_TRANSPORT_MGMT_QUERY, NULL, 0);
+	memcpy(&info, e->in, sizeof(info));
+	return info.backend;
+}
+
+/* virtio-blk: naming, every request type, every refusal (counted), the
+ * file untouched outside the image, read-only images, isolation. */
+static void test_blk(void **state)
+{
+	struct env *e = *state;
+	struct ivl_transport_info a, r;
+	/* Only configured names (or their configured paths) open anything. */
+	assert_int_equal(create_blk(e, NULL, 0, 0, &a), IVL_TRANSPORT_ERR);
+	assert_int_equal(e->reason, IVL_TRANSPORT_E_VALUE);
+	assert_int_equal(create_blk(e, "/etc/passwd", 0, 0, &a), IVL_TRANSPORT_ERR);
+	assert_int_equal(e->reason, IVL_TRANSPORT_E_VALUE);
+	assert_int_equal(create_blk(e, "nosuch", 0, 0, &a), IVL_TRANSPORT_ERR);
+	assert_int_equal(e->reason, IVL_TRANSPORT_E_VALUE);
+	assert_int_equal(create_blk(e, "disk", 2, 0, &a), IVL_TRANSPORT_ERR);
+	assert_int_equal(e->reason, IVL_TRANSPORT_E_VALUE);
+	assert_int_equal(create_blk(e, "disk", 0, 1, &a), IVL_TRANSPORT_ERR);
+	assert_int_equal(e->reason, IVL_TRANSPORT_E_VALUE);
+	assert_int_equal(create_blk(e, "gone", 0, 0, &a), IVL_TRANSPORT_ERR);
+	assert_int_equal(e->reason, IVL_TRANSPORT_E_BACKEND);
+	assert_int_equal(ivl_transport_device_count(e->m), 0);
+	assert_int_equal(create_blk(e, images[0].path, 0, 0, &a), IVL_TRANSPORT_OK); /* by path */
+	/* One writer per image: a second device on it is refused. */
+	assert_int_equal(create_blk(e, "disk", 0, 0, &r), IVL_TRANSPORT_ERR);
+	assert_int_equal(e->reason, IVL_TRANSPORT_E_BACKEND);
+	assert_int_equal(create_blk(e, "cd", 0, 0, &r), IVL_TRANSPORT_OK);
+	assert_string_equal(a.backend, "disk bad=0 range=0 unsupp=0 err=0");
+	assert_string_equal(r.backend, "cd,ro bad=0 range=0 unsupp=0 err=0");
+	assert_int_equal(a.num_queues, 1);
+
+	/* Features and config. */
+	uint64_t f;
+	OK(e, a.device_id, IVL_TRANSPORT_CLASS_FEATURES, IVL_TRANSPORT_FEAT_GET_DEVICE, NULL, 0);
+	memcpy(&f, e->in, 8);
+	assert_true(f & BLK_F_FLUSH);
+	assert_false(f & BLK_F_RO);
+	bool punch = f & BLK_F_DISCARD;
+	assert_int_equal(!!(f & BLK_F_WZ), punch);
+	OK(e, r.device_id, IVL_TRANSPORT_CLASS_FEATURES, IVL_TRANSPORT_FEAT_GET_DEVICE, NULL, 0);
+	memcpy(&f, e->in, 8);
+	assert_true((f & BLK_F_RO) && !(f & BLK_F_DISCARD) && !(f & BLK_F_WZ));
+	struct ivl_transport_config_rw rw = {.offset = 0, .length = 60};
+	OK(e, a.device_id, IVL_TRANSPORT_CLASS_CONFIG, IVL_TRANSPORT_CONFIG_READ, &rw, sizeof(rw));
+	uint64_t cap;
+	uint32_t v32;
+	memcpy(&cap, e->in, 8);
+	assert_int_equal(cap, IMG_SIZE / 512);
+	memcpy(&v32, e->in + 12, 4);
+	assert_int_equal(v32, 32); /* seg_max */
+	memcpy(&v32, e->in + 20, 4);
+	assert_int_equal(v32, 512); /* blk_size */
+	rw.length = 61;
+	ERR(IVL_TRANSPORT_E_VALUE, e, a.device_id, IVL_TRANSPORT_CLASS_CONFIG, IVL_TRANSPORT_CONFIG_READ, &rw, sizeof(rw));
+	uint8_t cfgw[sizeof(rw) + 1] = {0};
+	rw = (struct ivl_transport_config_rw){.offset = 32, .length = 1}; /* wce: not offered */
+	memcpy(cfgw, &rw, sizeof(rw));
+	ERR(IVL_TRANSPORT_E_VALUE, e, a.device_id, IVL_TRANSPORT_CLASS_CONFIG, IVL_TRANSPORT_CONFIG_WRITE, cfgw, sizeof(cfgw));
+
+	struct drv da, dr;
+	drive_n(e, &a, &da, 40, 1, BLK_F_FLUSH | (punch ? BLK_F_DISCARD | BLK_F_WZ : 0));
+	drive_n(e, &r, &dr, 41, 1, 0);
+	uint32_t used;
+	uint8_t got[4096], want[4096];
+	/* OUT then IN. */
+	for (int i = 0; i < 1024; i++)
+		da.buf[B_OUT + i] = (uint8_t)(i * 7 + 3);
+	assert_int_equal(blk_req(e, &da, 1, 10, 1024, 0, &used), 0);
+	assert_int_equal(used, 1);
+	file_bytes(images[0].path, 10 * 512, got, 1024);
+	assert_memory_equal(got, da.buf + B_OUT, 1024);
+	assert_int_equal(blk_req(e, &da, 0, 9, 0, 2048, &used), 0);
+	assert_int_equal(used, 2049);
+	memset(want, 2, 512); /* sector 9: the setup's pattern of block 1 */
+	assert_memory_equal(da.buf + B_IN, want, 512);
+	assert_memory_equal(da.buf + B_IN + 512, da.buf + B_OUT, 1024);
+	/* The last sector reads; one past it does not (nor wrapping ones). */
+	assert_int_equal(blk_req(e, &da, 0, IMG_SIZE / 512 - 1, 0, 512, &used), 0);
+	assert_int_equal(blk_req(e, &da, 0, IMG_SIZE / 512 - 1, 0, 1024, &used), 1);
+	assert_int_equal(blk_req(e, &da, 1, IMG_SIZE / 512, 0 + 512, 0, &used), 1);
+	assert_int_equal(blk_req(e, &da, 1, UINT64_MAX / 512 + 1, 512, 0, &used), 1);
+	assert_int_equal(blk_req(e, &da, 1, UINT64_MAX, 512, 0, &used), 1);
+	assert_string_equal(backend_of(e, a.device_id), "disk bad=0 range=4 unsupp=0 err=0");
+	/* Malformed: partial sectors, data in the wrong direction. */
+	assert_int_equal(blk_req(e, &da, 1, 0, 100, 0, &used), 1);
+	assert_int_equal(blk_req(e, &da, 0, 0, 0, 513, &used), 1);
+	assert_int_equal(blk_req(e, &da, 0, 0, 512, 512, &used), 1);
+	assert_int_equal(blk_req(e, &da, 1, 0, 512, 512, &used), 1);
+	assert_int_equal(blk_req(e, &da, 4, 0, 0, 8, &used), 1);
+	/* A header shorter than 16 bytes; a chain with no writable byte. */
+	void *tok;
+	struct iovec h8 = {da.buf, 8}, st = {da.buf + B_ST, 1};
+	assert_true(ivl_virtq_add(da.q[0], &h8, 1, &st, 1, (void *)1) >= 0);
+	struct iovec h16 = {da.buf, 16};
+	assert_true(ivl_virtq_add(da.q[0], &h16, 1, NULL, 0, (void *)2) >= 0);
+	da.buf[B_ST] = 0xee;
+	assert_int_equal(ivl_transport_device_process(e->m), 2);
+	assert_int_equal(ivl_virtq_get_used(da.q[0], &tok, &used), 1);
+	assert_int_equal(used, 1);
+	assert_int_equal(da.buf[B_ST], 1);
+	assert_int_equal(ivl_virtq_get_used(da.q[0], &tok, &used), 1);
+	assert_int_equal(used, 0);
+	assert_string_equal(backend_of(e, a.device_id), "disk bad=7 range=4 unsupp=0 err=0");
+	/* FLUSH, GET_ID, unknown types. */
+	assert_int_equal(blk_req(e, &da, 4, 0, 0, 0, &used), 0);
+	assert_int_equal(used, 1);
+	memset(da.buf + B_IN, 0x77, 32);
+	assert_int_equal(blk_req(e, &da, 8, 0, 0, 20, &used), 0);
+	assert_int_equal(used, 21);
+	assert_memory_equal(da.buf + B_IN, "disk\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0", 20);
+	assert_int_equal(blk_req(e, &da, 10, 0, 0, 8, &used), 2); /* GET_LIFETIME */
+	assert_int_equal(blk_req(e, &da, 99, 0, 0, 0, &used), 2);
+	/* DISCARD and WRITE_ZEROES. */
+	if (punch) {
+		dz_seg(&da, 0, 10, 1, 0);
+		dz_seg(&da, 1, 100, 8, 0);
+		assert_int_equal(blk_req(e, &da, 11, 0, 32, 0, &used), 0);
+		file_bytes(images[0].path, 10 * 512, got, 1024);
+		memset(want, 0, 512);
+		assert_memory_equal(got, want, 512);
+		file_bytes(images[0].path, 11 * 512, got, 512);
+		uint8_t pat[512];
+		for (int i = 0; i < 512; i++)
+			pat[i] = (uint8_t)((i + 512) * 7 + 3);
+		assert_memory_equal(got, pat, 512);
+		file_bytes(images[0].path, 100 * 512, got, 4096);
+		memset(want, 0, 4096);
+		assert_memory_equal(got, want, 4096);
+		file_bytes(images[0].path, 108 * 512, got, 512);
+		memset(want, 14, 512); /* block 13's pattern */
+		assert_memory_equal(got, want, 512);
+		dz_seg(&da, 0, 200, 8, 1); /* unmap: only for write-zeroes */
+		assert_int_equal(blk_req(e, &da, 11, 0, 16, 0, &used), 2);
+		assert_int_equal(blk_req(e, &da, 13, 0, 16, 0, &used), 0);
+		dz_seg(&da, 0, 300, 8, 0);
+		assert_int_equal(blk_req(e, &da, 13, 0, 16, 0, &used), 0);
+		file_bytes(images[0].path, 200 * 512, got, 4096);
+		memset(want, 0, 4096);
+		assert_memory_equal(got, want, 4096);
+		file_bytes(images[0].path, 300 * 512, got, 4096);
+		assert_memory_equal(got, want, 4096);
+		dz_seg(&da, 0, 10, 1, 2); /* unknown flag */
+		assert_int_equal(blk_req(e, &da, 13, 0, 16, 0, &used), 2);
+		dz_seg(&da, 0, IMG_SIZE / 512 - 4, 8, 0); /* past the end */
+		assert_int_equal(blk_req(e, &da, 13, 0, 16, 0, &used), 1);
+		dz_seg(&da, 0, 0, 1, 0); /* a good range, then one past the end: */
+		dz_seg(&da, 1, UINT64_MAX - 2, 8, 0); /* nothing is applied */
+		file_bytes(images[0].path, 0, want, 512);
+		assert_int_equal(blk_req(e, &da, 11, 0, 32, 0, &used), 1);
+		file_bytes(images[0].path, 0, got, 512);
+		assert_memory_equal(got, want, 512);
+		assert_int_equal(blk_req(e, &da, 11, 0, 24, 0, &used), 1); /* not whole ranges */
+		assert_int_equal(blk_req(e, &da, 11, 0, 17 * 16, 0, &used), 1); /* too many */
+		assert_string_equal(backend_of(e, a.device_id),
+				    "disk bad=9 range=6 unsupp=4 err=0");
+	} else {
+		dz_seg(&da, 0, 10, 1, 0);
+		assert_int_equal(blk_req(e, &da, 11, 0, 16, 0, &used), 2);
+	}
+	/* Nothing written outside the image. */
+	struct stat sb;
+	assert_int_equal(stat(images[0].path, &sb), 0);
+	assert_int_equal(sb.st_size, IMG_SIZE);
+
+	/* Read-only: reads work, writes and flushes of data answer IOERR. */
+	assert_int_equal(blk_req(e, &dr, 0, 0, 0, 512, &used), 0);
+	memset(want, 1, 512);
+	assert_memory_equal(dr.buf + B_IN, want, 512);
+	assert_int_equal(blk_req(e, &dr, 1, 0, 512, 0, &used), 1);
+	assert_int_equal(blk_req(e, &dr, 11, 0, 16, 0, &used), 2);
+	assert_int_equal(blk_req(e, &dr, 4, 0, 0, 0, &used), 0);
+	assert_string_equal(backend_of(e, r.device_id), "cd,ro bad=0 range=0 unsupp=1 err=1");
+	file_bytes(images[1].path, 0, got, 512);
+	assert_memory_equal(got, want, 512);
+
+	/* A chain outside its window breaks its own device only. */
+	hostile_desc(e->area + a.window_offset, r.window_offset - a.window_offset + 8192, 16, 0);
+	ivl_transport_device_process(e->m);
+	assert_true(dev_status(e, a.device_id) & 64);
+	assert_int_equal(dev_status(e, r.device_id), 15);
+	assert_int_equal(blk_req(e, &dr, 0, 1, 0, 512, &used), 0);
+	/* Destroyed, the image is free for a new device. */
+	OK(e, a.device_id, IVL_TRANSPORT_CLASS_MGMT, IVL_TRANSPORT_MGMT_DESTROY, NULL, 0);
+	assert_int_equal(create_blk(e, "disk", 1, 0, &a), IVL_TRANSPORT_OK); /* asked read-only */
+	assert_string_equal(a.backend, "disk,ro bad=0 range=0 unsupp=0 err=0");
+	ivl_virtq_free(da.q[0]);
+	ivl_virtq_free(dr.q[0]);
 }
 
 static void test_console_loop(void **state)
@@ -784,6 +1239,214 @@ static void test_sdm_reset_losses(void **state)
 	ivl_sdm_free(slave);
 }
 
+/* ---- the net device on the switch, rings driven in-process ---------------- */
+
+static uint64_t create_net(struct env *e, const char *arg, uint32_t mtu,
+			   struct ivl_transport_info *info)
+{
+	uint8_t buf[sizeof(struct ivl_transport_create) + IVL_TRANSPORT_CREATE_ARG_MAX] = {0};
+	struct ivl_transport_create c = {.virtio_id = IVL_TRANSPORT_VIRTIO_NET,
+					 .window_size = 65536,
+					 .param = {mtu}};
+	memcpy(buf, &c, sizeof(c));
+	memcpy(buf + sizeof(c), arg, strlen(arg) + 1);
+	uint32_t ack = run(e, 0, IVL_TRANSPORT_CLASS_MGMT, IVL_TRANSPORT_MGMT_CREATE, buf,
+			   sizeof(c) + strlen(arg) + 1);
+	if (ack != IVL_TRANSPORT_OK)
+		return 0;
+	memcpy(info, e->in, sizeof(*info));
+	return info->device_id;
+}
+
+/* Post receive buffer @i (2 KiB at buf + 2048 * i) on queue 0. */
+static void net_rx_post(struct drv *d, unsigned i)
+{
+	struct iovec v = {d->buf + 2048 * i, 2048};
+	assert_true(ivl_virtq_add(d->q[0], NULL, 0, &v, 1, (void *)(uintptr_t)(i + 1)) >= 0);
+}
+
+/* Transmit @n pieces (header + frame bytes at buf + 32 KiB). */
+static void net_tx(struct drv *d, const uint8_t *bytes, size_t len, unsigned nwritable)
+{
+	uint8_t *p = d->buf + 32768;
+	memcpy(p, bytes, len);
+	struct iovec out = {p, len}, in = {p + 4096, 16};
+	assert_true(ivl_virtq_add(d->q[1], &out, 1, &in, nwritable, (void *)1) >= 0);
+}
+
+/* Header + an Ethernet frame dst <- src MAC 02:69:76:00:00:src, @seq in
+ * the payload; returns the length. */
+static size_t net_frame(uint8_t *b, const uint8_t dst[6], uint8_t src, uint32_t seq)
+{
+	memset(b, 0, 12);
+	memcpy(b + 12, dst, 6);
+	const uint8_t s[6] = {0x02, 0x69, 0x76, 0, 0, src};
+	memcpy(b + 18, s, 6);
+	b[24] = 0x88;
+	b[25] = 0xb5;
+	memcpy(b + 26, &seq, 4);
+	return 12 + 60;
+}
+
+/* The next received frame's sequence number (-1: none); checks the
+ * header's num_buffers = 1. */
+static long net_rx_seq(struct drv *d, unsigned *slot)
+{
+	void *tok;
+	uint32_t len, seq;
+	if (ivl_virtq_get_used(d->q[0], &tok, &len) != 1)
+		return -1;
+	*slot = (unsigned)(uintptr_t)tok - 1;
+	const uint8_t *b = d->buf + 2048 * *slot;
+	assert_int_equal(len, 12 + 60);
+	assert_int_equal(b[10] | b[11] << 8, 1);
+	memcpy(&seq, b + 26, 4);
+	return seq;
+}
+
+static void net_counters(struct env *e, uint64_t id, unsigned long long *tx, unsigned long long *rx,
+			 unsigned long long *drop, unsigned long long *bad)
+{
+	struct ivl_transport_info info;
+	OK(e, id, IVL_TRANSPORT_CLASS_MGMT, IVL_TRANSPORT_MGMT_QUERY, NULL, 0);
+	memcpy(&info, e->in, sizeof(info));
+	assert_int_equal(sscanf(info.backend, "switch:sw0 tx=%llu rx=%llu drop=%llu bad=%llu", tx, rx,
+				drop, bad),
+			 4);
+}
+
+/* Serve as a device host's loop does: again while the timeout says 0
+ * (frames one device queued for another served earlier in the pass). */
+static void pump(struct env *e)
+{
+	int n = 0;
+	do
+		ivl_transport_device_process(e->m);
+	while (ivl_transport_device_timeout_ms(e->m) == 0 && ++n < 16);
+	assert_true(n < 16);
+}
+
+static void test_net_switch(void **state)
+{
+	struct env *e = *state;
+	struct ivl_transport_info a, b, c, x;
+	static const uint8_t bc[6] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+	uint8_t f[2048];
+	unsigned long long tx, rx, drop, bad;
+	unsigned slot;
+
+	/* Only configured names, with a kind prefix; sane MTUs. */
+	assert_int_equal(create_net(e, "switch:sw9", 0, &x), 0);
+	assert_int_equal(e->reason, IVL_TRANSPORT_E_BACKEND);
+	assert_int_equal(create_net(e, "sw0", 0, &x), 0);
+	assert_int_equal(e->reason, IVL_TRANSPORT_E_VALUE);
+	assert_int_equal(create_net(e, "tap:sw0", 0, &x), 0);
+	assert_int_equal(e->reason, IVL_TRANSPORT_E_BACKEND);
+	assert_int_equal(create_net(e, "switch:sw0", 67, &x), 0);
+	assert_int_equal(e->reason, IVL_TRANSPORT_E_VALUE);
+	struct ivl_transport_create plain = {.virtio_id = IVL_TRANSPORT_VIRTIO_NET, .window_size = 65536};
+	ERR(IVL_TRANSPORT_E_VALUE, e, 0, IVL_TRANSPORT_CLASS_MGMT, IVL_TRANSPORT_MGMT_CREATE, &plain,
+	    sizeof(plain));
+
+	uint64_t ida = create_net(e, "switch:sw0", 0, &a);
+	uint64_t idb = create_net(e, "switch:sw0", 0, &b);
+	uint64_t idc = create_net(e, "switch:sw0", 0, &c);
+	assert_true(ida && idb && idc);
+	/* Config: MAC 02:69:76:00:00:ID, link up, one pair, MTU 1500. */
+	uint8_t cfg[12];
+	struct ivl_transport_config_rw rd = {.offset = 0, .length = 12};
+	OK(e, ida, IVL_TRANSPORT_CLASS_CONFIG, IVL_TRANSPORT_CONFIG_READ, &rd, sizeof(rd));
+	memcpy(cfg, e->in, 12);
+	const uint8_t want[12] = {0x02, 0x69, 0x76, 0, 0, (uint8_t)ida, 1, 0, 1, 0, 0xdc, 0x05};
+	assert_memory_equal(cfg, want, 12);
+	struct drv da, db, dc;
+	drive(e, &a, &da, 40);
+	drive(e, &b, &db, 41);
+	drive(e, &c, &dc, 42);
+	for (unsigned i = 0; i < 8; i++) {
+		net_rx_post(&da, i);
+		net_rx_post(&db, i);
+	}
+	/* C posts nothing: it stops reading. */
+
+	/* A broadcasts: B and C get it (C's waits in its FIFO). */
+	net_tx(&da, f, net_frame(f, bc, (uint8_t)ida, 1), 0);
+	pump(e);
+	assert_int_equal(net_rx_seq(&db, &slot), 1);
+	net_rx_post(&db, slot);
+	assert_int_equal(net_rx_seq(&da, &slot), -1);
+	void *tok;
+	uint32_t len;
+	assert_int_equal(ivl_virtq_get_used(da.q[1], &tok, &len), 1);
+	/* B answers A by unicast (A's MAC was learnt): only A gets it. */
+	const uint8_t maca[6] = {0x02, 0x69, 0x76, 0, 0, (uint8_t)ida};
+	net_tx(&db, f, net_frame(f, maca, (uint8_t)idb, 2), 0);
+	pump(e);
+	assert_int_equal(net_rx_seq(&da, &slot), 2);
+	net_rx_post(&da, slot);
+
+	/* Hostile transmit chains from A: each given back unused, counted,
+	 * the device stays live and B sees none of them. */
+	size_t n = net_frame(f, bc, (uint8_t)ida, 99);
+	f[0] = 1; /* NEEDS_CSUM: not offered */
+	net_tx(&da, f, n, 0);
+	f[0] = 0;
+	f[1] = 4; /* GSO_TCPV6: not offered */
+	net_tx(&da, f, n, 0);
+	f[1] = 0;
+	net_tx(&da, f, 25, 0);		  /* shorter than header + Ethernet header */
+	net_tx(&da, f, 12 + 1519, 0);	  /* beyond the MTU */
+	net_tx(&da, f, n, 1);		  /* a writable piece */
+	f[18] = 0x03;			  /* multicast source */
+	net_tx(&da, f, n, 0);
+	f[18] = 0x02;
+	pump(e);
+	for (int i = 0; i < 6; i++) {
+		assert_int_equal(ivl_virtq_get_used(da.q[1], &tok, &len), 1);
+		assert_int_equal(len, 0);
+	}
+	assert_int_equal(net_rx_seq(&db, &slot), -1);
+	net_counters(e, ida, &tx, &rx, &drop, &bad);
+	assert_int_equal(bad, 6);
+	assert_int_equal(tx, 1);
+	OK(e, ida, IVL_TRANSPORT_CLASS_STATUS, IVL_TRANSPORT_STATUS_GET, NULL, 0);
+	uint32_t st;
+	memcpy(&st, e->in, 4);
+	assert_int_equal(st, 15);
+
+	/* A keeps broadcasting while C never reads: B gets every frame in
+	 * order, C's FIFO fills and drops (counted), nobody waits. */
+	uint32_t next = 3;
+	for (uint32_t s = 3; s < 3 + 600; s++) {
+		net_tx(&da, f, net_frame(f, bc, (uint8_t)ida, s), 0);
+		pump(e);
+		assert_int_equal(ivl_virtq_get_used(da.q[1], &tok, &len), 1);
+		long got;
+		while ((got = net_rx_seq(&db, &slot)) >= 0) {
+			assert_int_equal(got, next++);
+			net_rx_post(&db, slot);
+		}
+	}
+	assert_int_equal(next, 603);
+	net_counters(e, idb, &tx, &rx, &drop, &bad);
+	assert_int_equal(rx, 601);
+	assert_int_equal(drop, 0);
+	net_counters(e, idc, &tx, &rx, &drop, &bad);
+	assert_int_equal(rx, 0);
+	assert_int_equal(drop, 601 - 256);
+	/* C starts reading: the oldest frames, in order. */
+	for (unsigned i = 0; i < 8; i++)
+		net_rx_post(&dc, i);
+	pump(e);
+	for (uint32_t s = 1; s < 9; s++)
+		assert_int_equal(net_rx_seq(&dc, &slot), s == 1 ? 1 : s + 1);
+	for (int q = 0; q < 2; q++) {
+		ivl_virtq_free(da.q[q]);
+		ivl_virtq_free(db.q[q]);
+		ivl_virtq_free(dc.q[q]);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -796,6 +1459,9 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_config, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_msi_isolation, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_console_loop, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_rng, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_blk, setup_blk, teardown),
+	    cmocka_unit_test_setup_teardown(test_net_switch, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
