@@ -49,11 +49,11 @@ static void restart_zeroes_unless_keep_data(void **state)
 		snprintf(log[i], sizeof(log[i]), "%s/zero%d.log", tu_tmpdir(), i);
 	pid = st_start(sock, log[0], 0, (char *[]){"-M", (char *)shm, "-l", "1M", NULL});
 	assert_int_equal(peek_poke(sock, 0x5a), 0);
-	tu_kill(pid);
+	st_kill(pid, sock, shm);
 	/* Taken over after a crash: zeroed. */
 	pid = st_start(sock, log[1], 0, (char *[]){"-M", (char *)shm, "-l", "1M", NULL});
 	assert_int_equal(peek_poke(sock, 0x6b), 0);
-	tu_kill(pid);
+	st_kill(pid, sock, shm);
 	/* --keep-data: the bytes survive. */
 	pid = st_start(sock, log[2], 0,
 		       (char *[]){"-M", (char *)shm, "-l", "1M", "--keep-data", NULL});

@@ -285,6 +285,44 @@ pid_t st_start_as(const char *sock, const char *log, unsigned nofile, uid_t uid,
 	}
 }
 
+/* True when nobody holds an OFD lock on @path (or it does not exist). */
+static bool st_unlocked(const char *path)
+{
+	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+	int fd = open(path, O_RDWR | O_CLOEXEC);
+	bool free_;
+
+	if (fd < 0)
+		return errno == ENOENT;
+	free_ = fcntl(fd, F_OFD_SETLK, &fl) == 0;
+	close(fd); /* drops the lock if taken */
+	return free_;
+}
+
+void st_kill(pid_t pid, const char *sock, const char *shm)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	char lock[sizeof(sa.sun_path) + 8], obj[128];
+
+	tu_kill(pid);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock);
+	snprintf(lock, sizeof(lock), "%s.lock", sock);
+	snprintf(obj, sizeof(obj), "/dev/shm/%s", shm ? shm : "");
+	for (int64_t end = tu_now_ms() + 10000;; usleep(5000)) {
+		int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		bool listening;
+
+		assert_true(fd >= 0);
+		listening = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+		close(fd);
+		if (!listening && st_unlocked(lock) && (!shm || st_unlocked(obj)))
+			return;
+		if (tu_now_ms() > end)
+			fail_msg("what server %d held on %s is still in use after 10 s", (int)pid,
+				 sock);
+	}
+}
+
 void st_stop(pid_t pid)
 {
 	int status;

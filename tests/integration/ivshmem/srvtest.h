@@ -83,4 +83,11 @@ void st_track(pid_t pid);
 /* SIGTERM the server and check that it exits 0 within bounds. */
 void st_stop(pid_t pid);
 
+/* SIGKILL the server @pid on @sock (its object @shm, or NULL) and wait
+ * (<= 10 s) until what it held is free again: its reader process, which
+ * the kernel kills when the keeper dies, shares the listening socket and
+ * the locks of @sock.lock and @shm until it is gone.  A server started on
+ * the same names right after would otherwise find them "in use". */
+void st_kill(pid_t pid, const char *sock, const char *shm);
+
 #endif

@@ -210,7 +210,7 @@ static void stale_shm_reused(void **state)
 
 	(void)state;
 	pid_t pid = st_start(sock, logf_("crash"), 0, args);
-	tu_kill(pid); /* SIGKILL: socket and object left behind */
+	st_kill(pid, sock, name); /* SIGKILL: socket and object left behind */
 	assert_int_equal(access(sock, F_OK), 0);
 	assert_true(st_shm_exists(name));
 	pid = st_start(sock, logf_("crash2"), 0, args);
