@@ -261,7 +261,7 @@ fi
 dkms_src=$root/usr/src/ivlink-$upstream
 [ -f "$dkms_src/dkms.conf" ] || fail "ivlink-dkms has no $dkms_src/dkms.conf"
 if [ -n "$kdir" ]; then
-	step "building ivlink_ivshmem.ko from $dkms_src against $kdir"
+	step "building the ivlink-dkms modules from $dkms_src against $kdir"
 	dkms_tree=$tmp/dkms
 	bdir=$dkms_tree/ivlink/$upstream/build
 	mkdir -p "$bdir"
@@ -275,11 +275,16 @@ if [ -n "$kdir" ]; then
 		fail "$dkms_src/dkms.conf: not package ivlink $upstream with module ivlink_ivshmem"
 	(cd "$bdir" && MAKEFLAGS=-j$jobs timeout 600 bash -c "$make_cmd") >"$tmp/dkms-build.log" 2>&1 ||
 		{ show_log "$tmp/dkms-build.log"; fail "the ivlink-dkms module does not build: $make_cmd"; }
-	ko=$bdir/ivlink_ivshmem.ko
-	[ -f "$ko" ] || fail "no $ko after $make_cmd"
 	krel=$(sed -n 's/^#define UTS_RELEASE "\(.*\)"$/\1/p' "$kdir/include/generated/utsrelease.h" 2>/dev/null)
-	[ "$(modinfo -F vermagic "$ko" | cut -d' ' -f1)" = "$krel" ] || fail "$ko is not built for $krel"
-	dkms_result="ivlink_ivshmem.ko built from ivlink-dkms for $krel"
+	# Every module dkms.conf names is built, for this kernel.
+	# shellcheck disable=SC2016 # expanded by the inner shell
+	mods=$(bash -c '. "$1"; echo "${BUILT_MODULE_NAME[*]}"' _ "$bdir/dkms.conf")
+	for m in $mods; do
+		ko=$bdir/$m.ko
+		[ -f "$ko" ] || fail "no $ko after $make_cmd"
+		[ "$(modinfo -F vermagic "$ko" | cut -d' ' -f1)" = "$krel" ] || fail "$ko is not built for $krel"
+	done
+	dkms_result="$(echo "$mods" | sed 's/ /.ko, /g').ko built from ivlink-dkms for $krel"
 else
 	dkms_result="ivlink-dkms module build SKIPPED (no kernel headers; set IVL_KDIR)"
 	step "$dkms_result"
