@@ -112,6 +112,7 @@ struct vivl_vdev {
 	unsigned int vec[IVL_TRANSPORT_MAX_QUEUES + 1];
 	unsigned int nvec;
 	struct list_head node;
+	spinlock_t give_lock;	/* one vivl_give_back() at a time */
 };
 
 /* Who an ivshmem vector of mine interrupts: a device's configuration
@@ -1036,12 +1037,14 @@ static const char *vivl_bus_name(struct virtio_device *vdev)
  * drops them would (buffers are used in order on a console's transmitq).
  * A new host zeroes a window when it gives it to a device.
  */
-static void vivl_give_back(struct virtqueue *vq, const struct vring *r, u16 want)
+static void __vivl_give_back(struct virtqueue *vq)
 {
+	const struct vring *r = virtqueue_get_vring(vq);
 	struct virtio_device *vdev = vq->vdev;
-	u16 used = virtio16_to_cpu(vdev, READ_ONCE(r->used->idx));
-	u16 head, k;
+	u16 used, want, head, k;
 
+	want = virtio16_to_cpu(vdev, READ_ONCE(r->avail->idx));
+	used = virtio16_to_cpu(vdev, READ_ONCE(r->used->idx));
 	for (; used != want; used++) {
 		k = used & (r->num - 1);
 		head = virtio16_to_cpu(vdev, READ_ONCE(r->avail->ring[k]));
@@ -1051,6 +1054,17 @@ static void vivl_give_back(struct virtqueue *vq, const struct vring *r, u16 want
 	/* The elements before the index (the driver reads them after it). */
 	virtio_wmb(true);
 	WRITE_ONCE(r->used->idx, cpu_to_virtio16(vdev, want));
+}
+
+/* With give_lock: the queues are not deleted meanwhile (vivl_del_vqs()). */
+static void vivl_give_back(struct vivl_vdev *vd, unsigned int q)
+{
+	unsigned long flags;
+
+	spin_lock_irqsave(&vd->give_lock, flags);
+	if (vd->vqs[q] && le32_to_cpu(READ_ONCE(vd->v->ctl->host_epoch)) == vd->epoch)
+		__vivl_give_back(vd->vqs[q]);
+	spin_unlock_irqrestore(&vd->give_lock, flags);
 }
 
 /*
@@ -1072,7 +1086,7 @@ static bool vivl_wait_consumed(struct vivl_vdev *vd, struct virtqueue *vq, bool 
 		if (!kicked || !vivl_host_alive(vd->v, vd->epoch)) {
 			if (le32_to_cpu(READ_ONCE(vd->v->ctl->host_epoch)) != vd->epoch)
 				return false; /* a new host already: not our window */
-			vivl_give_back(vq, r, want);
+			vivl_give_back(vd, vq->index);
 			return true;
 		}
 		cpu_relax();
@@ -1091,11 +1105,18 @@ static bool vivl_vq_notify(struct virtqueue *vq)
 	return kicked;
 }
 
-/* Break a device whose host is gone (not a console: vivl_wait_consumed()). */
+/*
+ * Break a device whose host is gone.  Not a console (vivl_wait_consumed()):
+ * its transmit buffers are given back instead, which also ends a write
+ * whose kick the ring suppressed (EVENT_IDX) and that spins on another
+ * CPU; a new host already (another epoch) owns the window: not touched.
+ */
 static void vivl_break(struct vivl_vdev *vd)
 {
 	if (vd->info.virtio_id != IVL_TRANSPORT_VIRTIO_CONSOLE)
 		virtio_break_device(&vd->vdev);
+	else
+		vivl_give_back(vd, 1);
 }
 
 static void vivl_dog_work(struct work_struct *work)
@@ -1201,14 +1222,19 @@ static void vivl_free_irqs(struct vivl_vdev *vd)
 static void vivl_del_vqs(struct virtio_device *vdev)
 {
 	struct vivl_vdev *vd = to_vd(vdev);
+	struct virtqueue *vq;
+	unsigned long flags;
 	unsigned int q;
 
-	/* No interrupt reaches a queue being deleted. */
+	/* No interrupt reaches a queue being deleted, nor a give-back. */
 	vivl_free_irqs(vd);
 	for (q = 0; q < ARRAY_SIZE(vd->vqs); q++) {
-		if (vd->vqs[q])
-			vring_del_virtqueue(vd->vqs[q]);
+		spin_lock_irqsave(&vd->give_lock, flags);
+		vq = vd->vqs[q];
 		vd->vqs[q] = NULL;
+		spin_unlock_irqrestore(&vd->give_lock, flags);
+		if (vq)
+			vring_del_virtqueue(vq);
 	}
 }
 
@@ -1442,6 +1468,7 @@ static int vivl_vdev_add(struct vivl *v, const struct vivl_info *i, u32 epoch)
 	vd->v = v;
 	vd->info = *i;
 	vd->epoch = epoch;
+	spin_lock_init(&vd->give_lock);
 	vd->win = v->mgmt + i->window_offset;
 	xa_init_flags(&vd->bounces, XA_FLAGS_LOCK_IRQ);
 	device_initialize(&vd->dma);
