@@ -1054,6 +1054,12 @@ static void __vivl_give_back(struct virtqueue *vq)
 	/* The elements before the index (the driver reads them after it). */
 	virtio_wmb(true);
 	WRITE_ONCE(r->used->idx, cpu_to_virtio16(vdev, want));
+	/* And every later buffer kicks (it comes back through the kick's
+	 * wait): the dead host's EVENT_IDX avail_event or NO_NOTIFY flag
+	 * would otherwise let a write skip the kick and spin for good. */
+	WRITE_ONCE(vring_avail_event(r), cpu_to_virtio16(vdev, want));
+	WRITE_ONCE(r->used->flags, 0);
+	virtio_mb(true);
 }
 
 /* With give_lock: the queues are not deleted meanwhile (vivl_del_vqs()). */

@@ -11,8 +11,8 @@
 # guest-virtio/console-peer.py); /dev/hwrng gives 1 MiB; a console gets an
 # MSI sharing table when vectors run short, and an rng without vectors is
 # left unbound; 100 create/destroy rounds leak nothing; the device host is
-# SIGKILLed while a reader streams from /dev/hwrng (devices broken and
-# removed, the reader ends) and started again; a console offered by the host (`dev create --for`) is
+# SIGKILLed while a writer streams into the console and a reader from
+# /dev/hwrng (devices removed, both end) and started again; a console offered by the host (`dev create --for`) is
 # registered on rescan; the transport module is unloaded with devices bound
 # and a reader, loaded again (its devices registered again), and unloaded.
 # The guest's dmesg must be clean (kernel_log_checks).  Measured, not
@@ -135,7 +135,7 @@ check gvirtio.rounds "$serial" "^GV-ROUNDS $rounds of $rounds fails=0\$"
 for c in qemu-virtconsole console-tx virtserial-tx hwrng msi-sharing sharing-loop \
 	no-vectors-unbound sharing-destroy rounds-no-leak create-unknown-refused \
 	create-bad-arg-refused destroy-absent-refused destroy-zero-refused \
-	host-killed-removed reader-ended-rng all-removed create-without-host-refused host-back \
+	host-killed-removed writer-ended reader-ended-rng all-removed create-without-host-refused host-back \
 	offered rmmod-bound reader-ended reload-found-host reload-registered destroyed-all \
 	rmmod-again rmmod-ivshmem; do
 	check "gvirtio.$c" "$serial" "^GV-OK $c"
