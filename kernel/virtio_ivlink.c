@@ -175,7 +175,7 @@ struct vivl {
 	u16 avail_idx, used_idx;
 	struct completion answered;
 	u8 *ans;		/* VIVL_IN_MAX: the answer, copied out */
-	u64 vec_used;		/* ivshmem vectors given to devices */
+	u64 vec_used;		/* ivshmem vectors taken: the transport's and devices' */
 
 	struct vivl_irq irq[64];
 	struct mutex vdevs_lock;	/* vdevs */
@@ -1303,14 +1303,14 @@ static unsigned int vivl_my_vectors(struct vivl *v)
 /* How many ivshmem vectors of mine are free for devices. */
 static unsigned int vivl_free_vectors(struct vivl *v)
 {
-	unsigned int vec, n = vivl_my_vectors(v), free = 0;
+	unsigned int n = vivl_my_vectors(v), used;
 
+	if (!n)
+		return 0;
 	mutex_lock(&v->lock);
-	for (vec = 0; vec < n; vec++)
-		if (vec != vector && !(v->vec_used & BIT_ULL(vec)))
-			free++;
+	used = hweight64(v->vec_used & GENMASK_ULL(n - 1, 0));
 	mutex_unlock(&v->lock);
-	return free;
+	return n - used;
 }
 
 /*
@@ -1327,7 +1327,7 @@ static int vivl_take_vector(struct vivl_vdev *vd, unsigned int msi, int queue)
 
 	mutex_lock(&v->lock);
 	for (vec = 0; vec < n; vec++)
-		if (vec != vector && !(v->vec_used & BIT_ULL(vec)))
+		if (!(v->vec_used & BIT_ULL(vec)))
 			break;
 	if (vec < n)
 		v->vec_used |= BIT_ULL(vec);
@@ -1883,6 +1883,8 @@ static int vivl_probe(struct auxiliary_device *adev, const struct auxiliary_devi
 		return ret;
 	}
 	v->vector_taken = true;
+	if (vector < 64)
+		v->vec_used = BIT_ULL(vector);
 	ret = vivl_dogs_start(v);
 	if (ret) {
 		ivl_ivshmem_free_vector(d, vector);

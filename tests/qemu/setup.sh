@@ -170,10 +170,10 @@ virtio-rng virtio_net virtio_blk ext4 crc32c_generic virtio_pci'
 if [ "${IVL_QEMU_KEEP_MODULES:-0}" != 1 ]; then
 	keep=$cache/keep.list
 	: >"$keep"
-	todo=$keep_modules
-	while [ -n "$todo" ]; do
+	want=$keep_modules
+	while [ -n "$want" ]; do
 		next=
-		for m in $todo; do
+		for m in $want; do
 			a=$(printf '%s' "$m" | tr '_' '-')
 			b=$(printf '%s' "$m" | tr '-' '_')
 			f=$(find "$moddir/kernel" \( -name "$a.ko" -o -name "$b.ko" \) | head -n 1)
@@ -182,7 +182,7 @@ if [ "${IVL_QEMU_KEEP_MODULES:-0}" != 1 ]; then
 			printf '%s\n' "$f" >>"$keep"
 			next="$next $(tr '\0' '\n' <"$f" | sed -n 's/^depends=//p' | head -n 1 | tr ',' ' ')"
 		done
-		todo=$next
+		want=$next
 	done
 	find "$moddir/kernel" -name '*.ko*' | grep -vxF -f "$keep" | xargs -r rm -f
 	find "$moddir/kernel" -depth -type d -empty -delete
