@@ -534,6 +534,11 @@ static int restore_peer(struct ivl_server *s, struct rbuf *r, struct fdset *fs,
 			tab[idx]->refs++;
 		}
 	}
+	/* A count is believed only as far as the bytes behind it go: a
+	 * hostile qlen must not allocate gigabytes before the first record
+	 * is read. */
+	if (!ret && sp->qlen > (r->len - r->off) / sizeof(struct st_msg))
+		ret = -EINVAL;
 	if (!ret && sp->qlen) {
 		if (!(p->q = calloc((size_t)sp->qlen, sizeof(*p->q))))
 			ret = -ENOMEM;
@@ -742,6 +747,8 @@ IVL_EXPORT int ivl_server_restore(struct ivl_server **out, const struct ivl_serv
 	s->reused_forced = hc.reused_forced;
 	s->region_lost = hc.region_lost;
 	/* The fd table: [0] the region fd passed to peers, then eventfds. */
+	if (hc.nfd > (r.len - r.off) / sizeof(int32_t))
+		BAD("truncated fd table");
 	if (!(tab = calloc(hc.nfd, sizeof(*tab))))
 		BAD("out of memory");
 	for (i = 0; i < hc.nfd; i++) {
