@@ -13,9 +13,12 @@
 #   qemu:   virtio-net-pci in each guest, joined by -netdev socket
 #           (listen / connect on 127.0.0.1).
 # Also the CPU time the device host and each QEMU used (from /proc): which
-# side bounds.  One run each; not a test (no assertion on speed).
+# side bounds.  ROUNDS rounds, each running the three pairs one after the
+# other (interleaved, so a load change hits all three); a ratio is taken
+# within a round, and the median of the rounds' ratios is printed.  Not a
+# test (no assertion on speed).
 #
-# usage: net-bench.sh [MIB]   (default 64)
+# usage: net-bench.sh [MIB [ROUNDS]]   (defaults 64, 1)
 # Environment: as tests/qemu/run-guest-net-test.sh (IVL_BUILD_DIR,
 # IVL_QEMU_CACHE, ...).
 set -u
@@ -27,6 +30,8 @@ server_bin=${IVL_SERVER_BIN:-$build/tools/ivlink-server/ivlink-server}
 cli_bin=${IVL_CLI_BIN:-$build/tools/ivlink/ivlink}
 qemu_timeout=${IVL_QEMU_TIMEOUT:-900}
 mib=${1:-64}
+rounds=${2:-1}
+case $mib$rounds in *[!0-9]*) echo "usage: $0 [MIB [ROUNDS]]" >&2; exit 2 ;; esac
 qemu_machine=pc
 
 # shellcheck source=../../tests/qemu/lib.sh
@@ -96,22 +101,43 @@ ivlink_pair() {
 	stop_all
 	host_pid=
 }
-ivlink_pair ivlink 1500
-ivlink_pair ivlink9k 9000
-
 port=$((20000 + $$ % 20000))
-listen_port=$port
-kargs="ivl.timeout=$((qemu_timeout - 60))"
-run_pair qemu "$kargs ivl.run=/bin/knet-case,qemu,$mib" "$kargs ivl.run=/bin/knet-case,qemu,$mib" \
-	-netdev socket,id=n0,connect=127.0.0.1:$port -device virtio-net-pci,netdev=n0,mac=52:54:00:12:34:01 -- \
-	-netdev socket,id=n0,listen=127.0.0.1:$port -device virtio-net-pci,netdev=n0,mac=52:54:00:12:34:02
-stop_all
+ratios=()
+for round in $(seq "$rounds"); do
+	log "round $round of $rounds, load $(cut -d' ' -f1-3 /proc/loadavg)"
+	ivlink_pair ivlink 1500
+	ivlink_pair ivlink9k 9000
+	listen_port=$port
+	kargs="ivl.timeout=$((qemu_timeout - 60))"
+	run_pair qemu "$kargs ivl.run=/bin/knet-case,qemu,$mib" "$kargs ivl.run=/bin/knet-case,qemu,$mib" \
+		-netdev socket,id=n0,connect=127.0.0.1:$port -device virtio-net-pci,netdev=n0,mac=52:54:00:12:34:01 -- \
+		-netdev socket,id=n0,listen=127.0.0.1:$port -device virtio-net-pci,netdev=n0,mac=52:54:00:12:34:02
+	stop_all
+	listen_port=
+	port=$((port + 1))
+	r=$(awk -v js="$ivlink9k_s" -v ip="$ivlink_ping" -v qp="$qemu_ping" -v is="$ivlink_s" -v qs="$qemu_s" 'BEGIN {
+		printf "%s %s %s", (ip > 0 && qp > 0) ? ip / qp : "-", (is > 0 && qs > 0) ? qs / is : "-",
+			(js > 0 && qs > 0) ? qs / js : "-" }')
+	ratios+=("$r")
+	echo "round $round ratios (ping ivlink/qemu, TCP ivlink/qemu, TCP ivlink MTU 9000/qemu): $r" |
+		tee -a "$work/summary.txt"
+done
 
-awk -v js="$ivlink9k_s" -v ip="$ivlink_ping" -v qp="$qemu_ping" -v is="$ivlink_s" -v qs="$qemu_s" 'BEGIN {
-	if (ip > 0 && qp > 0) printf "ratio ping round trip ivlink/qemu: %.2f (lower is better)\n", ip / qp
-	if (is > 0 && qs > 0) printf "ratio TCP throughput ivlink/qemu: %.2f (higher is better)\n", qs / is
-	if (js > 0 && qs > 0) printf "ratio TCP throughput ivlink MTU 9000/qemu: %.2f\n", qs / js
-}' | tee -a "$work/summary.txt"
+# The median of each column over the rounds ("-": a pair failed that round).
+printf '%s\n' "${ratios[@]}" | awk '
+	function med(c,   n, i, j, t, v) {
+		n = 0
+		for (i = 1; i <= NR; i++) if (col[i, c] != "-") v[++n] = col[i, c]
+		if (!n) return "?"
+		for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (v[j] < v[i]) { t = v[i]; v[i] = v[j]; v[j] = t }
+		return sprintf("%.2f", n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2)
+	}
+	{ for (c = 1; c <= 3; c++) col[NR, c] = $c }
+	END {
+		printf "ratio ping round trip ivlink/qemu: %s (median of %d rounds; lower is better)\n", med(1), NR
+		printf "ratio TCP throughput ivlink/qemu: %s (median of %d rounds; higher is better)\n", med(2), NR
+		printf "ratio TCP throughput ivlink MTU 9000/qemu: %s (median of %d rounds)\n", med(3), NR
+	}' | tee -a "$work/summary.txt"
 echo "logs in $work"
 trap - EXIT
 stop_all
