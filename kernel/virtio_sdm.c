@@ -39,17 +39,8 @@
 
 #include <linux/mailbox_controller.h>
 
-#include <ivlink/proto/transport.h>
-
 #include "virtio_sdm.h"
-
-/* The SDM library's numbers as the wire carries them (<ivlink/sdm.h> is
- * userspace's; the values are docs/sdm.md §1's). */
-#define IVL_SDM_NTYPES_WIRE 3u
-#define IVL_SDM_BOOT_WIRE 1u
-#define IVL_SDM_RESET_WIRE 2u
-#define IVL_SDM_MAX_SLAVES_WIRE 1024
-#define VSDM_FROM_UNKNOWN 0xffffffffu	/* a 16-byte delivery on a master */
+#include "virtio_sdm_wire.h"
 
 struct vsdm;
 
@@ -58,11 +49,6 @@ struct vsdm_tx {
 	struct ivl_sdm_wire_signal sig;	/* device-readable */
 	__le32 result;			/* device-writable */
 	void (*complete)(struct vsdm *s, struct vsdm_tx *t, int result);
-};
-
-/* A received signal, checked, host order. */
-struct vsdm_rec {
-	u32 type, slave, payload[2], from;
 };
 
 /* A mailbox channel's state (con_priv). */
@@ -187,14 +173,11 @@ static int vsdm_tx_start(struct vsdm *s, struct vsdm_tx *t)
  * or a value that is neither a count of slaves nor an errno is -EIO. */
 static int sdm_tx_result(struct vsdm *s, struct vsdm_tx *t, unsigned int len)
 {
-	s32 r = (s32)le32_to_cpu(t->result);
+	int r;
 
-	if (len < IVL_TRANSPORT_SDM_RESULT_LEN || r > IVL_SDM_MAX_SLAVES_WIRE ||
-	    r < -MAX_ERRNO) {
+	if (!vsdm_result_parse(t->result, len, &r))
 		dev_warn_ratelimited(&s->vdev->dev, "gh_vq: bad result (length %u, value %d)\n",
-				     len, r);
-		return -EIO;
-	}
+				     len, (s32)le32_to_cpu(t->result));
 	return r;
 }
 
@@ -296,29 +279,12 @@ static int sdm_rx_post(struct vsdm *s, struct ivl_transport_sdm_rx *b)
 static bool sdm_rx_valid(struct vsdm *s, const struct ivl_transport_sdm_rx *b,
 			 unsigned int len, struct vsdm_rec *r)
 {
-	r->type = le32_to_cpu(b->sig.type);
-	r->slave = le32_to_cpu(b->sig.slave);
-	r->payload[0] = le32_to_cpu(b->sig.payload[0]);
-	r->payload[1] = le32_to_cpu(b->sig.payload[1]);
-	if (len == sizeof(*b))
-		r->from = le32_to_cpu(b->from);
-	else if (len == sizeof(b->sig))
-		r->from = s->master ? VSDM_FROM_UNKNOWN : 0;
-	else
-		goto bad;
-	if (r->type >= IVL_SDM_NTYPES_WIRE)
-		goto bad;
-	if (s->master ? (r->slave != 0 || (r->from != VSDM_FROM_UNKNOWN &&
-					   (r->from == 0 || r->from > IVL_SDM_MAX_SLAVES_WIRE)))
-		      : (r->from != 0 || r->slave == 0 || r->slave > IVL_SDM_MAX_SLAVES_WIRE))
-		goto bad;
-	return true;
-bad:
+	if (vsdm_rx_parse(b, len, s->master, r))
+		return true;
 	s->bad_rx++;
 	dev_warn_ratelimited(&s->vdev->dev,
 			     "hg_vq: dropped a malformed signal (length %u, type %u, slave %u, from %u; %llu so far)\n",
-			     len, r->type, r->slave, len == sizeof(*b) ? r->from : 0,
-			     (unsigned long long)s->bad_rx);
+			     len, r->type, r->slave, r->from, (unsigned long long)s->bad_rx);
 	return false;
 }
 

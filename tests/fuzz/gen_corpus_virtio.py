@@ -193,8 +193,24 @@ def net_seeds():
                               for i in range(200)) + rec(1, bytes([255] * 64)) + rec(3, b'')
 
 
+def vsdm_rec(length, typ, slave, p0, p1, frm=0):
+    return struct.pack('<I4iI', length, typ, slave, p0, p1, frm)
+
+
+def vsdm_seeds():
+    """virtio_sdm's view of its device: flags (bit 0 master), then
+    (le32 used length, 20-byte buffer) records."""
+    yield 'master', bytes([1]) + vsdm_rec(20, 0, 0, 7, 8, 3) + vsdm_rec(16, 1, 0, 0, 0) + \
+        vsdm_rec(20, 2, 0, -1, 1, 1024) + vsdm_rec(4, 2, 0, 0, 0) + vsdm_rec(20, 0, 0, 0, 0, 1025) + \
+        vsdm_rec(20, 3, 0, 0, 0, 1) + vsdm_rec(24, 0, 0, 0, 0, 1)
+    yield 'slave', bytes([0]) + vsdm_rec(20, 1, 5, 1, 2, 0) + vsdm_rec(16, 0, 1024, 0, 0) + \
+        vsdm_rec(20, 0, 5, 0, 0, 2) + vsdm_rec(16, 0, 0, 0, 0) + vsdm_rec(0, -4095, 0, 0, 0) + \
+        vsdm_rec(3, 1, 0, 0, 0) + vsdm_rec(20, -4096, 1, 0, 0)
+
+
 def main():
-    for name, gen in (('virtq', virtq_seeds), ('mmio', mmio_seeds), ('blk', blk_seeds), ('net', net_seeds)):
+    for name, gen in (('virtq', virtq_seeds), ('mmio', mmio_seeds), ('blk', blk_seeds), ('net', net_seeds),
+                      ('vsdm', vsdm_seeds)):
         d = os.path.join(HERE, 'corpus', name)
         os.makedirs(d, exist_ok=True)
         for fname, data in gen():
