@@ -13,8 +13,9 @@
  *    fewer than a batch are free, as the raw producer reads the tail);
  *  - consumer (virtq device / raw ring consumer): consumes the buffer in
  *    place, zero copy: sums every 64-bit word and checks the sum and the
- *    sequence number, then returns the buffer (virtq: push, flush once per
- *    batch).  --consume copy copies it out to a private buffer instead (a
+ *    sequence number, then returns the buffer (virtq: pop_many, push_many
+ *    and flush once per batch, or pop and push per message with
+ *    --one-call).  --consume copy copies it out to a private buffer instead (a
  *    second memcpy; the reference stays one copy); --consume first reads
  *    only the sequence number (a diagnostic: the data never moves);
  *  - memcpy: one thread copies the same private message into the next
@@ -60,9 +61,10 @@
 
 static int run_ms = 200, reps = 7, pool_kib = 2048, batch_opt;
 static bool pin = true;
-/* --one-call: the driver adds and takes back one buffer per call
- * (ivl_virtq_add / ivl_virtq_get_used) instead of a batch per call
- * (ivl_virtq_add_many / ivl_virtq_get_used_many). */
+/* --one-call: one buffer per call on both sides (driver: ivl_virtq_add /
+ * ivl_virtq_get_used; device: ivl_virtq_pop / ivl_virtq_push) instead of a
+ * batch per call (ivl_virtq_add_many / ivl_virtq_get_used_many;
+ * ivl_virtq_pop_many / ivl_virtq_push_many). */
 static bool one_call;
 /* What the consumer does with a message (--consume). */
 static enum { C_SUM, C_COPY, C_FIRST } consume_how;
@@ -202,23 +204,35 @@ static void *vq_consumer(void *arg)
 	pin_to(1);
 	char *priv = aligned_alloc(64, r->msg);
 	uint64_t expect = 0;
-	struct iovec iov[2];
+	static struct iovec iov[NUM][2];
 	unsigned batch = pub_batch(r);
 	unsigned spins = 0;
 	uint16_t ida = (uint16_t)ivl_link_id(r->la);
 	ivl_virtq_disable_notify(r->dev);
+	struct ivl_virtq_elem e[NUM];
+	uint16_t heads[NUM];
+	for (unsigned i = 0; i < NUM; i++)
+		e[i] = (struct ivl_virtq_elem){.iov = iov[i], .iov_max = 2};
 	while (!atomic_load_explicit(&r->stop, memory_order_relaxed)) {
-		unsigned n = 0;
-		int k;
-		struct ivl_virtq_elem e = {.iov = iov, .iov_max = 2};
-		while (n < batch && (k = ivl_virtq_pop(r->dev, &e)) == 1) {
-			if (iov[0].iov_len != r->msg || e.out_num != 1)
+		int n = 0;
+		if (one_call)
+			while ((unsigned)n < batch && ivl_virtq_pop(r->dev, &e[n]) == 1)
+				n++;
+		else
+			n = ivl_virtq_pop_many(r->dev, e, batch);
+		if (n < 0)
+			die("virtq: pop");
+		for (int i = 0; i < n; i++) {
+			if (e[i].iov[0].iov_len != r->msg || e[i].out_num != 1)
 				die("virtq: wrong chain");
-			consume(r, priv, iov[0].iov_base, expect);
+			consume(r, priv, e[i].iov[0].iov_base, expect);
 			expect++;
-			ivl_virtq_push(r->dev, e.head, 0);
-			n++;
+			heads[i] = e[i].head;
+			if (one_call && ivl_virtq_push(r->dev, e[i].head, 0) < 0)
+				die("virtq: push");
 		}
+		if (!one_call && n > 0 && ivl_virtq_push_many(r->dev, heads, NULL, (unsigned)n) != n)
+			die("virtq: push_many");
 		if (n) {
 			ivl_virtq_flush(r->dev);
 			atomic_store_explicit(&r->consumed, expect, memory_order_relaxed);
@@ -551,7 +565,7 @@ int main(int argc, char **argv)
 	       pin ? "pinned to 2 cpus" : "not pinned");
 	printf("# producer: 1 memcpy of its private message into a pool buffer, then stamps seq\n"
 	       "#           in it; virtq driver: %s\n"
-	       "# consumer: %s\n"
+	       "# consumer: %s; virtq device: %s\n"
 	       "# memcpy:   1 thread, the same memcpy + stamp into the next buffer of the same\n"
 	       "#           pool (same source, same destination working set)\n"
 	       "# virtq-poll: no notifications; virtq-adaptive: EVENT_IDX + link doorbells,\n"
@@ -559,7 +573,8 @@ int main(int argc, char **argv)
 	       "# ratios: median over rounds of (virtq / contender of the same round)\n",
 	       one_call ? "add / get_used per buffer (--one-call)"
 			: "add_many / get_used_many per batch",
-	       consume_desc[consume_how]);
+	       consume_desc[consume_how],
+	       one_call ? "pop / push per buffer" : "pop_many / push_many per batch");
 	for (int i = 0; i < nsizes; i++)
 		bench_size(sizes[i]);
 	return 0;

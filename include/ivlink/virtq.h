@@ -4,7 +4,8 @@
  * inside a *window* of a shared region (docs/virtio.md).  Ring and buffer
  * addresses are byte offsets into the window; every one is checked.  Driver
  * verbs: add, need_notify (kick), get_used.  Device verbs: pop, push, flush,
- * need_notify.  The device side treats the rings as hostile.
+ * need_notify.  add, get_used, pop and push have batch forms (_many).  The
+ * device side treats the rings as hostile.
  *
  * Thread safety: each object is used by one thread at a time.  The two ends
  * of a virtqueue (an ivl_virtq in the driver role and one in the device role
@@ -198,11 +199,41 @@ struct ivl_virtq_elem {
  *   -EIO        already broken
  */
 int ivl_virtq_pop(struct ivl_virtq *q, struct ivl_virtq_elem *e);
+/*
+ * Device: ivl_virtq_pop() for up to @max chains in one call, into elems[0],
+ * elems[1], ... (each element with its own iov / iov_max, filled as by pop).
+ * Every chain gets exactly pop's checks (it is the same code: pop is this
+ * verb with @max 1); the per-call work is paid once per batch, and with
+ * EVENT_IDX avail_event is stored once, at the end.  Returns how many were
+ * popped (0 if none), or, when the first chain fails, its error (those of
+ * ivl_virtq_pop(), or -EINVAL for an element with iov_max but no iov).
+ * A chain that fails after good ones ends the batch: the call returns the
+ * good ones, which are popped and the caller's as from ivl_virtq_pop(); if
+ * the failure was a hostile ring (any error but -ENOBUFS and -EINVAL), the
+ * queue is broken as pop breaks it, so the next call returns -EIO and those
+ * chains can no longer be pushed (as for chains popped one by one before a
+ * bad one); after -ENOBUFS or -EINVAL nothing of the failing chain is
+ * consumed and the next call meets it first.  @elems is borrowed for the
+ * call; the iovecs point into the window.
+ */
+int ivl_virtq_pop_many(struct ivl_virtq *q, struct ivl_virtq_elem *elems, unsigned max);
 /* Device: record chain @head as used with @len bytes written; not visible
  * to the driver before ivl_virtq_flush().  Errors: -EINVAL (NULL, driver
  * role, head >= num, or more pushes than popped), -EIO.  @head is not
  * checked against the chains popped: the driver checks what it gets. */
 int ivl_virtq_push(struct ivl_virtq *q, uint16_t head, uint32_t len);
+/*
+ * Device: ivl_virtq_push() for @n chains in one call: heads[k] with lens[k]
+ * bytes written (0 for every one when @lens is NULL), with push's checks
+ * for each (the same code: push is this verb with @n 1).  Returns how many
+ * were recorded; they stop at the first that fails, whose error is returned
+ * when it is the first (-EINVAL: head >= num or more pushes than popped;
+ * -EIO broken; -EINVAL for NULL @q or @heads).  Nothing is visible to the
+ * driver before ivl_virtq_flush().  @heads and @lens are borrowed for the
+ * call.
+ */
+int ivl_virtq_push_many(struct ivl_virtq *q, const uint16_t *heads, const uint32_t *lens,
+			unsigned n);
 /* Device: publish every pushed entry (store-release of used->idx).
  * Returns 0.  Errors: -EINVAL (NULL, driver role), -EIO (broken). */
 int ivl_virtq_flush(struct ivl_virtq *q);

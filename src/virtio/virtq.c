@@ -710,21 +710,117 @@ static __attribute__((noinline)) int walk(struct ivl_virtq *q, uint16_t head,
  * this one (the caller almost always reads what it pops).  Only a hint: the
  * entry and its descriptor are read again, copied and checked when popped;
  * nothing read here is trusted or kept, and a prefetch never faults.
+ * @last: the next entry to pop; @shadow: avail->idx as last read.
  */
 #define PREFETCH_AHEAD 4u
-static inline void prefetch_ahead(const struct ivl_virtq *q)
+static inline void prefetch_ahead(const struct ivl_virtq *q, uint16_t last, uint16_t shadow)
 {
 	/* Only in the steady state of a batch: fewer instructions than
 	 * clamping the distance, and the last few of a batch need none. */
-	if ((uint16_t)(q->avail_shadow - q->last_avail) < PREFETCH_AHEAD)
+	if ((uint16_t)(shadow - last) < PREFETCH_AHEAD)
 		return;
-	uint16_t h = le16toh(*(volatile uint16_t *)&q->avail
-				  ->ring[(uint16_t)(q->last_avail + PREFETCH_AHEAD - 1) & q->mask]);
+	uint16_t h = le16toh(
+	    *(volatile uint16_t *)&q->avail->ring[(uint16_t)(last + PREFETCH_AHEAD - 1) & q->mask]);
 	if (h >= q->num)
 		return;
 	uint64_t addr = le64toh(((volatile struct vring_desc *)q->desc)[h].addr);
 	if (addr < q->win_size)
 		__builtin_prefetch(q->win + addr);
+}
+
+/*
+ * Device: pop up to @max chains into elems[0..].  The one implementation of
+ * ivl_virtq_pop() (max 1) and ivl_virtq_pop_many(): every chain gets the
+ * same checks, in the same order, whatever the batch.  Returns how many were
+ * popped; when one fails, the error of the first, else the count of the
+ * good ones before it, whose chains stay popped (the caller owns them as
+ * from pop).  A hostile-ring error breaks the queue (the next call returns
+ * -EIO); -ENOBUFS and -EINVAL (an element without room) consume nothing and
+ * leave the queue healthy.  The queue's indices live in locals for the loop:
+ * stores into the elements may alias the object as far as the compiler
+ * knows.
+ */
+static inline __attribute__((always_inline)) int take_avail(struct ivl_virtq *q,
+							    struct ivl_virtq_elem *elems,
+							    unsigned max)
+{
+	uint16_t last = q->last_avail, shadow = q->avail_shadow;
+	unsigned n = 0;
+	int err = 0;
+	const char *why = "";
+
+	while (n < max) {
+		struct ivl_virtq_elem *e = &elems[n];
+		if (e->iov_max && !e->iov) {
+			err = -EINVAL;
+			break;
+		}
+		if (shadow == last) {
+			/* Acquire: pairs with the store-release of avail->idx in
+			 * publish(): every ring entry and descriptor before it is
+			 * written.  Re-read only when caught up (one cache-line
+			 * move per batch). */
+			uint16_t aidx =
+			    le16toh(atomic_load_explicit(a16(&q->avail->idx), memory_order_acquire));
+			if ((uint16_t)(aidx - last) > q->num) {
+				err = -EOVERFLOW, why = "avail index jumped past the ring size";
+				break;
+			}
+			shadow = aidx;
+			if (aidx == last)
+				break;
+		}
+		uint16_t head = le16toh(*(volatile uint16_t *)&q->avail->ring[last & q->mask]);
+		if (head >= q->num) {
+			err = -ERANGE, why = "head index out of range";
+			break;
+		}
+		/* One copy: the driver may rewrite the descriptor meanwhile. */
+		struct vring_desc d;
+		memcpy(&d, &q->desc[head], sizeof(d));
+		uint16_t fl = le16toh(d.flags);
+		if (!(fl & (VRING_DESC_F_NEXT | VRING_DESC_F_INDIRECT)) && e->iov_max) {
+			/* A chain of one direct descriptor (most small messages):
+			 * the checks walk() makes for it, without the walk.  Its
+			 * length is 32 bits, so the sum cannot overflow. */
+			uint64_t addr = le64toh(d.addr);
+			uint32_t len = le32toh(d.len);
+			if (!in_window(q, addr, len)) {
+				err = -EFAULT, why = "buffer outside the window";
+				break;
+			}
+			bool wr = fl & VRING_DESC_F_WRITE;
+			e->head = head;
+			e->out_num = !wr;
+			e->in_num = wr;
+			e->out_len = wr ? 0 : len;
+			e->in_len = wr ? len : 0;
+			e->iov[0].iov_base = q->win + addr;
+			e->iov[0].iov_len = len;
+		} else {
+			int r = walk(q, head, &d, e, &why);
+			if (r < 0) {
+				err = r;
+				break;
+			}
+		}
+		last++;
+		n++;
+		prefetch_ahead(q, last, shadow);
+	}
+	q->last_avail = last;
+	q->avail_shadow = shadow;
+	q->inflight += n;
+	if (n && q->event_idx && q->notify_on)
+		/* Ordered against the driver by the fences of need_notify /
+		 * enable_notify; a stale value only costs an extra kick. */
+		atomic_store_explicit(q->avail_event, htole16(last), memory_order_relaxed);
+	if (err) {
+		if (err != -ENOBUFS && err != -EINVAL)
+			err = break_queue(q, err, why);
+		return n ? (int)n : err;
+	}
+	return (int)n;
 }
 
 IVL_EXPORT int ivl_virtq_pop(struct ivl_virtq *q, struct ivl_virtq_elem *e)
@@ -733,58 +829,48 @@ IVL_EXPORT int ivl_virtq_pop(struct ivl_virtq *q, struct ivl_virtq_elem *e)
 		return -EINVAL;
 	if (q->broken)
 		return -EIO;
-	if (q->avail_shadow == q->last_avail) {
-		/* Acquire: pairs with the store-release of avail->idx in
-		 * ivl_virtq_add(): every ring entry and descriptor before it is
-		 * written.  Re-read only when caught up (one cache-line move per
-		 * batch). */
-		uint16_t aidx =
-		    le16toh(atomic_load_explicit(a16(&q->avail->idx), memory_order_acquire));
-		if ((uint16_t)(aidx - q->last_avail) > q->num)
-			return break_queue(q, -EOVERFLOW, "avail index jumped past the ring size");
-		q->avail_shadow = aidx;
-		if (aidx == q->last_avail)
-			return 0;
+	return take_avail(q, e, 1);
+}
+
+IVL_EXPORT int ivl_virtq_pop_many(struct ivl_virtq *q, struct ivl_virtq_elem *elems, unsigned max)
+{
+	if (!q || q->role != IVL_VIRTQ_DEVICE || (max && !elems))
+		return -EINVAL;
+	if (q->broken)
+		return -EIO;
+	return take_avail(q, elems, max);
+}
+
+/*
+ * Device: record @n chains as used, heads[k] with lens[k] bytes written (0
+ * for every one when @lens is NULL).  The one implementation of
+ * ivl_virtq_push() (n 1) and ivl_virtq_push_many().  Returns how many were
+ * recorded; when one fails (-EINVAL: head >= num, or more pushes than
+ * popped), -EINVAL if it is the first, else the count of those before it.
+ */
+static inline __attribute__((always_inline)) int put_used(struct ivl_virtq *q,
+							  const uint16_t *heads,
+							  const uint32_t *lens, unsigned n)
+{
+	struct vring_used_elem *ring = q->used->ring;
+	uint16_t idx = q->used_idx;
+	unsigned inflight = q->inflight, k = 0;
+
+	for (; k < n; k++) {
+		if (heads[k] >= q->num || inflight == 0)
+			break;
+		const uint32_t id = htole32(heads[k]), l = htole32(lens ? lens[k] : 0);
+		struct vring_used_elem *u = &ring[idx & q->mask];
+		if (u->id != id || u->len != l) { /* see put_desc() */
+			u->id = id;
+			u->len = l;
+		}
+		idx++;
+		inflight--;
 	}
-	uint16_t head = le16toh(*(volatile uint16_t *)&q->avail->ring[q->last_avail & q->mask]);
-	if (head >= q->num)
-		return break_queue(q, -ERANGE, "head index out of range");
-	/* One copy: the driver may rewrite the descriptor meanwhile. */
-	struct vring_desc d;
-	memcpy(&d, &q->desc[head], sizeof(d));
-	uint16_t fl = le16toh(d.flags);
-	if (!(fl & (VRING_DESC_F_NEXT | VRING_DESC_F_INDIRECT)) && e->iov_max) {
-		/* A chain of one direct descriptor (most small messages): the
-		 * checks walk() makes for it, without the walk.  Its length is
-		 * 32 bits, so the sum cannot overflow. */
-		uint64_t addr = le64toh(d.addr);
-		uint32_t len = le32toh(d.len);
-		if (!in_window(q, addr, len))
-			return break_queue(q, -EFAULT, "buffer outside the window");
-		bool wr = fl & VRING_DESC_F_WRITE;
-		e->head = head;
-		e->out_num = !wr;
-		e->in_num = wr;
-		e->out_len = wr ? 0 : len;
-		e->in_len = wr ? len : 0;
-		e->iov[0].iov_base = q->win + addr;
-		e->iov[0].iov_len = len;
-	} else {
-		const char *why = "";
-		int r = walk(q, head, &d, e, &why);
-		if (r == -ENOBUFS)
-			return r;
-		if (r < 0)
-			return break_queue(q, r, why);
-	}
-	q->last_avail++;
-	q->inflight++;
-	prefetch_ahead(q);
-	if (q->event_idx && q->notify_on)
-		/* Ordered against the driver by the fences of need_notify /
-		 * enable_notify; a stale value only costs an extra kick. */
-		atomic_store_explicit(q->avail_event, htole16(q->last_avail), memory_order_relaxed);
-	return 1;
+	q->used_idx = idx;
+	q->inflight = inflight;
+	return k || !n ? (int)k : -EINVAL;
 }
 
 IVL_EXPORT int ivl_virtq_push(struct ivl_virtq *q, uint16_t head, uint32_t len)
@@ -793,17 +879,18 @@ IVL_EXPORT int ivl_virtq_push(struct ivl_virtq *q, uint16_t head, uint32_t len)
 		return -EINVAL;
 	if (q->broken)
 		return -EIO;
-	if (head >= q->num || q->inflight == 0)
+	int r = put_used(q, &head, &len, 1);
+	return r < 0 ? r : 0;
+}
+
+IVL_EXPORT int ivl_virtq_push_many(struct ivl_virtq *q, const uint16_t *heads,
+				   const uint32_t *lens, unsigned n)
+{
+	if (!q || q->role != IVL_VIRTQ_DEVICE || (n && !heads))
 		return -EINVAL;
-	const uint32_t id = htole32(head), l = htole32(len);
-	struct vring_used_elem *u = &q->used->ring[q->used_idx & q->mask];
-	if (u->id != id || u->len != l) { /* see put_desc() */
-		u->id = id;
-		u->len = l;
-	}
-	q->used_idx++;
-	q->inflight--;
-	return 0;
+	if (q->broken)
+		return -EIO;
+	return put_used(q, heads, lens, n);
 }
 
 IVL_EXPORT int ivl_virtq_flush(struct ivl_virtq *q)
