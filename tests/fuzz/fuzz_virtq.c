@@ -3,8 +3,9 @@
  * Fuzz the device side of a split virtqueue (docs/virtio.md): the input
  * becomes the whole window (rings, indirect tables, buffers) of a ring whose
  * size, features and start index come from the first bytes.  Whatever pop
- * accepts must point inside the window and respect the caller's iovec
- * array; whatever it refuses must leave the queue broken.  The driver side's
+ * (or pop_many, in batches the input chooses) accepts must point inside the
+ * window and respect the caller's iovec array; whatever it refuses must
+ * leave the queue broken.  The driver side's
  * get_used reads the same hostile memory.
  */
 #include <errno.h>
@@ -21,41 +22,72 @@
 #define WIN 65536u
 #define HDR 4
 
-static void device(char *win, unsigned num, uint64_t feat, uint16_t start, unsigned iov_max)
+/* What pop / pop_many accepted: inside the window, within the caller's
+ * iovec array, lengths that add up. */
+static void check_elem(char *win, unsigned num, const struct ivl_virtq_elem *e, unsigned iov_max)
+{
+	FUZZ_CHECK(e->head < num);
+	FUZZ_CHECK(e->out_num + e->in_num <= iov_max);
+	uint64_t total = 0;
+	for (unsigned i = 0; i < e->out_num + e->in_num; i++) {
+		char *b = e->iov[i].iov_base;
+		FUZZ_CHECK(b >= win && e->iov[i].iov_len <= WIN &&
+			   (size_t)(b - win) <= WIN - e->iov[i].iov_len);
+		total += e->iov[i].iov_len;
+		/* Touch the piece: ASan checks the bounds for real. */
+		if (e->iov[i].iov_len)
+			(void)*(volatile char *)(b + e->iov[i].iov_len - 1);
+	}
+	FUZZ_CHECK(total == e->out_len + e->in_len && total <= UINT32_MAX);
+}
+
+#define BATCH 8
+
+/* @batch 0: pop / push one by one; else pop_many / push_many of up to
+ * @batch chains per call. */
+static void device(char *win, unsigned num, uint64_t feat, uint16_t start, unsigned iov_max,
+		   unsigned batch)
 {
 	struct ivl_virtq_opts o = {
 	    .role = IVL_VIRTQ_DEVICE, .num = num, .features = feat, .start_idx = start};
 	FUZZ_CHECK(ivl_virtq_layout_default(num, 0, 0, &o.layout) > 0);
 	struct ivl_virtq *q;
 	FUZZ_CHECK(ivl_virtq_new(&q, win, WIN, &o) == 0);
-	struct iovec iov[64];
+	static struct iovec iov[BATCH][64];
+	struct ivl_virtq_elem e[BATCH];
+	uint16_t heads[BATCH];
+	uint32_t lens[BATCH];
 	int popped = 0;
 	/* More pops than the ring holds: the avail index bounds them. */
 	for (unsigned k = 0; k < num + 4; k++) {
-		struct ivl_virtq_elem e = {.iov = iov, .iov_max = iov_max};
-		int r = ivl_virtq_pop(q, &e);
+		for (unsigned i = 0; i < BATCH; i++)
+			e[i] = (struct ivl_virtq_elem){.iov = iov[i], .iov_max = iov_max};
+		int r = batch ? ivl_virtq_pop_many(q, e, batch) : ivl_virtq_pop(q, e);
 		if (r == 0 || r == -ENOBUFS)
 			break;
 		if (r < 0) {
 			FUZZ_CHECK(ivl_virtq_broken(q) == r);
-			FUZZ_CHECK(ivl_virtq_pop(q, &e) == -EIO);
+			FUZZ_CHECK(ivl_virtq_pop(q, e) == -EIO);
+			FUZZ_CHECK(ivl_virtq_pop_many(q, e, BATCH) == -EIO);
 			break;
 		}
-		FUZZ_CHECK(r == 1 && e.head < num);
-		FUZZ_CHECK(e.out_num + e.in_num <= iov_max);
-		uint64_t total = 0;
-		for (unsigned i = 0; i < e.out_num + e.in_num; i++) {
-			char *b = iov[i].iov_base;
-			FUZZ_CHECK(b >= win && iov[i].iov_len <= WIN &&
-				   (size_t)(b - win) <= WIN - iov[i].iov_len);
-			total += iov[i].iov_len;
-			/* Touch the piece: ASan checks the bounds for real. */
-			if (iov[i].iov_len)
-				(void)*(volatile char *)(b + iov[i].iov_len - 1);
+		FUZZ_CHECK(r >= 1 && (unsigned)r <= (batch ? batch : 1));
+		for (int i = 0; i < r; i++) {
+			check_elem(win, num, &e[i], iov_max);
+			heads[i] = e[i].head;
+			lens[i] = (uint32_t)e[i].in_len;
 		}
-		FUZZ_CHECK(total == e.out_len + e.in_len && total <= UINT32_MAX);
-		popped++;
-		FUZZ_CHECK(ivl_virtq_push(q, e.head, (uint32_t)e.in_len) == 0);
+		popped += r;
+		/* Good chains before a bad one are popped; the queue is then
+		 * broken and takes nothing back. */
+		int broken = ivl_virtq_broken(q);
+		if (batch)
+			FUZZ_CHECK(ivl_virtq_push_many(q, heads, lens, (unsigned)r) ==
+				   (broken ? -EIO : r));
+		else
+			FUZZ_CHECK(ivl_virtq_push(q, heads[0], lens[0]) == (broken ? -EIO : 0));
+		if (broken)
+			break;
 		if (k & 1)
 			FUZZ_CHECK(ivl_virtq_flush(q) == 0);
 	}
@@ -65,6 +97,8 @@ static void device(char *win, unsigned num, uint64_t feat, uint16_t start, unsig
 		FUZZ_CHECK(ivl_virtq_enable_notify(q) >= 0);
 		ivl_virtq_disable_notify(q);
 	}
+	/* More than num only if the queue stayed healthy and the driver's
+	 * index moved on: it cannot here (the memory is fixed). */
 	FUZZ_CHECK(popped <= (int)num);
 	ivl_virtq_free(q);
 }
@@ -112,7 +146,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t n = size - HDR < WIN ? size - HDR : WIN;
 	memset(win, 0, WIN);
 	memcpy(win, data + HDR, n);
-	device(win, num, feat, start, iov_max);
+	/* One by one, or in batches of 1..8 (the batch verbs share pop's and
+	 * push's checks; the fuzzer reaches both the same way). */
+	device(win, num, feat, start, iov_max, (data[0] / 10u) % (BATCH + 1));
 	memset(win, 0, WIN);
 	memcpy(win, data + HDR, n);
 	driver(win, num, feat, start);

@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: MIT
 """Write the seed corpora of fuzz_virtq, fuzz_mmio and fuzz_blk (deterministic).
 
-virtq inputs: [log2 num][flags: bit0 INDIRECT, bit1 EVENT_IDX, bits 2.. iov_max-1]
+virtq inputs: [log2 num + 10 * batch (0: pop / push one by one, 1..8: pop_many /
+push_many)][flags: bit0 INDIRECT, bit1 EVENT_IDX, bits 2.. iov_max-1]
 [start idx le16] then the window from offset 0 with the default layout
 (descriptors, avail, used on the next 64-byte line).
 mmio inputs: [mode: bit0 MSI, bit1 sharing] then 8-byte operations
@@ -26,7 +27,7 @@ def layout(num):
     return desc, avail, used
 
 
-def ring(lognum, flags, start, descs, heads, extra=(), avail_idx=None):
+def ring(lognum, flags, start, descs, heads, extra=(), avail_idx=None, batch=0):
     num = 1 << lognum
     desc, avail, used = layout(num)
     win = bytearray(8192)
@@ -39,7 +40,7 @@ def ring(lognum, flags, start, descs, heads, extra=(), avail_idx=None):
     struct.pack_into('<H', win, used + 2, start)
     for off, data in extra:
         win[off:off + len(data)] = data
-    return bytes([lognum, flags]) + struct.pack('<H', start) + bytes(win)
+    return bytes([lognum + 10 * batch, flags]) + struct.pack('<H', start) + bytes(win)
 
 
 def table(entries):
@@ -67,6 +68,16 @@ def virtq_seeds():
     yield 'read_after_write', ring(3, 0x3c, 0, [(4096, 8, WRITE | NEXT, 1),
                                                 (4104, 8, 0, 0)], [0])
     yield 'iov_small', ring(3, 0x00, 0, [(4096, 8, NEXT, 1), (4104, 8, 0, 0)], [0])
+    # the batch verbs: good chains, then a bad one in the same batch
+    yield 'batch_wrap', ring(2, 0x3e, 65534, [(4096, 8, 0, 0), (4104, 8, WRITE, 0),
+                                              (4112, 8, 0, 0)], [0, 1, 2], batch=2)
+    yield 'batch_good_loop', ring(3, 0x3c, 0, [(4096, 8, NEXT, 0), (4096, 64, 0, 0),
+                                               (4160, 32, WRITE, 0)], [1, 2, 0], batch=4)
+    yield 'batch_good_range', ring(3, 0x3c, 0, [(4096, 8, 0, 0), (4104, 8, 0, 0)],
+                                   [0, 1, 8], batch=8)
+    yield 'batch_good_enobufs', ring(3, 0x04, 0, [(4096, 8, NEXT, 1), (4104, 8, NEXT, 2),
+                                                  (4112, 8, 0, 0), (4120, 8, 0, 0)],
+                                     [3, 3, 0], batch=3)
     yield 'used_back', ring(3, 0x3c, 0, [(4096, 8, 0, 0)], [0],
                             extra=[(192, struct.pack('<HHII', 0, 1, 0, 8))])
 

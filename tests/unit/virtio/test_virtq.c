@@ -5,6 +5,7 @@
  * hostile rings, each of which must give its documented error, break the
  * queue, and never crash.
  */
+#include <endian.h>
 #include <errno.h>
 #include <linux/virtio_ring.h>
 #include <stdint.h>
@@ -77,8 +78,38 @@ static int serve_one(struct pair *p)
 	return 1;
 }
 
-static void round_trips(unsigned num, uint16_t start, uint64_t features, unsigned ind_max,
-			unsigned rounds)
+/* Device: the same through pop_many / push_many, up to @max per call.
+ * Returns how many, or the error of the first call. */
+static int serve_many(struct pair *p, unsigned max)
+{
+	struct iovec iov[8][16];
+	struct ivl_virtq_elem e[8];
+	uint16_t heads[8];
+	uint32_t lens[8];
+	int total = 0, n;
+	assert_true(max >= 1 && max <= 8);
+	for (unsigned i = 0; i < 8; i++)
+		e[i] = (struct ivl_virtq_elem){.iov = iov[i], .iov_max = 16};
+	while ((n = ivl_virtq_pop_many(p->dev, e, max)) > 0) {
+		assert_true((unsigned)n <= max);
+		for (int i = 0; i < n; i++) {
+			assert_true(e[i].out_num >= 1 && e[i].in_num >= 1);
+			uint32_t tag;
+			memcpy(&tag, e[i].iov[0].iov_base, 4);
+			tag++;
+			memcpy(e[i].iov[e[i].out_num].iov_base, &tag, 4);
+			heads[i] = e[i].head;
+			lens[i] = 4;
+		}
+		assert_int_equal(ivl_virtq_push_many(p->dev, heads, lens, (unsigned)n), n);
+		total += n;
+	}
+	return n < 0 ? n : total;
+}
+
+/* @many: the device serves through the batch verbs, 1 + round % 8 per call. */
+static void round_trips_v(unsigned num, uint16_t start, uint64_t features, unsigned ind_max,
+			  unsigned rounds, bool many)
 {
 	struct pair p;
 	pair_open(&p, num, features, ind_max, start);
@@ -98,9 +129,13 @@ static void round_trips(unsigned num, uint16_t start, uint64_t features, unsigne
 		}
 		assert_true(added >= 1);
 		int served = 0, r;
-		while ((r = serve_one(&p)) == 1)
-			served++;
-		assert_int_equal(r, 0);
+		if (many) {
+			served = serve_many(&p, 1 + round % 8);
+		} else {
+			while ((r = serve_one(&p)) == 1)
+				served++;
+			assert_int_equal(r, 0);
+		}
 		assert_int_equal(served, (int)added);
 		assert_int_equal(ivl_virtq_flush(p.dev), 0);
 		void *tok;
@@ -120,6 +155,13 @@ static void round_trips(unsigned num, uint16_t start, uint64_t features, unsigne
 	assert_int_equal(ivl_virtq_broken(p.drv), 0);
 	assert_int_equal(ivl_virtq_broken(p.dev), 0);
 	pair_close(&p);
+}
+
+static void round_trips(unsigned num, uint16_t start, uint64_t features, unsigned ind_max,
+			unsigned rounds)
+{
+	round_trips_v(num, start, features, ind_max, rounds, false);
+	round_trips_v(num, start, features, ind_max, rounds, true);
 }
 
 static void test_round_trip(void **state)
@@ -436,7 +478,19 @@ static void put(struct vring_desc *d, uint64_t addr, uint32_t len, uint16_t flag
 	d->next = next;
 }
 
-static void run_hostile(enum corrupt what, int err, const char *name)
+/* How run_hostile() meets the hostile chain. */
+enum hostile_via {
+	VIA_POP,	 /* ivl_virtq_pop() */
+	VIA_MANY_FIRST,	 /* ivl_virtq_pop_many(), the hostile chain first */
+	VIA_MANY_BEHIND, /* ivl_virtq_pop_many(), behind two good chains */
+};
+
+/* The two good chains queued before the hostile one (VIA_MANY_BEHIND):
+ * heads 5 (readable) and 6 (writable), never touched by a corruption. */
+#define GOOD_A 5
+#define GOOD_B 6
+
+static void run_hostile(enum corrupt what, int err, const char *name, enum hostile_via via)
 {
 	/* A window far larger than the memory behind it: pop never touches
 	 * buffers, only the rings (at the start), so huge lengths can pass
@@ -519,21 +573,73 @@ static void run_hostile(enum corrupt what, int err, const char *name)
 		put(&d[0], WIN - 32, 64, VRING_DESC_F_WRITE, 0);
 		break;
 	}
-	av->ring[0] = head;
+	unsigned good = 0; /* good chains in front of the hostile one */
+	if (via == VIA_MANY_BEHIND) {
+		put(&d[GOOD_A], 65536, 64, 0, 0);
+		put(&d[GOOD_B], 65536 + 64, 32, VRING_DESC_F_WRITE, 0);
+		av->ring[0] = GOOD_A;
+		av->ring[1] = GOOD_B;
+		good = 2;
+		/* An index jump is only seen when the index is read: after the
+		 * good ones were seen (below), it jumps. */
+		if (what == C_AVAIL_JUMP)
+			head = 0, idx = 3;
+		else
+			idx = (uint16_t)(idx + good);
+	}
+	av->ring[good] = head;
 	av->idx = idx;
 
 	struct ivl_virtq_opts o = {
 	    .role = IVL_VIRTQ_DEVICE, .num = num, .features = feat, .layout = lay};
 	struct ivl_virtq *q;
 	assert_int_equal(ivl_virtq_new(&q, win, winsz, &o), 0);
-	struct iovec iov[64];
-	struct ivl_virtq_elem e = {.iov = iov, .iov_max = 64};
-	int r = ivl_virtq_pop(q, &e);
+	struct iovec iov[4][64];
+	struct ivl_virtq_elem e[4];
+	for (unsigned i = 0; i < 4; i++)
+		e[i] = (struct ivl_virtq_elem){.iov = iov[i], .iov_max = 64};
+	int r;
+	if (via == VIA_POP) {
+		r = ivl_virtq_pop(q, &e[0]);
+	} else if (via == VIA_MANY_FIRST) {
+		r = ivl_virtq_pop_many(q, e, 4);
+	} else {
+		if (what == C_AVAIL_JUMP) {
+			/* The device saw 3 entries (one popped); then the
+			 * index jumps past the ring before the next read. */
+			assert_int_equal(ivl_virtq_pop_many(q, e, 1), 1);
+			assert_int_equal(e[0].head, GOOD_A);
+			av->idx = (uint16_t)(3 + num + 1);
+			r = ivl_virtq_pop_many(q, e + 1, 3);
+			/* GOOD_B and entry 2 (a good chain here), then the
+			 * jump. */
+			if (r != 2)
+				fail_msg("%s (behind): pop_many gave %d, want 2", name, r);
+		} else {
+			r = ivl_virtq_pop_many(q, e, 4);
+			if (r != 2)
+				fail_msg("%s (behind): pop_many gave %d, want 2", name, r);
+			/* The good ones are popped, whole and checked. */
+			assert_int_equal(e[0].head, GOOD_A);
+			assert_int_equal(e[0].out_num, 1);
+			assert_int_equal(e[0].out_len, 64);
+			assert_ptr_equal(e[0].iov[0].iov_base, win + 65536);
+			assert_int_equal(e[1].head, GOOD_B);
+			assert_int_equal(e[1].in_num, 1);
+			assert_int_equal(e[1].in_len, 32);
+			assert_ptr_equal(e[1].iov[0].iov_base, win + 65536 + 64);
+		}
+		r = ivl_virtq_broken(q);
+	}
 	if (r != err)
-		fail_msg("%s: pop gave %d, want %d", name, r, err);
+		fail_msg("%s (via %d): gave %d, want %d", name, (int)via, r, err);
 	assert_int_equal(ivl_virtq_broken(q), err);
-	assert_int_equal(ivl_virtq_pop(q, &e), -EIO);
+	assert_int_equal(ivl_virtq_pop(q, &e[0]), -EIO);
+	assert_int_equal(ivl_virtq_pop_many(q, e, 4), -EIO);
+	/* Chains popped before the break cannot be pushed any more. */
+	uint16_t heads[2] = {GOOD_A, GOOD_B};
 	assert_int_equal(ivl_virtq_push(q, 0, 0), -EIO);
+	assert_int_equal(ivl_virtq_push_many(q, heads, NULL, 2), -EIO);
 	assert_int_equal(ivl_virtq_flush(q), -EIO);
 	assert_int_equal(ivl_virtq_need_notify(q), -EIO);
 	ivl_virtq_free(q);
@@ -543,7 +649,9 @@ static void run_hostile(enum corrupt what, int err, const char *name)
 static void test_hostile(void **state)
 {
 	for (size_t i = 0; i < sizeof(hostile) / sizeof(hostile[0]); i++)
-		run_hostile(hostile[i].what, hostile[i].err, hostile[i].name);
+		for (int via = VIA_POP; via <= VIA_MANY_BEHIND; via++)
+			run_hostile(hostile[i].what, hostile[i].err, hostile[i].name,
+				    (enum hostile_via)via);
 }
 
 /*
@@ -669,6 +777,128 @@ static void test_many(void **state)
 	pair_close(&p);
 }
 
+/*
+ * The device's batch verbs: pop_many / push_many, their arguments, partial
+ * results that leave the queue healthy (-ENOBUFS, an element without room),
+ * avail_event, and hostile entries behind good ones (pop's look-ahead for
+ * the prefetch meets them inside one batch).
+ */
+/* The device's avail_event, at the end of the used ring. */
+static uint16_t avail_event(const struct pair *p)
+{
+	uint16_t v;
+	memcpy(&v, p->win + p->lay.used + 4 + 8 * p->num, 2);
+	return le16toh(v);
+}
+
+static void test_many_device(void **state)
+{
+	struct pair p;
+	pair_open(&p, 8, IVL_VIRTQ_F_EVENT_IDX, 0, 65534);
+	struct iovec iov[4][2];
+	struct ivl_virtq_elem e[4];
+	for (unsigned i = 0; i < 4; i++)
+		e[i] = (struct ivl_virtq_elem){.iov = iov[i], .iov_max = 2};
+	uint16_t heads[4];
+	uint32_t lens[4] = {10, 11, 12, 13};
+	assert_int_equal(ivl_virtq_pop_many(NULL, e, 4), -EINVAL);
+	assert_int_equal(ivl_virtq_pop_many(p.drv, e, 4), -EINVAL);
+	assert_int_equal(ivl_virtq_pop_many(p.dev, NULL, 4), -EINVAL);
+	assert_int_equal(ivl_virtq_pop_many(p.dev, e, 0), 0);
+	assert_int_equal(ivl_virtq_pop_many(p.dev, e, 4), 0); /* nothing yet */
+	assert_int_equal(ivl_virtq_push_many(NULL, heads, NULL, 1), -EINVAL);
+	assert_int_equal(ivl_virtq_push_many(p.drv, heads, NULL, 1), -EINVAL);
+	assert_int_equal(ivl_virtq_push_many(p.dev, NULL, NULL, 1), -EINVAL);
+	assert_int_equal(ivl_virtq_push_many(p.dev, heads, NULL, 0), 0);
+	heads[0] = 0;
+	assert_int_equal(ivl_virtq_push_many(p.dev, heads, NULL, 1), -EINVAL); /* none popped */
+
+	/* Five one-piece buffers and a chain of three behind them (the
+	 * indices wrap: start 65534). */
+	struct iovec v[5], three[3];
+	void *toks[5];
+	for (unsigned i = 0; i < 5; i++) {
+		v[i] = (struct iovec){buf(&p, i), 16 + i};
+		toks[i] = &v[i];
+	}
+	for (unsigned i = 0; i < 3; i++)
+		three[i] = (struct iovec){buf(&p, 8 + i), 8};
+	assert_int_equal(ivl_virtq_add_many(p.drv, v, 5, false, toks), 5);
+	assert_true(ivl_virtq_add(p.drv, three, 3, NULL, 0, &p) >= 0);
+	assert_int_equal(ivl_virtq_pop_many(p.dev, e, 2), 2);
+	/* avail_event follows what was popped, once per call. */
+	assert_int_equal(avail_event(&p), (uint16_t)(65534 + 2));
+	/* An element with room for pieces but no array: -EINVAL for it,
+	 * those before it are popped, nothing of it is consumed. */
+	e[1].iov = NULL;
+	assert_int_equal(ivl_virtq_pop_many(p.dev, e, 4), 1);
+	assert_int_equal(ivl_virtq_pop_many(p.dev, e + 1, 3), -EINVAL);
+	assert_int_equal(ivl_virtq_broken(p.dev), 0);
+	e[1].iov = iov[1];
+	/* Two more, then the chain of three does not fit iov_max 2:
+	 * -ENOBUFS for it, the two are popped, the queue stays healthy. */
+	assert_int_equal(ivl_virtq_pop_many(p.dev, e, 4), 2);
+	assert_ptr_equal(e[0].iov[0].iov_base, buf(&p, 3));
+	assert_ptr_equal(e[1].iov[0].iov_base, buf(&p, 4));
+	assert_int_equal(e[1].out_len, 20);
+	assert_int_equal(ivl_virtq_pop_many(p.dev, e, 4), -ENOBUFS);
+	assert_int_equal(ivl_virtq_broken(p.dev), 0);
+	struct iovec big[3];
+	e[2] = (struct ivl_virtq_elem){.iov = big, .iov_max = 3};
+	assert_int_equal(ivl_virtq_pop_many(p.dev, e + 2, 1), 1);
+	assert_int_equal(e[2].out_num, 3);
+	assert_int_equal(e[2].out_len, 24);
+	assert_int_equal(ivl_virtq_pop_many(p.dev, e, 4), 0);
+	assert_int_equal(avail_event(&p), (uint16_t)(65534 + 6));
+
+	/* Six popped, in ring order: heads 0..5.  push_many stops at the
+	 * first bad head (>= num) with the good ones before it recorded. */
+	uint16_t hs[4] = {0, 1, 8, 2};
+	assert_int_equal(ivl_virtq_push_many(p.dev, hs, lens, 4), 2);
+	assert_int_equal(ivl_virtq_push_many(p.dev, hs + 2, lens, 2), -EINVAL);
+	uint16_t rest[5] = {2, 3, 4, 5, 5};
+	/* More pushes than popped: the fifth is refused. */
+	assert_int_equal(ivl_virtq_push_many(p.dev, rest, NULL, 5), 4);
+	assert_int_equal(ivl_virtq_push_many(p.dev, rest + 4, NULL, 1), -EINVAL);
+	assert_int_equal(ivl_virtq_broken(p.dev), 0);
+	assert_int_equal(ivl_virtq_flush(p.dev), 0);
+	void *got[8];
+	uint32_t glen[8];
+	assert_int_equal(ivl_virtq_get_used_many(p.drv, got, glen, 8), 6);
+	assert_int_equal(glen[0], 10);
+	assert_int_equal(glen[1], 11);
+	for (unsigned i = 2; i < 6; i++)
+		assert_int_equal(glen[i], 0); /* lens NULL: 0 bytes written */
+	for (unsigned i = 0; i < 5; i++)
+		assert_ptr_equal(got[i], toks[i]);
+	assert_ptr_equal(got[5], &p);
+	pair_close(&p);
+
+	/* Hostile entries behind good ones in one batch (the look-ahead of
+	 * the prefetch reads them first: it must neither trust nor crash on
+	 * them); popping them breaks the queue and the good ones come back. */
+	for (int bad = 0; bad < 2; bad++) {
+		pair_open(&p, 8, 0, 0, 0);
+		struct vring_desc *d = (struct vring_desc *)(p.win + p.lay.desc);
+		struct vring_avail *av = (struct vring_avail *)(p.win + p.lay.avail);
+		struct iovec rd = {buf(&p, 0), 64};
+		for (unsigned i = 0; i < 8; i++)
+			assert_true(ivl_virtq_add(p.drv, &rd, 1, NULL, 0, &p) >= 0);
+		for (unsigned i = 3; i < 8; i++) {
+			if (bad)
+				av->ring[i] = (uint16_t)(8 + i); /* head >= num */
+			else
+				d[av->ring[i]].addr = UINT64_MAX - 8; /* outside */
+		}
+		assert_int_equal(ivl_virtq_pop_many(p.dev, e, 4), 3);
+		for (unsigned i = 0; i < 3; i++)
+			assert_ptr_equal(e[i].iov[0].iov_base, buf(&p, 0));
+		assert_int_equal(ivl_virtq_broken(p.dev), bad ? -ERANGE : -EFAULT);
+		assert_int_equal(ivl_virtq_pop_many(p.dev, e, 4), -EIO);
+		pair_close(&p);
+	}
+}
+
 static void test_hostile_device(void **state)
 {
 	/* The driver checks what the device hands back, too. */
@@ -755,6 +985,7 @@ int main(void)
 	    cmocka_unit_test(test_flags),	   cmocka_unit_test(test_hostile),
 	    cmocka_unit_test(test_hostile_device), cmocka_unit_test(test_single),
 	    cmocka_unit_test(test_many),	   cmocka_unit_test(test_defer_publish),
+	    cmocka_unit_test(test_many_device),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
