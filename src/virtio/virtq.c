@@ -705,9 +705,11 @@ static __attribute__((noinline)) int walk(struct ivl_virtq *q, uint16_t head,
 }
 
 /*
- * Device: start fetching the buffer of an entry a few places ahead, so that
- * its cache-line transfer from the driver's CPU overlaps the caller's work on
- * this one (the caller almost always reads what it pops).  Only a hint: the
+ * Device, one chain per call: start fetching the buffer of an entry a few
+ * places ahead, so that its cache-line transfer from the driver's CPU
+ * overlaps the caller's work on this one (the caller almost always reads what
+ * it pops).  (A batch prefetches each chain's buffer as it pops it: the
+ * caller reads them only after the whole batch is popped.)  Only a hint: the
  * entry and its descriptor are read again, copied and checked when popped;
  * nothing read here is trusted or kept, and a prefetch never faults.
  * @last: the next entry to pop; @shadow: avail->idx as last read.
@@ -797,6 +799,12 @@ static inline __attribute__((always_inline)) int take_avail(struct ivl_virtq *q,
 			e->in_len = wr ? len : 0;
 			e->iov[0].iov_base = q->win + addr;
 			e->iov[0].iov_len = len;
+			/* A batch: start the buffer's transfer now, while the
+			 * rest of the batch is popped (its address is checked;
+			 * a hint, no extra read).  One at a time: see
+			 * prefetch_ahead(). */
+			if (max > 1)
+				__builtin_prefetch(q->win + addr);
 		} else {
 			int r = walk(q, head, &d, e, &why);
 			if (r < 0) {
@@ -806,7 +814,8 @@ static inline __attribute__((always_inline)) int take_avail(struct ivl_virtq *q,
 		}
 		last++;
 		n++;
-		prefetch_ahead(q, last, shadow);
+		if (max == 1)
+			prefetch_ahead(q, last, shadow);
 	}
 	q->last_avail = last;
 	q->avail_shadow = shadow;
