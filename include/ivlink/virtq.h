@@ -104,7 +104,8 @@ int ivl_virtq_broken(const struct ivl_virtq *q);
  * @token (not NULL) comes back from ivl_virtq_get_used().  The avail index is
  * published at once (store-release), unless the queue was made with
  * defer_publish: then the device sees the buffer after ivl_virtq_publish()
- * or ivl_virtq_need_notify().
+ * or ivl_virtq_need_notify().  Returns the index of the chain's head
+ * descriptor (>= 0; 0 is a success too).
  * Errors: -EINVAL (no pieces, NULL token, wrong role), -EFAULT (a piece
  * outside the window), -ENOSPC (not enough free descriptors), -EIO (broken).
  */

@@ -301,3 +301,31 @@ virtio_guest_initramfs() {
 	fi
 	log "built the modules and initramfs in $(elapsed "$t0") s"
 }
+
+static_guest_build() {
+	# static_guest_build OUT SOURCE.c: a static guest program against
+	# $build's libivlink_internal.a (and libsodium.a, which the SDM code
+	# needs), -Werror; exits 1 on failure (call static_guest_prereqs
+	# first).
+	local sodium_a
+	sodium_a=$(ls /usr/lib/*/libsodium.a /usr/lib/libsodium.a 2>/dev/null | head -n1)
+	# shellcheck disable=SC2086
+	if ! ${CC:-gcc} -static -O2 -std=gnu11 -Wall -Wextra -Werror -I"$build/include" -I"$repo/include" -o "$1" \
+		"$2" "$build/src/libivlink_internal.a" $sodium_a -lpthread -lrt >"$work/build-guest.log" 2>&1; then
+		cat "$work/build-guest.log"
+		log "FAIL: building $(basename "$2") (libsodium.a: '$sodium_a')"
+		exit 1
+	fi
+}
+
+dev_serve_start() {
+	# dev_serve_start LOG ARGS...: `ivlink dev serve ARGS` on the server at
+	# $sockdir/sock ($cli_bin, -v) in the background: $host_pid, also in
+	# $pids.  Returns 0 once it serves (bounded: 10 s), else 1.
+	local logf=$1
+	shift
+	"$cli_bin" -S "$sockdir/sock" -v dev serve "$@" >"$logf" 2>&1 &
+	host_pid=$!
+	pids+=("$host_pid")
+	wait_for_line "$logf" '^serving on peer' 10 "$host_pid"
+}

@@ -63,10 +63,7 @@ truncate -s "${img_mib}M" "$img"
 
 start_host() {
 	# start_host LOG: a device host serving $img as "disk"
-	"$cli_bin" -S "$sockdir/sock" -v dev serve --blk "disk=$img" >"$1" 2>&1 &
-	host_pid=$!
-	pids+=("$host_pid")
-	wait_for_line "$1" '^serving on peer' 10 "$host_pid"
+	dev_serve_start "$1" --blk "disk=$img"
 }
 
 guest() {

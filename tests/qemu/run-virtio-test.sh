@@ -64,16 +64,7 @@ static_guest_prereqs
 t0=$(date +%s.%N)
 mkdir -p "$work/guest"
 gprog=$work/guest/ivl-virtio-guest
-# The SDM device links the SDM library, which uses libsodium.
-sodium_a=$(ls /usr/lib/*/libsodium.a /usr/lib/libsodium.a 2>/dev/null | head -n1)
-# shellcheck disable=SC2086
-if ! $cc -static -O2 -std=gnu11 -Wall -Wextra -Werror -I"$build/include" -I"$repo/include" -o "$gprog" \
-	"$here/guest-virtio/ivl-virtio-guest.c" "$build/src/libivlink_internal.a" $sodium_a \
-	-lpthread -lrt >"$work/build-guest.log" 2>&1; then
-	cat "$work/build-guest.log"
-	log "FAIL: building ivl-virtio-guest (libsodium.a: '$sodium_a')"
-	exit 1
-fi
+CC=$cc static_guest_build "$gprog" "$here/guest-virtio/ivl-virtio-guest.c"
 if ! "$here/mkinitramfs.sh" "$work/initrd.gz" "$gprog" >"$work/mkinitramfs.log" 2>&1; then
 	cat "$work/mkinitramfs.log"
 	log "FAIL: building the initramfs"
