@@ -41,6 +41,7 @@
 #include <ivlink/proto/transport.h>
 
 #include "ivlink_ivshmem.h"
+#include "virtio_ivlink_wire.h"
 
 static unsigned long long area;
 module_param(area, ullong, 0444);
@@ -55,8 +56,6 @@ MODULE_PARM_DESC(timeout_ms, "bound of one command, ms (default 5000)");
 #define VIVL_POLL_MS 20		/* the used ring is looked at this often */
 #define VIVL_WATCH_MS 100	/* the device host's liveness is looked at this often */
 #define VIVL_LIST_EVERY 10	/* ... and its device list every 10th time */
-#define VIVL_IN_OFF 4096u	/* answer half of the command buffer */
-#define VIVL_IN_MAX (IVL_TRANSPORT_CMDBUF_SIZE - VIVL_IN_OFF)
 #define VIVL_OUT_MAX (VIVL_IN_OFF - sizeof(struct ivl_transport_cmd))
 
 /* virtio device status bits and VERSION_1 (virtio 1.x §2.1, §6). */
@@ -88,14 +87,6 @@ struct vivl_desc {
 #define VIVL_CONSOLE_WINDOW (256u * 1024) /* rings, 32 receive pages, transmits */
 
 struct vivl;
-
-/* A managed device as QUERY/CREATE describe it (checked). */
-struct vivl_info {
-	u64 id, window_offset, window_size;
-	u32 virtio_id, status, flags;
-	u16 num_queues, msi_vectors, driver_peer;
-	char backend[64];
-};
 
 /* A managed device registered with the virtio core. */
 struct vivl_vdev {
@@ -219,36 +210,28 @@ static bool vivl_peer_has(struct vivl *v, u32 peer, u32 vec)
 static int vivl_map_area(struct vivl *v)
 {
 	struct ivl_shm_header h;
-	u64 hsize, app, rest;
+	struct vivl_layout l;
 	u32 state;
+	int ret;
 
 	if (v->region_size < sizeof(h))
 		return -ENODEV;
 	/* Pairs with the server's release store of state = READY. */
 	state = smp_load_acquire((u32 *)(v->region + offsetof(struct ivl_shm_header, state)));
 	memcpy(&h, v->region, sizeof(h));
-	if (le64_to_cpu(h.magic) != IVL_SHM_MAGIC || state != IVL_SHM_READY)
-		return -EAGAIN;
-	hsize = le32_to_cpu(h.header_size);
-	v->max_peers = le32_to_cpu(h.max_peers);
-	if (le32_to_cpu(h.version) != IVL_SHM_VERSION ||
-	    le64_to_cpu(h.region_size) > v->region_size ||
-	    le32_to_cpu(h.peer_table_offset) != IVL_SHM_PEER_TABLE_OFFSET ||
-	    le32_to_cpu(h.peer_entry_size) != sizeof(struct ivl_shm_peer) ||
-	    v->max_peers == 0 || v->max_peers > 65536 || hsize % IVL_SHM_PAGE ||
-	    hsize < ivl_shm_header_size(v->max_peers) || hsize > v->region_size) {
+	ret = vivl_header_check(&h, state, v->region_size, area, &l);
+	if (ret == -EAGAIN)
+		return ret;
+	if (ret == -ENODEV)
 		dev_err(&v->adev->dev, "the ivlink header is not valid\n");
-		return -ENODEV;
-	}
-	app = v->region_size - hsize;
-	if (area % 8 || area > app || app - area < IVL_TRANSPORT_AREA_MIN) {
+	if (ret == -ERANGE)
 		dev_err(&v->adev->dev, "area=%llu: outside the %llu-byte app area or too small\n",
-			area, app);
+			area, v->region_size - l.header_size);
+	if (ret)
 		return -ENODEV;
-	}
-	rest = app - area;
-	v->mgmt = v->region + hsize + area;
-	v->mgmt_size = rest;
+	v->max_peers = l.max_peers;
+	v->mgmt = v->region + l.mgmt_off;
+	v->mgmt_size = l.mgmt_size;
 	v->ctl = (struct ivl_transport_ctl *)v->mgmt;
 	v->win = v->mgmt + IVL_TRANSPORT_RING_OFF;
 	return 0;
@@ -434,7 +417,7 @@ static int vivl_cmd(struct vivl *v, u64 id, u16 cls, u16 cmd, const void *out,
 	__le16 *avail = (__le16 *)(v->win + VIVL_AVAIL_OFF);
 	u8 *buf = v->win + VIVL_CMD_WOFF;
 	unsigned long end = jiffies + msecs_to_jiffies(timeout_ms);
-	u32 len = 0, ack;
+	u32 len = 0;
 	int ret;
 
 	lockdep_assert_held(&v->lock);
@@ -468,7 +451,7 @@ static int vivl_cmd(struct vivl *v, u64 id, u16 cls, u16 cmd, const void *out,
 	ret = vivl_kick(v);
 	if (!ret)
 		ret = vivl_wait_used(v, end, &len);
-	if (!ret && (len < 4 || len > VIVL_IN_MAX))
+	if (!ret && !vivl_used_len_ok(len))
 		ret = -EPROTO;
 	if (ret) {
 		/* A command may still be in flight: a new ring next time. */
@@ -479,20 +462,10 @@ static int vivl_cmd(struct vivl *v, u64 id, u16 cls, u16 cmd, const void *out,
 	/* Copy the answer out of shared memory before reading it. */
 	memcpy(v->ans, buf + VIVL_IN_OFF, len);
 	vivl_unlock(v);
-	ack = get_unaligned_le32(v->ans);
-	if (ack == IVL_TRANSPORT_ERR) {
-		if (len != 8)
-			return -EPROTO;
-		if (reason)
-			*reason = get_unaligned_le32(v->ans + 4);
-		return -EREMOTEIO;
-	}
-	if (ack != IVL_TRANSPORT_OK)
-		return -EPROTO;
-	len -= 4;
-	if (in_max)
-		memcpy(in, v->ans + 4, min_t(size_t, len, in_max));
-	return len;
+	ret = vivl_answer_parse(v->ans, len, reason);
+	if (ret > 0 && in_max)
+		memcpy(in, v->ans + 4, min_t(size_t, ret, in_max));
+	return ret;
 }
 
 /* A command whose answer must be exactly @in_len bytes (0: none). */
@@ -613,23 +586,7 @@ static int vivl_begin(struct vivl *v)
 static int vivl_parse_info(struct vivl *v, const struct ivl_transport_info *w,
 			   struct vivl_info *i)
 {
-	i->id = le64_to_cpu(w->device_id);
-	i->virtio_id = le32_to_cpu(w->virtio_id);
-	i->status = le32_to_cpu(w->status);
-	i->window_offset = le64_to_cpu(w->window_offset);
-	i->window_size = le64_to_cpu(w->window_size);
-	i->num_queues = le16_to_cpu(w->num_queues);
-	i->msi_vectors = le16_to_cpu(w->msi_vectors);
-	i->flags = le32_to_cpu(w->flags);
-	i->driver_peer = le16_to_cpu(w->driver_peer);
-	memcpy(i->backend, w->backend, sizeof(i->backend));
-	i->backend[sizeof(i->backend) - 1] = '\0';
-	if (i->id == 0 || i->window_offset < IVL_TRANSPORT_WINDOWS_OFF ||
-	    i->window_offset > v->mgmt_size ||
-	    i->window_size > v->mgmt_size - i->window_offset ||
-	    i->num_queues > IVL_TRANSPORT_MAX_QUEUES)
-		return -EPROTO;
-	return 0;
+	return vivl_info_parse(w, v->mgmt_size, i);
 }
 
 static int vivl_query(struct vivl *v, u64 id, struct vivl_info *i, u32 *reason)
@@ -649,8 +606,6 @@ static int vivl_query(struct vivl *v, u64 id, struct vivl_info *i, u32 *reason)
 /* LIST: up to @max IDs into @ids; the number of devices, or -errno. */
 static int vivl_list(struct vivl *v, u64 *ids, unsigned int max)
 {
-	const struct ivl_transport_list_entry *e;
-	unsigned int count, have, k;
 	int ret;
 
 	ret = vivl_cmd(v, 0, IVL_TRANSPORT_CLASS_MGMT, IVL_TRANSPORT_MGMT_LIST, NULL, 0,
@@ -658,43 +613,11 @@ static int vivl_list(struct vivl *v, u64 *ids, unsigned int max)
 	if (ret < 0)
 		return ret;
 	/* The answer is in v->ans after the ack (copied, ret bytes). */
-	if (ret < 8 || (ret - 8) % sizeof(*e))
-		return -EPROTO;
-	count = get_unaligned_le32(v->ans + 4);
-	have = (ret - 8) / sizeof(*e);
-	if (count > IVL_TRANSPORT_MAX_DEVICES || have > count)
-		return -EPROTO;
-	for (k = 0; k < have && k < max; k++) {
-		e = (const struct ivl_transport_list_entry *)(v->ans + 4 + 8 + k * sizeof(*e));
-		ids[k] = get_unaligned_le64(&e->device_id);
-	}
-	return min(have, max);
+	return vivl_list_parse(v->ans + 4, ret, ids, max);
 }
 
-/*
- * Device types a guest can create from sysfs: `echo "TYPE [NAME] [ARG...]"
- * > create`.  For a type with a backend name (has_name), the first word is
- * CREATE's backend argument (docs/transport.md §3), which the device host
- * looks up in its own configuration.  Argument k fills create.param[k]: a
- * word of kw[k] (its index) when kw[k] is set, else a decimal number;
- * missing arguments are 0.
- */
-struct vivl_ctype {
-	const char *name;
-	u32 virtio_id;
-	u64 window; /* rings and bounce buffers */
-	bool has_name;
-	const char *const *kw[3];
-};
-
-/* A CREATE command's out part: the struct and the backend argument. */
-struct vivl_create {
-	struct ivl_transport_create c;
-	char arg[IVL_TRANSPORT_CREATE_ARG_MAX];
-	size_t len; /* bytes to send */
-};
-static_assert(offsetof(struct vivl_create, arg) == sizeof(struct ivl_transport_create));
-
+/* Device types a guest can create from sysfs (struct vivl_ctype in
+ * virtio_ivlink_wire.h). */
 static const char *const vivl_console_kw[] = { "default", "pty", "unix", "loop", NULL };
 static const char *const vivl_sdm_kw[] = { "slave", "master", NULL };
 
@@ -721,51 +644,9 @@ static const char *vivl_type_name(u32 virtio_id)
 static const struct vivl_ctype *vivl_parse_create(const char *buf, size_t count,
 						  struct vivl_create *cr)
 {
-	struct ivl_transport_create *c = &cr->c;
-	char line[64], *p = line, *w;
-	const struct vivl_ctype *t = NULL;
-	unsigned int k, n;
-	u32 val;
+	int k = vivl_create_parse(vivl_ctypes, ARRAY_SIZE(vivl_ctypes), buf, count, cr);
 
-	if (count >= sizeof(line))
-		return ERR_PTR(-EINVAL);
-	memcpy(line, buf, count);
-	line[count] = 0;
-	w = strsep(&p, " \t\n");
-	for (k = 0; w && k < ARRAY_SIZE(vivl_ctypes); k++)
-		if (!strcmp(w, vivl_ctypes[k].name))
-			t = &vivl_ctypes[k];
-	if (!t)
-		return ERR_PTR(-EINVAL);
-	memset(cr, 0, sizeof(*cr));
-	c->virtio_id = cpu_to_le32(t->virtio_id);
-	c->window_size = cpu_to_le64(t->window);
-	cr->len = sizeof(*c);
-	if (t->has_name) {
-		do
-			w = strsep(&p, " \t\n");
-		while (w && !*w);
-		if (!w || strscpy(cr->arg, w, sizeof(cr->arg)) < 0)
-			return ERR_PTR(-EINVAL);
-		cr->len += strlen(cr->arg) + 1;
-	}
-	n = 0;
-	while ((w = strsep(&p, " \t\n"))) {
-		if (!*w)
-			continue;
-		if (n == ARRAY_SIZE(c->param))
-			return ERR_PTR(-EINVAL);
-		if (t->kw[n]) {
-			for (val = 0; t->kw[n][val] && strcmp(w, t->kw[n][val]); val++)
-				;
-			if (!t->kw[n][val])
-				return ERR_PTR(-EINVAL);
-		} else if (kstrtou32(w, 10, &val)) {
-			return ERR_PTR(-EINVAL);
-		}
-		c->param[n++] = cpu_to_le32(val);
-	}
-	return t;
+	return k < 0 ? ERR_PTR(k) : &vivl_ctypes[k];
 }
 
 /* ---- managed devices as virtio devices ------------------------------------------ */

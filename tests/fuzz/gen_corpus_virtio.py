@@ -219,9 +219,55 @@ def vsdm_seeds():
         vsdm_rec(3, 1, 0, 0, 0) + vsdm_rec(20, -4096, 1, 0, 0)
 
 
+def kv_header(max_peers=16, hsize=4096, region=16 << 20, mapped=None, area=0, state=1, vectors=8,
+              magic=0x31484b4e494c5649, version=1, ptoff=128, esize=64):
+    h = struct.pack('<QIIQQIIIIIIII', magic, version, hsize, region, 7, max_peers, vectors, ptoff, esize,
+                    0, state, 1, 0) + bytes(64)
+    return bytes([0]) + h + struct.pack('<IQQ', state, region if mapped is None else mapped, area)
+
+
+def kv_answer(length, data, mx=64, mgmt=16 << 20):
+    return bytes([1]) + struct.pack('<IBQ', length, mx, mgmt) + data
+
+
+def kv_info(dev_id, off, size, nq=2, backend=b'pty:/dev/pts/3'):
+    return struct.pack('<QIIQQHHIH6x64s', dev_id, 3, 15, off, size, nq, 3, 0, 1, backend)
+
+
+def kvirtio_seeds():
+    """virtio_ivlink's parsers: [0] header + state + mapped size + area,
+    [1] used length, max IDs, area size, then the answer half,
+    [2] a create line."""
+    yield 'hdr_ok', kv_header()
+    yield 'hdr_area', kv_header(area=1 << 20)
+    yield 'hdr_area_last', kv_header(area=(16 << 20) - 4096 - 2 * 65536)
+    yield 'hdr_area_far', kv_header(area=(16 << 20) - 4096 - 65536)
+    yield 'hdr_area_odd', kv_header(area=4)
+    yield 'hdr_max', kv_header(max_peers=65536, hsize=65536 * 64 + 4096, region=8 << 20)
+    yield 'hdr_short', kv_header(max_peers=64, hsize=4096)
+    yield 'hdr_bigger_bar', kv_header(region=8 << 20, mapped=16 << 20)
+    yield 'hdr_formatting', kv_header(state=0)
+    yield 'list', kv_answer(4 + 8 + 3 * 16, struct.pack('<III', 0, 3, 0) +
+                            b''.join(struct.pack('<QII', i, 3, 15) for i in (1, 5, 9)))
+    yield 'list_max1', kv_answer(4 + 8 + 2 * 16, struct.pack('<III', 0, 2, 0) +
+                                 b''.join(struct.pack('<QII', i, 3, 15) for i in (7, 8)), mx=1)
+    yield 'list_short', kv_answer(4 + 8 + 2 * 16, struct.pack('<III', 0, 70, 0) +
+                                  b''.join(struct.pack('<QII', i, 3, 15) for i in (1, 5)), mx=1)
+    yield 'info', kv_answer(4 + 112, struct.pack('<I', 0) + kv_info(4, 65536, 262144))
+    yield 'info_end', kv_answer(4 + 112, struct.pack('<I', 0) + kv_info(4, (16 << 20) - 65536, 65536))
+    yield 'err', kv_answer(8, struct.pack('<II', 1, 11))
+    yield 'err_long', kv_answer(12, struct.pack('<III', 1, 11, 0))
+    yield 'ok_full', kv_answer(4096, struct.pack('<I', 0) + bytes(4092))
+    yield 'too_long', kv_answer(4097, struct.pack('<I', 0))
+    for i, line in enumerate((b'console unix\n', b'rng', b'sdm master 8\n', b'sdm slave +3', b'blk disk 1\n',
+                              b'net  switch:sw0\t9000', b'net tap:ivltap0 4294967296', b'console pty x',
+                              b'blk', b' rng', b'console loop 1 2 3', b'rng 1 2 3\n', b'sdm\0master')):
+        yield 'create%02d' % i, bytes([2]) + line
+
+
 def main():
     for name, gen in (('virtq', virtq_seeds), ('mmio', mmio_seeds), ('blk', blk_seeds), ('net', net_seeds),
-                      ('vsdm', vsdm_seeds)):
+                      ('vsdm', vsdm_seeds), ('kvirtio', kvirtio_seeds)):
         d = os.path.join(HERE, 'corpus', name)
         os.makedirs(d, exist_ok=True)
         for fname, data in gen():
