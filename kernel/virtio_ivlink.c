@@ -34,7 +34,6 @@
 #include <linux/virtio_config.h>
 #include <linux/virtio_ring.h>
 #include <linux/workqueue.h>
-#include <linux/xarray.h>
 #include <asm/unaligned.h>
 
 #include <ivlink/proto/shm.h>
@@ -97,8 +96,9 @@ struct vivl_vdev {
 	u32 epoch;		/* the device host's host_epoch at creation */
 	u8 status;		/* the last status set (what a gone host had) */
 	u8 *win;
-	struct gen_pool *pool;
-	struct xarray bounces;	/* window offset -> struct vivl_bounce */
+	struct gen_pool *pool;	/* the window, in VIVL_DMA_GRANULE units */
+	struct vivl_bounce *maps; /* streaming mappings, by window offset / granule */
+	size_t nmaps;
 	struct virtqueue *vqs[IVL_TRANSPORT_MAX_QUEUES];
 	unsigned int vec[IVL_TRANSPORT_MAX_QUEUES + 1];
 	unsigned int nvec;
@@ -656,18 +656,41 @@ static const struct vivl_ctype *vivl_parse_create(const char *buf, size_t count,
  * core.  Its parent is a device of ours whose DMA ops allocate from, and
  * bounce into, the device's window: DMA addresses are window offsets (the
  * host offers VIRTIO_F_ACCESS_PLATFORM), and no memory of the guest is
- * ever named to the host.  The bounce records live in kernel memory.
+ * ever named to the host.
+ *
+ * The window is a gen_pool of VIVL_DMA_GRANULE units (first fit).  The
+ * record of a streaming mapping (the guest's page, offset, size and
+ * direction) lives in guest memory, in vd->maps[] at the index of its
+ * window offset / granule: a map or unmap costs one pool allocation or
+ * free and one copy, no allocation of its own and no lock (the pool hands
+ * an offset to one mapping at a time; its record is written after the
+ * allocation and cleared before the free).  A record of size 0 is no
+ * mapping (free space, or a coherent allocation: rings).
  */
+#define VIVL_DMA_SHIFT 9
+#define VIVL_DMA_GRANULE (1u << VIVL_DMA_SHIFT)
+
 struct vivl_bounce {
 	struct page *page;
 	unsigned long offset;
-	size_t size;
-	enum dma_data_direction dir;
+	u32 size;
+	u32 dir; /* enum dma_data_direction */
 };
 
 static struct vivl_vdev *vivl_dma_vdev(struct device *dev)
 {
 	return container_of(dev, struct vivl_vdev, dma);
+}
+
+/* The live streaming mapping that starts at window offset @dma, or NULL. */
+static struct vivl_bounce *vivl_dma_find(struct vivl_vdev *vd, dma_addr_t dma)
+{
+	struct vivl_bounce *b;
+
+	if (dma & (VIVL_DMA_GRANULE - 1) || dma >> VIVL_DMA_SHIFT >= vd->nmaps)
+		return NULL;
+	b = &vd->maps[dma >> VIVL_DMA_SHIFT];
+	return b->size ? b : NULL;
 }
 
 static void *vivl_dma_alloc(struct device *dev, size_t size, dma_addr_t *dma, gfp_t gfp,
@@ -695,32 +718,23 @@ static dma_addr_t vivl_dma_map_page(struct device *dev, struct page *page, unsig
 {
 	struct vivl_vdev *vd = vivl_dma_vdev(dev);
 	struct vivl_bounce *b;
-	unsigned long a, flags;
+	unsigned long a;
 	dma_addr_t off;
-	int ret;
 
-	if (!size)
-		return DMA_MAPPING_ERROR;
-	b = kmalloc(sizeof(*b), GFP_ATOMIC);
-	if (!b)
+	/* No larger than the window, and the size fits the record. */
+	if (!size || size > vd->info.window_size || size > U32_MAX)
 		return DMA_MAPPING_ERROR;
 	a = gen_pool_alloc(vd->pool, size);
-	if (!a) {
-		kfree(b);
+	if (!a)
 		return DMA_MAPPING_ERROR;
-	}
 	off = a - (unsigned long)vd->win;
-	*b = (struct vivl_bounce){ .page = page, .offset = offset, .size = size, .dir = dir };
+	b = &vd->maps[off >> VIVL_DMA_SHIFT];
+	b->page = page;
+	b->offset = offset;
+	b->dir = dir;
 	if (dir == DMA_TO_DEVICE || dir == DMA_BIDIRECTIONAL)
 		memcpy((void *)a, page_address(page) + offset, size);
-	xa_lock_irqsave(&vd->bounces, flags);
-	ret = xa_err(__xa_store(&vd->bounces, off, b, GFP_ATOMIC));
-	xa_unlock_irqrestore(&vd->bounces, flags);
-	if (ret) {
-		gen_pool_free(vd->pool, a, size);
-		kfree(b);
-		return DMA_MAPPING_ERROR;
-	}
+	WRITE_ONCE(b->size, size);
 	return off;
 }
 
@@ -728,38 +742,32 @@ static void vivl_dma_unmap_page(struct device *dev, dma_addr_t dma, size_t size,
 				enum dma_data_direction dir, unsigned long attrs)
 {
 	struct vivl_vdev *vd = vivl_dma_vdev(dev);
-	struct vivl_bounce *b;
-	unsigned long flags;
+	struct vivl_bounce *b = vivl_dma_find(vd, dma);
+	u32 n;
 
-	xa_lock_irqsave(&vd->bounces, flags);
-	b = __xa_erase(&vd->bounces, dma);
-	xa_unlock_irqrestore(&vd->bounces, flags);
 	if (!b)
 		return;
-	/* What the device wrote: copied out of the window, at most the
-	 * mapped size whatever the used ring says. */
+	n = b->size;
+	/* What the device wrote: copied out of the window, the mapped size
+	 * whatever the used ring says. */
 	if (b->dir == DMA_FROM_DEVICE || b->dir == DMA_BIDIRECTIONAL)
-		memcpy(page_address(b->page) + b->offset, vd->win + dma, b->size);
-	gen_pool_free(vd->pool, (unsigned long)vd->win + dma, b->size);
-	kfree(b);
+		memcpy(page_address(b->page) + b->offset, vd->win + dma, n);
+	WRITE_ONCE(b->size, 0);
+	gen_pool_free(vd->pool, (unsigned long)vd->win + dma, n);
 }
 
 static void vivl_dma_sync(struct device *dev, dma_addr_t dma, size_t size, bool to_cpu)
 {
 	struct vivl_vdev *vd = vivl_dma_vdev(dev);
-	struct vivl_bounce *b;
-	unsigned long flags;
+	struct vivl_bounce *b = vivl_dma_find(vd, dma);
 
-	xa_lock_irqsave(&vd->bounces, flags);
-	b = xa_load(&vd->bounces, dma);
-	if (b) {
-		size = min(size, b->size);
-		if (to_cpu && b->dir != DMA_TO_DEVICE)
-			memcpy(page_address(b->page) + b->offset, vd->win + dma, size);
-		else if (!to_cpu && b->dir != DMA_FROM_DEVICE)
-			memcpy(vd->win + dma, page_address(b->page) + b->offset, size);
-	}
-	xa_unlock_irqrestore(&vd->bounces, flags);
+	if (!b)
+		return;
+	size = min_t(size_t, size, b->size);
+	if (to_cpu && b->dir != DMA_TO_DEVICE)
+		memcpy(page_address(b->page) + b->offset, vd->win + dma, size);
+	else if (!to_cpu && b->dir != DMA_FROM_DEVICE)
+		memcpy(vd->win + dma, page_address(b->page) + b->offset, size);
 }
 
 static void vivl_dma_sync_cpu(struct device *dev, dma_addr_t dma, size_t size,
@@ -1319,12 +1327,8 @@ static const struct virtio_config_ops vivl_config_ops = {
 static void vivl_dma_release(struct device *dev)
 {
 	struct vivl_vdev *vd = vivl_dma_vdev(dev);
-	struct vivl_bounce *b;
-	unsigned long i;
 
-	xa_for_each(&vd->bounces, i, b)
-		kfree(b);
-	xa_destroy(&vd->bounces);
+	kvfree(vd->maps);
 	/* gen_pool_destroy() must not see live allocations: a driver that
 	 * leaked a mapping leaves the pool (not the window) behind. */
 	if (vd->pool && gen_pool_avail(vd->pool) == gen_pool_size(vd->pool))
@@ -1357,7 +1361,6 @@ static int vivl_vdev_add(struct vivl *v, const struct vivl_info *i, u32 epoch)
 	vd->epoch = epoch;
 	spin_lock_init(&vd->give_lock);
 	vd->win = v->mgmt + i->window_offset;
-	xa_init_flags(&vd->bounces, XA_FLAGS_LOCK_IRQ);
 	device_initialize(&vd->dma);
 	vd->dma.parent = &v->adev->dev;
 	vd->dma.release = vivl_dma_release;
@@ -1365,8 +1368,10 @@ static int vivl_vdev_add(struct vivl *v, const struct vivl_info *i, u32 epoch)
 	vd->dma.dma_mask = &vd->dma.coherent_dma_mask;
 	set_dma_ops(&vd->dma, &vivl_dma_ops);
 	ret = dev_set_name(&vd->dma, "%s.dev%llu", dev_name(&v->adev->dev), i->id);
-	vd->pool = gen_pool_create(6, -1);
-	if (!ret && !vd->pool)
+	vd->pool = gen_pool_create(VIVL_DMA_SHIFT, -1);
+	vd->nmaps = DIV_ROUND_UP(i->window_size, VIVL_DMA_GRANULE);
+	vd->maps = kvcalloc(vd->nmaps, sizeof(*vd->maps), GFP_KERNEL);
+	if (!ret && (!vd->pool || !vd->maps))
 		ret = -ENOMEM;
 	if (!ret)
 		ret = gen_pool_add(vd->pool, (unsigned long)vd->win, i->window_size, -1);
