@@ -23,7 +23,8 @@
  *    later write and flush answers IOERR: the page cache may have dropped
  *    what failed, so a later flush must not claim it is safe.
  *  - The I/O is synchronous in the host's loop; at most BATCH requests per
- *    round, the rest on the next (timeout 0).
+ *    round, the rest on the next (timeout 0); each answer is published
+ *    when its request is done.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -463,29 +464,22 @@ static int blk_init(struct ivl__tdev *d, const struct ivl_transport_create *c, c
 static int blk_serve(struct ivl__tdev *d)
 {
 	struct blk *k = d->priv;
-	struct ivl_virtq *vq = ivl__tdev_queue(d, REQQ);
 	int served = 0;
 	k->more = false;
-	if (!vq)
+	if (!ivl__tdev_queue(d, REQQ))
 		return 0;
 	k->img.flush = d->drv_features & F_FLUSH;
 	k->img.discard = (k->offered & d->drv_features & F_DISCARD) != 0;
 	k->img.wzeroes = (k->offered & d->drv_features & F_WRITE_ZEROES) != 0;
 	struct ivl_virtq_elem e = {.iov = k->iov, .iov_max = IOV_N};
+	/* Each answer is published (and notified, as the driver's used
+	 * event asks) as soon as it is done, not at the end of the round:
+	 * the driver completes it, and copies a read's data out of its
+	 * bounce buffer, while the next request is served. */
 	while (served < BATCH && ivl__tdev_pop(d, REQQ, &e) == 1) {
-		int r = ivl_virtq_push(vq, e.head, ivl__blk_request(&k->img, &e));
-		if (r < 0) {
-			ivl__tdev_broken(d, r);
-			break;
-		}
+		/* A queue broken here stops the loop (ivl__tdev_pop()). */
+		ivl__tdev_done(d, REQQ, e.head, ivl__blk_request(&k->img, &e));
 		served++;
-	}
-	if (served && !(d->status & IVL__VS_NEEDS_RESET)) {
-		int r = ivl_virtq_flush(vq);
-		if (r < 0)
-			ivl__tdev_broken(d, r);
-		else
-			(void)ivl__tdev_notify(d, REQQ);
 	}
 	report(d, k);
 	k->more = served == BATCH;
