@@ -8,6 +8,9 @@
 # serve --blk`), 3 rounds interleaved (medians and per-round ratios: the
 # host is loaded): sequential 1 MiB writes and reads of MIB MiB, OPS
 # random 4 KiB writes and reads.  The devices are used one after the other, never at once.
+# Each round also times the guest CPU's own copy (blkbench copy: "rep
+# movsq" and a loop of 8-byte moves), the bound of what virtio_ivlink
+# bounces.
 #
 # usage: bench-guest-blk.sh [MIB [OPS]]   (default 128 2000)
 # Environment: as run-guest-blk-test.sh; CC (default cc) builds blkbench
@@ -65,6 +68,8 @@ qemu_start "$serial" "ivl.kmod=1 ivl.timeout=$qemu_timeout ivl.run=/bin/kblk-cas
 pids+=("$qemu_pid")
 wait_pid "$qemu_pid" "$qemu_timeout"
 check bench.pass "$serial" '^GB-PASS'
+# The guest's copy rates (the bound of the bounced rows) and CPU flags.
+tr -d '\r' <"$serial" | grep -a '^GB-CPU\|^GB-COPY' | tee -a "$work/summary.txt"
 tr -d '\r' <"$serial" | grep -a '^GB-BENCH' | tee -a "$work/summary.txt" |
 	awk '
 	function median(a, n,    i, j, t) {
