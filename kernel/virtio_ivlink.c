@@ -669,6 +669,9 @@ static const struct vivl_ctype *vivl_parse_create(const char *buf, size_t count,
  */
 #define VIVL_DMA_SHIFT 9
 #define VIVL_DMA_GRANULE (1u << VIVL_DMA_SHIFT)
+/* The largest window a host gives (docs/transport.md §1): a larger one,
+ * from a hostile host, is used only this far (records: 3 MiB at most). */
+#define VIVL_DMA_WINDOW_MAX (64ull << 20)
 
 struct vivl_bounce {
 	struct page *page;
@@ -721,8 +724,8 @@ static dma_addr_t vivl_dma_map_page(struct device *dev, struct page *page, unsig
 	unsigned long a;
 	dma_addr_t off;
 
-	/* No larger than the window, and the size fits the record. */
-	if (!size || size > vd->info.window_size || size > U32_MAX)
+	/* No larger than the pool, and the size fits the record. */
+	if (!size || size > VIVL_DMA_WINDOW_MAX)
 		return DMA_MAPPING_ERROR;
 	a = gen_pool_alloc(vd->pool, size);
 	if (!a)
@@ -1351,6 +1354,7 @@ static void vivl_vdev_release(struct device *dev)
 static int vivl_vdev_add(struct vivl *v, const struct vivl_info *i, u32 epoch)
 {
 	struct vivl_vdev *vd;
+	u64 dsize;
 	int ret;
 
 	vd = kzalloc(sizeof(*vd), GFP_KERNEL);
@@ -1369,12 +1373,13 @@ static int vivl_vdev_add(struct vivl *v, const struct vivl_info *i, u32 epoch)
 	set_dma_ops(&vd->dma, &vivl_dma_ops);
 	ret = dev_set_name(&vd->dma, "%s.dev%llu", dev_name(&v->adev->dev), i->id);
 	vd->pool = gen_pool_create(VIVL_DMA_SHIFT, -1);
-	vd->nmaps = DIV_ROUND_UP(i->window_size, VIVL_DMA_GRANULE);
+	dsize = min_t(u64, i->window_size, VIVL_DMA_WINDOW_MAX);
+	vd->nmaps = DIV_ROUND_UP(dsize, VIVL_DMA_GRANULE);
 	vd->maps = kvcalloc(vd->nmaps, sizeof(*vd->maps), GFP_KERNEL);
 	if (!ret && (!vd->pool || !vd->maps))
 		ret = -ENOMEM;
 	if (!ret)
-		ret = gen_pool_add(vd->pool, (unsigned long)vd->win, i->window_size, -1);
+		ret = gen_pool_add(vd->pool, (unsigned long)vd->win, dsize, -1);
 	if (!ret)
 		ret = device_add(&vd->dma);
 	if (ret) {
