@@ -259,6 +259,14 @@ server_prereqs() {
 	}
 }
 
+cli_prereqs() {
+	# cli_prereqs: the ivlink CLI binary $cli_bin (exit 1 without)
+	[ -x "$cli_bin" ] || {
+		log "FAIL: the ivlink CLI not found at $cli_bin"
+		exit 1
+	}
+}
+
 start_server() {
 	# start_server LOG [EXTRA-OPTIONS...]: 1 MiB, 4 vectors, a new shm
 	# object per start ($shm_name); waits until it listens

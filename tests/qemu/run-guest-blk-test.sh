@@ -35,10 +35,7 @@ server_run_init gvblk
 
 qemu_prereqs
 server_prereqs "the server's readiness"
-[ -x "$cli_bin" ] || {
-	log "FAIL: the ivlink CLI not found at $cli_bin"
-	exit 1
-}
+cli_prereqs
 command -v e2fsck >/dev/null || PATH=$PATH:/sbin:/usr/sbin
 command -v e2fsck >/dev/null || {
 	log "SKIP: e2fsck missing (apt-get install e2fsprogs)"

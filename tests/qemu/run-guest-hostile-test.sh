@@ -55,10 +55,7 @@ server_run_init ghostile
 
 qemu_prereqs
 server_prereqs "the server's readiness"
-[ -x "$cli_bin" ] || {
-	log "FAIL: the ivlink CLI not found at $cli_bin"
-	exit 1
-}
+cli_prereqs
 command -v e2fsck >/dev/null || PATH=$PATH:/sbin:/usr/sbin
 for t in e2fsck debugfs; do
 	command -v $t >/dev/null || {

@@ -37,10 +37,7 @@ server_run_init gnet
 
 qemu_prereqs
 server_prereqs "the server's readiness"
-[ -x "$cli_bin" ] || {
-	log "FAIL: the ivlink CLI not found at $cli_bin"
-	exit 1
-}
+cli_prereqs
 
 # --- the TAP's network namespace ------------------------------------------------
 netns=

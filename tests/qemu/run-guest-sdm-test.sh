@@ -55,10 +55,7 @@ server_run_init "gsdm-$mode"
 
 qemu_prereqs
 server_prereqs "the server's readiness"
-[ -x "$cli_bin" ] || {
-	log "FAIL: the ivlink CLI not found at $cli_bin"
-	exit 1
-}
+cli_prereqs
 
 t0=$(date +%s.%N)
 kernel_module_build "$work/kmod"

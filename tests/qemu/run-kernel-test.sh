@@ -58,10 +58,7 @@ qemu_prereqs
 server_prereqs "QMP, header scribbler"
 static_guest_prereqs
 cli_bin=${IVL_CLI_BIN:-$build/tools/ivlink/ivlink}
-[ -x "$cli_bin" ] || {
-	log "FAIL: the ivlink CLI not found at $cli_bin"
-	exit 1
-}
+cli_prereqs
 
 t0=$(date +%s.%N)
 kernel_module_build "$work/kmod"
