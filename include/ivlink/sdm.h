@@ -54,7 +54,7 @@ enum ivl_sdm_type {
 /* LINK channel ring lengths (ivl_sdm_opts.link_ring). */
 #define IVL_SDM_LINK_RING_MIN 16u
 #define IVL_SDM_LINK_RING_MAX 4096u
-#define IVL_SDM_LINK_RING_DEFAULT 256u
+#define IVL_SDM_LINK_RING_DEFAULT 1024u
 /* Size of a pre-shared key. */
 #define IVL_SDM_KEY_LEN 32u
 

@@ -93,23 +93,14 @@ int ivl__sdm_batch_next(const uint8_t *buf, size_t len, size_t *off, struct ivl_
  * little-endian only: the fields are read and written in place). */
 void ivl__sdm_signal_encode(uint8_t out[IVL_SDM_SIGNAL_LEN], const struct ivl_sdm_signal *s)
 {
-	struct ivl_sdm_wire_signal w = {
-	    .type = s->type, .slave = s->slave, .payload = {s->payload[0], s->payload[1]}};
-
-	memcpy(out, &w, sizeof(w));
+	ivl__sdm_signal_to_wire(out, s);
 }
 
 int ivl__sdm_signal_decode(const struct ivl__sdm_frame *f, struct ivl_sdm_signal *s)
 {
-	struct ivl_sdm_wire_signal w;
-
-	if (f->type != IVL_SDM_F_SIGNAL || f->len != sizeof(w))
+	if (f->type != IVL_SDM_F_SIGNAL || f->len != IVL_SDM_SIGNAL_LEN)
 		return -EBADMSG;
-	memcpy(&w, f->payload, sizeof(w));
-	s->type = w.type;
-	s->slave = w.slave;
-	s->payload[0] = w.payload[0];
-	s->payload[1] = w.payload[1];
+	ivl__sdm_signal_from_wire(f->payload, s);
 	return 0;
 }
 

@@ -140,7 +140,8 @@ static void tx_publish(struct ivl_sdm *s)
 }
 
 /* 0 queued, -EAGAIN full, -EPROTO impossible indices. */
-static int tx_put(struct ivl_sdm *s, struct ivl_sdm_link_ring *r, const struct ivl_sdm_signal *sig)
+static int tx_put(struct ivl_sdm *s, struct ivl_sdm_link_ring *r, const struct ivl_sdm_signal *sig,
+		  size_t n)
 {
 	struct link_chan *lk = link_of(s);
 
@@ -151,7 +152,7 @@ static int tx_put(struct ivl_sdm *s, struct ivl_sdm_link_ring *r, const struct i
 		lk->tx_head = __atomic_load_n(&r->head, __ATOMIC_RELAXED);
 		lk->tx_room = 0;
 	}
-	if (!lk->tx_room) {
+	if (lk->tx_room < n) {
 		/* Acquire: pairs with the release of tail in rx_drain(): the
 		 * consumer's copies of those entries are done. */
 		uint32_t used = lk->tx_head - __atomic_load_n(&r->tail, __ATOMIC_ACQUIRE);
@@ -162,10 +163,13 @@ static int tx_put(struct ivl_sdm *s, struct ivl_sdm_link_ring *r, const struct i
 		if (!lk->tx_room)
 			return -EAGAIN;
 	}
-	ivl__sdm_signal_encode(entry(s, r, lk->tx_head), sig);
-	lk->tx_head++;
-	lk->tx_room--;
-	return 0;
+	if (n > lk->tx_room)
+		n = lk->tx_room;
+	for (size_t i = 0; i < n; i++)
+		ivl__sdm_signal_to_wire(entry(s, r, lk->tx_head + (uint32_t)i), &sig[i]);
+	lk->tx_head += (uint32_t)n;
+	lk->tx_room -= (uint32_t)n;
+	return (int)n;
 }
 
 /*
@@ -179,7 +183,7 @@ static int tx_put(struct ivl_sdm *s, struct ivl_sdm_link_ring *r, const struct i
 static int rx_drain(struct ivl_sdm *s, struct ivl_sdm_link_ring *r, uint16_t from)
 {
 	struct link_chan *lk = link_of(s);
-	uint8_t copy[RX_CHUNK][IVL_SDM_SIGNAL_LEN];
+	struct ivl_sdm_signal copy[RX_CHUNK];
 	uint32_t budget = lk->ring_len;
 	int delivered = 0;
 
@@ -197,18 +201,12 @@ static int rx_drain(struct ivl_sdm *s, struct ivl_sdm_link_ring *r, uint16_t fro
 		if (n > budget)
 			n = budget;
 		for (uint32_t i = 0; i < n; i++)
-			memcpy(copy[i], entry(s, r, tail + i), IVL_SDM_SIGNAL_LEN);
+			ivl__sdm_signal_from_wire(entry(s, r, tail + i), &copy[i]);
 		/* Release: pairs with the acquire of tail in tx_put(): the
 		 * entries may be reused only after our copies. */
 		__atomic_store_n(&r->tail, tail + n, __ATOMIC_RELEASE);
 		budget -= n;
-		for (uint32_t i = 0; i < n; i++) {
-			struct ivl__sdm_frame f = {IVL_SDM_F_SIGNAL, IVL_SDM_SIGNAL_LEN, copy[i]};
-			struct ivl_sdm_signal sig;
-
-			ivl__sdm_signal_decode(&f, &sig);
-			delivered += ivl__sdm_deliver(s, &sig, from);
-		}
+		delivered += ivl__sdm_deliver_many(s, copy, n, from);
 	}
 	return delivered;
 }
@@ -731,7 +729,12 @@ static int link_flush(struct ivl_sdm *s)
 	return r == -ENOENT ? (s->master ? -ENOENT : -ENOTCONN) : r;
 }
 
-static int link_send(struct ivl_sdm *s, const struct ivl_sdm_signal *sig, bool more)
+/*
+ * Queue a run of @n signals to one destination (sigs[0]'s): how many were
+ * queued (> 0), or -errno.  A run to another peer than the batch's first
+ * publishes and rings for the batch so far.
+ */
+static int send_run(struct ivl_sdm *s, const struct ivl_sdm_signal *sigs, size_t n)
 {
 	struct link_chan *lk = link_of(s);
 	struct ivl_sdm_link_ring *ring;
@@ -739,10 +742,10 @@ static int link_send(struct ivl_sdm *s, const struct ivl_sdm_signal *sig, bool m
 	int r;
 
 	if (s->master) {
-		if (sig->slave > lk->capacity || !lk->peer[sig->slave])
+		if (sigs[0].slave > lk->capacity || !lk->peer[sigs[0].slave])
 			return -ENOENT;
-		peer = (uint16_t)(lk->peer[sig->slave] - 1);
-		ring = ring_of(s, slot_at(s, sig->slave), 0);
+		peer = (uint16_t)(lk->peer[sigs[0].slave] - 1);
+		ring = ring_of(s, slot_at(s, sigs[0].slave), 0);
 	} else {
 		if (s->state != 0 || !lk->slot)
 			return -ENOTCONN;
@@ -751,7 +754,7 @@ static int link_send(struct ivl_sdm *s, const struct ivl_sdm_signal *sig, bool m
 	}
 	if (lk->ring_peer >= 0 && lk->ring_peer != peer)
 		link_flush(s);
-	r = tx_put(s, ring, sig);
+	r = tx_put(s, ring, sigs, n);
 	if (r == -EPROTO) {
 		/* Impossible indices in our own ring: reset it (master) or let
 		 * go of the slot and claim it again (slave). */
@@ -759,17 +762,46 @@ static int link_send(struct ivl_sdm *s, const struct ivl_sdm_signal *sig, bool m
 		lk->ring_peer = -1;
 		s->st.conn_dropped++;
 		if (s->master) {
-			master_unregister(s, (uint16_t)sig->slave, false);
+			master_unregister(s, (uint16_t)sigs[0].slave, false);
 		} else {
 			slave_release(s);
 			s->state = -ENOTCONN;
 		}
 		return -EPIPE;
 	}
-	if (r)
+	if (r > 0)
+		lk->ring_peer = peer;
+	return r;
+}
+
+static int link_send(struct ivl_sdm *s, const struct ivl_sdm_signal *sig, bool more)
+{
+	int r = send_run(s, sig, 1);
+
+	if (r < 0)
 		return r;
-	lk->ring_peer = peer;
 	return more ? 0 : link_flush(s);
+}
+
+/* A batch without broadcasts: runs of one destination, one doorbell per
+ * peer (link_flush()). */
+static int link_send_batch(struct ivl_sdm *s, const struct ivl_sdm_signal *sigs, size_t n)
+{
+	size_t i = 0;
+	int r = 0, f;
+
+	while (i < n) {
+		size_t k = s->master ? ivl__sdm_same_dest(&sigs[i], n - i) : n - i;
+
+		r = send_run(s, &sigs[i], k);
+		if (r < 0)
+			break;
+		i += (size_t)r;
+	}
+	f = link_flush(s);
+	if (f < 0 && i > 0)
+		return f;
+	return i ? (int)i : r;
 }
 
 static int link_room(struct ivl_sdm *s, uint16_t id)
@@ -896,6 +928,7 @@ const struct ivl__sdm_chan_ops ivl__sdm_link_ops = {
     .start = link_start,
     .stop = link_stop,
     .send = link_send,
+    .send_batch = link_send_batch,
     .flush = link_flush,
     .process = link_process,
     .present = link_present,

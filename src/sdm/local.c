@@ -255,10 +255,14 @@ static void tx_publish(struct ivl_sdm *s)
 		maybe_ring(lc->bus, &lc->bus->master_armed, IVL_SDM_MASTER);
 }
 
-/* 0 queued, -EAGAIN full. */
-static int tx_put(struct ivl_sdm *s, struct lring *r, uint16_t id, const struct ivl_sdm_signal *sig)
+/* Queue up to @n signals for one destination: how many fit (> 0), or
+ * -EAGAIN when the ring is full.  The consumer's tail is read once per
+ * lap (tx_room counts down), the entries are copied in one go. */
+static int tx_put(struct ivl_sdm *s, struct lring *r, uint16_t id, const struct ivl_sdm_signal *sig,
+		  size_t n)
 {
 	struct local_chan *lc = local_of(s);
+	uint32_t at, first;
 
 	if (lc->tx != r) {
 		tx_publish(s);
@@ -267,29 +271,34 @@ static int tx_put(struct ivl_sdm *s, struct lring *r, uint16_t id, const struct 
 		lc->tx_head = atomic_load_explicit(&r->head, memory_order_relaxed);
 		lc->tx_room = 0;
 	}
-	if (!lc->tx_room) {
+	if (lc->tx_room < n) {
 		/* Acquire: pairs with the release of tail in rx_drain(). */
 		lc->tx_room = LRING_LEN -
 			      (lc->tx_head - atomic_load_explicit(&r->tail, memory_order_acquire));
 		if (!lc->tx_room)
 			return -EAGAIN;
 	}
-	r->ent[lc->tx_head % LRING_LEN] = *sig;
-	lc->tx_head++;
-	lc->tx_room--;
-	return 0;
+	if (n > lc->tx_room)
+		n = lc->tx_room;
+	at = lc->tx_head % LRING_LEN;
+	first = LRING_LEN - at < n ? LRING_LEN - at : (uint32_t)n;
+	memcpy(&r->ent[at], sig, first * sizeof(*sig));
+	memcpy(&r->ent[0], sig + first, (n - first) * sizeof(*sig));
+	lc->tx_head += (uint32_t)n;
+	lc->tx_room -= (uint32_t)n;
+	return (int)n;
 }
 
 static int local_send_batch(struct ivl_sdm *s, const struct ivl_sdm_signal *sigs, size_t n)
 {
 	struct local_chan *lc = local_of(s);
 	struct ivl_sdm_bus *b = lc->bus;
-	size_t i;
+	size_t i = 0;
 	int r = 0;
 
 	if (!b)
 		return s->master ? -ENOENT : -ENOTCONN;
-	for (i = 0; i < n; i++) {
+	while (i < n) {
 		if (s->master) {
 			uint16_t id = (uint16_t)sigs[i].slave;
 			/* Acquire: pairs with the release in admit(). */
@@ -297,16 +306,17 @@ static int local_send_batch(struct ivl_sdm *s, const struct ivl_sdm_signal *sigs
 			    atomic_load_explicit(&b->slot[id], memory_order_acquire);
 
 			r = sl && atomic_load_explicit(&sl->live, memory_order_acquire)
-				? tx_put(s, &sl->m2s, id, &sigs[i])
+				? tx_put(s, &sl->m2s, id, &sigs[i], ivl__sdm_same_dest(&sigs[i], n - i))
 				: -ENOENT;
 		} else if (s->state != 0 ||
 			   !atomic_load_explicit(&b->master_live, memory_order_relaxed)) {
 			r = -ENOTCONN;
 		} else {
-			r = tx_put(s, &lc->lslot->s2m, IVL_SDM_MASTER, &sigs[i]);
+			r = tx_put(s, &lc->lslot->s2m, IVL_SDM_MASTER, &sigs[i], n - i);
 		}
-		if (r)
+		if (r < 0)
 			break;
+		i += (size_t)r;
 	}
 	tx_publish(s);
 	return i ? (int)i : r;
@@ -333,8 +343,7 @@ static int rx_drain(struct ivl_sdm *s, struct lring *r, uint16_t from)
 		/* Release: pairs with the acquire of tail in tx_put(). */
 		atomic_store_explicit(&r->tail, tail + n, memory_order_release);
 		budget -= n < budget ? n : budget;
-		for (uint32_t i = 0; i < n; i++)
-			delivered += ivl__sdm_deliver(s, &copy[i], from);
+		delivered += ivl__sdm_deliver_many(s, copy, n, from);
 	}
 	return delivered;
 }

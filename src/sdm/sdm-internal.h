@@ -45,6 +45,27 @@ int ivl__sdm_frame_decode(const uint8_t *buf, size_t len, struct ivl__sdm_frame 
 int ivl__sdm_batch_next(const uint8_t *buf, size_t len, size_t *off, struct ivl__sdm_frame *f);
 void ivl__sdm_signal_encode(uint8_t out[IVL_SDM_SIGNAL_LEN], const struct ivl_sdm_signal *s);
 int ivl__sdm_signal_decode(const struct ivl__sdm_frame *f, struct ivl_sdm_signal *s);
+
+/* A signal to and from its wire structure (struct ivl_sdm_wire_signal):
+ * inline, for the shared-memory rings' loops. */
+static inline void ivl__sdm_signal_to_wire(uint8_t *out, const struct ivl_sdm_signal *s)
+{
+	struct ivl_sdm_wire_signal w = {
+	    .type = s->type, .slave = s->slave, .payload = {s->payload[0], s->payload[1]}};
+
+	__builtin_memcpy(out, &w, sizeof(w));
+}
+
+static inline void ivl__sdm_signal_from_wire(const uint8_t *in, struct ivl_sdm_signal *s)
+{
+	struct ivl_sdm_wire_signal w;
+
+	__builtin_memcpy(&w, in, sizeof(w));
+	s->type = w.type;
+	s->slave = w.slave;
+	s->payload[0] = w.payload[0];
+	s->payload[1] = w.payload[1];
+}
 void ivl__sdm_hello_encode(uint8_t out[IVL_SDM_HELLO_LEN], uint16_t id);
 int ivl__sdm_hello_decode(const struct ivl__sdm_frame *f, struct ivl__sdm_hello *h);
 void ivl__sdm_welcome_encode(uint8_t out[IVL_SDM_WELCOME_LEN], const struct ivl__sdm_welcome *w);
@@ -80,7 +101,8 @@ struct ivl__sdm_chan_ops {
 	int (*send)(struct ivl_sdm *s, const struct ivl_sdm_signal *sig, bool more);
 	/* Send what a batch queued.  May be NULL (nothing is ever held). */
 	int (*flush)(struct ivl_sdm *s);
-	/* Optional: @n route-checked signals, none a broadcast, in one go;
+	/* Optional: @n route-checked signals, none a broadcast, in one go,
+	 * published before it returns (flush() is not called after it);
 	 * returns how many were queued, or the first one's error. */
 	int (*send_batch)(struct ivl_sdm *s, const struct ivl_sdm_signal *sigs, size_t n);
 	/* ivl_sdm_process(): signals delivered, or -errno. */
@@ -153,5 +175,19 @@ int ivl__sdm_timer_drain(struct ivl_sdm *sdm);
 bool ivl__sdm_idle(struct ivl_sdm *sdm, int delivered);
 /* Routing + action + handler for a received signal (from: connection ID). */
 int ivl__sdm_deliver(struct ivl_sdm *sdm, const struct ivl_sdm_signal *sig, uint16_t from);
+/* The same for @n signals in a row from one sender; returns how many were
+ * delivered. */
+/* How many signals from @sigs on (n >= 1) name the same destination: a
+ * master's batch goes to a channel's rings in such runs. */
+static inline size_t ivl__sdm_same_dest(const struct ivl_sdm_signal *sigs, size_t n)
+{
+	size_t k = 1;
+
+	while (k < n && sigs[k].slave == sigs[0].slave)
+		k++;
+	return k;
+}
+int ivl__sdm_deliver_many(struct ivl_sdm *sdm, const struct ivl_sdm_signal *sigs, unsigned n,
+			  uint16_t from);
 
 #endif

@@ -299,7 +299,7 @@ static int broadcast(struct ivl_sdm *s, const struct ivl_sdm_signal *sig, bool m
 	return reached;
 }
 
-/* A channel that takes batches whole (LOCAL), without broadcasts: the
+/* A channel that takes batches whole (LOCAL, LINK), without broadcasts: the
  * route-checked prefix goes in one call. */
 static int whole_batch(struct ivl_sdm *s, const struct ivl_sdm_signal *sigs, size_t n)
 {
@@ -367,7 +367,7 @@ IVL_EXPORT int ivl_sdm_send_batch(struct ivl_sdm *s, const struct ivl_sdm_signal
 	return i > 0 ? (int)i : r;
 }
 
-int ivl__sdm_deliver(struct ivl_sdm *s, const struct ivl_sdm_signal *sig, uint16_t from)
+static inline int deliver_one(struct ivl_sdm *s, const struct ivl_sdm_signal *sig, uint16_t from)
 {
 	/* Receiver-side routing: a slave's signal must name the master; the
 	 * master's signal must name us.  Anything else is forged. */
@@ -390,6 +390,23 @@ int ivl__sdm_deliver(struct ivl_sdm *s, const struct ivl_sdm_signal *sig, uint16
 	if (s->handler[sig->type].fn)
 		s->handler[sig->type].fn(s, sig, from, s->handler[sig->type].opaque);
 	return 1;
+}
+
+int ivl__sdm_deliver(struct ivl_sdm *s, const struct ivl_sdm_signal *sig, uint16_t from)
+{
+	return deliver_one(s, sig, from);
+}
+
+/* A chunk copied out of a shared-memory ring: one call, the same checks
+ * for each signal. */
+int ivl__sdm_deliver_many(struct ivl_sdm *s, const struct ivl_sdm_signal *sigs, unsigned n,
+			  uint16_t from)
+{
+	int delivered = 0;
+
+	for (unsigned i = 0; i < n; i++)
+		delivered += deliver_one(s, &sigs[i], from);
+	return delivered;
 }
 
 IVL_EXPORT int ivl_sdm_set_handler(struct ivl_sdm *s, uint32_t type, ivl_sdm_handler_fn *fn,

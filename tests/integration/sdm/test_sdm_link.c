@@ -126,6 +126,28 @@ static void link_channel(void **state)
 		assert_int_equal(ivl_sdm_send_batch(w.s[0], v, 40), -EAGAIN);
 		assert_true(PUMP_UNTIL(&w, w.rm.n[0] == 2 * RING + 41));
 	}
+	/* A master's batch in runs to several slaves: each run goes to its
+	 * slave's ring, in order. */
+	{
+		static const int to[] = {0, 0, 1, 2, 2, 0, 1};
+		struct ivl_sdm_signal v[7];
+		unsigned before[3], want[3] = {0};
+
+		for (int i = 0; i < 3; i++)
+			before[i] = w.rs[i].n[0];
+		for (unsigned k = 0; k < 7; k++) {
+			v[k] = (struct ivl_sdm_signal){
+			    IVL_SDM_IRQ, (uint32_t)ivl_sdm_id(w.s[to[k]]), {k, 0}};
+			want[to[k]]++;
+		}
+		assert_int_equal(ivl_sdm_send_batch(w.m, v, 7), 7);
+		assert_true(PUMP_UNTIL(&w, w.rs[0].n[0] == before[0] + want[0] &&
+					       w.rs[1].n[0] == before[1] + want[1] &&
+					       w.rs[2].n[0] == before[2] + want[2]));
+		assert_int_equal(w.rs[0].last.payload[0], 5);
+		assert_int_equal(w.rs[1].last.payload[0], 6);
+		assert_int_equal(w.rs[2].last.payload[0], 4);
+	}
 	/* Reset. */
 	sig = (struct ivl_sdm_signal){IVL_SDM_RESET, (uint32_t)ivl_sdm_id(w.s[0]), {0, 0}};
 	assert_int_equal(ivl_sdm_send(w.m, &sig), 0);

@@ -350,6 +350,89 @@ static void broadcast(void **state)
 	ivl_sdm_bus_free(b);
 }
 
+/* In-order check of one slave's signals: payload[0] counts up from 0. */
+struct seq {
+	uint32_t next;
+	unsigned bad;
+};
+
+static void on_seq(struct ivl_sdm *s, const struct ivl_sdm_signal *sig, uint16_t from, void *op)
+{
+	struct seq *q = op;
+
+	(void)s, (void)from;
+	q->bad += sig->payload[0] != q->next;
+	q->next++;
+}
+
+/* A master's batch goes to its rings in runs of one destination: runs to
+ * several slaves interleaved, a run that wraps the ring, a batch larger
+ * than the room, and a batch stopping at a slave that is not there. */
+static const uint16_t dest[] = {1, 1, 2, 2, 2, 1, 3, 3, 1, 2};
+#define NDEST (int)(sizeof(dest) / sizeof(dest[0]))
+static void batch_runs(void **state)
+{
+	static struct ivl_sdm_signal v[1100];
+	struct ivl_sdm_bus *b;
+	struct ivl_sdm *m, *sl[3];
+	struct seq q[3] = {{0}};
+	uint32_t per[3] = {0};
+	int err, got;
+
+	(void)state;
+	assert_int_equal(ivl_sdm_bus_new(&b), 0);
+	m = mk(b, true, 4, 0, &err);
+	assert_non_null(m);
+	for (int i = 0; i < 3; i++) {
+		sl[i] = mk(b, false, 0, (uint16_t)(i + 1), &err);
+		assert_int_equal(err, 0);
+		ivl_sdm_set_handler(sl[i], IVL_SDM_IRQ, on_seq, &q[i]);
+	}
+	for (int k = 0; k < NDEST; k++)
+		v[k] = (struct ivl_sdm_signal){IVL_SDM_IRQ, dest[k], {per[dest[k] - 1]++, 0}};
+	assert_int_equal(ivl_sdm_send_batch(m, v, NDEST), NDEST);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(ivl_sdm_process(sl[i]), (int)per[i]);
+		assert_int_equal(q[i].bad, 0);
+	}
+	/* Slave 1: its ring index is now 4; 1000 more, then a batch of 100
+	 * that crosses the end of the 1024-entry ring. */
+	for (unsigned k = 0; k < 1000; k++)
+		v[k] = (struct ivl_sdm_signal){IVL_SDM_IRQ, 1, {per[0]++, 0}};
+	assert_int_equal(ivl_sdm_send_batch(m, v, 1000), 1000);
+	assert_int_equal(ivl_sdm_process(sl[0]), 1000);
+	for (unsigned k = 0; k < 100; k++)
+		v[k] = (struct ivl_sdm_signal){IVL_SDM_IRQ, 1, {per[0]++, 0}};
+	assert_int_equal(ivl_sdm_send_batch(m, v, 100), 100);
+	assert_int_equal(ivl_sdm_process(sl[0]), 100);
+	assert_int_equal(q[0].bad, 0);
+	assert_int_equal(q[0].next, per[0]);
+	/* More than the ring holds: what fits, then -EAGAIN. */
+	for (unsigned k = 0; k < 1100; k++)
+		v[k] = (struct ivl_sdm_signal){IVL_SDM_IRQ, 2, {per[1] + k, 0}};
+	got = ivl_sdm_send_batch(m, v, 1100);
+	assert_true(got > 0 && got < 1100);
+	per[1] += (uint32_t)got;
+	assert_int_equal(ivl_sdm_send_batch(m, v, 1), -EAGAIN);
+	assert_int_equal(ivl_sdm_process(sl[1]), got);
+	assert_int_equal(q[1].bad, 0);
+	/* Slave 3 leaves: a batch stops at its first signal. */
+	ivl_sdm_free(sl[2]);
+	sl[2] = NULL;
+	v[0] = (struct ivl_sdm_signal){IVL_SDM_IRQ, 1, {per[0]++, 0}};
+	v[1] = (struct ivl_sdm_signal){IVL_SDM_IRQ, 1, {per[0]++, 0}};
+	v[2] = (struct ivl_sdm_signal){IVL_SDM_IRQ, 3, {0, 0}};
+	v[3] = (struct ivl_sdm_signal){IVL_SDM_IRQ, 1, {per[0], 0}};
+	assert_int_equal(ivl_sdm_send_batch(m, v, 4), 2);
+	assert_int_equal(ivl_sdm_send_batch(m, &v[2], 2), -ENOENT);
+	assert_int_equal(ivl_sdm_process(sl[0]), 2);
+	assert_int_equal(q[0].bad, 0);
+	for (int i = 0; i < 2; i++)
+		ivl_sdm_free(sl[i]);
+	ivl_sdm_free(m);
+	ivl_sdm_bus_free(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -358,6 +441,7 @@ int main(void)
 	    cmocka_unit_test(config_semantics),
 	    cmocka_unit_test(actions),
 	    cmocka_unit_test(broadcast),
+	    cmocka_unit_test(batch_runs),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
