@@ -41,12 +41,12 @@ mkdir -p "$out"
 fail=0
 if [ "$quick" = 1 ]; then
 	db_args=(--iters 2000 --burst 100000 --idle-ms 200)
-	sdm_args=(--runs 1 --iters 500 --count 50000)
+	sdm_args=(--runs 1 --iters 500 --count 50000 --shm-count 2000000)
 	vq_args=(--ms 200 --reps 3 --sizes 64)
 	adm_args=(--peers 100 --vectors 1 --sample 20 --raw-iters 1000)
 else
 	db_args=()
-	sdm_args=(--runs 1)
+	sdm_args=(--runs 3)
 	vq_args=(--reps 5 --sizes "64,65536")
 	adm_args=(--peers 1000 --vectors 1)
 fi

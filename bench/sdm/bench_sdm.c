@@ -12,8 +12,9 @@
  * (raw) in a loop.
  *   rtt:   the master sends an IRQ, the slave's handler answers with an
  *          IRQ, the master waits for it; median over --iters round trips.
- *   rate:  the master sends --count IRQs with ivl_sdm_send_batch() in
- *          batches of --batch; time until the slave has handled the last
+ *   rate:  the master sends --count IRQs (--shm-count on local and link,
+ *          and through the raw in-process queue) with ivl_sdm_send_batch()
+ *          in batches of --batch; time until the slave has handled the last
  *          one.  Raw: write() of --batch frames at a time, the reader
  *          reads what is there.
  * Each figure is the median over --runs runs; a ratio is the median of the
@@ -23,7 +24,7 @@
  * shared memory beats a socket); local against a raw in-process queue
  * (two spinning SPSC rings of 16-byte entries between the same threads).
  *
- * Usage: bench_sdm [--runs N] [--iters N] [--count N] [--batch N]
+ * Usage: bench_sdm [--runs N] [--iters N] [--count N] [--shm-count N] [--batch N]
  *                  [--wait block|spin|both] [--case NAME] [--json]
  */
 #include <errno.h>
@@ -51,6 +52,15 @@
 #define DEADLINE_NS 20000000000LL
 
 static unsigned iters = 2000, count = 200000, batch = 64, runs = 5;
+/* One-way runs of the shared-memory channels and of the raw in-process
+ * queue: long enough to be in steady state (a 200000-signal run of a
+ * channel moving 10^8 signals/s lasts 2 ms, mostly thread wake-up). */
+static unsigned shm_count = 20000000;
+
+static unsigned rate_count(enum ivl_sdm_channel ch)
+{
+	return ch == IVL_SDM_CHAN_LOCAL || ch == IVL_SDM_CHAN_LINK ? shm_count : count;
+}
 static bool json;
 
 /* ---- SDM pairs ------------------------------------------------------------ */
@@ -257,14 +267,16 @@ static int sdm_rate(struct pair *p, bool spin, double *per_s)
 	int64_t t0;
 	int r;
 
+	unsigned total = rate_count(p->ch);
+
 	for (unsigned i = 0; i < batch; i++)
 		sigs[i] = (struct ivl_sdm_signal){IVL_SDM_IRQ, 1, {i, 0}};
-	r = start_slave(p, &th, spin, false, count);
+	r = start_slave(p, &th, spin, false, total);
 	if (r)
 		return r;
 	t0 = bu_now_ns();
-	while (sent < count && !r) {
-		unsigned n = count - sent < batch ? count - sent : batch;
+	while (sent < total && !r) {
+		unsigned n = total - sent < batch ? total - sent : batch;
 
 		r = ivl_sdm_send_batch(p->m.sdm, sigs, n);
 		if (r > 0) {
@@ -295,7 +307,7 @@ static int sdm_rate(struct pair *p, bool spin, double *per_s)
 		r = r < 0 ? r : 0;
 	}
 	pthread_join(th, NULL);
-	*per_s = count / ((double)(p->t_end - t0) / 1e9);
+	*per_s = total / ((double)(p->t_end - t0) / 1e9);
 	return r ? r : p->s.err;
 }
 
@@ -511,7 +523,7 @@ static void *rq_peer(void *arg)
 {
 	struct rq *q = arg;
 	uint32_t v[1][4] = {{0, 1, 0, 0}}, last = 0;
-	unsigned got = 0, want = q->rate ? count : iters;
+	unsigned got = 0, want = q->rate ? shm_count : iters;
 
 	bench_pin_self(1);
 	atomic_store(&q->ready, true);
@@ -548,9 +560,9 @@ static int raw_queue_run(bool rate, double *out)
 		sched_yield();
 	t0 = bu_now_ns();
 	if (rate) {
-		for (unsigned sent = 0; sent < count; sent += batch)
+		for (unsigned sent = 0; sent < shm_count; sent += batch)
 			rq_put(&q->a2b, (const uint32_t (*)[4])v,
-			       count - sent < batch ? count - sent : batch);
+			       shm_count - sent < batch ? shm_count - sent : batch);
 	} else {
 		for (unsigned i = 0; i < iters; i++) {
 			int64_t t1 = bu_now_ns();
@@ -563,7 +575,7 @@ static int raw_queue_run(bool rate, double *out)
 		}
 	}
 	pthread_join(th, NULL);
-	*out = rate ? count / ((double)(q->t_end - t0) / 1e9) : bu_median(t, iters);
+	*out = rate ? shm_count / ((double)(q->t_end - t0) / 1e9) : bu_median(t, iters);
 	free(t);
 	free(q);
 	return 0;
@@ -730,6 +742,8 @@ int main(int argc, char **argv)
 			iters = (unsigned)strtoul(argv[i + 1], NULL, 0);
 		else if (!strcmp(argv[i], "--count"))
 			count = (unsigned)strtoul(argv[i + 1], NULL, 0);
+		else if (!strcmp(argv[i], "--shm-count"))
+			shm_count = (unsigned)strtoul(argv[i + 1], NULL, 0);
 		else if (!strcmp(argv[i], "--batch"))
 			batch = (unsigned)strtoul(argv[i + 1], NULL, 0);
 		else if (!strcmp(argv[i], "--runs"))
@@ -741,11 +755,11 @@ int main(int argc, char **argv)
 		else
 			iters = 0;
 	}
-	if (!iters || !count || !batch || batch > MAX_BATCH || !runs || runs > MAX_RUNS ||
+	if (!iters || !count || !shm_count || !batch || batch > MAX_BATCH || !runs || runs > MAX_RUNS ||
 	    (strcmp(wait, "block") && strcmp(wait, "spin") && strcmp(wait, "both")) ||
 	    sodium_init() < 0) {
 		fprintf(stderr, "usage: bench_sdm [--runs 1..%u] [--iters N] [--count N] "
-				"[--batch 1..%u] [--wait block|spin|both] [--case NAME] [--json]\n",
+				"[--shm-count N] [--batch 1..%u] [--wait block|spin|both] [--case NAME] [--json]\n",
 			MAX_RUNS, MAX_BATCH);
 		return 2;
 	}
@@ -760,13 +774,14 @@ int main(int argc, char **argv)
 		printf(", \"cpus\": %ld, \"kernel\": ", bu_nproc());
 		bu_json_str(stdout, bu_kernel());
 		printf(", \"load_start\": %.2f, \"runs\": %u, \"iters\": %u, \"count\": %u, "
-		       "\"batch\": %u, \"modes\": [",
-		       bu_loadavg(), runs, iters, count, batch);
+		       "\"shm_count\": %u, \"batch\": %u, \"modes\": [",
+		       bu_loadavg(), runs, iters, count, shm_count, batch);
 	} else {
 		printf("SDM vs raw sockets: %s, %ld CPUs, kernel %s, load average %.2f\n",
 		       bu_cpu_model(), bu_nproc(), bu_kernel(), bu_loadavg());
-		printf("two threads on two CPUs; %u round trips, %u signals in batches of %u\n",
-		       iters, count, batch);
+		printf("two threads on two CPUs; %u round trips, %u signals (%u on local, link and "
+		       "the raw queue) in batches of %u\n",
+		       iters, count, shm_count, batch);
 	}
 	if (strcmp(wait, "spin"))
 		fail |= report(false, path, key, only);

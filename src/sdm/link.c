@@ -176,15 +176,15 @@ static int tx_put(struct ivl_sdm *s, struct ivl_sdm_link_ring *r, const struct i
  * Consumer side, batched: one acquire of head, up to RX_CHUNK entries
  * copied out, one release of tail, then the copies are decoded and
  * delivered (handlers may send, and take their time, without holding the
- * producer back).  At most one lap per call, so a producer that never stops
- * cannot keep us here.  Returns the number delivered, or -EPROTO on
+ * producer back).  At most IVL__SDM_RX_LAPS laps per call, so a producer
+ * that never stops cannot keep us here.  Returns the number delivered, or -EPROTO on
  * impossible indices.
  */
 static int rx_drain(struct ivl_sdm *s, struct ivl_sdm_link_ring *r, uint16_t from)
 {
 	struct link_chan *lk = link_of(s);
 	struct ivl_sdm_signal copy[RX_CHUNK];
-	uint32_t budget = lk->ring_len;
+	uint32_t budget = IVL__SDM_RX_LAPS * lk->ring_len;
 	int delivered = 0;
 
 	while (budget) {

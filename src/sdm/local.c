@@ -322,11 +322,11 @@ static int local_send_batch(struct ivl_sdm *s, const struct ivl_sdm_signal *sigs
 	return i ? (int)i : r;
 }
 
-/* Copy out, release, deliver: at most one ring's worth per call. */
+/* Copy out, release, deliver: at most IVL__SDM_RX_LAPS laps per call. */
 static int rx_drain(struct ivl_sdm *s, struct lring *r, uint16_t from)
 {
 	struct ivl_sdm_signal copy[RX_CHUNK];
-	uint32_t budget = LRING_LEN;
+	uint32_t budget = IVL__SDM_RX_LAPS * LRING_LEN;
 	int delivered = 0;
 
 	while (budget) {

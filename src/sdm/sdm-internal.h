@@ -172,6 +172,11 @@ int ivl__sdm_timer_drain(struct ivl_sdm *sdm);
 /* LINK and LOCAL receivers: after a call that delivered @delivered, whether
  * to take the slow path (fds, doorbell arming); see sdm.c. */
 #define IVL__SDM_QUIET_NS 50000
+/* LINK and LOCAL receivers drain at most this many laps of one ring per
+ * ivl_sdm_process() call: a producer that never stops cannot keep the
+ * caller there, and a caller that polls its fd before each call pays one
+ * system call per several thousand signals. */
+#define IVL__SDM_RX_LAPS 4u
 bool ivl__sdm_idle(struct ivl_sdm *sdm, int delivered);
 /* Routing + action + handler for a received signal (from: connection ID). */
 int ivl__sdm_deliver(struct ivl_sdm *sdm, const struct ivl_sdm_signal *sig, uint16_t from);

@@ -300,14 +300,12 @@ static int broadcast(struct ivl_sdm *s, const struct ivl_sdm_signal *sig, bool m
 }
 
 /* A channel that takes batches whole (LOCAL, LINK), without broadcasts: the
- * route-checked prefix goes in one call. */
-static int whole_batch(struct ivl_sdm *s, const struct ivl_sdm_signal *sigs, size_t n)
+ * route-checked prefix of @ok signals goes in one call; @r is the error of
+ * the signal after it, if any. */
+static int whole_batch(struct ivl_sdm *s, const struct ivl_sdm_signal *sigs, size_t ok, int r)
 {
-	size_t ok = 0;
-	int r = 0, q;
+	int q;
 
-	while (ok < n && !(r = route_check(s, &sigs[ok])))
-		ok++;
 	if (!ok)
 		return r;
 	q = s->ops->send_batch(s, sigs, ok);
@@ -345,10 +343,14 @@ IVL_EXPORT int ivl_sdm_send_batch(struct ivl_sdm *s, const struct ivl_sdm_signal
 	if (!s || !sigs || n == 0 || n > INT_MAX)
 		return -EINVAL;
 	if (s->ops->send_batch) {
-		for (i = 0; i < n && sigs[i].slave != IVL_SDM_ALL; i++)
+		/* The route-checked prefix in one call, unless a broadcast
+		 * comes first. */
+		for (i = 0; i < n && sigs[i].slave != IVL_SDM_ALL && !(r = route_check(s, &sigs[i]));
+		     i++)
 			;
-		if (i == n)
-			return whole_batch(s, sigs, n);
+		if (i == n || sigs[i].slave != IVL_SDM_ALL)
+			return whole_batch(s, sigs, i, r);
+		r = 0;
 	}
 	for (i = 0; i < n; i++) {
 		r = route_check(s, &sigs[i]);
