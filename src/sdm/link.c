@@ -139,7 +139,8 @@ static void tx_publish(struct ivl_sdm *s)
 	lk->tx = NULL;
 }
 
-/* 0 queued, -EAGAIN full, -EPROTO impossible indices. */
+/* Queue up to @n signals: how many fit (> 0), -EAGAIN full, -EPROTO
+ * impossible indices. */
 static int tx_put(struct ivl_sdm *s, struct ivl_sdm_link_ring *r, const struct ivl_sdm_signal *sig,
 		  size_t n)
 {
@@ -177,8 +178,8 @@ static int tx_put(struct ivl_sdm *s, struct ivl_sdm_link_ring *r, const struct i
  * copied out, one release of tail, then the copies are decoded and
  * delivered (handlers may send, and take their time, without holding the
  * producer back).  At most IVL__SDM_RX_LAPS laps per call, so a producer
- * that never stops cannot keep us here.  Returns the number delivered, or -EPROTO on
- * impossible indices.
+ * that never stops cannot keep us here.  Returns the number delivered, or
+ * -EPROTO on impossible indices.
  */
 static int rx_drain(struct ivl_sdm *s, struct ivl_sdm_link_ring *r, uint16_t from)
 {

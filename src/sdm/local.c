@@ -306,7 +306,8 @@ static int local_send_batch(struct ivl_sdm *s, const struct ivl_sdm_signal *sigs
 			    atomic_load_explicit(&b->slot[id], memory_order_acquire);
 
 			r = sl && atomic_load_explicit(&sl->live, memory_order_acquire)
-				? tx_put(s, &sl->m2s, id, &sigs[i], ivl__sdm_same_dest(&sigs[i], n - i))
+				? tx_put(s, &sl->m2s, id, &sigs[i],
+					 ivl__sdm_same_dest(&sigs[i], n - i))
 				: -ENOENT;
 		} else if (s->state != 0 ||
 			   !atomic_load_explicit(&b->master_live, memory_order_relaxed)) {

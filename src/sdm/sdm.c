@@ -345,8 +345,8 @@ IVL_EXPORT int ivl_sdm_send_batch(struct ivl_sdm *s, const struct ivl_sdm_signal
 	if (s->ops->send_batch) {
 		/* The route-checked prefix in one call, unless a broadcast
 		 * comes first. */
-		for (i = 0; i < n && sigs[i].slave != IVL_SDM_ALL && !(r = route_check(s, &sigs[i]));
-		     i++)
+		for (i = 0;
+		     i < n && sigs[i].slave != IVL_SDM_ALL && !(r = route_check(s, &sigs[i])); i++)
 			;
 		if (i == n || sigs[i].slave != IVL_SDM_ALL)
 			return whole_batch(s, sigs, i, r);
