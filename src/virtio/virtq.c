@@ -834,7 +834,8 @@ static inline __attribute__((always_inline)) int take_avail(struct ivl_virtq *q,
 
 IVL_EXPORT int ivl_virtq_pop(struct ivl_virtq *q, struct ivl_virtq_elem *e)
 {
-	if (!q || q->role != IVL_VIRTQ_DEVICE || !e || (e->iov_max && !e->iov))
+	/* An element with iov_max but no iov: -EINVAL from take_avail(). */
+	if (!q || q->role != IVL_VIRTQ_DEVICE || !e)
 		return -EINVAL;
 	if (q->broken)
 		return -EIO;
