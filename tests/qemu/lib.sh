@@ -1,8 +1,15 @@
 # shellcheck shell=bash
 # SPDX-License-Identifier: MIT
-# Shell helpers shared by the QEMU test scripts (sourced; they set $work,
-# $here, npass, nfail, failed).
+# Shell helpers shared by the QEMU test scripts (sourced; they set $here
+# first, then $work, npass, nfail, failed).
 # shellcheck disable=SC2154
+
+# The paths every script uses, from $here (tests/qemu, set by the sourcing
+# script); IVL_BUILD_DIR, IVL_SERVER_BIN and IVL_CLI_BIN override them.
+repo=$(cd "$here/../.." && pwd)
+build=${IVL_BUILD_DIR:-$repo/build}
+server_bin=${IVL_SERVER_BIN:-$build/tools/ivlink-server/ivlink-server}
+cli_bin=${IVL_CLI_BIN:-$build/tools/ivlink/ivlink}
 
 log() { printf '%s\n' "$*" | tee -a "$work/summary.txt"; }
 elapsed() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'; }

@@ -30,9 +30,6 @@
 set -u
 
 here=$(cd "$(dirname "$0")" && pwd)
-repo=$(cd "$here/../.." && pwd)
-build=${IVL_BUILD_DIR:-$repo/build}
-server_bin=${IVL_SERVER_BIN:-$build/tools/ivlink-server/ivlink-server}
 qemu_timeout=${IVL_QEMU_TIMEOUT:-120}
 what=${1:-all}
 case $what in boot | doorbell | all) ;; *)

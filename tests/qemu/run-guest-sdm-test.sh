@@ -35,10 +35,6 @@
 set -u
 
 here=$(cd "$(dirname "$0")" && pwd)
-repo=$(cd "$here/../.." && pwd)
-build=${IVL_BUILD_DIR:-$repo/build}
-server_bin=${IVL_SERVER_BIN:-$build/tools/ivlink-server/ivlink-server}
-cli_bin=${IVL_CLI_BIN:-$build/tools/ivlink/ivlink}
 qemu_timeout=${IVL_QEMU_TIMEOUT:-400}
 mode=${1:-}
 case $mode in one | amp | rtt) ;; *)

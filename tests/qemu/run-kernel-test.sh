@@ -35,9 +35,6 @@
 set -u
 
 here=$(cd "$(dirname "$0")" && pwd)
-repo=$(cd "$here/../.." && pwd)
-build=${IVL_BUILD_DIR:-$repo/build}
-server_bin=${IVL_SERVER_BIN:-$build/tools/ivlink-server/ivlink-server}
 qemu_timeout=${IVL_QEMU_TIMEOUT:-240}
 cc=${CC:-gcc}
 what=${1:-all}
@@ -57,7 +54,6 @@ server_run_init kernel
 qemu_prereqs
 server_prereqs "QMP, header scribbler"
 static_guest_prereqs
-cli_bin=${IVL_CLI_BIN:-$build/tools/ivlink/ivlink}
 cli_prereqs
 
 t0=$(date +%s.%N)

@@ -32,9 +32,6 @@
 set -u
 
 here=$(cd "$(dirname "$0")" && pwd)
-repo=$(cd "$here/../.." && pwd)
-build=${IVL_BUILD_DIR:-$repo/build}
-cli=${IVL_CLI_BIN:-$build/tools/ivlink/ivlink}
 qemu_timeout=${IVL_QEMU_TIMEOUT:-90}
 cc=${CC:-gcc}
 what=${1:-all}
@@ -74,10 +71,7 @@ log "work dir: $work"
 
 # --- setup ---------------------------------------------------------------------
 qemu_prereqs
-[ -x "$cli" ] || {
-	log "FAIL: ivlink CLI not found at $cli"
-	exit 1
-}
+cli_prereqs
 static_guest_prereqs
 
 t0=$(date +%s.%N)
@@ -121,7 +115,7 @@ host_open() {
 	# host_open NAME FILE: `ivlink -v --plain FILE:1M info --json`, output
 	# in $work/NAME-host-info.{json,err}; the epoch in $host_epoch
 	local n=$1 file=$2
-	"$cli" -v --plain "$file:1M" info --json >"$work/$n-host-info.json" \
+	"$cli_bin" -v --plain "$file:1M" info --json >"$work/$n-host-info.json" \
 		2>"$work/$n-host-info.err"
 	echo "rc=$?" >>"$work/$n-host-info.err"
 	host_epoch=$(sed -n 's/.*"epoch": *"\(0x[0-9a-f]*\)".*/\1/p' "$work/$n-host-info.json")
@@ -132,7 +126,7 @@ host_answer() {
 	# check its pattern, answer nonce + 1 (the CLI; no doorbells)
 	local n=$1 file=$2 flag nonce i ans
 	for i in $(seq 400); do
-		flag=$("$cli" --plain "$file" peek --u32 0x100 2>/dev/null | cut -d' ' -f1)
+		flag=$("$cli_bin" --plain "$file" peek --u32 0x100 2>/dev/null | cut -d' ' -f1)
 		[ "$flag" = 0x600d0001 ] && break
 		alive "$qemu_pid" || break
 		sleep 0.1
@@ -142,11 +136,11 @@ host_answer() {
 		return 1
 	fi
 	pass "$n.host-sees-flag: $flag after $i polls"
-	"$cli" --plain "$file" dump --offset 0x1000 --length 32 >"$work/$n-host-dump.txt" 2>&1
+	"$cli_bin" --plain "$file" dump --offset 0x1000 --length 32 >"$work/$n-host-dump.txt" 2>&1
 	check "$n.host-sees-pattern" "$work/$n-host-dump.txt" '\|ivlink-plain-gue'
-	nonce=$("$cli" --plain "$file" peek --u32 0x104 | cut -d' ' -f2)
+	nonce=$("$cli_bin" --plain "$file" peek --u32 0x104 | cut -d' ' -f2)
 	ans=$(((nonce + 1) & 0xffffffff))
-	"$cli" --plain "$file" poke --u32 0x200 "$ans" >"$work/$n-host-poke.txt" 2>&1
+	"$cli_bin" --plain "$file" poke --u32 0x200 "$ans" >"$work/$n-host-poke.txt" 2>&1
 	check "$n.host-answered" "$work/$n-host-poke.txt" '^wrote 4 bytes'
 }
 
@@ -232,7 +226,7 @@ run_guest() {
 	check "$n.host-found-ready" "$work/$n-host-info.err" '^ivlink: .*: header was ready'
 	converse "$n" "$file" "$serial" "$t" 1
 	# Sizes must agree: asking for another size fails, naming both.
-	"$cli" --plain "$file:2M" info >/dev/null 2>"$work/$n-mismatch.err"
+	"$cli_bin" --plain "$file:2M" info >/dev/null 2>"$work/$n-mismatch.err"
 	echo "rc=$?" >>"$work/$n-mismatch.err"
 	check "$n.size-mismatch-rc" "$work/$n-mismatch.err" '^rc=1$'
 	check "$n.size-mismatch-message" "$work/$n-mismatch.err" 'has 1048576 bytes, asked for 2097152'
