@@ -30,6 +30,12 @@ struct ivl_link;
 /* Feature bits of a ring (the virtio bit numbers, as a mask). */
 #define IVL_VIRTQ_F_INDIRECT_DESC (1ull << 28) /* VIRTIO_RING_F_INDIRECT_DESC */
 #define IVL_VIRTQ_F_EVENT_IDX (1ull << 29)     /* VIRTIO_RING_F_EVENT_IDX */
+/* VIRTIO_F_IN_ORDER: the device uses buffers in the order they were made
+ * available; the driver takes descriptors in table order.  Driver: no free
+ * list, and used elements are read only for lengths (see
+ * ivl_virtq_get_used_many()).  Device: ivl_virtq_push() must name the
+ * oldest chain popped and not yet pushed. */
+#define IVL_VIRTQ_F_IN_ORDER (1ull << 35)
 
 /* Where the parts of a ring live: byte offsets into the window. */
 struct ivl_virtq_layout {
@@ -126,7 +132,10 @@ int ivl_virtq_add_many(struct ivl_virtq *q, const struct iovec *bufs, unsigned n
  * Driver: take one used buffer.  Returns 1 with *token and *len (bytes the
  * device wrote), 0 if none, or -errno: -EPROTO when the device returned an
  * id that is not in flight or a used index that jumps too far (the queue
- * breaks), -EIO (broken).
+ * breaks), -EIO (broken).  @len may be NULL.  With IN_ORDER, a used index
+ * past what was published breaks the queue, and when @len is asked for, so
+ * does a used element that does not name this buffer's head (a device that
+ * writes one element per batch, as virtio allows, must be asked for none).
  */
 int ivl_virtq_get_used(struct ivl_virtq *q, void **token, uint32_t *len);
 /*
@@ -220,8 +229,10 @@ int ivl_virtq_pop(struct ivl_virtq *q, struct ivl_virtq_elem *e);
 int ivl_virtq_pop_many(struct ivl_virtq *q, struct ivl_virtq_elem *elems, unsigned max);
 /* Device: record chain @head as used with @len bytes written; not visible
  * to the driver before ivl_virtq_flush().  Errors: -EINVAL (NULL, driver
- * role, head >= num, or more pushes than popped), -EIO.  @head is not
- * checked against the chains popped: the driver checks what it gets. */
+ * role, head >= num, or more pushes than popped; with IN_ORDER, a head
+ * that is not the oldest chain popped and not yet pushed), -EIO.  Without
+ * IN_ORDER @head is not checked against the chains popped: the driver
+ * checks what it gets. */
 int ivl_virtq_push(struct ivl_virtq *q, uint16_t head, uint32_t len);
 /*
  * Device: ivl_virtq_push() for @n chains in one call: heads[k] with lens[k]

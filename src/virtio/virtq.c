@@ -9,6 +9,13 @@
  *
  * The driver keeps its own free list and chain lengths in private memory, so
  * a device that scribbles on the descriptor table cannot corrupt them.
+ *
+ * With VIRTIO_F_IN_ORDER (virtio 1.1 §2.7) the device uses buffers in the
+ * order they were made available and the driver takes descriptors in table
+ * order, wrapping at the end.  The driver then needs no free list and no
+ * used element to know which buffer came back: the n-th used is the n-th
+ * made available.  Its private arrays are indexed by avail position instead
+ * of by head, and a used index past what was published breaks the queue.
  */
 #include <endian.h>
 #include <errno.h>
@@ -36,6 +43,7 @@ struct ivl_virtq {
 	unsigned mask; /* num - 1 */
 	bool event_idx;
 	bool indirect;
+	bool in_order;
 	int broken;
 	bool notify_on; /* we asked to be notified */
 	char *win;
@@ -55,9 +63,12 @@ struct ivl_virtq {
 	uint16_t kicked_idx;	/* published_idx at the last need_notify */
 	uint16_t last_used;
 	uint16_t used_shadow; /* used->idx as last read */
-	unsigned free_head;   /* oldest free descriptor (valid if num_free) */
+	unsigned free_head;   /* oldest free descriptor (valid if num_free);
+			       * in order: the next one in table order */
 	unsigned free_tail;   /* newest free descriptor (valid if num_free) */
 	unsigned num_free;
+	/* By head; in order, by avail position (idx & mask) instead, and next
+	 * holds the position's head. */
 	uint16_t *next;	 /* private chain links (mirror of desc[].next) */
 	uint16_t *ndesc; /* descriptors used by each in-flight head */
 	void **tokens;
@@ -69,6 +80,7 @@ struct ivl_virtq {
 	uint16_t flushed_idx;	 /* last value stored to used->idx */
 	uint16_t signalled_used; /* flushed_idx at the last need_notify */
 	unsigned inflight;
+	uint16_t *popped; /* in order: heads popped, by used position */
 };
 
 static _Atomic uint16_t *a16(void *p)
@@ -144,7 +156,8 @@ IVL_EXPORT int ivl_virtq_new(struct ivl_virtq **out, void *window, uint64_t wind
 		return -EINVAL;
 	*out = NULL;
 	if (!valid_num(o->num) || (o->role != IVL_VIRTQ_DRIVER && o->role != IVL_VIRTQ_DEVICE) ||
-	    (o->features & ~(IVL_VIRTQ_F_INDIRECT_DESC | IVL_VIRTQ_F_EVENT_IDX)) ||
+	    (o->features &
+	     ~(IVL_VIRTQ_F_INDIRECT_DESC | IVL_VIRTQ_F_EVENT_IDX | IVL_VIRTQ_F_IN_ORDER)) ||
 	    o->indirect_max > MAX_INDIRECT)
 		return -EINVAL;
 
@@ -152,9 +165,11 @@ IVL_EXPORT int ivl_virtq_new(struct ivl_virtq **out, void *window, uint64_t wind
 	 * cache lines of its own: the two ends of a queue in one process
 	 * (threads) then never share a line of private state, which both
 	 * write for every buffer. */
+	bool in_order = o->features & IVL_VIRTQ_F_IN_ORDER;
 	size_t arrays = o->role == IVL_VIRTQ_DRIVER
 			    ? (size_t)o->num * (sizeof(void *) + 2 * sizeof(uint16_t))
-			    : 0;
+			: in_order ? (size_t)o->num * sizeof(uint16_t)
+				   : 0;
 	size_t bytes = (size_t)align_up(sizeof(struct ivl_virtq) + arrays, 64);
 	struct ivl_virtq *q = aligned_alloc(64, bytes);
 	if (!q)
@@ -165,6 +180,9 @@ IVL_EXPORT int ivl_virtq_new(struct ivl_virtq **out, void *window, uint64_t wind
 	q->mask = o->num - 1;
 	q->event_idx = o->features & IVL_VIRTQ_F_EVENT_IDX;
 	q->indirect = o->features & IVL_VIRTQ_F_INDIRECT_DESC;
+	q->in_order = in_order;
+	if (in_order && o->role == IVL_VIRTQ_DEVICE)
+		q->popped = (uint16_t *)(q + 1);
 	q->win = window;
 	q->win_size = window_size;
 	q->notify_on = true;
@@ -292,13 +310,83 @@ static void publish(struct ivl_virtq *q)
 	atomic_store_explicit(a16(&q->avail->idx), htole16(q->avail_idx), memory_order_release);
 }
 
+/* Is the piece [b, b + len) inside the window [w, w + wsize), with a length
+ * that fits a descriptor?  Overflow-safe. */
+static inline bool piece_ok(uintptr_t w, uint64_t wsize, uintptr_t b, size_t len)
+{
+	return b >= w && len <= UINT32_MAX && b - w <= wsize && len <= wsize - (b - w);
+}
+
 static int piece(const struct ivl_virtq *q, const struct iovec *v, uint64_t *off)
 {
 	uintptr_t b = (uintptr_t)v->iov_base, w = (uintptr_t)q->win;
-	if (b < w || v->iov_len > UINT32_MAX || !in_window(q, b - w, v->iov_len))
+	if (!piece_ok(w, q->win_size, b, v->iov_len))
 		return -EFAULT;
 	*off = b - w;
 	return 0;
+}
+
+/* Private entries, like the shared ones (put_desc()), are written only when
+ * they change: buffers recycled in order find the same values, and a store
+ * that need not happen does not wait in the store buffer behind the
+ * payload's. */
+static inline void keep_ptr(void **p, void *v)
+{
+	if (*p != v)
+		*p = v;
+}
+
+/*
+ * Driver, IN_ORDER: @n buffers of one piece, one direct descriptor each,
+ * descriptors taken in table order.  The same checks, in the same order, as
+ * add_ones(), whose contract this keeps.  The queue's state lives in locals
+ * for the loop (stores through the private arrays may alias the object as
+ * far as the compiler knows) and is stored back once.
+ */
+static inline __attribute__((always_inline)) unsigned add_in_order(struct ivl_virtq *q,
+								   const struct iovec *bufs,
+								   unsigned n, uint16_t flags,
+								   void *const *tokens, int *err)
+{
+	const uintptr_t w = (uintptr_t)q->win;
+	const uint64_t wsize = q->win_size;
+	struct vring_desc *const desc = q->desc;
+	uint16_t *const ring = q->avail->ring, *const heads = q->next, *const ndesc = q->ndesc;
+	void **const toks = q->tokens;
+	const unsigned mask = q->mask;
+	unsigned head = q->free_head, nfree = q->num_free, k = 0;
+	uint16_t idx = q->avail_idx;
+
+	*err = 0;
+	for (; k < n; k++) {
+		const uintptr_t b = (uintptr_t)bufs[k].iov_base;
+		const size_t len = bufs[k].iov_len;
+		if (!tokens[k]) {
+			*err = -EINVAL;
+			break;
+		}
+		if (!piece_ok(w, wsize, b, len)) {
+			*err = -EFAULT;
+			break;
+		}
+		if (!nfree) {
+			*err = -ENOSPC;
+			break;
+		}
+		const unsigned pos = idx & mask;
+		put_desc(&desc[head], b - w, (uint32_t)len, flags, 0);
+		put16(&heads[pos], (uint16_t)head);
+		put16(&ndesc[pos], 1);
+		keep_ptr(&toks[pos], tokens[k]);
+		put16(&ring[pos], htole16((uint16_t)head));
+		head = (head + 1) & mask;
+		nfree--;
+		idx++;
+	}
+	q->free_head = head;
+	q->num_free = nfree;
+	q->avail_idx = idx;
+	return k;
 }
 
 /*
@@ -356,7 +444,10 @@ IVL_EXPORT int ivl_virtq_add(struct ivl_virtq *q, const struct iovec *out, unsig
 	int r;
 	if ((nout == 1 && nin == 0) || (nout == 0 && nin == 1)) {
 		uint16_t head = (uint16_t)q->free_head;
-		if (add_ones(q, nout ? out : in, 1, nout ? 0 : VRING_DESC_F_WRITE, &token, &r))
+		const struct iovec *v = nout ? out : in;
+		uint16_t fl = nout ? 0 : VRING_DESC_F_WRITE;
+		if (q->in_order ? add_in_order(q, v, 1, fl, &token, &r)
+				: add_ones(q, v, 1, fl, &token, &r))
 			r = head;
 	} else {
 		r = add_chain(q, out, nout, in, nin, token);
@@ -374,7 +465,9 @@ IVL_EXPORT int ivl_virtq_add_many(struct ivl_virtq *q, const struct iovec *bufs,
 	if (q->broken)
 		return -EIO;
 	int err;
-	unsigned k = add_ones(q, bufs, n, writable ? VRING_DESC_F_WRITE : 0, tokens, &err);
+	uint16_t fl = writable ? VRING_DESC_F_WRITE : 0;
+	unsigned k = q->in_order ? add_in_order(q, bufs, n, fl, tokens, &err)
+				 : add_ones(q, bufs, n, fl, tokens, &err);
 	if (k && !q->defer_publish)
 		publish(q);
 	return k ? (int)k : err;
@@ -412,27 +505,33 @@ static __attribute__((noinline)) int add_chain(struct ivl_virtq *q, const struct
 		}
 		put_desc(&q->desc[head], (uint64_t)((char *)t - q->win), (uint32_t)(16 * n),
 			 VRING_DESC_F_INDIRECT, 0);
-		q->free_head = q->next[head];
+		q->free_head = q->in_order ? (head + 1) & q->mask : q->next[head];
 	} else {
-		unsigned i = head, last = head;
+		unsigned i = head;
 		for (unsigned k = 0; k < n; k++) {
 			const struct iovec *v = k < nout ? &out[k] : &in[k - nout];
 			uint16_t fl = (k >= nout ? VRING_DESC_F_WRITE : 0) |
 				      (k + 1 < n ? VRING_DESC_F_NEXT : 0);
+			/* In order, the chain runs through the table and
+			 * wraps (virtio 1.1 §2.7.5). */
+			unsigned nx = q->in_order ? (i + 1) & q->mask : q->next[i];
 			off = (uint64_t)((const char *)v->iov_base - q->win); /* checked above */
 			/* next only when NEXT is set: the last one's link is
 			 * our free list's business, and a constant 0 lets an
 			 * unchanged descriptor stay unwritten. */
 			put_desc(&q->desc[i], off, (uint32_t)v->iov_len, fl,
-				 k + 1 < n ? q->next[i] : 0);
-			last = i;
-			i = q->next[i];
+				 k + 1 < n ? (uint16_t)nx : 0);
+			i = nx;
 		}
-		q->free_head = q->next[last];
+		q->free_head = i;
 	}
 	q->num_free -= need;
-	q->ndesc[head] = (uint16_t)need;
-	q->tokens[head] = token;
+	/* Bookkeeping by head, or, in order, by avail position. */
+	unsigned slot = q->in_order ? q->avail_idx & q->mask : head;
+	q->ndesc[slot] = (uint16_t)need;
+	q->tokens[slot] = token;
+	if (q->in_order)
+		q->next[slot] = head;
 	put16(&q->avail->ring[q->avail_idx & q->mask], htole16(head));
 	q->avail_idx++;
 	return head;
@@ -523,13 +622,65 @@ static inline __attribute__((always_inline)) int take_used(struct ivl_virtq *q, 
 	return (int)n;
 }
 
+/*
+ * Driver, IN_ORDER: the n-th buffer used is the n-th made available, so
+ * used->idx alone says which came back, and no used element is read unless
+ * the caller wants lengths: then every element must name its buffer's head
+ * (a device may write only one element per batch, virtio 1.1 §2.7.8, but
+ * the lengths of the others are then lost; ask such a device for none).
+ * A used index beyond what was published, or a length asked of an element
+ * that names another head, breaks the queue.
+ */
+static inline __attribute__((always_inline)) int take_in_order(struct ivl_virtq *q, void **tokens,
+							       uint32_t *lens, unsigned max)
+{
+	uint16_t last = q->last_used, shadow = q->used_shadow;
+	if (shadow == last) {
+		/* Acquire: pairs with the store-release of used->idx in
+		 * ivl_virtq_flush(). */
+		shadow = le16toh(atomic_load_explicit(a16(&q->used->idx), memory_order_acquire));
+		if ((uint16_t)(shadow - last) > (uint16_t)(q->published_idx - last)) {
+			q->used_shadow = last;
+			return break_queue(q, -EPROTO, "used index past the buffers published");
+		}
+	}
+	unsigned n = (uint16_t)(shadow - last), nfree = q->num_free;
+	if (n > max)
+		n = max;
+	unsigned k = 0;
+	for (; k < n; k++) {
+		const unsigned pos = (uint16_t)(last + k) & q->mask;
+		if (lens) {
+			struct vring_used_elem e;
+			memcpy(&e, &q->used->ring[pos], sizeof(e));
+			if (le32toh(e.id) != q->next[pos])
+				break;
+			lens[k] = le32toh(e.len);
+		}
+		tokens[k] = q->tokens[pos];
+		nfree += q->ndesc[pos];
+	}
+	last = (uint16_t)(last + k);
+	q->num_free = nfree;
+	q->last_used = last;
+	q->used_shadow = shadow;
+	if (k && q->event_idx && q->notify_on)
+		atomic_store_explicit(q->used_event, htole16(last), memory_order_relaxed);
+	if (k < n) {
+		q->used_shadow = last;
+		int r = break_queue(q, -EPROTO, "used element out of order");
+		return k ? (int)k : r;
+	}
+	return (int)k;
+}
+
 IVL_EXPORT int ivl_virtq_get_used(struct ivl_virtq *q, void **token, uint32_t *len)
 {
 	if (!q || q->role != IVL_VIRTQ_DRIVER || !token)
 		return -EINVAL;
 	if (q->broken)
 		return -EIO;
-	return take_used(q, token, len, 1);
+	return q->in_order ? take_in_order(q, token, len, 1) : take_used(q, token, len, 1);
 }
 
 IVL_EXPORT int ivl_virtq_get_used_many(struct ivl_virtq *q, void **tokens, uint32_t *lens,
@@ -539,7 +690,7 @@ IVL_EXPORT int ivl_virtq_get_used_many(struct ivl_virtq *q, void **tokens, uint3
 		return -EINVAL;
 	if (q->broken)
 		return -EIO;
-	return take_used(q, tokens, lens, max);
+	return q->in_order ? take_in_order(q, tokens, lens, max) : take_used(q, tokens, lens, max);
 }
 
 /* ---- both roles: notification suppression ---------------------------- */
@@ -742,9 +893,8 @@ static inline void prefetch_ahead(const struct ivl_virtq *q, uint16_t last, uint
  * stores into the elements may alias the object as far as the compiler
  * knows.
  */
-static inline __attribute__((always_inline)) int take_avail(struct ivl_virtq *q,
-							    struct ivl_virtq_elem *elems,
-							    unsigned max)
+static inline __attribute__((always_inline)) int
+take_avail(struct ivl_virtq *q, struct ivl_virtq_elem *elems, unsigned max)
 {
 	uint16_t last = q->last_avail, shadow = q->avail_shadow;
 	unsigned n = 0;
@@ -762,8 +912,8 @@ static inline __attribute__((always_inline)) int take_avail(struct ivl_virtq *q,
 			 * publish(): every ring entry and descriptor before it is
 			 * written.  Re-read only when caught up (one cache-line
 			 * move per batch). */
-			uint16_t aidx =
-			    le16toh(atomic_load_explicit(a16(&q->avail->idx), memory_order_acquire));
+			uint16_t aidx = le16toh(
+			    atomic_load_explicit(a16(&q->avail->idx), memory_order_acquire));
 			if ((uint16_t)(aidx - last) > q->num) {
 				err = -EOVERFLOW, why = "avail index jumped past the ring size";
 				break;
@@ -812,6 +962,10 @@ static inline __attribute__((always_inline)) int take_avail(struct ivl_virtq *q,
 				break;
 			}
 		}
+		/* In order, the chain popped at this avail position must be
+		 * pushed at the same used position (put_used() checks). */
+		if (q->popped)
+			q->popped[last & q->mask] = head;
 		last++;
 		n++;
 		if (max == 1)
@@ -855,19 +1009,20 @@ IVL_EXPORT int ivl_virtq_pop_many(struct ivl_virtq *q, struct ivl_virtq_elem *el
  * Device: record @n chains as used, heads[k] with lens[k] bytes written (0
  * for every one when @lens is NULL).  The one implementation of
  * ivl_virtq_push() (n 1) and ivl_virtq_push_many().  Returns how many were
- * recorded; when one fails (-EINVAL: head >= num, or more pushes than
- * popped), -EINVAL if it is the first, else the count of those before it.
+ * recorded; when one fails (-EINVAL: head >= num, more pushes than popped,
+ * or, with IN_ORDER, not the oldest chain popped and not yet pushed),
+ * -EINVAL if it is the first, else the count of those before it.
  */
-static inline __attribute__((always_inline)) int put_used(struct ivl_virtq *q,
-							  const uint16_t *heads,
-							  const uint32_t *lens, unsigned n)
+static inline __attribute__((always_inline)) int
+put_used(struct ivl_virtq *q, const uint16_t *heads, const uint32_t *lens, unsigned n)
 {
 	struct vring_used_elem *ring = q->used->ring;
 	uint16_t idx = q->used_idx;
 	unsigned inflight = q->inflight, k = 0;
 
 	for (; k < n; k++) {
-		if (heads[k] >= q->num || inflight == 0)
+		if (heads[k] >= q->num || inflight == 0 ||
+		    (q->popped && heads[k] != q->popped[idx & q->mask]))
 			break;
 		const uint32_t id = htole32(heads[k]), l = htole32(lens ? lens[k] : 0);
 		struct vring_used_elem *u = &ring[idx & q->mask];
@@ -893,8 +1048,8 @@ IVL_EXPORT int ivl_virtq_push(struct ivl_virtq *q, uint16_t head, uint32_t len)
 	return r < 0 ? r : 0;
 }
 
-IVL_EXPORT int ivl_virtq_push_many(struct ivl_virtq *q, const uint16_t *heads,
-				   const uint32_t *lens, unsigned n)
+IVL_EXPORT int ivl_virtq_push_many(struct ivl_virtq *q, const uint16_t *heads, const uint32_t *lens,
+				   unsigned n)
 {
 	if (!q || q->role != IVL_VIRTQ_DEVICE || (n && !heads))
 		return -EINVAL;

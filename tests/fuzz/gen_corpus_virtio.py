@@ -3,7 +3,8 @@
 """Write the seed corpora of fuzz_virtq, fuzz_mmio and fuzz_blk (deterministic).
 
 virtq inputs: [log2 num + 10 * batch (0: pop / push one by one, 1..8: pop_many /
-push_many)][flags: bit0 INDIRECT, bit1 EVENT_IDX, bits 2.. iov_max-1]
+push_many), + 90 for IN_ORDER][flags: bit0 INDIRECT, bit1 EVENT_IDX, bits 2..
+iov_max-1]
 [start idx le16] then the window from offset 0 with the default layout
 (descriptors, avail, used on the next 64-byte line).
 mmio inputs: [mode: bit0 MSI, bit1 sharing] then 8-byte operations
@@ -27,7 +28,7 @@ def layout(num):
     return desc, avail, used
 
 
-def ring(lognum, flags, start, descs, heads, extra=(), avail_idx=None, batch=0):
+def ring(lognum, flags, start, descs, heads, extra=(), avail_idx=None, batch=0, in_order=False):
     num = 1 << lognum
     desc, avail, used = layout(num)
     win = bytearray(8192)
@@ -40,7 +41,8 @@ def ring(lognum, flags, start, descs, heads, extra=(), avail_idx=None, batch=0):
     struct.pack_into('<H', win, used + 2, start)
     for off, data in extra:
         win[off:off + len(data)] = data
-    return bytes([lognum + 10 * batch, flags]) + struct.pack('<H', start) + bytes(win)
+    mode = lognum + 10 * batch + (90 if in_order else 0)
+    return bytes([mode, flags]) + struct.pack('<H', start) + bytes(win)
 
 
 def table(entries):
@@ -80,6 +82,16 @@ def virtq_seeds():
                                      [3, 3, 0], batch=3)
     yield 'used_back', ring(3, 0x3c, 0, [(4096, 8, 0, 0)], [0],
                             extra=[(192, struct.pack('<HHII', 0, 1, 0, 8))])
+    # IN_ORDER: a chain in table order wrapping the end (7 -> 0), a batch,
+    # and used entries for the driver (one element for a batch of two)
+    yield 'in_order_wrap', ring(3, 0x3c, 65535, [(4096, 8, WRITE, 0)] +
+                                [(4104, 8, 0, 0)] * 6 + [(4112, 8, NEXT, 0)],
+                                [7], in_order=True)
+    yield 'in_order_batch', ring(3, 0x3c, 0, [(4096, 8, 0, 0), (4104, 8, NEXT, 2),
+                                              (4112, 8, WRITE, 0)], [0, 1], batch=2,
+                                 in_order=True)
+    yield 'in_order_used', ring(3, 0x3c, 0, [(4096, 8, 0, 0)], [0],
+                                extra=[(192, struct.pack('<HHII', 0, 2, 1, 8))], in_order=True)
 
 
 def op(kind, off, value=0, size=4):

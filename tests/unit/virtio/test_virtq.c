@@ -169,6 +169,9 @@ static void test_round_trip(void **state)
 	round_trips(8, 0, 0, 0, 2000);
 	round_trips(1, 0, IVL_VIRTQ_F_INDIRECT_DESC, 2, 100);
 	round_trips(256, 0, IVL_VIRTQ_F_EVENT_IDX, 0, 300);
+	/* In order: every chain of two wraps the table end once a lap. */
+	round_trips(8, 0, IVL_VIRTQ_F_IN_ORDER, 0, 2000);
+	round_trips(2, 0, IVL_VIRTQ_F_IN_ORDER | IVL_VIRTQ_F_INDIRECT_DESC, 2, 100);
 }
 
 /* defer_publish: adds stay invisible until publish() or need_notify(); an
@@ -236,6 +239,176 @@ static void test_wrap(void **state)
 	round_trips(4, 65530, 0, 0, 200);
 	round_trips(8, 65535, IVL_VIRTQ_F_EVENT_IDX, 0, 200);
 	round_trips(16, 65500, IVL_VIRTQ_F_INDIRECT_DESC | IVL_VIRTQ_F_EVENT_IDX, 4, 300);
+	round_trips(4, 65530, IVL_VIRTQ_F_IN_ORDER, 0, 200);
+	round_trips(16, 65500, IVL_VIRTQ_F_IN_ORDER | IVL_VIRTQ_F_INDIRECT_DESC | IVL_VIRTQ_F_EVENT_IDX,
+		    4, 300);
+}
+
+static struct vring_desc desc_at(struct pair *p, unsigned i)
+{
+	struct vring_desc d;
+	memcpy(&d, p->win + p->lay.desc + 16u * i, sizeof(d));
+	return d;
+}
+
+static void used_write(struct pair *p, uint16_t pos, uint32_t id, uint32_t len)
+{
+	struct vring_used_elem e = {htole32(id), htole32(len)};
+	memcpy(p->win + p->lay.used + 4 + 8u * (pos & (p->num - 1)), &e, sizeof(e));
+}
+
+static void used_idx_set(struct pair *p, uint16_t idx)
+{
+	uint16_t v = htole16(idx);
+	memcpy(p->win + p->lay.used + 2, &v, 2);
+}
+
+/* Add a chain of @n one-byte readable pieces; returns its head. */
+static int add_chain_of(struct pair *p, unsigned n, uintptr_t tok)
+{
+	struct iovec v[8];
+	for (unsigned i = 0; i < n; i++)
+		v[i] = (struct iovec){buf(p, i), 1};
+	return ivl_virtq_add(p->drv, v, n, NULL, 0, (void *)tok);
+}
+
+/*
+ * VIRTIO_F_IN_ORDER (virtio 1.1 §2.7): descriptors in table order, chains
+ * linked x -> x + 1 and wrapping at the end; the device must push in pop
+ * order; the driver hands tokens back in order from used->idx alone, reads
+ * used elements only for lengths, and breaks on a used index past what was
+ * published.
+ */
+static void test_in_order(void **state)
+{
+	struct pair p;
+	void *tok[8];
+	uint32_t lens[8];
+	struct iovec iov[8][8];
+	struct ivl_virtq_elem e[8];
+	for (unsigned i = 0; i < 8; i++)
+		e[i] = (struct ivl_virtq_elem){.iov = iov[i], .iov_max = 8};
+
+	/* Table order, chains wrapping the end. */
+	pair_open(&p, 8, IVL_VIRTQ_F_IN_ORDER, 0, 65534);
+	assert_int_equal(add_chain_of(&p, 2, 1), 0);
+	assert_int_equal(add_chain_of(&p, 3, 2), 2);
+	assert_int_equal(add_chain_of(&p, 2, 3), 5);
+	assert_int_equal(desc_at(&p, 0).next, htole16(1));
+	assert_int_equal(desc_at(&p, 2).next, htole16(3));
+	assert_int_equal(desc_at(&p, 3).next, htole16(4));
+	assert_int_equal(add_chain_of(&p, 2, 4), -ENOSPC); /* one descriptor left */
+	assert_int_equal(ivl_virtq_pop_many(p.dev, e, 8), 3);
+	assert_int_equal(e[0].head, 0);
+	assert_int_equal(e[1].out_num, 3);
+	assert_int_equal(e[2].head, 5);
+	/* Push out of pop order: refused, nothing recorded. */
+	uint16_t h[3] = {e[1].head, e[0].head, e[2].head};
+	assert_int_equal(ivl_virtq_push(p.dev, e[1].head, 0), -EINVAL);
+	assert_int_equal(ivl_virtq_push_many(p.dev, h, NULL, 3), -EINVAL);
+	h[0] = e[0].head, h[1] = e[1].head;
+	assert_int_equal(ivl_virtq_push_many(p.dev, h, (uint32_t[]){10, 20, 30}, 3), 3);
+	assert_int_equal(ivl_virtq_broken(p.dev), 0);
+	assert_int_equal(ivl_virtq_flush(p.dev), 0);
+	/* Fewer than there are, then the rest. */
+	assert_int_equal(ivl_virtq_get_used_many(p.drv, tok, lens, 2), 2);
+	assert_int_equal((uintptr_t)tok[0], 1);
+	assert_int_equal((uintptr_t)tok[1], 2);
+	assert_int_equal(lens[1], 20);
+	assert_int_equal(ivl_virtq_get_used(p.drv, &tok[0], &lens[0]), 1);
+	assert_int_equal((uintptr_t)tok[0], 3);
+	assert_int_equal(lens[0], 30);
+	assert_int_equal(ivl_virtq_get_used(p.drv, &tok[0], &lens[0]), 0);
+	/* The next chain starts at 7 and wraps: 7 -> 0 -> 1. */
+	assert_int_equal(add_chain_of(&p, 3, 5), 7);
+	assert_int_equal(desc_at(&p, 7).next, htole16(0));
+	assert_int_equal(desc_at(&p, 0).next, htole16(1));
+	assert_int_equal(desc_at(&p, 1).flags, 0);
+	assert_int_equal(add_chain_of(&p, 1, 6), 2);
+	assert_int_equal(ivl_virtq_pop_many(p.dev, e, 8), 2);
+	assert_int_equal(e[0].out_num, 3);
+	assert_ptr_equal(e[0].iov[2].iov_base, buf(&p, 2));
+	/* A device that writes one used element per batch (the id of its
+	 * last buffer, at the batch's first place): fine without lengths. */
+	used_write(&p, (uint16_t)(65534 + 3), 2, 99);
+	used_idx_set(&p, (uint16_t)(65534 + 5));
+	assert_int_equal(ivl_virtq_get_used_many(p.drv, tok, NULL, 8), 2);
+	assert_int_equal((uintptr_t)tok[0], 5);
+	assert_int_equal((uintptr_t)tok[1], 6);
+	assert_int_equal(ivl_virtq_broken(p.drv), 0);
+	pair_close(&p);
+
+	/* ... but lengths asked of it break the queue: the element at the
+	 * first place names another buffer. */
+	pair_open(&p, 8, IVL_VIRTQ_F_IN_ORDER, 0, 0);
+	assert_int_equal(add_chain_of(&p, 1, 1), 0);
+	assert_int_equal(add_chain_of(&p, 1, 2), 1);
+	used_write(&p, 0, 1, 4);
+	used_idx_set(&p, 2);
+	assert_int_equal(ivl_virtq_get_used_many(p.drv, tok, lens, 8), -EPROTO);
+	assert_int_equal(ivl_virtq_broken(p.drv), -EPROTO);
+	assert_int_equal(ivl_virtq_get_used(p.drv, &tok[0], NULL), -EIO);
+	pair_close(&p);
+
+	/* A used index past what was published: added but deferred buffers
+	 * are not the device's to return. */
+	pair_open(&p, 8, IVL_VIRTQ_F_IN_ORDER, 0, 100);
+	ivl_virtq_free(p.drv);
+	struct ivl_virtq_opts o = {.role = IVL_VIRTQ_DRIVER,
+				   .num = 8,
+				   .features = IVL_VIRTQ_F_IN_ORDER,
+				   .layout = p.lay,
+				   .start_idx = 100,
+				   .init = true,
+				   .defer_publish = true};
+	assert_int_equal(ivl_virtq_new(&p.drv, p.win, WIN, &o), 0);
+	assert_int_equal(add_chain_of(&p, 1, 1), 0);
+	assert_int_equal(ivl_virtq_publish(p.drv), 0);
+	assert_int_equal(add_chain_of(&p, 1, 2), 1);
+	used_write(&p, 100, 0, 0);
+	used_write(&p, 101, 1, 0);
+	used_idx_set(&p, 102);
+	assert_int_equal(ivl_virtq_get_used(p.drv, &tok[0], NULL), -EPROTO);
+	assert_int_equal(ivl_virtq_broken(p.drv), -EPROTO);
+	pair_close(&p);
+
+	/* Full, drained, refilled for many laps with batches that never
+	 * divide the ring: every token back once, in order. */
+	pair_open(&p, 16, IVL_VIRTQ_F_IN_ORDER, 0, 65000);
+	uintptr_t next_tok = 1, want = 1;
+	for (unsigned round = 0; round < 500; round++) {
+		unsigned k = 0;
+		int r;
+		while ((r = add_chain_of(&p, 1 + (next_tok % 3), next_tok)) >= 0)
+			next_tok++, k++;
+		assert_int_equal(r, -ENOSPC);
+		assert_true(k >= 5);
+		unsigned n = 0;
+		while ((r = ivl_virtq_pop_many(p.dev, e, 1 + round % 8)) > 0) {
+			uint16_t hs[8];
+			for (int i = 0; i < r; i++)
+				hs[i] = e[i].head;
+			assert_int_equal(ivl_virtq_push_many(p.dev, hs, NULL, (unsigned)r), r);
+			n += (unsigned)r;
+			/* Flush part of the way: the driver takes what it sees. */
+			if (n % 2)
+				assert_int_equal(ivl_virtq_flush(p.dev), 0);
+		}
+		assert_int_equal(r, 0);
+		assert_int_equal(n, k);
+		assert_int_equal(ivl_virtq_flush(p.dev), 0);
+		while ((r = ivl_virtq_get_used_many(p.drv, tok, lens, 1 + round % 5)) > 0)
+			for (int i = 0; i < r; i++) {
+				assert_int_equal((uintptr_t)tok[i], want);
+				assert_int_equal(lens[i], 0);
+				want++;
+			}
+		assert_int_equal(r, 0);
+		assert_int_equal(want, next_tok);
+	}
+	assert_int_equal(ivl_virtq_broken(p.drv), 0);
+	assert_int_equal(ivl_virtq_broken(p.dev), 0);
+	pair_close(&p);
 }
 
 static void test_full(void **state)
@@ -985,7 +1158,7 @@ int main(void)
 	    cmocka_unit_test(test_flags),	   cmocka_unit_test(test_hostile),
 	    cmocka_unit_test(test_hostile_device), cmocka_unit_test(test_single),
 	    cmocka_unit_test(test_many),	   cmocka_unit_test(test_defer_publish),
-	    cmocka_unit_test(test_many_device),
+	    cmocka_unit_test(test_many_device),    cmocka_unit_test(test_in_order),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
