@@ -72,33 +72,47 @@ static int cmp_double(const void *a, const void *b)
 
 static void set_ratio(struct ratio *out, double *r, unsigned n, int err);
 
-static void interleaved(const char *prim_name, enum ivl_wait_mode mode, uint32_t spin_ns,
-			unsigned iters, unsigned rounds, uint64_t *buf, struct ratio *out)
+static const struct bench_prim *find_prim(const char *name)
 {
-	const struct bench_prim *prim = NULL;
+	for (const struct bench_prim *p = bench_prims; p->name; p++)
+		if (!strcmp(p->name, name))
+			return p;
+	return NULL;
+}
+
+/* p50 of one run of @prim, or of the link in @mode when @prim is NULL. */
+static int p50_of(const struct bench_prim *prim, enum ivl_wait_mode mode, uint32_t spin_ns,
+		  unsigned iters, uint64_t *buf, double *out)
+{
+	int e = prim ? bench_prim_run(prim, iters, buf)
+		     : bench_link_roundtrip(mode, spin_ns, iters, buf);
+
+	if (e < 0)
+		return e;
+	*out = (double)bench_percentile(buf, iters, 50);
+	return 0;
+}
+
+/* Per round: the primitive @prim_name, then the link in @mode (or, when
+ * @vs_prim is set, that second primitive); the ratio is second / first. */
+static void interleaved(const char *prim_name, const char *vs_prim, enum ivl_wait_mode mode,
+			uint32_t spin_ns, unsigned iters, unsigned rounds, uint64_t *buf,
+			struct ratio *out)
+{
+	const struct bench_prim *prim = find_prim(prim_name);
+	const struct bench_prim *vs = vs_prim ? find_prim(vs_prim) : NULL;
 	double r[64];
 	unsigned n = 0;
 
-	out->err = 0;
-	for (const struct bench_prim *p = bench_prims; p->name; p++)
-		if (!strcmp(p->name, prim_name))
-			prim = p;
+	out->err = prim && (vs || !vs_prim) ? 0 : -ENOENT;
 	if (rounds > 64)
 		rounds = 64;
-	for (unsigned i = 0; i < rounds && prim; i++) {
+	for (unsigned i = 0; i < rounds && !out->err; i++) {
 		double a, b;
-		int e;
 
-		if ((e = bench_prim_run(prim, iters, buf)) < 0) {
-			out->err = e;
+		if ((out->err = p50_of(prim, mode, spin_ns, iters, buf, &a)) < 0 ||
+		    (out->err = p50_of(vs, mode, spin_ns, iters, buf, &b)) < 0)
 			break;
-		}
-		a = (double)bench_percentile(buf, iters, 50);
-		if ((e = bench_link_roundtrip(mode, spin_ns, iters, buf)) < 0) {
-			out->err = e;
-			break;
-		}
-		b = (double)bench_percentile(buf, iters, 50);
 		if (a > 0)
 			r[n++] = b / a;
 	}
@@ -261,12 +275,17 @@ int bench_doorbell_main(int argc, char **argv)
 			ret = report(c, "idle", mode_name[m]);
 
 	/* (d) the target ratios, interleaved (see interleaved()). */
-	struct ratio rat[2] = { { .what = "link-interrupt / eventfd" },
-				{ .what = "link-adaptive / polled-cache-line" } };
+	struct ratio rat[4] = { { .what = "link-interrupt / eventfd" },
+				{ .what = "link-adaptive / polled-cache-line" },
+				{ .what = "link-adaptive / bitmask-doorbell" },
+				{ .what = "bitmask-doorbell / polled-cache-line" } };
 	unsigned riters = iters / 4 ? iters / 4 : 1;
-	interleaved("eventfd", IVL_WAIT_INTERRUPT, spin_ns, riters, 9, buf, &rat[0]);
-	interleaved("polled-cache-line", IVL_WAIT_ADAPTIVE, spin_ns, riters, 9, buf, &rat[1]);
-	for (int k = 0; k < 2; k++)
+	interleaved("eventfd", NULL, IVL_WAIT_INTERRUPT, spin_ns, riters, 9, buf, &rat[0]);
+	interleaved("polled-cache-line", NULL, IVL_WAIT_ADAPTIVE, spin_ns, riters, 9, buf, &rat[1]);
+	interleaved("bitmask-doorbell", NULL, IVL_WAIT_ADAPTIVE, spin_ns, riters, 9, buf, &rat[2]);
+	interleaved("polled-cache-line", "bitmask-doorbell", IVL_WAIT_ADAPTIVE, spin_ns, riters, 9,
+		    buf, &rat[3]);
+	for (int k = 0; k < 4; k++)
 		if (rat[k].err)
 			ret = report(rat[k].err, "interleaved", rat[k].what);
 	struct ratio brat[4] = { { .what = "link-poll burst / contended RMW" },
@@ -313,7 +332,7 @@ int bench_doorbell_main(int argc, char **argv)
 		}
 		json_object_set_new(root, "burst", jb);
 		json_t *jr = json_array();
-		for (int k = 0; k < 2; k++)
+		for (int k = 0; k < 4; k++)
 			json_array_append_new(jr, json_pack("{s:s, s:f, s:f, s:f}", "ratio",
 							    rat[k].what, "median", rat[k].median,
 							    "min", rat[k].min, "max", rat[k].max));
@@ -371,7 +390,7 @@ int bench_doorbell_main(int argc, char **argv)
 		       (unsigned long long)busy.batches, (unsigned long long)busy.eventfd_writes,
 		       busy_extra(&busy, false), busy_extra(&busy, true));
 		printf("\n(d) p50 ratios measured interleaved, 9 rounds of %u round trips\n", riters);
-		for (int k = 0; k < 2; k++)
+		for (int k = 0; k < 4; k++)
 			printf("    %-36s median %.2f  (min %.2f, max %.2f)\n", rat[k].what,
 			       rat[k].median, rat[k].min, rat[k].max);
 		printf("\n(f) burst rate ratios measured interleaved, 9 rounds of %u doorbells\n",

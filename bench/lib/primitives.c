@@ -290,11 +290,76 @@ static void poll_wait(void *p, int side)
 	atomic_store_explicit(&c->flag[side], 0, memory_order_relaxed);
 }
 
+/* ---- the seed's level-triggered bitmask, raw ---------------------------- */
+
+/*
+ * The link round trip of bench_doorbell with no library in between, in the
+ * same memory layout: the sender stores a value on its own line, then rings
+ * by the doorbell bitmask of the ivshmem review (seed 003, docs/protocol.md
+ * §3): it checks the receiver's entry and, when the bit is clear, ORs it in
+ * (an atomic read-modify-write: several senders share the word).  The
+ * receiver polls its word, clears what it saw (atomic again: senders may be
+ * ORing more), then reads the value.  The two 64-byte entries sit side by
+ * side as in the peer table, the two values on adjacent lines as in the
+ * link test's application area (the layout matters: docs/PERFORMANCE.md).
+ * It tells what the protocol's own operations cost against the polled
+ * line, the cheapest doorbell there is, and what the library adds on top.
+ */
+struct bitmask_ctx {
+	struct {
+		_Alignas(64) _Atomic uint64_t pending; /* the receiver's word */
+	} entry[2];
+	struct {
+		_Alignas(64) _Atomic uint32_t value; /* the message */
+		uint32_t sent;			     /* sender's last value */
+	} msg[2];
+	struct {
+		_Alignas(128) uint32_t seen; /* receiver's last value (private) */
+	} rx[2];
+};
+
+static int bitmask_setup(void **out)
+{
+	struct bitmask_ctx *c = aligned_alloc(128, sizeof(*c));
+
+	if (!c)
+		return -ENOMEM;
+	memset(c, 0, sizeof(*c));
+	*out = c;
+	return 0;
+}
+
+static void bitmask_signal(void *p, int side)
+{
+	struct bitmask_ctx *c = p;
+
+	atomic_store_explicit(&c->msg[side].value, ++c->msg[side].sent, memory_order_release);
+	if (!(atomic_load_explicit(&c->entry[side].pending, memory_order_relaxed) & 1))
+		atomic_fetch_or_explicit(&c->entry[side].pending, 1, memory_order_seq_cst);
+}
+
+static void bitmask_wait(void *p, int side)
+{
+	struct bitmask_ctx *c = p;
+
+	for (;;) {
+		while (!atomic_load_explicit(&c->entry[side].pending, memory_order_relaxed))
+			ivl__cpu_relax();
+		atomic_exchange_explicit(&c->entry[side].pending, 0, memory_order_acquire);
+		uint32_t v = atomic_load_explicit(&c->msg[side].value, memory_order_acquire);
+		if (v != c->rx[side].seen) {
+			c->rx[side].seen = v;
+			return;
+		}
+	}
+}
+
 const struct bench_prim bench_prims[] = {
 	{ "eventfd", efd_setup, efd_signal, efd_wait, efd_teardown },
 	{ "futex", futex_setup, futex_signal, futex_wait, futex_teardown },
 	{ "pipe", pipe_setup, pipe_signal, pipe_wait, pipe_teardown },
 	{ "unix-socket", unix_setup, pipe_signal, pipe_wait, unix_teardown },
 	{ "polled-cache-line", poll_setup, poll_signal, poll_wait, futex_teardown },
+	{ "bitmask-doorbell", bitmask_setup, bitmask_signal, bitmask_wait, futex_teardown },
 	{ NULL, NULL, NULL, NULL, NULL },
 };
