@@ -121,7 +121,7 @@ def targets(db, sdm, vq):
             v = k / p if k and p else None
             add(f"SDM {ch}+key one-way ({wait}) / {ch} unkeyed", v, ">= 0.5", v and v >= 0.5)
     # Virtqueue small messages against the raw SPSC ring.
-    for who in ("virtq-poll", "virtq-adaptive"):
+    for who in ("virtq-poll", "virtq-adaptive", "virtq-in-order"):
         v = (vq or {}).get(64, {}).get(who, {}).get("x_raw")
         add(f"{who}, 64 B messages / raw SPSC ring", v, ">= 0.8", v and v >= 0.8)
     # Doorbells.

@@ -23,7 +23,8 @@
  *    message, the same source and destination working set).
  *
  * Modes of the virtqueue: poll (the device never asks for kicks, both sides
- * spin) and adaptive (EVENT_IDX; a side that runs dry arms its event index
+ * spin), in-order (poll, with VIRTIO_F_IN_ORDER negotiated: the driver keeps
+ * no free list and reads no used element) and adaptive (EVENT_IDX; a side that runs dry arms its event index
  * and waits on its link in IVL_WAIT_ADAPTIVE: spin 50 us, then sleep on a
  * doorbell; the other side rings through ivl_virtq_notify_link()).  The raw
  * ring always polls: it is the best a ring can do.
@@ -97,8 +98,10 @@ static void pin_to(int cpu)
 		bench_pin_self(cpu);
 }
 
-enum kind { VQ_POLL, VQ_ADAPT, RAW, MEMCPY, NKINDS };
-static const char *const kind_name[NKINDS] = {"virtq-poll", "virtq-adaptive", "raw-ring", "memcpy"};
+/* The virtqueue contenders come first (NVQ of them). */
+enum kind { VQ_POLL, VQ_ADAPT, VQ_IN_ORDER, RAW, MEMCPY, NKINDS, NVQ = RAW };
+static const char *const kind_name[NKINDS] = {"virtq-poll", "virtq-adaptive", "virtq-in-order",
+					      "raw-ring", "memcpy"};
 
 struct run {
 	char *win;
@@ -391,6 +394,8 @@ static double measure(struct run *r, char *msg, enum kind k)
 		    .role = IVL_VIRTQ_DRIVER, .num = NUM, .init = true, .defer_publish = true};
 		if (r->adaptive)
 			o.features = IVL_VIRTQ_F_EVENT_IDX;
+		if (k == VQ_IN_ORDER)
+			o.features = IVL_VIRTQ_F_IN_ORDER;
 		ivl_virtq_layout_default(NUM, 0, 0, &o.layout);
 		if (ivl_virtq_new(&r->drv, r->win, r->win_size, &o) < 0)
 			die("virtq_new driver");
@@ -480,15 +485,15 @@ static void bench_size(size_t msgsz)
 	memcpy(&w0, msg, 8);
 	r->base_sum -= w0;
 
-	double v[NKINDS][MAXREPS], ratio[4][MAXREPS];
+	double v[NKINDS][MAXREPS], x_raw[NVQ][MAXREPS], x_memcpy[NVQ][MAXREPS];
 	/* Interleaved, so that drift in machine load hits every contender. */
 	for (int i = 0; i < reps; i++) {
 		for (int k = 0; k < NKINDS; k++)
 			v[k][i] = measure(r, msg, (enum kind)k);
-		ratio[0][i] = v[VQ_POLL][i] / v[RAW][i];
-		ratio[1][i] = v[VQ_ADAPT][i] / v[RAW][i];
-		ratio[2][i] = v[VQ_POLL][i] / v[MEMCPY][i];
-		ratio[3][i] = v[VQ_ADAPT][i] / v[MEMCPY][i];
+		for (int k = 0; k < NVQ; k++) {
+			x_raw[k][i] = v[k][i] / v[RAW][i];
+			x_memcpy[k][i] = v[k][i] / v[MEMCPY][i];
+		}
 	}
 	printf("\n%zu B messages, pool %u x %zu B = %zu KiB, publish every %u\n", msgsz, r->nslots,
 	       msgsz, (size_t)r->nslots * msgsz / 1024, pub_batch(r));
@@ -504,9 +509,9 @@ static void bench_size(size_t msgsz)
 		double m = bu_median(s, (size_t)reps);
 		printf("  %-15s %14.0f %10.2f %12.0f %12.0f", kind_name[k], m, m * msgsz / 1e9, lo,
 		       hi);
-		if (k == VQ_POLL || k == VQ_ADAPT)
-			printf(" %9.0f%% %9.1f%%", 100 * bu_median(ratio[k], (size_t)reps),
-			       100 * bu_median(ratio[k + 2], (size_t)reps));
+		if (k < NVQ)
+			printf(" %9.0f%% %9.1f%%", 100 * bu_median(x_raw[k], (size_t)reps),
+			       100 * bu_median(x_memcpy[k], (size_t)reps));
 		printf("\n");
 	}
 	ivl_link_free(r->la);
@@ -569,7 +574,8 @@ int main(int argc, char **argv)
 	       "# memcpy:   1 thread, the same memcpy + stamp into the next buffer of the same\n"
 	       "#           pool (same source, same destination working set)\n"
 	       "# virtq-poll: no notifications; virtq-adaptive: EVENT_IDX + link doorbells,\n"
-	       "#           spin 50 us then sleep; raw-ring: always polls\n"
+	       "#           spin 50 us then sleep; virtq-in-order: poll with VIRTIO_F_IN_ORDER;\n"
+	       "#           raw-ring: always polls\n"
 	       "# ratios: median over rounds of (virtq / contender of the same round)\n",
 	       one_call ? "add / get_used per buffer (--one-call)"
 			: "add_many / get_used_many per batch",
