@@ -101,37 +101,39 @@ static int seal_staged(struct ivl_sdm *s, struct ivl__sdm_conn *c)
 	return 0;
 }
 
-/* Send what is queued with as few send() calls as the socket allows. */
+/* Send what is queued with as few send() calls as the socket allows.
+ * Frames staged behind a full buffer are sealed as soon as a send makes
+ * room for them, and sent in the same call: a flush that made room leaves
+ * no staged frame that would fit. */
 int ivl__sdm_conn_flush(struct ivl_sdm *s, struct ivl__sdm_conn *c)
 {
-	size_t off = 0;
+	size_t off;
 
-	if (seal_staged(s, c) == -EPIPE)
-		return -EPIPE;
-	if (c->tx_len == 0)
-		return 0;
-
-	while (off < c->tx_len) {
-		ssize_t n = send(c->fd, c->tx + off, c->tx_len - off, MSG_NOSIGNAL | MSG_DONTWAIT);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			break;
-		if (n <= 0) {
-			ivl__sdm_conn_kill(s, c, NULL);
+	do {
+		off = 0;
+		if (seal_staged(s, c) == -EPIPE)
 			return -EPIPE;
+		while (off < c->tx_len) {
+			ssize_t n = send(c->fd, c->tx + off, c->tx_len - off,
+					 MSG_NOSIGNAL | MSG_DONTWAIT);
+
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+				break;
+			if (n <= 0) {
+				ivl__sdm_conn_kill(s, c, NULL);
+				return -EPIPE;
+			}
+			off += (size_t)n;
 		}
-		off += (size_t)n;
-	}
-	if (off) {
-		memmove(c->tx, c->tx + off, c->tx_len - off);
-		c->tx_len -= off;
-		c->last_tx_ms = ivl__sdm_now_ms();
-		/* Room again for frames that were staged behind a full buffer. */
-		if (c->ptx_len && c->tx_len == 0)
-			return ivl__sdm_conn_flush(s, c);
-	}
+		if (off) {
+			memmove(c->tx, c->tx + off, c->tx_len - off);
+			c->tx_len -= off;
+			c->last_tx_ms = ivl__sdm_now_ms();
+		}
+		/* Each round sends something or stops: bounded. */
+	} while (off && c->ptx_len);
 	ivl__sdm_conn_out_interest(s, c, c->tx_len > 0);
 	return 0;
 }
