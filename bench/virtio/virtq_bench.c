@@ -24,7 +24,9 @@
  *
  * Modes of the virtqueue: poll (the device never asks for kicks, both sides
  * spin), in-order (poll, with VIRTIO_F_IN_ORDER negotiated: the driver keeps
- * no free list and reads no used element) and adaptive (EVENT_IDX; a side that runs dry arms its event index
+ * no free list and reads no used element), pool (in order, the driver's
+ * buffers a fixed pool added by count: ivl_virtq_pool_*, no iovec, no token)
+ * and adaptive (EVENT_IDX; a side that runs dry arms its event index
  * and waits on its link in IVL_WAIT_ADAPTIVE: spin 50 us, then sleep on a
  * doorbell; the other side rings through ivl_virtq_notify_link()).  The raw
  * ring always polls: it is the best a ring can do.
@@ -99,9 +101,9 @@ static void pin_to(int cpu)
 }
 
 /* The virtqueue contenders come first (NVQ of them). */
-enum kind { VQ_POLL, VQ_ADAPT, VQ_IN_ORDER, RAW, MEMCPY, NKINDS, NVQ = RAW };
+enum kind { VQ_POLL, VQ_ADAPT, VQ_IN_ORDER, VQ_POOL, RAW, MEMCPY, NKINDS, NVQ = RAW };
 static const char *const kind_name[NKINDS] = {"virtq-poll", "virtq-adaptive", "virtq-in-order",
-					      "raw-ring", "memcpy"};
+					      "virtq-pool", "raw-ring", "memcpy"};
 
 struct run {
 	char *win;
@@ -312,6 +314,42 @@ static void vq_producer(struct run *r, char *msg, int64_t end)
 	r->produced = seq;
 }
 
+/* The buffer pool (ivl_virtq_pool_*, IN_ORDER): the pool's buffer i is the
+ * run's slot i; the producer fills the next free ones and adds them by
+ * count.  Same batching and take-back policy as vq_producer(). */
+static void pool_producer(struct run *r, char *msg, int64_t end)
+{
+	uint64_t seq = 0;
+	unsigned iter = 0, spins = 0, next, batch = pub_batch(r);
+	uint16_t idb = (uint16_t)ivl_link_id(r->lb);
+	int room = ivl_virtq_pool_room(r->drv, &next);
+	if (room < 0)
+		die("virtq: pool_room");
+	for (;;) {
+		if ((unsigned)room < batch) {
+			int got = ivl_virtq_pool_get_used(r->drv, NULL, NULL, r->nslots);
+			if (got < 0)
+				die("virtq: pool_get_used");
+			room += got;
+		}
+		if (room == 0)
+			idle(&spins);
+		unsigned k = (unsigned)room < batch ? (unsigned)room : batch;
+		for (unsigned j = 0; j < k; j++, seq++)
+			produce(r->slots + (size_t)((next + j) & (r->nslots - 1)) * r->msg, msg,
+				r->msg, seq);
+		if (k && ivl_virtq_pool_add(r->drv, NULL, k, false) != (int)k)
+			die("virtq: pool_add failed");
+		next = (next + k) & (r->nslots - 1);
+		room -= (int)k;
+		if (ivl_virtq_notify_link(r->drv, r->la, idb, 0) < 0)
+			die("virtq: kick");
+		if ((++iter & 63) == 0 && bu_now_ns() >= end)
+			break;
+	}
+	r->produced = seq;
+}
+
 /* ---- raw SPSC ring ---------------------------------------------------------- */
 
 static void *raw_consumer(void *arg)
@@ -390,15 +428,22 @@ static double measure(struct run *r, char *msg, enum kind k)
 	}
 	r->adaptive = k == VQ_ADAPT;
 	if (k != RAW) {
-		struct ivl_virtq_opts o = {
-		    .role = IVL_VIRTQ_DRIVER, .num = NUM, .init = true, .defer_publish = true};
+		/* A pool has one buffer per ring entry: the ring is the pool's
+		 * size. */
+		struct ivl_virtq_opts o = {.role = IVL_VIRTQ_DRIVER,
+					   .num = k == VQ_POOL ? r->nslots : NUM,
+					   .init = true,
+					   .defer_publish = true};
 		if (r->adaptive)
 			o.features = IVL_VIRTQ_F_EVENT_IDX;
-		if (k == VQ_IN_ORDER)
+		if (k == VQ_IN_ORDER || k == VQ_POOL)
 			o.features = IVL_VIRTQ_F_IN_ORDER;
-		ivl_virtq_layout_default(NUM, 0, 0, &o.layout);
+		ivl_virtq_layout_default(o.num, 0, 0, &o.layout);
 		if (ivl_virtq_new(&r->drv, r->win, r->win_size, &o) < 0)
 			die("virtq_new driver");
+		if (k == VQ_POOL &&
+		    ivl_virtq_pool_set(r->drv, (uint64_t)(r->slots - r->win), (uint32_t)r->msg) < 0)
+			die("virtq_pool_set");
 		o.role = IVL_VIRTQ_DEVICE;
 		o.init = false;
 		if (ivl_virtq_new(&r->dev, r->win, r->win_size, &o) < 0)
@@ -410,6 +455,8 @@ static double measure(struct run *r, char *msg, enum kind k)
 	int64_t t0 = bu_now_ns(), end = t0 + (int64_t)run_ms * 1000000;
 	if (k == RAW)
 		raw_producer(r, msg, end);
+	else if (k == VQ_POOL)
+		pool_producer(r, msg, end);
 	else
 		vq_producer(r, msg, end);
 	/* Count what the consumer got within the interval. */
@@ -575,7 +622,8 @@ int main(int argc, char **argv)
 	       "#           pool (same source, same destination working set)\n"
 	       "# virtq-poll: no notifications; virtq-adaptive: EVENT_IDX + link doorbells,\n"
 	       "#           spin 50 us then sleep; virtq-in-order: poll with VIRTIO_F_IN_ORDER;\n"
-	       "#           raw-ring: always polls\n"
+	       "#           virtq-pool: in order, a pool of fixed buffers added by count\n"
+	       "#           (ivl_virtq_pool_*); raw-ring: always polls\n"
 	       "# ratios: median over rounds of (virtq / contender of the same round)\n",
 	       one_call ? "add / get_used per buffer (--one-call)"
 			: "add_many / get_used_many per batch",

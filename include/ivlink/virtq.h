@@ -147,6 +147,50 @@ int ivl_virtq_get_used(struct ivl_virtq *q, void **token, uint32_t *len);
  */
 int ivl_virtq_get_used_many(struct ivl_virtq *q, void **tokens, uint32_t *lens, unsigned max);
 /*
+ * Driver, a pool of fixed buffers (IN_ORDER only): buffer i of the pool is
+ * the @size bytes at window offset @offset + i * @size, for i in 0..num-1,
+ * and always goes out through descriptor i.  Buffers are made available in
+ * table order and, the device using them in order, come back in the same
+ * order, so neither side of the driver names them: no iovec, no token, no
+ * free list; ivl_virtq_pool_room() says which is next.  For small
+ * messages this costs the driver about what a raw ring costs; the device
+ * sees ordinary descriptors and checks them all as usual.
+ *
+ * ivl_virtq_pool_set: on a driver queue with IN_ORDER negotiated, nothing
+ * added yet or everything back.  From then on the queue is a pool: the
+ * token verbs (add, add_many, get_used, get_used_many) answer -EINVAL.
+ * Errors: -EINVAL (NULL, device role, no IN_ORDER, size 0), -EBUSY (buffers
+ * in flight, or already a pool), -EFAULT (the pool outside the window),
+ * -EIO (broken).
+ */
+int ivl_virtq_pool_set(struct ivl_virtq *q, uint64_t offset, uint32_t size);
+/* Pool: returns how many buffers are free (>= 0), and in *next (if not
+ * NULL) the index of the first of them; the free ones are *next, *next + 1,
+ * ... modulo num.  Errors: -EINVAL (not a pool), -EIO (broken). */
+int ivl_virtq_pool_room(const struct ivl_virtq *q, unsigned *next);
+/*
+ * Pool: make the next @n free buffers available, in order, device-readable
+ * (or device-writable when @writable), lens[k] bytes of buffer k (at most
+ * the pool's size; @lens NULL: the whole buffer each).  Publishes as
+ * ivl_virtq_add() does (at once, or deferred).  Returns how many were
+ * added (they stop at the first that fails), or that one's error when it
+ * is the first: -EINVAL (not a pool, a length above the size), -ENOSPC
+ * (no free buffer), -EIO.
+ */
+int ivl_virtq_pool_add(struct ivl_virtq *q, const uint32_t *lens, unsigned n, bool writable);
+/*
+ * Pool: take back up to @max used buffers.  Returns how many (0 if none),
+ * the index of the first in *first (if not NULL; the others follow it
+ * modulo num) and, when @lens is not NULL, the bytes the device wrote into
+ * each (then every used element must name its buffer, as for
+ * ivl_virtq_get_used() with IN_ORDER).  Errors: -EPROTO (a used index past
+ * what was published, or an element naming another buffer when lengths are
+ * asked for: the queue breaks; good ones before a bad element are returned
+ * first), -EINVAL (not a pool), -EIO (broken).
+ */
+int ivl_virtq_pool_get_used(struct ivl_virtq *q, unsigned *first, uint32_t *lens, unsigned max);
+
+/*
  * Driver: store-release avail->idx so that the device sees every buffer
  * added so far (needed only with defer_publish; a no-op when nothing is
  * new).  One store per batch instead of one per add: the device, polling

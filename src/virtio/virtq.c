@@ -81,6 +81,13 @@ struct ivl_virtq {
 	uint16_t signalled_used; /* flushed_idx at the last need_notify */
 	unsigned inflight;
 	uint16_t *popped; /* in order: heads popped, by used position */
+
+	/* driver, buffer pool (ivl_virtq_pool_set()): buffer i at window
+	 * offset pool_off + i * pool_size, made available in table order */
+	bool pool;
+	uint32_t pool_size;
+	uint64_t pool_off;
+	unsigned pool_used; /* the buffer the next used one is */
 };
 
 static _Atomic uint16_t *a16(void *p)
@@ -437,7 +444,8 @@ static int add_chain(struct ivl_virtq *q, const struct iovec *out, unsigned nout
 IVL_EXPORT int ivl_virtq_add(struct ivl_virtq *q, const struct iovec *out, unsigned nout,
 			     const struct iovec *in, unsigned nin, void *token)
 {
-	if (!q || q->role != IVL_VIRTQ_DRIVER || !token || (nout && !out) || (nin && !in))
+	if (!q || q->role != IVL_VIRTQ_DRIVER || !token || (nout && !out) || (nin && !in) ||
+	    q->pool)
 		return -EINVAL;
 	if (q->broken)
 		return -EIO;
@@ -460,7 +468,7 @@ IVL_EXPORT int ivl_virtq_add(struct ivl_virtq *q, const struct iovec *out, unsig
 IVL_EXPORT int ivl_virtq_add_many(struct ivl_virtq *q, const struct iovec *bufs, unsigned n,
 				  bool writable, void *const *tokens)
 {
-	if (!q || q->role != IVL_VIRTQ_DRIVER || (n && (!bufs || !tokens)))
+	if (!q || q->role != IVL_VIRTQ_DRIVER || (n && (!bufs || !tokens)) || q->pool)
 		return -EINVAL;
 	if (q->broken)
 		return -EIO;
@@ -676,7 +684,7 @@ static inline __attribute__((always_inline)) int take_in_order(struct ivl_virtq 
 
 IVL_EXPORT int ivl_virtq_get_used(struct ivl_virtq *q, void **token, uint32_t *len)
 {
-	if (!q || q->role != IVL_VIRTQ_DRIVER || !token)
+	if (!q || q->role != IVL_VIRTQ_DRIVER || !token || q->pool)
 		return -EINVAL;
 	if (q->broken)
 		return -EIO;
@@ -686,11 +694,126 @@ IVL_EXPORT int ivl_virtq_get_used(struct ivl_virtq *q, void **token, uint32_t *l
 IVL_EXPORT int ivl_virtq_get_used_many(struct ivl_virtq *q, void **tokens, uint32_t *lens,
 				       unsigned max)
 {
-	if (!q || q->role != IVL_VIRTQ_DRIVER || (max && !tokens))
+	if (!q || q->role != IVL_VIRTQ_DRIVER || (max && !tokens) || q->pool)
 		return -EINVAL;
 	if (q->broken)
 		return -EIO;
 	return q->in_order ? take_in_order(q, tokens, lens, max) : take_used(q, tokens, lens, max);
+}
+
+/* ---- driver: a pool of fixed buffers ----------------------------------- */
+
+IVL_EXPORT int ivl_virtq_pool_set(struct ivl_virtq *q, uint64_t offset, uint32_t size)
+{
+	if (!q || q->role != IVL_VIRTQ_DRIVER || !q->in_order || !size)
+		return -EINVAL;
+	if (q->broken)
+		return -EIO;
+	/* Nothing in flight, nothing added: the pool starts a fresh lap. */
+	if (q->pool || q->num_free != q->num || q->avail_idx != q->last_used)
+		return -EBUSY;
+	if ((uint64_t)size > UINT64_MAX / q->num || !in_window(q, offset, (uint64_t)size * q->num))
+		return -EFAULT;
+	q->pool = true;
+	q->pool_off = offset;
+	q->pool_size = size;
+	q->pool_used = q->free_head;
+	return 0;
+}
+
+IVL_EXPORT int ivl_virtq_pool_room(const struct ivl_virtq *q, unsigned *next)
+{
+	if (!q || !q->pool)
+		return -EINVAL;
+	if (q->broken)
+		return -EIO;
+	if (next)
+		*next = q->free_head;
+	return (int)q->num_free;
+}
+
+IVL_EXPORT int ivl_virtq_pool_add(struct ivl_virtq *q, const uint32_t *lens, unsigned n,
+				  bool writable)
+{
+	if (!q || !q->pool)
+		return -EINVAL;
+	if (q->broken)
+		return -EIO;
+	struct vring_desc *const desc = q->desc;
+	uint16_t *const ring = q->avail->ring;
+	const unsigned mask = q->mask;
+	const uint16_t fl = writable ? VRING_DESC_F_WRITE : 0;
+	unsigned head = q->free_head, k = 0;
+	uint16_t idx = q->avail_idx;
+	int err = 0;
+
+	for (; k < n; k++) {
+		uint32_t len = lens ? lens[k] : q->pool_size;
+		if (len > q->pool_size) {
+			err = -EINVAL;
+			break;
+		}
+		if (k == q->num_free) {
+			err = -ENOSPC;
+			break;
+		}
+		/* The buffer is the descriptor's: no token, no private entry. */
+		put_desc(&desc[head], q->pool_off + (uint64_t)head * q->pool_size, len, fl, 0);
+		put16(&ring[idx & mask], htole16((uint16_t)head));
+		head = (head + 1) & mask;
+		idx++;
+	}
+	q->free_head = head;
+	q->num_free -= k;
+	q->avail_idx = idx;
+	if (k && !q->defer_publish)
+		publish(q);
+	return k ? (int)k : err;
+}
+
+IVL_EXPORT int ivl_virtq_pool_get_used(struct ivl_virtq *q, unsigned *first, uint32_t *lens,
+				       unsigned max)
+{
+	if (!q || !q->pool)
+		return -EINVAL;
+	if (q->broken)
+		return -EIO;
+	uint16_t last = q->last_used, shadow = q->used_shadow;
+	if (shadow == last) {
+		/* Acquire: pairs with the store-release of used->idx in
+		 * ivl_virtq_flush(). */
+		shadow = le16toh(atomic_load_explicit(a16(&q->used->idx), memory_order_acquire));
+		if ((uint16_t)(shadow - last) > (uint16_t)(q->published_idx - last))
+			return break_queue(q, -EPROTO, "used index past the buffers published");
+		q->used_shadow = shadow;
+	}
+	unsigned n = (uint16_t)(shadow - last), k = 0;
+	if (n > max)
+		n = max;
+	for (; lens && k < n; k++) {
+		/* Lengths: each element must name its buffer (see
+		 * take_in_order()). */
+		struct vring_used_elem e;
+		memcpy(&e, &q->used->ring[(uint16_t)(last + k) & q->mask], sizeof(e));
+		if (le32toh(e.id) != ((q->pool_used + k) & q->mask))
+			break;
+		lens[k] = le32toh(e.len);
+	}
+	if (!lens)
+		k = n;
+	if (first)
+		*first = q->pool_used;
+	q->pool_used = (q->pool_used + k) & q->mask;
+	q->num_free += k;
+	q->last_used = (uint16_t)(last + k);
+	if (k && q->event_idx && q->notify_on)
+		atomic_store_explicit(q->used_event, htole16(q->last_used), memory_order_relaxed);
+	if (k < n) {
+		q->used_shadow = q->last_used;
+		int r = break_queue(q, -EPROTO, "used element out of order");
+		return k ? (int)k : r;
+	}
+	return (int)k;
 }
 
 /* ---- both roles: notification suppression ---------------------------- */

@@ -6,7 +6,7 @@
  * bytes.  Whatever pop (or pop_many, in batches the input chooses) accepts
  * must point inside the window and respect the caller's iovec array;
  * whatever it refuses must leave the queue broken.  The driver side's
- * get_used reads the same hostile memory.
+ * get_used (and, in order, a buffer pool's) reads the same hostile memory.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -134,6 +134,31 @@ static void driver(char *win, unsigned num, uint64_t feat, uint16_t start)
 	ivl_virtq_free(q);
 }
 
+/* IN_ORDER: a pool of fixed buffers on the same hostile memory. */
+static void pool_driver(char *win, unsigned num, uint64_t feat, uint16_t start)
+{
+	struct ivl_virtq_opts o = {
+	    .role = IVL_VIRTQ_DRIVER, .num = num, .features = feat, .start_idx = start};
+	FUZZ_CHECK(ivl_virtq_layout_default(num, 0, 0, &o.layout) > 0);
+	struct ivl_virtq *q;
+	FUZZ_CHECK(ivl_virtq_new(&q, win, WIN, &o) == 0);
+	FUZZ_CHECK(ivl_virtq_pool_set(q, WIN / 2, 64) == 0);
+	FUZZ_CHECK(ivl_virtq_pool_add(q, NULL, 2, false) == (num < 2 ? 1 : 2));
+	unsigned total = 0, first;
+	uint32_t lens[4];
+	for (unsigned k = 0; k < num + 2; k++) {
+		int r = ivl_virtq_pool_get_used(q, &first, (k & 1) ? NULL : lens, 4);
+		if (r <= 0) {
+			FUZZ_CHECK(r == 0 || ivl_virtq_broken(q) == r || r == -EIO);
+			break;
+		}
+		FUZZ_CHECK(first == total % num);
+		total += (unsigned)r;
+		FUZZ_CHECK(total <= 2);
+	}
+	ivl_virtq_free(q);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (size < HDR)
@@ -155,6 +180,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memset(win, 0, WIN);
 	memcpy(win, data + HDR, n);
 	driver(win, num, feat, start);
+	if (feat & IVL_VIRTQ_F_IN_ORDER) {
+		memset(win, 0, WIN);
+		memcpy(win, data + HDR, n);
+		pool_driver(win, num, feat, start);
+	}
 	free(win);
 	return 0;
 }

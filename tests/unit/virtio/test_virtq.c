@@ -1108,6 +1108,141 @@ static void test_hostile_device(void **state)
 	pair_close(&p);
 }
 
+/*
+ * A pool of fixed buffers (IN_ORDER): buffer i through descriptor i, added
+ * by count, back by count; the device sees ordinary chains.
+ */
+static void test_pool(void **state)
+{
+	struct pair p;
+	const uint64_t off = WIN / 2;
+	const uint32_t size = 256;
+	unsigned next, first;
+	uint32_t lens[8];
+	struct iovec iov[8][2];
+	struct ivl_virtq_elem e[8];
+	for (unsigned i = 0; i < 8; i++)
+		e[i] = (struct ivl_virtq_elem){.iov = iov[i], .iov_max = 2};
+
+	/* Where a pool may be set. */
+	pair_open(&p, 8, 0, 0, 0);
+	assert_int_equal(ivl_virtq_pool_set(p.drv, off, size), -EINVAL); /* no IN_ORDER */
+	pair_close(&p);
+	pair_open(&p, 8, IVL_VIRTQ_F_IN_ORDER, 0, 0);
+	assert_int_equal(ivl_virtq_pool_set(p.dev, off, size), -EINVAL);
+	assert_int_equal(ivl_virtq_pool_set(p.drv, off, 0), -EINVAL);
+	assert_int_equal(ivl_virtq_pool_set(p.drv, WIN - 8 * size + 1, size), -EFAULT);
+	assert_int_equal(ivl_virtq_pool_set(p.drv, off, UINT32_MAX), -EFAULT);
+	assert_int_equal(ivl_virtq_pool_room(p.drv, &next), -EINVAL);
+	assert_int_equal(ivl_virtq_pool_add(p.drv, NULL, 1, false), -EINVAL);
+	assert_int_equal(add_chain_of(&p, 1, 1), 0);
+	assert_int_equal(ivl_virtq_pool_set(p.drv, off, size), -EBUSY); /* in flight */
+	pair_close(&p);
+
+	pair_open(&p, 8, IVL_VIRTQ_F_IN_ORDER, 0, 65533);
+	assert_int_equal(ivl_virtq_pool_set(p.drv, off, size), 0);
+	assert_int_equal(ivl_virtq_pool_set(p.drv, off, size), -EBUSY);
+	/* The token verbs are not for a pool. */
+	void *tok;
+	assert_int_equal(add_chain_of(&p, 1, 1), -EINVAL);
+	assert_int_equal(ivl_virtq_get_used(p.drv, &tok, NULL), -EINVAL);
+	assert_int_equal(ivl_virtq_get_used_many(p.drv, &tok, NULL, 1), -EINVAL);
+	assert_int_equal(ivl_virtq_pool_room(p.drv, &next), 8);
+	assert_int_equal(next, 0);
+	/* A length above the size stops the batch there. */
+	assert_int_equal(ivl_virtq_pool_add(p.drv, (uint32_t[]){size + 1}, 1, false), -EINVAL);
+	assert_int_equal(ivl_virtq_pool_add(p.drv, (uint32_t[]){10, 20, size + 1}, 3, false), 2);
+	assert_int_equal(ivl_virtq_pool_add(p.drv, NULL, 9, true), 6);
+	assert_int_equal(ivl_virtq_pool_add(p.drv, NULL, 1, false), -ENOSPC);
+	assert_int_equal(ivl_virtq_pool_room(p.drv, &next), 0);
+	/* The device sees buffer i through descriptor i, at its place. */
+	assert_int_equal(ivl_virtq_pop_many(p.dev, e, 8), 8);
+	for (unsigned i = 0; i < 8; i++) {
+		assert_int_equal(e[i].head, i);
+		assert_ptr_equal(e[i].iov[0].iov_base, p.win + off + (size_t)i * size);
+		assert_int_equal(e[i].iov[0].iov_len, i == 0 ? 10 : i == 1 ? 20 : size);
+		assert_int_equal(e[i].out_num, i < 2);
+	}
+	uint16_t h[8];
+	for (unsigned i = 0; i < 8; i++)
+		h[i] = e[i].head;
+	assert_int_equal(ivl_virtq_push_many(p.dev, h, (uint32_t[]){0, 0, 5, 6, 7, 8, 9, 10}, 3), 3);
+	assert_int_equal(ivl_virtq_flush(p.dev), 0);
+	assert_int_equal(ivl_virtq_pool_get_used(p.drv, &first, NULL, 2), 2);
+	assert_int_equal(first, 0);
+	assert_int_equal(ivl_virtq_pool_get_used(p.drv, &first, lens, 8), 1);
+	assert_int_equal(first, 2);
+	assert_int_equal(lens[0], 5);
+	assert_int_equal(ivl_virtq_pool_get_used(p.drv, &first, lens, 8), 0);
+	assert_int_equal(ivl_virtq_pool_room(p.drv, &next), 3);
+	assert_int_equal(next, 0);
+	assert_int_equal(ivl_virtq_push_many(p.dev, h + 3, (uint32_t[]){6, 7, 8, 9, 10}, 5), 5);
+	assert_int_equal(ivl_virtq_flush(p.dev), 0);
+	/* Wrapping: buffers 0..2 again, while 3..7 come back. */
+	assert_int_equal(ivl_virtq_pool_add(p.drv, NULL, 3, false), 3);
+	assert_int_equal(ivl_virtq_pool_get_used(p.drv, &first, lens, 8), 5);
+	assert_int_equal(first, 3);
+	assert_int_equal(lens[4], 10);
+	assert_int_equal(ivl_virtq_pool_room(p.drv, &next), 5);
+	assert_int_equal(next, 3);
+	assert_int_equal(ivl_virtq_pop_many(p.dev, e, 8), 3);
+	assert_int_equal(e[2].head, 2);
+	assert_int_equal(ivl_virtq_broken(p.drv), 0);
+	/* A used element naming another buffer, when lengths are asked for. */
+	h[0] = e[0].head, h[1] = e[1].head;
+	assert_int_equal(ivl_virtq_push_many(p.dev, h, NULL, 2), 2);
+	assert_int_equal(ivl_virtq_flush(p.dev), 0);
+	used_write(&p, (uint16_t)(65533 + 9), 7, 1);
+	assert_int_equal(ivl_virtq_pool_get_used(p.drv, &first, lens, 8), 1);
+	assert_int_equal(first, 0);
+	assert_int_equal(ivl_virtq_pool_get_used(p.drv, &first, lens, 8), -EIO);
+	assert_int_equal(ivl_virtq_broken(p.drv), -EPROTO);
+	pair_close(&p);
+
+	/* A used index past the buffers published. */
+	pair_open(&p, 8, IVL_VIRTQ_F_IN_ORDER, 0, 0);
+	assert_int_equal(ivl_virtq_pool_set(p.drv, off, size), 0);
+	assert_int_equal(ivl_virtq_pool_add(p.drv, NULL, 2, false), 2);
+	used_idx_set(&p, 3);
+	assert_int_equal(ivl_virtq_pool_get_used(p.drv, &first, NULL, 8), -EPROTO);
+	assert_int_equal(ivl_virtq_pool_room(p.drv, &next), -EIO);
+	pair_close(&p);
+
+	/* Many laps of odd batches, every buffer's data checked end to end. */
+	pair_open(&p, 16, IVL_VIRTQ_F_IN_ORDER, 0, 65500);
+	assert_int_equal(ivl_virtq_pool_set(p.drv, off, 64), 0);
+	uint32_t seq = 0, want = 0, back = 0;
+	for (unsigned round = 0; round < 500; round++) {
+		int room = ivl_virtq_pool_room(p.drv, &next);
+		unsigned k = 1 + round % 7 < (unsigned)room ? 1 + round % 7 : (unsigned)room;
+		for (unsigned j = 0; j < k; j++, seq++)
+			memcpy(p.win + off + (size_t)((next + j) & 15) * 64, &seq, 4);
+		assert_int_equal(ivl_virtq_pool_add(p.drv, NULL, k, false), (int)k);
+		int r;
+		while ((r = ivl_virtq_pop_many(p.dev, e, 1 + round % 3)) > 0)
+			for (int i = 0; i < r; i++) {
+				uint32_t v;
+				memcpy(&v, e[i].iov[0].iov_base, 4);
+				assert_int_equal(v, want);
+				want++;
+				assert_int_equal(ivl_virtq_push(p.dev, e[i].head, 0), 0);
+			}
+		assert_int_equal(r, 0);
+		if (round % 2)
+			assert_int_equal(ivl_virtq_flush(p.dev), 0);
+		while ((r = ivl_virtq_pool_get_used(p.drv, &first, NULL, 1 + round % 4)) > 0) {
+			assert_int_equal(first, back & 15);
+			back += (unsigned)r;
+		}
+		assert_int_equal(r, 0);
+	}
+	assert_int_equal(want, seq);
+	assert_int_equal(back, seq);
+	assert_int_equal(ivl_virtq_broken(p.drv), 0);
+	assert_int_equal(ivl_virtq_broken(p.dev), 0);
+	pair_close(&p);
+}
+
 static void test_layout(void **state)
 {
 	struct ivl_virtq_layout l;
@@ -1159,6 +1294,7 @@ int main(void)
 	    cmocka_unit_test(test_hostile_device), cmocka_unit_test(test_single),
 	    cmocka_unit_test(test_many),	   cmocka_unit_test(test_defer_publish),
 	    cmocka_unit_test(test_many_device),    cmocka_unit_test(test_in_order),
+	    cmocka_unit_test(test_pool),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
