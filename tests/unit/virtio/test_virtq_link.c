@@ -4,7 +4,9 @@
  * owns the region, the parent is the driver, a forked child the device, and
  * doorbells are the notifications (vector 0: kick, vector 1: used).  Both
  * sides use EVENT_IDX and indirect descriptors; every reply is checked.
- * Every wait is bounded; the child reports through its exit status.
+ * Then the same with IN_ORDER and the driver's buffers a pool of fixed
+ * buffers (ivl_virtq_pool_*): the device checks every message's data and
+ * order.  Every wait is bounded; the child reports through its exit status.
  */
 #include <errno.h>
 #include <signal.h>
@@ -38,6 +40,8 @@
 	} while (0)
 
 static pid_t server_pid = -1, child_pid = -1;
+/* The second test: IN_ORDER, and the driver's buffers a pool. */
+static bool pool_mode;
 
 static const struct ivl_virtq_opts *ring_opts(enum ivl_virtq_role role)
 {
@@ -45,7 +49,8 @@ static const struct ivl_virtq_opts *ring_opts(enum ivl_virtq_role role)
 	memset(&o, 0, sizeof(o));
 	o.role = role;
 	o.num = NUM;
-	o.features = IVL_VIRTQ_F_EVENT_IDX | IVL_VIRTQ_F_INDIRECT_DESC;
+	o.features = IVL_VIRTQ_F_EVENT_IDX | IVL_VIRTQ_F_INDIRECT_DESC |
+		     (pool_mode ? IVL_VIRTQ_F_IN_ORDER : 0);
 	o.indirect_max = 4;
 	o.init = role == IVL_VIRTQ_DRIVER;
 	ivl_virtq_layout_default(NUM, 4, 0, &o.layout);
@@ -118,13 +123,28 @@ static void device_main(const char *sock)
 	CK(wait_bell(l, V_KICK, 10000) == 0);
 	struct ivl_virtq *q;
 	CK(ivl_virtq_new(&q, win, wsz, ring_opts(IVL_VIRTQ_DEVICE)) == 0);
+	uint32_t next_seq = 0;
 	for (;;) {
 		ivl_virtq_disable_notify(q);
 		int r;
 		struct iovec iov[8];
 		struct ivl_virtq_elem e = {.iov = iov, .iov_max = 8};
 		bool stop = false;
-		while ((r = ivl_virtq_pop(q, &e)) == 1) {
+		while (pool_mode && (r = ivl_virtq_pop(q, &e)) == 1) {
+			/* Pool buffer e.head, in order: seq, then seq % 300
+			 * bytes of pattern. */
+			CK(e.out_num == 1 && e.in_num == 0 && iov[0].iov_len == SLOT_SZ);
+			CK((char *)iov[0].iov_base == win + BUF_OFF + (size_t)e.head * SLOT_SZ);
+			uint32_t seq;
+			memcpy(&seq, iov[0].iov_base, 4);
+			CK(seq == STOP || seq == next_seq);
+			for (size_t i = 0; seq != STOP && i < seq % 300; i++)
+				CK(((char *)iov[0].iov_base)[8 + i] == (char)(seq + i));
+			next_seq++;
+			CK(ivl_virtq_push(q, e.head, 0) == 0);
+			stop |= seq == STOP;
+		}
+		while (!pool_mode && (r = ivl_virtq_pop(q, &e)) == 1) {
 			CK(e.out_num == 2 && e.in_num == 1 && iov[0].iov_len == 4);
 			CK(iov[2].iov_len == 8);
 			uint32_t seq, reply[2];
@@ -234,6 +254,76 @@ static void test_two_processes(void **state)
 	ivl_link_free(l);
 }
 
+/* The driver's buffers are a pool: filled in place, added and taken back
+ * by count, in order; the device checks each message. */
+static void test_two_processes_pool(void **state)
+{
+	const char *dir = tu_tmpdir();
+	const char *sock = tu_path(dir, "vqp.sock");
+	pool_mode = true;
+	server_pid = tu_start_server(sock, tu_path(dir, "server.log"), "--memfd", "-l", "4M", "-n",
+				     "4", NULL);
+	assert_true(server_pid > 0);
+	child_pid = fork();
+	assert_true(child_pid >= 0);
+	if (child_pid == 0)
+		device_main(sock);
+
+	struct ivl_link *l = connect_to(sock);
+	assert_non_null(l);
+	int dev = other_peer(l);
+	assert_true(dev >= 0);
+	uint64_t wsz;
+	char *win = ivl_link_app_area(l, &wsz);
+	assert_true(wsz >= BUF_OFF + NUM * SLOT_SZ);
+	struct ivl_virtq *q;
+	assert_int_equal(ivl_virtq_new(&q, win, wsz, ring_opts(IVL_VIRTQ_DRIVER)), 0);
+	assert_int_equal(ivl_virtq_pool_set(q, BUF_OFF, SLOT_SZ), 0);
+
+	uint32_t sent = 0, done = 0;
+	unsigned back_next = 0;
+	bool stop_sent = false;
+	while (!stop_sent || done < sent) {
+		unsigned next;
+		int room = ivl_virtq_pool_room(q, &next);
+		assert_true(room >= 0 && room <= NUM);
+		/* Fill up to 7 at a time in place, then add them by count. */
+		int k = 0;
+		for (; !stop_sent && k < room && k < 7; k++) {
+			char *b = win + BUF_OFF + (size_t)((next + (unsigned)k) % NUM) * SLOT_SZ;
+			uint32_t seq = sent == MSGS ? STOP : sent;
+			memcpy(b, &seq, 4);
+			for (size_t i = 0; seq != STOP && i < seq % 300; i++)
+				b[8 + i] = (char)(seq + i);
+			sent++;
+			stop_sent = seq == STOP;
+		}
+		if (k)
+			assert_int_equal(ivl_virtq_pool_add(q, NULL, (unsigned)k, false), k);
+		assert_true(ivl_virtq_notify_link(q, l, (uint16_t)dev, V_KICK) >= 0);
+		unsigned first;
+		uint32_t lens[NUM];
+		int got = ivl_virtq_pool_get_used(q, &first, lens, NUM);
+		assert_true(got >= 0);
+		if (got) {
+			assert_int_equal(first, back_next);
+			for (int i = 0; i < got; i++)
+				assert_int_equal(lens[i], 0);
+			back_next = (back_next + (unsigned)got) % NUM;
+			done += (unsigned)got;
+		} else if (!k && ivl_virtq_enable_notify(q) == 0) {
+			assert_int_equal(wait_bell(l, V_USED, 10000), 0);
+		}
+	}
+	assert_int_equal(done, MSGS + 1);
+	int st = tu_wait(child_pid, 10000);
+	child_pid = -1;
+	assert_true(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	ivl_virtq_free(q);
+	ivl_link_free(l);
+	pool_mode = false;
+}
+
 static int teardown(void **state)
 {
 	if (child_pid > 0)
@@ -249,6 +339,7 @@ int main(void)
 	signal(SIGPIPE, SIG_IGN);
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_teardown(test_two_processes, teardown),
+	    cmocka_unit_test_teardown(test_two_processes_pool, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
