@@ -45,11 +45,12 @@ def parse_virtq(path):
             size = int(m.group(1))
             out[size] = {}
             continue
-        m = re.match(r"\s+(virtq-\S+|raw-ring|memcpy)\s+(\d+)\s+\S+\s+\d+\s+\d+\s*(\d+)?%?", line)
+        m = re.match(r"\s+(virtq-\S+|raw-ring|memcpy)\s+(\d+)\s+\S+\s+\d+\s+\d+\s*([\d.]+)?%?",
+                     line)
         if m and size is not None:
             out[size][m.group(1)] = {
                 "msg_s": int(m.group(2)),
-                "x_raw": int(m.group(3)) / 100 if m.group(3) else None,
+                "x_raw": float(m.group(3)) / 100 if m.group(3) else None,
             }
     return out
 

@@ -557,7 +557,7 @@ static void bench_size(size_t msgsz)
 		printf("  %-15s %14.0f %10.2f %12.0f %12.0f", kind_name[k], m, m * msgsz / 1e9, lo,
 		       hi);
 		if (k < NVQ)
-			printf(" %9.0f%% %9.1f%%", 100 * bu_median(x_raw[k], (size_t)reps),
+			printf(" %9.1f%% %9.1f%%", 100 * bu_median(x_raw[k], (size_t)reps),
 			       100 * bu_median(x_memcpy[k], (size_t)reps));
 		printf("\n");
 	}
