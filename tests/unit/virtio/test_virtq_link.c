@@ -169,10 +169,19 @@ static void device_main(const char *sock)
 	_exit(0);
 }
 
-static void test_two_processes(void **state)
+/* The server, the device child, and the parent's link and driver queue. */
+struct parent {
+	struct ivl_link *l;
+	int dev;
+	char *win;
+	uint64_t wsz;
+	struct ivl_virtq *q;
+};
+
+static void start(struct parent *p, const char *sock_name)
 {
 	const char *dir = tu_tmpdir();
-	const char *sock = tu_path(dir, "vq.sock");
+	const char *sock = tu_path(dir, sock_name);
 	server_pid = tu_start_server(sock, tu_path(dir, "server.log"), "--memfd", "-l", "4M", "-n",
 				     "4", NULL);
 	assert_true(server_pid > 0);
@@ -180,16 +189,33 @@ static void test_two_processes(void **state)
 	assert_true(child_pid >= 0);
 	if (child_pid == 0)
 		device_main(sock);
+	p->l = connect_to(sock);
+	assert_non_null(p->l);
+	p->dev = other_peer(p->l);
+	assert_true(p->dev >= 0);
+	p->win = ivl_link_app_area(p->l, &p->wsz);
+	assert_true(p->wsz >= BUF_OFF + NUM * SLOT_SZ);
+	assert_int_equal(ivl_virtq_new(&p->q, p->win, p->wsz, ring_opts(IVL_VIRTQ_DRIVER)), 0);
+}
 
-	struct ivl_link *l = connect_to(sock);
-	assert_non_null(l);
-	int dev = other_peer(l);
-	assert_true(dev >= 0);
-	uint64_t wsz;
-	char *win = ivl_link_app_area(l, &wsz);
-	assert_true(wsz >= BUF_OFF + SLOTS * SLOT_SZ);
-	struct ivl_virtq *q;
-	assert_int_equal(ivl_virtq_new(&q, win, wsz, ring_opts(IVL_VIRTQ_DRIVER)), 0);
+/* The child's verdict, then the parent's side freed. */
+static void finish(struct parent *p)
+{
+	int st = tu_wait(child_pid, 10000);
+	child_pid = -1;
+	assert_true(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	ivl_virtq_free(p->q);
+	ivl_link_free(p->l);
+}
+
+static void test_two_processes(void **state)
+{
+	struct parent pp;
+	start(&pp, "vq.sock");
+	struct ivl_link *l = pp.l;
+	int dev = pp.dev;
+	char *win = pp.win;
+	struct ivl_virtq *q = pp.q;
 
 	int free_slots[SLOTS], nfree = SLOTS;
 	uint32_t expect[SLOTS];
@@ -247,37 +273,20 @@ static void test_two_processes(void **state)
 	assert_int_equal(done, MSGS + 1);
 	/* EVENT_IDX must have suppressed at least some kicks. */
 	assert_true(kicks >= 1 && kicks <= done);
-	int st = tu_wait(child_pid, 10000);
-	child_pid = -1;
-	assert_true(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0);
-	ivl_virtq_free(q);
-	ivl_link_free(l);
+	finish(&pp);
 }
 
 /* The driver's buffers are a pool: filled in place, added and taken back
  * by count, in order; the device checks each message. */
 static void test_two_processes_pool(void **state)
 {
-	const char *dir = tu_tmpdir();
-	const char *sock = tu_path(dir, "vqp.sock");
+	struct parent pp;
 	pool_mode = true;
-	server_pid = tu_start_server(sock, tu_path(dir, "server.log"), "--memfd", "-l", "4M", "-n",
-				     "4", NULL);
-	assert_true(server_pid > 0);
-	child_pid = fork();
-	assert_true(child_pid >= 0);
-	if (child_pid == 0)
-		device_main(sock);
-
-	struct ivl_link *l = connect_to(sock);
-	assert_non_null(l);
-	int dev = other_peer(l);
-	assert_true(dev >= 0);
-	uint64_t wsz;
-	char *win = ivl_link_app_area(l, &wsz);
-	assert_true(wsz >= BUF_OFF + NUM * SLOT_SZ);
-	struct ivl_virtq *q;
-	assert_int_equal(ivl_virtq_new(&q, win, wsz, ring_opts(IVL_VIRTQ_DRIVER)), 0);
+	start(&pp, "vqp.sock");
+	struct ivl_link *l = pp.l;
+	int dev = pp.dev;
+	char *win = pp.win;
+	struct ivl_virtq *q = pp.q;
 	assert_int_equal(ivl_virtq_pool_set(q, BUF_OFF, SLOT_SZ), 0);
 
 	uint32_t sent = 0, done = 0;
@@ -316,11 +325,7 @@ static void test_two_processes_pool(void **state)
 		}
 	}
 	assert_int_equal(done, MSGS + 1);
-	int st = tu_wait(child_pid, 10000);
-	child_pid = -1;
-	assert_true(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0);
-	ivl_virtq_free(q);
-	ivl_link_free(l);
+	finish(&pp);
 	pool_mode = false;
 }
 
