@@ -26,10 +26,11 @@
  * spin), in-order (poll, with VIRTIO_F_IN_ORDER negotiated: the driver keeps
  * no free list and reads no used element), pool (in order and EVENT_IDX, the
  * driver's buffers a fixed pool added by count: ivl_virtq_pool_*, no iovec,
- * no token; the device never asks for a kick) and adaptive (EVENT_IDX; a side that runs dry arms its event index
- * and waits on its link in IVL_WAIT_ADAPTIVE: spin 50 us, then sleep on a
- * doorbell; the other side rings through ivl_virtq_notify_link()).  The raw
- * ring always polls: it is the best a ring can do.
+ * no token; the device never asks for a kick) and adaptive (EVENT_IDX; a
+ * side that runs dry arms its event index and waits on its link in
+ * IVL_WAIT_ADAPTIVE: spin 50 us, then sleep on a doorbell; the other side
+ * rings through ivl_virtq_notify_link()).  The raw ring always polls: it is
+ * the best a ring can do.
  *
  * Both rings publish (avail / head, used / tail) every min(32, pool / 4)
  * messages unless --batch says otherwise.
