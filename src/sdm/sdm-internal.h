@@ -182,6 +182,8 @@ bool ivl__sdm_idle(struct ivl_sdm *sdm, int delivered);
 int ivl__sdm_deliver(struct ivl_sdm *sdm, const struct ivl_sdm_signal *sig, uint16_t from);
 /* The same for @n signals in a row from one sender; returns how many were
  * delivered. */
+int ivl__sdm_deliver_many(struct ivl_sdm *sdm, const struct ivl_sdm_signal *sigs, unsigned n,
+			  uint16_t from);
 /* How many signals from @sigs on (n >= 1) name the same destination: a
  * master's batch goes to a channel's rings in such runs. */
 static inline size_t ivl__sdm_same_dest(const struct ivl_sdm_signal *sigs, size_t n)
@@ -192,7 +194,5 @@ static inline size_t ivl__sdm_same_dest(const struct ivl_sdm_signal *sigs, size_
 		k++;
 	return k;
 }
-int ivl__sdm_deliver_many(struct ivl_sdm *sdm, const struct ivl_sdm_signal *sigs, unsigned n,
-			  uint16_t from);
 
 #endif

@@ -87,7 +87,6 @@ struct ivl_virtq {
 	bool pool;
 	uint32_t pool_size;
 	uint64_t pool_off;
-	unsigned pool_used; /* the buffer the next used one is */
 };
 
 static _Atomic uint16_t *a16(void *p)
@@ -637,49 +636,72 @@ static inline __attribute__((always_inline)) int take_used(struct ivl_virtq *q, 
  * (a device may write only one element per batch, virtio 1.1 §2.7.8, but
  * the lengths of the others are then lost; ask such a device for none).
  * A used index beyond what was published, or a length asked of an element
- * that names another head, breaks the queue.
+ * that names another head, breaks the queue.  The token verbs and the
+ * buffer pool share the three steps below.
  */
+
+/* How many used buffers are there to take (used->idx re-read only when
+ * every one seen was taken), or -EPROTO. */
+static inline int in_order_ready(struct ivl_virtq *q)
+{
+	const uint16_t last = q->last_used;
+	if (q->used_shadow == last) {
+		/* Acquire: pairs with the store-release of used->idx in
+		 * ivl_virtq_flush(). */
+		uint16_t shadow =
+		    le16toh(atomic_load_explicit(a16(&q->used->idx), memory_order_acquire));
+		if ((uint16_t)(shadow - last) > (uint16_t)(q->published_idx - last))
+			return break_queue(q, -EPROTO, "used index past the buffers published");
+		q->used_shadow = shadow;
+	}
+	return (uint16_t)(q->used_shadow - last);
+}
+
+/* The length the device wrote into the buffer at used position @pos, which
+ * must be @head's; false if its element names another head. */
+static inline bool in_order_len(const struct ivl_virtq *q, unsigned pos, unsigned head,
+				uint32_t *len)
+{
+	struct vring_used_elem e;
+	memcpy(&e, &q->used->ring[pos], sizeof(e));
+	if (le32toh(e.id) != head)
+		return false;
+	*len = le32toh(e.len);
+	return true;
+}
+
+/* @k of the @n buffers there were taken: move on, keep the event index just
+ * ahead, and break the queue if an element stopped them early. */
+static inline int in_order_took(struct ivl_virtq *q, unsigned k, unsigned n)
+{
+	q->last_used = (uint16_t)(q->last_used + k);
+	if (k && q->event_idx && q->notify_on)
+		atomic_store_explicit(q->used_event, htole16(q->last_used), memory_order_relaxed);
+	if (k == n)
+		return (int)k;
+	q->used_shadow = q->last_used;
+	int r = break_queue(q, -EPROTO, "used element out of order");
+	return k ? (int)k : r;
+}
+
 static inline __attribute__((always_inline)) int take_in_order(struct ivl_virtq *q, void **tokens,
 							       uint32_t *lens, unsigned max)
 {
-	uint16_t last = q->last_used, shadow = q->used_shadow;
-	if (shadow == last) {
-		/* Acquire: pairs with the store-release of used->idx in
-		 * ivl_virtq_flush(). */
-		shadow = le16toh(atomic_load_explicit(a16(&q->used->idx), memory_order_acquire));
-		if ((uint16_t)(shadow - last) > (uint16_t)(q->published_idx - last)) {
-			q->used_shadow = last;
-			return break_queue(q, -EPROTO, "used index past the buffers published");
-		}
-	}
-	unsigned n = (uint16_t)(shadow - last), nfree = q->num_free;
-	if (n > max)
-		n = max;
-	unsigned k = 0;
+	int ready = in_order_ready(q);
+	if (ready < 0)
+		return ready;
+	const unsigned n = (unsigned)ready < max ? (unsigned)ready : max;
+	const uint16_t last = q->last_used;
+	unsigned k = 0, nfree = q->num_free;
 	for (; k < n; k++) {
 		const unsigned pos = (uint16_t)(last + k) & q->mask;
-		if (lens) {
-			struct vring_used_elem e;
-			memcpy(&e, &q->used->ring[pos], sizeof(e));
-			if (le32toh(e.id) != q->next[pos])
-				break;
-			lens[k] = le32toh(e.len);
-		}
+		if (lens && !in_order_len(q, pos, q->next[pos], &lens[k]))
+			break;
 		tokens[k] = q->tokens[pos];
 		nfree += q->ndesc[pos];
 	}
-	last = (uint16_t)(last + k);
 	q->num_free = nfree;
-	q->last_used = last;
-	q->used_shadow = shadow;
-	if (k && q->event_idx && q->notify_on)
-		atomic_store_explicit(q->used_event, htole16(last), memory_order_relaxed);
-	if (k < n) {
-		q->used_shadow = last;
-		int r = break_queue(q, -EPROTO, "used element out of order");
-		return k ? (int)k : r;
-	}
-	return (int)k;
+	return in_order_took(q, k, n);
 }
 
 IVL_EXPORT int ivl_virtq_get_used(struct ivl_virtq *q, void **token, uint32_t *len)
@@ -717,7 +739,6 @@ IVL_EXPORT int ivl_virtq_pool_set(struct ivl_virtq *q, uint64_t offset, uint32_t
 	q->pool = true;
 	q->pool_off = offset;
 	q->pool_size = size;
-	q->pool_used = q->free_head;
 	return 0;
 }
 
@@ -778,42 +799,22 @@ IVL_EXPORT int ivl_virtq_pool_get_used(struct ivl_virtq *q, unsigned *first, uin
 		return -EINVAL;
 	if (q->broken)
 		return -EIO;
-	uint16_t last = q->last_used, shadow = q->used_shadow;
-	if (shadow == last) {
-		/* Acquire: pairs with the store-release of used->idx in
-		 * ivl_virtq_flush(). */
-		shadow = le16toh(atomic_load_explicit(a16(&q->used->idx), memory_order_acquire));
-		if ((uint16_t)(shadow - last) > (uint16_t)(q->published_idx - last))
-			return break_queue(q, -EPROTO, "used index past the buffers published");
-		q->used_shadow = shadow;
-	}
-	unsigned n = (uint16_t)(shadow - last), k = 0;
-	if (n > max)
-		n = max;
-	for (; lens && k < n; k++) {
-		/* Lengths: each element must name its buffer (see
-		 * take_in_order()). */
-		struct vring_used_elem e;
-		memcpy(&e, &q->used->ring[(uint16_t)(last + k) & q->mask], sizeof(e));
-		if (le32toh(e.id) != ((q->pool_used + k) & q->mask))
+	int ready = in_order_ready(q);
+	if (ready < 0)
+		return ready;
+	const unsigned n = (unsigned)ready < max ? (unsigned)ready : max;
+	/* Each buffer in flight took the next descriptor: the oldest is as
+	 * many behind the next free one as there are in flight. */
+	const unsigned oldest = (q->free_head - (uint16_t)(q->avail_idx - q->last_used)) & q->mask;
+	unsigned k = lens ? 0 : n;
+	for (; k < n; k++)
+		if (!in_order_len(q, (uint16_t)(q->last_used + k) & q->mask, (oldest + k) & q->mask,
+				  &lens[k]))
 			break;
-		lens[k] = le32toh(e.len);
-	}
-	if (!lens)
-		k = n;
 	if (first)
-		*first = q->pool_used;
-	q->pool_used = (q->pool_used + k) & q->mask;
+		*first = oldest;
 	q->num_free += k;
-	q->last_used = (uint16_t)(last + k);
-	if (k && q->event_idx && q->notify_on)
-		atomic_store_explicit(q->used_event, htole16(q->last_used), memory_order_relaxed);
-	if (k < n) {
-		q->used_shadow = q->last_used;
-		int r = break_queue(q, -EPROTO, "used element out of order");
-		return k ? (int)k : r;
-	}
-	return (int)k;
+	return in_order_took(q, k, n);
 }
 
 /* ---- both roles: notification suppression ---------------------------- */

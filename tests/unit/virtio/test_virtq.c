@@ -372,6 +372,20 @@ static void test_in_order(void **state)
 	assert_int_equal(ivl_virtq_broken(p.drv), -EPROTO);
 	pair_close(&p);
 
+	/* With EVENT_IDX, taking buffers back moves used_event just past
+	 * them, as without IN_ORDER. */
+	pair_open(&p, 8, IVL_VIRTQ_F_IN_ORDER | IVL_VIRTQ_F_EVENT_IDX, 0, 0);
+	assert_int_equal(add_chain_of(&p, 1, 1), 0);
+	assert_int_equal(add_chain_of(&p, 2, 2), 1);
+	assert_int_equal(ivl_virtq_pop_many(p.dev, e, 8), 2);
+	assert_int_equal(ivl_virtq_push_many(p.dev, (uint16_t[]){0, 1}, NULL, 2), 2);
+	assert_int_equal(ivl_virtq_flush(p.dev), 0);
+	assert_int_equal(ivl_virtq_get_used_many(p.drv, tok, NULL, 8), 2);
+	uint16_t ue;
+	memcpy(&ue, p.win + p.lay.avail + 4 + 2u * 8, 2);
+	assert_int_equal(le16toh(ue), 2);
+	pair_close(&p);
+
 	/* Full, drained, refilled for many laps with batches that never
 	 * divide the ring: every token back once, in order. */
 	pair_open(&p, 16, IVL_VIRTQ_F_IN_ORDER, 0, 65000);
@@ -1206,6 +1220,19 @@ static void test_pool(void **state)
 	used_idx_set(&p, 3);
 	assert_int_equal(ivl_virtq_pool_get_used(p.drv, &first, NULL, 8), -EPROTO);
 	assert_int_equal(ivl_virtq_pool_room(p.drv, &next), -EIO);
+	pair_close(&p);
+
+	/* With EVENT_IDX, a pool's take-back moves used_event too. */
+	pair_open(&p, 8, IVL_VIRTQ_F_IN_ORDER | IVL_VIRTQ_F_EVENT_IDX, 0, 0);
+	assert_int_equal(ivl_virtq_pool_set(p.drv, off, size), 0);
+	assert_int_equal(ivl_virtq_pool_add(p.drv, NULL, 3, false), 3);
+	assert_int_equal(ivl_virtq_pop_many(p.dev, e, 8), 3);
+	assert_int_equal(ivl_virtq_push_many(p.dev, (uint16_t[]){0, 1, 2}, NULL, 3), 3);
+	assert_int_equal(ivl_virtq_flush(p.dev), 0);
+	assert_int_equal(ivl_virtq_pool_get_used(p.drv, &first, NULL, 8), 3);
+	uint16_t ue;
+	memcpy(&ue, p.win + p.lay.avail + 4 + 2u * 8, 2);
+	assert_int_equal(le16toh(ue), 3);
 	pair_close(&p);
 
 	/* Many laps of odd batches, every buffer's data checked end to end. */
