@@ -95,9 +95,20 @@ struct ivl__peer {
 	int fds[IVL_MAX_VECTORS];
 };
 
+#define IVL__PT_PAGE 256u /* peers per page of the table */
+
+struct ivl__pt_page {
+	struct ivl__peer *peer[IVL__PT_PAGE];
+	/* peer[i]'s fd count, or 0: written under the write lock, read
+	 * without any lock by ivl__pt_vectors() (every ring asks). */
+	_Atomic uint8_t nvec[IVL__PT_PAGE];
+};
+
 struct ivl__peer_table {
 	pthread_rwlock_t lock;
-	struct ivl__peer **pages[256];
+	/* Allocated under the write lock, published with release, freed
+	 * only by ivl__pt_fini(). */
+	struct ivl__pt_page *_Atomic pages[256];
 	unsigned count;
 };
 
@@ -132,6 +143,7 @@ struct ivl__link_ops {
 	int (*ring)(struct ivl_link *l, uint16_t peer, uint16_t vector);
 	/* Joined peers except me, ascending; any thread. */
 	int (*peers)(const struct ivl_link *l, uint16_t *ids, size_t max);
+	/* Any thread, and takes no lock: every ring asks it. */
 	unsigned (*peer_vectors)(const struct ivl_link *l, uint16_t peer);
 	/* IVL__TAG_INPUT became readable: read it, push events (DOWN on a
 	 * fatal error, then stop watching).  May be NULL. */
@@ -174,7 +186,7 @@ struct ivl_link {
 	 * doorbells until I am done (link.c, declare_done()). */
 	bool busy;
 	struct {
-		_Atomic uint64_t rings, doorbells, coalesced, wakeups, spins;
+		_Atomic uint64_t doorbells, coalesced, wakeups, spins; /* rings: the sum */
 	} st;
 	char name_buf[IVL_NAME_LEN + 1];
 };

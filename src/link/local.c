@@ -39,6 +39,9 @@ struct ivl_hub {
 	unsigned max_peers;
 	unsigned vectors;
 	struct local_link **slots;
+	/* slots[i] is a live peer: written under the write lock, read
+	 * without any lock by local_peer_vectors() (every ring asks). */
+	atomic_bool *present;
 	atomic_uint refs;
 	bool closed;
 };
@@ -61,6 +64,7 @@ static void hub_unref(struct ivl_hub *hub)
 	pthread_rwlock_destroy(&hub->lock);
 	ivl_region_free(hub->region);
 	free(hub->slots);
+	free(hub->present);
 	free(hub);
 }
 
@@ -82,13 +86,11 @@ IVL_EXPORT int ivl_hub_new(struct ivl_hub **out, uint64_t size, unsigned max_pee
 	if (!hub)
 		return -ENOMEM;
 	hub->slots = calloc(max_peers, sizeof(*hub->slots));
-	if (!hub->slots) {
-		free(hub);
-		return -ENOMEM;
-	}
-	ret = -pthread_rwlock_init(&hub->lock, NULL);
+	hub->present = calloc(max_peers, sizeof(*hub->present));
+	ret = hub->slots && hub->present ? -pthread_rwlock_init(&hub->lock, NULL) : -ENOMEM;
 	if (ret < 0) {
 		free(hub->slots);
+		free(hub->present);
 		free(hub);
 		return ret;
 	}
@@ -122,9 +124,11 @@ IVL_EXPORT void ivl_hub_free(struct ivl_hub *hub)
 		return;
 	pthread_rwlock_wrlock(&hub->lock);
 	hub->closed = true;
-	for (unsigned i = 0; i < hub->max_peers; i++)
+	for (unsigned i = 0; i < hub->max_peers; i++) {
+		atomic_store_explicit(&hub->present[i], false, memory_order_relaxed);
 		if (hub->slots[i])
 			ivl__link_set_down(&hub->slots[i]->l);
+	}
 	h = ivl_region_base(hub->region);
 	/* Pairs with the acquire load of state in ivl_shm_validate(). */
 	__atomic_store_n(&h->state, IVL_SHM_CLOSED, __ATOMIC_RELEASE);
@@ -199,16 +203,16 @@ static int local_peers(const struct ivl_link *l, uint16_t *ids, size_t max)
 	return (int)n;
 }
 
+/* Without the lock: a peer that leaves meanwhile may still be counted, as
+ * it could have left right after a locked look. */
 static unsigned local_peer_vectors(const struct ivl_link *l, uint16_t peer)
 {
 	struct ivl_hub *hub = to_local(l)->hub;
-	unsigned n = 0;
 
-	pthread_rwlock_rdlock(&hub->lock);
-	if (!hub->closed && peer < hub->max_peers && hub->slots[peer])
-		n = hub->vectors;
-	pthread_rwlock_unlock(&hub->lock);
-	return n;
+	return peer < hub->max_peers &&
+		       atomic_load_explicit(&hub->present[peer], memory_order_relaxed)
+		   ? hub->vectors
+		   : 0;
 }
 
 static void local_destroy(struct ivl_link *l)
@@ -219,6 +223,7 @@ static void local_destroy(struct ivl_link *l)
 	pthread_rwlock_wrlock(&hub->lock);
 	if (l->id >= 0 && hub->slots[l->id] == ll) {
 		hub->slots[l->id] = NULL;
+		atomic_store_explicit(&hub->present[l->id], false, memory_order_relaxed);
 		if (!hub->closed) {
 			entry_leave(hub, (unsigned)l->id);
 			for (unsigned i = 0; i < hub->max_peers; i++)
@@ -307,6 +312,7 @@ IVL_EXPORT int ivl_hub_join(struct ivl_hub *hub, const char *name,
 		ivl__evq_push(&ll->l.q, IVL_LINK_JOIN, (uint16_t)i, 0, 0);
 	}
 	hub->slots[id] = ll;
+	atomic_store_explicit(&hub->present[id], true, memory_order_relaxed);
 	pthread_rwlock_unlock(&hub->lock);
 	*out = &ll->l;
 	return 0;

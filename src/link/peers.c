@@ -15,8 +15,6 @@
 
 /* ---- peer table ------------------------------------------------------- */
 
-#define PAGE_SLOTS 256u
-
 int ivl__pt_init(struct ivl__peer_table *t)
 {
 	memset(t, 0, sizeof(*t));
@@ -32,45 +30,52 @@ static void peer_close(struct ivl__peer *p)
 void ivl__pt_fini(struct ivl__peer_table *t)
 {
 	for (unsigned pg = 0; pg < 256; pg++) {
-		if (!t->pages[pg])
+		struct ivl__pt_page *page =
+		    atomic_load_explicit(&t->pages[pg], memory_order_relaxed);
+
+		if (!page)
 			continue;
-		for (unsigned i = 0; i < PAGE_SLOTS; i++) {
-			struct ivl__peer *p = t->pages[pg][i];
+		for (unsigned i = 0; i < IVL__PT_PAGE; i++) {
+			struct ivl__peer *p = page->peer[i];
 			if (p) {
 				peer_close(p);
 				free(p);
 			}
 		}
-		free(t->pages[pg]);
-		t->pages[pg] = NULL;
+		free(page);
+		atomic_store_explicit(&t->pages[pg], NULL, memory_order_relaxed);
 	}
 	t->count = 0;
 	pthread_rwlock_destroy(&t->lock);
 }
 
-static struct ivl__peer *lookup(const struct ivl__peer_table *t, uint16_t id)
+/* Under the lock. */
+static struct ivl__peer *lookup(const struct ivl__peer_table *t, unsigned id)
 {
-	struct ivl__peer **page = t->pages[id >> 8];
+	struct ivl__pt_page *page =
+	    atomic_load_explicit(&t->pages[id / IVL__PT_PAGE], memory_order_relaxed);
 
-	return page ? page[id & 0xff] : NULL;
+	return page ? page->peer[id % IVL__PT_PAGE] : NULL;
 }
 
 int ivl__pt_add(struct ivl__peer_table *t, uint16_t peer, uint16_t vector, int fd)
 {
-	struct ivl__peer **page, *p;
+	struct ivl__pt_page *page;
+	struct ivl__peer *p;
 	int ret;
 
 	pthread_rwlock_wrlock(&t->lock);
-	page = t->pages[peer >> 8];
+	page = atomic_load_explicit(&t->pages[peer >> 8], memory_order_relaxed);
 	if (!page) {
-		page = calloc(PAGE_SLOTS, sizeof(*page));
+		page = calloc(1, sizeof(*page));
 		if (!page) {
 			ret = -ENOMEM;
 			goto fail;
 		}
-		t->pages[peer >> 8] = page;
+		/* Release: pairs with the acquire in ivl__pt_vectors(). */
+		atomic_store_explicit(&t->pages[peer >> 8], page, memory_order_release);
 	}
-	p = page[peer & 0xff];
+	p = page->peer[peer & 0xff];
 	if (vector != (p ? p->nfds : 0) || vector >= IVL_MAX_VECTORS) {
 		ret = -EPROTO;
 		goto fail;
@@ -81,10 +86,11 @@ int ivl__pt_add(struct ivl__peer_table *t, uint16_t peer, uint16_t vector, int f
 			ret = -ENOMEM;
 			goto fail;
 		}
-		page[peer & 0xff] = p;
+		page->peer[peer & 0xff] = p;
 		t->count++;
 	}
 	p->fds[p->nfds++] = fd;
+	atomic_store_explicit(&page->nvec[peer & 0xff], (uint8_t)p->nfds, memory_order_relaxed);
 	ret = (int)p->nfds;
 	pthread_rwlock_unlock(&t->lock);
 	return ret;
@@ -96,6 +102,7 @@ fail:
 
 int ivl__pt_remove(struct ivl__peer_table *t, uint16_t peer)
 {
+	struct ivl__pt_page *page;
 	struct ivl__peer *p;
 	int ret;
 
@@ -105,7 +112,9 @@ int ivl__pt_remove(struct ivl__peer_table *t, uint16_t peer)
 		pthread_rwlock_unlock(&t->lock);
 		return -ENOENT;
 	}
-	t->pages[peer >> 8][peer & 0xff] = NULL;
+	page = atomic_load_explicit(&t->pages[peer >> 8], memory_order_relaxed);
+	atomic_store_explicit(&page->nvec[peer & 0xff], 0, memory_order_relaxed);
+	page->peer[peer & 0xff] = NULL;
 	t->count--;
 	pthread_rwlock_unlock(&t->lock);
 	/* Unreachable for readers now: close outside the lock. */
@@ -154,11 +163,13 @@ int ivl__pt_list(struct ivl__peer_table *t, int skip, uint16_t *ids, size_t max)
 
 	pthread_rwlock_rdlock(&t->lock);
 	for (unsigned pg = 0; pg < 256; pg++) {
-		if (!t->pages[pg])
-			continue;
-		for (unsigned i = 0; i < PAGE_SLOTS; i++) {
-			struct ivl__peer *p = t->pages[pg][i];
-			unsigned id = pg * PAGE_SLOTS + i;
+		struct ivl__pt_page *page =
+		    atomic_load_explicit(&t->pages[pg], memory_order_relaxed);
+
+		for (unsigned i = 0; page && i < IVL__PT_PAGE; i++) {
+			struct ivl__peer *p = page->peer[i];
+			unsigned id = pg * IVL__PT_PAGE + i;
+
 			if (!p || !p->joined || (int)id == skip)
 				continue;
 			if (n < max)
@@ -170,16 +181,15 @@ int ivl__pt_list(struct ivl__peer_table *t, int skip, uint16_t *ids, size_t max)
 	return (int)n;
 }
 
+/* Without the lock (see struct ivl__pt_page): a peer that leaves meanwhile
+ * may still be counted, as it could have left right after a locked look. */
 unsigned ivl__pt_vectors(struct ivl__peer_table *t, uint16_t peer)
 {
-	struct ivl__peer *p;
-	unsigned n;
+	/* Acquire: pairs with the release in ivl__pt_add(). */
+	struct ivl__pt_page *page =
+	    atomic_load_explicit(&t->pages[peer >> 8], memory_order_acquire);
 
-	pthread_rwlock_rdlock(&t->lock);
-	p = lookup(t, peer);
-	n = p ? p->nfds : 0;
-	pthread_rwlock_unlock(&t->lock);
-	return n;
+	return page ? atomic_load_explicit(&page->nvec[peer & 0xff], memory_order_relaxed) : 0;
 }
 
 void ivl__pt_foreach(struct ivl__peer_table *t,
@@ -187,11 +197,12 @@ void ivl__pt_foreach(struct ivl__peer_table *t,
 {
 	pthread_rwlock_wrlock(&t->lock);
 	for (unsigned pg = 0; pg < 256; pg++) {
-		if (!t->pages[pg])
-			continue;
-		for (unsigned i = 0; i < PAGE_SLOTS; i++)
-			if (t->pages[pg][i])
-				fn(ctx, (uint16_t)(pg * PAGE_SLOTS + i), t->pages[pg][i]);
+		struct ivl__pt_page *page =
+		    atomic_load_explicit(&t->pages[pg], memory_order_relaxed);
+
+		for (unsigned i = 0; page && i < IVL__PT_PAGE; i++)
+			if (page->peer[i])
+				fn(ctx, (uint16_t)(pg * IVL__PT_PAGE + i), page->peer[i]);
 	}
 	pthread_rwlock_unlock(&t->lock);
 }
