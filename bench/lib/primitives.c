@@ -263,15 +263,21 @@ struct poll_ctx {
 	char pad[56];
 };
 
-static int poll_setup(void **out)
+/* A zeroed context on lines of its own (both CPUs write it). */
+static int zalloc_ctx(void **out, size_t align, size_t size)
 {
-	struct poll_ctx *c = aligned_alloc(64, sizeof(*c));
+	void *c = aligned_alloc(align, size);
 
 	if (!c)
 		return -ENOMEM;
-	memset(c, 0, sizeof(*c));
+	memset(c, 0, size);
 	*out = c;
 	return 0;
+}
+
+static int poll_setup(void **out)
+{
+	return zalloc_ctx(out, 64, sizeof(struct poll_ctx));
 }
 
 static void poll_signal(void *p, int side)
@@ -320,13 +326,7 @@ struct bitmask_ctx {
 
 static int bitmask_setup(void **out)
 {
-	struct bitmask_ctx *c = aligned_alloc(128, sizeof(*c));
-
-	if (!c)
-		return -ENOMEM;
-	memset(c, 0, sizeof(*c));
-	*out = c;
-	return 0;
+	return zalloc_ctx(out, 128, sizeof(struct bitmask_ctx));
 }
 
 static void bitmask_signal(void *p, int side)

@@ -6,6 +6,8 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include <ivlink/log.h>
@@ -26,6 +28,19 @@ void ivl__log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 
 #define ivl__notice(...) ivl__log(IVL_LOG_NOTICE, __VA_ARGS__)
 #define ivl__info(...) ivl__log(IVL_LOG_INFO, __VA_ARGS__)
 #define ivl__debug(...) ivl__log(IVL_LOG_DEBUG, __VA_ARGS__)
+
+/* @bytes of zeroed memory on whole 64-byte cache lines of its own (free()
+ * it), or NULL: for objects that threads on two CPUs write, so that
+ * neighbours on the heap share no line with them. */
+static inline void *ivl__zalloc_lines(size_t bytes)
+{
+	size_t n = ((bytes ? bytes : 1) + 63) & ~(size_t)63;
+	void *p = aligned_alloc(64, n);
+
+	if (p)
+		memset(p, 0, n);
+	return p;
+}
 
 /* close() that keeps errno and ignores fd < 0; returns -1 for "fd = ...". */
 static inline int ivl__close(int fd)

@@ -124,10 +124,9 @@ static int admit(struct ivl_sdm_bus *b, struct ivl_sdm *s)
 	}
 	sl = atomic_load_explicit(&b->slot[id], memory_order_relaxed);
 	if (!sl) {
-		sl = aligned_alloc(64, sizeof(*sl));
+		sl = ivl__zalloc_lines(sizeof(*sl));
 		if (!sl)
 			return -ENOMEM;
-		memset(sl, 0, sizeof(*sl));
 		/* Release: pairs with the master's acquire in master_drain(). */
 		atomic_store_explicit(&b->slot[id], sl, memory_order_release);
 	}

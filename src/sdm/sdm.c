@@ -172,11 +172,9 @@ IVL_EXPORT int ivl_sdm_new(struct ivl_sdm **out, const struct ivl_sdm_opts *opt)
 	 * batch, and two objects side by side on the heap would share a line.
 	 * (bench_sdm's local channel lost a third of its rate, or not,
 	 * depending on what the heap held before.) */
-	size_t bytes = (sizeof(*s) + ops->priv_size + 63) & ~(size_t)63;
-	s = aligned_alloc(64, bytes);
+	s = ivl__zalloc_lines(sizeof(*s) + ops->priv_size);
 	if (!s)
 		return -ENOMEM;
-	memset(s, 0, bytes);
 	s->master = opt->master;
 	s->max_slaves = opt->master ? opt->max_slaves : 0;
 	s->want_id = opt->master ? 0 : opt->id;

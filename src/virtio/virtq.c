@@ -176,11 +176,9 @@ IVL_EXPORT int ivl_virtq_new(struct ivl_virtq **out, void *window, uint64_t wind
 			    ? (size_t)o->num * (sizeof(void *) + 2 * sizeof(uint16_t))
 			: in_order ? (size_t)o->num * sizeof(uint16_t)
 				   : 0;
-	size_t bytes = (size_t)align_up(sizeof(struct ivl_virtq) + arrays, 64);
-	struct ivl_virtq *q = aligned_alloc(64, bytes);
+	struct ivl_virtq *q = ivl__zalloc_lines(sizeof(struct ivl_virtq) + arrays);
 	if (!q)
 		return -ENOMEM;
-	memset(q, 0, bytes);
 	q->role = o->role;
 	q->num = o->num;
 	q->mask = o->num - 1;

@@ -26,8 +26,10 @@ struct pair {
 	unsigned num;
 };
 
-static void pair_open(struct pair *p, unsigned num, uint64_t features, unsigned ind_max,
-		      uint16_t start)
+/* A driver (publishing at once, or only on publish() when @defer) and a
+ * device on a fresh window. */
+static void pair_open_ex(struct pair *p, unsigned num, uint64_t features, unsigned ind_max,
+			 uint16_t start, bool defer)
 {
 	p->win = aligned_alloc(4096, WIN);
 	assert_non_null(p->win);
@@ -41,11 +43,19 @@ static void pair_open(struct pair *p, unsigned num, uint64_t features, unsigned 
 				   .layout = p->lay,
 				   .indirect_max = ind_max,
 				   .start_idx = start,
-				   .init = true};
+				   .init = true,
+				   .defer_publish = defer};
 	assert_int_equal(ivl_virtq_new(&p->drv, p->win, WIN, &o), 0);
 	o.role = IVL_VIRTQ_DEVICE;
 	o.init = false;
+	o.defer_publish = false;
 	assert_int_equal(ivl_virtq_new(&p->dev, p->win, WIN, &o), 0);
+}
+
+static void pair_open(struct pair *p, unsigned num, uint64_t features, unsigned ind_max,
+		      uint16_t start)
+{
+	pair_open_ex(p, num, features, ind_max, start, false);
 }
 
 static void pair_close(struct pair *p)
@@ -180,16 +190,7 @@ static void test_round_trip(void **state)
 static void test_defer_publish(void **state)
 {
 	struct pair p;
-	pair_open(&p, 8, IVL_VIRTQ_F_EVENT_IDX, 0, 65534);
-	ivl_virtq_free(p.drv);
-	struct ivl_virtq_opts o = {.role = IVL_VIRTQ_DRIVER,
-				   .num = 8,
-				   .features = IVL_VIRTQ_F_EVENT_IDX,
-				   .layout = p.lay,
-				   .start_idx = 65534,
-				   .init = true,
-				   .defer_publish = true};
-	assert_int_equal(ivl_virtq_new(&p.drv, p.win, WIN, &o), 0);
+	pair_open_ex(&p, 8, IVL_VIRTQ_F_EVENT_IDX, 0, 65534, true);
 	assert_int_equal(ivl_virtq_publish(p.dev), -EINVAL);
 	assert_int_equal(ivl_virtq_publish(NULL), -EINVAL);
 
@@ -352,16 +353,7 @@ static void test_in_order(void **state)
 
 	/* A used index past what was published: added but deferred buffers
 	 * are not the device's to return. */
-	pair_open(&p, 8, IVL_VIRTQ_F_IN_ORDER, 0, 100);
-	ivl_virtq_free(p.drv);
-	struct ivl_virtq_opts o = {.role = IVL_VIRTQ_DRIVER,
-				   .num = 8,
-				   .features = IVL_VIRTQ_F_IN_ORDER,
-				   .layout = p.lay,
-				   .start_idx = 100,
-				   .init = true,
-				   .defer_publish = true};
-	assert_int_equal(ivl_virtq_new(&p.drv, p.win, WIN, &o), 0);
+	pair_open_ex(&p, 8, IVL_VIRTQ_F_IN_ORDER, 0, 100, true);
 	assert_int_equal(add_chain_of(&p, 1, 1), 0);
 	assert_int_equal(ivl_virtq_publish(p.drv), 0);
 	assert_int_equal(add_chain_of(&p, 1, 2), 1);
